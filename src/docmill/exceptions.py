@@ -1,0 +1,139 @@
+"""
+The errors docmill raises, as one tree::
+
+    DocmillError
+    ├── ExtractionError            a document could not be read (has .code)
+    │   ├── EmptyDocument          empty
+    │   ├── CorruptDocument        corrupt
+    │   ├── EncryptedDocument      encrypted
+    │   ├── UnsupportedFormat      unsupported_format
+    │   ├── LimitExceeded          limit_exceeded
+    │   ├── TooLarge               too_large
+    │   ├── ExtractionTimeout      timeout           (retryable)
+    │   └── WorkerCrash            worker_crash      (retryable)
+    ├── QueueError
+    │   ├── DocumentNotFound
+    │   └── LeaseLost              the claim's token no longer matches the row
+    └── StorageError
+        └── OriginalMissing
+
+``ExtractionError.code`` is the machine-readable word stored on a failed
+document; ``retryable`` tells the worker whether another attempt may succeed,
+so the worker never has to guess from the message.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+
+class DocmillError(Exception):
+    """Something docmill could not do."""
+
+
+class ExtractionError(DocmillError):
+    """The document could not be read."""
+
+    code: ClassVar[str] = "extraction_failed"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or (self.__doc__ or self.code).strip()
+        super().__init__(self.message)
+
+
+class EmptyDocument(ExtractionError):
+    """The document has no content."""
+
+    code = "empty"
+
+
+class CorruptDocument(ExtractionError):
+    """The document is damaged and no reader could recover its text."""
+
+    code = "corrupt"
+
+
+class EncryptedDocument(ExtractionError):
+    """The document is encrypted and does not open with an empty password."""
+
+    code = "encrypted"
+
+
+class UnsupportedFormat(ExtractionError):
+    """The document's format is not one docmill reads."""
+
+    code = "unsupported_format"
+
+
+class LimitExceeded(ExtractionError):
+    """The document exceeds a configured safety limit."""
+
+    code = "limit_exceeded"
+
+
+class TooLarge(ExtractionError):
+    """The document is larger than the configured maximum size."""
+
+    code = "too_large"
+
+
+class ExtractionTimeout(ExtractionError):
+    """Extraction took longer than the configured time limit."""
+
+    code = "timeout"
+    retryable = True
+
+
+class WorkerCrash(ExtractionError):
+    """The extraction process died while reading the document."""
+
+    code = "worker_crash"
+    retryable = True
+
+
+ERROR_CODES: dict[str, type[ExtractionError]] = {
+    cls.code: cls
+    for cls in (
+        EmptyDocument,
+        CorruptDocument,
+        EncryptedDocument,
+        UnsupportedFormat,
+        LimitExceeded,
+        TooLarge,
+        ExtractionTimeout,
+        WorkerCrash,
+    )
+}
+
+
+class QueueError(DocmillError):
+    """The job queue refused an operation."""
+
+
+class DocumentNotFound(QueueError):
+    """No document has this id."""
+
+    def __init__(self, document_id: str) -> None:
+        self.document_id = document_id
+        super().__init__(f"no document with id {document_id!r}")
+
+
+class LeaseLost(QueueError):
+    """The worker's claim on a document expired and was taken over."""
+
+    def __init__(self, document_id: str) -> None:
+        self.document_id = document_id
+        super().__init__(f"lease on document {document_id!r} was lost")
+
+
+class StorageError(DocmillError):
+    """The store of originals failed."""
+
+
+class OriginalMissing(StorageError):
+    """The stored original of a document is gone."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"stored original {key!r} is missing")

@@ -1,0 +1,100 @@
+"""
+Every knob docmill has, in one typed place.
+
+Each field reads from an environment variable named ``DOCMILL_`` plus the field
+name in upper case; the CLI flags of ``docmill serve`` and ``docmill worker``
+write into the same fields, so a flag and a variable can never disagree.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """docmill's configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCMILL_", extra="ignore")
+
+    data_dir: Path = Field(
+        Path("docmill-data"),
+        description="Where the embedded database and stored originals live.",
+    )
+    database_url: str | None = Field(
+        None,
+        description=(
+            "SQLAlchemy URL of the database. Default: SQLite in the data directory. "
+            "PostgreSQL: postgresql+asyncpg://user@host/db."
+        ),
+    )
+    host: str = Field("127.0.0.1", description="Address the API binds to.")
+    port: int = Field(8000, description="Port the API listens on.")
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=0,
+        description="Extraction slots run inside `serve` (0: API only).",
+    )
+    lease_seconds: float = Field(
+        30.0, gt=0, description="How long a claim lasts without renewal."
+    )
+    poll_seconds: float = Field(
+        0.5, gt=0, description="How often an idle worker looks for work."
+    )
+    job_timeout_seconds: float = Field(
+        120.0, gt=0, description="Wall-clock limit for one document's extraction."
+    )
+    job_memory_mb: int = Field(
+        2048,
+        ge=0,
+        description="Address-space cap of an extraction child in MiB (0: none).",
+    )
+    max_attempts: int = Field(
+        3, ge=1, description="Tries before a retryable failure becomes final."
+    )
+    retry_base_seconds: float = Field(
+        2.0, ge=0, description="First retry delay; doubles each attempt, jittered."
+    )
+    shutdown_grace_seconds: float = Field(
+        10.0,
+        ge=0,
+        description="On SIGTERM, how long running extractions may finish.",
+    )
+    max_upload_bytes: int = Field(
+        512 * 1024 * 1024, gt=0, description="Largest accepted original, in bytes."
+    )
+    max_text_chars: int = Field(
+        50_000_000, gt=0, description="Extracted text is cut past this length."
+    )
+    max_archive_depth: int = Field(
+        3, ge=0, description="How deep archives and attachments are followed."
+    )
+    max_archive_members: int = Field(
+        1000, ge=0, description="Most members read from one archive."
+    )
+    max_unpacked_bytes: int = Field(
+        256 * 1024 * 1024,
+        gt=0,
+        description="Most bytes unpacked from one archive or container part.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level logged."
+    )
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'docmill.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def originals_dir(self) -> Path:
+        return self.data_dir / "originals"
