@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import io
+
+import pypdfium2 as pdfium
+import pytest
+from PIL import Image
+from reportlab.lib import pdfencrypt
+from reportlab.lib.utils import ImageReader
+from reportlab.pdfgen import canvas
+
+from docmill.exceptions import CorruptDocument, EncryptedDocument
+from docmill.extract import pdf
+from docmill.extract.base import ExtractContext
+from docmill.extract.pdf import extract_pdf, parse_pdf_date
+
+
+def make_pdf(
+    pages: list[str],
+    *,
+    title: str | None = None,
+    author: str | None = None,
+    password: str | None = None,
+    image_page: bool = False,
+) -> bytes:
+    buffer = io.BytesIO()
+    encrypt = pdfencrypt.StandardEncryption(password) if password else None
+    document = canvas.Canvas(buffer, encrypt=encrypt, invariant=True)
+    if title:
+        document.setTitle(title)
+    if author:
+        document.setAuthor(author)
+    for text in pages:
+        document.drawString(72, 720, text)
+        document.showPage()
+    if image_page:
+        picture = Image.new("RGB", (8, 8), "black")
+        document.drawImage(ImageReader(picture), 72, 72, 100, 100)
+        document.showPage()
+    document.save()
+    return buffer.getvalue()
+
+
+def test_each_page_becomes_one_entry_in_pages() -> None:
+    result = extract_pdf(make_pdf(["First page", "Second page"]), ExtractContext())
+
+    assert result.pages == ["First page", "Second page"]
+    assert result.text == "First page\n\nSecond page"
+
+
+def test_markdown_separates_pages_with_a_rule() -> None:
+    result = extract_pdf(make_pdf(["One", "Two"]), ExtractContext())
+
+    assert result.markdown == "One\n\n---\n\nTwo"
+
+
+def test_info_dictionary_becomes_metadata() -> None:
+    data = make_pdf(["Body"], title="Quarterly report", author="Ada Lovelace")
+
+    metadata = extract_pdf(data, ExtractContext()).metadata
+
+    assert (metadata["title"], metadata["author"]) == (
+        "Quarterly report",
+        "Ada Lovelace",
+    )
+
+
+def test_progress_is_reported_per_page() -> None:
+    calls: list[tuple[int, int, str]] = []
+    ctx = ExtractContext(on_progress=lambda *call: calls.append(call))
+
+    extract_pdf(make_pdf(["a", "b", "c"]), ctx)
+
+    assert calls == [(1, 3, "pages"), (2, 3, "pages"), (3, 3, "pages")]
+
+
+def test_page_with_only_an_image_is_marked_for_ocr() -> None:
+    result = extract_pdf(make_pdf(["Text page"], image_page=True), ExtractContext())
+
+    assert result.metadata["needs_ocr"] is True
+    assert result.metadata["needs_ocr_pages"] == [2]
+
+
+def test_text_pages_are_not_marked_for_ocr() -> None:
+    result = extract_pdf(make_pdf(["Text page"]), ExtractContext())
+
+    assert "needs_ocr" not in result.metadata
+
+
+def test_password_protected_pdf_without_password_is_encrypted_error() -> None:
+    with pytest.raises(EncryptedDocument):
+        extract_pdf(make_pdf(["Secret"], password="hunter2"), ExtractContext())
+
+
+def test_password_protected_pdf_opens_with_the_given_password() -> None:
+    data = make_pdf(["Secret"], password="hunter2")
+
+    result = extract_pdf(data, ExtractContext(password="hunter2"))
+
+    assert result.text == "Secret"
+    assert result.metadata["encrypted"] is True
+
+
+def test_wrong_password_is_encrypted_error() -> None:
+    data = make_pdf(["Secret"], password="hunter2")
+
+    with pytest.raises(EncryptedDocument, match="password given"):
+        extract_pdf(data, ExtractContext(password="wrong"))
+
+
+def test_truncated_pdf_is_corrupt() -> None:
+    data = make_pdf(["Some text"])[:120]
+
+    with pytest.raises(CorruptDocument):
+        extract_pdf(data, ExtractContext())
+
+
+def test_pypdf_reads_what_pdfium_refuses(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> pdfium.PdfDocument:
+        raise pdfium.PdfiumError("refused", err_code=pdfium.raw.FPDF_ERR_FORMAT)
+
+    monkeypatch.setattr(pdf.pdfium, "PdfDocument", refuse)
+
+    result = extract_pdf(make_pdf(["Fallback text"]), ExtractContext())
+
+    assert result.pages == ["Fallback text"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("D:20110705113319+01'00'", "2011-07-05T11:33:19+01:00", id="tz"),
+        pytest.param("D:20230421160435Z00'00'", "2023-04-21T16:04:35+00:00", id="utc"),
+        pytest.param("D:20130116", "2013-01-16T00:00:00", id="date-only"),
+        pytest.param("D:20081399", "D:20081399", id="invalid"),
+        pytest.param("yesterday", "yesterday", id="not-a-date"),
+    ],
+)
+def test_pdf_dates_become_iso_8601(raw: str, expected: str) -> None:
+    assert parse_pdf_date(raw) == expected
