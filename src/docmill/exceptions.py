@@ -3,6 +3,7 @@ The errors docmill raises, as one tree::
 
     DocmillError
     ├── ExtractionError            a document could not be read (has .code)
+    │   │                          extraction_failed: an unexpected reader error
     │   ├── EmptyDocument          empty
     │   ├── CorruptDocument        corrupt
     │   ├── EncryptedDocument      encrypted

@@ -47,10 +47,33 @@ _OOXML_MAIN_PARTS = (
     ("xl/workbook.xml", mime.XLSX),
     ("ppt/presentation.xml", mime.PPTX),
 )
-_MAIL_HEADER = re.compile(
-    rb"^(?:Received|Return-Path|From|To|Subject|Date|Message-ID|MIME-Version|"
-    rb"Delivered-To|X-[A-Za-z0-9-]+|Content-Type):[ \t]",
-    re.IGNORECASE,
+# A header line: a field name of printable ASCII without a colon (RFC 5322
+# section 2.2), a colon, then anything; mail stores add headers with no space
+# after the colon (Thunderbird's "x-store-info:").
+_HEADER_LINE = re.compile(r"^[!-9;-~]+:")
+_MAIL_FIELDS = frozenset(
+    {
+        "received",
+        "return-path",
+        "from",
+        "to",
+        "cc",
+        "subject",
+        "date",
+        "message-id",
+        "mime-version",
+        "delivered-to",
+        "reply-to",
+        "sender",
+        "content-type",
+        "in-reply-to",
+        "references",
+    }
+)
+# Fields that only mail carries; "to", "date" or "subject" alone could as well
+# be a YAML file or a memo.
+_MAIL_ONLY_FIELDS = frozenset(
+    {"received", "return-path", "from", "message-id", "mime-version", "delivered-to"}
 )
 _HTML_START = re.compile(
     r"^\s*(?:<!--.*?-->\s*)*(?:<!doctype\s+html|<html[\s>]|<head[\s>]|<body[\s>]"
@@ -128,7 +151,7 @@ def _sniff_zip(source: Source) -> str:
 
 
 def _sniff_text(head: bytes, name: str | None) -> str:
-    text = decode(head).text.lstrip("\ufeff")
+    text = decode(head, truncated=True).text
     stripped = text.lstrip()
     if _HTML_START.match(stripped):
         return mime.HTML
@@ -138,7 +161,7 @@ def _sniff_text(head: bytes, name: str | None) -> str:
         return mime.HTML if _XHTML_ROOT.search(stripped[:2048]) else mime.XML
     if stripped[:1] in ("{", "[") and _is_json_prefix(stripped, head):
         return mime.JSON
-    if _MAIL_HEADER.match(head.lstrip(b"\xef\xbb\xbf")) and _has_header_block(text):
+    if _looks_like_mail(text):
         return mime.EMAIL
     hint = _EXTENSION_HINTS.get(Path(name).suffix.lower()) if name else None
     if hint is not None:
@@ -162,17 +185,22 @@ def _is_json_prefix(text: str, head: bytes) -> bool:
     return bool(re.match(r'[{\[]\s*(?:"|\{|\[|\]|\}|-?\d|true|false|null)', text))
 
 
-def _has_header_block(text: str) -> bool:
+def _looks_like_mail(text: str) -> bool:
+    # A header block: header lines and folded continuations up to the first
+    # blank line (or the end of the head, for very long blocks), naming at
+    # least two mail fields, one of them a field only mail has.
+    fields: set[str] = set()
     lines = text.splitlines()
-    headers = 0
-    for line in lines[:60]:
+    for index, line in enumerate(lines[:200]):
         if not line.strip():
             break
-        if line[:1] in (" ", "\t") or re.match(r"^[!-9;-~]+:", line):
-            headers += 1
-        else:
+        if line[:1] in (" ", "\t") and index > 0:
+            continue
+        if not _HEADER_LINE.match(line):
             return False
-    return headers >= 2
+        fields.add(line.split(":", 1)[0].lower())
+    known = fields & _MAIL_FIELDS
+    return len(known) >= 2 and bool(known & _MAIL_ONLY_FIELDS)
 
 
 def _looks_delimited(text: str) -> bool:

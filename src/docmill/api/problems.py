@@ -1,0 +1,104 @@
+"""
+Errors as RFC 9457 problem details.
+
+Every error response is ``application/problem+json`` with a stable ``type``
+URN, so clients branch on ``type`` and show ``detail`` to people. This module
+is the one place that maps docmill's errors to HTTP.
+"""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from docmill.exceptions import DocumentNotFound, TooLarge
+
+PROBLEM_TYPE_PREFIX = "urn:docmill:problem:"
+
+
+class Problem(Exception):
+    """An error response the API sends on purpose."""
+
+    def __init__(
+        self,
+        status: int,
+        slug: str,
+        detail: str,
+        headers: dict[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.headers = headers
+        self.extensions = extensions
+        super().__init__(detail)
+
+
+def problem_response(
+    request: Request,
+    status: int,
+    slug: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    body = {
+        "type": PROBLEM_TYPE_PREFIX + slug,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        **extensions,
+    }
+    return JSONResponse(
+        body, status_code=status, headers=headers, media_type="application/problem+json"
+    )
+
+
+_HTTP_SLUGS = {
+    404: "not-found",
+    405: "method-not-allowed",
+    413: "too-large",
+    415: "unsupported-media-type",
+}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(
+            request, exc.status, exc.slug, exc.detail, exc.headers, **exc.extensions
+        )
+
+    @app.exception_handler(DocumentNotFound)
+    async def _not_found(request: Request, exc: DocumentNotFound) -> JSONResponse:
+        return problem_response(
+            request, 404, "document-not-found", str(exc), document_id=exc.document_id
+        )
+
+    @app.exception_handler(TooLarge)
+    async def _too_large(request: Request, exc: TooLarge) -> JSONResponse:
+        return problem_response(request, 413, "too-large", exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
+            for error in exc.errors()
+        ]
+        return problem_response(
+            request, 422, "validation", "the request is not valid", errors=errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = _HTTP_SLUGS.get(exc.status_code, f"http-{exc.status_code}")
+        return problem_response(
+            request, exc.status_code, slug, str(exc.detail), exc.headers
+        )

@@ -1,0 +1,203 @@
+"""
+The ``docmill`` command.
+
+Imports are deferred into each command so that ``docmill --help`` and
+``docmill extract`` on one file start quickly: the web stack, SQLAlchemy and
+the format libraries load only in the commands that use them.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from docmill.settings import Settings
+
+app = typer.Typer(
+    help="docmill: a self-hosted document processing service.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+queue_app = typer.Typer(help="Inspect and manage the job queue.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(queue_app, name="queue")
+
+_FIELDS = Settings.model_fields
+
+
+def _help(field: str) -> str:
+    description = _FIELDS[field].description or ""
+    return f"{description} [env: DOCMILL_{field.upper()}]"
+
+
+def _settings(**given: Any) -> Settings:
+    """Settings from the environment, with the flags the user gave on top."""
+    return Settings(
+        **{name: value for name, value in given.items() if value is not None}
+    )
+
+
+def main() -> None:
+    app()
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help=_help("host")),
+    port: int | None = typer.Option(None, help=_help("port")),
+    workers: int | None = typer.Option(None, help=_help("workers")),
+    no_workers: bool = typer.Option(
+        False, "--no-workers", help="Run the API only; equivalent to --workers 0."
+    ),
+    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=_help("database_url")),
+    lease_seconds: float | None = typer.Option(None, help=_help("lease_seconds")),
+    job_timeout_seconds: float | None = typer.Option(
+        None, help=_help("job_timeout_seconds")
+    ),
+    job_memory_mb: int | None = typer.Option(None, help=_help("job_memory_mb")),
+    max_attempts: int | None = typer.Option(None, help=_help("max_attempts")),
+    max_upload_bytes: int | None = typer.Option(None, help=_help("max_upload_bytes")),
+    shutdown_grace_seconds: float | None = typer.Option(
+        None, help=_help("shutdown_grace_seconds")
+    ),
+    log_level: str | None = typer.Option(None, help=_help("log_level")),
+) -> None:
+    """Run the REST API and, in the same process, a pool of workers."""
+    settings = _settings(
+        host=host,
+        port=port,
+        workers=0 if no_workers else workers,
+        data_dir=data_dir,
+        database_url=database_url,
+        lease_seconds=lease_seconds,
+        job_timeout_seconds=job_timeout_seconds,
+        job_memory_mb=job_memory_mb,
+        max_attempts=max_attempts,
+        max_upload_bytes=max_upload_bytes,
+        shutdown_grace_seconds=shutdown_grace_seconds,
+        log_level=log_level,
+    )
+    import uvicorn
+
+    from docmill.api.app import create_app
+    from docmill.log import configure_logging
+
+    configure_logging(settings.log_level)
+    application = create_app(settings, migrate=True)
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_level="warning",
+        access_log=False,
+        # Uploads can be large and slow; the extraction grace period, not
+        # uvicorn's, decides how long shutdown waits for work.
+        timeout_graceful_shutdown=max(5, int(settings.shutdown_grace_seconds) + 5),
+    )
+
+
+@app.command()
+def worker(
+    concurrency: int | None = typer.Option(
+        None, "--concurrency", "-c", help="Extraction slots (default: cores)."
+    ),
+    once: bool = typer.Option(False, "--once", help="Process what is due, then exit."),
+    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=_help("database_url")),
+    lease_seconds: float | None = typer.Option(None, help=_help("lease_seconds")),
+    job_timeout_seconds: float | None = typer.Option(
+        None, help=_help("job_timeout_seconds")
+    ),
+    job_memory_mb: int | None = typer.Option(None, help=_help("job_memory_mb")),
+    log_level: str | None = typer.Option(None, help=_help("log_level")),
+) -> None:
+    """Run workers only, against the database the API uses."""
+    settings = _settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        lease_seconds=lease_seconds,
+        job_timeout_seconds=job_timeout_seconds,
+        job_memory_mb=job_memory_mb,
+        log_level=log_level,
+    )
+    from docmill.runtime import run_worker
+
+    run_worker(settings, concurrency or settings.workers or 1, drain=once)
+
+
+@app.command()
+def extract(
+    paths: list[Path] = typer.Argument(..., help="Files or directories to read."),
+    output_format: str = typer.Option(
+        "json",
+        "--format",
+        "-f",
+        help="json: one JSON object per file (JSON Lines); text or markdown: "
+        "the documents' text, each after a header line.",
+    ),
+    jobs: int = typer.Option(
+        0, "--jobs", "-j", help="Parallel extraction processes (default: cores)."
+    ),
+    timeout_seconds: float | None = typer.Option(
+        None, "--timeout", help=_help("job_timeout_seconds")
+    ),
+    password: str | None = typer.Option(
+        None, help="Password for encrypted documents (tried on each)."
+    ),
+    include_text: bool = typer.Option(
+        True, "--text/--no-text", help="Include the text in JSON output."
+    ),
+) -> None:
+    """Process files locally, with no server: JSON Lines on stdout."""
+    if output_format not in ("json", "text", "markdown"):
+        raise typer.BadParameter("choose json, text or markdown", param_hint="--format")
+    settings = _settings(job_timeout_seconds=timeout_seconds)
+    from docmill.local import run_extract
+
+    failed = run_extract(
+        paths,
+        settings,
+        output_format=output_format,
+        jobs=jobs or os.cpu_count() or 1,
+        password=password,
+        include_text=include_text,
+    )
+    raise typer.Exit(1 if failed else 0)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=_help("database_url")),
+) -> None:
+    """Create the schema or bring it to the newest version."""
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    from docmill.runtime import upgrade_database
+
+    upgrade_database(settings)
+    typer.echo("database schema is current", err=True)
+
+
+@queue_app.command("stats")
+def queue_stats(
+    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=_help("database_url")),
+) -> None:
+    """Documents per status."""
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    from docmill.runtime import queue_counts
+
+    counts = queue_counts(settings)
+    for status, count in counts.items():
+        typer.echo(f"{status:<12}{count:>10}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

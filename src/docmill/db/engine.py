@@ -1,0 +1,61 @@
+"""
+Engines for the two supported databases.
+
+SQLite runs in WAL mode so readers never wait for the writer, with a busy
+timeout so a writer waits for another instead of failing. Deferred SQLite
+transactions that read and then write can fail with "database is locked" at
+the moment they upgrade their lock, and no busy timeout helps with that, so
+every write transaction docmill opens on SQLite starts with BEGIN IMMEDIATE
+(``write_transaction``); reads stay deferred and never block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        return _create_sqlite_engine(url, **kwargs)
+    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _create_sqlite_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    engine = create_async_engine(
+        url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event, not the driver, start transactions.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        immediate = connection.get_execution_options().get("sqlite_immediate")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@asynccontextmanager
+async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A transaction that takes SQLite's write lock up front (no-op elsewhere)."""
+    async with engine.connect() as connection:
+        connection = await connection.execution_options(sqlite_immediate=True)
+        async with connection.begin():
+            yield connection

@@ -1,0 +1,236 @@
+"""
+Extraction in a child process that can be killed.
+
+Parsers for hostile formats hang, recurse and allocate without bound, and
+most of them are C code that no Python timeout can interrupt. Each worker slot
+therefore owns one long-lived child process and sends it one document at a
+time over a pipe. When a document takes too long, or the child dies, the slot
+kills it and starts a fresh one for the next document; the worker itself, and
+every other slot, carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import signal
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from docmill.exceptions import (
+    ERROR_CODES,
+    ExtractionError,
+    ExtractionTimeout,
+    LimitExceeded,
+    WorkerCrash,
+)
+from docmill.extract.base import ExtractContext, Limits
+
+Payload = dict[str, Any]
+ProgressHandler = Callable[[dict[str, Any]], None]
+
+# The child reports progress at most this often, so a 10,000-page PDF does
+# not flood the pipe with 10,000 messages.
+PROGRESS_INTERVAL_SECONDS = 0.25
+
+_context = multiprocessing.get_context("forkserver")
+# The fork server imports the extraction pipeline once; each child then starts
+# as a cheap fork of it instead of a fresh interpreter.
+_context.set_forkserver_preload(["docmill.extract.child"])
+
+
+def to_payload(result: Any, processing_ms: float) -> Payload:
+    """The stored and returned shape of a result, counts included."""
+    from docmill.extract.pipeline import count_words
+
+    data: Payload = result.to_dict()
+    data["word_count"] = count_words(result.text)
+    data["char_count"] = len(result.text)
+    data["page_count"] = result.page_count
+    data["processing_ms"] = round(processing_ms, 3)
+    return data
+
+
+def extract_in_process(
+    path: Path,
+    name: str | None,
+    limits: Limits,
+    password: str | None = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
+) -> Payload:
+    """Extract ``path`` here and now; raise ExtractionError when it cannot."""
+    from docmill.extract.pipeline import extract_path
+
+    started = time.perf_counter()
+    ctx = ExtractContext(limits, on_progress=on_progress, password=password)
+    try:
+        result = extract_path(path, ctx, name)
+    except ExtractionError:
+        raise
+    except MemoryError as exc:
+        raise LimitExceeded("extraction ran out of its memory allowance") from exc
+    except RecursionError as exc:
+        raise ExtractionError(
+            "the document nests structures too deeply to read"
+        ) from exc
+    except Exception as exc:
+        raise ExtractionError(
+            f"the reader failed unexpectedly: {type(exc).__name__}: {exc}"
+        ) from exc
+    return to_payload(result, (time.perf_counter() - started) * 1000)
+
+
+def _child_main(connection: Connection, limits: Limits, memory_mb: int) -> None:
+    # Ctrl-C in a terminal reaches the whole process group; the parent decides
+    # when its children stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if memory_mb:
+        import resource
+
+        cap = memory_mb * 1024 * 1024
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
+    while True:
+        try:
+            path, name, password = connection.recv()
+        except (EOFError, OSError):
+            return
+        last_sent = 0.0
+
+        def progress(done: int, total: int, unit: str) -> None:
+            nonlocal last_sent
+            now = time.monotonic()
+            if now - last_sent >= PROGRESS_INTERVAL_SECONDS or done == total:
+                last_sent = now
+                connection.send(
+                    ("progress", {"done": done, "total": total, "unit": unit})
+                )
+
+        try:
+            payload = extract_in_process(Path(path), name, limits, password, progress)
+        except ExtractionError as exc:
+            connection.send(("error", exc.code, exc.message))
+        else:
+            connection.send(("ok", payload))
+
+
+class ExtractionChild:
+    """
+    One killable extraction process, started on first use.
+
+    Args:
+        limits: the per-document safety limits.
+        memory_mb: the child's address-space cap (0: none).
+    """
+
+    def __init__(self, limits: Limits, memory_mb: int = 0) -> None:
+        self.limits = limits
+        self.memory_mb = memory_mb
+        self._process: Any = None
+        self._connection: Connection | None = None
+
+    def _start(self) -> Connection:
+        parent_end, child_end = _context.Pipe(duplex=True)
+        process = _context.Process(
+            target=_child_main,
+            args=(child_end, self.limits, self.memory_mb),
+            daemon=True,
+            name="docmill-extract",
+        )
+        process.start()
+        child_end.close()
+        self._process, self._connection = process, parent_end
+        return parent_end
+
+    async def extract(
+        self,
+        path: Path,
+        name: str | None,
+        timeout_seconds: float,
+        on_progress: ProgressHandler | None = None,
+        password: str | None = None,
+    ) -> Payload:
+        """
+        Extract one document in the child.
+
+        Raises:
+            ExtractionTimeout: the deadline passed; the child was killed.
+            WorkerCrash: the child died while reading the document.
+            ExtractionError: the document could not be read (its subclass
+                names why).
+        """
+        connection = self._connection or self._start()
+        deadline = time.monotonic() + timeout_seconds
+        try:
+            connection.send((str(path), name, password))
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise ExtractionTimeout(
+                        f"extraction did not finish within {timeout_seconds:g} seconds"
+                    )
+                message = await self._receive(connection, remaining)
+                if message is None:
+                    continue
+                if message[0] != "progress":
+                    break
+                if on_progress is not None:
+                    on_progress(message[1])
+        except (EOFError, OSError) as exc:
+            exitcode = None
+            if self._process is not None:
+                self._process.join(timeout=2)
+                exitcode = self._process.exitcode
+            self.kill()
+            raise WorkerCrash(_describe_exit(exitcode)) from exc
+        except BaseException:
+            # Timed out or cancelled (shutdown, lost lease) mid-document: the
+            # child may still be working on it, so it cannot be reused.
+            self.kill()
+            raise
+        if message[0] == "ok":
+            payload: Payload = message[1]
+            return payload
+        _kind, code, text = message
+        raise ERROR_CODES.get(code, ExtractionError)(text)
+
+    async def _receive(self, connection: Connection, timeout: float) -> Any:
+        loop = asyncio.get_running_loop()
+        readable = asyncio.Event()
+        loop.add_reader(connection.fileno(), readable.set)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(readable.wait(), timeout)
+        finally:
+            loop.remove_reader(connection.fileno())
+        if not readable.is_set():
+            return None
+        # A large result arrives in many pipe-sized pieces; reading it on the
+        # event loop would stall every other request meanwhile.
+        return await asyncio.to_thread(connection.recv)
+
+    def kill(self) -> None:
+        process, connection = self._process, self._connection
+        self._process = self._connection = None
+        if connection is not None:
+            connection.close()
+        if process is not None and process.is_alive():
+            process.kill()
+            process.join(timeout=5)
+
+    def close(self) -> None:
+        self.kill()
+
+
+def _describe_exit(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"the extraction process was killed by {name} while reading the document"
+    return "the extraction process exited while reading the document"

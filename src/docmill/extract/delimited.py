@@ -1,0 +1,110 @@
+"""
+CSV and TSV: rows of fields.
+
+``text`` is the file as written (decoded, line breaks made ``\\n``), so a
+search for a row finds it with its quotes and delimiters; ``markdown`` is a
+table whose first row is the header. ``metadata`` says how the file was read:
+``rows`` (rows that are not empty), ``columns`` (the widest row),
+``delimiter`` and ``encoding``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from docmill.extract import mime
+from docmill.extract.base import ExtractContext, ExtractionResult, Source, read_source
+from docmill.extract.text import (
+    encoding_metadata,
+    normalize_newlines,
+    undecodable_warning,
+)
+from docmill.extract.textcodec import decode
+
+# csv.Sniffer runs regular expressions over the whole sample; a few dozen
+# rows settle the dialect and keep it fast on wide files.
+SNIFF_SAMPLE_CHARS = 16 * 1024
+_DELIMITERS = ",;\t|"
+
+
+def extract_delimited(source: Source, ctx: ExtractContext) -> ExtractionResult:
+    decoded = decode(read_source(source))
+    text = normalize_newlines(decoded.text)
+    metadata = encoding_metadata(decoded)
+    warnings = undecodable_warning(decoded)
+    media_type = mime.TSV if ctx.media_type == mime.TSV else mime.CSV
+
+    dialect = sniff_dialect(text, prefer_tab=media_type == mime.TSV)
+    try:
+        rows = [row for row in csv.reader(io.StringIO(text), dialect) if any(row)]
+    except csv.Error as exc:
+        # A field longer than csv's limit or a NUL byte: the text still reads.
+        warnings.append(f"rows not split: {exc}")
+        return ExtractionResult(media_type, text, metadata=metadata, warnings=warnings)
+
+    metadata.update(
+        rows=len(rows),
+        columns=max((len(row) for row in rows), default=0),
+        delimiter=dialect.delimiter,
+    )
+    return ExtractionResult(
+        media_type,
+        text,
+        markdown=markdown_table(rows),
+        metadata=metadata,
+        warnings=warnings,
+    )
+
+
+def sniff_dialect(text: str, prefer_tab: bool = False) -> type[csv.Dialect]:
+    """
+    The CSV dialect of ``text``, judged from its first rows.
+
+    Falls back to the delimiter that splits every sampled line into the same
+    number of fields, then to a comma (a tab if ``prefer_tab``).
+    """
+    sample = text[:SNIFF_SAMPLE_CHARS]
+    if len(text) > len(sample) and "\n" in sample:
+        sample = sample[: sample.rindex("\n")]
+    try:
+        dialect = csv.Sniffer().sniff(sample, delimiters=_DELIMITERS)
+    except csv.Error:
+        dialect = csv.excel_tab if prefer_tab else csv.excel
+        delimiter = _consistent_delimiter(sample)
+        if delimiter is None or delimiter == dialect.delimiter:
+            return dialect
+        return type("SniffedDialect", (dialect,), {"delimiter": delimiter})
+    if prefer_tab and dialect.delimiter != "\t" and "\t" in sample:
+        return csv.excel_tab
+    return dialect
+
+
+def _consistent_delimiter(sample: str) -> str | None:
+    lines = [line for line in sample.splitlines() if line.strip()]
+    for delimiter in _DELIMITERS:
+        counts = {line.count(delimiter) for line in lines}
+        if len(counts) == 1 and counts.pop() > 0:
+            return delimiter
+    return None
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    """A Markdown table of ``rows``; the first row is the header."""
+    if not rows:
+        return ""
+    width = max(len(row) for row in rows)
+    lines = [_markdown_row(rows[0], width), "|" + " --- |" * width]
+    lines.extend(_markdown_row(row, width) for row in rows[1:])
+    return "\n".join(lines)
+
+
+def _markdown_row(row: list[str], width: int) -> str:
+    cells = [_markdown_cell(cell) for cell in row]
+    cells.extend([""] * (width - len(cells)))
+    return "| " + " | ".join(cells) + " |"
+
+
+def _markdown_cell(cell: str) -> str:
+    # A pipe would end the cell and a line break the row.
+    return " ".join(cell.split()).replace("|", "\\|")

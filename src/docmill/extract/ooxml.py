@@ -1,0 +1,275 @@
+"""
+Reading the zip packages of Office Open XML (and ODF and EPUB, which share the
+shape): capped member reads, XML parsing that never expands entities or
+touches the network, relationship lookup and core properties.
+
+Strict OOXML differs from the transitional flavour only in its namespace URIs,
+so parts are rewritten to the transitional URIs before parsing and every
+format module names elements once.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
+from datetime import datetime
+from types import TracebackType
+from typing import IO, Any, NamedTuple
+
+from lxml import etree
+
+from docmill.exceptions import CorruptDocument, EncryptedDocument, LimitExceeded
+from docmill.extract.base import ExtractContext, Source, open_source
+
+W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+S = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+P = "http://schemas.openxmlformats.org/presentationml/2006/main"
+A = "http://schemas.openxmlformats.org/drawingml/2006/main"
+R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+MC = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+PACKAGE_RELS = "http://schemas.openxmlformats.org/package/2006/relationships"
+
+_CP = "http://schemas.openxmlformats.org/package/2006/metadata/core-properties"
+_DC = "http://purl.org/dc/elements/1.1/"
+_DCTERMS = "http://purl.org/dc/terms/"
+_CORE_FIELDS = {
+    f"{{{_DC}}}title": "title",
+    f"{{{_DC}}}creator": "author",
+    f"{{{_DC}}}subject": "subject",
+    f"{{{_DC}}}description": "description",
+    f"{{{_CP}}}keywords": "keywords",
+    f"{{{_CP}}}lastModifiedBy": "last_modified_by",
+    f"{{{_DCTERMS}}}created": "created",
+    f"{{{_DCTERMS}}}modified": "modified",
+}
+_STRICT_MARK = b"purl.oclc.org/ooxml/"
+_STRICT_URI = re.compile(rb"http://purl\.oclc\.org/ooxml/([A-Za-z]+)/([A-Za-z]+)")
+_TRANSITIONAL_URI = rb"http://schemas.openxmlformats.org/\1/2006/\2"
+
+# One parser for every part: no DTD, no entity expansion, no network, and
+# libxml2's default size caps left on.
+_SAFE_OPTIONS: dict[str, Any] = {
+    "resolve_entities": False,
+    "no_network": True,
+    "load_dtd": False,
+    "huge_tree": False,
+}
+_PARSER = etree.XMLParser(remove_comments=True, remove_pis=True, **_SAFE_OPTIONS)
+
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError)
+
+
+class Relationship(NamedTuple):
+    """One entry of a ``.rels`` part, its target resolved to a member name."""
+
+    id: str
+    type: str
+    target: str
+    external: bool
+
+    @property
+    def kind(self) -> str:
+        """The last segment of the type URI (``header``, ``slide``)."""
+        return self.type.rsplit("/", 1)[-1]
+
+
+class Package:
+    """
+    A zip-based document opened for reading.
+
+    Every member read counts against ``ctx.limits.max_unpacked_bytes``, summed
+    over the whole package, so a bomb spread across many parts is caught too.
+
+    Args:
+        source: the document's path or bytes.
+        ctx: the extraction context whose limits apply.
+        kind: the format's name for error messages (``"DOCX"``).
+    """
+
+    def __init__(self, source: Source, ctx: ExtractContext, kind: str) -> None:
+        self.kind = kind
+        self._budget = ctx.limits.max_unpacked_bytes
+        self._stream: IO[bytes] = open_source(source)
+        try:
+            self._zip = zipfile.ZipFile(self._stream)
+        except _ZIP_ERRORS as exc:
+            self._stream.close()
+            raise CorruptDocument(f"the {kind} is not a readable zip ({exc})") from exc
+        self.names = set(self._zip.namelist())
+
+    def __enter__(self) -> Package:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._zip.close()
+        self._stream.close()
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.names
+
+    def read(self, name: str) -> bytes:
+        """Return a member's bytes; raise ``CorruptDocument`` if it is missing."""
+        try:
+            info = self._zip.getinfo(name)
+        except KeyError as exc:
+            message = f"the {self.kind} has no {name!r} part"
+            raise CorruptDocument(message) from exc
+        if info.flag_bits & 0x1:
+            raise EncryptedDocument(f"the {self.kind} part {name!r} is encrypted")
+        if info.file_size > self._budget:
+            raise self._too_big(name, info.file_size)
+        # The declared size may lie; reading one byte past the budget proves it.
+        try:
+            with self._zip.open(info) as member:
+                data = member.read(self._budget + 1)
+        except _ZIP_ERRORS as exc:
+            message = f"the {self.kind} part {name!r} is damaged ({exc})"
+            raise CorruptDocument(message) from exc
+        if len(data) > self._budget:
+            raise self._too_big(name, len(data))
+        self._budget -= len(data)
+        return data
+
+    def _too_big(self, name: str, size: int) -> LimitExceeded:
+        return LimitExceeded(
+            f"the {self.kind} unpacks to more than the limit of "
+            f"{self._budget} bytes (part {name!r} holds {size})"
+        )
+
+    def read_xml(self, name: str) -> bytes:
+        """Return a member's XML with Strict OOXML namespaces made transitional."""
+        return to_transitional(self.read(name))
+
+    def parse(self, name: str) -> etree._Element:
+        """Parse a member as XML; raise ``CorruptDocument`` if it is not."""
+        return parse_xml(self.read_xml(name), f"{self.kind} part {name!r}")
+
+    def parse_optional(self, name: str | None) -> etree._Element | None:
+        """Parse a member if the package has it, else return None."""
+        if name is None or name not in self.names:
+            return None
+        return self.parse(name)
+
+    def relationships(self, part: str) -> list[Relationship]:
+        """Return the relationships of ``part`` (``""`` for the package)."""
+        folder, base = posixpath.split(part)
+        rels_name = posixpath.join(folder, "_rels", f"{base}.rels")
+        root = self.parse_optional(rels_name)
+        if root is None:
+            return []
+        found: list[Relationship] = []
+        for element in root.iter(f"{{{PACKAGE_RELS}}}Relationship"):
+            target = element.get("Target", "")
+            external = element.get("TargetMode") == "External"
+            if not external:
+                target = resolve_target(folder, target)
+            found.append(
+                Relationship(
+                    element.get("Id", ""), element.get("Type", ""), target, external
+                )
+            )
+        return found
+
+    def related(self, part: str, kind: str) -> list[Relationship]:
+        """Return the internal relationships of ``part`` of the given kind."""
+        return [
+            rel
+            for rel in self.relationships(part)
+            if rel.kind == kind and not rel.external
+        ]
+
+    def main_part(self, default: str) -> str:
+        """Return the package's main document part, or ``default``."""
+        for rel in self.related("", "officeDocument"):
+            if rel.target in self.names:
+                return rel.target
+        return default
+
+    def core_properties(self) -> dict[str, Any]:
+        """Return ``docProps/core.xml`` as metadata; an absent part gives ``{}``."""
+        names = [rel.target for rel in self.related("", "core-properties")]
+        names.append("docProps/core.xml")
+        part = next((name for name in names if name in self.names), None)
+        try:
+            root = self.parse_optional(part)
+        except CorruptDocument:
+            # Broken properties never cost the document its text.
+            return {}
+        return core_properties(root) if root is not None else {}
+
+
+def resolve_target(folder: str, target: str) -> str:
+    """Resolve a relationship target against the folder of its source part."""
+    if target.startswith("/"):
+        return posixpath.normpath(target.lstrip("/"))
+    return posixpath.normpath(posixpath.join(folder, target))
+
+
+def to_transitional(data: bytes) -> bytes:
+    if _STRICT_MARK not in data:
+        return data
+    return _STRICT_URI.sub(_TRANSITIONAL_URI, data)
+
+
+def parse_xml(data: bytes, what: str) -> etree._Element:
+    """Parse XML safely; ``what`` names the part in the error message."""
+    try:
+        return etree.fromstring(data, _PARSER)
+    except etree.XMLSyntaxError as exc:
+        raise CorruptDocument(f"the {what} is not well-formed XML ({exc})") from exc
+
+
+def iterparse(
+    data: bytes, what: str, tags: tuple[str, ...]
+) -> Iterator[etree._Element]:
+    """
+    Yield each element named in ``tags`` as its end tag is read.
+
+    The caller may clear what it has consumed, so a large part never has to
+    sit in memory as one tree.
+    """
+    events = etree.iterparse(
+        io.BytesIO(data),
+        events=("end",),
+        tag=tags,
+        remove_comments=True,
+        remove_pis=True,
+        **_SAFE_OPTIONS,
+    )
+    try:
+        for _event, element in events:
+            yield element
+    except etree.XMLSyntaxError as exc:
+        raise CorruptDocument(f"the {what} is not well-formed XML ({exc})") from exc
+
+
+def core_properties(root: etree._Element) -> dict[str, Any]:
+    metadata: dict[str, Any] = {}
+    for element in root:
+        name = _CORE_FIELDS.get(element.tag) if isinstance(element.tag, str) else None
+        value = (element.text or "").strip()
+        if name and value:
+            metadata[name] = (
+                iso_date(value) if name in {"created", "modified"} else value
+            )
+    return metadata
+
+
+def iso_date(value: str) -> str:
+    """Normalise a W3C date to ISO 8601 with an explicit offset, if it parses."""
+    try:
+        return datetime.fromisoformat(value).isoformat()
+    except ValueError:
+        return value

@@ -1,0 +1,161 @@
+"""
+``docmill extract``: the worker's extraction path, without a server.
+
+Files are read by the same killable child processes the workers use, one per
+core, so a hostile file times out here exactly as it would in the service.
+Results go to stdout as JSON Lines (or text), in the order files finish;
+the progress bar and the summary go to stderr so stdout stays clean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from docmill.exceptions import ExtractionError
+from docmill.extract.child import ExtractionChild
+from docmill.queue.worker import limits_from
+from docmill.settings import Settings
+
+
+def iter_files(paths: list[Path]) -> Iterator[Path]:
+    for path in paths:
+        if path.is_dir():
+            yield from sorted(p for p in path.rglob("*") if p.is_file())
+        else:
+            yield path
+
+
+def run_extract(
+    paths: list[Path],
+    settings: Settings,
+    *,
+    output_format: str,
+    jobs: int,
+    password: str | None = None,
+    include_text: bool = True,
+) -> int:
+    """Extract every file; return how many failed."""
+    files = list(iter_files(paths))
+    return asyncio.run(
+        _run(
+            files,
+            settings,
+            output_format,
+            max(1, min(jobs, len(files) or 1)),
+            password,
+            include_text,
+        )
+    )
+
+
+async def _run(
+    files: list[Path],
+    settings: Settings,
+    output_format: str,
+    jobs: int,
+    password: str | None,
+    include_text: bool,
+) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    console = Console(stderr=True)
+    queue: asyncio.Queue[Path] = asyncio.Queue()
+    for path in files:
+        queue.put_nowait(path)
+    failures = 0
+    started = time.perf_counter()
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=True,
+    )
+
+    async def slot() -> None:
+        nonlocal failures
+        child = ExtractionChild(limits_from(settings), settings.job_memory_mb)
+        try:
+            while not queue.empty():
+                path = queue.get_nowait()
+                record = await _extract_one(child, path, settings, password)
+                if record["status"] == "failed":
+                    failures += 1
+                _emit(record, output_format, include_text)
+                progress.advance(task)
+        finally:
+            child.close()
+
+    with progress:
+        task = progress.add_task("extracting", total=len(files))
+        await asyncio.gather(*(slot() for _ in range(jobs)))
+    elapsed = time.perf_counter() - started
+    console.print(
+        f"{len(files)} file(s) in {elapsed:.1f}s: "
+        f"{len(files) - failures} completed, {failures} failed"
+    )
+    return failures
+
+
+async def _extract_one(
+    child: ExtractionChild, path: Path, settings: Settings, password: str | None
+) -> dict[str, Any]:
+    import hashlib
+
+    record: dict[str, Any] = {"path": str(path)}
+    try:
+        record["sha256"] = await asyncio.to_thread(_sha256, path, hashlib)
+        payload = await child.extract(
+            path.resolve(), path.name, settings.job_timeout_seconds, password=password
+        )
+    except ExtractionError as exc:
+        record |= {
+            "status": "failed",
+            "error": {"code": exc.code, "message": exc.message},
+        }
+    except OSError as exc:
+        record |= {
+            "status": "failed",
+            "error": {"code": "unreadable", "message": f"cannot read the file: {exc}"},
+        }
+    else:
+        record |= {"status": "completed", "result": payload}
+    return record
+
+
+def _sha256(path: Path, hashlib: Any) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        while chunk := stream.read(1024 * 1024):
+            digest.update(chunk)
+    return str(digest.hexdigest())
+
+
+def _emit(record: dict[str, Any], output_format: str, include_text: bool) -> None:
+    result = record.get("result")
+    if output_format == "json":
+        if result is not None and not include_text:
+            result = dict(result)
+            for key in ("text", "markdown", "pages"):
+                result.pop(key, None)
+            record = record | {"result": result}
+        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    else:
+        sys.stdout.write(f"==> {record['path']} <==\n")
+        if result is None:
+            error = record["error"]
+            sys.stdout.write(f"[failed: {error['code']}: {error['message']}]\n\n")
+        elif output_format == "markdown" and result.get("markdown") is not None:
+            sys.stdout.write(result["markdown"].rstrip("\n") + "\n\n")
+        else:
+            sys.stdout.write(result["text"].rstrip("\n") + "\n\n")
+    sys.stdout.flush()

@@ -1,0 +1,3 @@
+"""The job queue: the documents table, claimed with leases and fenced by tokens."""
+
+from __future__ import annotations

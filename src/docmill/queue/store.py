@@ -1,0 +1,532 @@
+"""
+The job store: every statement docmill sends to its database.
+
+The queue is the ``documents`` table. A worker claims the best pending row in
+one statement (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serialises
+writers with ``BEGIN IMMEDIATE``), which hands it a fresh claim token and a
+lease. Every later write for that attempt (lease renewal, progress, result,
+failure) names the token in its ``WHERE`` clause, so a worker whose lease ran
+out and whose document was taken over can no longer change it: its write
+matches no row and it learns it has lost the lease.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from docmill.db.engine import write_transaction
+from docmill.db.models import Attempt, Document, DocumentContent, JobStatus
+from docmill.exceptions import DocumentNotFound, LeaseLost
+from docmill.queue.ids import new_claim_token, new_document_id
+from docmill.queue.retry import RetryPolicy
+
+logger = logging.getLogger(__name__)
+
+PENDING = JobStatus.PENDING.value
+PROCESSING = JobStatus.PROCESSING.value
+COMPLETED = JobStatus.COMPLETED.value
+FAILED = JobStatus.FAILED.value
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A worker's hold on one attempt at one document."""
+
+    document_id: str
+    token: str
+    attempt: int
+    max_attempts: int
+    worker_id: str
+    storage_key: str
+    filename: str | None
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    source: str
+    sha256: str
+    size_bytes: int
+    storage_key: str
+    title: str | None = None
+    filename: str | None = None
+    user_metadata: dict[str, Any] | None = None
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class FailureOutcome:
+    final: bool
+    retry_at: datetime | None
+
+
+class JobStore:
+    """
+    Documents and their jobs, in one database.
+
+    Args:
+        engine: the async engine (SQLite or PostgreSQL).
+        retry: how failed attempts are retried.
+        lease_seconds: how long a claim holds without renewal.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        retry: RetryPolicy | None = None,
+        lease_seconds: float = 30.0,
+    ) -> None:
+        self.engine = engine
+        self.retry = retry or RetryPolicy()
+        self.lease = timedelta(seconds=lease_seconds)
+        self._enqueue_listeners: list[Callable[[], None]] = []
+
+    def on_enqueue(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after each document is queued by this process."""
+        self._enqueue_listeners.append(listener)
+
+    # -- documents ---------------------------------------------------------
+
+    async def create(self, new: NewDocument) -> str:
+        document_id = new_document_id()
+        now = utcnow()
+        async with write_transaction(self.engine) as connection:
+            await connection.execute(
+                insert(Document).values(
+                    id=document_id,
+                    title=new.title,
+                    filename=new.filename,
+                    source=new.source,
+                    user_metadata=new.user_metadata,
+                    sha256=new.sha256,
+                    size_bytes=new.size_bytes,
+                    storage_key=new.storage_key,
+                    status=PENDING,
+                    priority=new.priority,
+                    attempts=0,
+                    max_attempts=self.retry.max_attempts,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        logger.info(
+            "document %s queued",
+            document_id,
+            extra={"action": "document_queued", "document_id": document_id},
+        )
+        for listener in self._enqueue_listeners:
+            listener()
+        return document_id
+
+    async def get(self, document_id: str) -> Row[Any]:
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(Document.__table__).where(Document.id == document_id)
+                )
+            ).first()
+        if row is None:
+            raise DocumentNotFound(document_id)
+        return row
+
+    async def get_content(self, document_id: str) -> Row[Any] | None:
+        async with self.engine.connect() as connection:
+            return (
+                await connection.execute(
+                    select(DocumentContent.__table__).where(
+                        DocumentContent.document_id == document_id
+                    )
+                )
+            ).first()
+
+    async def list(
+        self,
+        *,
+        status: str | None = None,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+    ) -> Sequence[Row[Any]]:
+        """Newest first; ``before`` is the (created_at, id) of the last row seen."""
+        query = select(Document.__table__)
+        if status is not None:
+            query = query.where(Document.status == status)
+        if before is not None:
+            created_at, document_id = before
+            query = query.where(
+                (Document.created_at < created_at)
+                | ((Document.created_at == created_at) & (Document.id < document_id))
+            )
+        query = query.order_by(Document.created_at.desc(), Document.id.desc())
+        async with self.engine.connect() as connection:
+            return (await connection.execute(query.limit(limit))).all()
+
+    async def delete(self, document_id: str) -> str:
+        """Delete the document; return its storage key if nothing else uses it."""
+        async with write_transaction(self.engine) as connection:
+            key = (
+                await connection.execute(
+                    delete(Document)
+                    .where(Document.id == document_id)
+                    .returning(Document.storage_key)
+                )
+            ).scalar()
+            if key is None:
+                raise DocumentNotFound(document_id)
+            still_used = (
+                await connection.execute(
+                    select(func.count())
+                    .select_from(Document)
+                    .where(Document.storage_key == key)
+                )
+            ).scalar_one()
+        return "" if still_used else key
+
+    async def attempts(self, document_id: str) -> Sequence[Row[Any]]:
+        async with self.engine.connect() as connection:
+            return (
+                await connection.execute(
+                    select(Attempt.__table__)
+                    .where(Attempt.document_id == document_id)
+                    .order_by(Attempt.id)
+                )
+            ).all()
+
+    async def count_by_status(self) -> dict[str, int]:
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                select(Document.status, func.count()).group_by(Document.status)
+            )
+            counts = {status.value: 0 for status in JobStatus}
+            counts.update({status: count for status, count in rows})
+        return counts
+
+    # -- claiming ----------------------------------------------------------
+
+    async def claim_next(self, worker_id: str) -> Claim | None:
+        """Take the most urgent due document, or return None if there is none."""
+        now = utcnow()
+        token = new_claim_token()
+        candidate = (
+            select(Document.id)
+            .where(Document.status == PENDING, Document.next_attempt_at <= now)
+            .order_by(Document.priority.desc(), Document.next_attempt_at, Document.id)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        claim_statement = (
+            update(Document)
+            .where(Document.id == candidate, Document.status == PENDING)
+            .values(
+                status=PROCESSING,
+                worker_id=worker_id,
+                claim_token=token,
+                lease_expires_at=now + self.lease,
+                attempts=Document.attempts + 1,
+                started_at=now,
+                updated_at=now,
+                progress=None,
+            )
+            .returning(
+                Document.id,
+                Document.attempts,
+                Document.max_attempts,
+                Document.storage_key,
+                Document.filename,
+                Document.size_bytes,
+            )
+        )
+        async with write_transaction(self.engine) as connection:
+            row = (await connection.execute(claim_statement)).first()
+            if row is None:
+                return None
+            await connection.execute(
+                insert(Attempt).values(
+                    document_id=row.id,
+                    number=row.attempts,
+                    worker_id=worker_id,
+                    claim_token=token,
+                    started_at=now,
+                )
+            )
+        return Claim(
+            document_id=row.id,
+            token=token,
+            attempt=row.attempts,
+            max_attempts=row.max_attempts,
+            worker_id=worker_id,
+            storage_key=row.storage_key,
+            filename=row.filename,
+            size_bytes=row.size_bytes,
+        )
+
+    def _fenced(self, claim: Claim) -> Any:
+        return update(Document).where(
+            Document.id == claim.document_id,
+            Document.claim_token == claim.token,
+            Document.status == PROCESSING,
+        )
+
+    async def renew_lease(
+        self, claim: Claim, progress: dict[str, Any] | None = None
+    ) -> None:
+        """Extend the lease (and record progress); raise LeaseLost if taken over."""
+        now = utcnow()
+        values: dict[str, Any] = {"lease_expires_at": now + self.lease}
+        if progress is not None:
+            values["progress"] = progress
+        async with write_transaction(self.engine) as connection:
+            result = await connection.execute(self._fenced(claim).values(**values))
+            if result.rowcount != 1:
+                raise LeaseLost(claim.document_id)
+
+    async def complete(self, claim: Claim, payload: dict[str, Any]) -> None:
+        """
+        Store the result and mark the document completed, in one transaction.
+
+        Raises:
+            LeaseLost: the claim is no longer the document's; nothing was written.
+        """
+        now = utcnow()
+        async with write_transaction(self.engine) as connection:
+            result = await connection.execute(
+                self._fenced(claim).values(
+                    status=COMPLETED,
+                    finished_at=now,
+                    updated_at=now,
+                    lease_expires_at=None,
+                    progress=None,
+                    error_code=None,
+                    error_message=None,
+                    mime_type=payload["mime_type"],
+                    word_count=payload["word_count"],
+                    char_count=payload["char_count"],
+                    page_count=payload["page_count"],
+                    doc_metadata=payload["metadata"],
+                    processing_ms=payload["processing_ms"],
+                )
+            )
+            if result.rowcount != 1:
+                raise LeaseLost(claim.document_id)
+            await connection.execute(
+                delete(DocumentContent).where(
+                    DocumentContent.document_id == claim.document_id
+                )
+            )
+            await connection.execute(
+                insert(DocumentContent).values(
+                    document_id=claim.document_id,
+                    text=payload["text"],
+                    markdown=payload["markdown"],
+                    pages=payload["pages"],
+                    children=payload["children"],
+                    warnings=payload["warnings"],
+                )
+            )
+            await self._close_attempt(connection, claim, now, COMPLETED, None)
+
+    async def fail(
+        self, claim: Claim, code: str, message: str, retryable: bool
+    ) -> FailureOutcome:
+        """
+        Record a failed attempt: schedule a retry or fail the document for good.
+
+        Raises:
+            LeaseLost: the claim is no longer the document's; nothing was written.
+        """
+        now = utcnow()
+        retry = retryable and claim.attempt < claim.max_attempts
+        values: dict[str, Any] = {
+            "updated_at": now,
+            "lease_expires_at": None,
+            "worker_id": None,
+            "claim_token": None,
+            "error_code": code,
+            "error_message": message,
+        }
+        retry_at = None
+        if retry:
+            retry_at = now + timedelta(seconds=self.retry.delay_seconds(claim.attempt))
+            values |= {"status": PENDING, "next_attempt_at": retry_at}
+        else:
+            values |= {"status": FAILED, "finished_at": now, "progress": None}
+        async with write_transaction(self.engine) as connection:
+            result = await connection.execute(self._fenced(claim).values(**values))
+            if result.rowcount != 1:
+                raise LeaseLost(claim.document_id)
+            outcome = "retry" if retry else FAILED
+            await self._close_attempt(connection, claim, now, outcome, code)
+        return FailureOutcome(final=not retry, retry_at=retry_at)
+
+    async def release(self, claim: Claim) -> bool:
+        """
+        Give the document back unprocessed (shutdown); the attempt is not counted.
+
+        Returns False when the lease had already been lost.
+        """
+        now = utcnow()
+        async with write_transaction(self.engine) as connection:
+            result = await connection.execute(
+                self._fenced(claim).values(
+                    status=PENDING,
+                    attempts=Document.attempts - 1,
+                    worker_id=None,
+                    claim_token=None,
+                    lease_expires_at=None,
+                    next_attempt_at=now,
+                    updated_at=now,
+                    progress=None,
+                )
+            )
+            if result.rowcount != 1:
+                return False
+            await self._close_attempt(connection, claim, now, "released", None)
+        for listener in self._enqueue_listeners:
+            listener()
+        return True
+
+    async def _close_attempt(
+        self,
+        connection: Any,
+        claim: Claim,
+        now: datetime,
+        outcome: str,
+        error_code: str | None,
+    ) -> None:
+        await connection.execute(
+            update(Attempt)
+            .where(
+                Attempt.document_id == claim.document_id,
+                Attempt.claim_token == claim.token,
+            )
+            .values(finished_at=now, outcome=outcome, error_code=error_code)
+        )
+
+    # -- recovery ----------------------------------------------------------
+
+    async def reclaim_expired(self) -> int:
+        """
+        Return documents whose lease ran out to the queue, or fail them.
+
+        A lease runs out when its worker died or hung, so the attempt counts:
+        a document that kills its worker every time ends ``failed`` with
+        ``worker_crash`` after ``max_attempts`` instead of crashing workers
+        forever.
+        """
+        now = utcnow()
+        expired = (Document.status == PROCESSING) & (Document.lease_expires_at < now)
+        return await self._recover(
+            expired, now, "its worker stopped renewing its lease"
+        )
+
+    async def reclaim_from_dead_workers(self, host: str) -> int:
+        """
+        Recover documents held by processes on ``host`` that no longer exist.
+
+        After a crash and restart on the same machine this frees the dead
+        process's documents at once instead of after the lease runs out.
+        A pid that is alive (even if reused by another program) is left to
+        lease expiry, which is always safe.
+        """
+        async with self.engine.connect() as connection:
+            holders = (
+                await connection.execute(
+                    select(Document.worker_id)
+                    .where(
+                        Document.status == PROCESSING,
+                        Document.worker_id.like(f"{host}:%"),
+                    )
+                    .distinct()
+                )
+            ).scalars()
+            dead = [worker for worker in holders if not _pid_alive(worker)]
+        if not dead:
+            return 0
+        condition = (Document.status == PROCESSING) & Document.worker_id.in_(dead)
+        return await self._recover(
+            condition, utcnow(), "its worker process exited while reading it"
+        )
+
+    async def _recover(self, condition: Any, now: datetime, why: str) -> int:
+        async with write_transaction(self.engine) as connection:
+            tokens = select(Document.claim_token).where(condition).scalar_subquery()
+            await connection.execute(
+                update(Attempt)
+                .where(Attempt.claim_token.in_(tokens), Attempt.finished_at.is_(None))
+                .values(finished_at=now, outcome="abandoned", error_code="worker_crash")
+            )
+            exhausted = await connection.execute(
+                update(Document)
+                .where(condition, Document.attempts >= Document.max_attempts)
+                .values(
+                    status=FAILED,
+                    finished_at=now,
+                    updated_at=now,
+                    lease_expires_at=None,
+                    worker_id=None,
+                    claim_token=None,
+                    progress=None,
+                    error_code="worker_crash",
+                    error_message=(
+                        f"every attempt ended because {why}; the document is "
+                        "quarantined and will not be retried automatically"
+                    ),
+                )
+            )
+            retried = await connection.execute(
+                update(Document)
+                .where(condition)
+                .values(
+                    status=PENDING,
+                    updated_at=now,
+                    lease_expires_at=None,
+                    worker_id=None,
+                    claim_token=None,
+                    progress=None,
+                    next_attempt_at=now,
+                    error_code="worker_crash",
+                    error_message=f"attempt abandoned: {why}",
+                )
+            )
+        count = exhausted.rowcount + retried.rowcount
+        if count:
+            logger.warning(
+                "recovered %d document(s): %s",
+                count,
+                why,
+                extra={"action": "documents_recovered", "count": count},
+            )
+            for listener in self._enqueue_listeners:
+                listener()
+        return count
+
+
+def _pid_alive(worker_id: str) -> bool:
+    _host, _, rest = worker_id.partition(":")
+    pid_text = rest.split(":")[0]
+    if not pid_text.isdigit():
+        return True
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

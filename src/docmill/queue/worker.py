@@ -1,0 +1,320 @@
+"""
+The worker: claim a document, extract it in a child process, record the outcome.
+
+A worker runs ``concurrency`` slots. Each slot owns one extraction child and
+loops: claim, extract while a heartbeat renews the lease, then complete or
+fail the document in one fenced transaction. Idle slots sleep until this
+process queues a document or the poll interval passes.
+
+Shutdown (``stop``) stops claiming at once, lets running extractions finish
+for a grace period, then kills the rest and releases their documents so
+another worker takes them without waiting for the lease to run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from typing import Any
+
+from docmill.exceptions import ExtractionError, LeaseLost, StorageError
+from docmill.extract.base import Limits
+from docmill.extract.child import ExtractionChild
+from docmill.queue.ids import default_worker_id
+from docmill.queue.store import Claim, JobStore
+from docmill.settings import Settings
+from docmill.storage import Storage
+
+logger = logging.getLogger(__name__)
+
+
+def limits_from(settings: Settings) -> Limits:
+    return Limits(
+        max_text_chars=settings.max_text_chars,
+        max_archive_depth=settings.max_archive_depth,
+        max_archive_members=settings.max_archive_members,
+        max_unpacked_bytes=settings.max_unpacked_bytes,
+    )
+
+
+class Worker:
+    """
+    Processes queued documents until stopped.
+
+    Args:
+        store: the job store to claim from.
+        storage: where originals are read.
+        settings: leases, timeouts and limits.
+        concurrency: number of slots (extraction children).
+        worker_id: the name recorded on claims; ``host:pid`` by default.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        storage: Storage,
+        settings: Settings,
+        concurrency: int,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.storage = storage
+        self.settings = settings
+        self.concurrency = concurrency
+        self.worker_id = worker_id or default_worker_id()
+        self._stopping = asyncio.Event()
+        self._wakeup = asyncio.Event()
+        self._slots: list[asyncio.Task[None]] = []
+        self._busy = 0
+        self._lost_tokens: set[str] = set()
+        store.on_enqueue(self._wakeup.set)
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def run(self, *, drain: bool = False) -> None:
+        """
+        Run the slots until ``stop`` is called (or, with ``drain``, until no
+        document is due).
+        """
+        logger.info(
+            "worker %s started with %d slot(s)",
+            self.worker_id,
+            self.concurrency,
+            extra={"action": "worker_started", "worker_id": self.worker_id},
+        )
+        await self._recover_orphans()
+        maintenance = asyncio.create_task(self._maintain())
+        self._slots = [
+            asyncio.create_task(self._run_slot(index, drain))
+            for index in range(self.concurrency)
+        ]
+        try:
+            await asyncio.gather(*self._slots)
+        finally:
+            maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await maintenance
+            logger.info(
+                "worker %s stopped",
+                self.worker_id,
+                extra={"action": "worker_stopped", "worker_id": self.worker_id},
+            )
+
+    async def stop(self, grace_seconds: float | None = None) -> None:
+        """Stop claiming; give running extractions ``grace_seconds`` to finish."""
+        grace = (
+            self.settings.shutdown_grace_seconds
+            if grace_seconds is None
+            else grace_seconds
+        )
+        self._stopping.set()
+        self._wakeup.set()
+        slots = [slot for slot in self._slots if not slot.done()]
+        if not slots:
+            return
+        _done, pending = await asyncio.wait(slots, timeout=grace)
+        for slot in pending:
+            slot.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _recover_orphans(self) -> None:
+        try:
+            await self.store.reclaim_from_dead_workers(socket.gethostname())
+        except Exception:
+            logger.exception("could not recover documents of dead workers")
+
+    async def _maintain(self) -> None:
+        interval = min(self.settings.lease_seconds / 2, 5.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.store.reclaim_expired()
+            except Exception:
+                logger.exception("could not reclaim expired leases")
+
+    async def _run_slot(self, index: int, drain: bool) -> None:
+        child = ExtractionChild(limits_from(self.settings), self.settings.job_memory_mb)
+        try:
+            while not self._stopping.is_set():
+                self._wakeup.clear()
+                claim = await self._claim()
+                if claim is not None:
+                    self._busy += 1
+                    try:
+                        await self._process(claim, child)
+                    finally:
+                        self._busy -= 1
+                    continue
+                if drain and self._busy == 0:
+                    self._wakeup.set()  # let idle sibling slots see the queue is dry
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._wakeup.wait(), self.settings.poll_seconds
+                    )
+        finally:
+            child.close()
+
+    async def _claim(self) -> Claim | None:
+        try:
+            return await self.store.claim_next(self.worker_id)
+        except Exception:
+            # A database that is down or restarting: keep the slot alive and
+            # try again after a pause instead of spinning or dying.
+            logger.exception("could not claim work; retrying")
+            await asyncio.sleep(self.settings.poll_seconds)
+            return None
+
+    async def _process(self, claim: Claim, child: ExtractionChild) -> None:
+        started = time.perf_counter()
+        logger.info(
+            "document %s processing on %s (attempt %d)",
+            claim.document_id,
+            self.worker_id,
+            claim.attempt,
+            extra=_fields("document_claimed", claim),
+        )
+        progress: dict[str, Any] = {}
+        heartbeat = asyncio.create_task(
+            self._heartbeat(claim, progress, asyncio.current_task())
+        )
+        try:
+            path = await self.storage.path(claim.storage_key)
+            payload = await child.extract(
+                path,
+                claim.filename,
+                self.settings.job_timeout_seconds,
+                on_progress=progress.update,
+            )
+        except ExtractionError as exc:
+            heartbeat.cancel()
+            await self._record_failure(
+                claim, exc.code, exc.message, exc.retryable, started
+            )
+        except StorageError as exc:
+            heartbeat.cancel()
+            await self._record_failure(
+                claim, "original_missing", str(exc), False, started
+            )
+        except asyncio.CancelledError:
+            heartbeat.cancel()
+            if claim.token in self._lost_tokens:
+                self._lost_tokens.discard(claim.token)
+                logger.warning(
+                    "document %s abandoned: lease lost",
+                    claim.document_id,
+                    extra=_fields("lease_lost", claim),
+                )
+                return
+            await asyncio.shield(self._release(claim))
+            raise
+        else:
+            heartbeat.cancel()
+            try:
+                await self.store.complete(claim, payload)
+            except LeaseLost:
+                logger.warning(
+                    "document %s result discarded: lease lost before it was stored",
+                    claim.document_id,
+                    extra=_fields("lease_lost", claim),
+                )
+                return
+            logger.info(
+                "document %s completed on %s in %.0f ms",
+                claim.document_id,
+                self.worker_id,
+                (time.perf_counter() - started) * 1000,
+                extra=_fields("document_completed", claim),
+            )
+
+    async def _record_failure(
+        self, claim: Claim, code: str, message: str, retryable: bool, started: float
+    ) -> None:
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        try:
+            outcome = await self.store.fail(claim, code, message, retryable)
+        except LeaseLost:
+            logger.warning(
+                "document %s failure discarded: lease lost",
+                claim.document_id,
+                extra=_fields("lease_lost", claim),
+            )
+            return
+        if outcome.final:
+            logger.error(
+                "document %s failed on %s in %.0f ms: %s: %s",
+                claim.document_id,
+                self.worker_id,
+                elapsed_ms,
+                code,
+                message,
+                extra=_fields("document_failed", claim) | {"error_code": code},
+            )
+        else:
+            logger.warning(
+                "document %s attempt %d failed on %s in %.0f ms: %s; retry at %s",
+                claim.document_id,
+                claim.attempt,
+                self.worker_id,
+                elapsed_ms,
+                code,
+                outcome.retry_at.isoformat() if outcome.retry_at else "?",
+                extra=_fields("document_retry_scheduled", claim) | {"error_code": code},
+            )
+
+    async def _release(self, claim: Claim) -> None:
+        try:
+            released = await self.store.release(claim)
+        except Exception:
+            logger.exception("could not release document %s", claim.document_id)
+            return
+        if released:
+            logger.info(
+                "document %s released by %s at shutdown",
+                claim.document_id,
+                self.worker_id,
+                extra=_fields("document_released", claim),
+            )
+
+    async def _heartbeat(
+        self,
+        claim: Claim,
+        progress: dict[str, Any],
+        processing: asyncio.Task[Any] | None,
+    ) -> None:
+        interval = self.settings.lease_seconds / 3
+        tick = min(interval, 1.0)
+        reported: dict[str, Any] = {}
+        renewed = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            changed = progress != reported
+            if not changed and time.monotonic() - renewed < interval:
+                continue
+            snapshot = dict(progress) if changed else None
+            try:
+                await self.store.renew_lease(claim, snapshot)
+            except LeaseLost:
+                self._lost_tokens.add(claim.token)
+                if processing is not None:
+                    processing.cancel()
+                return
+            except Exception:
+                logger.exception("could not renew lease of %s", claim.document_id)
+                continue
+            renewed = time.monotonic()
+            if snapshot is not None:
+                reported = snapshot
+
+
+def _fields(action: str, claim: Claim) -> dict[str, Any]:
+    return {
+        "action": action,
+        "document_id": claim.document_id,
+        "worker_id": claim.worker_id,
+        "attempt": claim.attempt,
+    }
