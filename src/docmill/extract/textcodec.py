@@ -149,10 +149,10 @@ def decode(
     if wide is not None:
         return DecodedText(_decode_lenient(data, wide, truncated), wide)
     if declared:
-        codec = codec_name(declared)
-        if codec and not codec.startswith(("utf_16", "utf_32")):
+        declared_codec = codec_name(declared)
+        if declared_codec and not declared_codec.startswith(("utf_16", "utf_32")):
             try:
-                return DecodedText(data.decode(codec), codec)
+                return DecodedText(data.decode(declared_codec), declared_codec)
             except UnicodeDecodeError:
                 pass
     return _detect(data, truncated)

@@ -1,0 +1,166 @@
+"""
+E-mail (RFC 5322, ``.eml``): headers, body and attachments.
+
+The text opens with the From, To, Cc, Date and Subject headers (RFC 2047
+words decoded), then a blank line, then the body: every text part that is
+not an attachment, taking the plain version of a multipart/alternative and
+the HTML one, converted to text, only when there is no plain version. Parts
+with a file name are attachments: each is extracted as a child document and
+counted in ``metadata["attachments"]``; an attached message without a name
+is a child too, named after its subject.
+"""
+
+from __future__ import annotations
+
+from email import policy
+from email.message import EmailMessage, Message
+from email.parser import BytesParser
+from typing import Any
+
+from docmill.exceptions import EmptyDocument
+from docmill.extract import mime
+from docmill.extract.base import (
+    ChildResult,
+    ExtractContext,
+    ExtractionResult,
+    Source,
+    read_source,
+)
+from docmill.extract.text import normalize_newlines
+from docmill.extract.textcodec import decode
+
+_HEADERS = ("from", "to", "cc", "date", "subject")
+
+
+def extract_email(source: Source, ctx: ExtractContext) -> ExtractionResult:
+    data = read_source(source)
+    message = BytesParser(policy=policy.default).parsebytes(data)
+    if not message.keys() and not message.get_payload():
+        raise EmptyDocument("the message has neither headers nor a body")
+
+    metadata: dict[str, Any] = {}
+    for name in _HEADERS:
+        value = header(message, name)
+        if value:
+            metadata[name] = value
+    reader = _PartReader(ctx)
+    reader.read(message)
+    metadata["attachments"] = len(reader.children)
+
+    lines = [
+        f"{name.title()}: {metadata[name]}" for name in _HEADERS if name in metadata
+    ]
+    parts = ["\n".join(lines), *reader.bodies]
+    return ExtractionResult(
+        mime.EMAIL,
+        "\n\n".join(part for part in parts if part),
+        metadata=metadata,
+        children=reader.children,
+        warnings=reader.warnings,
+    )
+
+
+def header(message: Message, name: str) -> str | None:
+    """A header's decoded value with folding removed, or None if absent."""
+    try:
+        value = message.get(name)
+    except (ValueError, IndexError, TypeError, AttributeError):
+        # The header classes of policy.default fail on some malformed
+        # values; the undecoded text is better than nothing.
+        value = next(
+            (raw for key, raw in message.raw_items() if key.lower() == name), None
+        )
+    if value is None:
+        return None
+    return " ".join(str(value).split()) or None
+
+
+class _PartReader:
+    """Walks a message's MIME tree, collecting body texts and attachments."""
+
+    def __init__(self, ctx: ExtractContext) -> None:
+        self.ctx = ctx
+        self.bodies: list[str] = []
+        self.children: list[ChildResult] = []
+        self.warnings: list[str] = []
+
+    def read(self, part: Message) -> None:
+        filename = part.get_filename()
+        content_type = part.get_content_type()
+        if filename:
+            self._attach(filename, _payload(part))
+        elif content_type == "message/rfc822":
+            self._attach_message(part)
+        elif part.is_multipart():
+            if part.get_content_subtype() == "alternative":
+                preferred = _preferred_alternative(part)
+                if preferred is not None:
+                    self.read(preferred)
+            else:
+                for subpart in _subparts(part):
+                    self.read(subpart)
+        elif content_type in ("text/plain", "text/html"):
+            self._body(part, html=content_type == "text/html")
+
+    def _body(self, part: Message, html: bool) -> None:
+        text = _decode_part(_payload(part), part.get_content_charset())
+        if html:
+            from docmill.extract.html import extract_html
+
+            text = extract_html(text.encode("utf-8"), self.ctx).text
+        text = normalize_newlines(text).strip()
+        if text:
+            self.bodies.append(text)
+
+    def _attach(self, name: str, payload: bytes) -> None:
+        self.children.append(self.ctx.extract_child(name, payload))
+
+    def _attach_message(self, part: Message) -> None:
+        inner = part.get_payload()
+        if isinstance(inner, list) and inner:
+            inner = inner[0]
+        if not isinstance(inner, Message):
+            return
+        subject = header(inner, "subject") or "attached message"
+        data = (
+            inner.as_bytes(policy=policy.default)
+            if isinstance(inner, EmailMessage)
+            else inner.as_bytes()
+        )
+        self._attach(f"{subject}.eml", data)
+
+
+def _preferred_alternative(part: Message) -> Message | None:
+    alternatives = _subparts(part)
+    for wanted in ("text/plain", "text/html"):
+        for alternative in alternatives:
+            if alternative.get_content_type() == wanted:
+                return alternative
+    # A multipart alternative (plain and related HTML, say): the last one is
+    # the richest by RFC 2046's ordering.
+    return alternatives[-1] if alternatives else None
+
+
+def _payload(part: Message) -> bytes:
+    # Transfer encoding undone; a multipart or malformed part gives None.
+    payload = part.get_payload(decode=True)
+    return payload if isinstance(payload, bytes) else b""
+
+
+def _subparts(part: Message) -> list[Message]:
+    payload = part.get_payload()
+    return (
+        [sub for sub in payload if isinstance(sub, Message)]
+        if isinstance(payload, list)
+        else []
+    )
+
+
+def _decode_part(payload: bytes, charset: str | None) -> str:
+    if charset:
+        try:
+            return payload.decode(charset)
+        except (UnicodeDecodeError, LookupError):
+            # A wrong or unknown charset label: detect as for any text.
+            pass
+    return decode(payload).text
