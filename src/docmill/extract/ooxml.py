@@ -60,7 +60,15 @@ _SAFE_OPTIONS: dict[str, Any] = {
 }
 _PARSER = etree.XMLParser(remove_comments=True, remove_pis=True, **_SAFE_OPTIONS)
 
-_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError)
+# NotImplementedError: a compression method zipfile lacks (deflate64, lzma).
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+)
 
 
 class Relationship(NamedTuple):

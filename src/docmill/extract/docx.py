@@ -1,0 +1,505 @@
+"""
+DOCX: body paragraphs and tables in reading order, then the text that lives
+in other parts (headers, footers, footnotes, endnotes, comments).
+
+The body is read with ``iterparse`` one top-level block at a time and each
+block is dropped once rendered, so an 800-page handbook never sits in memory
+as a whole tree. Text boxes are rendered after the paragraph that anchors
+them; of an ``mc:AlternateContent`` only the first ``mc:Choice`` is read, since
+its ``mc:Fallback`` repeats the same content for older readers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from lxml import etree
+
+from docmill.extract import mime
+from docmill.extract.base import ExtractContext, ExtractionResult, Source
+from docmill.extract.ooxml import MC, Package, R, W, iterparse
+
+_P = f"{{{W}}}p"
+_R = f"{{{W}}}r"
+_T = f"{{{W}}}t"
+_TBL = f"{{{W}}}tbl"
+_TR = f"{{{W}}}tr"
+_TC = f"{{{W}}}tc"
+_SDT = f"{{{W}}}sdt"
+_SDT_CONTENT = f"{{{W}}}sdtContent"
+_CUSTOM_XML = f"{{{W}}}customXml"
+_BODY = f"{{{W}}}body"
+_SECT_PR = f"{{{W}}}sectPr"
+_P_PR = f"{{{W}}}pPr"
+_P_STYLE = f"{{{W}}}pStyle"
+_NUM_PR = f"{{{W}}}numPr"
+_NUM_ID = f"{{{W}}}numId"
+_ILVL = f"{{{W}}}ilvl"
+_TC_PR = f"{{{W}}}tcPr"
+_GRID_SPAN = f"{{{W}}}gridSpan"
+_HYPERLINK = f"{{{W}}}hyperlink"
+_TXBX_CONTENT = f"{{{W}}}txbxContent"
+_FOOTNOTE_REF = f"{{{W}}}footnoteReference"
+_ENDNOTE_REF = f"{{{W}}}endnoteReference"
+_VAL = f"{{{W}}}val"
+_ID = f"{{{W}}}id"
+_TYPE = f"{{{W}}}type"
+_AUTHOR = f"{{{W}}}author"
+_ANCHOR = f"{{{W}}}anchor"
+_R_ID = f"{{{R}}}id"
+_ALTERNATE = f"{{{MC}}}AlternateContent"
+_CHOICE = f"{{{MC}}}Choice"
+
+_CHARACTERS = {
+    f"{{{W}}}tab": "\t",
+    f"{{{W}}}ptab": "\t",
+    f"{{{W}}}br": "\n",
+    f"{{{W}}}cr": "\n",
+    f"{{{W}}}noBreakHyphen": "-",
+}
+# Subtrees with no readable text, or with text that is not the document's:
+# formatting, deleted revisions, field instructions.
+_SKIPPED = frozenset(
+    f"{{{W}}}{name}"
+    for name in (
+        "rPr",
+        "pPr",
+        "tblPr",
+        "trPr",
+        "tcPr",
+        "tblGrid",
+        "sectPr",
+        "del",
+        "moveFrom",
+        "delText",
+        "instrText",
+        "fldChar",
+        "softHyphen",
+        "bookmarkStart",
+        "bookmarkEnd",
+        "proofErr",
+        "lastRenderedPageBreak",
+        "commentRangeStart",
+        "commentRangeEnd",
+        "commentReference",
+        "annotationRef",
+        "footnoteRef",
+        "endnoteRef",
+        "separator",
+        "continuationSeparator",
+    )
+) | {f"{{{MC}}}Fallback"}
+_BODY_TAGS = (_P, _TBL, _SDT, _CUSTOM_XML, _ALTERNATE, _SECT_PR)
+_HEADING_NAME = re.compile(r"heading\s*(\d)", re.IGNORECASE)
+_HEADING_ID = re.compile(r"heading(\d)", re.IGNORECASE)
+_SECTIONS = (
+    ("header", "Headers"),
+    ("footer", "Footers"),
+    ("footnotes", "Footnotes"),
+    ("endnotes", "Endnotes"),
+    ("comments", "Comments"),
+)
+
+
+@dataclass(slots=True)
+class Block:
+    """One rendered paragraph or table."""
+
+    text: str
+    markdown: str
+    # Inline Markdown with no block prefix, for use inside a table cell.
+    inline: str
+    # Nesting level of a list item (its Markdown then lacks the indent); -1
+    # for anything that is not one.
+    level: int = -1
+
+
+@dataclass(slots=True)
+class Style:
+    heading: int = 0
+    num_id: str | None = None
+    level: int = 0
+
+
+def extract_docx(source: Source, ctx: ExtractContext) -> ExtractionResult:
+    with Package(source, ctx, "DOCX") as package:
+        main = package.main_part("word/document.xml")
+        relationships = package.relationships(main)
+        reader = _Reader(
+            styles=_read_styles(package, _targets(relationships, "styles")),
+            ordered=_read_numbering(package, _targets(relationships, "numbering")),
+            links={rel.id: rel.target for rel in relationships},
+        )
+        blocks = reader.read_body(package.read_xml(main))
+        extras = [
+            (title, _read_extra(package, reader, kind, relationships))
+            for kind, title in _SECTIONS
+        ]
+        metadata = package.core_properties()
+
+    metadata["sections"] = reader.sections
+    metadata["tables"] = reader.tables
+    text, markdown = _compose(blocks, [(t, b) for t, b in extras if b])
+    return ExtractionResult(mime.DOCX, text, markdown=markdown, metadata=metadata)
+
+
+def _targets(relationships: list[Any], kind: str) -> list[str]:
+    return sorted(
+        {rel.target for rel in relationships if rel.kind == kind and not rel.external},
+        key=_natural_key,
+    )
+
+
+def _natural_key(name: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+class _Reader:
+    """Renders WordprocessingML blocks to text and Markdown."""
+
+    def __init__(
+        self,
+        styles: dict[str, Style],
+        ordered: dict[tuple[str, int], bool],
+        links: dict[str, str],
+    ) -> None:
+        self.styles = styles
+        self.ordered = ordered
+        self.links = links
+        self.sections = 0
+        self.tables = 0
+
+    def read_body(self, data: bytes) -> list[Block]:
+        blocks: list[Block] = []
+        for element in iterparse(data, "DOCX body", _BODY_TAGS):
+            if element.tag == _SECT_PR:
+                self.sections += 1
+                continue
+            parent = element.getparent()
+            if parent is None or parent.tag != _BODY:
+                continue
+            if element.tag == _TBL:
+                self.tables += 1
+            self._block(element, blocks)
+            # Rendered blocks are dropped so memory stays one block deep.
+            element.clear(keep_tail=True)
+            while element.getprevious() is not None:
+                del parent[0]
+        return blocks
+
+    def blocks(self, container: etree._Element) -> list[Block]:
+        blocks: list[Block] = []
+        for child in container:
+            self._block(child, blocks)
+        return blocks
+
+    def _block(self, element: etree._Element, blocks: list[Block]) -> None:
+        tag = element.tag
+        if tag == _P:
+            self._paragraph(element, blocks)
+        elif tag == _TBL:
+            blocks.append(self._table(element))
+        elif tag in (_SDT, _CUSTOM_XML):
+            content = element.find(_SDT_CONTENT) if tag == _SDT else element
+            if content is not None:
+                for child in content:
+                    self._block(child, blocks)
+        elif tag == _ALTERNATE:
+            choice = element.find(_CHOICE)
+            if choice is not None:
+                for child in choice:
+                    self._block(child, blocks)
+
+    def _paragraph(self, paragraph: etree._Element, blocks: list[Block]) -> None:
+        parts: list[str] = []
+        marks: list[tuple[int, str]] = []
+        boxes: list[etree._Element] = []
+        self._collect(paragraph, parts, marks, boxes)
+        text = "".join(parts).strip()
+        if text:
+            inline = _with_marks(parts, marks).strip() if marks else text
+            blocks.append(self._styled(paragraph, text, inline))
+        for box in boxes:
+            blocks.extend(self.blocks(box))
+
+    def _collect(
+        self,
+        element: etree._Element,
+        parts: list[str],
+        marks: list[tuple[int, str]],
+        boxes: list[etree._Element],
+    ) -> None:
+        for child in element:
+            tag = child.tag
+            if tag == _T:
+                parts.append(child.text or "")
+            elif tag == _R:
+                self._collect(child, parts, marks, boxes)
+            elif tag in _SKIPPED:
+                continue
+            elif tag in _CHARACTERS:
+                parts.append(_CHARACTERS[tag])
+            elif tag == _TXBX_CONTENT:
+                boxes.append(child)
+            elif tag == _HYPERLINK:
+                self._hyperlink(child, parts, marks, boxes)
+            elif tag in (_FOOTNOTE_REF, _ENDNOTE_REF):
+                marks.append((len(parts), f"[^{_note_label(tag, child.get(_ID))}]"))
+            elif tag == _ALTERNATE:
+                choice = child.find(_CHOICE)
+                if choice is not None:
+                    self._collect(choice, parts, marks, boxes)
+            elif isinstance(tag, str):
+                self._collect(child, parts, marks, boxes)
+
+    def _hyperlink(
+        self,
+        link: etree._Element,
+        parts: list[str],
+        marks: list[tuple[int, str]],
+        boxes: list[etree._Element],
+    ) -> None:
+        start, first_mark = len(parts), len(marks)
+        self._collect(link, parts, marks, boxes)
+        target = self.links.get(link.get(_R_ID, ""))
+        if target is None and link.get(_ANCHOR):
+            target = f"#{link.get(_ANCHOR)}"
+        if target is None or not "".join(parts[start:]).strip():
+            return
+        marks.insert(first_mark, (start, "["))
+        marks.append((len(parts), f"]({target})"))
+
+    def _styled(self, paragraph: etree._Element, text: str, inline: str) -> Block:
+        properties = paragraph.find(_P_PR)
+        style = Style()
+        num_id: str | None = None
+        level = 0
+        if properties is not None:
+            style_ref = properties.find(_P_STYLE)
+            if style_ref is not None:
+                style = self.styles.get(style_ref.get(_VAL, ""), style)
+            num_id, level = style.num_id, style.level
+            numbering = properties.find(_NUM_PR)
+            if numbering is not None:
+                num_id, level = _numbering_ref(numbering, num_id, level)
+
+        if style.heading:
+            prefix = "#" * min(style.heading, 6)
+            return Block(text, f"{prefix} {inline}", inline)
+        if num_id and num_id != "0":
+            ordered = self.ordered.get((num_id, level), False)
+            marker = "1." if ordered else "-"
+            return Block(text, f"{marker} {inline}", inline, level=level)
+        return Block(text, inline, inline)
+
+    def _table(self, table: etree._Element) -> Block:
+        rows: list[list[Block]] = []
+        for row in table.iter(_TR):
+            # Rows of a table nested in a cell belong to that cell.
+            if row.getparent() is not table:
+                continue
+            cells: list[Block] = []
+            for cell in row.iter(_TC):
+                if cell.getparent() is not row:
+                    continue
+                cells.append(_cell_block(self.blocks(cell)))
+                cells.extend(_EMPTY_CELL for _ in range(_grid_span(cell) - 1))
+            rows.append(cells)
+        return _table_block(rows)
+
+    def notes(self, root: etree._Element, kind: str) -> list[Block]:
+        blocks: list[Block] = []
+        for note in root:
+            if note.get(_TYPE) not in (None, "normal"):
+                continue
+            content = _joined(self.blocks(note))
+            if content.text:
+                label = _note_label(note.tag, note.get(_ID))
+                if kind == "comments":
+                    author = note.get(_AUTHOR)
+                    text = f"{author}: {content.text}" if author else content.text
+                    markdown = f"- **{author}**: {content.inline}" if author else ""
+                    markdown = markdown or f"- {content.inline}"
+                    blocks.append(Block(text, markdown, content.inline, level=0))
+                else:
+                    markdown = f"[^{label}]: {content.inline}"
+                    blocks.append(Block(content.text, markdown, content.inline))
+        return blocks
+
+
+_EMPTY_CELL = Block("", "", "")
+# Wide enough for content under both "- " and "1. " markers.
+LIST_INDENT = "   "
+
+
+def _note_label(tag: str, note_id: str | None) -> str:
+    prefix = "e" if "endnote" in tag else ""
+    return f"{prefix}{note_id or ''}"
+
+
+def _numbering_ref(
+    numbering: etree._Element, num_id: str | None, level: int
+) -> tuple[str | None, int]:
+    id_element = numbering.find(_NUM_ID)
+    level_element = numbering.find(_ILVL)
+    if id_element is not None:
+        num_id = id_element.get(_VAL)
+    if level_element is not None:
+        level = _int(level_element.get(_VAL))
+    return num_id, level
+
+
+def _grid_span(cell: etree._Element) -> int:
+    span = cell.find(f"{_TC_PR}/{_GRID_SPAN}")
+    return max(1, min(_int(span.get(_VAL)), 64)) if span is not None else 1
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
+
+
+def _with_marks(parts: list[str], marks: list[tuple[int, str]]) -> str:
+    pieces: list[str] = []
+    position = 0
+    for index, mark in marks:
+        pieces.extend(parts[position:index])
+        pieces.append(mark)
+        position = max(position, index)
+    pieces.extend(parts[position:])
+    return "".join(pieces)
+
+
+def _cell_block(blocks: list[Block]) -> Block:
+    text = " ".join(block.text.replace("\n", " ") for block in blocks)
+    inline = " ".join(block.inline.replace("\n", " ") for block in blocks)
+    return Block(text, inline, inline)
+
+
+def _joined(blocks: list[Block]) -> Block:
+    return Block(
+        "\n".join(block.text for block in blocks),
+        "\n\n".join(block.markdown for block in blocks),
+        " ".join(block.inline.replace("\n", " ") for block in blocks),
+    )
+
+
+def _table_block(rows: list[list[Block]]) -> Block:
+    rows = [row for row in rows if row]
+    if not rows:
+        return _EMPTY_CELL
+    width = max(len(row) for row in rows)
+    text = "\n".join("\t".join(cell.text for cell in row).rstrip() for row in rows)
+    return Block(text, markdown_table(rows, width), text.replace("\n", " "))
+
+
+def markdown_table(rows: list[list[Block]], width: int) -> str:
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [cell.inline.replace("|", "\\|") for cell in row]
+        cells.extend("" for _ in range(width - len(cells)))
+        lines.append("| " + " | ".join(cells) + " |")
+        if index == 0:
+            lines.append("|" + " --- |" * width)
+    return "\n".join(lines)
+
+
+def _read_styles(package: Package, names: list[str]) -> dict[str, Style]:
+    root = package.parse_optional(names[0] if names else "word/styles.xml")
+    if root is None:
+        return {}
+    styles: dict[str, Style] = {}
+    for element in root.iter(f"{{{W}}}style"):
+        style_id = element.get(f"{{{W}}}styleId")
+        if not style_id:
+            continue
+        name_element = element.find(f"{{{W}}}name")
+        name = name_element.get(_VAL, "") if name_element is not None else ""
+        style = Style(heading=_heading_level(style_id, name))
+        numbering = element.find(f"{_P_PR}/{_NUM_PR}")
+        if numbering is not None:
+            style.num_id, style.level = _numbering_ref(numbering, None, 0)
+        styles[style_id] = style
+    return styles
+
+
+def _heading_level(style_id: str, name: str) -> int:
+    if name.lower() == "title" or style_id.lower() == "title":
+        return 1
+    match = _HEADING_NAME.fullmatch(name) or _HEADING_ID.fullmatch(style_id)
+    return int(match.group(1)) if match else 0
+
+
+def _read_numbering(package: Package, names: list[str]) -> dict[tuple[str, int], bool]:
+    root = package.parse_optional(names[0] if names else "word/numbering.xml")
+    if root is None:
+        return {}
+    abstract: dict[str, dict[int, bool]] = {}
+    for element in root.iter(f"{{{W}}}abstractNum"):
+        levels = abstract.setdefault(element.get(f"{{{W}}}abstractNumId", ""), {})
+        for level in element.iter(f"{{{W}}}lvl"):
+            number_format = level.find(f"{{{W}}}numFmt")
+            kind = number_format.get(_VAL) if number_format is not None else "bullet"
+            levels[_int(level.get(f"{{{W}}}ilvl"))] = kind not in ("bullet", "none")
+    ordered: dict[tuple[str, int], bool] = {}
+    for element in root.iter(f"{{{W}}}num"):
+        reference = element.find(f"{{{W}}}abstractNumId")
+        if reference is None:
+            continue
+        for level, is_ordered in abstract.get(reference.get(_VAL, ""), {}).items():
+            ordered[(element.get(f"{{{W}}}numId", ""), level)] = is_ordered
+    return ordered
+
+
+def _read_extra(
+    package: Package, reader: _Reader, kind: str, relationships: list[Any]
+) -> list[Block]:
+    blocks: list[Block] = []
+    seen: set[str] = set()
+    for name in _targets(relationships, kind):
+        root = package.parse_optional(name)
+        if root is None:
+            continue
+        found = reader.notes(root, kind) if kind.endswith("s") else reader.blocks(root)
+        for block in found:
+            # Sections often repeat one header; it is worth reading once.
+            if block.text not in seen:
+                seen.add(block.text)
+                blocks.append(block)
+    return blocks
+
+
+def _compose(
+    blocks: list[Block], extras: list[tuple[str, list[Block]]]
+) -> tuple[str, str]:
+    text = "\n".join(block.text for block in blocks)
+    markdown = _markdown(blocks)
+    for title, section in extras:
+        text += f"\n\n--- {title} ---\n" + "\n".join(block.text for block in section)
+        markdown += f"\n\n## {title}\n\n" + _markdown(section)
+    return text.strip("\n"), markdown.strip("\n")
+
+
+def _markdown(blocks: list[Block]) -> str:
+    pieces: list[str] = []
+    # Levels of the list items enclosing the current one. A Word list may open
+    # at level 3 or skip levels, but Markdown nests one step at a time and
+    # reads deeper indents as code, so the depth shown is this stack's height.
+    open_levels: list[int] = []
+    for block in blocks:
+        if pieces:
+            in_list = bool(open_levels) and block.level >= 0
+            pieces.append("\n" if in_list else "\n\n")
+        if block.level < 0:
+            open_levels.clear()
+            pieces.append(block.markdown)
+            continue
+        while open_levels and open_levels[-1] >= block.level:
+            open_levels.pop()
+        pieces.append(LIST_INDENT * len(open_levels) + block.markdown)
+        open_levels.append(block.level)
+    return "".join(pieces)

@@ -1,0 +1,243 @@
+from __future__ import annotations
+
+import io
+import zipfile
+
+import docx
+import pytest
+
+from docmill.exceptions import CorruptDocument, LimitExceeded
+from docmill.extract.base import ExtractContext, ExtractionResult, Limits
+from docmill.extract.docx import extract_docx
+
+W_NS = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
+STRICT_W_NS = "http://purl.oclc.org/ooxml/wordprocessingml/main"
+R_NS = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+MC_NS = "http://schemas.openxmlformats.org/markup-compatibility/2006"
+REL_TYPE = R_NS + "/"
+
+
+def build_docx(
+    body: str,
+    *,
+    namespace: str = W_NS,
+    footnotes: str | None = None,
+    links: dict[str, str] | None = None,
+    prolog: str = "",
+) -> bytes:
+    """Write a minimal DOCX package around ``body`` (the w:body's inner XML)."""
+    rels = [
+        f'<Relationship Id="{rid}" Type="{REL_TYPE}hyperlink" Target="{url}" '
+        'TargetMode="External"/>'
+        for rid, url in (links or {}).items()
+    ]
+    if footnotes is not None:
+        rels.append(
+            f'<Relationship Id="rIdF" Type="{REL_TYPE}footnotes" '
+            'Target="footnotes.xml"/>'
+        )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as package:
+        package.writestr(
+            "_rels/.rels",
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+            f'relationships"><Relationship Id="rId1" Type="{REL_TYPE}officeDocument" '
+            'Target="word/document.xml"/></Relationships>',
+        )
+        package.writestr(
+            "word/_rels/document.xml.rels",
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/'
+            f'relationships">{"".join(rels)}</Relationships>',
+        )
+        package.writestr(
+            "word/document.xml",
+            f'{prolog}<w:document xmlns:w="{namespace}" xmlns:r="{R_NS}" '
+            f'xmlns:mc="{MC_NS}"><w:body>{body}</w:body></w:document>',
+        )
+        if footnotes is not None:
+            package.writestr(
+                "word/footnotes.xml",
+                f'<w:footnotes xmlns:w="{W_NS}">{footnotes}</w:footnotes>',
+            )
+    return buffer.getvalue()
+
+
+def paragraph(text: str) -> str:
+    return f"<w:p><w:r><w:t>{text}</w:t></w:r></w:p>"
+
+
+def saved(document: docx.document.Document) -> bytes:
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def extract(data: bytes) -> ExtractionResult:
+    return extract_docx(data, ExtractContext())
+
+
+def test_heading_style_becomes_markdown_heading() -> None:
+    document = docx.Document()
+    document.add_heading("Annual report", 2)
+    document.add_paragraph("Intro text.")
+
+    result = extract(saved(document))
+
+    assert result.markdown == "## Annual report\n\nIntro text."
+
+
+def test_bulleted_and_numbered_lists_get_markdown_markers() -> None:
+    document = docx.Document()
+    document.add_paragraph("first", style="List Bullet")
+    document.add_paragraph("second", style="List Bullet")
+    document.add_paragraph("step", style="List Number")
+
+    assert extract(saved(document)).markdown == "- first\n- second\n1. step"
+
+
+def test_table_is_tab_separated_in_text_and_a_markdown_table() -> None:
+    document = docx.Document()
+    table = document.add_table(rows=2, cols=2)
+    for (row, column), value in {
+        (0, 0): "Name",
+        (0, 1): "Age",
+        (1, 0): "Ada",
+        (1, 1): "36",
+    }.items():
+        table.cell(row, column).text = value
+
+    result = extract(saved(document))
+
+    assert result.text == "Name\tAge\nAda\t36"
+    assert result.markdown == "| Name | Age |\n| --- | --- |\n| Ada | 36 |"
+
+
+def test_header_and_footer_follow_the_body_under_separators() -> None:
+    document = docx.Document()
+    document.add_paragraph("Body.")
+    document.sections[0].header.paragraphs[0].text = "Top line"
+    document.sections[0].footer.paragraphs[0].text = "Bottom line"
+
+    result = extract(saved(document))
+
+    assert result.text == (
+        "Body.\n\n--- Headers ---\nTop line\n\n--- Footers ---\nBottom line"
+    )
+
+
+def test_comments_carry_their_author() -> None:
+    document = docx.Document()
+    commented = document.add_paragraph("Commented.")
+    document.add_comment(commented.runs, text="A remark", author="Bob")
+
+    result = extract(saved(document))
+
+    assert result.text == "Commented.\n\n--- Comments ---\nBob: A remark"
+
+
+def test_core_properties_become_metadata() -> None:
+    document = docx.Document()
+    document.core_properties.title = "Report"
+    document.core_properties.author = "Ada Lovelace"
+
+    metadata = extract(saved(document)).metadata
+
+    assert (metadata["title"], metadata["author"]) == ("Report", "Ada Lovelace")
+
+
+def test_sections_and_tables_are_counted() -> None:
+    document = docx.Document()
+    document.add_paragraph("One")
+    document.add_section()
+    document.add_table(rows=1, cols=1)
+
+    metadata = extract(saved(document)).metadata
+
+    assert (metadata["sections"], metadata["tables"]) == (2, 1)
+
+
+def test_footnotes_follow_the_body_and_are_referenced_in_markdown() -> None:
+    body = (
+        '<w:p><w:r><w:t>Claim.</w:t></w:r><w:r><w:footnoteReference w:id="1"/>'
+        "</w:r></w:p>"
+    )
+    notes = (
+        '<w:footnote w:type="separator" w:id="0"><w:p><w:r><w:separator/></w:r>'
+        '</w:p></w:footnote><w:footnote w:id="1">'
+        + paragraph("Source: me.")
+        + "</w:footnote>"
+    )
+
+    result = extract(build_docx(body, footnotes=notes))
+
+    assert result.text == "Claim.\n\n--- Footnotes ---\nSource: me."
+    assert result.markdown == "Claim.[^1]\n\n## Footnotes\n\n[^1]: Source: me."
+
+
+def test_text_box_in_alternate_content_is_read_once() -> None:
+    box = f"<w:txbxContent>{paragraph('Boxed words')}</w:txbxContent>"
+    body = (
+        "<w:p><w:r><mc:AlternateContent>"
+        f"<mc:Choice Requires='wps'><w:drawing>{box}</w:drawing></mc:Choice>"
+        f"<mc:Fallback><w:pict>{box}</w:pict></mc:Fallback>"
+        "</mc:AlternateContent></w:r><w:r><w:t>Anchor text</w:t></w:r></w:p>"
+    )
+
+    assert extract(build_docx(body)).text == "Anchor text\nBoxed words"
+
+
+def test_hyperlink_split_across_runs_is_joined() -> None:
+    body = (
+        '<w:p><w:r><w:t xml:space="preserve">See </w:t></w:r>'
+        '<w:hyperlink r:id="rId9"><w:r><w:t>the </w:t></w:r><w:r><w:t>docs</w:t>'
+        "</w:r></w:hyperlink><w:r><w:t>.</w:t></w:r></w:p>"
+    )
+
+    result = extract(build_docx(body, links={"rId9": "https://example.org/"}))
+
+    assert result.text == "See the docs."
+    assert result.markdown == "See [the docs](https://example.org/)."
+
+
+def test_tabs_and_breaks_become_whitespace() -> None:
+    body = "<w:p><w:r><w:t>a</w:t><w:tab/><w:t>b</w:t><w:br/><w:t>c</w:t></w:r></w:p>"
+
+    assert extract(build_docx(body)).text == "a\tb\nc"
+
+
+def test_deleted_revisions_and_field_codes_are_left_out() -> None:
+    body = (
+        "<w:p><w:del><w:r><w:delText>gone</w:delText></w:r></w:del>"
+        "<w:r><w:instrText>PAGE</w:instrText></w:r><w:r><w:t>kept</w:t></w:r></w:p>"
+    )
+
+    assert extract(build_docx(body)).text == "kept"
+
+
+def test_strict_ooxml_namespace_is_read() -> None:
+    data = build_docx(paragraph("Strict words"), namespace=STRICT_W_NS)
+
+    assert extract(data).text == "Strict words"
+
+
+def test_truncated_docx_is_corrupt() -> None:
+    document = docx.Document()
+    document.add_paragraph("Some text")
+
+    with pytest.raises(CorruptDocument):
+        extract(saved(document)[:-200])
+
+
+def test_package_unpacking_past_the_limit_is_refused() -> None:
+    data = build_docx(paragraph("x" * 5000))
+    ctx = ExtractContext(limits=Limits(max_unpacked_bytes=1000))
+
+    with pytest.raises(LimitExceeded):
+        extract_docx(data, ctx)
+
+
+def test_entities_in_a_part_are_never_expanded() -> None:
+    prolog = '<!DOCTYPE w:document [<!ENTITY lol "lololol">]>'
+    data = build_docx(paragraph("kept &lol;"), prolog=prolog)
+
+    assert extract(data).text == "kept"
