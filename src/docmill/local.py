@@ -83,7 +83,9 @@ async def _run(
 
     async def slot() -> None:
         nonlocal failures
-        child = ExtractionChild(limits_from(settings), settings.job_memory_mb)
+        child = ExtractionChild(
+            limits_from(settings), settings.job_memory_mb, settings.extractor_plugins
+        )
         try:
             while not queue.empty():
                 path = queue.get_nowait()

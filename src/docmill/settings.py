@@ -81,6 +81,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Most bytes unpacked from one archive or container part.",
     )
+    extractor_plugins: list[str] = Field(
+        default_factory=list,
+        description=(
+            "Python modules imported in every extraction process; each may "
+            "register extractors for more formats."
+        ),
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Lowest level logged."
     )

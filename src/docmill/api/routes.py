@@ -247,7 +247,7 @@ async def _completed_content(services: Services, document_id: str) -> Any:
             409,
             "not-completed",
             f"document {document_id!r} is {row.status}, not completed",
-            status=row.status,
+            document_status=row.status,
         )
     content = await services.store.get_content(document_id)
     if content is None:

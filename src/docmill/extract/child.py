@@ -84,10 +84,16 @@ def extract_in_process(
     return to_payload(result, (time.perf_counter() - started) * 1000)
 
 
-def _child_main(connection: Connection, limits: Limits, memory_mb: int) -> None:
+def _child_main(
+    connection: Connection, limits: Limits, memory_mb: int, plugins: list[str]
+) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the parent decides
     # when its children stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if plugins:
+        from docmill.extract.registry import load_plugins
+
+        load_plugins(plugins)
     if memory_mb:
         import resource
 
@@ -125,11 +131,15 @@ class ExtractionChild:
     Args:
         limits: the per-document safety limits.
         memory_mb: the child's address-space cap (0: none).
+        plugins: modules the child imports to register more extractors.
     """
 
-    def __init__(self, limits: Limits, memory_mb: int = 0) -> None:
+    def __init__(
+        self, limits: Limits, memory_mb: int = 0, plugins: list[str] | None = None
+    ) -> None:
         self.limits = limits
         self.memory_mb = memory_mb
+        self.plugins = plugins or []
         self._process: Any = None
         self._connection: Connection | None = None
 
@@ -137,7 +147,7 @@ class ExtractionChild:
         parent_end, child_end = _context.Pipe(duplex=True)
         process = _context.Process(
             target=_child_main,
-            args=(child_end, self.limits, self.memory_mb),
+            args=(child_end, self.limits, self.memory_mb, self.plugins),
             daemon=True,
             name="docmill-extract",
         )

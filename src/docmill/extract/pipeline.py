@@ -28,7 +28,7 @@ def extract_bytes(
 
 
 def _extract(source: Source, ctx: ExtractContext, name: str | None) -> ExtractionResult:
-    media_type = sniff(source, name)
+    media_type = _sniff_plugin(source) or sniff(source, name)
     if media_type == "application/x-empty":
         raise EmptyDocument("the document is empty (0 bytes)")
     if media_type == "application/octet-stream":
@@ -48,6 +48,14 @@ def _finish(result: ExtractionResult, ctx: ExtractContext) -> ExtractionResult:
         if language:
             result.metadata["language"] = language
     return result
+
+
+def _sniff_plugin(source: Source) -> str | None:
+    from docmill.extract.registry import _PLUGIN_MAGIC, sniff_plugin
+
+    if not _PLUGIN_MAGIC:
+        return None
+    return sniff_plugin(source[:64] if isinstance(source, bytes) else _head(source))
 
 
 def count_words(text: str) -> int:

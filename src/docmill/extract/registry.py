@@ -38,13 +38,38 @@ _EXTRACTORS: dict[str, str] = {
     mime.TEXT: "docmill.extract.text:extract_text",
 }
 
-# Tests and plugins may add extractors for their own media types.
+# Plugins (and the test suite's faulty extractors) add formats here; the
+# modules named in the ``extractor_plugins`` setting are imported in every
+# extraction child, and register themselves on import.
 _OVERRIDES: dict[str, Extractor] = {}
+_PLUGIN_MAGIC: list[tuple[bytes, str]] = []
 
 
-def register(media_type: str, extractor: Extractor) -> None:
-    """Make ``extractor`` read ``media_type`` in this process."""
+def register(media_type: str, extractor: Extractor, magic: bytes = b"") -> None:
+    """
+    Make ``extractor`` read ``media_type`` in this process.
+
+    Args:
+        media_type: the type it reads; replaces a built-in extractor for it.
+        extractor: the callable.
+        magic: bytes a document of this type starts with, for formats the
+            built-in sniffer does not know.
+    """
     _OVERRIDES[media_type] = extractor
+    if magic:
+        _PLUGIN_MAGIC.append((magic, media_type))
+
+
+def sniff_plugin(head: bytes) -> str | None:
+    for magic, media_type in _PLUGIN_MAGIC:
+        if head.startswith(magic):
+            return media_type
+    return None
+
+
+def load_plugins(modules: list[str]) -> None:
+    for module in modules:
+        importlib.import_module(module)
 
 
 def supported_media_types() -> list[str]:

@@ -137,7 +137,11 @@ class Worker:
                 logger.exception("could not reclaim expired leases")
 
     async def _run_slot(self, index: int, drain: bool) -> None:
-        child = ExtractionChild(limits_from(self.settings), self.settings.job_memory_mb)
+        child = ExtractionChild(
+            limits_from(self.settings),
+            self.settings.job_memory_mb,
+            self.settings.extractor_plugins,
+        )
         try:
             while not self._stopping.is_set():
                 self._wakeup.clear()

@@ -1,0 +1,125 @@
+"""
+Fixtures shared by every test layer.
+
+Database-backed tests run twice, on SQLite and on PostgreSQL. PostgreSQL is
+taken from ``DOCMILL_TEST_POSTGRES_URL`` (default: the local server on
+127.0.0.1:5432, database ``test``). Where it cannot be reached those tests
+skip with the reason shown, except under CI (``CI=true``), where an absent
+server is an error: CI must never pass by skipping them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from docmill.settings import Settings
+
+POSTGRES_URL = os.environ.get(
+    "DOCMILL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+CORPUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+_postgres_error: str | None = None
+_postgres_checked = False
+
+
+def _check_postgres() -> str | None:
+    global _postgres_checked, _postgres_error
+    if _postgres_checked:
+        return _postgres_error
+    _postgres_checked = True
+
+    async def probe() -> None:
+        import asyncpg
+
+        dsn = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+        connection = await asyncpg.connect(dsn, timeout=5)
+        await connection.close()
+
+    try:
+        asyncio.run(probe())
+    except Exception as exc:
+        _postgres_error = f"PostgreSQL at {POSTGRES_URL} unreachable: {exc!r}"
+    return _postgres_error
+
+
+def require_postgres() -> None:
+    error = _check_postgres()
+    if error is None:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"{error} (CI must run the PostgreSQL tests)")
+    pytest.skip(error)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+async def reset_postgres(url: str) -> None:
+    from sqlalchemy import text
+
+    from docmill.db.engine import create_engine
+
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "DROP TABLE IF EXISTS attempts, document_contents, documents, "
+                "alembic_version CASCADE"
+            )
+        )
+    await engine.dispose()
+
+
+@pytest.fixture(
+    params=[
+        pytest.param("sqlite", id="sqlite"),
+        pytest.param("postgres", id="postgres", marks=pytest.mark.postgres),
+    ]
+)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'docmill.db'}"
+        return
+    require_postgres()
+    asyncio.run(reset_postgres(POSTGRES_URL))
+    yield POSTGRES_URL
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        workers=2,
+        lease_seconds=5,
+        poll_seconds=0.05,
+        job_timeout_seconds=20,
+        retry_base_seconds=0.05,
+        shutdown_grace_seconds=2,
+        extractor_plugins=["docmill.testing"],
+    )
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[object]:
+    from docmill.api.app import build_services
+    from docmill.db.migrate import upgrade
+
+    services = build_services(settings)
+    await upgrade(services.engine)
+    yield services.store
+    await services.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    if not (CORPUS_DIR / "MANIFEST.tsv").exists():
+        pytest.skip(f"shared corpus not found at {CORPUS_DIR}")
+    return CORPUS_DIR

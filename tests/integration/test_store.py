@@ -1,0 +1,229 @@
+"""The job store's claim, fencing and recovery rules, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from docmill.db.models import Document
+from docmill.exceptions import LeaseLost
+from docmill.queue.store import JobStore, NewDocument, utcnow
+
+pytestmark = pytest.mark.anyio
+
+
+async def queue_document(store: JobStore, priority: int = 0, name: str = "a") -> str:
+    return await store.create(
+        NewDocument(
+            source="text",
+            sha256=name * 64,
+            size_bytes=1,
+            storage_key=name * 64,
+            filename=f"{name}.txt",
+            priority=priority,
+        )
+    )
+
+
+async def expire_leases(store: JobStore) -> None:
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            update(Document).values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+async def test_claim_takes_oldest_pending_document(store: Any) -> None:
+    first = await queue_document(store)
+    await queue_document(store)
+
+    claim = await store.claim_next("w:1")
+
+    assert (claim.document_id, claim.attempt) == (first, 1)
+
+
+async def test_claim_prefers_higher_priority(store: Any) -> None:
+    await queue_document(store)
+    urgent = await queue_document(store, priority=5)
+
+    claim = await store.claim_next("w:1")
+
+    assert claim.document_id == urgent
+
+
+async def test_claim_returns_none_when_queue_is_empty(store: Any) -> None:
+    assert await store.claim_next("w:1") is None
+
+
+async def test_concurrent_claims_never_share_a_document(store: Any) -> None:
+    ids = {await queue_document(store, name=str(n % 10)) for n in range(20)}
+
+    async def claim_all(worker: str) -> list[str]:
+        taken = []
+        while (claim := await store.claim_next(worker)) is not None:
+            taken.append(claim.document_id)
+        return taken
+
+    results = await asyncio.gather(*(claim_all(f"w:{n}") for n in range(4)))
+    claimed = [doc for taken in results for doc in taken]
+
+    assert sorted(claimed) == sorted(ids)
+
+
+async def test_complete_stores_result_and_status(store: Any) -> None:
+    document_id = await queue_document(store)
+    claim = await store.claim_next("w:1")
+
+    await store.complete(claim, _payload("hello"))
+
+    row = await store.get(document_id)
+    content = await store.get_content(document_id)
+    assert (row.status, row.word_count, content.text) == ("completed", 1, "hello")
+
+
+async def test_write_after_lease_taken_over_is_fenced_out(store: Any) -> None:
+    document_id = await queue_document(store)
+    stale = await store.claim_next("w:old")
+    await expire_leases(store)
+    await store.reclaim_expired()
+    fresh = await store.claim_next("w:new")
+    await store.complete(fresh, _payload("new result"))
+
+    with pytest.raises(LeaseLost):
+        await store.complete(stale, _payload("stale result"))
+
+    content = await store.get_content(document_id)
+    assert content.text == "new result"
+
+
+async def test_renew_lease_fails_once_lease_is_lost(store: Any) -> None:
+    await queue_document(store)
+    claim = await store.claim_next("w:1")
+    await expire_leases(store)
+    await store.reclaim_expired()
+
+    with pytest.raises(LeaseLost):
+        await store.renew_lease(claim)
+
+
+async def test_retryable_failure_is_scheduled_again(store: Any) -> None:
+    document_id = await queue_document(store)
+    claim = await store.claim_next("w:1")
+
+    outcome = await store.fail(claim, "timeout", "too slow", retryable=True)
+
+    row = await store.get(document_id)
+    assert (outcome.final, row.status, row.error_code) == (False, "pending", "timeout")
+
+
+async def test_deterministic_failure_is_final(store: Any) -> None:
+    document_id = await queue_document(store)
+    claim = await store.claim_next("w:1")
+
+    outcome = await store.fail(claim, "corrupt", "broken", retryable=False)
+
+    row = await store.get(document_id)
+    assert (outcome.final, row.status, row.attempts) == (True, "failed", 1)
+
+
+async def test_retryable_failure_is_final_after_max_attempts(store: Any) -> None:
+    document_id = await queue_document(store)
+    for _ in range(store.retry.max_attempts):
+        await _make_due(store)
+        claim = await store.claim_next("w:1")
+        await store.fail(claim, "timeout", "too slow", retryable=True)
+
+    row = await store.get(document_id)
+    assert (row.status, row.attempts) == ("failed", store.retry.max_attempts)
+
+
+async def test_release_returns_document_without_counting_attempt(store: Any) -> None:
+    document_id = await queue_document(store)
+    claim = await store.claim_next("w:1")
+
+    assert await store.release(claim)
+
+    row = await store.get(document_id)
+    assert (row.status, row.attempts, row.worker_id) == ("pending", 0, None)
+
+
+async def test_expired_lease_is_reclaimed_for_another_worker(store: Any) -> None:
+    document_id = await queue_document(store)
+    await store.claim_next("w:dead")
+    await expire_leases(store)
+
+    assert await store.reclaim_expired() == 1
+    claim = await store.claim_next("w:alive")
+
+    assert (claim.document_id, claim.attempt) == (document_id, 2)
+
+
+async def test_document_that_keeps_killing_workers_is_quarantined(store: Any) -> None:
+    document_id = await queue_document(store)
+    for _ in range(store.retry.max_attempts):
+        await store.claim_next("w:dead")
+        await expire_leases(store)
+        await store.reclaim_expired()
+
+    row = await store.get(document_id)
+    assert (row.status, row.error_code) == ("failed", "worker_crash")
+
+
+async def test_dead_local_process_documents_are_recovered_at_once(store: Any) -> None:
+    document_id = await queue_document(store)
+    await store.claim_next("testhost:999999999")
+
+    recovered = await store.reclaim_from_dead_workers("testhost")
+
+    row = await store.get(document_id)
+    assert (recovered, row.status) == (1, "pending")
+
+
+async def test_attempts_record_each_try(store: Any) -> None:
+    document_id = await queue_document(store)
+    claim = await store.claim_next("w:1")
+    await store.fail(claim, "timeout", "slow", retryable=True)
+    await _make_due(store)
+    claim = await store.claim_next("w:2")
+    await store.complete(claim, _payload("ok"))
+
+    attempts = await store.attempts(document_id)
+
+    assert [(a.number, a.worker_id, a.outcome) for a in attempts] == [
+        (1, "w:1", "retry"),
+        (2, "w:2", "completed"),
+    ]
+
+
+async def test_delete_reports_original_only_when_unshared(store: Any) -> None:
+    first = await queue_document(store, name="s")
+    second = await queue_document(store, name="s")
+
+    assert await store.delete(first) == ""
+    assert await store.delete(second) == "s" * 64
+
+
+async def _make_due(store: JobStore) -> None:
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            update(Document).values(next_attempt_at=utcnow() - timedelta(seconds=1))
+        )
+
+
+def _payload(text: str) -> dict[str, Any]:
+    return {
+        "mime_type": "text/plain",
+        "text": text,
+        "markdown": None,
+        "pages": None,
+        "metadata": {},
+        "children": [],
+        "warnings": [],
+        "word_count": len(text.split()),
+        "char_count": len(text),
+        "page_count": None,
+        "processing_ms": 1.0,
+    }
