@@ -19,7 +19,7 @@ from lxml import etree
 
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source
-from docmill.extract.ooxml import MC, Package, R, W, iterparse
+from docmill.extract.ooxml import MC, Package, R, W, iterparse, markdown_table
 
 _P = f"{{{W}}}p"
 _R = f"{{{W}}}r"
@@ -392,20 +392,9 @@ def _table_block(rows: list[list[Block]]) -> Block:
     rows = [row for row in rows if row]
     if not rows:
         return _EMPTY_CELL
-    width = max(len(row) for row in rows)
     text = "\n".join("\t".join(cell.text for cell in row).rstrip() for row in rows)
-    return Block(text, markdown_table(rows, width), text.replace("\n", " "))
-
-
-def markdown_table(rows: list[list[Block]], width: int) -> str:
-    lines = []
-    for index, row in enumerate(rows):
-        cells = [cell.inline.replace("|", "\\|") for cell in row]
-        cells.extend("" for _ in range(width - len(cells)))
-        lines.append("| " + " | ".join(cells) + " |")
-        if index == 0:
-            lines.append("|" + " --- |" * width)
-    return "\n".join(lines)
+    markdown = markdown_table([[cell.inline for cell in row] for row in rows])
+    return Block(text, markdown, text.replace("\n", " "))
 
 
 def _read_styles(package: Package, names: list[str]) -> dict[str, Style]:

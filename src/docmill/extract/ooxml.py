@@ -281,3 +281,28 @@ def iso_date(value: str) -> str:
         return datetime.fromisoformat(value).isoformat()
     except ValueError:
         return value
+
+
+def markdown_table(rows: list[list[str]]) -> str:
+    """
+    Render rows of inline cell text as a Markdown table, the first row its head.
+
+    Short rows are padded; pipes and line breaks inside cells are escaped so
+    a cell never breaks the table.
+    """
+    rows = [row for row in rows if row]
+    if not rows:
+        return ""
+    width = max(len(row) for row in rows)
+    lines = []
+    for index, row in enumerate(rows):
+        cells = [_table_cell(cell) for cell in row]
+        cells.extend("" for _ in range(width - len(cells)))
+        lines.append("| " + " | ".join(cells) + " |")
+        if index == 0:
+            lines.append("|" + " --- |" * width)
+    return "\n".join(lines)
+
+
+def _table_cell(text: str) -> str:
+    return " ".join(text.replace("|", "\\|").split())

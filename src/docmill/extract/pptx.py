@@ -1,0 +1,267 @@
+"""
+PPTX: one page per slide, in the order ``ppt/presentation.xml`` lists them.
+
+A slide's page holds its shapes' text (grouped shapes, tables and SmartArt
+included) followed by its speaker notes. Text that lives on the slide masters
+and layouts the deck uses is added once for the whole deck, after the slides:
+only static shapes and header or footer placeholders count there, since the
+other placeholders hold prompts ("Click to edit Master title style") rather
+than content.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from lxml import etree
+
+from docmill.exceptions import CorruptDocument
+from docmill.extract import mime
+from docmill.extract.base import ExtractContext, ExtractionResult, Source
+from docmill.extract.ooxml import MC, A, P, Package, R, markdown_table
+
+_SP = f"{{{P}}}sp"
+_GRP_SP = f"{{{P}}}grpSp"
+_GRAPHIC_FRAME = f"{{{P}}}graphicFrame"
+_SP_TREE = f"{{{P}}}spTree"
+_PH = f"{{{P}}}ph"
+_TX_BODY = f"{{{P}}}txBody"
+_SLD_ID = f"{{{P}}}sldId"
+_A_P = f"{{{A}}}p"
+_A_T = f"{{{A}}}t"
+_A_BR = f"{{{A}}}br"
+_A_TBL = f"{{{A}}}tbl"
+_A_TR = f"{{{A}}}tr"
+_A_TC = f"{{{A}}}tc"
+_R_ID = f"{{{R}}}id"
+_R_DM = f"{{{R}}}dm"
+_ALTERNATE = f"{{{MC}}}AlternateContent"
+_CHOICE = f"{{{MC}}}Choice"
+_DIAGRAM = "http://schemas.openxmlformats.org/drawingml/2006/diagram"
+_DIAGRAM_TEXT = f"{{{_DIAGRAM}}}t"
+_DIAGRAM_RELS = f"{{{_DIAGRAM}}}relIds"
+_NV_PROPS = f"*/{{{P}}}nvPr/{_PH}"
+
+_TITLE_PLACEHOLDERS = frozenset({"title", "ctrTitle"})
+# On a notes page these show the slide's picture, number and running text.
+_NOTES_CHROME = frozenset({"sldImg", "sldNum", "hdr", "ftr", "dt"})
+# On masters and layouts only these placeholders carry real content.
+_MASTER_CONTENT = frozenset({"hdr", "ftr"})
+
+SLIDE_SEPARATOR = "\n\n---\n\n"
+
+
+@dataclass
+class Slide:
+    """The readable content of one slide."""
+
+    title: str = ""
+    text: list[str] = field(default_factory=list)
+    markdown: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def extract_pptx(source: Source, ctx: ExtractContext) -> ExtractionResult:
+    with Package(source, ctx, "PPTX") as package:
+        presentation = package.main_part("ppt/presentation.xml")
+        slide_names = _slide_order(package, presentation)
+        slides: list[Slide] = []
+        templates: list[str] = []
+        for number, name in enumerate(slide_names, start=1):
+            slides.append(_read_slide(package, name))
+            templates.extend(_templates_of(package, name, templates))
+            ctx.progress(number, len(slide_names), "slides")
+        master_lines = _master_text(package, templates, slides)
+        metadata = package.core_properties()
+
+    metadata["slides"] = len(slides)
+    pages = [_page_text(slide) for slide in slides]
+    text = "\n\n".join(pages)
+    markdown = SLIDE_SEPARATOR.join(_page_markdown(slide) for slide in slides)
+    if master_lines:
+        text += "\n\n--- Slide masters ---\n" + "\n".join(master_lines)
+        markdown += "\n\n## Slide masters\n\n" + "\n\n".join(master_lines)
+    return ExtractionResult(
+        mime.PPTX,
+        text.strip("\n"),
+        pages=pages,
+        markdown=markdown.strip("\n"),
+        metadata=metadata,
+    )
+
+
+def _slide_order(package: Package, presentation: str) -> list[str]:
+    if presentation not in package:
+        raise CorruptDocument("the PPTX has no presentation part")
+    targets = {rel.id: rel.target for rel in package.related(presentation, "slide")}
+    root = package.parse(presentation)
+    names = []
+    for slide_id in root.iter(_SLD_ID):
+        name = targets.get(slide_id.get(_R_ID, ""))
+        if name is not None and name in package:
+            names.append(name)
+    return names
+
+
+def _read_slide(package: Package, name: str) -> Slide:
+    slide = Slide()
+    root = package.parse(name)
+    diagrams = {rel.id: rel.target for rel in package.related(name, "diagramData")}
+    tree = root.find(f".//{_SP_TREE}")
+    if tree is not None:
+        _read_shapes(package, tree, slide, diagrams)
+    for rel in package.related(name, "notesSlide"):
+        notes_root = package.parse_optional(rel.target)
+        notes_tree = None if notes_root is None else notes_root.find(f".//{_SP_TREE}")
+        if notes_tree is not None:
+            slide.notes.extend(_plain_shape_text(notes_tree, _NOTES_CHROME))
+    return slide
+
+
+def _read_shapes(
+    package: Package,
+    tree: etree._Element,
+    slide: Slide,
+    diagrams: dict[str, str],
+) -> None:
+    for shape in tree:
+        tag = shape.tag
+        if tag == _SP:
+            _read_text_shape(shape, slide)
+        elif tag == _GRP_SP:
+            _read_shapes(package, shape, slide, diagrams)
+        elif tag == _GRAPHIC_FRAME:
+            _read_frame(package, shape, slide, diagrams)
+        elif tag == _ALTERNATE:
+            choice = shape.find(_CHOICE)
+            if choice is not None:
+                _read_shapes(package, choice, slide, diagrams)
+
+
+def _read_text_shape(shape: etree._Element, slide: Slide) -> None:
+    body = shape.find(_TX_BODY)
+    if body is None:
+        return
+    paragraphs = _paragraphs(body)
+    if not paragraphs:
+        return
+    placeholder = shape.find(_NV_PROPS)
+    kind = placeholder.get("type") if placeholder is not None else None
+    if kind in _TITLE_PLACEHOLDERS and not slide.title:
+        slide.title = " ".join(paragraphs)
+        slide.text.append("\n".join(paragraphs))
+        return
+    slide.text.append("\n".join(paragraphs))
+    slide.markdown.append("\n\n".join(paragraphs))
+
+
+def _read_frame(
+    package: Package,
+    frame: etree._Element,
+    slide: Slide,
+    diagrams: dict[str, str],
+) -> None:
+    table = frame.find(f".//{_A_TBL}")
+    if table is not None:
+        rows = [
+            [" ".join(_paragraphs(cell)) for cell in row.iter(_A_TC)]
+            for row in table.iter(_A_TR)
+        ]
+        if not any(any(row) for row in rows):
+            return
+        slide.text.append("\n".join("\t".join(row).rstrip() for row in rows))
+        slide.markdown.append(markdown_table(rows))
+        return
+    smart_art = frame.find(f".//{_DIAGRAM_RELS}")
+    if smart_art is not None:
+        data = package.parse_optional(diagrams.get(smart_art.get(_R_DM, "")))
+        if data is None:
+            return
+        nodes = [
+            text
+            for node in data.iter(_DIAGRAM_TEXT)
+            if (text := " ".join(_paragraphs(node)))
+        ]
+        if nodes:
+            slide.text.append("\n".join(nodes))
+            slide.markdown.append("\n".join(f"- {node}" for node in nodes))
+
+
+def _paragraphs(container: etree._Element) -> list[str]:
+    found = []
+    for paragraph in container.iter(_A_P):
+        text = "".join(
+            (piece.text or "") if piece.tag == _A_T else "\n"
+            for piece in paragraph.iter(_A_T, _A_BR)
+        ).strip()
+        if text:
+            found.append(text)
+    return found
+
+
+def _plain_shape_text(tree: etree._Element, skipped: frozenset[str]) -> list[str]:
+    lines: list[str] = []
+    for shape in tree.iter(_SP):
+        placeholder = shape.find(_NV_PROPS)
+        if placeholder is not None and placeholder.get("type") in skipped:
+            continue
+        body = shape.find(_TX_BODY)
+        if body is not None:
+            lines.extend(_paragraphs(body))
+    return lines
+
+
+def _templates_of(package: Package, slide: str, seen: list[str]) -> list[str]:
+    """Return the layout and master behind ``slide`` not already in ``seen``."""
+    found: list[str] = []
+    for layout in package.related(slide, "slideLayout"):
+        if layout.target in seen or layout.target in found:
+            continue
+        found.append(layout.target)
+        for master in package.related(layout.target, "slideMaster"):
+            if master.target not in seen and master.target not in found:
+                found.append(master.target)
+    return found
+
+
+def _master_text(
+    package: Package, templates: list[str], slides: list[Slide]
+) -> list[str]:
+    shown = {
+        line for slide in slides for block in slide.text for line in block.split("\n")
+    }
+    lines: list[str] = []
+    # Masters first: a layout mostly repeats its master's static text.
+    for name in sorted(templates, key=lambda part: "slideMaster" not in part):
+        root = package.parse_optional(name)
+        tree = None if root is None else root.find(f".//{_SP_TREE}")
+        if tree is None:
+            continue
+        for shape in tree.iter(_SP):
+            placeholder = shape.find(_NV_PROPS)
+            if (
+                placeholder is not None
+                and placeholder.get("type") not in _MASTER_CONTENT
+            ):
+                continue
+            body = shape.find(_TX_BODY)
+            for line in _paragraphs(body) if body is not None else []:
+                if line not in shown:
+                    shown.add(line)
+                    lines.append(line)
+    return lines
+
+
+def _page_text(slide: Slide) -> str:
+    text = "\n".join(slide.text)
+    if slide.notes:
+        text += "\n\nNotes:\n" + "\n".join(slide.notes)
+    return text.strip("\n")
+
+
+def _page_markdown(slide: Slide) -> str:
+    blocks = [f"## {slide.title}"] if slide.title else []
+    blocks.extend(slide.markdown)
+    if slide.notes:
+        blocks.append("### Notes\n\n" + "\n\n".join(slide.notes))
+    return "\n\n".join(blocks)

@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import copy
+import io
+
+import pytest
+from pptx import Presentation
+from pptx.presentation import Presentation as Deck
+from pptx.util import Inches
+
+from docmill.exceptions import CorruptDocument
+from docmill.extract.base import ExtractContext, ExtractionResult
+from docmill.extract.pptx import extract_pptx
+
+TITLE_AND_CONTENT = 1
+BLANK = 6
+
+
+def saved(deck: Deck) -> bytes:
+    buffer = io.BytesIO()
+    deck.save(buffer)
+    return buffer.getvalue()
+
+
+def extract(deck: Deck, ctx: ExtractContext | None = None) -> ExtractionResult:
+    return extract_pptx(saved(deck), ctx or ExtractContext())
+
+
+def titled_slide(deck: Deck, title: str, body: str) -> None:
+    slide = deck.slides.add_slide(deck.slide_layouts[TITLE_AND_CONTENT])
+    slide.shapes.title.text = title
+    slide.placeholders[1].text_frame.text = body
+
+
+def test_each_slide_is_one_page() -> None:
+    deck = Presentation()
+    titled_slide(deck, "Plan", "First point")
+    titled_slide(deck, "Budget", "Second point")
+
+    assert extract(deck).pages == ["Plan\nFirst point", "Budget\nSecond point"]
+
+
+def test_slide_titles_become_markdown_headings() -> None:
+    deck = Presentation()
+    titled_slide(deck, "Plan", "First point")
+
+    assert extract(deck).markdown == "## Plan\n\nFirst point"
+
+
+def test_speaker_notes_follow_the_slide_text() -> None:
+    deck = Presentation()
+    titled_slide(deck, "Plan", "First point")
+    deck.slides[0].notes_slide.notes_text_frame.text = "Say hello"
+
+    result = extract(deck)
+
+    assert result.pages == ["Plan\nFirst point\n\nNotes:\nSay hello"]
+    assert result.markdown == "## Plan\n\nFirst point\n\n### Notes\n\nSay hello"
+
+
+def test_tables_become_markdown_tables() -> None:
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[BLANK])
+    frame = slide.shapes.add_table(2, 2, Inches(1), Inches(1), Inches(4), Inches(1))
+    for (row, column), value in {(0, 0): "A", (0, 1): "B", (1, 0): "1"}.items():
+        frame.table.cell(row, column).text = value
+
+    result = extract(deck)
+
+    assert result.text == "A\tB\n1"
+    assert result.markdown == "| A | B |\n| --- | --- |\n| 1 |  |"
+
+
+def test_text_inside_nested_groups_is_read() -> None:
+    deck = Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[BLANK])
+    outer = slide.shapes.add_group_shape()
+    inner = outer.shapes.add_group_shape()
+    box = inner.shapes.add_textbox(0, 0, Inches(1), Inches(1))
+    box.text_frame.text = "Deep inside"
+
+    assert extract(deck).text == "Deep inside"
+
+
+def test_master_text_is_added_once_for_the_deck() -> None:
+    deck = Presentation()
+    titled_slide(deck, "One", "a")
+    titled_slide(deck, "Two", "b")
+    slide = deck.slides[0]
+    box = slide.shapes.add_textbox(0, 0, Inches(1), Inches(1))
+    box.text_frame.text = "Confidential"
+    deck.slide_master.shapes._spTree.append(copy.deepcopy(box._element))
+    box._element.getparent().remove(box._element)
+
+    result = extract(deck)
+
+    assert result.text.count("Confidential") == 1
+    assert result.text.endswith("--- Slide masters ---\nConfidential")
+
+
+def test_deck_without_slides_has_no_pages() -> None:
+    result = extract(Presentation())
+
+    assert (result.pages, result.text) == ([], "")
+
+
+def test_progress_is_reported_per_slide() -> None:
+    deck = Presentation()
+    titled_slide(deck, "One", "a")
+    titled_slide(deck, "Two", "b")
+    calls: list[tuple[int, int, str]] = []
+
+    extract(deck, ExtractContext(on_progress=lambda *call: calls.append(call)))
+
+    assert calls == [(1, 2, "slides"), (2, 2, "slides")]
+
+
+def test_core_properties_become_metadata() -> None:
+    deck = Presentation()
+    deck.core_properties.title = "Roadmap"
+    deck.core_properties.author = "Grace Hopper"
+
+    metadata = extract(deck).metadata
+
+    assert (metadata["title"], metadata["author"]) == ("Roadmap", "Grace Hopper")
+
+
+def test_truncated_pptx_is_corrupt() -> None:
+    data = saved(Presentation())[:-300]
+
+    with pytest.raises(CorruptDocument):
+        extract_pptx(data, ExtractContext())
