@@ -123,3 +123,17 @@ def corpus_dir() -> Path:
     if not (CORPUS_DIR / "MANIFEST.tsv").exists():
         pytest.skip(f"shared corpus not found at {CORPUS_DIR}")
     return CORPUS_DIR
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from tests.integration.test_corpus import TALLY
+
+    if not TALLY:
+        return
+    terminalreporter.section("shared corpus facts, per format")
+    for folder in sorted(TALLY):
+        passed, failed = TALLY[folder]
+        terminalreporter.write_line(f"{folder:<8} {passed} passed, {failed} failed")
+    passed = sum(t[0] for t in TALLY.values())
+    failed = sum(t[1] for t in TALLY.values())
+    terminalreporter.write_line(f"corpus: {passed} passed, {failed} failed")

@@ -1,0 +1,55 @@
+"""``docmill extract``: local batch extraction with the workers' code path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_extract(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "docmill.cli", "extract", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_extract_writes_one_json_line_per_file(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("alpha beta")
+    (tmp_path / "b.txt").write_text("gamma")
+
+    done = run_extract(str(tmp_path))
+
+    records = sorted(
+        (json.loads(line) for line in done.stdout.splitlines()),
+        key=lambda r: r["path"],
+    )
+    assert [(r["status"], r["result"]["text"]) for r in records] == [
+        ("completed", "alpha beta"),
+        ("completed", "gamma"),
+    ]
+    assert done.returncode == 0
+
+
+def test_extract_exits_non_zero_when_a_file_fails(tmp_path: Path) -> None:
+    (tmp_path / "empty.pdf").write_bytes(b"")
+    (tmp_path / "fine.txt").write_text("fine")
+
+    done = run_extract(str(tmp_path))
+
+    failed = [json.loads(line) for line in done.stdout.splitlines()]
+    failed = [r for r in failed if r["status"] == "failed"]
+    assert [(r["error"]["code"]) for r in failed] == ["empty"]
+    assert done.returncode == 1
+    assert "1 completed, 1 failed" in done.stderr
+
+
+def test_extract_text_format_prints_text_under_headers(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("alpha")
+
+    done = run_extract("--format", "text", str(tmp_path / "a.txt"))
+
+    assert done.stdout == f"==> {tmp_path / 'a.txt'} <==\nalpha\n\n"
