@@ -19,7 +19,16 @@ from lxml import etree
 
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source
-from docmill.extract.ooxml import MC, Package, R, W, iterparse, markdown_table
+from docmill.extract.ooxml import (
+    MC,
+    Block,
+    Package,
+    R,
+    W,
+    blocks_markdown,
+    iterparse,
+    markdown_table,
+)
 
 _P = f"{{{W}}}p"
 _R = f"{{{W}}}r"
@@ -101,19 +110,6 @@ _SECTIONS = (
     ("endnotes", "Endnotes"),
     ("comments", "Comments"),
 )
-
-
-@dataclass(slots=True)
-class Block:
-    """One rendered paragraph or table."""
-
-    text: str
-    markdown: str
-    # Inline Markdown with no block prefix, for use inside a table cell.
-    inline: str
-    # Nesting level of a list item (its Markdown then lacks the indent); -1
-    # for anything that is not one.
-    level: int = -1
 
 
 @dataclass(slots=True)
@@ -330,8 +326,6 @@ class _Reader:
 
 
 _EMPTY_CELL = Block("", "", "")
-# Wide enough for content under both "- " and "1. " markers.
-LIST_INDENT = "   "
 
 
 def _note_label(tag: str, note_id: str | None) -> str:
@@ -466,29 +460,8 @@ def _compose(
     blocks: list[Block], extras: list[tuple[str, list[Block]]]
 ) -> tuple[str, str]:
     text = "\n".join(block.text for block in blocks)
-    markdown = _markdown(blocks)
+    markdown = blocks_markdown(blocks)
     for title, section in extras:
         text += f"\n\n--- {title} ---\n" + "\n".join(block.text for block in section)
-        markdown += f"\n\n## {title}\n\n" + _markdown(section)
+        markdown += f"\n\n## {title}\n\n" + blocks_markdown(section)
     return text.strip("\n"), markdown.strip("\n")
-
-
-def _markdown(blocks: list[Block]) -> str:
-    pieces: list[str] = []
-    # Levels of the list items enclosing the current one. A Word list may open
-    # at level 3 or skip levels, but Markdown nests one step at a time and
-    # reads deeper indents as code, so the depth shown is this stack's height.
-    open_levels: list[int] = []
-    for block in blocks:
-        if pieces:
-            in_list = bool(open_levels) and block.level >= 0
-            pieces.append("\n" if in_list else "\n\n")
-        if block.level < 0:
-            open_levels.clear()
-            pieces.append(block.markdown)
-            continue
-        while open_levels and open_levels[-1] >= block.level:
-            open_levels.pop()
-        pieces.append(LIST_INDENT * len(open_levels) + block.markdown)
-        open_levels.append(block.level)
-    return "".join(pieces)

@@ -16,6 +16,7 @@ import re
 import zipfile
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import IO, Any, NamedTuple
@@ -61,6 +62,8 @@ _SAFE_OPTIONS: dict[str, Any] = {
 _PARSER = etree.XMLParser(remove_comments=True, remove_pis=True, **_SAFE_OPTIONS)
 
 # NotImplementedError: a compression method zipfile lacks (deflate64, lzma).
+# Wide enough for content under both "- " and "1. " markers.
+LIST_INDENT = "   "
 _ZIP_ERRORS = (
     zipfile.BadZipFile,
     zlib.error,
@@ -69,6 +72,19 @@ _ZIP_ERRORS = (
     ValueError,
     NotImplementedError,
 )
+
+
+@dataclass(slots=True)
+class Block:
+    """One rendered paragraph or table."""
+
+    text: str
+    markdown: str
+    # Inline Markdown with no block prefix, for use inside a table cell.
+    inline: str
+    # Nesting level of a list item (its Markdown then lacks the indent); -1
+    # for anything that is not one.
+    level: int = -1
 
 
 class Relationship(NamedTuple):
@@ -306,3 +322,25 @@ def markdown_table(rows: list[list[str]]) -> str:
 
 def _table_cell(text: str) -> str:
     return " ".join(text.replace("|", "\\|").split())
+
+
+def blocks_markdown(blocks: list[Block]) -> str:
+    """Join rendered blocks into Markdown, nesting list items as Markdown can."""
+    pieces: list[str] = []
+    # Levels of the list items enclosing the current one. A Word list may open
+    # at level 3 or skip levels, but Markdown nests one step at a time and
+    # reads deeper indents as code, so the depth shown is this stack's height.
+    open_levels: list[int] = []
+    for block in blocks:
+        if pieces:
+            in_list = bool(open_levels) and block.level >= 0
+            pieces.append("\n" if in_list else "\n\n")
+        if block.level < 0:
+            open_levels.clear()
+            pieces.append(block.markdown)
+            continue
+        while open_levels and open_levels[-1] >= block.level:
+            open_levels.pop()
+        pieces.append(LIST_INDENT * len(open_levels) + block.markdown)
+        open_levels.append(block.level)
+    return "".join(pieces)

@@ -1,0 +1,208 @@
+"""
+Spreadsheets (XLSX, XLSM, ODS, XLS): every sheet's cell values, read by
+calamine, as tab-separated rows in the text and a Markdown table per sheet.
+
+Values are what the cells show, not their formulas; dates come out in ISO
+8601 (calamine applies the workbook's 1900 or 1904 epoch). calamine has no
+unpacking limit of its own, so the worksheet parts of an XLSX are first read
+through the capped ``Package`` reader, which also yields their header and
+footer text.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+from collections.abc import Iterable
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from python_calamine import CalamineError, CalamineWorkbook, PasswordError
+
+from docmill.exceptions import CorruptDocument, EncryptedDocument
+from docmill.extract import mime
+from docmill.extract.base import ExtractContext, ExtractionResult, Source
+from docmill.extract.ooxml import Package, markdown_table
+from docmill.extract.sniff import sniff
+
+_HEADER_FOOTER = re.compile(
+    rb"<(?:\w+:)?(odd|even|first)(Header|Footer)(?:\s[^>]*)?>(.*?)</", re.DOTALL
+)
+# Excel's header codes: section starts (&L &C &R), fields (&P page, &D date),
+# fonts (&"Arial,Bold"), sizes (&12) and colours (&KFF0000).
+_HEADER_CODE = re.compile(
+    r'&(?:"[^"]*"|K[0-9A-Fa-f]{6}|K\d{2}[+-]\d{3}|\d+|[LCRPNDTFZGBIUESXYHO])'
+)
+_HEADER_SECTION = re.compile(r"&[LCR]")
+
+
+def extract_spreadsheet(source: Source, ctx: ExtractContext) -> ExtractionResult:
+    media_type = _media_type(source, ctx)
+    extras: dict[str, list[str]] = {}
+    metadata: dict[str, Any] = {}
+    if media_type in (mime.XLSX, mime.XLSM):
+        with Package(source, ctx, "workbook") as package:
+            extras = _headers_and_footers(package)
+            metadata = package.core_properties()
+    elif media_type == mime.ODS:
+        metadata = _ods_metadata(source, ctx)
+
+    workbook = _open(source)
+    try:
+        sheets = _read_sheets(workbook, ctx)
+    finally:
+        workbook.close()
+
+    pages: list[str] = []
+    markdown: list[str] = []
+    for name, rows in sheets:
+        page = "\n".join("\t".join(row) for row in rows)
+        sheet_markdown = f"## {name}"
+        if rows:
+            sheet_markdown += "\n\n" + markdown_table(rows)
+        if extras.get(name):
+            page = (page + "\n\n" + "\n".join(extras[name])).strip("\n")
+            sheet_markdown += "\n\n" + "\n\n".join(extras[name])
+        pages.append(page)
+        markdown.append(sheet_markdown)
+
+    metadata["sheets"] = [name for name, _ in sheets]
+    text = "\n\n".join(
+        f"--- {name} ---\n{page}".strip("\n")
+        for (name, _), page in zip(sheets, pages, strict=True)
+    )
+    return ExtractionResult(
+        media_type,
+        text,
+        pages=pages,
+        markdown="\n\n".join(markdown),
+        metadata=metadata,
+    )
+
+
+def _media_type(source: Source, ctx: ExtractContext) -> str:
+    if ctx.media_type in mime.SPREADSHEETS:
+        return ctx.media_type
+    if ctx.media_type == mime.OLE:
+        return mime.XLS
+    found = sniff(source, ctx.name)
+    return mime.XLS if found == mime.OLE else found
+
+
+def _open(source: Source) -> CalamineWorkbook:
+    try:
+        if isinstance(source, Path):
+            return CalamineWorkbook.from_path(str(source))
+        return CalamineWorkbook.from_filelike(io.BytesIO(source))
+    except PasswordError as exc:
+        message = "the workbook is encrypted with a password; submit it unprotected"
+        raise EncryptedDocument(message) from exc
+    except (CalamineError, ValueError, OSError) as exc:
+        raise CorruptDocument(f"the workbook could not be read ({exc})") from exc
+
+
+def _read_sheets(
+    workbook: CalamineWorkbook, ctx: ExtractContext
+) -> list[tuple[str, list[list[str]]]]:
+    names = list(workbook.sheet_names)
+    sheets: list[tuple[str, list[list[str]]]] = []
+    budget = ctx.limits.max_text_chars
+    for number, name in enumerate(names, start=1):
+        try:
+            values = workbook.get_sheet_by_name(name).to_python()
+        except (CalamineError, ValueError) as exc:
+            raise CorruptDocument(f"sheet {name!r} could not be read ({exc})") from exc
+        rows, budget = _rows(values, budget)
+        sheets.append((name, rows))
+        ctx.progress(number, len(names), "sheets")
+    return sheets
+
+
+def _rows(values: Iterable[list[Any]], budget: int) -> tuple[list[list[str]], int]:
+    """
+    Turn calamine's values into rows of text, dropping empty rows and the
+    empty cells that end a row; stop once ``budget`` characters are spent.
+    """
+    rows: list[list[str]] = []
+    for raw in values:
+        row = [value if type(value) is str else format_value(value) for value in raw]
+        while row and not row[-1]:
+            row.pop()
+        if not row:
+            continue
+        rows.append([cell.replace("\t", " ").replace("\n", " ") for cell in row])
+        budget -= sum(len(cell) + 1 for cell in row)
+        # The pipeline cuts the text at the limit anyway; stopping here keeps
+        # a million-row sheet from being rendered only to be thrown away.
+        if budget <= 0:
+            break
+    return rows, budget
+
+
+def format_value(value: Any) -> str:
+    """Render a calamine cell value the way a reader expects to see it."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return str(value)
+    return str(value)
+
+
+def _headers_and_footers(package: Package) -> dict[str, list[str]]:
+    """Map sheet names to the text of their page headers and footers."""
+    workbook = package.main_part("xl/workbook.xml")
+    targets = {rel.id: rel.target for rel in package.related(workbook, "worksheet")}
+    found: dict[str, list[str]] = {}
+    root = package.parse_optional(workbook)
+    if root is None:
+        return found
+    for sheet in root.iter("{*}sheet"):
+        name = sheet.get("name", "")
+        relation = next(
+            (value for key, value in sheet.items() if key.endswith("}id")), ""
+        )
+        part = targets.get(relation)
+        if part is None or part not in package:
+            continue
+        lines = _header_footer_lines(package.read(part), name)
+        if lines:
+            found[name] = lines
+    return found
+
+
+def _header_footer_lines(sheet_xml: bytes, sheet_name: str) -> list[str]:
+    lines: list[str] = []
+    for match in _HEADER_FOOTER.finditer(sheet_xml):
+        kind = match.group(2).decode()
+        raw = html.unescape(match.group(3).decode("utf-8", "replace"))
+        text = header_text(raw, sheet_name)
+        line = f"{kind}: {text}"
+        if text and line not in lines:
+            lines.append(line)
+    return lines
+
+
+def header_text(code: str, sheet_name: str) -> str:
+    """Strip Excel's formatting codes from a header or footer definition."""
+    # "&&" is a literal ampersand; park it while the codes are removed.
+    code = code.replace("&&", "\x00").replace("&A", sheet_name)
+    code = _HEADER_SECTION.sub(" ", code)
+    code = _HEADER_CODE.sub("", code)
+    return " ".join(code.replace("\x00", "&").split())
+
+
+def _ods_metadata(source: Source, ctx: ExtractContext) -> dict[str, Any]:
+    from docmill.extract.odf import read_meta
+
+    with Package(source, ctx, "ODS") as package:
+        # content.xml is read (and so size-checked) before calamine inflates it.
+        package.read("content.xml")
+        return read_meta(package)
