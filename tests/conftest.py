@@ -70,7 +70,8 @@ async def reset_postgres(url: str) -> None:
     async with engine.begin() as connection:
         await connection.execute(
             text(
-                "DROP TABLE IF EXISTS attempts, document_contents, documents, "
+                "DROP TABLE IF EXISTS attempts, document_contents, documents, blobs, "
+                "blob_chunks, "
                 "alembic_version CASCADE"
             )
         )

@@ -32,6 +32,14 @@ class Settings(BaseSettings):
             "PostgreSQL: postgresql+asyncpg://user@host/db."
         ),
     )
+    storage: Literal["auto", "local", "database"] = Field(
+        "auto",
+        description=(
+            "Where originals are kept: files in the data directory (local) or "
+            "the database itself (database), so workers need no shared disk. "
+            "auto: local on SQLite, database otherwise."
+        ),
+    )
     host: str = Field("127.0.0.1", description="Address the API binds to.")
     port: int = Field(8000, description="Port the API listens on.")
     workers: int = Field(
@@ -101,6 +109,12 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def uses_database_storage(self) -> bool:
+        if self.storage == "auto":
+            return not self.is_sqlite
+        return self.storage == "database"
 
     @property
     def originals_dir(self) -> Path:

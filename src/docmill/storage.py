@@ -3,19 +3,28 @@ Where originals are kept.
 
 Originals are content-addressed: the key is the SHA-256 of the bytes, so the
 same file uploaded twice is stored once and a key always names the same
-bytes. ``LocalStorage`` keeps them under the data directory. Other backends
-(PostgreSQL large objects, S3) implement the same four methods.
+bytes. ``LocalStorage`` keeps them as files under the data directory;
+``DatabaseStorage`` keeps them in the database in chunks, so API and worker
+processes on different machines need nothing but the database. An
+S3-compatible store would implement the same ``Storage`` protocol.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
+import io
 import os
+import secrets
 import tempfile
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from docmill.exceptions import OriginalMissing, TooLarge
 
@@ -30,17 +39,37 @@ class StoredOriginal:
 
 
 class Storage(Protocol):
-    async def put(self, stream: IO[bytes], max_bytes: int) -> StoredOriginal: ...
+    """A content-addressed store of originals."""
 
-    async def put_bytes(self, data: bytes, max_bytes: int) -> StoredOriginal: ...
+    async def put(self, stream: IO[bytes], max_bytes: int) -> StoredOriginal:
+        """
+        Store everything ``stream`` yields.
 
-    async def path(self, key: str) -> Path: ...
+        Raises:
+            TooLarge: past ``max_bytes``; nothing is kept.
+        """
+
+    def local_copy(self, key: str) -> contextlib.AbstractAsyncContextManager[Path]:
+        """
+        A path to the original on this machine for as long as the block runs.
+
+        Raises:
+            OriginalMissing: no original has this key.
+        """
 
     async def delete(self, key: str) -> None: ...
 
 
+async def put_bytes(storage: Storage, data: bytes, max_bytes: int) -> StoredOriginal:
+    return await storage.put(io.BytesIO(data), max_bytes)
+
+
+def _too_large(max_bytes: int) -> TooLarge:
+    return TooLarge(f"the document is larger than the limit of {max_bytes} bytes")
+
+
 class LocalStorage:
-    """Originals as files under ``root``, two hex digits of fan-out."""
+    """Originals as files under ``root``, with two hex digits of fan-out."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -50,11 +79,6 @@ class LocalStorage:
 
     async def put(self, stream: IO[bytes], max_bytes: int) -> StoredOriginal:
         return await asyncio.to_thread(self._put_sync, stream, max_bytes)
-
-    async def put_bytes(self, data: bytes, max_bytes: int) -> StoredOriginal:
-        import io
-
-        return await asyncio.to_thread(self._put_sync, io.BytesIO(data), max_bytes)
 
     def _put_sync(self, stream: IO[bytes], max_bytes: int) -> StoredOriginal:
         staging = self.root / "incoming"
@@ -67,10 +91,7 @@ class LocalStorage:
                 while chunk := stream.read(CHUNK_BYTES):
                     size += len(chunk)
                     if size > max_bytes:
-                        raise TooLarge(
-                            f"the document is larger than the limit of {max_bytes} "
-                            "bytes"
-                        )
+                        raise _too_large(max_bytes)
                     digest.update(chunk)
                     temp.write(chunk)
                 temp.flush()
@@ -86,11 +107,117 @@ class LocalStorage:
             raise
         return StoredOriginal(key=key, sha256=key, size_bytes=size)
 
-    async def path(self, key: str) -> Path:
+    @contextlib.asynccontextmanager
+    async def local_copy(self, key: str) -> AsyncIterator[Path]:
         target = self._file(key)
         if not target.exists():
             raise OriginalMissing(key)
-        return target
+        yield target
 
     async def delete(self, key: str) -> None:
         self._file(key).unlink(missing_ok=True)
+
+
+class DatabaseStorage:
+    """
+    Originals in the ``blobs`` and ``blob_chunks`` tables.
+
+    Args:
+        engine: the database engine.
+        scratch_dir: where a worker's temporary copy of an original is made.
+    """
+
+    def __init__(self, engine: AsyncEngine, scratch_dir: Path) -> None:
+        self.engine = engine
+        self.scratch_dir = scratch_dir
+
+    async def put(self, stream: IO[bytes], max_bytes: int) -> StoredOriginal:
+        from docmill.db.engine import write_transaction
+        from docmill.db.models import Blob, BlobChunk
+        from docmill.queue.store import utcnow
+
+        staging = f"staging-{secrets.token_hex(16)}"
+        digest = hashlib.sha256()
+        size = seq = 0
+        try:
+            while chunk := await asyncio.to_thread(stream.read, CHUNK_BYTES):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise _too_large(max_bytes)
+                digest.update(chunk)
+                async with write_transaction(self.engine) as connection:
+                    await connection.execute(
+                        insert(BlobChunk).values(key=staging, seq=seq, data=chunk)
+                    )
+                seq += 1
+            key = digest.hexdigest()
+            async with write_transaction(self.engine) as connection:
+                exists = (
+                    await connection.execute(select(Blob.key).where(Blob.key == key))
+                ).first()
+                if exists:
+                    await connection.execute(
+                        delete(BlobChunk).where(BlobChunk.key == staging)
+                    )
+                else:
+                    await connection.execute(
+                        update(BlobChunk)
+                        .where(BlobChunk.key == staging)
+                        .values(key=key)
+                    )
+                    await connection.execute(
+                        insert(Blob).values(
+                            key=key,
+                            size_bytes=size,
+                            chunk_count=seq,
+                            created_at=utcnow(),
+                        )
+                    )
+        except BaseException:
+            async with write_transaction(self.engine) as connection:
+                await connection.execute(
+                    delete(BlobChunk).where(BlobChunk.key == staging)
+                )
+            raise
+        return StoredOriginal(key=key, sha256=key, size_bytes=size)
+
+    @contextlib.asynccontextmanager
+    async def local_copy(self, key: str) -> AsyncIterator[Path]:
+        from docmill.db.models import Blob, BlobChunk
+
+        self.scratch_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=self.scratch_dir, prefix="original-")
+        path = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as copy:
+                async with self.engine.connect() as connection:
+                    found = (
+                        await connection.execute(
+                            select(Blob.chunk_count).where(Blob.key == key)
+                        )
+                    ).first()
+                    if found is None:
+                        raise OriginalMissing(key)
+                    # One chunk per round trip keeps memory flat whatever the
+                    # original's size, on drivers with and without server-side
+                    # cursors.
+                    for seq in range(found.chunk_count):
+                        data = (
+                            await connection.execute(
+                                select(BlobChunk.data).where(
+                                    BlobChunk.key == key, BlobChunk.seq == seq
+                                )
+                            )
+                        ).scalar_one()
+                        await asyncio.to_thread(copy.write, data)
+            yield path
+        finally:
+            path.unlink(missing_ok=True)
+
+    async def delete(self, key: str) -> None:
+        from docmill.db.engine import write_transaction
+        from docmill.db.models import Blob, BlobChunk
+
+        async with write_transaction(self.engine) as connection:
+            await connection.execute(delete(BlobChunk).where(BlobChunk.key == key))
+            await connection.execute(delete(Blob).where(Blob.key == key))

@@ -20,7 +20,7 @@ from docmill.queue.retry import RetryPolicy
 from docmill.queue.store import JobStore
 from docmill.queue.worker import Worker
 from docmill.settings import Settings
-from docmill.storage import LocalStorage
+from docmill.storage import DatabaseStorage, LocalStorage, Storage
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     store: JobStore
-    storage: LocalStorage
+    storage: Storage
     worker: Worker | None = None
 
 
@@ -45,7 +45,12 @@ def build_services(settings: Settings) -> Services:
         ),
         lease_seconds=settings.lease_seconds,
     )
-    return Services(settings, engine, store, LocalStorage(settings.originals_dir))
+    storage: Storage
+    if settings.uses_database_storage:
+        storage = DatabaseStorage(engine, settings.data_dir / "scratch")
+    else:
+        storage = LocalStorage(settings.originals_dir)
+    return Services(settings, engine, store, storage)
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:

@@ -28,6 +28,7 @@ from docmill.api.schemas import (
 )
 from docmill.db.migrate import is_current
 from docmill.queue.store import NewDocument
+from docmill.storage import put_bytes
 
 router = APIRouter()
 
@@ -142,8 +143,10 @@ async def _accept_text(request: Request, services: Services) -> NewDocument:
         raise Problem(
             422, "validation", "the JSON body is not valid", errors=errors
         ) from exc
-    stored = await services.storage.put_bytes(
-        submission.content.encode("utf-8"), services.settings.max_upload_bytes
+    stored = await put_bytes(
+        services.storage,
+        submission.content.encode("utf-8"),
+        services.settings.max_upload_bytes,
     )
     return NewDocument(
         source="text",

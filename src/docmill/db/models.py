@@ -24,6 +24,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -150,3 +151,31 @@ class Attempt(Base):
     finished_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(String(16))
     error_code: Mapped[str | None] = mapped_column(String(64))
+
+
+class Blob(Base):
+    """An original stored in the database, for workers that share no disk."""
+
+    __tablename__ = "blobs"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    chunk_count: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+
+
+class BlobChunk(Base):
+    """
+    One piece of a blob.
+
+    Blobs are cut into chunks so that neither writing nor reading one ever
+    holds the whole original in memory, on either side of the connection.
+    """
+
+    __tablename__ = "blob_chunks"
+
+    # No foreign key: chunks are written under a staging key before the
+    # blob's own key (its hash) is known, and renamed when the upload ends.
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -187,13 +187,13 @@ class Worker:
             self._heartbeat(claim, progress, asyncio.current_task())
         )
         try:
-            path = await self.storage.path(claim.storage_key)
-            payload = await child.extract(
-                path,
-                claim.filename,
-                self.settings.job_timeout_seconds,
-                on_progress=progress.update,
-            )
+            async with self.storage.local_copy(claim.storage_key) as path:
+                payload = await child.extract(
+                    path,
+                    claim.filename,
+                    self.settings.job_timeout_seconds,
+                    on_progress=progress.update,
+                )
         except ExtractionError as exc:
             heartbeat.cancel()
             await self._record_failure(

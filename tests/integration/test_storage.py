@@ -1,0 +1,61 @@
+"""Both stores of originals keep bytes whole, dedupe them and refuse oversize ones."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from docmill.api.app import build_services
+from docmill.db.migrate import upgrade
+from docmill.exceptions import OriginalMissing, TooLarge
+from docmill.settings import Settings
+from docmill.storage import CHUNK_BYTES, DatabaseStorage, LocalStorage, Storage
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(params=["local", "database"])
+async def storage(
+    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
+) -> AsyncIterator[Storage]:
+    services = build_services(settings)
+    await upgrade(services.engine)
+    if request.param == "local":
+        yield LocalStorage(tmp_path / "originals")
+    else:
+        yield DatabaseStorage(services.engine, tmp_path / "scratch")
+    await services.engine.dispose()
+
+
+async def test_original_comes_back_byte_for_byte(storage: Storage) -> None:
+    data = bytes(range(256)) * (CHUNK_BYTES // 256 * 2 + 7)
+
+    stored = await storage.put(io.BytesIO(data), max_bytes=len(data))
+    async with storage.local_copy(stored.key) as path:
+        copy = path.read_bytes()
+
+    assert (copy == data, stored.size_bytes) == (True, len(data))
+
+
+async def test_same_bytes_share_one_key(storage: Storage) -> None:
+    first = await storage.put(io.BytesIO(b"same"), max_bytes=10)
+    second = await storage.put(io.BytesIO(b"same"), max_bytes=10)
+
+    assert first.key == second.key
+
+
+async def test_oversize_original_is_refused(storage: Storage) -> None:
+    with pytest.raises(TooLarge):
+        await storage.put(io.BytesIO(b"x" * 11), max_bytes=10)
+
+
+async def test_deleted_original_is_missing(storage: Storage) -> None:
+    stored = await storage.put(io.BytesIO(b"gone soon"), max_bytes=100)
+    await storage.delete(stored.key)
+
+    with pytest.raises(OriginalMissing):
+        async with storage.local_copy(stored.key):
+            pass
