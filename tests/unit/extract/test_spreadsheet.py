@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import io
+from datetime import date, datetime, time
+
+import openpyxl
+import pytest
+from openpyxl.utils.datetime import CALENDAR_MAC_1904
+from openpyxl.workbook.workbook import Workbook
+
+from docmill.exceptions import CorruptDocument
+from docmill.extract import mime
+from docmill.extract.base import ExtractContext, ExtractionResult
+from docmill.extract.spreadsheet import extract_spreadsheet, format_value, header_text
+
+
+def saved(workbook: Workbook) -> bytes:
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def extract(workbook: Workbook, ctx: ExtractContext | None = None) -> ExtractionResult:
+    ctx = ctx or ExtractContext()
+    ctx.media_type = mime.XLSX
+    return extract_spreadsheet(saved(workbook), ctx)
+
+
+def two_sheets() -> Workbook:
+    workbook = openpyxl.Workbook()
+    people = workbook.active
+    people.title = "People"
+    people.append(["Name", "Age"])
+    people.append(["Ada", 36])
+    places = workbook.create_sheet("Places")
+    places.append(["City"])
+    places.append(["Paris"])
+    return workbook
+
+
+def test_each_sheet_is_one_page_of_tab_separated_rows() -> None:
+    assert extract(two_sheets()).pages == ["Name\tAge\nAda\t36", "City\nParis"]
+
+
+def test_sheet_names_are_listed_in_metadata() -> None:
+    assert extract(two_sheets()).metadata["sheets"] == ["People", "Places"]
+
+
+def test_each_sheet_is_a_markdown_table_under_its_name() -> None:
+    assert extract(two_sheets()).markdown == (
+        "## People\n\n| Name | Age |\n| --- | --- |\n| Ada | 36 |\n\n"
+        "## Places\n\n| City |\n| --- |\n| Paris |"
+    )
+
+
+def test_text_names_each_sheet_before_its_rows() -> None:
+    assert extract(two_sheets()).text == (
+        "--- People ---\nName\tAge\nAda\t36\n\n--- Places ---\nCity\nParis"
+    )
+
+
+def test_dates_in_a_1904_workbook_keep_their_day() -> None:
+    workbook = openpyxl.Workbook()
+    workbook.epoch = CALENDAR_MAC_1904
+    workbook.active.append([datetime(2011, 10, 31, 8, 30)])
+
+    assert extract(workbook).pages == ["2011-10-31T08:30:00"]
+
+
+def test_formulas_show_their_cached_value_not_their_text() -> None:
+    workbook = openpyxl.Workbook()
+    workbook.active.append([2, 3, "=A1+B1"])
+
+    # openpyxl stores no cached value, so the cell reads as empty.
+    assert extract(workbook).pages == ["2\t3"]
+
+
+def test_header_and_footer_text_follow_the_rows() -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["value"])
+    sheet.oddHeader.center.text = "Internal only"
+    sheet.oddFooter.right.text = "Page &P of &N"
+
+    assert extract(workbook).pages == [
+        "value\n\nHeader: Internal only\nFooter: Page of"
+    ]
+
+
+def test_core_properties_become_metadata() -> None:
+    workbook = two_sheets()
+    workbook.properties.title = "Census"
+    workbook.properties.creator = "Ada Lovelace"
+
+    metadata = extract(workbook).metadata
+
+    assert (metadata["title"], metadata["author"]) == ("Census", "Ada Lovelace")
+
+
+def test_progress_is_reported_per_sheet() -> None:
+    calls: list[tuple[int, int, str]] = []
+
+    extract(two_sheets(), ExtractContext(on_progress=lambda *call: calls.append(call)))
+
+    assert calls == [(1, 2, "sheets"), (2, 2, "sheets")]
+
+
+def test_truncated_workbook_is_corrupt() -> None:
+    ctx = ExtractContext()
+    ctx.media_type = mime.XLSX
+
+    with pytest.raises(CorruptDocument):
+        extract_spreadsheet(saved(two_sheets())[:-300], ctx)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param(12345.0, "12345", id="whole-float"),
+        pytest.param(0.25, "0.25", id="fraction"),
+        pytest.param(True, "TRUE", id="bool"),
+        pytest.param(date(2018, 9, 20), "2018-09-20", id="date"),
+        pytest.param(time(8, 5), "08:05:00", id="time"),
+    ],
+)
+def test_cell_values_are_shown_as_a_reader_expects(
+    value: object, expected: str
+) -> None:
+    assert format_value(value) == expected
+
+
+def test_header_codes_are_stripped_and_sections_spaced() -> None:
+    code = '&L&"Arial,Bold"&12Left&CCentre &A&RR&&D'
+
+    assert header_text(code, "Sheet1") == "Left Centre Sheet1 R&D"
