@@ -185,18 +185,99 @@ def db_upgrade(
     typer.echo("database schema is current", err=True)
 
 
+def _run_on_store(settings: Settings, operation: Any) -> Any:
+    """Run ``operation(store, storage)`` against the configured database."""
+    import asyncio
+
+    from docmill.api.app import build_services
+
+    async def _run() -> Any:
+        services = build_services(settings)
+        try:
+            return await operation(services.store, services.storage)
+        finally:
+            await services.engine.dispose()
+
+    return asyncio.run(_run())
+
+
 @queue_app.command("stats")
 def queue_stats(
     data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
     database_url: str | None = typer.Option(None, help=_help("database_url")),
 ) -> None:
-    """Documents per status."""
+    """Documents per status, the oldest due document's age, last minute's output."""
     settings = _settings(data_dir=data_dir, database_url=database_url)
-    from docmill.runtime import queue_counts
+    stats = _run_on_store(settings, lambda store, _storage: store.queue_stats())
+    for status, count in stats["counts"].items():
+        typer.echo(f"{status:<24}{count:>10}")
+    oldest = stats["oldest_pending_seconds"]
+    typer.echo(
+        f"{'oldest pending (s)':<24}{'-' if oldest is None else f'{oldest:.1f}':>10}"
+    )
+    typer.echo(f"{'finished last minute':<24}{stats['finished_last_minute']:>10}")
 
-    counts = queue_counts(settings)
-    for status, count in counts.items():
-        typer.echo(f"{status:<12}{count:>10}")
+
+@queue_app.command("failed")
+def queue_failed(
+    limit: int = typer.Option(50, help="Most documents to list."),
+    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=_help("database_url")),
+) -> None:
+    """List failed documents (quarantined ones included) with their errors."""
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    rows = _run_on_store(
+        settings, lambda store, _storage: store.list(status="failed", limit=limit)
+    )
+    for row in rows:
+        name = row.title or row.filename or "-"
+        typer.echo(
+            f"{row.id}  {row.error_code:<20} attempts={row.attempts}  {name}: "
+            f"{row.error_message}"
+        )
+
+
+@queue_app.command("retry")
+def queue_retry(
+    document_ids: list[str] = typer.Argument(
+        None, help="Documents to retry (default: every failed one)."
+    ),
+    error_code: str | None = typer.Option(
+        None, "--code", help="Only documents that failed with this error code."
+    ),
+    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=_help("database_url")),
+) -> None:
+    """Queue failed documents again, with a fresh set of attempts."""
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    count = _run_on_store(
+        settings,
+        lambda store, _storage: store.retry_failed(document_ids or None, error_code),
+    )
+    typer.echo(f"{count} document(s) queued again", err=True)
+
+
+@queue_app.command("purge")
+def queue_purge(
+    older_than_days: float = typer.Option(
+        ..., "--older-than-days", help="Age of completed documents to delete."
+    ),
+    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=_help("database_url")),
+) -> None:
+    """Delete completed and cancelled documents, their results and originals."""
+    from datetime import timedelta
+
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+
+    async def purge(store: Any, storage: Any) -> int:
+        keys = await store.purge(timedelta(days=older_than_days))
+        for key in keys:
+            await storage.delete(key)
+        return len(keys)
+
+    count = _run_on_store(settings, purge)
+    typer.echo(f"purged; {count} original(s) deleted", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -55,16 +55,3 @@ def upgrade_database(settings: Settings) -> None:
             await engine.dispose()
 
     asyncio.run(_upgrade())
-
-
-def queue_counts(settings: Settings) -> dict[str, int]:
-    from docmill.api.app import build_services
-
-    async def _counts() -> dict[str, int]:
-        services = build_services(settings)
-        try:
-            return await services.store.count_by_status()
-        finally:
-            await services.engine.dispose()
-
-    return asyncio.run(_counts())

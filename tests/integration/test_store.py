@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from docmill.db.models import Document
-from docmill.exceptions import LeaseLost
+from docmill.exceptions import DocumentNotFound, LeaseLost
 from docmill.queue.store import JobStore, NewDocument, utcnow
 
 pytestmark = pytest.mark.anyio
@@ -227,3 +227,63 @@ def _payload(text: str) -> dict[str, Any]:
         "page_count": None,
         "processing_ms": 1.0,
     }
+
+
+async def test_cancel_keeps_pending_document_from_starting(store: Any) -> None:
+    document_id = await queue_document(store)
+
+    assert await store.cancel(document_id) == "cancelled"
+    assert await store.claim_next("w:1") is None
+
+
+async def test_cancel_fences_out_the_running_worker(store: Any) -> None:
+    document_id = await queue_document(store)
+    claim = await store.claim_next("w:1")
+
+    await store.cancel(document_id)
+
+    with pytest.raises(LeaseLost):
+        await store.renew_lease(claim)
+
+
+async def test_cancel_leaves_final_document_alone(store: Any) -> None:
+    document_id = await queue_document(store)
+    claim = await store.claim_next("w:1")
+    await store.complete(claim, _payload("done"))
+
+    assert await store.cancel(document_id) == "completed"
+
+
+async def test_retry_failed_requeues_with_fresh_attempts(store: Any) -> None:
+    document_id = await queue_document(store)
+    claim = await store.claim_next("w:1")
+    await store.fail(claim, "corrupt", "broken", retryable=False)
+
+    assert await store.retry_failed(error_code="corrupt") == 1
+
+    row = await store.get(document_id)
+    assert (row.status, row.attempts, row.error_code) == ("pending", 0, None)
+
+
+async def test_purge_deletes_old_completed_documents_only(store: Any) -> None:
+    done = await queue_document(store, name="d")
+    waiting = await queue_document(store, name="w")
+    claim = await store.claim_next("w:1")
+    await store.complete(claim, _payload("done"))
+
+    orphaned = await store.purge(timedelta(seconds=-1))
+
+    assert orphaned == ["d" * 64]
+    assert (await store.get(waiting)).status == "pending"
+    with pytest.raises(DocumentNotFound):
+        await store.get(done)
+
+
+async def test_queue_stats_counts_and_ages(store: Any) -> None:
+    await queue_document(store)
+    await _make_due(store)
+
+    stats = await store.queue_stats()
+
+    assert stats["counts"]["pending"] == 1
+    assert stats["oldest_pending_seconds"] >= 1

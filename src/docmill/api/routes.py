@@ -339,6 +339,29 @@ async def delete_document(document_id: str, request: Request) -> Response:
     return Response(status_code=204)
 
 
+@router.post(
+    "/documents/{document_id}/cancel",
+    response_model=DocumentOut,
+    responses={409: {"description": "Already final"}},
+    tags=["documents"],
+)
+async def cancel_document(document_id: str, request: Request) -> DocumentOut:
+    """
+    Stop a document. A pending one never starts; a running one is stopped at
+    its worker's next lease renewal (within a third of the lease).
+    """
+    services = _services(request)
+    status = await services.store.cancel(document_id)
+    if status != "cancelled":
+        raise Problem(
+            409,
+            "already-final",
+            f"document {document_id!r} is already {status}",
+            document_status=status,
+        )
+    return await _document_out(services, document_id)
+
+
 @router.get("/healthz", response_model=Health, tags=["service"])
 async def healthz() -> Health:
     """The process is up."""

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Status = Literal["pending", "processing", "completed", "failed"]
+Status = Literal["pending", "processing", "completed", "failed", "cancelled"]
 
 
 class TextSubmission(BaseModel):

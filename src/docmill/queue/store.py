@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,6 +35,10 @@ PENDING = JobStatus.PENDING.value
 PROCESSING = JobStatus.PROCESSING.value
 COMPLETED = JobStatus.COMPLETED.value
 FAILED = JobStatus.FAILED.value
+CANCELLED = JobStatus.CANCELLED.value
+
+# PostgreSQL channel on which new work is announced; idle workers LISTEN.
+NOTIFY_CHANNEL = "docmill_jobs"
 
 
 def utcnow() -> datetime:
@@ -123,6 +127,7 @@ class JobStore:
                     updated_at=now,
                 )
             )
+            await self._announce(connection)
         logger.info(
             "document %s queued",
             document_id,
@@ -395,9 +400,18 @@ class JobStore:
             if result.rowcount != 1:
                 return False
             await self._close_attempt(connection, claim, now, "released", None)
+            await self._announce(connection)
         for listener in self._enqueue_listeners:
             listener()
         return True
+
+    async def _announce(self, connection: Any) -> None:
+        # Delivered when the transaction commits, so a woken worker always
+        # finds the row; SQLite workers in this process use the listeners.
+        if connection.dialect.name == "postgresql":
+            await connection.execute(
+                text("SELECT pg_notify(:channel, '')"), {"channel": NOTIFY_CHANNEL}
+            )
 
     async def _close_attempt(
         self,
@@ -415,6 +429,144 @@ class JobStore:
             )
             .values(finished_at=now, outcome=outcome, error_code=error_code)
         )
+
+    async def cancel(self, document_id: str) -> str:
+        """
+        Stop a document: pending ones never start, running ones are abandoned.
+
+        The running worker learns at its next lease renewal, when its fenced
+        write matches no row, and kills the extraction. Returns the status the
+        document has afterwards; a final document is left as it is.
+        """
+        now = utcnow()
+        async with write_transaction(self.engine) as connection:
+            tokens = (
+                select(Document.claim_token)
+                .where(Document.id == document_id, Document.status == PROCESSING)
+                .scalar_subquery()
+            )
+            await connection.execute(
+                update(Attempt)
+                .where(Attempt.claim_token.in_(tokens), Attempt.finished_at.is_(None))
+                .values(finished_at=now, outcome=CANCELLED)
+            )
+            result = await connection.execute(
+                update(Document)
+                .where(
+                    Document.id == document_id,
+                    Document.status.in_([PENDING, PROCESSING]),
+                )
+                .values(
+                    status=CANCELLED,
+                    finished_at=now,
+                    updated_at=now,
+                    lease_expires_at=None,
+                    worker_id=None,
+                    claim_token=None,
+                    progress=None,
+                    error_code="cancelled",
+                    error_message="cancelled on request",
+                )
+            )
+        if result.rowcount:
+            logger.info(
+                "document %s cancelled",
+                document_id,
+                extra={"action": "document_cancelled", "document_id": document_id},
+            )
+            return CANCELLED
+        return str((await self.get(document_id)).status)
+
+    async def queue_stats(self) -> dict[str, Any]:
+        """Counts per status, the oldest due document's age, last minute's output."""
+        now = utcnow()
+        counts = await self.count_by_status()
+        async with self.engine.connect() as connection:
+            oldest = (
+                await connection.execute(
+                    select(func.min(Document.next_attempt_at)).where(
+                        Document.status == PENDING, Document.next_attempt_at <= now
+                    )
+                )
+            ).scalar()
+            finished = (
+                await connection.execute(
+                    select(func.count()).where(
+                        Document.status.in_([COMPLETED, FAILED]),
+                        Document.finished_at >= now - timedelta(minutes=1),
+                    )
+                )
+            ).scalar_one()
+        return {
+            "counts": counts,
+            "oldest_pending_seconds": (
+                (now - oldest).total_seconds() if oldest is not None else None
+            ),
+            "finished_last_minute": finished,
+        }
+
+    async def retry_failed(
+        self, document_ids: list[str] | None = None, error_code: str | None = None
+    ) -> int:
+        """Queue failed documents again with a fresh set of attempts."""
+        now = utcnow()
+        condition = Document.status == FAILED
+        if document_ids:
+            condition &= Document.id.in_(document_ids)
+        if error_code:
+            condition &= Document.error_code == error_code
+        async with write_transaction(self.engine) as connection:
+            result = await connection.execute(
+                update(Document)
+                .where(condition)
+                .values(
+                    status=PENDING,
+                    attempts=0,
+                    next_attempt_at=now,
+                    updated_at=now,
+                    finished_at=None,
+                    error_code=None,
+                    error_message=None,
+                )
+            )
+            if result.rowcount:
+                await self._announce(connection)
+        for listener in self._enqueue_listeners:
+            listener()
+        return int(result.rowcount)
+
+    async def purge(self, older_than: timedelta) -> list[str]:
+        """
+        Delete completed and cancelled documents finished before ``older_than``.
+
+        Returns the storage keys no remaining document uses.
+        """
+        cutoff = utcnow() - older_than
+        condition = Document.status.in_([COMPLETED, CANCELLED]) & (
+            Document.finished_at < cutoff
+        )
+        async with write_transaction(self.engine) as connection:
+            keys = set(
+                (
+                    await connection.execute(
+                        delete(Document)
+                        .where(condition)
+                        .returning(Document.storage_key)
+                    )
+                ).scalars()
+            )
+            if not keys:
+                return []
+            used = set(
+                (
+                    await connection.execute(
+                        select(Document.storage_key)
+                        .where(Document.storage_key.in_(keys))
+                        .distinct()
+                    )
+                ).scalars()
+            )
+        return sorted(keys - used)
 
     # -- recovery ----------------------------------------------------------
 
@@ -502,6 +654,8 @@ class JobStore:
                     error_message=f"attempt abandoned: {why}",
                 )
             )
+            if retried.rowcount:
+                await self._announce(connection)
         count = exhausted.rowcount + retried.rowcount
         if count:
             logger.warning(

@@ -88,6 +88,9 @@ class Worker:
         )
         await self._recover_orphans()
         maintenance = asyncio.create_task(self._maintain())
+        listener = None
+        if self.store.engine.dialect.name == "postgresql":
+            listener = asyncio.create_task(self._listen())
         self._slots = [
             asyncio.create_task(self._run_slot(index, drain))
             for index in range(self.concurrency)
@@ -95,9 +98,11 @@ class Worker:
         try:
             await asyncio.gather(*self._slots)
         finally:
-            maintenance.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await maintenance
+            for task in (maintenance, listener):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             logger.info(
                 "worker %s stopped",
                 self.worker_id,
@@ -126,6 +131,36 @@ class Worker:
             await self.store.reclaim_from_dead_workers(socket.gethostname())
         except Exception:
             logger.exception("could not recover documents of dead workers")
+
+    async def _listen(self) -> None:
+        """
+        Wake idle slots on PostgreSQL's NOTIFY, so new work starts at once.
+
+        Polling stays as the fallback: a notification lost while this
+        connection is being re-established costs at most one poll interval.
+        """
+        from docmill.queue.store import NOTIFY_CHANNEL
+
+        def on_notify(*_args: object) -> None:
+            self._wakeup.set()
+
+        while True:
+            try:
+                async with self.store.engine.connect() as connection:
+                    raw = await connection.get_raw_connection()
+                    driver = raw.driver_connection
+                    await driver.add_listener(NOTIFY_CHANNEL, on_notify)
+                    try:
+                        while not driver.is_closed():
+                            await asyncio.sleep(1.0)
+                    finally:
+                        if not driver.is_closed():
+                            await driver.remove_listener(NOTIFY_CHANNEL, on_notify)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("LISTEN connection lost; polling until it is back")
+            await asyncio.sleep(self.settings.poll_seconds)
 
     async def _maintain(self) -> None:
         interval = min(self.settings.lease_seconds / 2, 5.0)

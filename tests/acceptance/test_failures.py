@@ -1,0 +1,129 @@
+"""Timeouts, flaky crashes, cancellation and wake-ups, through the real worker."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from docmill.api.app import create_app
+from docmill.queue.store import NewDocument
+from docmill.settings import Settings
+from tests.support import wait_final
+
+pytestmark = pytest.mark.anyio
+
+ClientFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def client_with(settings: Settings) -> ClientFactory:
+    @asynccontextmanager
+    async def make(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(settings.model_copy(update=overrides))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://docmill.test"
+            ) as client:
+                yield client
+
+    return make
+
+
+async def submit(client: httpx.AsyncClient, data: bytes) -> str:
+    response = await client.post("/documents", files={"file": ("f", io.BytesIO(data))})
+    return str(response.json()["id"])
+
+
+async def test_slow_document_times_out_after_every_attempt(
+    client_with: ClientFactory,
+) -> None:
+    async with client_with(job_timeout_seconds=0.3) as client:
+        document_id = await submit(client, b"DOCMILL-TEST-SLEEP 30\nnever")
+
+        body = await wait_final(client, document_id)
+
+    assert (body["status"], body["error"]["code"], body["attempts"]) == (
+        "failed",
+        "timeout",
+        3,
+    )
+
+
+async def test_document_that_crashes_once_completes_on_retry(
+    client_with: ClientFactory, tmp_path: Path
+) -> None:
+    marker = tmp_path / "crashed-once"
+    async with client_with() as client:
+        document_id = await submit(client, f"DOCMILL-TEST-FLAKY {marker}".encode())
+
+        body = await wait_final(client, document_id)
+
+    assert (body["status"], body["attempts"]) == ("completed", 2)
+
+
+async def test_cancel_stops_a_running_extraction(client_with: ClientFactory) -> None:
+    async with client_with(lease_seconds=0.6) as client:
+        document_id = await submit(client, b"DOCMILL-TEST-SLEEP 30\nnever")
+        while (await client.get(f"/documents/{document_id}")).json()[
+            "status"
+        ] != "processing":
+            await asyncio.sleep(0.02)
+
+        cancelled = await client.post(f"/documents/{document_id}/cancel")
+        # The slot is free again once the extraction is really stopped.
+        follower = await submit(client, b"quick one")
+        body = await wait_final(client, follower, timeout=10)
+
+    assert cancelled.json()["status"] == "cancelled"
+    assert body["status"] == "completed"
+
+
+async def test_cancelling_a_final_document_is_a_409(client_with: ClientFactory) -> None:
+    async with client_with() as client:
+        document_id = await submit(client, b"done soon")
+        await wait_final(client, document_id)
+
+        response = await client.post(f"/documents/{document_id}/cancel")
+
+    assert response.json()["type"] == "urn:docmill:problem:already-final"
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+async def test_new_work_starts_without_waiting_for_a_poll(
+    client_with: ClientFactory, settings: Settings
+) -> None:
+    """
+    On PostgreSQL, NOTIFY wakes workers: a 30 s poll interval is never waited.
+
+    The document is queued through a second store, as another API process
+    would, so the only way the worker can hear of it is the notification.
+    """
+    from docmill.api.app import build_services
+    from docmill.storage import put_bytes
+
+    async with client_with(poll_seconds=30, workers=1) as client:
+        other_api = build_services(settings)
+        await asyncio.sleep(0.5)  # let the slot fall idle and the listener start
+        started = time.monotonic()
+        stored = await put_bytes(other_api.storage, b"wake up", 100)
+        document_id = await other_api.store.create(
+            NewDocument(
+                source="text",
+                sha256=stored.sha256,
+                size_bytes=stored.size_bytes,
+                storage_key=stored.key,
+            )
+        )
+        await wait_final(client, document_id, timeout=10)
+        await other_api.engine.dispose()
+
+    assert time.monotonic() - started < 5
