@@ -72,10 +72,11 @@ _PREFERRED = (
     "cp949",
     "euc_kr",
     "cp500",
-    "latin_1",
 )
-# Equal-chaos candidates whose coherence (how much the text looks like a
-# language) trails the best by less than this are treated as a tie.
+# The chaos head start of the codecs in _PREFERRED, and the differences in
+# chaos and coherence that count as a tie.
+_COMMON_BONUS = 0.05
+_CHAOS_TIE = 0.01
 _COHERENCE_TIE = 0.02
 
 
@@ -150,7 +151,7 @@ def decode(
         return DecodedText(_decode_lenient(data, wide, truncated), wide)
     if declared:
         declared_codec = codec_name(declared)
-        if declared_codec and not declared_codec.startswith(("utf_16", "utf_32")):
+        if declared_codec and not declared_codec.startswith(("utf-16", "utf-32")):
             try:
                 return DecodedText(data.decode(declared_codec), declared_codec)
             except UnicodeDecodeError:
@@ -174,9 +175,12 @@ def codec_name(label: str) -> str | None:
         "ascii": "cp1252",
     }.get(label, label)
     try:
-        return codecs.lookup(label).name
+        name = codecs.lookup(label).name
     except LookupError:
         return None
+    # Spelled as charset-normalizer and the ``encodings`` package spell it
+    # (koi8_r, iso8859_7), so a name means one thing whichever step found it.
+    return name if name.startswith("utf") else name.replace("-", "_")
 
 
 def _drop_bom(text: str) -> str:
@@ -271,23 +275,32 @@ def _detect(data: bytes, truncated: bool) -> DecodedText:
 
 
 def _prefer(matches: CharsetMatches) -> str:
-    # ``could_be_from_charset`` lists codecs that turn the sample into exactly
-    # the same text; other matches with the same chaos and nearly the same
-    # coherence read it just as plausibly. Either way the commoner codec is
-    # the better name for the file.
-    best = matches.best()
-    assert best is not None
-    tied = set(best.could_be_from_charset)
+    # charset-normalizer ranks by chaos (how broken the text looks), then
+    # coherence (how much it reads like a language); on short texts both are
+    # noisy, and French in cp1252 can score a little messier than in Mac
+    # Latin 2. Codecs people actually use therefore get a head start on
+    # chaos; the most coherent of the cleanest wins, and the commoner codec
+    # breaks a remaining tie. ``could_be_from_charset`` lists codecs that give
+    # exactly the same text, so they share their match's scores.
+    scored: dict[str, tuple[float, float]] = {}
     for match in matches:
-        if (
-            match.chaos <= best.chaos
-            and match.coherence >= best.coherence - _COHERENCE_TIE
-        ):
-            tied.add(match.encoding)
-    for encoding in _PREFERRED:
-        if encoding in tied:
-            return encoding
-    return best.encoding
+        for encoding in [match.encoding, *match.could_be_from_charset]:
+            bonus = _COMMON_BONUS if encoding in _PREFERRED else 0.0
+            scored.setdefault(encoding, (match.chaos - bonus, match.coherence))
+    cleanest = min(chaos for chaos, _ in scored.values())
+    clean = {
+        encoding: coherence
+        for encoding, (chaos, coherence) in scored.items()
+        if chaos <= cleanest + _CHAOS_TIE
+    }
+    top = max(clean.values())
+    tied = [
+        encoding
+        for encoding, coherence in clean.items()
+        if coherence >= top - _COHERENCE_TIE
+    ]
+    rank = {encoding: index for index, encoding in enumerate(_PREFERRED)}
+    return min(tied, key=lambda encoding: rank.get(encoding, len(rank)))
 
 
 def looks_like_text(data: bytes) -> bool:

@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+
+import pytest
+
+from docmill.exceptions import CorruptDocument, EmptyDocument, LimitExceeded
+from docmill.extract import archive as archive_module
+from docmill.extract import mime
+from docmill.extract.archive import extract_zip
+from docmill.extract.base import ExtractContext, ExtractionResult, Limits
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def _extract(
+    data: bytes, limits: Limits | None = None, name: str | None = "bundle.zip"
+) -> ExtractionResult:
+    ctx = ExtractContext(limits)
+    ctx.media_type, ctx.name = mime.ZIP, name
+    return extract_zip(data, ctx)
+
+
+def test_each_member_is_a_section_of_the_text() -> None:
+    data = _zip({"a.txt": b"alpha\n", "dir/": b"", "dir/b.csv": b"x,y\n1,2\n"})
+    assert _extract(data).text == "== a.txt ==\nalpha\n\n== dir/b.csv ==\nx,y\n1,2"
+
+
+def test_nested_archives_are_read_to_the_depth_limit() -> None:
+    inner = _zip({"deep.txt": b"deep"})
+    data = _zip({"inner.zip": _zip({"middle.zip": inner})})
+    result = _extract(data, Limits(max_archive_depth=2))
+    middle = result.children[0].result.children[0].result  # type: ignore[union-attr]
+    assert middle is not None
+    assert middle.children[0].error_message == (
+        "not read: nesting depth 3 exceeds the limit of 2"
+    )
+
+
+def test_too_many_members_is_a_limit() -> None:
+    data = _zip({f"{index}.txt": b"x" for index in range(4)})
+    with pytest.raises(LimitExceeded):
+        _extract(data, Limits(max_archive_members=3))
+
+
+def test_unpacked_bytes_are_counted_while_reading() -> None:
+    data = _zip({"big.txt": b"a" * 10_000})
+    with pytest.raises(LimitExceeded):
+        _extract(data, Limits(max_unpacked_bytes=5_000))
+
+
+def _lying_zip() -> bytes:
+    """A stored member whose headers declare 2 GB but hold 11 bytes."""
+    data = bytearray(_zip_stored({"hello.txt": b"Hello World"}))
+    declared = struct.pack("<I", 0x7FFFFFFE)
+    data[18:22] = declared  # local header: compressed size
+    data[22:26] = declared  # local header: uncompressed size
+    central = data.index(b"PK\x01\x02")
+    data[central + 20 : central + 24] = declared
+    data[central + 24 : central + 28] = declared
+    return bytes(data)
+
+
+def _zip_stored(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_a_member_whose_declared_size_lies_fails_as_corrupt() -> None:
+    with pytest.raises(CorruptDocument):
+        _extract(_lying_zip())
+
+
+def test_a_member_that_copies_its_archive_is_not_opened_again() -> None:
+    """A real quine needs a crafted deflate stream; a member equal to the bytes
+    handed in as the archive's own is the case the check looks for."""
+    member = _zip({"a.txt": b"x"})
+    holder = zipfile.ZipFile(io.BytesIO(_zip_stored({"self.zip": member})))
+    ctx = ExtractContext()
+    children = archive_module._read_members(holder, holder.infolist(), member, ctx)
+    assert children[0].error_code == "limit_exceeded"
+
+
+def test_a_truncated_archive_is_corrupt() -> None:
+    with pytest.raises(CorruptDocument):
+        _extract(_zip({"a.txt": b"alpha"})[:-30])
+
+
+def test_a_plain_zip_named_as_a_workbook_is_corrupt() -> None:
+    with pytest.raises(CorruptDocument, match="named as a Excel workbook"):
+        _extract(_zip({"null_file.xlsx": b""}), name="report.xlsx")
+
+
+def test_an_archive_of_directories_only_is_empty() -> None:
+    with pytest.raises(EmptyDocument):
+        _extract(_zip({"dir/": b""}))

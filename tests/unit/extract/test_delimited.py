@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from docmill.extract import mime
+from docmill.extract.base import ExtractContext, ExtractionResult
+from docmill.extract.delimited import extract_delimited
+
+
+def _extract(data: bytes, media_type: str = mime.CSV) -> ExtractionResult:
+    ctx = ExtractContext()
+    ctx.media_type = media_type
+    return extract_delimited(data, ctx)
+
+
+def test_text_keeps_the_rows_as_written() -> None:
+    data = b'A,A,A,A,A\r\nA,A,A,"A,A",A\r\n'
+    assert _extract(data).text == 'A,A,A,A,A\nA,A,A,"A,A",A\n'
+
+
+def test_metadata_counts_rows_and_columns_and_names_the_delimiter() -> None:
+    data = "Name;City\nAnna;Zürich\n\nBen;Genève\n".encode("cp1252")
+    assert _extract(data).metadata == {
+        "encoding": "cp1252",
+        "rows": 3,
+        "columns": 2,
+        "delimiter": ";",
+    }
+
+
+def test_markdown_is_a_table_with_the_first_row_as_header() -> None:
+    data = b'Team,Cups\nBlues,1\n"Maple | Leafs",13\n'
+    assert _extract(data).markdown == (
+        "| Team | Cups |\n| --- | --- |\n| Blues | 1 |\n| Maple \\| Leafs | 13 |"
+    )
+
+
+def test_short_rows_are_padded_in_the_table() -> None:
+    assert _extract(b"a,b,c\n1,2\n").markdown == (
+        "| a | b | c |\n| --- | --- | --- |\n| 1 | 2 |  |"
+    )
+
+
+def test_utf16_csv_with_a_mark_reads() -> None:
+    data = "Team,Location\nMaple Leafs,TOR\n".encode("utf-16")
+    result = _extract(data)
+    assert (result.metadata["rows"], result.text) == (
+        2,
+        "Team,Location\nMaple Leafs,TOR\n",
+    )
+
+
+def test_tsv_splits_on_tabs() -> None:
+    result = _extract(b"a\tb, c\n1\t2, 3\n", mime.TSV)
+    assert (result.mime_type, result.metadata["delimiter"]) == (mime.TSV, "\t")
+
+
+def test_a_single_column_falls_back_to_a_comma() -> None:
+    assert _extract(b"one\ntwo\nthree\n").metadata["delimiter"] == ","

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from docmill.extract.base import ExtractContext, ExtractionResult
+from docmill.extract.html import extract_html
+
+PAGE = """<!DOCTYPE html>
+<html><head>
+<title>  Quarterly
+ Report </title><title>Second</title>
+<style>p { color: red }</style>
+<script>var hidden = "script text";</script>
+</head><body>
+<noscript>enable scripts</noscript>
+<template><p>template text</p></template>
+<h1>Sales</h1>
+<p>Revenue <b>grew</b> by <a href="https://example.com/q">ten percent</a>.</p>
+<div hidden>hidden text</div>
+<div style="display: none">invisible</div>
+<ul><li>North</li><li>South<ol><li>Inner</li></ol></li></ul>
+<table>
+<tr><th>Region</th><th>Total</th></tr>
+<tr><td>USA</td><td>$695</td></tr>
+</table>
+<p>line one<br>line two</p>
+</body></html>
+"""
+
+
+def _extract(data: bytes) -> ExtractionResult:
+    return extract_html(data, ExtractContext())
+
+
+def test_text_is_the_visible_text_with_blocks_on_their_own_lines() -> None:
+    assert _extract(PAGE.encode()).text == (
+        "Sales\n"
+        "Revenue grew by ten percent.\n"
+        "North\n"
+        "South\n"
+        "Inner\n"
+        "Region\tTotal\n"
+        "USA\t$695\n"
+        "line one\n"
+        "line two"
+    )
+
+
+def test_markdown_keeps_headings_emphasis_links_lists_and_tables() -> None:
+    assert _extract(PAGE.encode()).markdown == (
+        "# Sales\n\n"
+        "Revenue **grew** by [ten percent](https://example.com/q).\n\n"
+        "- North\n"
+        "- South\n"
+        "  1. Inner\n\n"
+        "| Region | Total |\n"
+        "| --- | --- |\n"
+        "| USA | $695 |\n\n"
+        "line one\n"
+        "line two"
+    )
+
+
+def test_title_is_the_first_title_with_whitespace_collapsed() -> None:
+    assert _extract(PAGE.encode()).metadata["title"] == "Quarterly Report"
+
+
+def test_a_charset_that_does_not_decode_is_ignored() -> None:
+    arabic = "في قرية من القرى كان هناك رجل حكيم يعرف كل شيء عن الحياة"
+    page = (
+        '<html><head><meta http-equiv="Content-Type" '
+        'content="text/html; charset=UTF-8"></head>'
+        f"<body><p>{arabic}</p></body></html>"
+    )
+    result = _extract(page.encode("cp1256"))
+    assert (result.text, result.metadata["encoding"]) == (arabic, "cp1256")
+
+
+def test_a_charset_that_decodes_strictly_is_used() -> None:
+    page = '<meta charset="koi8-r"><p>Москва</p>'
+    assert _extract(page.encode("koi8-r")).text == "Москва"
+
+
+def test_utf16_with_a_mark_reads_whatever_the_meta_says() -> None:
+    page = '<meta charset="utf-8"><p>This is a sample text</p>'
+    assert _extract(page.encode("utf-16")).text == "This is a sample text"
+
+
+def test_inline_xbrl_hidden_header_is_not_text() -> None:
+    page = (
+        '<html xmlns:ix="http://www.xbrl.org/2013/inlineXBRL"><body>'
+        "<div style='display:none'><ix:header>dei facts</ix:header></div>"
+        "<p>Galaxy Gaming, Inc.</p></body></html>"
+    )
+    assert _extract(page.encode()).text == "Galaxy Gaming, Inc."

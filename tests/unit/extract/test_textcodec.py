@@ -1,0 +1,92 @@
+# ruff: noqa: RUF001  (the Cyrillic in the test texts is meant)
+from __future__ import annotations
+
+import codecs
+
+import pytest
+
+from docmill.extract.textcodec import DecodedText, decode, detect_bom, looks_like_text
+
+RUSSIAN = (
+    "В гимназии он не был в числе первых учеников, но учился прилежно и "
+    "прочитал всё, что было в библиотеке его отца. "
+) * 4
+FRENCH = (
+    "Le théâtre de Molière est joué partout en Europe ; ses comédies, écrites "
+    "en français élégant, décrivent les mœurs d'une époque révolue. "
+) * 3
+JAPANESE = "コンソール アプリケーションを作成して、ファイルの内容を表示します。" * 3
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        pytest.param(
+            codecs.BOM_UTF32_LE + "hi".encode("utf-32-le"), "utf-32-le", id="utf-32-le"
+        ),
+        pytest.param(
+            codecs.BOM_UTF16_LE + "hi".encode("utf-16-le"), "utf-16-le", id="utf-16-le"
+        ),
+        pytest.param(
+            codecs.BOM_UTF16_BE + "hi".encode("utf-16-be"), "utf-16-be", id="utf-16-be"
+        ),
+        pytest.param(codecs.BOM_UTF8 + b"hi", "utf-8", id="utf-8"),
+    ],
+)
+def test_bom_decides_the_encoding_and_is_not_part_of_the_text(
+    data: bytes, expected: str
+) -> None:
+    assert decode(data) == DecodedText("hi", expected, bom=expected)
+
+
+def test_utf32_mark_is_preferred_to_the_utf16_mark_it_begins_with() -> None:
+    assert detect_bom(codecs.BOM_UTF32_LE + b"a\x00\x00\x00") == ("utf-32-le", "utf-32")
+
+
+def test_utf8_is_taken_without_detection() -> None:
+    assert decode("naïve café".encode()) == DecodedText("naïve café", "utf-8")
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_wide_text_without_a_mark_is_known_by_its_nul_pattern(codec: str) -> None:
+    text = "This is a test document to use for unit tests.\n"
+    assert decode(text.encode(codec)) == DecodedText(text, codec)
+
+
+def test_iso2022_jp_is_decoded_although_it_is_valid_ascii() -> None:
+    assert decode(JAPANESE.encode("iso2022_jp")) == DecodedText(JAPANESE, "iso2022_jp")
+
+
+@pytest.mark.parametrize(
+    ("text", "codec"),
+    [
+        pytest.param(FRENCH, "cp1252", id="cp1252"),
+        pytest.param(RUSSIAN, "koi8_r", id="koi8-r"),
+        pytest.param(RUSSIAN, "cp1251", id="cp1251"),
+        pytest.param(JAPANESE, "shift_jis", id="shift-jis"),
+    ],
+)
+def test_legacy_encodings_are_detected(text: str, codec: str) -> None:
+    assert decode(text.encode(codec)) == DecodedText(text, codec)
+
+
+def test_a_declared_encoding_is_kept_when_it_decodes_strictly() -> None:
+    data = "Ελληνικά".encode("iso8859_7")
+    assert decode(data, declared="ISO-8859-7") == DecodedText("Ελληνικά", "iso8859_7")
+
+
+def test_a_declared_encoding_that_fails_is_ignored() -> None:
+    assert decode(FRENCH.encode("cp1252"), declared="utf-8").text == FRENCH
+
+
+def test_a_head_cut_inside_a_character_still_reads_as_utf8() -> None:
+    data = "prix: 5 €".encode()[:-1]
+    assert decode(data, truncated=True) == DecodedText("prix: 5 ", "utf-8")
+
+
+def test_random_bytes_do_not_look_like_text() -> None:
+    assert looks_like_text(bytes(range(256)) * 4) is False
+
+
+def test_utf16_without_a_mark_looks_like_text() -> None:
+    assert looks_like_text("plain words".encode("utf-16-le")) is True

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import pytest
+
+from docmill.exceptions import LimitExceeded
+from docmill.extract import mime
+from docmill.extract.base import ExtractContext, ExtractionResult
+from docmill.extract.xml import extract_xml
+
+CATALOG = b"""<?xml version="1.0" encoding="UTF-8"?>
+<!-- a comment -->
+<CATALOG>
+  <CD id="1"><TITLE>Empire Burlesque</TITLE><ARTIST>Bob Dylan</ARTIST></CD>
+  <NOTE>Mixed <b>bold</b> text</NOTE>
+</CATALOG>
+"""
+BILLION_LAUGHS = b"""<?xml version="1.0"?>
+<!DOCTYPE lolz [
+<!ENTITY lol "lol">
+<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+]>
+<lolz>&lol3;</lolz>
+"""
+EXTERNAL = b"""<?xml version="1.0"?>
+<!DOCTYPE root [<!ENTITY ee SYSTEM "http://127.0.0.1:9/never-fetched.xml">]>
+<root>&ee;</root>
+"""
+
+
+def _extract(data: bytes) -> ExtractionResult:
+    ctx = ExtractContext()
+    ctx.media_type = mime.XML
+    return extract_xml(data, ctx)
+
+
+def test_text_is_one_line_per_element_value() -> None:
+    assert _extract(CATALOG).text == ("Empire Burlesque\nBob Dylan\nMixed bold text")
+
+
+def test_metadata_names_the_root_element() -> None:
+    assert _extract(CATALOG).metadata == {"encoding": "utf-8", "root": "CATALOG"}
+
+
+def test_entities_are_never_expanded_and_stay_as_references() -> None:
+    result = _extract(BILLION_LAUGHS)
+    assert (result.text, result.warnings) == (
+        "&lol3;",
+        ["1 entity references left unexpanded"],
+    )
+
+
+def test_external_entities_are_never_fetched() -> None:
+    assert _extract(EXTERNAL).text == "&ee;"
+
+
+def test_a_quadratic_blowup_stops_at_the_amplification_limit() -> None:
+    body = b"&a;" * 20_000
+    data = b'<!DOCTYPE b [<!ENTITY a "' + b"B" * 50_000 + b'">]><b>' + body + b"</b>"
+    with pytest.raises(LimitExceeded):
+        _extract(data)
+
+
+def test_utf16_that_declares_utf8_reads() -> None:
+    data = '<?xml version="1.0" encoding="UTF-8"?><c>Washington, DC</c>'
+    assert _extract(data.encode("utf-16")).text == "Washington, DC"
+
+
+def test_a_declared_legacy_encoding_is_used() -> None:
+    data = '<?xml version="1.0" encoding="ISO-8859-1"?><p>Déjà vu</p>'
+    assert _extract(data.encode("latin-1")).text == "Déjà vu"
+
+
+def test_an_xhtml_root_goes_to_the_html_extractor() -> None:
+    data = b'<?xml version="1.0"?><html xmlns="http://www.w3.org/1999/xhtml"><head><title>T</title></head><body><p>Hi</p></body></html>'
+    result = _extract(data)
+    assert (result.mime_type, result.text, result.metadata["title"]) == (
+        mime.HTML,
+        "Hi",
+        "T",
+    )
+
+
+def test_xml_that_is_not_well_formed_is_read_as_text() -> None:
+    result = _extract(b"<a><b>unclosed</a>")
+    assert (result.mime_type, result.text) == (mime.TEXT, "<a><b>unclosed</a>")
