@@ -89,7 +89,7 @@ def _package_document(package: Package) -> str:
     path = rootfile.get("full-path") if rootfile is not None else None
     if not path or path not in package:
         raise CorruptDocument("the EPUB's container names no package document")
-    return path
+    return str(path)
 
 
 def _metadata(opf: etree._Element) -> dict[str, Any]:

@@ -160,6 +160,10 @@ def _headers_and_footers(package: Package) -> dict[str, list[str]]:
     """Map sheet names to the text of their page headers and footers."""
     workbook = package.main_part("xl/workbook.xml")
     targets = {rel.id: rel.target for rel in package.related(workbook, "worksheet")}
+    for rel in package.related(workbook, "sharedStrings"):
+        if rel.target in package:
+            # Read only to be measured: calamine inflates it with no limit.
+            package.read(rel.target)
     found: dict[str, list[str]] = {}
     root = package.parse_optional(workbook)
     if root is None:

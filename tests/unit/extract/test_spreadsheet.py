@@ -8,9 +8,9 @@ import pytest
 from openpyxl.utils.datetime import CALENDAR_MAC_1904
 from openpyxl.workbook.workbook import Workbook
 
-from docmill.exceptions import CorruptDocument
+from docmill.exceptions import CorruptDocument, LimitExceeded
 from docmill.extract import mime
-from docmill.extract.base import ExtractContext, ExtractionResult
+from docmill.extract.base import ExtractContext, ExtractionResult, Limits
 from docmill.extract.spreadsheet import extract_spreadsheet, format_value, header_text
 
 
@@ -111,6 +111,14 @@ def test_truncated_workbook_is_corrupt() -> None:
 
     with pytest.raises(CorruptDocument):
         extract_spreadsheet(saved(two_sheets())[:-300], ctx)
+
+
+def test_workbook_unpacking_past_the_limit_is_refused() -> None:
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["x" * 5000])
+
+    with pytest.raises(LimitExceeded):
+        extract(workbook, ExtractContext(limits=Limits(max_unpacked_bytes=4000)))
 
 
 @pytest.mark.parametrize(
