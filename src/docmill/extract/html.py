@@ -33,7 +33,9 @@ _PRESCAN_BYTES = 4096
 _META_CHARSET = re.compile(
     rb"""<meta[^>]+?charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE
 )
-_WHITESPACE = re.compile(r"[ \t\n\r\f\v]+")
+# HTML's whitespace is ASCII only; a no-break space is text.
+_HTML_SPACE = " \t\n\r\f"
+_WHITESPACE = re.compile(r"[ \t\n\r\f]+")
 _DISPLAY_NONE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
 
 _SKIPPED = frozenset(
@@ -138,6 +140,12 @@ def _head_metadata(parser: LexborHTMLParser) -> dict[str, Any]:
     return metadata
 
 
+def _needs_collapse(text: str) -> bool:
+    # Most text nodes hold single spaces only; the regular expression is the
+    # slow part of the walk, so it runs only when there is something to fold.
+    return "  " in text or "\n" in text or "\t" in text or "\r" in text or "\f" in text
+
+
 class _Writer:
     """
     Collects text with HTML's whitespace rules.
@@ -154,14 +162,18 @@ class _Writer:
         self._separator = ""  # what goes before the next text on this line
 
     def inline(self, text: str) -> None:
-        collapsed = _WHITESPACE.sub(" ", text)
-        core = collapsed.strip(" ")
-        if collapsed[:1] == " " and not self._separator:
+        if not text:
+            return
+        core = text.strip(_HTML_SPACE)
+        if text[0] in _HTML_SPACE and not self._separator:
             self._separator = " "
-        if core:
-            self.raw(core)
-            if collapsed[-1:] == " ":
-                self._separator = " "
+        if not core:
+            return
+        if _needs_collapse(core):
+            core = _WHITESPACE.sub(" ", core)
+        self.raw(core)
+        if text[-1] in _HTML_SPACE:
+            self._separator = " "
 
     def raw(self, text: str) -> None:
         """Write ``text`` as it is (preformatted text, Markdown markers)."""
