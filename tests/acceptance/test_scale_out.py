@@ -1,0 +1,176 @@
+"""
+Many processes on PostgreSQL: one API, three workers, faults injected.
+
+Each process has its own data directory, so originals can only travel
+through the database. One worker is SIGKILLed and another SIGTERMed while
+300 documents are processed; every document must still complete exactly
+once, none lost and none left processing, and no two workers may ever hold
+the same document at the same time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.acceptance.test_restart import free_port
+from tests.conftest import POSTGRES_URL, require_postgres, reset_postgres
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+
+DOCUMENTS = 300
+
+
+class Cluster:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+        self.env = os.environ | {
+            "DOCMILL_DATABASE_URL": POSTGRES_URL,
+            "DOCMILL_EXTRACTOR_PLUGINS": json.dumps(["docmill.testing"]),
+            "DOCMILL_LEASE_SECONDS": "2",
+            "DOCMILL_POLL_SECONDS": "0.2",
+            "DOCMILL_SHUTDOWN_GRACE_SECONDS": "0.2",
+            "DOCMILL_RETRY_BASE_SECONDS": "0.1",
+        }
+
+    def spawn(self, name: str, *args: str) -> None:
+        data_dir = self.root / name
+        command = [
+            sys.executable,
+            "-m",
+            "docmill.cli",
+            *args,
+            "--data-dir",
+            str(data_dir),
+        ]
+        log = open(self.root / f"{name}.log", "ab")  # noqa: SIM115 - outlives this call
+        self.processes[name] = subprocess.Popen(
+            command, env=self.env, stdout=log, stderr=log
+        )
+
+    def start(self) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "docmill.cli", "db", "upgrade"],
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
+        self.spawn("api", "serve", "--no-workers", "--port", str(self.port))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise AssertionError("API did not start")
+
+    def start_workers(self) -> None:
+        for n in range(3):
+            self.spawn(f"worker{n}", "worker", "--concurrency", "2")
+
+    def stop_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Cluster]:
+    require_postgres()
+    asyncio.run(reset_postgres(POSTGRES_URL))
+    cluster = Cluster(tmp_path)
+    yield cluster
+    cluster.stop_all()
+
+
+def count_completed(cluster: Cluster) -> int:
+    page = httpx.get(
+        f"{cluster.url}/documents", params={"status": "completed", "limit": 500}
+    )
+    return len(page.json()["items"])
+
+
+def wait_for_completed(cluster: Cluster, target: int, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if count_completed(cluster) >= target:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {target} completed after {timeout}s")
+
+
+def attempts_by_document() -> dict[str, list[tuple]]:
+    async def read() -> list[tuple]:
+        import asyncpg
+
+        connection = await asyncpg.connect(
+            POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+        )
+        rows = await connection.fetch(
+            "SELECT document_id, worker_id, started_at, finished_at, outcome "
+            "FROM attempts ORDER BY started_at"
+        )
+        await connection.close()
+        return [tuple(row) for row in rows]
+
+    grouped: dict[str, list[tuple]] = defaultdict(list)
+    for document_id, *rest in asyncio.run(read()):
+        grouped[document_id].append(tuple(rest))
+    return grouped
+
+
+def test_three_workers_with_faults_complete_every_document_once(
+    cluster: Cluster,
+) -> None:
+    cluster.start()
+    ids = []
+    with httpx.Client(base_url=cluster.url) as client:
+        for n in range(DOCUMENTS):
+            content = f"DOCMILL-TEST-SLEEP 0.1\ndocument {n}"
+            ids.append(
+                client.post("/documents", json={"content": content}).json()["id"]
+            )
+    # Workers start on a full queue, so every one of them is mid-document
+    # whenever a fault strikes.
+    cluster.start_workers()
+
+    wait_for_completed(cluster, DOCUMENTS // 3)
+    cluster.processes["worker0"].send_signal(signal.SIGKILL)
+    wait_for_completed(cluster, 2 * DOCUMENTS // 3)
+    cluster.processes["worker1"].send_signal(signal.SIGTERM)
+    assert cluster.processes["worker1"].wait(timeout=30) == 0
+    wait_for_completed(cluster, DOCUMENTS)
+
+    statuses = {httpx.get(f"{cluster.url}/documents/{i}").json()["status"] for i in ids}
+    attempts = attempts_by_document()
+    completed_once = {
+        doc: sum(1 for a in tries if a[3] == "completed")
+        for doc, tries in attempts.items()
+    }
+    overlaps = [
+        doc
+        for doc, tries in attempts.items()
+        for earlier, later in zip(tries, tries[1:], strict=False)
+        if earlier[2] is None or earlier[2] > later[1]
+    ]
+    assert statuses == {"completed"}
+    assert completed_once == {i: 1 for i in ids}
+    assert overlaps == []
+    # The killed worker really was mid-document: its claims were taken over.
+    assert any(t[3] == "abandoned" for tries in attempts.values() for t in tries)
