@@ -127,14 +127,18 @@ def corpus_dir() -> Path:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    from tests.integration.test_corpus import TALLY
+    from tests.integration.corpus import TALLY
 
     if not TALLY:
         return
     terminalreporter.section("shared corpus facts, per format")
     for folder in sorted(TALLY):
-        passed, failed = TALLY[folder]
-        terminalreporter.write_line(f"{folder:<8} {passed} passed, {failed} failed")
-    passed = sum(t[0] for t in TALLY.values())
-    failed = sum(t[1] for t in TALLY.values())
-    terminalreporter.write_line(f"corpus: {passed} passed, {failed} failed")
+        passed, failed, disputed = TALLY[folder]
+        line = f"{folder:<8} {passed} passed, {failed} failed"
+        if disputed:
+            line += f", {disputed} disputed (strict xfail, reason above)"
+        terminalreporter.write_line(line)
+    totals = [sum(t[i] for t in TALLY.values()) for i in range(3)]
+    terminalreporter.write_line(
+        f"all files: {totals[0]} passed, {totals[1]} failed, {totals[2]} disputed"
+    )
