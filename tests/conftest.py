@@ -71,7 +71,7 @@ async def reset_postgres(url: str) -> None:
         await connection.execute(
             text(
                 "DROP TABLE IF EXISTS attempts, document_contents, documents, blobs, "
-                "blob_chunks, "
+                "blob_chunks, parsers, document_fields, "
                 "alembic_version CASCADE"
             )
         )

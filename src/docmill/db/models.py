@@ -114,6 +114,8 @@ class Document(Base):
     page_count: Mapped[int | None] = mapped_column(Integer)
     doc_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     processing_ms: Mapped[float | None] = mapped_column(Float)
+    # The parser named at submission, run once the text is extracted.
+    parser: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (
         # The claim statement walks this index: pending rows, highest priority,
@@ -180,3 +182,41 @@ class BlobChunk(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Parser(Base):
+    """
+    One version of a named set of parsing rules.
+
+    Every save adds a version rather than overwriting one, so the fields
+    stored for a document always name the exact rules that produced them.
+    """
+
+    __tablename__ = "parsers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    rules: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+
+class DocumentFields(Base):
+    """The fields one parser extracted from one document (the latest run)."""
+
+    __tablename__ = "document_fields"
+
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    parser: Mapped[str] = mapped_column(String(200), primary_key=True)
+    parser_version: Mapped[int] = mapped_column(Integer)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)
+    errors: Mapped[dict[str, Any]] = mapped_column(JSON)
+    matches: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+
+    __table_args__ = (
+        # Export walks one parser's documents.
+        Index("ix_document_fields_parser", "parser", "document_id"),
+    )
