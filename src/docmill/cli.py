@@ -9,7 +9,6 @@ the format libraries load only in the commands that use them.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -281,4 +280,4 @@ def queue_purge(
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

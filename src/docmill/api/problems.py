@@ -99,6 +99,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug = _HTTP_SLUGS.get(exc.status_code, f"http-{exc.status_code}")
+        headers = dict(exc.headers) if exc.headers else None
         return problem_response(
-            request, exc.status_code, slug, str(exc.detail), exc.headers
+            request, exc.status_code, slug, str(exc.detail), headers
         )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
+from lxml import etree
 
 from docmill.exceptions import LimitExceeded
 from docmill.extract import mime

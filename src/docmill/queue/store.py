@@ -506,7 +506,9 @@ class JobStore:
         }
 
     async def retry_failed(
-        self, document_ids: list[str] | None = None, error_code: str | None = None
+        self,
+        document_ids: Sequence[str] | None = None,
+        error_code: str | None = None,
     ) -> int:
         """Queue failed documents again with a fresh set of attempts."""
         now = utcnow()
@@ -535,7 +537,7 @@ class JobStore:
             listener()
         return int(result.rowcount)
 
-    async def purge(self, older_than: timedelta) -> list[str]:
+    async def purge(self, older_than: timedelta) -> Sequence[str]:
         """
         Delete completed and cancelled documents finished before ``older_than``.
 
@@ -605,7 +607,7 @@ class JobStore:
                     .distinct()
                 )
             ).scalars()
-            dead = [worker for worker in holders if not _pid_alive(worker)]
+            dead = [w for w in holders if w is not None and not _pid_alive(w)]
         if not dead:
             return 0
         condition = (Document.status == PROCESSING) & Document.worker_id.in_(dead)

@@ -148,7 +148,7 @@ class Worker:
             try:
                 async with self.store.engine.connect() as connection:
                     raw = await connection.get_raw_connection()
-                    driver = raw.driver_connection
+                    driver: Any = raw.driver_connection
                     await driver.add_listener(NOTIFY_CHANNEL, on_notify)
                     try:
                         while not driver.is_closed():
