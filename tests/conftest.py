@@ -56,6 +56,33 @@ def require_postgres() -> None:
     pytest.skip(error)
 
 
+async def _administer(statement: str) -> None:
+    import asyncpg
+
+    dsn = POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+    connection = await asyncpg.connect(dsn, timeout=5)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """
+    A database of this test session's own on the PostgreSQL server.
+
+    Several test runs may share one server (CI, developers, benchmarks), and
+    each resets its tables per test, so each gets a database of its own.
+    """
+    require_postgres()
+    name = f"docmill_test_{os.getpid()}"
+    asyncio.run(_administer(f'DROP DATABASE IF EXISTS "{name}"'))
+    asyncio.run(_administer(f'CREATE DATABASE "{name}"'))
+    yield f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
+    asyncio.run(_administer(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -72,6 +99,7 @@ async def reset_postgres(url: str) -> None:
             text(
                 "DROP TABLE IF EXISTS attempts, document_contents, documents, blobs, "
                 "blob_chunks, parsers, document_fields, "
+                "api_keys, idempotency_keys, webhook_deliveries, document_search, "
                 "alembic_version CASCADE"
             )
         )
@@ -88,9 +116,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'docmill.db'}"
         return
-    require_postgres()
-    asyncio.run(reset_postgres(POSTGRES_URL))
-    yield POSTGRES_URL
+    url = request.getfixturevalue("postgres_url")
+    asyncio.run(reset_postgres(url))
+    yield url
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ the same document at the same time.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ import httpx
 import pytest
 
 from tests.acceptance.test_restart import free_port
-from tests.conftest import POSTGRES_URL, require_postgres, reset_postgres
+from tests.conftest import reset_postgres
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 
@@ -33,13 +34,14 @@ DOCUMENTS = 300
 
 
 class Cluster:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, database_url: str) -> None:
         self.root = root
+        self.database_url = database_url
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.env = os.environ | {
-            "DOCMILL_DATABASE_URL": POSTGRES_URL,
+            "DOCMILL_DATABASE_URL": database_url,
             "DOCMILL_EXTRACTOR_PLUGINS": json.dumps(["docmill.testing"]),
             "DOCMILL_LEASE_SECONDS": "2",
             "DOCMILL_POLL_SECONDS": "0.2",
@@ -91,10 +93,9 @@ class Cluster:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[Cluster]:
-    require_postgres()
-    asyncio.run(reset_postgres(POSTGRES_URL))
-    cluster = Cluster(tmp_path)
+def cluster(tmp_path: Path, postgres_url: str) -> Iterator[Cluster]:
+    asyncio.run(reset_postgres(postgres_url))
+    cluster = Cluster(tmp_path, postgres_url)
     yield cluster
     cluster.stop_all()
 
@@ -115,12 +116,12 @@ def wait_for_completed(cluster: Cluster, target: int, timeout: float = 120) -> N
     raise AssertionError(f"fewer than {target} completed after {timeout}s")
 
 
-def attempts_by_document() -> dict[str, list[tuple]]:
+def attempts_by_document(database_url: str) -> dict[str, list[tuple]]:
     async def read() -> list[tuple]:
         import asyncpg
 
         connection = await asyncpg.connect(
-            POSTGRES_URL.replace("postgresql+asyncpg://", "postgresql://")
+            database_url.replace("postgresql+asyncpg://", "postgresql://")
         )
         rows = await connection.fetch(
             "SELECT document_id, worker_id, started_at, finished_at, outcome "
@@ -158,7 +159,7 @@ def test_three_workers_with_faults_complete_every_document_once(
     wait_for_completed(cluster, DOCUMENTS)
 
     statuses = {httpx.get(f"{cluster.url}/documents/{i}").json()["status"] for i in ids}
-    attempts = attempts_by_document()
+    attempts = attempts_by_document(cluster.database_url)
     completed_once = {
         doc: sum(1 for a in tries if a[3] == "completed")
         for doc, tries in attempts.items()
@@ -166,7 +167,7 @@ def test_three_workers_with_faults_complete_every_document_once(
     overlaps = [
         doc
         for doc, tries in attempts.items()
-        for earlier, later in zip(tries, tries[1:], strict=False)
+        for earlier, later in itertools.pairwise(tries)
         if earlier[2] is None or earlier[2] > later[1]
     ]
     assert statuses == {"completed"}
