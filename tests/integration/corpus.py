@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
 # Per corpus folder: [passed, failed, disputed], filled by the corpus test and
 # printed at the end of the run by the root conftest.
 TALLY: dict[str, list[int]] = {}
