@@ -26,8 +26,11 @@ from docmill.extract.ooxml import (
     R,
     W,
     blocks_markdown,
+    cell_block,
     iterparse,
+    joined_blocks,
     markdown_table,
+    with_marks,
 )
 
 _P = f"{{{W}}}p"
@@ -215,7 +218,7 @@ class _Reader:
         self._collect(paragraph, parts, marks, boxes)
         text = "".join(parts).strip()
         if text:
-            inline = _with_marks(parts, marks).strip() if marks else text
+            inline = with_marks(parts, marks).strip() if marks else text
             blocks.append(self._styled(paragraph, text, inline))
         for box in boxes:
             blocks.extend(self.blocks(box))
@@ -300,7 +303,7 @@ class _Reader:
             for cell in row.iter(_TC):
                 if cell.getparent() is not row:
                     continue
-                cells.append(_cell_block(self.blocks(cell)))
+                cells.append(cell_block(self.blocks(cell)))
                 cells.extend(_EMPTY_CELL for _ in range(_grid_span(cell) - 1))
             rows.append(cells)
         return _table_block(rows)
@@ -310,7 +313,7 @@ class _Reader:
         for note in root:
             if note.get(_TYPE) not in (None, "normal"):
                 continue
-            content = _joined(self.blocks(note))
+            content = joined_blocks(self.blocks(note))
             if content.text:
                 label = _note_label(note.tag, note.get(_ID))
                 if kind == "comments":
@@ -355,31 +358,6 @@ def _int(value: str | None) -> int:
         return int(value or 0)
     except ValueError:
         return 0
-
-
-def _with_marks(parts: list[str], marks: list[tuple[int, str]]) -> str:
-    pieces: list[str] = []
-    position = 0
-    for index, mark in marks:
-        pieces.extend(parts[position:index])
-        pieces.append(mark)
-        position = max(position, index)
-    pieces.extend(parts[position:])
-    return "".join(pieces)
-
-
-def _cell_block(blocks: list[Block]) -> Block:
-    text = " ".join(block.text.replace("\n", " ") for block in blocks)
-    inline = " ".join(block.inline.replace("\n", " ") for block in blocks)
-    return Block(text, inline, inline)
-
-
-def _joined(blocks: list[Block]) -> Block:
-    return Block(
-        "\n".join(block.text for block in blocks),
-        "\n\n".join(block.markdown for block in blocks),
-        " ".join(block.inline.replace("\n", " ") for block in blocks),
-    )
 
 
 def _table_block(rows: list[list[Block]]) -> Block:

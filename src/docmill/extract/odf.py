@@ -22,8 +22,11 @@ from docmill.extract.ooxml import (
     Block,
     Package,
     blocks_markdown,
+    cell_block,
     iso_date,
+    joined_blocks,
     markdown_table,
+    with_marks,
 )
 
 OFFICE = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
@@ -226,7 +229,7 @@ class _Reader:
         self._inline(paragraph, parts, marks, boxes)
         text = "".join(parts).strip()
         if text:
-            inline = _with_marks(parts, marks).strip() if marks else text
+            inline = with_marks(parts, marks).strip() if marks else text
             if paragraph.tag == _H:
                 depth = min(max(_int(paragraph.get(_OUTLINE_LEVEL), 1), 1), 6)
                 blocks.append(Block(text, f"{'#' * depth} {inline}", inline))
@@ -280,7 +283,7 @@ class _Reader:
         label = (citation.text or "").strip() if citation is not None else ""
         label = label or str(len(self.footnotes) + len(self.endnotes) + 1)
         body = note.find(_NOTE_BODY)
-        content = _joined(self.blocks(body)) if body is not None else None
+        content = joined_blocks(self.blocks(body)) if body is not None else None
         if content is not None and content.text:
             endnote = note.get(f"{{{TEXT}}}note-class") == "endnote"
             target = self.endnotes if endnote else self.footnotes
@@ -293,7 +296,7 @@ class _Reader:
     def _comment(self, annotation: etree._Element) -> None:
         creator = annotation.find(f"{{{DC}}}creator")
         author = (creator.text or "").strip() if creator is not None else ""
-        content = _joined(self.blocks(annotation))
+        content = joined_blocks(self.blocks(annotation))
         if content.text:
             text = f"{author}: {content.text}" if author else content.text
             markdown = (
@@ -331,7 +334,7 @@ class _Reader:
             for cell in row:
                 if cell.tag not in (_CELL, _COVERED_CELL):
                     continue
-                block = _cell_block(self.blocks(cell))
+                block = cell_block(self.blocks(cell))
                 cells.extend([block] * _repeats(cell, _COLUMNS_REPEATED))
             while cells and not cells[-1].text:
                 cells.pop()
@@ -365,31 +368,6 @@ def _int(value: str | None, default: int) -> int:
         return int(value) if value is not None else default
     except ValueError:
         return default
-
-
-def _with_marks(parts: list[str], marks: list[tuple[int, str]]) -> str:
-    pieces: list[str] = []
-    position = 0
-    for index, mark in marks:
-        pieces.extend(parts[position:index])
-        pieces.append(mark)
-        position = max(position, index)
-    pieces.extend(parts[position:])
-    return "".join(pieces)
-
-
-def _cell_block(blocks: list[Block]) -> Block:
-    text = " ".join(block.text.replace("\n", " ") for block in blocks)
-    inline = " ".join(block.inline.replace("\n", " ") for block in blocks)
-    return Block(text, inline, inline)
-
-
-def _joined(blocks: list[Block]) -> Block:
-    return Block(
-        "\n".join(block.text for block in blocks),
-        "\n\n".join(block.markdown for block in blocks),
-        " ".join(block.inline.replace("\n", " ") for block in blocks),
-    )
 
 
 def _list_styles(*roots: etree._Element | None) -> dict[str, dict[int, bool]]:

@@ -344,3 +344,30 @@ def blocks_markdown(blocks: list[Block]) -> str:
         pieces.append(LIST_INDENT * len(open_levels) + block.markdown)
         open_levels.append(block.level)
     return "".join(pieces)
+
+
+# Word and ODF both interleave note marks with run text and build table cells
+# from paragraphs; these helpers are the one place that does it.
+def with_marks(parts: list[str], marks: list[tuple[int, str]]) -> str:
+    pieces: list[str] = []
+    position = 0
+    for index, mark in marks:
+        pieces.extend(parts[position:index])
+        pieces.append(mark)
+        position = max(position, index)
+    pieces.extend(parts[position:])
+    return "".join(pieces)
+
+
+def cell_block(blocks: list[Block]) -> Block:
+    text = " ".join(block.text.replace("\n", " ") for block in blocks)
+    inline = " ".join(block.inline.replace("\n", " ") for block in blocks)
+    return Block(text, inline, inline)
+
+
+def joined_blocks(blocks: list[Block]) -> Block:
+    return Block(
+        "\n".join(block.text for block in blocks),
+        "\n\n".join(block.markdown for block in blocks),
+        " ".join(block.inline.replace("\n", " ") for block in blocks),
+    )
