@@ -52,12 +52,13 @@ PROFILES = {
     },
 }
 
-_WORDS = (
+_VOCABULARY = (
     "ledger invoice quarterly river harbour mountain signal archive velocity "
     "contract tenant dossier façade naïve café Zürich Ångström résumé coöperate "
     "theorem lattice protein cadence ventilate ordinance turbine granary "
     "meridian solstice parchment"
-).split()
+)
+_WORDS = _VOCABULARY.split()
 
 
 def _sentence(rng: random.Random, words: int = 14) -> str:

@@ -291,6 +291,11 @@ def _pool_task(args: tuple[str, str]) -> bool:
 _POOL_RUN: Callable[[str, str], Extracted]
 
 
+def _pool_warm(warm: list[tuple[str, str]]) -> None:
+    for item in warm:
+        _pool_task(item)
+
+
 def _pool(tool: str, job: dict[str, Any]) -> dict[str, Any]:
     """Files/s over all cores: the group's files through 2 processes."""
     from concurrent.futures import ProcessPoolExecutor
@@ -298,15 +303,19 @@ def _pool(tool: str, job: dict[str, Any]) -> dict[str, Any]:
     global _POOL_RUN
     _POOL_RUN = TOOLS[tool]()
     processes = job.get("processes", 2)
-    warm = [tuple(item) for item in job["warm"]] * processes
+    warm = [tuple(item) for item in job["warm"]]
     files = [tuple(item) for item in job["pool"]]
-    # fork: each process inherits the warmed-up imports, as the workers'
-    # forkserver children do.
+    # fork: each process inherits the imports already done here, as the
+    # workers' forkserver children do; the initializer then warms each one
+    # as the single-process worker was warmed.
     import multiprocessing
 
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(processes, mp_context=context) as pool:
-        list(pool.map(_pool_task, warm))
+    with ProcessPoolExecutor(
+        processes, mp_context=context, initializer=_pool_warm, initargs=(warm,)
+    ) as pool:
+        # Start every process (and so its warm-up) before the clock starts.
+        list(pool.map(time.sleep, [0.2] * processes))
         started = time.perf_counter()
         done = sum(pool.map(_pool_task, files, chunksize=1))
         seconds = time.perf_counter() - started

@@ -29,7 +29,6 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +71,7 @@ FLOOR_TARGETS = {"pdf": 1.15} | dict.fromkeys(
 )
 KREUZBERG_TARGETS = dict.fromkeys(("docx", "xlsx", "pptx", "odt", "epub", "eml"), 1.0)
 PEER_TARGET = 1.0
+WARM_MIN_BYTES = 2048
 SLOW_PEER_FACTOR = 10
 SLOW_PEER_SECONDS = 5.0
 WORKER_START_SECONDS = 120
@@ -101,6 +101,7 @@ class Outcome:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     rss_kb: int = 0
     pool: dict[str, Any] | None = None
+    warm: list[dict[str, Any]] = field(default_factory=list)
     note: str = ""
 
 
@@ -154,18 +155,23 @@ def read_generated(profile: str) -> list[Item]:
 
 def warm_files(items: list[Item]) -> dict[str, Item]:
     """
-    The smallest readable-looking file of each format, read once untimed.
+    One file per format, read once untimed by each worker before timing.
 
-    Tools import readers lazily (MarkItDown its converters, docmill its
-    language model), so the first file of a format would otherwise carry
-    a one-off cost that no long-running worker pays.
+    Tools load readers and models lazily (MarkItDown its converters, docmill
+    its language model on the first document with 40 letters or more), so
+    the first real document would carry a one-off cost that no long-running
+    worker pays per document. The warm-up file is the smallest of its format
+    with at least 2 KB, so it is long enough to trigger those loads.
     """
     warm: dict[str, Item] = {}
+    fallback: dict[str, Item] = {}
     for item in sorted(items, key=lambda i: i.size):
-        if item.group == "hostile" or not item.facts or item.size == 0:
+        if item.group == "hostile" or not item.facts:
             continue
-        warm.setdefault(item.format, item)
-    return warm
+        fallback[item.format] = item
+        if item.size >= WARM_MIN_BYTES:
+            warm.setdefault(item.format, item)
+    return fallback | warm
 
 
 # -- peers' virtualenv ---------------------------------------------------------
@@ -313,6 +319,7 @@ def run_group(
             return None
         for item in warm:
             reply = candidate.request(item.job(), timeout)
+            outcome.warm.append({"name": item.name} | reply)
             if reply["status"] in ("timeout", "crash"):
                 candidate.kill()
                 candidate = Worker(python, tool, stderr)
@@ -406,6 +413,10 @@ def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 for tool in tools[shift:] + tools[:shift]:
                     formats = {item.format for item in members}
                     warm_items = [warm[f] for f in sorted(formats) if f in warm]
+                    # A long text file too: the language model loads on the
+                    # first document with enough letters, whatever its format.
+                    if "txt" in warm and warm["txt"] not in warm_items:
+                        warm_items.append(warm["txt"])
                     if number and _timed_once(args, passes[0], tool, group):
                         results[tool][group] = passes[0][tool][group]
                         timed_once.add(f"{tool}/{group}")
@@ -699,7 +710,7 @@ def render(raw: dict[str, Any], summary: dict[str, Any]) -> str:
 
 def _num(value: float | None, digits: int = 1) -> str:
     if value is None:
-        return "–"
+        return "-"
     if digits == 1 and value >= 100:
         return f"{value:,.0f}"
     return f"{value:.{digits}f}"
