@@ -151,7 +151,7 @@ class ExtractionChild:
         self.limits = limits
         self.memory_mb = memory_mb
         self.plugins = plugins or []
-        self._context = (
+        self._context: Any = (
             _context
             if start_method == "forkserver"
             else multiprocessing.get_context(start_method)
