@@ -165,7 +165,8 @@ class ExtractionChild:
             self._start()
 
     def _start(self) -> Connection:
-        parent_end, child_end = self._context.Pipe(duplex=True)
+        pipe: tuple[Connection, Connection] = self._context.Pipe(duplex=True)
+        parent_end, child_end = pipe
         process = self._context.Process(
             target=_child_main,
             args=(child_end, self.limits, self.memory_mb, self.plugins),
