@@ -89,7 +89,10 @@ def serve(
     from docmill.log import configure_logging
 
     configure_logging(settings.log_level)
-    application = create_app(settings, migrate=True)
+    # On the embedded default the schema is brought up to date at start. On
+    # PostgreSQL, several API processes may start at once, so migrating stays
+    # an explicit step (`docmill db upgrade`); /readyz reports a stale schema.
+    application = create_app(settings, migrate=settings.is_sqlite)
     uvicorn.run(
         application,
         host=settings.host,
