@@ -97,10 +97,15 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         summary="Text, metadata and structure from documents, processed durably.",
         lifespan=lifespan,
     )
+    from docmill.api.parsers import ParserHooks
+
+    # Added first, so it runs inside the request-id middleware.
+    app.add_middleware(ParserHooks)
     app.add_middleware(RequestContextMiddleware)
     problems.install(app)
 
-    from docmill.api import routes
+    from docmill.api import parsers, routes
 
     app.include_router(routes.router)
+    app.include_router(parsers.router)
     return app

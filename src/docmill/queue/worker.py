@@ -23,6 +23,7 @@ from typing import Any
 from docmill.exceptions import ExtractionError, LeaseLost, StorageError
 from docmill.extract.base import Limits
 from docmill.extract.child import ExtractionChild
+from docmill.parsing.service import run_after_completion, run_before_completion
 from docmill.queue.ids import default_worker_id
 from docmill.queue.store import Claim, JobStore
 from docmill.settings import Settings
@@ -229,6 +230,9 @@ class Worker:
                     self.settings.job_timeout_seconds,
                     on_progress=progress.update,
                 )
+                parsed = await run_before_completion(
+                    self.store.engine, claim.document_id, payload, path
+                )
         except ExtractionError as exc:
             heartbeat.cancel()
             await self._record_failure(
@@ -269,6 +273,15 @@ class Worker:
                 (time.perf_counter() - started) * 1000,
                 extra=_fields("document_completed", claim),
             )
+            if not parsed:
+                # A parser attached after the first look (see parsing.service).
+                await run_after_completion(
+                    self.store.engine,
+                    self.storage,
+                    claim.document_id,
+                    claim.storage_key,
+                    payload,
+                )
 
     async def _record_failure(
         self, claim: Claim, code: str, message: str, retryable: bool, started: float

@@ -1,0 +1,477 @@
+"""
+The parsing-rules resources: parsers, dry runs, document fields, export.
+
+``ParserHooks`` is the one piece outside the router: an ASGI middleware that
+attaches ``?parser=NAME`` to a document as ``POST /documents`` creates it,
+and serves ``GET /documents?parser=NAME&format=csv|jsonl`` by routing it to
+``/parsers/{name}/export``. It lets parsing ride on the submission and
+listing endpoints without reaching into how they read their bodies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import logging
+import re
+import tempfile
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, quote
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field, ValidationError
+from starlette.datastructures import UploadFile
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from docmill.api.problems import Problem, problem_response
+from docmill.exceptions import ExtractionError
+from docmill.parsing.engine import parse_payload
+from docmill.parsing.errors import ParserNotFound
+from docmill.parsing.rules import NAME_PATTERN, ParserSpec, validation_errors
+from docmill.parsing.service import assign_parser, parse_stored
+from docmill.parsing.store import ParserRecord, ParserStore
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(tags=["parsers"])
+
+_DOCUMENT_PATH = re.compile(r"/documents/([^/?]+)$")
+
+
+class ParserOut(BaseModel):
+    """One stored version of a parser."""
+
+    name: str
+    version: int = Field(description="Bumped by every save; older ones are kept.")
+    description: str | None = None
+    rules: dict[str, Any] = Field(description="The rules file, as validated.")
+    created_at: datetime
+
+
+class ParserList(BaseModel):
+    items: list[ParserOut]
+
+
+class ParseOut(BaseModel):
+    """What a parser found in one document."""
+
+    document_id: str | None = None
+    parser: str
+    parser_version: int
+    fields: dict[str, Any]
+    fields_errors: dict[str, Any] = Field(
+        description="Per field: code (missing, invalid, timeout) and message."
+    )
+    matches: dict[str, Any] | None = Field(
+        None,
+        description="Per field: page, start and end (character offsets in the "
+        "text) and the matched text; for tables, pages and row count.",
+    )
+
+
+class DryRun(BaseModel):
+    document_id: str = Field(description="A completed document to run against.")
+
+
+def _parsers(request: Request) -> ParserStore:
+    return ParserStore(request.app.state.services.engine)
+
+
+def _out(record: ParserRecord) -> ParserOut:
+    return ParserOut(
+        name=record.name,
+        version=record.version,
+        description=record.description,
+        rules=record.rules,
+        created_at=record.created_at,
+    )
+
+
+def _parse_out(parsed: dict[str, Any], document_id: str | None) -> ParseOut:
+    return ParseOut(
+        document_id=document_id,
+        parser=parsed["parser"],
+        parser_version=parsed["parser_version"],
+        fields=parsed["fields"],
+        fields_errors=parsed["errors"],
+        matches=parsed.get("matches"),
+    )
+
+
+def _invalid(errors: list[dict[str, Any]]) -> Problem:
+    first = errors[0]
+    return Problem(
+        422,
+        "invalid-rules",
+        f"{first['path'] or 'the rules'}: {first['message']}",
+        errors=errors,
+    )
+
+
+async def _spec(request: Request, name: str | None = None) -> ParserSpec:
+    try:
+        data = json.loads(await request.body())
+    except ValueError as exc:
+        raise Problem(422, "invalid-rules", "the body is not JSON") from exc
+    if (
+        name is not None
+        and isinstance(data, dict)
+        and data.setdefault("name", name) != name
+    ):
+        raise _invalid([{"path": "name", "message": f"must be {name!r}"}])
+    try:
+        return ParserSpec.model_validate(data)
+    except ValidationError as exc:
+        raise _invalid(validation_errors(exc)) from exc
+
+
+async def _get(request: Request, name: str, version: int | None = None) -> ParserRecord:
+    try:
+        return await _parsers(request).get(name, version)
+    except ParserNotFound as exc:
+        raise Problem(404, "parser-not-found", str(exc), parser=name) from exc
+
+
+_RULES_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/ParserSpec"}}
+        },
+    }
+}
+
+
+@router.post(
+    "/parsers",
+    status_code=201,
+    response_model=ParserOut,
+    openapi_extra=_RULES_BODY,
+    responses={409: {"description": "Exists"}, 422: {"description": "Invalid"}},
+)
+async def create_parser(request: Request, response: Response) -> ParserOut:
+    """Create a parser (version 1). Rule errors answer 422 naming the rule."""
+    spec = await _spec(request)
+    parsers = _parsers(request)
+    with contextlib.suppress(ParserNotFound):
+        await parsers.get(spec.name)
+        raise Problem(
+            409,
+            "parser-exists",
+            f"parser {spec.name!r} exists; "
+            f"PUT /parsers/{spec.name} saves a new version",
+        )
+    record = await parsers.save(spec)
+    response.headers["Location"] = f"/parsers/{record.name}"
+    return _out(record)
+
+
+@router.put(
+    "/parsers/{name}",
+    response_model=ParserOut,
+    openapi_extra=_RULES_BODY,
+    responses={422: {"description": "Invalid"}},
+)
+async def put_parser(name: str, request: Request) -> ParserOut:
+    """Save the rules as the next version of `name` (creating it if new)."""
+    if not re.match(NAME_PATTERN, name):
+        raise _invalid([{"path": "name", "message": f"{name!r} is not a valid name"}])
+    return _out(await _parsers(request).save(await _spec(request, name)))
+
+
+@router.get("/parsers", response_model=ParserList)
+async def list_parsers(request: Request) -> ParserList:
+    """Every parser, newest version of each."""
+    return ParserList(items=[_out(r) for r in await _parsers(request).list()])
+
+
+@router.get("/parsers/{name}", response_model=ParserOut)
+async def get_parser(
+    name: str, request: Request, version: int | None = None
+) -> ParserOut:
+    """The newest version of a parser, or `?version=N`."""
+    return _out(await _get(request, name, version))
+
+
+@router.delete("/parsers/{name}", status_code=204, response_class=Response)
+async def delete_parser(name: str, request: Request) -> Response:
+    """Remove every version; fields already extracted stay with their documents."""
+    try:
+        await _parsers(request).delete(name)
+    except ParserNotFound as exc:
+        raise Problem(404, "parser-not-found", str(exc), parser=name) from exc
+    return Response(status_code=204)
+
+
+@router.post(
+    "/parsers/{name}/test",
+    response_model=ParseOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/DryRun"}},
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                    }
+                },
+            },
+        }
+    },
+)
+async def test_parser(name: str, request: Request) -> ParseOut:
+    """
+    Dry run: the fields, errors and match positions for a completed document
+    (`{"document_id": ...}`) or an uploaded file; nothing is stored.
+    """
+    record = await _get(request, name)
+    services = request.app.state.services
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await _test_upload(request, record)
+    try:
+        dry = DryRun.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise Problem(422, "validation", 'send {"document_id": ...} or a file') from exc
+    parsed = await _parse_stored(services, dry.document_id, record, save=False)
+    return _parse_out(parsed, dry.document_id)
+
+
+async def _test_upload(request: Request, record: ParserRecord) -> ParseOut:
+    import asyncio
+
+    from docmill.extract.child import ExtractionChild
+    from docmill.queue.worker import limits_from
+
+    settings = request.app.state.services.settings
+    async with request.form(max_files=1, max_fields=4) as form:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Problem(422, "validation", "the upload has no `file` part")
+        with tempfile.TemporaryDirectory(prefix="docmill-test-") as scratch:
+            path = Path(scratch) / "original"
+            with path.open("wb") as out:
+                while chunk := await upload.read(1 << 20):
+                    out.write(chunk)
+            # Extraction of an upload is untrusted work: the same killable
+            # child process and limits as the workers use.
+            child = ExtractionChild(
+                limits_from(settings),
+                settings.job_memory_mb,
+                settings.extractor_plugins,
+            )
+            try:
+                payload = await child.extract(
+                    path, upload.filename, settings.job_timeout_seconds
+                )
+            except ExtractionError as exc:
+                raise Problem(
+                    422, "unreadable", exc.message, error_code=exc.code
+                ) from exc
+            finally:
+                child.close()
+            parsed = await asyncio.to_thread(
+                parse_payload,
+                record.request(filename=upload.filename),
+                payload,
+                path,
+            )
+    return _parse_out(parsed, None)
+
+
+async def _parse_stored(
+    services: Any, document_id: str, record: ParserRecord, save: bool
+) -> dict[str, Any]:
+    try:
+        return await parse_stored(
+            services.engine, services.storage, document_id, record, save=save
+        )
+    except ValueError as exc:
+        raise Problem(
+            409,
+            "not-completed",
+            f"document {document_id!r} is {exc}, not completed",
+            document_status=str(exc),
+        ) from exc
+
+
+@router.post("/documents/{document_id}/parse", response_model=ParseOut)
+async def parse_document(
+    document_id: str, request: Request, parser: str = Query(...)
+) -> ParseOut:
+    """Run a parser over a completed document now, and store its fields."""
+    record = await _get(request, parser)
+    services = request.app.state.services
+    parsed = await _parse_stored(services, document_id, record, save=True)
+    return _parse_out(parsed, document_id)
+
+
+@router.get(
+    "/documents/{document_id}/fields",
+    response_model=ParseOut,
+    responses={404: {"description": "Not parsed"}},
+)
+async def get_fields(
+    document_id: str, request: Request, parser: str | None = None
+) -> ParseOut:
+    """The fields of the newest parser run on a document (or of `?parser=`)."""
+    services = request.app.state.services
+    await services.store.get(document_id)  # 404 for an unknown document
+    row = await _parsers(request).get_fields(document_id, parser)
+    if row is None:
+        raise Problem(
+            404, "fields-not-found", f"document {document_id!r} has not been parsed"
+        )
+    return ParseOut(
+        document_id=document_id,
+        parser=row.parser,
+        parser_version=row.parser_version,
+        fields=row.fields,
+        fields_errors=row.errors,
+        matches=row.matches,
+    )
+
+
+@router.get(
+    "/parsers/{name}/export",
+    responses={
+        200: {"content": {"text/csv": {}, "application/x-ndjson": {}}},
+    },
+)
+async def export_fields(
+    name: str,
+    request: Request,
+    format: Literal["csv", "jsonl"] = "jsonl",
+) -> StreamingResponse:
+    """
+    One row per document parsed by `name`, streamed; also served at
+    `GET /documents?parser=NAME&format=csv|jsonl`.
+
+    CSV has one column per field (tables and other nested values as JSON
+    text) plus `document_id`, `filename`, `parser_version` and
+    `fields_errors`; JSON Lines has one object per document.
+    """
+    record = await _get(request, name)
+    parsers = _parsers(request)
+    columns = list(record.rules.get("fields", {}))
+    if format == "jsonl":
+        body = _jsonl(parsers.export(name))
+        media = "application/x-ndjson"
+    else:
+        body = _csv(parsers.export(name), columns)
+        media = "text/csv; charset=utf-8"
+    disposition = f"attachment; filename*=UTF-8''{quote(name)}.{format}"
+    return StreamingResponse(
+        body, media_type=media, headers={"Content-Disposition": disposition}
+    )
+
+
+async def _jsonl(rows: AsyncIterator[Any]) -> AsyncIterator[bytes]:
+    async for row in rows:
+        line = {
+            "document_id": row.id,
+            "filename": row.filename,
+            "parser_version": row.parser_version,
+            "fields": row.fields,
+            "fields_errors": row.errors,
+        }
+        yield (json.dumps(line, ensure_ascii=False) + "\n").encode()
+
+
+async def _csv(rows: AsyncIterator[Any], columns: list[str]) -> AsyncIterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    header = ["document_id", "filename", "parser_version", *columns, "fields_errors"]
+    writer.writerow(header)
+    async for row in rows:
+        values = [_cell(row.fields.get(column)) for column in columns]
+        errors = json.dumps(row.errors, ensure_ascii=False) if row.errors else ""
+        writer.writerow(
+            [row.id, row.filename or "", row.parser_version, *values, errors]
+        )
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+    if buffer.tell():  # no rows: the header alone
+        yield buffer.getvalue().encode()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+class ParserHooks:
+    """
+    Parsing on the documents endpoints: ``POST /documents?parser=NAME`` and
+    ``GET /documents?parser=NAME&format=csv|jsonl``.
+
+    Args:
+        app: the application it wraps.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].rstrip("/") != "/documents":
+            await self.app(scope, receive, send)
+            return
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        parser = (query.get("parser") or [""])[0]
+        if not parser:
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "GET" and "format" in query:
+            path = f"/parsers/{quote(parser, safe='')}/export"
+            scope = dict(scope, path=path, raw_path=path.encode())
+            await self.app(scope, receive, send)
+        elif scope["method"] == "POST":
+            await self._submit(scope, receive, send, parser)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _submit(
+        self, scope: Scope, receive: Receive, send: Send, parser: str
+    ) -> None:
+        from starlette.requests import Request as StarletteRequest
+
+        services = scope["app"].state.services
+        try:
+            await ParserStore(services.engine).get(parser)
+        except ParserNotFound as exc:
+            response = problem_response(
+                StarletteRequest(scope),
+                422,
+                "validation",
+                str(exc),
+                errors=[
+                    {"loc": ["query", "parser"], "msg": str(exc), "type": "value_error"}
+                ],
+            )
+            await response(scope, receive, send)
+            return
+
+        async def send_after_assigning(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] < 300:
+                headers = dict(message.get("headers") or [])
+                match = _DOCUMENT_PATH.search(headers.get(b"location", b"").decode())
+                if match:
+                    # Before the client hears of the document, so the parser
+                    # is attached by the time anyone can read it.
+                    await assign_parser(
+                        services.engine, services.storage, match[1], parser
+                    )
+            await send(message)
+
+        await self.app(scope, receive, send_after_assigning)

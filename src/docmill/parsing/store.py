@@ -1,0 +1,251 @@
+"""
+Parsers and the fields they produced, in the database.
+
+Every statement about parsing rules lives here, as the job store holds every
+statement about jobs. A save never overwrites: it adds the next version, so
+stored fields always name the exact rules that made them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, or_, select, tuple_
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from docmill.db.engine import write_transaction
+from docmill.db.models import Document, DocumentFields, Parser
+from docmill.parsing.errors import ParserNotFound
+from docmill.parsing.rules import ParserSpec
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ParserRecord:
+    name: str
+    version: int
+    description: str | None
+    rules: dict[str, Any]
+    created_at: datetime
+
+    @property
+    def spec(self) -> ParserSpec:
+        return ParserSpec.model_validate(self.rules)
+
+    def request(self, **document: Any) -> dict[str, Any]:
+        """What the extraction child needs to run this parser."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "rules": self.rules,
+        } | document
+
+
+class ParserStore:
+    """
+    Parser versions and document fields.
+
+    Args:
+        engine: the same engine the job store uses.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def save(self, spec: ParserSpec) -> ParserRecord:
+        """Store ``spec`` as the next version of its name."""
+        rules = spec.model_dump(mode="json", exclude_defaults=True)
+        rules["name"] = spec.name
+        for _attempt in range(3):
+            try:
+                async with write_transaction(self.engine) as connection:
+                    latest = await connection.scalar(
+                        select(func.max(Parser.version)).where(Parser.name == spec.name)
+                    )
+                    record = ParserRecord(
+                        spec.name,
+                        (latest or 0) + 1,
+                        spec.description,
+                        rules,
+                        datetime.now(UTC),
+                    )
+                    await connection.execute(
+                        insert(Parser).values(
+                            name=record.name,
+                            version=record.version,
+                            description=record.description,
+                            rules=record.rules,
+                            created_at=record.created_at,
+                        )
+                    )
+            except IntegrityError:
+                # Two saves of one name raced on PostgreSQL; the loser takes
+                # the version after the winner's.
+                continue
+            logger.info(
+                "parser %s saved as version %d",
+                record.name,
+                record.version,
+                extra={"action": "parser_saved", "parser": record.name},
+            )
+            return record
+        raise RuntimeError(f"could not save parser {spec.name!r}: too many races")
+
+    async def get(self, name: str, version: int | None = None) -> ParserRecord:
+        """
+        The newest version of ``name``, or the given one.
+
+        Raises:
+            ParserNotFound: no such parser or version.
+        """
+        query = select(Parser.__table__).where(Parser.name == name)
+        if version is not None:
+            query = query.where(Parser.version == version)
+        query = query.order_by(Parser.version.desc()).limit(1)
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        if row is None:
+            raise ParserNotFound(name, version)
+        return _record(row)
+
+    async def list(self) -> list[ParserRecord]:
+        """The newest version of every parser, by name."""
+        latest = select(Parser.name, func.max(Parser.version).label("v")).group_by(
+            Parser.name
+        )
+        query = (
+            select(Parser.__table__)
+            .where(tuple_(Parser.name, Parser.version).in_(latest))
+            .order_by(Parser.name)
+        )
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [_record(row) for row in rows]
+
+    async def delete(self, name: str) -> None:
+        """
+        Remove every version of ``name``; fields it produced stay.
+
+        Raises:
+            ParserNotFound: no such parser.
+        """
+        async with write_transaction(self.engine) as connection:
+            result = await connection.execute(delete(Parser).where(Parser.name == name))
+        if not result.rowcount:
+            raise ParserNotFound(name)
+
+    async def request_for(self, document_id: str) -> dict[str, Any] | None:
+        """The child's parse request for a document submitted with a parser."""
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(
+                        Document.parser,
+                        Document.filename,
+                        Document.title,
+                        Document.user_metadata,
+                    ).where(Document.id == document_id)
+                )
+            ).first()
+        if row is None or row.parser is None:
+            return None
+        try:
+            record = await self.get(row.parser)
+        except ParserNotFound:
+            logger.warning(
+                "document %s names parser %s, which no longer exists",
+                document_id,
+                row.parser,
+                extra={"action": "parser_missing", "document_id": document_id},
+            )
+            return None
+        return record.request(
+            filename=row.filename, title=row.title, user_metadata=row.user_metadata
+        )
+
+    async def save_fields(self, document_id: str, parsed: dict[str, Any]) -> None:
+        """Store one parser run's output, replacing that parser's last run."""
+        async with write_transaction(self.engine) as connection:
+            await connection.execute(
+                delete(DocumentFields).where(
+                    DocumentFields.document_id == document_id,
+                    DocumentFields.parser == parsed["parser"],
+                )
+            )
+            await connection.execute(
+                insert(DocumentFields).values(
+                    document_id=document_id,
+                    parser=parsed["parser"],
+                    parser_version=parsed["parser_version"],
+                    fields=parsed["fields"],
+                    errors=parsed["errors"],
+                    matches=parsed.get("matches"),
+                    created_at=datetime.now(UTC),
+                )
+            )
+
+    async def get_fields(
+        self, document_id: str, parser: str | None = None
+    ) -> Any | None:
+        """The newest parser run on a document (of ``parser``, if named)."""
+        query = select(DocumentFields.__table__).where(
+            DocumentFields.document_id == document_id
+        )
+        if parser is not None:
+            query = query.where(DocumentFields.parser == parser)
+        query = query.order_by(DocumentFields.created_at.desc()).limit(1)
+        async with self.engine.connect() as connection:
+            return (await connection.execute(query)).first()
+
+    async def export(self, parser: str, batch: int = 500) -> AsyncIterator[Any]:
+        """
+        Every document's fields from ``parser``, oldest document first.
+
+        Reads in keyset-paginated batches, so an export of a million rows
+        holds one batch in memory and no transaction open between batches.
+        """
+        after: tuple[datetime, str] | None = None
+        while True:
+            query = (
+                select(
+                    Document.id,
+                    Document.filename,
+                    Document.title,
+                    Document.created_at,
+                    DocumentFields.parser_version,
+                    DocumentFields.fields,
+                    DocumentFields.errors,
+                )
+                .join(DocumentFields, DocumentFields.document_id == Document.id)
+                .where(DocumentFields.parser == parser)
+                .order_by(Document.created_at, Document.id)
+                .limit(batch)
+            )
+            if after is not None:
+                # Spelled out rather than as a row-value comparison, so the
+                # timestamp is bound through the column's UTC type.
+                query = query.where(
+                    or_(
+                        Document.created_at > after[0],
+                        and_(Document.created_at == after[0], Document.id > after[1]),
+                    )
+                )
+            async with self.engine.connect() as connection:
+                rows = (await connection.execute(query)).all()
+            for row in rows:
+                yield row
+            if len(rows) < batch:
+                return
+            after = (rows[-1].created_at, rows[-1].id)
+
+
+def _record(row: Any) -> ParserRecord:
+    return ParserRecord(
+        row.name, row.version, row.description, row.rules, row.created_at
+    )

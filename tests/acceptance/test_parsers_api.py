@@ -1,0 +1,197 @@
+"""Parsing rules over the API: parsers, submission with a parser, dry runs, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.invoices import Sample, docx_invoice, html_receipt, pdf_invoice, xlsx_invoice
+from tests.support import wait_final
+
+pytestmark = pytest.mark.anyio
+
+SAMPLES = [
+    pytest.param(pdf_invoice, id="pdf-multipage"),
+    pytest.param(docx_invoice, id="docx"),
+    pytest.param(xlsx_invoice, id="xlsx"),
+    pytest.param(html_receipt, id="html"),
+    pytest.param(lambda: html_receipt(with_number=False), id="html-missing-number"),
+]
+
+
+@pytest.mark.parametrize("make", SAMPLES)
+async def test_submitted_document_gains_fields(
+    client: httpx.AsyncClient, make: Any
+) -> None:
+    sample: Sample = make()
+    assert (
+        await client.put(f"/parsers/{sample.rules['name']}", json=sample.rules)
+    ).status_code == 200
+    response = await client.post(
+        "/documents",
+        params={"parser": sample.rules["name"]},
+        files={"file": (sample.filename, sample.data)},
+    )
+    assert response.status_code == 202, response.text
+    document = await wait_final(client, response.json()["id"])
+    assert document["status"] == "completed"
+
+    fields = (await client.get(f"/documents/{document['id']}/fields")).json()
+
+    assert (fields["fields"], fields["fields_errors"]) == (
+        sample.expected,
+        sample.errors,
+    )
+
+
+async def test_dry_run_reports_where_each_rule_matched(
+    client: httpx.AsyncClient,
+) -> None:
+    sample = pdf_invoice(item_count=60)
+    await client.post("/parsers", json=sample.rules)
+
+    response = await client.post(
+        "/parsers/acme-invoices/test", files={"file": (sample.filename, sample.data)}
+    )
+
+    body = response.json()
+    assert body["fields"] == sample.expected
+    assert body["matches"]["invoice_number"] == {
+        "page": 1,
+        "start": body["matches"]["invoice_number"]["start"],
+        "end": body["matches"]["invoice_number"]["start"] + len("INV-2024-0042"),
+        "text": "INV-2024-0042",
+    }
+    assert body["matches"]["total"]["page"] == 2
+    assert body["matches"]["line_items"] == {"pages": [1, 2], "rows": 60}
+
+
+async def test_dry_run_and_parse_on_a_stored_document(
+    client: httpx.AsyncClient,
+) -> None:
+    sample = docx_invoice()
+    await client.post("/parsers", json=sample.rules)
+    queued = await client.post(
+        "/documents", files={"file": (sample.filename, sample.data)}
+    )
+    document = await wait_final(client, queued.json()["id"])
+    not_parsed = await client.get(f"/documents/{document['id']}/fields")
+
+    dry = await client.post(
+        "/parsers/bauer-invoices/test", json={"document_id": document["id"]}
+    )
+    parsed = await client.post(
+        f"/documents/{document['id']}/parse", params={"parser": "bauer-invoices"}
+    )
+
+    assert not_parsed.status_code == 404
+    assert dry.json()["fields"] == sample.expected
+    assert parsed.json()["fields"] == sample.expected
+    stored = await client.get(f"/documents/{document['id']}/fields")
+    assert stored.json()["parser_version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "rule", "path"),
+    [
+        pytest.param(
+            "total",
+            {"rule": "regex", "pattern": "(?P<value>[0-9"},
+            "fields.total.pattern",
+            id="bad-regex",
+        ),
+        pytest.param(
+            "total",
+            {"rule": "after_label", "label": "Total", "type": "money"},
+            "fields.total.type",
+            id="unknown-type",
+        ),
+        pytest.param(
+            "items",
+            {"rule": "table", "columns": []},
+            "fields.items.columns",
+            id="table-without-columns",
+        ),
+        pytest.param("x", {"rule": "guess"}, "fields.x", id="unknown-rule-kind"),
+    ],
+)
+async def test_invalid_rules_answer_422_with_the_rule_path(
+    client: httpx.AsyncClient, field: str, rule: dict[str, Any], path: str
+) -> None:
+    response = await client.post(
+        "/parsers", json={"name": "broken", "fields": {field: rule}}
+    )
+
+    assert response.status_code == 422
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"][0]["path"] == path
+
+
+async def test_parsers_are_versioned(client: httpx.AsyncClient) -> None:
+    rules = {"name": "v", "fields": {"a": {"rule": "constant", "value": "1"}}}
+    first = await client.post("/parsers", json=rules)
+    again = await client.post("/parsers", json=rules)
+    rules["fields"]["a"]["value"] = "2"
+    second = await client.put("/parsers/v", json=rules)
+
+    assert (first.status_code, again.status_code, second.json()["version"]) == (
+        201,
+        409,
+        2,
+    )
+    old = await client.get("/parsers/v", params={"version": 1})
+    assert old.json()["rules"]["fields"]["a"]["value"] == "1"
+    assert [p["version"] for p in (await client.get("/parsers")).json()["items"]] == [2]
+    assert (await client.delete("/parsers/v")).status_code == 204
+    assert (await client.get("/parsers/v")).status_code == 404
+
+
+async def test_submission_with_unknown_parser_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/documents",
+        params={"parser": "nope"},
+        json={"content": "Invoice No: 1"},
+    )
+
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["loc"] == ["query", "parser"]
+
+
+async def test_export_streams_one_row_per_document(
+    client: httpx.AsyncClient,
+) -> None:
+    good, missing = html_receipt(), html_receipt(with_number=False)
+    await client.post("/parsers", json=good.rules)
+    ids = []
+    for sample in (good, missing):
+        response = await client.post(
+            "/documents",
+            params={"parser": "dupont-receipts"},
+            files={"file": (sample.filename, sample.data)},
+        )
+        ids.append((await wait_final(client, response.json()["id"]))["id"])
+
+    as_csv = await client.get(
+        "/documents", params={"parser": "dupont-receipts", "format": "csv"}
+    )
+    as_jsonl = await client.get(
+        "/documents", params={"parser": "dupont-receipts", "format": "jsonl"}
+    )
+
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert as_csv.headers["content-type"] == "text/csv; charset=utf-8"
+    assert [(r["document_id"], r["receipt_number"], r["total"]) for r in rows] == [
+        (ids[0], "R-551", good.expected["total"]),
+        (ids[1], "", missing.expected["total"]),
+    ]
+    assert json.loads(rows[1]["fields_errors"]) == missing.errors
+    assert json.loads(rows[0]["line_items"]) == good.expected["line_items"]
+    lines = [json.loads(line) for line in as_jsonl.text.splitlines()]
+    assert [line["fields"] for line in lines] == [good.expected, missing.expected]
