@@ -32,7 +32,7 @@ _FIELDS = Settings.model_fields
 
 def _help(field: str) -> str:
     description = _FIELDS[field].description or ""
-    return f"{description} [env: DOCMILL_{field.upper()}]"
+    return f"{description} (env: DOCMILL_{field.upper()})"
 
 
 def _settings(**given: Any) -> Settings:

@@ -9,14 +9,20 @@ The errors docmill raises, as one tree::
     │   ├── EncryptedDocument      encrypted
     │   ├── UnsupportedFormat      unsupported_format
     │   ├── LimitExceeded          limit_exceeded
+    │   │   └── MemoryLimitExceeded  limit_exceeded (retryable)
     │   ├── TooLarge               too_large
     │   ├── ExtractionTimeout      timeout           (retryable)
     │   └── WorkerCrash            worker_crash      (retryable)
     ├── QueueError
     │   ├── DocumentNotFound
     │   └── LeaseLost              the claim's token no longer matches the row
-    └── StorageError
-        └── OriginalMissing
+    ├── StorageError
+    │   └── OriginalMissing
+    ├── FetchError                 a submitted URL could not be fetched (has .code)
+    │   │                          fetch_failed
+    │   └── ForbiddenAddress       forbidden_address
+    ├── IdempotencyConflict        a key reused for a different request
+    └── InvalidApiKey
 
 ``ExtractionError.code`` is the machine-readable word stored on a failed
 document; ``retryable`` tells the worker whether another attempt may succeed,
@@ -73,6 +79,14 @@ class LimitExceeded(ExtractionError):
     code = "limit_exceeded"
 
 
+class MemoryLimitExceeded(LimitExceeded):
+    """Extraction ran out of its memory allowance."""
+
+    # A neighbour's allocation, not only the document, can push a process
+    # over its cap, so the attempt is worth repeating.
+    retryable = True
+
+
 class TooLarge(ExtractionError):
     """The document is larger than the configured maximum size."""
 
@@ -93,19 +107,12 @@ class WorkerCrash(ExtractionError):
     retryable = True
 
 
-ERROR_CODES: dict[str, type[ExtractionError]] = {
-    cls.code: cls
-    for cls in (
-        EmptyDocument,
-        CorruptDocument,
-        EncryptedDocument,
-        UnsupportedFormat,
-        LimitExceeded,
-        TooLarge,
-        ExtractionTimeout,
-        WorkerCrash,
-    )
-}
+def error_class(name: str) -> type[ExtractionError]:
+    """The ExtractionError subclass called ``name`` (the base class if none)."""
+    found = globals().get(name)
+    if isinstance(found, type) and issubclass(found, ExtractionError):
+        return found
+    return ExtractionError
 
 
 class QueueError(DocmillError):
@@ -138,3 +145,44 @@ class OriginalMissing(StorageError):
     def __init__(self, key: str) -> None:
         self.key = key
         super().__init__(f"stored original {key!r} is missing")
+
+
+class FetchError(DocmillError):
+    """The submitted URL could not be fetched."""
+
+    code: ClassVar[str] = "fetch_failed"
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        self.message = message
+        self.retryable = retryable
+        super().__init__(message)
+
+
+class ForbiddenAddress(FetchError):
+    """The URL leads to an address docmill must not reach."""
+
+    code = "forbidden_address"
+
+    def __init__(self, host: str, address: str) -> None:
+        self.host = host
+        self.address = address
+        super().__init__(
+            f"{host!r} resolves to {address}, a private, loopback, link-local or "
+            "reserved address that is not on the allow-list"
+        )
+
+
+class IdempotencyConflict(DocmillError):
+    """An Idempotency-Key was reused with a different request."""
+
+    def __init__(self, key: str, document_id: str) -> None:
+        self.key = key
+        self.document_id = document_id
+        super().__init__(
+            f"Idempotency-Key {key!r} was first used for a different request "
+            f"(document {document_id!r})"
+        )
+
+
+class InvalidApiKey(DocmillError):
+    """The API key is unknown, malformed or revoked."""

@@ -127,3 +127,18 @@ async def test_new_work_starts_without_waiting_for_a_poll(
         await other_api.engine.dispose()
 
     assert time.monotonic() - started < 5
+
+
+async def test_memory_hog_fails_as_limit_exceeded_after_its_attempts(
+    client_with: ClientFactory,
+) -> None:
+    async with client_with(job_memory_mb=400) as client:
+        document_id = await submit(client, b"DOCMILL-TEST-HOG")
+
+        body = await wait_final(client, document_id, timeout=60)
+
+    assert (body["status"], body["error"]["code"], body["attempts"]) == (
+        "failed",
+        "limit_exceeded",
+        3,
+    )

@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from docmill.exceptions import (
-    ERROR_CODES,
     ExtractionError,
     ExtractionTimeout,
-    LimitExceeded,
+    MemoryLimitExceeded,
     WorkerCrash,
+    error_class,
 )
 from docmill.extract.base import ExtractContext, Limits
 
@@ -75,7 +75,7 @@ def extract_in_process(
     except ExtractionError:
         raise
     except MemoryError as exc:
-        raise LimitExceeded("extraction ran out of its memory allowance") from exc
+        raise MemoryLimitExceeded("extraction ran out of its memory allowance") from exc
     except RecursionError as exc:
         raise ExtractionError(
             "the document nests structures too deeply to read"
@@ -122,7 +122,7 @@ def _child_main(
         try:
             payload = extract_in_process(Path(path), name, limits, password, progress)
         except ExtractionError as exc:
-            connection.send(("error", exc.code, exc.message))
+            connection.send(("error", type(exc).__name__, exc.message))
         else:
             connection.send(("ok", payload))
 
@@ -227,8 +227,8 @@ class ExtractionChild:
         if message[0] == "ok":
             payload: Payload = message[1]
             return payload
-        _kind, code, text = message
-        raise ERROR_CODES.get(code, ExtractionError)(text)
+        _kind, class_name, text = message
+        raise error_class(class_name)(text)
 
     async def _receive(self, connection: Connection, timeout: float) -> Any:
         loop = asyncio.get_running_loop()

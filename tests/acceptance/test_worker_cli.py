@@ -1,0 +1,65 @@
+"""``docmill worker``: a standalone worker process against the API's database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from docmill.api.app import build_services
+from docmill.db.migrate import upgrade
+from docmill.queue.store import NewDocument
+from docmill.settings import Settings
+from docmill.storage import put_bytes
+
+
+async def queue_texts(settings: Settings, texts: list[str]) -> list[str]:
+    services = build_services(settings)
+    await upgrade(services.engine)
+    ids = []
+    for text in texts:
+        stored = await put_bytes(services.storage, text.encode(), 1000)
+        ids.append(
+            await services.store.create(
+                NewDocument("text", stored.sha256, stored.size_bytes, stored.key)
+            )
+        )
+    await services.engine.dispose()
+    return ids
+
+
+async def statuses(settings: Settings, ids: list[str]) -> list[str]:
+    services = build_services(settings)
+    found = [(await services.store.get(i)).status for i in ids]
+    await services.engine.dispose()
+    return found
+
+
+def test_worker_once_drains_the_queue_and_exits(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "data")
+    ids = asyncio.run(queue_texts(settings, [f"text number {n}" for n in range(5)]))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "docmill.cli", "worker", "--once", "-c", "2"],
+        env=os.environ | {"DOCMILL_DATA_DIR": str(settings.data_dir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert asyncio.run(statuses(settings, ids)) == ["completed"] * 5
+
+
+def test_worker_help_names_its_settings() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "docmill.cli", "worker", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=os.environ | {"COLUMNS": "200"},
+    )
+
+    assert "--concurrency" in done.stdout and "DOCMILL_LEASE_SECONDS" in done.stdout
