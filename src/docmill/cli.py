@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from docmill.parsing.commands import parse, parsers_app
 from docmill.settings import Settings
 
 app = typer.Typer(
@@ -26,6 +27,8 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 queue_app = typer.Typer(help="Inspect and manage the job queue.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
+app.add_typer(parsers_app, name="parsers")
+app.command("parse")(parse)
 
 _FIELDS = Settings.model_fields
 

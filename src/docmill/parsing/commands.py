@@ -1,0 +1,152 @@
+"""
+``docmill parsers ...`` and ``docmill parse``: parsing rules from the shell.
+
+``parsers apply`` stores rule files in the service's database, as ``PUT
+/parsers/{name}`` does. ``parse --rules FILE DOC...`` needs no server: it
+extracts each file in the same killable child process the workers use and
+prints what the rules found, with where they matched, as JSON Lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from docmill.settings import Settings
+
+parsers_app = typer.Typer(
+    help="Parsing rules stored in the database.", no_args_is_help=True
+)
+
+
+def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
+    given = {"data_dir": data_dir, "database_url": database_url}
+    return Settings(**{k: v for k, v in given.items() if v is not None})
+
+
+def _load(path: Path) -> Any:
+    from docmill.parsing.errors import InvalidRules
+    from docmill.parsing.rules import load_spec
+
+    try:
+        return load_spec(path.read_text(encoding="utf-8"), path.name)
+    except InvalidRules as exc:
+        for error in exc.errors:
+            typer.echo(
+                f"{path}: {error['path'] or '(top)'}: {error['message']}", err=True
+            )
+        raise typer.Exit(1) from exc
+
+
+@parsers_app.command("apply")
+def apply(
+    files: list[Path] = typer.Argument(..., help="Parser files, YAML or JSON."),
+    data_dir: Path | None = typer.Option(None, help="[env: DOCMILL_DATA_DIR]"),
+    database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
+) -> None:
+    """Validate each file and store it as the next version of its parser."""
+    specs = [_load(path) for path in files]
+    settings = _settings(data_dir, database_url)
+
+    async def run() -> None:
+        from docmill.db.engine import create_engine
+        from docmill.db.migrate import upgrade
+        from docmill.parsing.store import ParserStore
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            await upgrade(engine)
+            for spec in specs:
+                record = await ParserStore(engine).save(spec)
+                typer.echo(f"{record.name}: version {record.version}")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+@parsers_app.command("list")
+def list_parsers(
+    data_dir: Path | None = typer.Option(None, help="[env: DOCMILL_DATA_DIR]"),
+    database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
+) -> None:
+    """Name, newest version and field names of every parser."""
+    settings = _settings(data_dir, database_url)
+
+    async def run() -> None:
+        from docmill.db.engine import create_engine
+        from docmill.parsing.store import ParserStore
+
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            for record in await ParserStore(engine).list():
+                names = ", ".join(record.rules.get("fields", {}))
+                typer.echo(f"{record.name}\tv{record.version}\t{names}")
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+
+
+def parse(
+    documents: list[Path] = typer.Argument(..., help="Files to parse."),
+    rules: Path = typer.Option(..., "--rules", help="A parser file, YAML or JSON."),
+) -> None:
+    """
+    Run a parser file over documents, locally; one JSON line per document.
+
+    Each line has the fields, fields_errors and, per field, where it
+    matched. Exits 1 if any document could not be read or has a field error.
+    """
+    spec = _load(rules)
+    failed = asyncio.run(_parse_all(spec, documents, Settings()))
+    raise typer.Exit(1 if failed else 0)
+
+
+async def _parse_all(spec: Any, documents: list[Path], settings: Settings) -> int:
+    from docmill.exceptions import ExtractionError
+    from docmill.extract.child import ExtractionChild
+    from docmill.parsing.engine import parse_payload
+    from docmill.queue.worker import limits_from
+
+    request = {
+        "name": spec.name,
+        "version": 0,
+        "rules": spec.model_dump(mode="json", exclude_defaults=True)
+        | {"name": spec.name},
+    }
+    child = ExtractionChild(
+        limits_from(settings), settings.job_memory_mb, settings.extractor_plugins
+    )
+    failed = 0
+    try:
+        for path in documents:
+            line: dict[str, Any] = {"file": str(path)}
+            try:
+                payload = await child.extract(
+                    path, path.name, settings.job_timeout_seconds
+                )
+            except ExtractionError as exc:
+                failed += 1
+                line["error"] = {"code": exc.code, "message": exc.message}
+            else:
+                parsed = await asyncio.to_thread(
+                    parse_payload, request | {"filename": path.name}, payload, path
+                )
+                failed += bool(parsed["errors"])
+                line |= {
+                    "fields": parsed["fields"],
+                    "fields_errors": parsed["errors"],
+                    "matches": parsed["matches"],
+                }
+            sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+            sys.stdout.flush()
+    finally:
+        child.close()
+    return failed
