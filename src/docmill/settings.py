@@ -99,6 +99,68 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Lowest level logged."
     )
+    max_pending: int = Field(
+        100_000,
+        ge=0,
+        description=(
+            "Submissions are refused with 429 while more documents than this "
+            "are pending (0: no limit)."
+        ),
+    )
+    fetch_timeout_seconds: float = Field(
+        30.0, gt=0, description="Time limit for fetching a submitted URL."
+    )
+    fetch_max_redirects: int = Field(
+        5, ge=0, description="Most redirects followed when fetching a URL."
+    )
+    fetch_allow_networks: list[str] = Field(
+        default_factory=list,
+        description=(
+            "JSON list of networks (CIDR) that URL fetches and webhooks may "
+            "reach although they are private, loopback or link-local."
+        ),
+    )
+    webhook_url: str | None = Field(
+        None,
+        description="Receives every document's completed or failed event.",
+    )
+    webhook_secret: str | None = Field(
+        None,
+        description=(
+            "Key of the HMAC-SHA256 signature on webhook deliveries "
+            "(Docmill-Signature header); unsigned when unset."
+        ),
+    )
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="Tries of one webhook delivery before it gives up."
+    )
+    webhook_retry_base_seconds: float = Field(
+        5.0, ge=0, description="First webhook retry delay; doubles each attempt."
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, description="Time limit for one webhook delivery."
+    )
+    auth: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description=(
+            "API keys required (on), not (off), or auto: off only when the API "
+            "is bound to a loopback address, on otherwise."
+        ),
+    )
+    rate_limit: str = Field(
+        "600/minute",
+        description=(
+            "Requests allowed per API key (per client IP without auth), in the "
+            "`limits` notation such as 100/minute; empty: no limit."
+        ),
+    )
+    redis_url: str | None = Field(
+        None,
+        description=(
+            "Redis for shared rate-limit counters across API processes, e.g. "
+            "redis://127.0.0.1:6379 (needs the `redis` extra); memory otherwise."
+        ),
+    )
 
     @property
     def resolved_database_url(self) -> str:
@@ -109,6 +171,12 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.resolved_database_url.startswith("sqlite")
+
+    @property
+    def auth_required(self) -> bool:
+        if self.auth == "auto":
+            return self.host not in ("127.0.0.1", "localhost", "::1")
+        return self.auth == "on"
 
     @property
     def uses_database_storage(self) -> bool:

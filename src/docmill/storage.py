@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from docmill.exceptions import OriginalMissing, TooLarge
@@ -133,8 +134,7 @@ class DatabaseStorage:
 
     async def put(self, stream: IO[bytes], max_bytes: int) -> StoredOriginal:
         from docmill.db.engine import write_transaction
-        from docmill.db.models import Blob, BlobChunk
-        from docmill.queue.store import utcnow
+        from docmill.db.models import BlobChunk
 
         staging = f"staging-{secrets.token_hex(16)}"
         digest = hashlib.sha256()
@@ -151,27 +151,14 @@ class DatabaseStorage:
                     )
                 seq += 1
             key = digest.hexdigest()
-            async with write_transaction(self.engine) as connection:
-                exists = (
-                    await connection.execute(select(Blob.key).where(Blob.key == key))
-                ).first()
-                if exists:
+            try:
+                await self._publish(staging, key, size, seq)
+            except IntegrityError:
+                # A concurrent upload of the same bytes published the key
+                # first (PostgreSQL); its copy serves both.
+                async with write_transaction(self.engine) as connection:
                     await connection.execute(
                         delete(BlobChunk).where(BlobChunk.key == staging)
-                    )
-                else:
-                    await connection.execute(
-                        update(BlobChunk)
-                        .where(BlobChunk.key == staging)
-                        .values(key=key)
-                    )
-                    await connection.execute(
-                        insert(Blob).values(
-                            key=key,
-                            size_bytes=size,
-                            chunk_count=seq,
-                            created_at=utcnow(),
-                        )
                     )
         except BaseException:
             async with write_transaction(self.engine) as connection:
@@ -180,6 +167,29 @@ class DatabaseStorage:
                 )
             raise
         return StoredOriginal(key=key, sha256=key, size_bytes=size)
+
+    async def _publish(self, staging: str, key: str, size: int, seq: int) -> None:
+        from docmill.db.engine import write_transaction
+        from docmill.db.models import Blob, BlobChunk
+        from docmill.queue.store import utcnow
+
+        async with write_transaction(self.engine) as connection:
+            exists = (
+                await connection.execute(select(Blob.key).where(Blob.key == key))
+            ).first()
+            if exists:
+                await connection.execute(
+                    delete(BlobChunk).where(BlobChunk.key == staging)
+                )
+                return
+            await connection.execute(
+                update(BlobChunk).where(BlobChunk.key == staging).values(key=key)
+            )
+            await connection.execute(
+                insert(Blob).values(
+                    key=key, size_bytes=size, chunk_count=seq, created_at=utcnow()
+                )
+            )
 
     @contextlib.asynccontextmanager
     async def local_copy(self, key: str) -> AsyncIterator[Path]:

@@ -8,14 +8,17 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import docmill
-from docmill.api import problems
+from docmill.api import auth, problems
 from docmill.api.middleware import RequestContextMiddleware
+from docmill.api.ratelimit import RateLimiter
 from docmill.db.engine import create_engine
 from docmill.db.migrate import upgrade
+from docmill.queue.keys import KeyStore
+from docmill.queue.outbox import Outbox
 from docmill.queue.retry import RetryPolicy
 from docmill.queue.store import JobStore
 from docmill.queue.worker import Worker
@@ -31,6 +34,9 @@ class Services:
     engine: AsyncEngine
     store: JobStore
     storage: Storage
+    keys: KeyStore
+    limiter: RateLimiter
+    outbox: Outbox
     worker: Worker | None = None
 
 
@@ -44,13 +50,24 @@ def build_services(settings: Settings) -> Services:
             base_seconds=settings.retry_base_seconds,
         ),
         lease_seconds=settings.lease_seconds,
+        webhook_url=settings.webhook_url,
     )
     storage: Storage
     if settings.uses_database_storage:
         storage = DatabaseStorage(engine, settings.data_dir / "scratch")
     else:
         storage = LocalStorage(settings.originals_dir)
-    return Services(settings, engine, store, storage)
+    return Services(
+        settings,
+        engine,
+        store,
+        storage,
+        keys=KeyStore(engine),
+        limiter=RateLimiter(settings.rate_limit, settings.redis_url),
+        outbox=Outbox(
+            engine, settings.webhook_max_attempts, settings.webhook_retry_base_seconds
+        ),
+    )
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
@@ -82,6 +99,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             settings.workers,
             extra={"action": "api_started"},
         )
+        auth.announce(settings)
         try:
             yield
         finally:
@@ -104,8 +122,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.add_middleware(RequestContextMiddleware)
     problems.install(app)
 
-    from docmill.api import parsers, routes
+    from docmill.api import deliveries, events, metrics, parsers, routes, submit
 
-    app.include_router(routes.router)
-    app.include_router(parsers.router)
+    guarded = [Depends(auth.guard)]
+    app.include_router(submit.router, dependencies=guarded)
+    app.include_router(routes.router, dependencies=guarded)
+    app.include_router(parsers.router, dependencies=guarded)
+    app.include_router(deliveries.router, dependencies=guarded)
+    app.include_router(events.router, dependencies=guarded)
+    app.include_router(metrics.router)
+    metrics.install(app)
     return app

@@ -8,17 +8,23 @@ is the one place that maps docmill's errors to HTTP.
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError as SQLAlchemyInterfaceError
+from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from docmill.exceptions import DocumentNotFound, TooLarge
 
+logger = logging.getLogger(__name__)
+
 PROBLEM_TYPE_PREFIX = "urn:docmill:problem:"
+DATABASE_RETRY_SECONDS = 5
 
 
 class Problem(Exception):
@@ -85,6 +91,26 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TooLarge)
     async def _too_large(request: Request, exc: TooLarge) -> JSONResponse:
         return problem_response(request, 413, "too-large", exc.message)
+
+    @app.exception_handler(SQLAlchemyOperationalError)
+    @app.exception_handler(SQLAlchemyInterfaceError)
+    @app.exception_handler(ConnectionError)
+    @app.exception_handler(TimeoutError)
+    async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        # A database that cannot be reached is the service's trouble, not the
+        # caller's: 503, never the 429 that means "you are sending too much".
+        logger.warning(
+            "database unavailable: %s",
+            type(exc).__name__,
+            extra={"action": "database_unavailable"},
+        )
+        return problem_response(
+            request,
+            503,
+            "database-unavailable",
+            "the database cannot be reached; retry after the time in Retry-After",
+            {"Retry-After": str(DATABASE_RETRY_SECONDS)},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import json
-from datetime import datetime
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import HTMLResponse, PlainTextResponse
-from pydantic import ValidationError
+from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from sqlalchemy import text as sql_text
-from starlette.datastructures import UploadFile
 
+from docmill.api import auth
 from docmill.api.app import Services
 from docmill.api.problems import Problem
 from docmill.api.schemas import (
@@ -24,11 +25,10 @@ from docmill.api.schemas import (
     Readiness,
     ResultOut,
     Status,
-    TextSubmission,
 )
+from docmill.api.submit import accept_single, accepted_headers
 from docmill.db.migrate import is_current
-from docmill.queue.store import NewDocument
-from docmill.storage import put_bytes
+from docmill.exceptions import DocumentNotFound, OriginalMissing
 
 router = APIRouter()
 
@@ -48,6 +48,9 @@ _SUBMIT_BODY = {
                             "description": "A JSON object, as text.",
                         },
                         "priority": {"type": "integer"},
+                        "client_ref": {"type": "string"},
+                        "callback_url": {"type": "string"},
+                        "dedupe": {"type": "boolean"},
                     },
                 }
             },
@@ -69,126 +72,49 @@ def _services(request: Request) -> Services:
     status_code=202,
     response_model=DocumentOut,
     openapi_extra=_SUBMIT_BODY,
-    responses={413: {"description": "Too large"}, 422: {"description": "Invalid"}},
+    responses={
+        409: {"description": "Idempotency-Key reused for another request"},
+        413: {"description": "Too large"},
+        415: {"description": "Unsupported media type"},
+        422: {"description": "Invalid"},
+        429: {"description": "Queue full or rate limited"},
+        503: {"description": "Database unavailable"},
+    },
     tags=["documents"],
 )
 async def submit_document(request: Request, response: Response) -> DocumentOut:
     """
-    Queue a document: a multipart file upload, or raw text as JSON.
+    Queue a document: a multipart file upload, or raw text or a URL as JSON.
 
     Answers at once, before extraction; poll the `Location` for the result.
+    A repeated request with the same `Idempotency-Key` returns the first
+    document (with `Idempotent-Replayed: true`).
     """
-    services = _services(request)
-    settings = services.settings
-    declared = request.headers.get("content-length")
-    if (
-        declared
-        and declared.isdigit()
-        and int(declared) > settings.max_upload_bytes + 65536
-    ):
-        raise Problem(
-            413,
-            "too-large",
-            "the request is larger than the limit of "
-            f"{settings.max_upload_bytes} bytes",
-        )
-    content_type = request.headers.get("content-type", "")
-    if content_type.startswith("multipart/form-data"):
-        new = await _accept_upload(request, services)
-    elif content_type.startswith("application/json"):
-        new = await _accept_text(request, services)
-    else:
-        raise Problem(
-            415,
-            "unsupported-media-type",
-            "send a multipart/form-data upload with a `file` field, or JSON "
-            "with a `content` field",
-        )
-    document_id = await services.store.create(new)
-    response.headers["Location"] = f"/documents/{document_id}"
-    return await _document_out(services, document_id)
+    submitted = await accept_single(request)
+    accepted_headers(response, submitted)
+    return await document_by_id(_services(request), submitted.document_id)
 
 
-async def _accept_upload(request: Request, services: Services) -> NewDocument:
-    async with request.form(max_files=1, max_fields=16) as form:
-        upload = form.get("file")
-        if not isinstance(upload, UploadFile):
-            raise Problem(422, "validation", "the upload has no `file` part")
-        title = _form_text(form.get("title"))
-        metadata = _parse_metadata(_form_text(form.get("metadata")))
-        priority = _parse_priority(_form_text(form.get("priority")))
-        stored = await services.storage.put(
-            upload.file, services.settings.max_upload_bytes
-        )
-    return NewDocument(
-        source="upload",
-        sha256=stored.sha256,
-        size_bytes=stored.size_bytes,
-        storage_key=stored.key,
-        title=title,
-        filename=upload.filename,
-        user_metadata=metadata,
-        priority=priority,
-    )
+async def _owned_row(request: Request, document_id: str) -> Any:
+    """The document's row, if the caller may see it; else DocumentNotFound."""
+    row = await _services(request).store.get(document_id)
+    owner = auth.owner(request)
+    if owner is not None and row.owner != owner:
+        raise DocumentNotFound(document_id)
+    return row
 
 
-async def _accept_text(request: Request, services: Services) -> NewDocument:
-    try:
-        submission = TextSubmission.model_validate_json(await request.body())
-    except ValidationError as exc:
-        errors = [
-            {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-            for e in exc.errors()
-        ]
-        raise Problem(
-            422, "validation", "the JSON body is not valid", errors=errors
-        ) from exc
-    stored = await put_bytes(
-        services.storage,
-        submission.content.encode("utf-8"),
-        services.settings.max_upload_bytes,
-    )
-    return NewDocument(
-        source="text",
-        sha256=stored.sha256,
-        size_bytes=stored.size_bytes,
-        storage_key=stored.key,
-        title=submission.title,
-        user_metadata=submission.metadata,
-        priority=submission.priority,
-    )
-
-
-def _form_text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value != "" else None
-
-
-def _parse_metadata(raw: str | None) -> dict[str, Any] | None:
-    if raw is None:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError as exc:
-        raise Problem(422, "validation", "`metadata` is not valid JSON") from exc
-    if not isinstance(value, dict):
-        raise Problem(422, "validation", "`metadata` must be a JSON object")
-    return value
-
-
-def _parse_priority(raw: str | None) -> int:
-    if raw is None:
-        return 0
-    try:
-        priority = int(raw)
-    except ValueError as exc:
-        raise Problem(422, "validation", "`priority` must be an integer") from exc
-    if not -100 <= priority <= 100:
-        raise Problem(422, "validation", "`priority` must be between -100 and 100")
-    return priority
-
-
-async def _document_out(services: Services, document_id: str) -> DocumentOut:
+async def document_by_id(services: Services, document_id: str) -> DocumentOut:
     row = await services.store.get(document_id)
+    content = None
+    if row.status == "completed":
+        content = await services.store.get_content(document_id)
+    return document_from_row(row, content)
+
+
+async def _document_out(request: Request, document_id: str) -> DocumentOut:
+    services = _services(request)
+    row = await _owned_row(request, document_id)
     content = None
     if row.status == "completed":
         content = await services.store.get_content(document_id)
@@ -218,6 +144,10 @@ def document_from_row(row: Any, content: Any = None) -> DocumentOut:
         title=row.title,
         filename=row.filename,
         source=row.source,
+        source_url=row.source_url,
+        client_ref=row.client_ref,
+        callback_url=row.callback_url,
+        duplicate_of=row.duplicate_of,
         metadata=row.user_metadata,
         sha256=row.sha256,
         size_bytes=row.size_bytes,
@@ -240,11 +170,12 @@ def document_from_row(row: Any, content: Any = None) -> DocumentOut:
 @router.get("/documents/{document_id}", response_model=DocumentOut, tags=["documents"])
 async def get_document(document_id: str, request: Request) -> DocumentOut:
     """A document's status, and its result summary once completed."""
-    return await _document_out(_services(request), document_id)
+    return await _document_out(request, document_id)
 
 
-async def _completed_content(services: Services, document_id: str) -> Any:
-    row = await services.store.get(document_id)
+async def _completed_content(request: Request, document_id: str) -> Any:
+    services = _services(request)
+    row = await _owned_row(request, document_id)
     if row.status != "completed":
         raise Problem(
             409,
@@ -266,7 +197,7 @@ async def _completed_content(services: Services, document_id: str) -> Any:
 )
 async def get_document_text(document_id: str, request: Request) -> PlainTextResponse:
     """The extracted plain text, as UTF-8."""
-    content = await _completed_content(_services(request), document_id)
+    content = await _completed_content(request, document_id)
     return PlainTextResponse(content.text, media_type="text/plain; charset=utf-8")
 
 
@@ -283,7 +214,7 @@ async def get_document_markdown(
     document_id: str, request: Request
 ) -> PlainTextResponse:
     """Headings, lists and tables as Markdown; plain text where a format has none."""
-    content = await _completed_content(_services(request), document_id)
+    content = await _completed_content(request, document_id)
     return PlainTextResponse(
         content.markdown if content.markdown is not None else content.text,
         media_type="text/markdown; charset=utf-8",
@@ -296,11 +227,32 @@ async def list_documents(
     status: Status | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
+    mime_type: Annotated[str | None, Query(max_length=200)] = None,
+    created_after: datetime | None = None,
+    client_ref: Annotated[str | None, Query(max_length=200)] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=1000, description="Words that must all be in the text."),
+    ] = None,
 ) -> DocumentPage:
-    """Documents, newest first, a page at a time."""
+    """
+    Documents, newest first, a page at a time.
+
+    The cursor is a position in that order, so documents created while you
+    page never shift or repeat the pages after it.
+    """
     before = _decode_cursor(cursor) if cursor else None
+    if created_after is not None and created_after.tzinfo is None:
+        created_after = created_after.replace(tzinfo=UTC)
     rows = await _services(request).store.list(
-        status=status, limit=limit, before=before
+        status=status,
+        limit=limit,
+        before=before,
+        mime_type=mime_type,
+        created_after=created_after,
+        client_ref=client_ref,
+        q=q,
+        owner=auth.owner(request),
     )
     items = [document_from_row(row) for row in rows]
     next_cursor = None
@@ -319,7 +271,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, document_id = raw.split("|", 1)
-        return datetime.fromisoformat(created), document_id
+        created_at = datetime.fromisoformat(created)
+        if created_at.tzinfo is None:
+            raise ValueError("naive cursor time")
+        return created_at, document_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(422, "validation", "`cursor` is not one this API issued") from exc
 
@@ -333,6 +288,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 async def delete_document(document_id: str, request: Request) -> Response:
     """Remove the document, its result, and its original unless shared."""
     services = _services(request)
+    await _owned_row(request, document_id)
     orphaned_key = await services.store.delete(document_id)
     if orphaned_key:
         await services.storage.delete(orphaned_key)
@@ -351,6 +307,7 @@ async def cancel_document(document_id: str, request: Request) -> DocumentOut:
     its worker's next lease renewal (within a third of the lease).
     """
     services = _services(request)
+    await _owned_row(request, document_id)
     status = await services.store.cancel(document_id)
     if status != "cancelled":
         raise Problem(
@@ -359,7 +316,87 @@ async def cancel_document(document_id: str, request: Request) -> DocumentOut:
             f"document {document_id!r} is already {status}",
             document_status=status,
         )
-    return await _document_out(services, document_id)
+    return await _document_out(request, document_id)
+
+
+@router.post(
+    "/documents/{document_id}/reprocess",
+    status_code=202,
+    response_model=DocumentOut,
+    responses={409: {"description": "Not final yet"}},
+    tags=["documents"],
+)
+async def reprocess_document(
+    document_id: str, request: Request, response: Response
+) -> DocumentOut:
+    """
+    Run a completed, failed or cancelled document again from its stored
+    original (after an upgrade, say), with a fresh set of attempts.
+    """
+    services = _services(request)
+    await _owned_row(request, document_id)
+    status = await services.store.reprocess(document_id)
+    if status != "pending":
+        raise Problem(
+            409,
+            "not-final",
+            f"document {document_id!r} is {status}; only a final document "
+            "can be reprocessed",
+            document_status=status,
+        )
+    response.headers["Location"] = f"/documents/{document_id}"
+    return await _document_out(request, document_id)
+
+
+@router.get(
+    "/documents/{document_id}/original",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {}}},
+        409: {"description": "Not fetched yet"},
+    },
+    tags=["documents"],
+)
+async def get_document_original(
+    document_id: str, request: Request
+) -> StreamingResponse:
+    """The stored original, with its detected content type once known."""
+    services = _services(request)
+    row = await _owned_row(request, document_id)
+    if not row.storage_key:
+        raise Problem(
+            409,
+            "original-not-available",
+            f"document {document_id!r} has no stored original yet "
+            "(its URL is fetched when it is processed)",
+        )
+    # Open before answering, so a missing original is a 410, not a cut body.
+    opened = services.storage.local_copy(row.storage_key)
+    try:
+        path = await opened.__aenter__()
+    except OriginalMissing as exc:
+        raise Problem(
+            410, "original-missing", f"the original of {document_id!r} is gone"
+        ) from exc
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            with path.open("rb") as original:
+                while chunk := await asyncio.to_thread(original.read, 256 * 1024):
+                    yield chunk
+        finally:
+            await opened.__aexit__(None, None, None)
+
+    headers = {"Content-Length": str(row.size_bytes)}
+    if row.filename:
+        headers["Content-Disposition"] = (
+            f"attachment; filename*=UTF-8''{quote(row.filename, safe='')}"
+        )
+    return StreamingResponse(
+        chunks(),
+        media_type=row.mime_type or "application/octet-stream",
+        headers=headers,
+    )
 
 
 @router.get("/healthz", response_model=Health, tags=["service"])

@@ -11,14 +11,53 @@ Status = Literal["pending", "processing", "completed", "failed", "cancelled"]
 
 
 class TextSubmission(BaseModel):
-    """Raw text to process, sent as JSON."""
+    """Raw text, or a URL for docmill to fetch, sent as JSON."""
 
-    content: str = Field(description="The document's text.")
+    content: str | None = Field(
+        None, description="The document's text. Give this or `url`."
+    )
+    url: str | None = Field(
+        None,
+        max_length=2000,
+        pattern=r"^[hH][tT][tT][pP][sS]?://",
+        description=(
+            "An http(s) URL the worker fetches before extraction. Private, "
+            "loopback and link-local addresses are refused."
+        ),
+    )
     title: str | None = Field(None, max_length=1000)
     metadata: dict[str, Any] | None = Field(
         None, description="Your own key-value data, stored and echoed back."
     )
     priority: int = Field(0, ge=-100, le=100, description="Higher runs sooner.")
+    client_ref: str | None = Field(
+        None,
+        max_length=200,
+        description="Your own reference, filterable and echoed in webhooks.",
+    )
+    callback_url: str | None = Field(
+        None,
+        max_length=2000,
+        pattern=r"^[hH][tT][tT][pP][sS]?://",
+        description="Receives a signed POST when the document completes or fails.",
+    )
+    dedupe: bool = Field(
+        False,
+        description=(
+            "Reuse the result of a completed document with the same bytes "
+            "instead of extracting again."
+        ),
+    )
+
+
+class BatchSubmission(BaseModel):
+    """Many submissions at once, each as `POST /documents` takes it."""
+
+    items: list[dict[str, Any]] = Field(
+        min_length=1,
+        max_length=100,
+        description="Each item is a TextSubmission; an invalid one fails alone.",
+    )
 
 
 class ErrorOut(BaseModel):
@@ -66,7 +105,13 @@ class DocumentOut(BaseModel):
     status: Status
     title: str | None = None
     filename: str | None = None
-    source: str = Field(description="How it arrived: upload or text.")
+    source: str = Field(description="How it arrived: upload, text or url.")
+    source_url: str | None = Field(None, description="The URL it was fetched from.")
+    client_ref: str | None = Field(None, description="Your own reference.")
+    callback_url: str | None = None
+    duplicate_of: str | None = Field(
+        None, description="With dedupe: the document whose result was reused."
+    )
     metadata: dict[str, Any] | None = Field(None, description="Your own metadata.")
     sha256: str = Field(description="SHA-256 of the original bytes.")
     size_bytes: int
@@ -102,3 +147,33 @@ class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     database: bool
     migrations_current: bool
+
+
+class BatchItemOut(BaseModel):
+    """One item of a batch: its document, or why it was refused."""
+
+    index: int
+    status: int = Field(description="The HTTP status this item alone would get.")
+    document: DocumentOut | None = None
+    error: dict[str, Any] | None = Field(
+        None, description="A problem details object, as a single submit returns."
+    )
+
+
+class BatchOut(BaseModel):
+    items: list[BatchItemOut]
+
+
+class DeliveryOut(BaseModel):
+    """One webhook event for a document, and how sending it went."""
+
+    number: int
+    event: str
+    url: str
+    status: Literal["pending", "delivered", "failed"]
+    attempts: int
+    next_attempt_at: datetime | None = None
+    last_status_code: int | None = None
+    last_error: str | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None

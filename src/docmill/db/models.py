@@ -116,6 +116,15 @@ class Document(Base):
     processing_ms: Mapped[float | None] = mapped_column(Float)
     # The parser named at submission, run once the text is extracted.
     parser: Mapped[str | None] = mapped_column(String(200))
+    # The caller's own reference, echoed in results and webhooks.
+    client_ref: Mapped[str | None] = mapped_column(String(200))
+    # The API key that submitted it; a key sees only its own documents.
+    owner: Mapped[str | None] = mapped_column(String(32))
+    # Submitted by URL: the worker fetches it before extraction.
+    source_url: Mapped[str | None] = mapped_column(Text)
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    # Submitted with dedupe: the completed document whose result was reused.
+    duplicate_of: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         # The claim statement walks this index: pending rows, highest priority,
@@ -124,6 +133,8 @@ class Document(Base):
         Index("ix_documents_lease", "status", "lease_expires_at"),
         Index("ix_documents_created", "created_at", "id"),
         Index("ix_documents_sha256", "sha256"),
+        Index("ix_documents_owner_created", "owner", "created_at", "id"),
+        Index("ix_documents_client_ref", "client_ref"),
     )
 
 
@@ -219,4 +230,68 @@ class DocumentFields(Base):
     __table_args__ = (
         # Export walks one parser's documents.
         Index("ix_document_fields_parser", "parser", "document_id"),
+    )
+
+
+class ApiKey(Base):
+    """
+    A credential for the API, stored as the SHA-256 of its secret.
+
+    The token a caller holds is ``dm_<id>_<secret>``; the id finds the row and
+    the secret is compared by hash, so the database never holds a usable key.
+    """
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class IdempotencyKey(Base):
+    """The document a caller's ``Idempotency-Key`` created, per owner."""
+
+    __tablename__ = "idempotency_keys"
+
+    # "" when auth is off: a primary key column cannot be NULL.
+    owner: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE")
+    )
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+
+
+class WebhookDelivery(Base):
+    """
+    One webhook event in the outbox, and how sending it went.
+
+    Written in the same transaction as the final status it announces, so a
+    crash between the two can lose neither; the worker's delivery loop sends
+    due rows and records each try.
+    """
+
+    __tablename__ = "webhook_deliveries"
+
+    document_id: Mapped[str] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event: Mapped[str] = mapped_column(String(64))
+    url: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime]
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
     )

@@ -19,13 +19,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import delete, func, insert, literal, select, text, update
 from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from docmill.db.engine import write_transaction
-from docmill.db.models import Attempt, Document, DocumentContent, JobStatus
-from docmill.exceptions import DocumentNotFound, LeaseLost
+from docmill.db.models import (
+    Attempt,
+    Document,
+    DocumentContent,
+    IdempotencyKey,
+    JobStatus,
+)
+from docmill.exceptions import DocumentNotFound, IdempotencyConflict, LeaseLost
+from docmill.queue import outbox, search
 from docmill.queue.ids import new_claim_token, new_document_id
 from docmill.queue.retry import RetryPolicy
 
@@ -57,10 +65,16 @@ class Claim:
     storage_key: str
     filename: str | None
     size_bytes: int
+    source_url: str | None = None
 
 
 @dataclass(frozen=True)
 class NewDocument:
+    """
+    A submission. A URL submission has no original yet: empty ``sha256`` and
+    ``storage_key`` until the worker fetches it.
+    """
+
     source: str
     sha256: str
     size_bytes: int
@@ -69,6 +83,24 @@ class NewDocument:
     filename: str | None = None
     user_metadata: dict[str, Any] | None = None
     priority: int = 0
+    client_ref: str | None = None
+    owner: str | None = None
+    source_url: str | None = None
+    callback_url: str | None = None
+    # Reuse the result of a completed document with the same bytes.
+    dedupe: bool = False
+    # The caller's Idempotency-Key and a hash of what the request asked for.
+    idempotency_key: str | None = None
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    document_id: str
+    # True when an Idempotency-Key named a document made earlier.
+    replayed: bool = False
+    # The completed document whose result a dedupe submission reused.
+    duplicate_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,10 +124,12 @@ class JobStore:
         engine: AsyncEngine,
         retry: RetryPolicy | None = None,
         lease_seconds: float = 30.0,
+        webhook_url: str | None = None,
     ) -> None:
         self.engine = engine
         self.retry = retry or RetryPolicy()
         self.lease = timedelta(seconds=lease_seconds)
+        self.webhook_url = webhook_url
         self._enqueue_listeners: list[Callable[[], None]] = []
 
     def on_enqueue(self, listener: Callable[[], None]) -> None:
@@ -105,37 +139,231 @@ class JobStore:
     # -- documents ---------------------------------------------------------
 
     async def create(self, new: NewDocument) -> str:
+        return (await self.submit(new)).document_id
+
+    async def submit(self, new: NewDocument) -> Submitted:
+        """
+        Queue a document, honouring its idempotency key and dedupe request.
+
+        Raises:
+            IdempotencyConflict: the key was used before for another request.
+        """
+        try:
+            submitted = await self._submit_once(new)
+        except IntegrityError:
+            # Two requests with one new Idempotency-Key raced on PostgreSQL
+            # and the other committed first: answer with its document.
+            if new.idempotency_key is None:
+                raise
+            submitted = await self._submit_once(new)
+        if not submitted.replayed and submitted.duplicate_of is None:
+            logger.info(
+                "document %s queued",
+                submitted.document_id,
+                extra={
+                    "action": "document_queued",
+                    "document_id": submitted.document_id,
+                },
+            )
+            for listener in self._enqueue_listeners:
+                listener()
+        return submitted
+
+    async def _submit_once(self, new: NewDocument) -> Submitted:
         document_id = new_document_id()
         now = utcnow()
         async with write_transaction(self.engine) as connection:
+            if new.idempotency_key is not None:
+                earlier = await self._idempotent_document(connection, new)
+                if earlier is not None:
+                    return Submitted(earlier, replayed=True)
+            original = None
+            if new.dedupe and new.sha256:
+                original = await self._completed_twin(connection, new)
+            values: dict[str, Any] = {
+                "id": document_id,
+                "title": new.title,
+                "filename": new.filename,
+                "source": new.source,
+                "user_metadata": new.user_metadata,
+                "sha256": new.sha256,
+                "size_bytes": new.size_bytes,
+                "storage_key": new.storage_key,
+                "status": PENDING,
+                "priority": new.priority,
+                "attempts": 0,
+                "max_attempts": self.retry.max_attempts,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+                "client_ref": new.client_ref,
+                "owner": new.owner,
+                "source_url": new.source_url,
+                "callback_url": new.callback_url,
+            }
+            if original is not None:
+                values |= _result_copy(original, now)
+            await connection.execute(insert(Document).values(**values))
+            if original is not None:
+                await self._copy_content(connection, original.id, document_id)
+                await outbox.enqueue_events(
+                    connection, [document_id], now, self.webhook_url
+                )
+            if new.idempotency_key is not None:
+                await connection.execute(
+                    insert(IdempotencyKey).values(
+                        owner=new.owner or "",
+                        key=new.idempotency_key,
+                        document_id=document_id,
+                        fingerprint=new.fingerprint,
+                        created_at=now,
+                    )
+                )
+            if original is None:
+                await self._announce(connection)
+        return Submitted(
+            document_id, duplicate_of=original.id if original is not None else None
+        )
+
+    async def _idempotent_document(
+        self, connection: Any, new: NewDocument
+    ) -> str | None:
+        assert new.idempotency_key is not None
+        row = (
             await connection.execute(
-                insert(Document).values(
-                    id=document_id,
-                    title=new.title,
-                    filename=new.filename,
-                    source=new.source,
-                    user_metadata=new.user_metadata,
-                    sha256=new.sha256,
-                    size_bytes=new.size_bytes,
-                    storage_key=new.storage_key,
-                    status=PENDING,
-                    priority=new.priority,
-                    attempts=0,
-                    max_attempts=self.retry.max_attempts,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
+                select(IdempotencyKey.document_id, IdempotencyKey.fingerprint).where(
+                    IdempotencyKey.owner == (new.owner or ""),
+                    IdempotencyKey.key == new.idempotency_key,
                 )
             )
-            await self._announce(connection)
+        ).first()
+        if row is None:
+            return None
+        if row.fingerprint != new.fingerprint:
+            raise IdempotencyConflict(new.idempotency_key, row.document_id)
+        return str(row.document_id)
+
+    async def _completed_twin(
+        self, connection: Any, new: NewDocument
+    ) -> Row[Any] | None:
+        query = (
+            select(Document.__table__)
+            .where(Document.sha256 == new.sha256, Document.status == COMPLETED)
+            .order_by(Document.finished_at.desc())
+            .limit(1)
+        )
+        if new.owner is not None:
+            query = query.where(Document.owner == new.owner)
+        row: Row[Any] | None = (await connection.execute(query)).first()
+        return row
+
+    async def _copy_content(self, connection: Any, source: str, target: str) -> None:
+        columns = [
+            DocumentContent.text,
+            DocumentContent.markdown,
+            DocumentContent.pages,
+            DocumentContent.children,
+            DocumentContent.warnings,
+        ]
+        await connection.execute(
+            insert(DocumentContent).from_select(
+                ["document_id", *(c.key for c in columns)],
+                select(literal(target), *columns).where(
+                    DocumentContent.document_id == source
+                ),
+            )
+        )
+        await search.copy_index(connection, source, target)
+
+    async def storage_key_used(self, key: str) -> bool:
+        async with self.engine.connect() as connection:
+            used = (
+                await connection.execute(
+                    select(func.count())
+                    .select_from(Document)
+                    .where(Document.storage_key == key)
+                )
+            ).scalar_one()
+        return bool(used)
+
+    async def count_pending(self) -> int:
+        async with self.engine.connect() as connection:
+            count = (
+                await connection.execute(
+                    select(func.count())
+                    .select_from(Document)
+                    .where(Document.status == PENDING)
+                )
+            ).scalar_one()
+        return int(count)
+
+    async def reprocess(self, document_id: str) -> str:
+        """
+        Queue a final document again with a fresh set of attempts.
+
+        Returns the status afterwards: ``pending``, or the unchanged status of
+        a document that is still pending or processing.
+        """
+        now = utcnow()
+        async with write_transaction(self.engine) as connection:
+            result = await connection.execute(
+                update(Document)
+                .where(
+                    Document.id == document_id,
+                    Document.status.in_([COMPLETED, FAILED, CANCELLED]),
+                )
+                .values(
+                    status=PENDING,
+                    attempts=0,
+                    next_attempt_at=now,
+                    updated_at=now,
+                    started_at=None,
+                    finished_at=None,
+                    error_code=None,
+                    error_message=None,
+                    progress=None,
+                    duplicate_of=None,
+                )
+            )
+            if result.rowcount:
+                await self._announce(connection)
+        if not result.rowcount:
+            return str((await self.get(document_id)).status)
         logger.info(
-            "document %s queued",
+            "document %s queued for reprocessing",
             document_id,
-            extra={"action": "document_queued", "document_id": document_id},
+            extra={"action": "document_requeued", "document_id": document_id},
         )
         for listener in self._enqueue_listeners:
             listener()
-        return document_id
+        return PENDING
+
+    async def attach_original(
+        self,
+        claim: Claim,
+        storage_key: str,
+        sha256: str,
+        size_bytes: int,
+        filename: str | None,
+    ) -> None:
+        """
+        Record the original a worker fetched for a URL submission.
+
+        Raises:
+            LeaseLost: the claim is no longer the document's; nothing was written.
+        """
+        values: dict[str, Any] = {
+            "storage_key": storage_key,
+            "sha256": sha256,
+            "size_bytes": size_bytes,
+            "updated_at": utcnow(),
+        }
+        if filename:
+            values["filename"] = func.coalesce(Document.filename, filename)
+        async with write_transaction(self.engine) as connection:
+            result = await connection.execute(self._fenced(claim).values(**values))
+            if result.rowcount != 1:
+                raise LeaseLost(claim.document_id)
 
     async def get(self, document_id: str) -> Row[Any]:
         async with self.engine.connect() as connection:
@@ -164,11 +392,33 @@ class JobStore:
         status: str | None = None,
         limit: int = 50,
         before: tuple[datetime, str] | None = None,
+        mime_type: str | None = None,
+        created_after: datetime | None = None,
+        client_ref: str | None = None,
+        q: str | None = None,
+        owner: str | None = None,
     ) -> Sequence[Row[Any]]:
-        """Newest first; ``before`` is the (created_at, id) of the last row seen."""
+        """
+        Newest first; ``before`` is the (created_at, id) of the last row seen.
+
+        Args:
+            q: words that must all occur in the extracted text.
+            owner: only this API key's documents (None: everyone's).
+        """
         query = select(Document.__table__)
         if status is not None:
             query = query.where(Document.status == status)
+        if mime_type is not None:
+            query = query.where(Document.mime_type == mime_type)
+        if created_after is not None:
+            query = query.where(Document.created_at > created_after)
+        if client_ref is not None:
+            query = query.where(Document.client_ref == client_ref)
+        if owner is not None:
+            query = query.where(Document.owner == owner)
+        if q is not None:
+            matches = search.matching_ids(self.engine.dialect.name, q).subquery()
+            query = query.where(Document.id.in_(select(matches.c.document_id)))
         if before is not None:
             created_at, document_id = before
             query = query.where(
@@ -191,6 +441,9 @@ class JobStore:
             ).scalar()
             if key is None:
                 raise DocumentNotFound(document_id)
+            await search.unindex(connection, [document_id])
+            if not key:
+                return ""  # a URL submission whose original was never fetched
             still_used = (
                 await connection.execute(
                     select(func.count())
@@ -253,6 +506,7 @@ class JobStore:
                 Document.storage_key,
                 Document.filename,
                 Document.size_bytes,
+                Document.source_url,
             )
         )
         async with write_transaction(self.engine) as connection:
@@ -277,6 +531,8 @@ class JobStore:
             storage_key=row.storage_key,
             filename=row.filename,
             size_bytes=row.size_bytes,
+            # Fetched already (a retry, or reprocessing): no need to fetch again.
+            source_url=row.source_url if not row.storage_key else None,
         )
 
     def _fenced(self, claim: Claim) -> Any:
@@ -342,6 +598,10 @@ class JobStore:
                     warnings=payload["warnings"],
                 )
             )
+            await search.index_text(connection, claim.document_id, payload["text"])
+            await outbox.enqueue_events(
+                connection, [claim.document_id], now, self.webhook_url
+            )
             await self._close_attempt(connection, claim, now, COMPLETED, None)
 
     async def fail(
@@ -375,6 +635,10 @@ class JobStore:
                 raise LeaseLost(claim.document_id)
             outcome = "retry" if retry else FAILED
             await self._close_attempt(connection, claim, now, outcome, code)
+            if not retry:
+                await outbox.enqueue_events(
+                    connection, [claim.document_id], now, self.webhook_url
+                )
         return FailureOutcome(final=not retry, retry_at=retry_at)
 
     async def release(self, claim: Claim) -> bool:
@@ -548,15 +812,15 @@ class JobStore:
             Document.finished_at < cutoff
         )
         async with write_transaction(self.engine) as connection:
-            keys = set(
-                (
-                    await connection.execute(
-                        delete(Document)
-                        .where(condition)
-                        .returning(Document.storage_key)
-                    )
-                ).scalars()
-            )
+            deleted = (
+                await connection.execute(
+                    delete(Document)
+                    .where(condition)
+                    .returning(Document.id, Document.storage_key)
+                )
+            ).all()
+            await search.unindex(connection, [row.id for row in deleted])
+            keys = {row.storage_key for row in deleted if row.storage_key}
             if not keys:
                 return []
             used = set(
@@ -626,6 +890,7 @@ class JobStore:
             exhausted = await connection.execute(
                 update(Document)
                 .where(condition, Document.attempts >= Document.max_attempts)
+                .returning(Document.id)
                 .values(
                     status=FAILED,
                     finished_at=now,
@@ -641,6 +906,8 @@ class JobStore:
                     ),
                 )
             )
+            quarantined = list(exhausted.scalars())
+            await outbox.enqueue_events(connection, quarantined, now, self.webhook_url)
             retried = await connection.execute(
                 update(Document)
                 .where(condition)
@@ -658,7 +925,7 @@ class JobStore:
             )
             if retried.rowcount:
                 await self._announce(connection)
-        count = exhausted.rowcount + retried.rowcount
+        count = len(quarantined) + retried.rowcount
         if count:
             logger.warning(
                 "recovered %d document(s): %s",
@@ -686,3 +953,19 @@ def _pid_alive(worker_id: str) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _result_copy(original: Row[Any], now: datetime) -> dict[str, Any]:
+    """The columns a dedupe submission takes from the completed document."""
+    return {
+        "status": COMPLETED,
+        "duplicate_of": original.id,
+        "started_at": now,
+        "finished_at": now,
+        "mime_type": original.mime_type,
+        "word_count": original.word_count,
+        "char_count": original.char_count,
+        "page_count": original.page_count,
+        "doc_metadata": original.doc_metadata,
+        "processing_ms": 0.0,
+    }

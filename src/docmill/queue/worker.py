@@ -15,19 +15,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import socket
 import time
 from typing import Any
 
-from docmill.exceptions import ExtractionError, LeaseLost, StorageError
+from docmill.exceptions import ExtractionError, FetchError, LeaseLost, StorageError
 from docmill.extract.base import Limits
 from docmill.extract.child import ExtractionChild
+from docmill.fetch import fetch_to_storage
+from docmill.metrics import observe_extraction
 from docmill.parsing.service import run_after_completion, run_before_completion
 from docmill.queue.ids import default_worker_id
+from docmill.queue.outbox import Outbox
 from docmill.queue.store import Claim, JobStore
 from docmill.settings import Settings
 from docmill.storage import Storage
+from docmill.webhooks import DeliveryLoop
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +77,18 @@ class Worker:
         self._busy = 0
         self._lost_tokens: set[str] = set()
         store.on_enqueue(self._wakeup.set)
+        self.deliveries = DeliveryLoop(
+            Outbox(
+                store.engine,
+                settings.webhook_max_attempts,
+                settings.webhook_retry_base_seconds,
+            ),
+            settings,
+        )
 
     def wake(self) -> None:
         self._wakeup.set()
+        self.deliveries.wakeup.set()
 
     async def run(self, *, drain: bool = False) -> None:
         """
@@ -89,6 +103,7 @@ class Worker:
         )
         await self._recover_orphans()
         maintenance = asyncio.create_task(self._maintain())
+        deliveries = asyncio.create_task(self.deliveries.run())
         listener = None
         if self.store.engine.dialect.name == "postgresql":
             listener = asyncio.create_task(self._listen())
@@ -99,7 +114,7 @@ class Worker:
         try:
             await asyncio.gather(*self._slots)
         finally:
-            for task in (maintenance, listener):
+            for task in (maintenance, deliveries, listener):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -223,6 +238,8 @@ class Worker:
             self._heartbeat(claim, progress, asyncio.current_task())
         )
         try:
+            if claim.source_url:
+                claim = await self._fetch(claim)
             async with self.storage.local_copy(claim.storage_key) as path:
                 payload = await child.extract(
                     path,
@@ -243,6 +260,11 @@ class Worker:
             await self._record_failure(
                 claim, "original_missing", str(exc), False, started
             )
+        except FetchError as exc:
+            heartbeat.cancel()
+            await self._record_failure(
+                claim, exc.code, exc.message, exc.retryable, started
+            )
         except asyncio.CancelledError:
             heartbeat.cancel()
             if claim.token in self._lost_tokens:
@@ -257,6 +279,7 @@ class Worker:
             raise
         else:
             heartbeat.cancel()
+            observe_extraction(payload["mime_type"], time.perf_counter() - started)
             try:
                 await self.store.complete(claim, payload)
             except LeaseLost:
@@ -282,6 +305,29 @@ class Worker:
                     claim.storage_key,
                     payload,
                 )
+
+    async def _fetch(self, claim: Claim) -> Claim:
+        """Download a URL submission's original; the claim, now naming it."""
+        assert claim.source_url is not None
+        stored, filename = await fetch_to_storage(
+            claim.source_url, self.storage, self.settings
+        )
+        await self.store.attach_original(
+            claim, stored.key, stored.sha256, stored.size_bytes, filename
+        )
+        logger.info(
+            "document %s fetched: %d bytes",
+            claim.document_id,
+            stored.size_bytes,
+            extra=_fields("document_fetched", claim),
+        )
+        return dataclasses.replace(
+            claim,
+            storage_key=stored.key,
+            size_bytes=stored.size_bytes,
+            filename=claim.filename or filename,
+            source_url=None,
+        )
 
     async def _record_failure(
         self, claim: Claim, code: str, message: str, retryable: bool, started: float

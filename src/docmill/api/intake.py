@@ -1,0 +1,209 @@
+"""
+Reading submissions: multipart uploads streamed to storage, and JSON bodies.
+
+An upload is never held whole, in memory or on a spool file: each file part
+flows from the socket through the multipart parser into ``Storage.put``,
+which hashes and writes it as it arrives. The moment a part passes
+``DOCMILL_MAX_UPLOAD_BYTES`` the storage gives up, the request stops being
+read, and the caller gets 413, without waiting for the rest of the body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+
+from docmill.api.problems import Problem
+from docmill.exceptions import TooLarge
+from docmill.storage import Storage, StoredOriginal
+from docmill.streams import ChunkPipe
+
+MAX_FIELD_BYTES = 64 * 1024
+MAX_FIELDS = 32
+
+
+@dataclass
+class FilePart:
+    """One uploaded file: stored, or refused with a problem."""
+
+    filename: str | None
+    stored: StoredOriginal | None = None
+    error: Problem | None = None
+
+
+@dataclass
+class Form:
+    files: list[FilePart] = field(default_factory=list)
+    fields: dict[str, str] = field(default_factory=dict)
+
+
+class _StreamingForm:
+    def __init__(self, storage: Storage, max_bytes: int, max_files: int) -> None:
+        self.storage = storage
+        self.max_bytes = max_bytes
+        self.max_files = max_files
+        self.form = Form()
+        self.events: list[tuple[str, bytes]] = []
+        self._headers: dict[bytes, bytes] = {}
+        self._header_field = b""
+        self._header_value = b""
+        self._field_name: str | None = None
+        self._field_value = bytearray()
+        self._pipe: ChunkPipe | None = None
+        self._reader: asyncio.Task[StoredOriginal] | None = None
+        self._part: FilePart | None = None
+
+    def callbacks(self) -> dict[str, Any]:
+        def data(name: str) -> Any:
+            def on(chunk: bytes, start: int, end: int) -> None:
+                self.events.append((name, bytes(chunk[start:end])))
+
+            return on
+
+        def mark(name: str) -> Any:
+            return lambda: self.events.append((name, b""))
+
+        return {
+            "on_part_begin": mark("part_begin"),
+            "on_part_data": data("part_data"),
+            "on_part_end": mark("part_end"),
+            "on_header_field": data("header_field"),
+            "on_header_value": data("header_value"),
+            "on_header_end": mark("header_end"),
+            "on_headers_finished": mark("headers_finished"),
+        }
+
+    async def handle(self, events: list[tuple[str, bytes]]) -> None:
+        for name, data in events:
+            if name == "part_begin":
+                self._headers = {}
+                self._header_field = self._header_value = b""
+            elif name == "header_field":
+                self._header_field += data
+            elif name == "header_value":
+                self._header_value += data
+            elif name == "header_end":
+                self._headers[self._header_field.lower()] = self._header_value
+                self._header_field = self._header_value = b""
+            elif name == "headers_finished":
+                self._begin_part()
+            elif name == "part_data":
+                await self._part_data(data)
+            elif name == "part_end":
+                await self._end_part()
+
+    def _begin_part(self) -> None:
+        _, options = parse_options_header(
+            self._headers.get(b"content-disposition", b"")
+        )
+        name = options.get(b"name", b"").decode("utf-8", "replace")
+        if b"filename" not in options:
+            if len(self.form.fields) >= MAX_FIELDS:
+                raise Problem(422, "validation", "too many form fields")
+            self._field_name = name
+            self._field_value = bytearray()
+            return
+        if len(self.form.files) >= self.max_files:
+            raise Problem(
+                422, "validation", f"at most {self.max_files} file(s) per request"
+            )
+        filename = options[b"filename"].decode("utf-8", "replace") or None
+        self._part = FilePart(filename=filename)
+        self._pipe = ChunkPipe()
+        self._reader = asyncio.ensure_future(
+            self.storage.put(self._pipe, self.max_bytes)  # type: ignore[arg-type]
+        )
+
+    async def _part_data(self, data: bytes) -> None:
+        if self._field_name is not None:
+            self._field_value += data
+            if len(self._field_value) > MAX_FIELD_BYTES:
+                raise Problem(
+                    413, "too-large", f"form field {self._field_name!r} is too long"
+                )
+        elif self._pipe is not None and self._reader is not None:
+            await self._pipe.feed(data, self._reader)
+            if self._reader.done() and self.max_files == 1:
+                # The only file is refused: stop reading the request now.
+                await self._end_part()
+
+    async def _end_part(self) -> None:
+        if self._field_name is not None:
+            self.form.fields[self._field_name] = self._field_value.decode(
+                "utf-8", "replace"
+            )
+            self._field_name = None
+            return
+        if self._pipe is None or self._reader is None or self._part is None:
+            return
+        pipe, reader, part = self._pipe, self._reader, self._part
+        self._pipe = self._reader = self._part = None
+        await pipe.close(reader)
+        try:
+            part.stored = await reader
+        except TooLarge as exc:
+            part.error = Problem(413, "too-large", exc.message)
+        self.form.files.append(part)
+        if part.error is not None and self.max_files == 1:
+            raise part.error
+
+    async def abandon(self) -> None:
+        if self._pipe is not None and self._reader is not None:
+            self._pipe.abort()
+            with contextlib.suppress(Exception):
+                await self._reader
+
+
+async def read_multipart(
+    content_type: str,
+    body: AsyncIterator[bytes],
+    storage: Storage,
+    max_bytes: int,
+    max_files: int = 1,
+) -> Form:
+    """
+    Parse a multipart body, streaming each file part into ``storage``.
+
+    Raises:
+        Problem: malformed body, too many parts, or (with ``max_files``
+            of 1) a file over ``max_bytes``. With several files an oversized
+            one is reported on its ``FilePart`` and the rest still go in.
+    """
+    _, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise Problem(422, "validation", "the multipart body has no boundary")
+    reader = _StreamingForm(storage, max_bytes, max_files)
+    parser = MultipartParser(boundary, reader.callbacks())  # type: ignore[arg-type]
+    try:
+        async for chunk in body:
+            parser.write(chunk)
+            events, reader.events = reader.events, []
+            await reader.handle(events)
+        parser.finalize()
+        events, reader.events = reader.events, []
+        await reader.handle(events)
+    except FormParserError as exc:
+        await reader.abandon()
+        raise Problem(422, "validation", f"malformed multipart body: {exc}") from exc
+    except BaseException:
+        await reader.abandon()
+        raise
+    if reader._field_name is not None or reader._pipe is not None:
+        await reader.abandon()
+        raise Problem(422, "validation", "the multipart body ended mid-part")
+    return reader.form
+
+
+def fingerprint(*parts: Any) -> str:
+    """A stable hash of what a request asked for, for Idempotency-Key checks."""
+    encoded = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(encoded).hexdigest()

@@ -1,0 +1,386 @@
+"""
+Taking documents in: one at a time, or many in a batch.
+
+Both paths share the same rules. The queue's depth is checked first (429
+with ``Retry-After`` past ``DOCMILL_MAX_PENDING``), uploads stream straight
+to storage, an ``Idempotency-Key`` makes a repeated request return the first
+document, and ``dedupe`` reuses a completed result for the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import ValidationError
+
+from docmill.api import auth
+from docmill.api.intake import Form, fingerprint, read_multipart
+from docmill.api.problems import PROBLEM_TYPE_PREFIX, Problem
+from docmill.api.schemas import BatchItemOut, BatchOut, TextSubmission
+from docmill.exceptions import IdempotencyConflict
+from docmill.queue.store import NewDocument, Submitted
+from docmill.storage import StoredOriginal, put_bytes
+
+router = APIRouter()
+
+MAX_BATCH_ITEMS = 100
+# Multipart framing and the small form fields around the file.
+FORM_OVERHEAD_BYTES = 65536
+QUEUE_FULL_RETRY_SECONDS = 10
+
+
+def services_of(request: Request) -> Any:
+    return request.app.state.services
+
+
+async def check_capacity(services: Any) -> None:
+    """Refuse new work while the queue is deeper than ``max_pending``."""
+    limit = services.settings.max_pending
+    if not limit:
+        return
+    pending = await services.store.count_pending()
+    if pending >= limit:
+        raise Problem(
+            429,
+            "queue-full",
+            f"{pending} documents are waiting, the limit is {limit}; "
+            "retry after the time in Retry-After",
+            headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
+            pending=pending,
+        )
+
+
+def idempotency_key(request: Request) -> str | None:
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= 200:
+        raise Problem(
+            422, "validation", "`Idempotency-Key` must be 1 to 200 characters"
+        )
+    return key
+
+
+def validation_problem(exc: ValidationError, detail: str) -> Problem:
+    errors = [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in exc.errors()
+    ]
+    return Problem(422, "validation", detail, errors=errors)
+
+
+def parse_submission(raw: Any) -> TextSubmission:
+    try:
+        submission = TextSubmission.model_validate(raw)
+    except ValidationError as exc:
+        raise validation_problem(exc, "the submission is not valid") from exc
+    if (submission.content is None) == (submission.url is None):
+        raise Problem(
+            422,
+            "validation",
+            "give exactly one of `content` and `url`",
+            errors=[
+                {
+                    "loc": ["content"],
+                    "msg": "exactly one of content and url is required",
+                    "type": "missing",
+                }
+            ],
+        )
+    return submission
+
+
+def form_submission(fields: dict[str, str]) -> TextSubmission:
+    """The form fields of an upload, checked by the same model as JSON."""
+    raw: dict[str, Any] = {k: v for k, v in fields.items() if v != ""}
+    raw.pop("content", None)
+    raw.pop("url", None)
+    if "metadata" in raw:
+        try:
+            raw["metadata"] = json.loads(raw["metadata"])
+        except ValueError as exc:
+            raise Problem(422, "validation", "`metadata` is not valid JSON") from exc
+        if not isinstance(raw["metadata"], dict):
+            raise Problem(422, "validation", "`metadata` must be a JSON object")
+    raw["content"] = ""
+    return parse_submission(raw)
+
+
+def new_document(
+    submission: TextSubmission,
+    stored: StoredOriginal | None,
+    *,
+    source: str,
+    filename: str | None,
+    owner: str | None,
+    key: str | None,
+) -> NewDocument:
+    sha256 = stored.sha256 if stored else ""
+    return NewDocument(
+        source=source,
+        sha256=sha256,
+        size_bytes=stored.size_bytes if stored else 0,
+        storage_key=stored.key if stored else "",
+        title=submission.title,
+        filename=filename,
+        user_metadata=submission.metadata,
+        priority=submission.priority,
+        client_ref=submission.client_ref,
+        owner=owner,
+        source_url=submission.url,
+        callback_url=submission.callback_url,
+        dedupe=submission.dedupe,
+        idempotency_key=key,
+        fingerprint=fingerprint(
+            source,
+            sha256,
+            submission.url,
+            filename,
+            submission.model_dump(exclude={"content"}),
+        ),
+    )
+
+
+async def queue_new(services: Any, new: NewDocument) -> Submitted:
+    try:
+        return await services.store.submit(new)
+    except IdempotencyConflict as exc:
+        await discard_unused(services, new.storage_key)
+        raise Problem(
+            409,
+            "idempotency-conflict",
+            str(exc),
+            document_id=exc.document_id,
+        ) from exc
+
+
+async def discard_unused(services: Any, storage_key: str) -> None:
+    """Remove an original that a refused submission left behind."""
+    if storage_key and not await services.store.storage_key_used(storage_key):
+        await services.storage.delete(storage_key)
+
+
+async def read_form(request: Request, services: Any, max_files: int) -> Form:
+    return await read_multipart(
+        request.headers["content-type"],
+        request.stream(),
+        services.storage,
+        services.settings.max_upload_bytes,
+        max_files=max_files,
+    )
+
+
+async def accept_single(request: Request) -> Submitted:
+    """Read one submission from the request and queue it."""
+    services = services_of(request)
+    settings = services.settings
+    owner = auth.owner(request)
+    key = idempotency_key(request)
+    await check_capacity(services)
+    declared = request.headers.get("content-length", "")
+    limit = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+    if declared.isdigit() and int(declared) > limit:
+        raise Problem(
+            413,
+            "too-large",
+            f"the request is larger than the limit of {settings.max_upload_bytes} "
+            "bytes",
+        )
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await read_form(request, services, max_files=1)
+        if not form.files or form.files[0].stored is None:
+            raise Problem(422, "validation", "the upload has no `file` part")
+        stored = form.files[0].stored
+        try:
+            submission = form_submission(form.fields)
+        except Problem:
+            await discard_unused(services, stored.key)
+            raise
+        new = new_document(
+            submission,
+            stored,
+            source="upload",
+            filename=form.files[0].filename,
+            owner=owner,
+            key=key,
+        )
+    elif content_type.startswith("application/json"):
+        try:
+            raw = json.loads(await request.body())
+        except ValueError as exc:
+            raise Problem(422, "validation", "the body is not valid JSON") from exc
+        new = await json_document(services, raw, owner=owner, key=key)
+    else:
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "send a multipart/form-data upload with a `file` field, or JSON "
+            "with a `content` or `url` field",
+        )
+    return await queue_new(services, new)
+
+
+async def json_document(
+    services: Any, raw: Any, *, owner: str | None, key: str | None
+) -> NewDocument:
+    submission = parse_submission(raw)
+    stored = None
+    source = "url"
+    if submission.content is not None:
+        source = "text"
+        stored = await put_bytes(
+            services.storage,
+            submission.content.encode("utf-8"),
+            services.settings.max_upload_bytes,
+        )
+    return new_document(
+        submission, stored, source=source, filename=None, owner=owner, key=key
+    )
+
+
+def item_problem(request: Request, problem: Problem) -> dict[str, Any]:
+    return {
+        "type": PROBLEM_TYPE_PREFIX + problem.slug,
+        "title": HTTPStatus(problem.status).phrase,
+        "status": problem.status,
+        "detail": problem.detail,
+        "instance": request.url.path,
+        **problem.extensions,
+    }
+
+
+@router.post(
+    "/documents/batch",
+    response_model=BatchOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {
+                                "type": "array",
+                                "items": {"type": "string", "format": "binary"},
+                            },
+                            "metadata": {
+                                "type": "string",
+                                "description": "A JSON object, as text.",
+                            },
+                            "priority": {"type": "integer"},
+                            "client_ref": {"type": "string"},
+                            "callback_url": {"type": "string"},
+                        },
+                    }
+                },
+                "application/json": {
+                    "schema": {"$ref": "#/components/schemas/BatchSubmission"}
+                },
+            },
+        }
+    },
+    responses={
+        413: {"description": "Too large"},
+        415: {"description": "Unsupported media type"},
+        422: {"description": "Invalid"},
+        429: {"description": "Queue full or rate limited"},
+    },
+    tags=["documents"],
+)
+async def submit_batch(request: Request) -> BatchOut:
+    """
+    Queue many documents: several `file` parts (the other form fields apply
+    to each), or JSON `{"items": [...]}`. Items are answered in order, each
+    with its own status; an invalid item fails alone.
+    """
+    from docmill.api.routes import document_by_id
+
+    services = services_of(request)
+    owner = auth.owner(request)
+    key = idempotency_key(request)
+    await check_capacity(services)
+    content_type = request.headers.get("content-type", "")
+    outcomes: list[NewDocument | Problem] = []
+    if content_type.startswith("multipart/form-data"):
+        form = await read_form(request, services, max_files=MAX_BATCH_ITEMS)
+        if not form.files:
+            raise Problem(422, "validation", "the batch has no file parts")
+        submission = form_submission(form.fields)
+        for index, part in enumerate(form.files):
+            if part.stored is None:
+                assert part.error is not None
+                outcomes.append(part.error)
+                continue
+            outcomes.append(
+                new_document(
+                    submission,
+                    part.stored,
+                    source="upload",
+                    filename=part.filename,
+                    owner=owner,
+                    key=f"{key}#{index}" if key else None,
+                )
+            )
+    elif content_type.startswith("application/json"):
+        try:
+            items = json.loads(await request.body()).get("items")
+        except (ValueError, AttributeError) as exc:
+            raise Problem(
+                422, "validation", "the body must be a JSON object with `items`"
+            ) from exc
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH_ITEMS:
+            raise Problem(
+                422,
+                "validation",
+                f"`items` must be a list of 1 to {MAX_BATCH_ITEMS} submissions",
+            )
+        for index, raw in enumerate(items):
+            try:
+                outcomes.append(
+                    await json_document(
+                        services,
+                        raw,
+                        owner=owner,
+                        key=f"{key}#{index}" if key else None,
+                    )
+                )
+            except Problem as problem:
+                outcomes.append(problem)
+    else:
+        raise Problem(
+            415,
+            "unsupported-media-type",
+            "send multipart/form-data with `file` parts, or JSON with `items`",
+        )
+
+    answers = []
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, NewDocument):
+            try:
+                submitted = await queue_new(services, outcome)
+            except Problem as problem:
+                outcome = problem
+            else:
+                document = await document_by_id(services, submitted.document_id)
+                answers.append(BatchItemOut(index=index, status=202, document=document))
+                continue
+        answers.append(
+            BatchItemOut(
+                index=index,
+                status=outcome.status,
+                error=item_problem(request, outcome),
+            )
+        )
+    return BatchOut(items=answers)
+
+
+def accepted_headers(response: Response, submitted: Submitted) -> None:
+    response.headers["Location"] = f"/documents/{submitted.document_id}"
+    if submitted.replayed:
+        response.headers["Idempotent-Replayed"] = "true"

@@ -1,0 +1,180 @@
+"""
+Fetching submitted URLs, and the address guard every outgoing request uses.
+
+A URL a caller gives must not become a way into docmill's own network
+(SSRF). The guard resolves the host name, refuses it if any address is
+private, loopback, link-local (which includes cloud metadata at
+169.254.169.254), shared, reserved or multicast, unless an allow-listed
+network (``DOCMILL_FETCH_ALLOW_NETWORKS``) contains it, and then connects to
+the address it checked, not to a second lookup of the name, so a DNS answer
+that changes between check and connect (rebinding) gains nothing. Redirects
+are followed by hand, and every hop passes the same check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+import httpx
+
+from docmill.exceptions import FetchError, ForbiddenAddress
+from docmill.settings import Settings
+from docmill.storage import Storage, StoredOriginal
+from docmill.streams import put_stream
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+USER_AGENT = "docmill"
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """The addresses ``host`` resolves to (tests replace this function)."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in infos})
+
+
+@dataclass(frozen=True)
+class PinnedRequest:
+    """A request aimed at a checked address, naming the host only in headers."""
+
+    url: httpx.URL
+    headers: dict[str, str]
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+
+class AddressGuard:
+    """
+    Decides which addresses outgoing requests may reach.
+
+    Args:
+        allow: networks (CIDR) permitted although not public.
+    """
+
+    def __init__(self, allow: Iterable[str] = ()) -> None:
+        self.allow = [ipaddress.ip_network(net, strict=False) for net in allow]
+
+    def permits(self, address: IPAddress) -> bool:
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if any(address in network for network in self.allow):
+            return True
+        return address.is_global and not address.is_multicast
+
+    async def pin(self, url: httpx.URL) -> PinnedRequest:
+        """
+        Check ``url``'s host and aim the request at the checked address.
+
+        Raises:
+            FetchError: not http(s), no host, or the name does not resolve.
+            ForbiddenAddress: an address of the host is not permitted.
+        """
+        if url.scheme not in ("http", "https") or not url.host:
+            raise FetchError(f"{str(url)!r} is not an http(s) URL with a host")
+        host = url.host
+        port = url.port or (443 if url.scheme == "https" else 80)
+        try:
+            addresses = [ipaddress.ip_address(host)]
+        except ValueError:
+            try:
+                found = await resolve(host, port)
+            except OSError as exc:
+                raise FetchError(
+                    f"{host!r} could not be resolved: {exc}", retryable=True
+                ) from exc
+            addresses = [ipaddress.ip_address(a.split("%")[0]) for a in found]
+        if not addresses:
+            raise FetchError(f"{host!r} resolves to no address", retryable=True)
+        for address in addresses:
+            if not self.permits(address):
+                raise ForbiddenAddress(host, str(address))
+        chosen = addresses[0]
+        headers = {"Host": url.netloc.decode("ascii"), "User-Agent": USER_AGENT}
+        extensions: dict[str, Any] = {}
+        if url.scheme == "https":
+            extensions["sni_hostname"] = host
+        return PinnedRequest(url.copy_with(host=str(chosen)), headers, extensions)
+
+
+def guard_from(settings: Settings) -> AddressGuard:
+    return AddressGuard(settings.fetch_allow_networks)
+
+
+_FILENAME = re.compile(r"filename\*?=(?:UTF-8'')?\"?([^\";]+)\"?", re.IGNORECASE)
+
+
+def _filename(response: httpx.Response, url: httpx.URL) -> str | None:
+    disposition = response.headers.get("content-disposition", "")
+    if match := _FILENAME.search(disposition):
+        return unquote(match.group(1)).strip() or None
+    last = unquote(url.path.rsplit("/", 1)[-1])
+    return last or None
+
+
+async def fetch_to_storage(
+    url: str, storage: Storage, settings: Settings
+) -> tuple[StoredOriginal, str | None]:
+    """
+    Download ``url`` into ``storage``, streamed, within the fetch limits.
+
+    Returns the stored original and a file name from the response, if any.
+
+    Raises:
+        FetchError: refused address, bad status, too many redirects, timeout.
+        TooLarge: the body passes ``max_upload_bytes``.
+    """
+    guard = guard_from(settings)
+    try:
+        async with asyncio.timeout(settings.fetch_timeout_seconds):
+            return await _follow(httpx.URL(url), storage, settings, guard)
+    except TimeoutError as exc:
+        raise FetchError(
+            f"fetching {url!r} took longer than {settings.fetch_timeout_seconds}s",
+            retryable=True,
+        ) from exc
+    except httpx.InvalidURL as exc:
+        raise FetchError(f"{url!r} is not a valid URL: {exc}") from exc
+
+
+async def _follow(
+    url: httpx.URL, storage: Storage, settings: Settings, guard: AddressGuard
+) -> tuple[StoredOriginal, str | None]:
+    # trust_env off: a proxy from the environment would connect on our behalf
+    # to addresses the guard never saw.
+    async with httpx.AsyncClient(trust_env=False, follow_redirects=False) as client:
+        for _hop in range(settings.fetch_max_redirects + 1):
+            pinned = await guard.pin(url)
+            try:
+                async with client.stream(
+                    "GET",
+                    pinned.url,
+                    headers=pinned.headers,
+                    extensions=pinned.extensions,
+                ) as response:
+                    if response.is_redirect and "location" in response.headers:
+                        url = url.join(response.headers["location"])
+                        continue
+                    if response.status_code >= 400:
+                        raise FetchError(
+                            f"{str(url)!r} answered HTTP {response.status_code}",
+                            retryable=response.status_code >= 500
+                            or response.status_code == 429,
+                        )
+                    stored = await put_stream(
+                        storage, response.aiter_bytes(), settings.max_upload_bytes
+                    )
+                    return stored, _filename(response, url)
+            except httpx.HTTPError as exc:
+                raise FetchError(
+                    f"fetching {str(url)!r} failed: {type(exc).__name__}: {exc}",
+                    retryable=True,
+                ) from exc
+    raise FetchError(
+        f"more than {settings.fetch_max_redirects} redirects from {str(url)!r}"
+    )

@@ -1,0 +1,369 @@
+"""Submitting, listing and managing documents, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from docmill.db.engine import create_engine
+from tests.support import wait_final
+
+pytestmark = pytest.mark.anyio
+
+MakeClient = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+async def upload(
+    client: httpx.AsyncClient,
+    data: bytes,
+    name: str = "note.txt",
+    headers: dict[str, str] | None = None,
+    **form: str,
+) -> httpx.Response:
+    return await client.post(
+        "/documents",
+        files={"file": (name, io.BytesIO(data))},
+        data=form,
+        headers=headers,
+    )
+
+
+async def test_chunked_upload_past_the_limit_is_refused_while_streaming(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(max_upload_bytes=100_000)
+    sent = 0
+
+    async def body() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield (
+            b'--b\r\nContent-Disposition: form-data; name="file"; '
+            b'filename="big.txt"\r\n\r\n'
+        )
+        for _ in range(1000):  # 64 MB if it were all read
+            sent += 1
+            yield b"x" * 65536
+        yield b"\r\n--b--\r\n"
+
+    response = await client.post(
+        "/documents",
+        content=body(),
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
+
+    assert (response.status_code, response.json()["type"]) == (
+        413,
+        "urn:docmill:problem:too-large",
+    )
+    # Storage reads 1 MiB at a time: refused within a few MiB, not 64.
+    assert sent < 50
+
+
+async def test_declared_length_past_the_limit_is_refused_at_once(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(max_upload_bytes=1000)
+
+    response = await upload(client, b"x" * 200_000)
+
+    assert response.status_code == 413
+
+
+async def test_upload_keeps_client_ref_and_echoes_it(
+    client: httpx.AsyncClient,
+) -> None:
+    created = (await upload(client, b"some words", client_ref="order-7")).json()
+
+    body = await wait_final(client, created["id"])
+
+    assert (created["client_ref"], body["client_ref"]) == ("order-7", "order-7")
+
+
+async def test_batch_of_files_answers_per_item_in_order(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(max_upload_bytes=1000)
+    files = [
+        ("file", ("a.txt", io.BytesIO(b"first"))),
+        ("file", ("b.txt", io.BytesIO(b"y" * 5000))),
+        ("file", ("c.txt", io.BytesIO(b"third"))),
+    ]
+
+    response = await client.post(
+        "/documents/batch", files=files, data={"client_ref": "batch-1"}
+    )
+
+    items = response.json()["items"]
+    assert [item["status"] for item in items] == [202, 413, 202]
+    assert [items[0]["document"]["filename"], items[2]["document"]["filename"]] == [
+        "a.txt",
+        "c.txt",
+    ]
+    assert items[1]["error"]["type"] == "urn:docmill:problem:too-large"
+
+
+async def test_json_batch_refuses_only_the_invalid_item(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/documents/batch",
+        json={"items": [{"content": "one"}, {"title": "no content"}, {"content": "3"}]},
+    )
+
+    items = response.json()["items"]
+    assert [item["status"] for item in items] == [202, 422, 202]
+    assert items[1]["error"]["type"] == "urn:docmill:problem:validation"
+
+
+async def test_batch_that_is_not_a_list_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post("/documents/batch", json={"items": "x"})
+
+    assert response.status_code == 422
+
+
+async def test_listing_filters_by_client_ref_mime_type_and_time(
+    client: httpx.AsyncClient,
+) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    csv = (await upload(client, b"a,b\n1,2\n", name="t.csv", client_ref="x")).json()
+    text = (await upload(client, b"plain words here", client_ref="y")).json()
+    await wait_final(client, csv["id"])
+    await wait_final(client, text["id"])
+
+    by_ref = (await client.get("/documents", params={"client_ref": "x"})).json()
+    by_type = (await client.get("/documents", params={"mime_type": "text/csv"})).json()
+    later = (
+        await client.get(
+            "/documents",
+            params={"created_after": (datetime.now(UTC) + timedelta(1)).isoformat()},
+        )
+    ).json()
+    since = (
+        await client.get("/documents", params={"created_after": before.isoformat()})
+    ).json()
+
+    assert [d["id"] for d in by_ref["items"]] == [csv["id"]]
+    assert [d["id"] for d in by_type["items"]] == [csv["id"]]
+    assert (later["items"], len(since["items"])) == ([], 2)
+
+
+async def test_search_finds_documents_by_words_of_their_text(
+    client: httpx.AsyncClient,
+) -> None:
+    fox = (await upload(client, b"Der schnelle Fuchs springt")).json()
+    dog = (await upload(client, b"The lazy dog sleeps")).json()
+    await wait_final(client, fox["id"])
+    await wait_final(client, dog["id"])
+
+    found = (await client.get("/documents", params={"q": "fuchs SCHNELLE"})).json()
+    none = (await client.get("/documents", params={"q": "fuchs dog"})).json()
+    odd = await client.get("/documents", params={"q": '"OR NEAR( * -'})
+
+    assert [d["id"] for d in found["items"]] == [fox["id"]]
+    assert none["items"] == []
+    assert (odd.status_code, odd.json()["items"]) == (200, [])
+
+
+async def test_cursor_pages_are_stable_under_concurrent_inserts(
+    client: httpx.AsyncClient,
+) -> None:
+    ids = [(await upload(client, f"doc {n}".encode())).json()["id"] for n in range(4)]
+
+    first = (await client.get("/documents", params={"limit": 2})).json()
+    await upload(client, b"arrives while paging")
+    second = (
+        await client.get(
+            "/documents", params={"limit": 2, "cursor": first["next_cursor"]}
+        )
+    ).json()
+
+    listed = [d["id"] for d in first["items"] + second["items"]]
+    assert listed == ids[::-1]
+
+
+async def test_delete_drops_the_document_from_search(
+    client: httpx.AsyncClient,
+) -> None:
+    created = (await upload(client, b"ephemeral zebra")).json()
+    await wait_final(client, created["id"])
+
+    await client.delete(f"/documents/{created['id']}")
+    found = (await client.get("/documents", params={"q": "zebra"})).json()
+
+    assert found["items"] == []
+
+
+async def test_delete_of_unknown_document_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/documents/nope")
+
+    assert response.json()["type"] == "urn:docmill:problem:document-not-found"
+
+
+async def test_reprocess_runs_a_final_document_again(
+    client: httpx.AsyncClient,
+) -> None:
+    created = (await upload(client, b"run me twice")).json()
+    await wait_final(client, created["id"])
+
+    response = await client.post(f"/documents/{created['id']}/reprocess")
+    body = await wait_final(client, created["id"])
+
+    assert (response.status_code, response.json()["status"]) == (202, "pending")
+    assert (body["status"], body["attempts"]) == ("completed", 1)
+
+
+async def test_reprocess_of_a_running_document_is_409(
+    client: httpx.AsyncClient,
+) -> None:
+    created = (await upload(client, b"DOCMILL-TEST-SLEEP 2\nslow")).json()
+
+    response = await client.post(f"/documents/{created['id']}/reprocess")
+
+    assert (response.status_code, response.json()["type"]) == (
+        409,
+        "urn:docmill:problem:not-final",
+    )
+
+
+async def test_original_comes_back_with_its_content_type(
+    client: httpx.AsyncClient,
+) -> None:
+    data = b"name,qty\nbolt,3\n"
+    created = (await upload(client, data, name="stock.csv")).json()
+    await wait_final(client, created["id"])
+
+    response = await client.get(f"/documents/{created['id']}/original")
+
+    assert (response.content, response.headers["content-type"]) == (
+        data,
+        "text/csv; charset=utf-8",
+    )
+    assert "stock.csv" in response.headers["content-disposition"]
+
+
+async def test_original_of_unknown_document_is_404(client: httpx.AsyncClient) -> None:
+    response = await client.get("/documents/nope/original")
+
+    assert response.status_code == 404
+
+
+async def test_idempotency_key_returns_the_first_document(
+    client: httpx.AsyncClient,
+) -> None:
+    headers = {"Idempotency-Key": "k-1"}
+    first = await upload(client, b"once", headers=headers, title="t")
+    again = await upload(client, b"once", headers=headers, title="t")
+
+    assert again.json()["id"] == first.json()["id"]
+    assert (again.status_code, again.headers["idempotent-replayed"]) == (202, "true")
+
+
+async def test_idempotency_key_reused_for_other_content_is_409(
+    client: httpx.AsyncClient,
+) -> None:
+    headers = {"Idempotency-Key": "k-2"}
+    await client.post("/documents", json={"content": "a"}, headers=headers)
+
+    response = await client.post("/documents", json={"content": "b"}, headers=headers)
+
+    assert (response.status_code, response.json()["type"]) == (
+        409,
+        "urn:docmill:problem:idempotency-conflict",
+    )
+
+
+async def test_concurrent_requests_with_one_key_make_one_document(
+    client: httpx.AsyncClient,
+) -> None:
+    headers = {"Idempotency-Key": "k-3"}
+
+    responses = await asyncio.gather(
+        *(
+            client.post("/documents", json={"content": "same"}, headers=headers)
+            for _ in range(5)
+        )
+    )
+
+    assert len({r.json()["id"] for r in responses}) == 1
+
+
+async def test_dedupe_reuses_a_completed_result(client: httpx.AsyncClient) -> None:
+    first = (await upload(client, b"identical bytes here")).json()
+    await wait_final(client, first["id"])
+
+    second = (await upload(client, b"identical bytes here", dedupe="true")).json()
+    text = await client.get(f"/documents/{second['id']}/text")
+
+    assert (second["status"], second["duplicate_of"]) == ("completed", first["id"])
+    assert text.text == "identical bytes here"
+    assert second["id"] != first["id"]
+
+
+async def test_dedupe_without_a_twin_processes_normally(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await client.post("/documents", json={"content": "new", "dedupe": True})
+
+    body = await wait_final(client, created.json()["id"])
+
+    assert (body["status"], body["duplicate_of"]) == ("completed", None)
+
+
+async def test_full_queue_answers_429_with_retry_after(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(max_pending=1, workers=0)
+    await client.post("/documents", json={"content": "waits"})
+
+    response = await client.post("/documents", json={"content": "refused"})
+
+    assert (response.status_code, response.json()["type"]) == (
+        429,
+        "urn:docmill:problem:queue-full",
+    )
+    assert int(response.headers["retry-after"]) > 0
+
+
+async def test_unreachable_database_answers_503_not_429(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(workers=0)
+    services: Any = client.app.state.services  # type: ignore[attr-defined]
+    healthy = services.store.engine
+    services.store.engine = create_engine(
+        "postgresql+asyncpg://postgres@127.0.0.1:1/none"
+    )
+    try:
+        submit = await client.post("/documents", json={"content": "x"})
+        read = await client.get("/documents")
+    finally:
+        await services.store.engine.dispose()
+        services.store.engine = healthy
+
+    assert (submit.status_code, read.status_code) == (503, 503)
+    assert submit.json()["type"] == "urn:docmill:problem:database-unavailable"
+    assert "retry-after" in submit.headers
+
+
+async def test_bad_idempotency_key_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/documents", json={"content": "x"}, headers={"Idempotency-Key": "k" * 300}
+    )
+
+    assert response.status_code == 422
+
+
+async def test_malformed_multipart_is_422(client: httpx.AsyncClient) -> None:
+    response = await client.post(
+        "/documents",
+        content=b"not multipart at all",
+        headers={"content-type": "multipart/form-data; boundary=zz"},
+    )
+
+    assert response.status_code == 422

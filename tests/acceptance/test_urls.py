@@ -1,0 +1,152 @@
+"""Submission by URL: fetched by the worker, through the address guard."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import httpx
+import pytest
+
+from docmill import fetch
+from tests.servers import Handler, local_server
+from tests.support import wait_final
+
+pytestmark = pytest.mark.anyio
+
+MakeClient = Callable[..., Awaitable[httpx.AsyncClient]]
+LOCAL = ["127.0.0.1/32"]
+
+
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    names: dict[str, list[str]] = {}
+
+    async def resolve(host: str, port: int) -> list[str]:
+        if host not in names:
+            raise OSError(f"unknown host {host}")
+        return names[host]
+
+    monkeypatch.setattr(fetch, "resolve", resolve)
+    return names
+
+
+def _serve_text(handler: Handler) -> None:
+    handler.answer(
+        200,
+        b"fetched words from afar",
+        {"Content-Disposition": 'attachment; filename="far.txt"'},
+    )
+
+
+async def test_url_is_fetched_then_extracted(make_client: MakeClient) -> None:
+    client = await make_client(fetch_allow_networks=LOCAL)
+    with local_server({"/doc": _serve_text}) as server:
+        created = await client.post("/documents", json={"url": server.url("/doc")})
+        body = await wait_final(client, created.json()["id"])
+    text = await client.get(f"/documents/{body['id']}/text")
+
+    assert (created.json()["source"], body["status"]) == ("url", "completed")
+    assert (text.text, body["filename"]) == ("fetched words from afar", "far.txt")
+
+
+async def test_redirects_are_followed_and_checked(make_client: MakeClient) -> None:
+    client = await make_client(fetch_allow_networks=LOCAL)
+    routes = {
+        "/doc": _serve_text,
+        "/old": lambda h: h.answer(302, headers={"Location": "/doc"}),
+    }
+    with local_server(routes) as server:
+        created = await client.post("/documents", json={"url": server.url("/old")})
+        body = await wait_final(client, created.json()["id"])
+
+    assert body["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        pytest.param("http://169.254.169.254/latest/meta-data/", id="metadata"),
+        pytest.param("http://10.0.0.5/", id="private"),
+        pytest.param("http://127.0.0.2/", id="loopback-outside-allow-list"),
+        pytest.param("http://internal.test/", id="name-to-loopback"),
+    ],
+)
+async def test_redirect_to_a_forbidden_address_fails_the_document(
+    make_client: MakeClient, resolver: dict[str, list[str]], target: str
+) -> None:
+    resolver["internal.test"] = ["::1"]
+    client = await make_client(fetch_allow_networks=LOCAL)
+    routes = {"/hop": lambda h: h.answer(302, headers={"Location": target})}
+    with local_server(routes) as server:
+        created = await client.post("/documents", json={"url": server.url("/hop")})
+        body = await wait_final(client, created.json()["id"])
+
+    assert (body["status"], body["error"]["code"]) == ("failed", "forbidden_address")
+
+
+async def test_loopback_url_without_allow_list_is_forbidden(
+    client: httpx.AsyncClient,
+) -> None:
+    created = await client.post("/documents", json={"url": "http://127.0.0.1:9/"})
+
+    body = await wait_final(client, created.json()["id"])
+
+    assert body["error"]["code"] == "forbidden_address"
+
+
+async def test_name_resolving_to_loopback_is_forbidden(
+    client: httpx.AsyncClient, resolver: dict[str, list[str]]
+) -> None:
+    resolver["intranet.example"] = ["127.0.0.1"]
+    created = await client.post("/documents", json={"url": "http://intranet.example/x"})
+
+    body = await wait_final(client, created.json()["id"])
+
+    assert body["error"]["code"] == "forbidden_address"
+
+
+async def test_http_error_fails_as_fetch_failed(make_client: MakeClient) -> None:
+    client = await make_client(fetch_allow_networks=LOCAL)
+    with local_server({}) as server:
+        created = await client.post("/documents", json={"url": server.url("/gone")})
+        body = await wait_final(client, created.json()["id"])
+
+    assert (body["error"]["code"], body["attempts"]) == ("fetch_failed", 1)
+    assert "404" in body["error"]["message"]
+
+
+async def test_too_many_redirects_fail_as_fetch_failed(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(fetch_allow_networks=LOCAL, fetch_max_redirects=2)
+    routes = {"/loop": lambda h: h.answer(302, headers={"Location": "/loop"})}
+    with local_server(routes) as server:
+        created = await client.post("/documents", json={"url": server.url("/loop")})
+        body = await wait_final(client, created.json()["id"])
+
+    assert body["error"]["code"] == "fetch_failed"
+
+
+async def test_original_of_an_unfetched_url_is_409(make_client: MakeClient) -> None:
+    client = await make_client(workers=0)
+    created = await client.post("/documents", json={"url": "https://example.com/a"})
+
+    response = await client.get(f"/documents/{created.json()['id']}/original")
+
+    assert response.json()["type"] == "urn:docmill:problem:original-not-available"
+
+
+async def test_url_and_content_together_are_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/documents", json={"url": "https://example.com/", "content": "x"}
+    )
+
+    assert response.status_code == 422
+
+
+async def test_non_http_url_is_refused(client: httpx.AsyncClient) -> None:
+    response = await client.post("/documents", json={"url": "file:///etc/passwd"})
+
+    assert response.status_code == 422

@@ -1,0 +1,98 @@
+"""The address guard: which hosts outgoing requests may reach."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from docmill import fetch
+from docmill.exceptions import FetchError, ForbiddenAddress
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
+    """A DNS of the test's own: no lookup leaves the machine."""
+    names: dict[str, list[str]] = {}
+
+    async def resolve(host: str, port: int) -> list[str]:
+        if host not in names:
+            raise OSError(f"unknown host {host}")
+        return names[host]
+
+    monkeypatch.setattr(fetch, "resolve", resolve)
+    return names
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("http://127.0.0.1/", id="loopback-v4"),
+        pytest.param("http://[::1]/", id="loopback-v6"),
+        pytest.param("http://10.1.2.3/", id="private-10"),
+        pytest.param("http://192.168.0.1/", id="private-192"),
+        pytest.param("http://169.254.169.254/latest/meta-data/", id="metadata"),
+        pytest.param("http://[::ffff:127.0.0.1]/", id="v4-mapped-loopback"),
+        pytest.param("http://0.0.0.0/", id="unspecified"),
+    ],
+)
+async def test_guard_refuses_non_public_addresses(url: str) -> None:
+    with pytest.raises(ForbiddenAddress):
+        await fetch.AddressGuard().pin(httpx.URL(url))
+
+
+async def test_guard_refuses_a_name_resolving_to_loopback(
+    resolver: dict[str, list[str]],
+) -> None:
+    resolver["sneaky.example"] = ["127.0.0.1"]
+
+    with pytest.raises(ForbiddenAddress) as caught:
+        await fetch.AddressGuard().pin(httpx.URL("http://sneaky.example/"))
+
+    assert caught.value.address == "127.0.0.1"
+
+
+async def test_guard_refuses_a_name_with_any_private_address(
+    resolver: dict[str, list[str]],
+) -> None:
+    resolver["mixed.example"] = ["93.184.216.34", "10.0.0.7"]
+
+    with pytest.raises(ForbiddenAddress):
+        await fetch.AddressGuard().pin(httpx.URL("http://mixed.example/"))
+
+
+async def test_guard_pins_a_public_name_to_its_checked_address(
+    resolver: dict[str, list[str]],
+) -> None:
+    resolver["docs.example"] = ["93.184.216.34"]
+
+    pinned = await fetch.AddressGuard().pin(httpx.URL("https://docs.example/a.pdf"))
+
+    assert (pinned.url.host, pinned.headers["Host"]) == (
+        "93.184.216.34",
+        "docs.example",
+    )
+    assert pinned.extensions == {"sni_hostname": "docs.example"}
+
+
+async def test_allow_list_admits_a_private_network() -> None:
+    guard = fetch.AddressGuard(["127.0.0.0/8"])
+
+    pinned = await guard.pin(httpx.URL("http://127.0.0.1:8080/x"))
+
+    assert pinned.headers["Host"] == "127.0.0.1:8080"
+
+
+async def test_unresolvable_name_is_a_retryable_fetch_error(
+    resolver: dict[str, list[str]],
+) -> None:
+    with pytest.raises(FetchError) as caught:
+        await fetch.AddressGuard().pin(httpx.URL("http://nowhere.example/"))
+
+    assert (caught.value.code, caught.value.retryable) == ("fetch_failed", True)
+
+
+async def test_other_schemes_are_refused() -> None:
+    with pytest.raises(FetchError):
+        await fetch.AddressGuard().pin(httpx.URL("file:///etc/passwd"))
