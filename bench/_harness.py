@@ -381,6 +381,20 @@ def postgres_database(name: str) -> Iterator[str]:
         postgres_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def upgrade_database(database_url: str, data_dir: Path) -> None:
+    """
+    ``docmill db upgrade``: serve migrates only the embedded SQLite at start,
+    so a PostgreSQL schema is made the way an operator makes it.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [str(DOCMILL), "db", "upgrade", "--database-url", database_url],
+        check=True,
+        capture_output=True,
+        cwd=data_dir,
+    )
+
+
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     lines = [
         "| " + " | ".join(headers) + " |",
