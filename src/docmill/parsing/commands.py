@@ -25,7 +25,7 @@ parsers_app = typer.Typer(
 
 
 def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
-    given = {"data_dir": data_dir, "database_url": database_url}
+    given: dict[str, Any] = {"data_dir": data_dir, "database_url": database_url}
     return Settings(**{k: v for k, v in given.items() if v is not None})
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import regex
+import regex  # type: ignore[import-untyped]
 
 from docmill.parsing.normalise import TOKENS, normalise
 from docmill.parsing.rules import (

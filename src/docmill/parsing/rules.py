@@ -20,7 +20,7 @@ import json
 import re
 from typing import Annotated, Any, Literal
 
-import regex
+import regex  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from docmill.parsing.errors import InvalidRules
@@ -279,7 +279,7 @@ def load_spec(text: str, filename: str = "") -> ParserSpec:
         if filename.endswith(".json"):
             data = json.loads(text)
         else:
-            import yaml
+            import yaml  # type: ignore[import-untyped]
 
             data = yaml.safe_load(text)
     except Exception as exc:

@@ -182,15 +182,15 @@ def _page_lines(index: int, textpage: object, raw: object) -> Iterator[Line]:
     # height of each other, top of the page first.
     chars.sort(key=lambda c: (-(c[2] + c[4]) / 2, c[1]))
     rows: list[list[tuple[str, float, float, float, float]]] = []
-    for char in chars:
-        centre = (char[2] + char[4]) / 2
-        height = max(char[4] - char[2], 1.0)
+    for box in chars:
+        centre = (box[2] + box[4]) / 2
+        height = max(box[4] - box[2], 1.0)
         if rows:
             last = rows[-1][0]
             if abs((last[2] + last[4]) / 2 - centre) <= height / 2:
-                rows[-1].append(char)
+                rows[-1].append(box)
                 continue
-        rows.append([char])
+        rows.append([box])
     for row in rows:
         row.sort(key=lambda c: c[1])
         heights = sorted(c[4] - c[2] for c in row)
