@@ -1,0 +1,161 @@
+"""API keys, owner scoping and rate limits."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+MakeClient = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+async def new_token(client: httpx.AsyncClient, name: str = "team") -> str:
+    services: Any = client.app.state.services  # type: ignore[attr-defined]
+    return str((await services.keys.create(name)).token)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_missing_key_is_a_401_problem(make_client: MakeClient) -> None:
+    client = await make_client(auth="on")
+
+    response = await client.get("/documents")
+
+    assert (response.status_code, response.json()["type"]) == (
+        401,
+        "urn:docmill:problem:unauthorized",
+    )
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_unknown_key_is_refused(make_client: MakeClient) -> None:
+    client = await make_client(auth="on")
+    token = await new_token(client)
+
+    response = await client.get("/documents", headers=bearer(token + "x"))
+
+    assert response.json()["type"] == "urn:docmill:problem:invalid-api-key"
+
+
+async def test_a_key_sees_only_its_own_documents(make_client: MakeClient) -> None:
+    client = await make_client(auth="on")
+    alice, bob = await new_token(client, "alice"), await new_token(client, "bob")
+    created = await client.post(
+        "/documents", json={"content": "alice's"}, headers=bearer(alice)
+    )
+    document_id = created.json()["id"]
+
+    own = await client.get(f"/documents/{document_id}", headers=bearer(alice))
+    other = await client.get(f"/documents/{document_id}", headers=bearer(bob))
+    listing = (await client.get("/documents", headers=bearer(bob))).json()
+    delete = await client.delete(f"/documents/{document_id}", headers=bearer(bob))
+
+    assert (own.status_code, other.status_code, delete.status_code) == (
+        200,
+        404,
+        404,
+    )
+    assert listing["items"] == []
+
+
+async def test_revoked_key_stops_working(make_client: MakeClient) -> None:
+    client = await make_client(auth="on")
+    token = await new_token(client)
+    services: Any = client.app.state.services  # type: ignore[attr-defined]
+    await services.keys.revoke(token.split("_")[1])
+
+    response = await client.get("/documents", headers=bearer(token))
+
+    assert response.status_code == 401
+
+
+async def test_keys_are_stored_hashed(make_client: MakeClient) -> None:
+    client = await make_client(auth="on")
+    token = await new_token(client)
+    services: Any = client.app.state.services  # type: ignore[attr-defined]
+    from sqlalchemy import text
+
+    async with services.engine.connect() as connection:
+        stored = (
+            await connection.execute(text("SELECT secret_sha256 FROM api_keys"))
+        ).scalar_one()
+
+    assert token.split("_", 2)[2] not in stored
+
+
+async def test_health_needs_no_key(make_client: MakeClient) -> None:
+    client = await make_client(auth="on")
+
+    assert (await client.get("/healthz")).status_code == 200
+
+
+async def test_auto_auth_is_on_off_loopback(make_client: MakeClient) -> None:
+    client = await make_client(host="0.0.0.0")
+
+    assert (await client.get("/documents")).status_code == 401
+
+
+async def test_open_api_on_loopback_is_announced_loudly(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="docmill.api.auth"):
+        await make_client()
+
+    assert any("API keys are OFF" in r.getMessage() for r in caplog.records)
+
+
+async def test_rate_limit_answers_429_with_headers(make_client: MakeClient) -> None:
+    client = await make_client(rate_limit="2/minute")
+
+    answers = [await client.get("/documents") for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert answers[0].headers["ratelimit-remaining"] == "1"
+    assert answers[2].json()["type"] == "urn:docmill:problem:rate-limited"
+    assert int(answers[2].headers["retry-after"]) >= 1
+
+
+async def test_rate_limit_is_per_key(make_client: MakeClient) -> None:
+    client = await make_client(auth="on", rate_limit="1/minute")
+    first, second = await new_token(client, "a"), await new_token(client, "b")
+
+    answers = [
+        await client.get("/documents", headers=bearer(token))
+        for token in (first, second, first)
+    ]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
+
+
+async def test_redis_counters_are_shared_by_api_processes(
+    make_client: MakeClient,
+) -> None:
+    redis = pytest.importorskip("redis.asyncio")
+    try:
+        connection = redis.Redis.from_url("redis://127.0.0.1:6379")
+        await connection.ping()
+        await connection.aclose()
+    except Exception as exc:
+        pytest.skip(f"no Redis at 127.0.0.1:6379: {exc!r}")
+    shared = {
+        "auth": "on",
+        "rate_limit": "2/minute",
+        "redis_url": "redis://127.0.0.1:6379",
+    }
+    one = await make_client(**shared)
+    two = await make_client(**shared)
+    token = await new_token(one)
+
+    answers = [
+        await client.get("/documents", headers=bearer(token))
+        for client in (one, two, one)
+    ]
+
+    assert [a.status_code for a in answers] == [200, 200, 429]
