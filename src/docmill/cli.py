@@ -14,6 +14,7 @@ from typing import Any
 
 import typer
 
+from docmill import remote
 from docmill.parsing.commands import parse, parsers_app
 from docmill.settings import Settings
 
@@ -29,6 +30,9 @@ app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
 app.add_typer(parsers_app, name="parsers")
 app.command("parse")(parse)
+app.add_typer(remote.keys_app, name="keys")
+app.command("submit")(remote.submit)
+app.command("status")(remote.status)
 
 _FIELDS = Settings.model_fields
 

@@ -1,0 +1,120 @@
+"""
+CLI verbs that talk to a docmill server (``submit``, ``status``) or manage
+its API keys (``keys``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from docmill.settings import Settings
+
+keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+
+_SERVER = typer.Option(
+    "http://127.0.0.1:8000", "--server", envvar="DOCMILL_SERVER", help="API address."
+)
+_API_KEY = typer.Option(
+    None, "--api-key", envvar="DOCMILL_API_KEY", help="API key, when auth is on."
+)
+
+
+def submit(
+    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False),
+    wait: bool = typer.Option(False, "--wait", help="Wait until each is final."),
+    timeout: float = typer.Option(300.0, help="Seconds --wait waits per document."),
+    title: str | None = typer.Option(None, help="Title for every file."),
+    client_ref: str | None = typer.Option(None, help="Your reference, for every file."),
+    server: str = _SERVER,
+    api_key: str | None = _API_KEY,
+) -> None:
+    """Send files to a running server; print one JSON line per document."""
+    from docmill.client import ApiError, Client
+
+    failed = False
+    with Client(server, api_key=api_key) as client:
+        for path in files:
+            try:
+                document = client.submit(path, title=title, client_ref=client_ref)
+                if wait:
+                    document = client.wait(document.id, timeout=timeout)
+            except ApiError as exc:
+                typer.echo(f"{path}: {exc}", err=True)
+                failed = True
+                continue
+            failed |= document.status in ("failed", "cancelled")
+            document.result = _summary(document.result)
+            typer.echo(document.model_dump_json(exclude_none=True))
+    raise typer.Exit(1 if failed else 0)
+
+
+def _summary(result: Any) -> Any:
+    # Page texts can be megabytes; the CLI line stays a summary.
+    if result is not None:
+        result.pages = None
+    return result
+
+
+def status(
+    document_id: str = typer.Argument(...),
+    server: str = _SERVER,
+    api_key: str | None = _API_KEY,
+) -> None:
+    """Print a document's status as JSON."""
+    from docmill.client import ApiError, Client
+
+    with Client(server, api_key=api_key) as client:
+        try:
+            document = client.get(document_id)
+        except ApiError as exc:
+            typer.echo(str(exc), err=True)
+            raise typer.Exit(1) from exc
+    document.result = _summary(document.result)
+    typer.echo(document.model_dump_json(exclude_none=True))
+
+
+def _keys(operation: Any) -> Any:
+    from docmill.db.engine import create_engine
+    from docmill.queue.keys import KeyStore
+
+    async def run() -> Any:
+        engine = create_engine(Settings().resolved_database_url)
+        try:
+            return await operation(KeyStore(engine))
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@keys_app.command("create")
+def keys_create(name: str = typer.Argument(..., help="Who or what uses it.")) -> None:
+    """Create a key and print its token, which is shown this once only."""
+    key = _keys(lambda keys: keys.create(name))
+    typer.echo(key.token)
+    typer.echo(f"key {key.id} ({name}) created; store the token now", err=True)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Keys with their state; tokens are never shown again."""
+    for row in _keys(lambda keys: keys.list()):
+        state = "revoked" if row.revoked_at else "active"
+        used = row.last_used_at.isoformat() if row.last_used_at else "-"
+        typer.echo(
+            f"{row.id}  {state:<8} {row.created_at.isoformat()}  {used}  {row.name}"
+        )
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(...)) -> None:
+    """Revoke a key at once."""
+    if not _keys(lambda keys: keys.revoke(key_id)):
+        typer.echo(f"no active key {key_id!r}", err=True)
+        sys.exit(1)
+    typer.echo(f"key {key_id} revoked", err=True)
