@@ -8,6 +8,7 @@ one by its own pid (or the process group it leads) when they finish.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import contextlib
 import datetime
@@ -289,6 +290,29 @@ def running(server: Server) -> Iterator[Server]:
 FINAL = frozenset({"completed", "failed", "cancelled"})
 
 
+async def upload_all(
+    url: str, files: list[Path], concurrency: int = 32
+) -> dict[str, float]:
+    """Upload every file concurrently; return each document's submit start time."""
+    contents = {path: path.read_bytes() for path in set(files)}
+    started: dict[str, float] = {}
+    limits = httpx.Limits(max_connections=concurrency)
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
+
+        async def one(path: Path) -> None:
+            async with gate:
+                began = time.time()
+                response = await client.post(
+                    "/documents", files={"file": (path.name, contents[path])}
+                )
+                response.raise_for_status()
+                started[response.json()["id"]] = began
+
+        await asyncio.gather(*(one(path) for path in files))
+    return started
+
+
 def wait_all_final(client: httpx.Client, timeout: float, poll: float = 0.5) -> bool:
     """
     Poll until every document is final; False on timeout.
@@ -358,6 +382,18 @@ def postgres_admin(sql: str) -> None:
     """Run one statement as the postgres user on the maintenance database."""
     subprocess.run(
         ["psql", POSTGRES_ADMIN_URL, "-v", "ON_ERROR_STOP=1", "-qc", sql],
+        check=True,
+        capture_output=True,
+    )
+
+
+def postgres_admin_on(database: str, sql: str) -> None:
+    """Run one statement as the postgres user on one of our own databases."""
+    if not database.startswith("docmill_bench"):
+        raise ValueError(f"refusing to touch database {database!r}")
+    url = POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + database
+    subprocess.run(
+        ["psql", url, "-v", "ON_ERROR_STOP=1", "-qc", sql],
         check=True,
         capture_output=True,
     )

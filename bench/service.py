@@ -38,30 +38,8 @@ import psutil
 TARGET_RATIO = 0.85
 TARGET_PEAK_RSS_MB = 400
 TARGET_BIG_GROWTH_MB = 50
-UPLOAD_CONCURRENCY = 32
 FINISH_TIMEOUT_SECONDS = 900
 MB = 2**20
-
-
-async def upload_all(url: str, files: list[Path]) -> dict[str, float]:
-    """Upload every file concurrently; return each document's submit start time."""
-    contents = {path: path.read_bytes() for path in set(files)}
-    started: dict[str, float] = {}
-    limits = httpx.Limits(max_connections=UPLOAD_CONCURRENCY)
-    gate = asyncio.Semaphore(UPLOAD_CONCURRENCY)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as client:
-
-        async def one(path: Path) -> None:
-            async with gate:
-                began = time.time()
-                response = await client.post(
-                    "/documents", files={"file": (path.name, contents[path])}
-                )
-                response.raise_for_status()
-                started[response.json()["id"]] = began
-
-        await asyncio.gather(*(one(path) for path in files))
-    return started
 
 
 def run_service(files: list[Path], workdir: Path) -> dict[str, Any]:
@@ -79,7 +57,7 @@ def run_service(files: list[Path], workdir: Path) -> dict[str, Any]:
         warm_ids = {doc["id"] for doc in h.all_documents(client)}
         rss.reset()
 
-        started = asyncio.run(upload_all(server.url, files))
+        started = asyncio.run(h.upload_all(server.url, files))
         uploaded = time.time()
         finished_in_time = h.wait_all_final(client, FINISH_TIMEOUT_SECONDS)
         documents = [
