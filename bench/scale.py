@@ -11,9 +11,10 @@ in a database of our own: a SQLite file in a temporary directory, and
 here, dropped at the end). Rows are bulk-inserted with SQLAlchemy core into
 docmill's tables, in the shape the service leaves them: 90% completed (each
 with a ``document_contents`` row of a few hundred characters), 5% failed,
-4.9% pending (the claim backlog), 0.1% processing, ids time-ordered over the
-last 30 days. At 1k and again after growing to 1M (``--quick``: 100k) it
-times, each the median of many calls through ``JobStore``:
+4.9% pending (the claim backlog), 0.1% processing, created in time order
+over the last 30 days (ids grow with created_at; hashes are random). At
+1k, and again after growing to 1M (``--quick``: 100k), it times, each the
+median of many calls through ``JobStore``:
 
 - claim: ``claim_next`` then ``complete`` (the claimed row is put back to
   pending afterwards, untimed, so the backlog stays the same size);
@@ -63,12 +64,14 @@ def pick_status(rng: random.Random) -> str:
 
 
 def make_rows(
-    start: int, count: int, rng: random.Random, now: datetime
+    start: int, count: int, rng: random.Random, origin: datetime, step: timedelta
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     documents, contents = [], []
-    span_ms = 30 * 24 * 3600 * 1000
+    now = datetime.now(UTC)
     for n in range(start, start + count):
-        created = now - timedelta(milliseconds=rng.randrange(span_ms))
+        # Documents arrive in time order, as they do in service: ids and
+        # created_at grow together, hashes are random.
+        created = origin + n * step
         ms = int(created.timestamp() * 1000)
         document_id = f"{ms:012x}{rng.getrandbits(80):020x}"
         status = pick_status(rng)
@@ -124,16 +127,21 @@ def make_rows(
     return documents, contents
 
 
-async def grow(engine: Any, start: int, target: int, rng: random.Random) -> float:
-    """Insert rows ``start..target``; return the seconds it took."""
+async def grow(
+    engine: Any, start: int, target: int, final: int, rng: random.Random
+) -> float:
+    """Insert rows ``start..target`` of ``final``; return the seconds it took."""
     from sqlalchemy import insert
 
     from docmill.db.models import Document, DocumentContent
 
-    now = datetime.now(UTC)
+    origin = datetime.now(UTC) - timedelta(days=30)
+    step = timedelta(days=30) / final
     began = time.perf_counter()
     for offset in range(start, target, BATCH):
-        documents, contents = make_rows(offset, min(BATCH, target - offset), rng, now)
+        documents, contents = make_rows(
+            offset, min(BATCH, target - offset), rng, origin, step
+        )
         async with engine.begin() as connection:
             await connection.execute(insert(Document.__table__), documents)
             if contents:
@@ -312,7 +320,7 @@ async def bench_database(
         store = JobStore(engine)
         loaded = 0
         for size in sizes:
-            seconds = await grow(engine, loaded, size, rng)
+            seconds = await grow(engine, loaded, size, sizes[-1], rng)
             loaded = size
             if engine.dialect.name == "postgresql":
                 async with engine.connect() as connection:
