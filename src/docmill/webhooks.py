@@ -117,7 +117,9 @@ class DeliveryLoop:
                 error = f"HTTP {status_code}"
         except FetchError as exc:
             error, retryable = exc.message, exc.retryable
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        except httpx.InvalidURL as exc:
+            error, retryable = f"invalid URL: {exc}", False
+        except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"
         ok = error is None
         outcome = await self.outbox.record(

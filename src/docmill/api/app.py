@@ -12,7 +12,7 @@ from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import docmill
-from docmill.api import auth, problems
+from docmill.api import auth, openapi, problems
 from docmill.api.middleware import RequestContextMiddleware
 from docmill.api.ratelimit import RateLimiter
 from docmill.db.engine import create_engine
@@ -132,4 +132,5 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     app.include_router(events.router, dependencies=guarded)
     app.include_router(metrics.router)
     metrics.install(app)
+    openapi.install(app)
     return app

@@ -73,7 +73,9 @@ def matching_ids(dialect: str, q: str) -> Any:
     words = query_words(q)
     if not words:
         # Nothing searchable (only punctuation): nothing matches.
-        return text("SELECT document_id FROM document_search WHERE 1 = 0")
+        return text("SELECT document_id FROM document_search WHERE 1 = 0").columns(
+            column("document_id", String)
+        )
     if dialect == "sqlite":
         # Each word as a quoted FTS5 string: no operator or column filter in
         # the caller's text can reach the query parser.

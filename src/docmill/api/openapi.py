@@ -1,0 +1,79 @@
+"""
+The OpenAPI document as the contract: every error as problem details.
+
+FastAPI describes only what the route declarations say. This fills in the
+rest: the JSON request bodies that routes read by hand, and for every
+operation the error answers it can give, all ``application/problem+json``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+from docmill.api.schemas import BatchSubmission, TextSubmission
+
+PROBLEM = {
+    "type": "object",
+    "description": "RFC 9457 problem details; branch on `type`.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string", "examples": ["urn:docmill:problem:not-found"]},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
+_PROBLEM_CONTENT = {
+    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
+}
+_GUARDED = {
+    "401": "No or an invalid API key (when auth is on)",
+    "422": "Invalid parameters",
+    "429": "Rate limited, or the queue is full; see Retry-After",
+    "503": "Database unavailable; see Retry-After",
+}
+_OPEN = {"/healthz", "/readyz", "/metrics"}
+
+
+def install(app: FastAPI) -> None:
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in (TextSubmission, BatchSubmission):
+            components[model.__name__] = model.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+        components["Problem"] = PROBLEM
+        for path, operations in schema["paths"].items():
+            for operation in operations.values():
+                _problems(path, operation)
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problems(path: str, operation: dict[str, Any]) -> None:
+    responses = operation.setdefault("responses", {})
+    extra: dict[str, str] = {}
+    if path not in _OPEN:
+        extra |= _GUARDED
+    if "{" in path:
+        extra["404"] = "No such document or resource"
+    if "requestBody" in operation:
+        extra |= {"413": "Too large", "415": "Unsupported media type"}
+    for code, description in extra.items():
+        responses.setdefault(code, {"description": description})
+    for code, response in responses.items():
+        if code[0] in "45":
+            response["content"] = _PROBLEM_CONTENT
