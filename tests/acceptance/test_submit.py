@@ -218,10 +218,11 @@ async def test_reprocess_runs_a_final_document_again(
     assert (body["status"], body["attempts"]) == ("completed", 1)
 
 
-async def test_reprocess_of_a_running_document_is_409(
-    client: httpx.AsyncClient,
+async def test_reprocess_of_an_unfinished_document_is_409(
+    make_client: MakeClient,
 ) -> None:
-    created = (await upload(client, b"DOCMILL-TEST-SLEEP 2\nslow")).json()
+    client = await make_client(workers=0)
+    created = (await upload(client, b"never processed here")).json()
 
     response = await client.post(f"/documents/{created['id']}/reprocess")
 
