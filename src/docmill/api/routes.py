@@ -336,7 +336,7 @@ async def reprocess_document(
     services = _services(request)
     await _owned_row(request, document_id)
     status = await services.store.reprocess(document_id)
-    if status != "pending":
+    if status is not None:
         raise Problem(
             409,
             "not-final",

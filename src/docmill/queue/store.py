@@ -297,12 +297,12 @@ class JobStore:
             ).scalar_one()
         return int(count)
 
-    async def reprocess(self, document_id: str) -> str:
+    async def reprocess(self, document_id: str) -> str | None:
         """
         Queue a final document again with a fresh set of attempts.
 
-        Returns the status afterwards: ``pending``, or the unchanged status of
-        a document that is still pending or processing.
+        Returns None when it was queued, or else the unchanged status of a
+        document that is still pending or processing.
         """
         now = utcnow()
         async with write_transaction(self.engine) as connection:
@@ -336,7 +336,7 @@ class JobStore:
         )
         for listener in self._enqueue_listeners:
             listener()
-        return PENDING
+        return None
 
     async def attach_original(
         self,
