@@ -146,7 +146,7 @@ def new_document(
 
 async def queue_new(services: Any, new: NewDocument) -> Submitted:
     try:
-        return await services.store.submit(new)
+        submitted: Submitted = await services.store.submit(new)
     except IdempotencyConflict as exc:
         await discard_unused(services, new.storage_key)
         raise Problem(
@@ -155,6 +155,7 @@ async def queue_new(services: Any, new: NewDocument) -> Submitted:
             str(exc),
             document_id=exc.document_id,
         ) from exc
+    return submitted
 
 
 async def discard_unused(services: Any, storage_key: str) -> None:

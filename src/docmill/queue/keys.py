@@ -18,7 +18,6 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from docmill.db.engine import write_transaction
@@ -63,9 +62,9 @@ class KeyStore:
             )
         return NewKey(key_id, name, f"{TOKEN_PREFIX}_{key_id}_{secret}")
 
-    async def list(self) -> Sequence[Row[Any]]:
+    async def list(self) -> Sequence[Any]:
         async with self.engine.connect() as connection:
-            return (
+            rows: Sequence[Any] = (
                 await connection.execute(
                     select(
                         ApiKey.id,
@@ -76,6 +75,7 @@ class KeyStore:
                     ).order_by(ApiKey.created_at, ApiKey.id)
                 )
             ).all()
+        return rows
 
     async def revoke(self, key_id: str) -> bool:
         """Revoke a key at once; False if no active key has this id."""
