@@ -92,6 +92,10 @@ async def submit_document(request: Request, response: Response) -> DocumentOut:
     """
     submitted = await accept_single(request)
     accepted_headers(response, submitted)
+    if submitted.row is not None and submitted.duplicate_of is None:
+        # Answer with the document as accepted: a worker may claim it before
+        # a second read, and "pending" is what this request did.
+        return document_from_row(submitted.row)
     return await document_by_id(_services(request), submitted.document_id)
 
 

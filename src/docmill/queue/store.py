@@ -101,6 +101,9 @@ class Submitted:
     replayed: bool = False
     # The completed document whose result a dedupe submission reused.
     duplicate_of: str | None = None
+    # The row as this submission wrote it, before any worker could claim it:
+    # what the 202 answer describes.
+    row: Any = None
 
 
 @dataclass(frozen=True)
@@ -203,7 +206,11 @@ class JobStore:
             }
             if original is not None:
                 values |= _result_copy(original, now)
-            await connection.execute(insert(Document).values(**values))
+            row = (
+                await connection.execute(
+                    insert(Document).values(**values).returning(Document.__table__)
+                )
+            ).one()
             if original is not None:
                 await self._copy_content(connection, original.id, document_id)
                 await outbox.enqueue_events(
@@ -222,7 +229,9 @@ class JobStore:
             if original is None:
                 await self._announce(connection)
         return Submitted(
-            document_id, duplicate_of=original.id if original is not None else None
+            document_id,
+            duplicate_of=original.id if original is not None else None,
+            row=row,
         )
 
     async def _idempotent_document(
