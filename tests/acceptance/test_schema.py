@@ -31,13 +31,6 @@ CHECKS = [
 ]
 
 
-def _parsing_operation(path: str) -> bool:
-    # TODO: the parsing endpoints (issue 6) are left out until GET
-    # /parsers/{name}?version= refuses versions past int32 instead of
-    # answering 500 on PostgreSQL; drop this filter once it does.
-    return path.startswith("/parsers") or path.endswith(("/parse", "/fields"))
-
-
 def test_api_honours_its_openapi_contract(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -52,8 +45,6 @@ def test_api_honours_its_openapi_contract(
     try:
         for result in schema.get_all_operations():
             operation = result.ok()
-            if _parsing_operation(operation.path):
-                continue
 
             @given(case=operation.as_strategy())
             @hypothesis_settings(

@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Query, Request, Response
@@ -117,7 +117,7 @@ def _invalid(errors: list[dict[str, Any]]) -> Problem:
 async def _spec(request: Request, name: str | None = None) -> ParserSpec:
     try:
         data = json.loads(await request.body())
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise Problem(422, "invalid-rules", "the body is not JSON") from exc
     if (
         name is not None
@@ -193,7 +193,10 @@ async def list_parsers(request: Request) -> ParserList:
 
 @router.get("/parsers/{name}", response_model=ParserOut)
 async def get_parser(
-    name: str, request: Request, version: int | None = None
+    name: str,
+    request: Request,
+    # Versions are stored as 32-bit integers on PostgreSQL.
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> ParserOut:
     """The newest version of a parser, or `?version=N`."""
     return _out(await _get(request, name, version))

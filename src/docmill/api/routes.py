@@ -403,7 +403,10 @@ async def get_document_original(
     )
 
 
-@router.get("/healthz", response_model=Health, tags=["service"])
+# Load balancers often probe with HEAD.
+@router.api_route(
+    "/healthz", methods=["GET", "HEAD"], response_model=Health, tags=["service"]
+)
 async def healthz() -> Health:
     """The process is up."""
     return Health(status="ok")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 Status = Literal["pending", "processing", "completed", "failed", "cancelled"]
+
+
+MAX_METADATA_BYTES = 64 * 1024
 
 
 class TextSubmission(BaseModel):
@@ -48,6 +52,25 @@ class TextSubmission(BaseModel):
             "instead of extracting again."
         ),
     )
+
+    @model_validator(mode="after")
+    def _storable(self) -> TextSubmission:
+        # PostgreSQL text cannot hold NUL, and metadata is returned with every
+        # read of the document, so both are refused here rather than failing
+        # (or bloating every answer) later.
+        for name in ("content", "title", "client_ref", "url", "callback_url"):
+            value = getattr(self, name)
+            if value is not None and "\x00" in value:
+                raise ValueError(f"`{name}` must not contain NUL characters")
+        if self.metadata is not None:
+            encoded = json.dumps(self.metadata)
+            if "\\u0000" in encoded:
+                raise ValueError("`metadata` must not contain NUL characters")
+            if len(encoded) > MAX_METADATA_BYTES:
+                raise ValueError(
+                    f"`metadata` is larger than {MAX_METADATA_BYTES} bytes as JSON"
+                )
+        return self
 
 
 class BatchSubmission(BaseModel):

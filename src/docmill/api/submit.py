@@ -101,7 +101,7 @@ def form_submission(fields: dict[str, str]) -> TextSubmission:
     if "metadata" in raw:
         try:
             raw["metadata"] = json.loads(raw["metadata"])
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise Problem(422, "validation", "`metadata` is not valid JSON") from exc
         if not isinstance(raw["metadata"], dict):
             raise Problem(422, "validation", "`metadata` must be a JSON object")
@@ -212,7 +212,7 @@ async def accept_single(request: Request) -> Submitted:
     elif content_type.startswith("application/json"):
         try:
             raw = json.loads(await request.body())
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise Problem(422, "validation", "the body is not valid JSON") from exc
         new = await json_document(services, raw, owner=owner, key=key)
     else:
@@ -331,7 +331,7 @@ async def submit_batch(request: Request) -> BatchOut:
     elif content_type.startswith("application/json"):
         try:
             items = json.loads(await request.body()).get("items")
-        except (ValueError, AttributeError) as exc:
+        except (ValueError, AttributeError, RecursionError) as exc:
             raise Problem(
                 422, "validation", "the body must be a JSON object with `items`"
             ) from exc

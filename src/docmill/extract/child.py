@@ -50,12 +50,24 @@ def to_payload(result: Any, processing_ms: float) -> Payload:
     """The stored and returned shape of a result, counts included."""
     from docmill.extract.pipeline import count_words
 
-    data: Payload = result.to_dict()
-    data["word_count"] = count_words(result.text)
-    data["char_count"] = len(result.text)
+    data: Payload = _without_nul(result.to_dict())
+    data["word_count"] = count_words(data["text"])
+    data["char_count"] = len(data["text"])
     data["page_count"] = result.page_count
     data["processing_ms"] = round(processing_ms, 3)
     return data
+
+
+def _without_nul(value: Any) -> Any:
+    # NUL is valid in Python text but not in PostgreSQL text or JSON columns;
+    # no reader of extracted text needs it.
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {key: _without_nul(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 def extract_in_process(

@@ -1,0 +1,83 @@
+"""Hostile requests get clean problem answers and cannot forge log lines."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_nul_in_query_is_a_400_problem(client: httpx.AsyncClient) -> None:
+    response = await client.get("/documents", params={"q": "a\x00b"})
+
+    assert (response.status_code, response.headers["content-type"]) == (
+        400,
+        "application/problem+json",
+    )
+    assert "x-request-id" in response.headers
+
+
+async def test_deeply_nested_metadata_is_a_422(client: httpx.AsyncClient) -> None:
+    deep = '{"a":' + "[" * 5_000 + "]" * 5_000 + "}"
+
+    response = await client.post(
+        "/documents",
+        files={"file": ("a.txt", io.BytesIO(b"x"))},
+        data={"metadata": deep},
+    )
+
+    assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param({"content": "a\x00b"}, id="nul-content"),
+        pytest.param({"content": "x", "title": "a\x00b"}, id="nul-title"),
+        pytest.param({"content": "x", "metadata": {"k": "a\x00b"}}, id="nul-metadata"),
+        pytest.param(
+            {"content": "x", "metadata": {"k": "v" * 70_000}}, id="huge-metadata"
+        ),
+    ],
+)
+async def test_unstorable_fields_are_refused(
+    client: httpx.AsyncClient, body: dict[str, object]
+) -> None:
+    response = await client.post("/documents", json=body)
+
+    assert response.status_code == 422
+
+
+def test_extracted_text_is_stored_without_nul_characters() -> None:
+    from docmill.extract.base import ExtractionResult
+    from docmill.extract.child import to_payload
+
+    result = ExtractionResult("text/plain", "before\x00after", metadata={"t": "a\x00"})
+
+    payload = to_payload(result, 1.0)
+
+    assert (payload["text"], payload["metadata"], payload["char_count"]) == (
+        "beforeafter",
+        {"t": "a"},
+        11,
+    )
+
+
+async def test_newline_in_path_cannot_forge_a_log_line(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="docmill.access"):
+        await client.get("/documents/x%0AFORGED 200")
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "docmill.access"]
+    assert lines and all("\n" not in line for line in lines)
+
+
+async def test_health_answers_head(client: httpx.AsyncClient) -> None:
+    response = await client.head("/healthz")
+
+    assert response.status_code == 200
