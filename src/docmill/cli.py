@@ -8,6 +8,7 @@ the format libraries load only in the commands that use them.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,17 @@ def _run_on_store(settings: Settings, operation: Any) -> Any:
 
     from docmill.api.app import build_services
 
+    if settings.is_sqlite:
+        database = settings.data_dir / "docmill.db"
+        if settings.database_url is None and not database.exists():
+            # Creating an empty database here would only hide the mistake.
+            typer.echo(
+                f"no docmill database at {database}; run this where `docmill "
+                "serve` keeps its data, or pass --data-dir / --database-url",
+                err=True,
+            )
+            raise typer.Exit(2)
+
     async def _run() -> Any:
         services = build_services(settings)
         try:
@@ -269,7 +281,10 @@ def queue_retry(
 @queue_app.command("purge")
 def queue_purge(
     older_than_days: float = typer.Option(
-        ..., "--older-than-days", help="Age of completed documents to delete."
+        ...,
+        "--older-than-days",
+        min=0,
+        help="Age of completed documents to delete, in days (0 or more).",
     ),
     data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
     database_url: str | None = typer.Option(None, help=_help("database_url")),
@@ -277,6 +292,10 @@ def queue_purge(
     """Delete completed and cancelled documents, their results and originals."""
     from datetime import timedelta
 
+    if not math.isfinite(older_than_days):
+        raise typer.BadParameter(
+            "give a finite number of days", param_hint="--older-than-days"
+        )
     settings = _settings(data_dir=data_dir, database_url=database_url)
 
     async def purge(store: Any, storage: Any) -> int:

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from docmill.api.app import build_services
 from docmill.db.migrate import upgrade
 from docmill.queue.store import NewDocument
@@ -63,3 +65,29 @@ def test_worker_help_names_its_settings() -> None:
     )
 
     assert "--concurrency" in done.stdout and "DOCMILL_LEASE_SECONDS" in done.stdout
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "docmill.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=cwd,
+    )
+
+
+def test_admin_verbs_refuse_a_missing_database(tmp_path: Path) -> None:
+    done = run_cli("queue", "stats", cwd=tmp_path)
+
+    assert (done.returncode, "no docmill database" in done.stderr) == (2, True)
+    assert not (tmp_path / "docmill-data").exists()
+
+
+@pytest.mark.parametrize("days", ["-5", "nan", "inf"])
+def test_purge_refuses_ages_that_are_not_finite_and_positive(
+    tmp_path: Path, days: str
+) -> None:
+    done = run_cli("queue", "purge", "--older-than-days", days, cwd=tmp_path)
+
+    assert done.returncode == 2

@@ -86,7 +86,7 @@ def _open(source: Source, password: str | None) -> pdfium.PdfDocument:
 def _password_message(password: str | None) -> str:
     if password:
         return "the PDF is encrypted and the password given does not open it"
-    return "the PDF is encrypted with a password; submit it with the password"
+    return "the PDF is encrypted and does not open without its password"
 
 
 def _extract_with_pdfium(
