@@ -71,7 +71,11 @@ async def test_document_that_crashes_once_completes_on_retry(
 
 
 async def test_cancel_stops_a_running_extraction(client_with: ClientFactory) -> None:
-    async with client_with(lease_seconds=0.6) as client:
+    """
+    The one slot is free again within seconds, long before the next lease
+    renewal (10 s here) would have told the worker.
+    """
+    async with client_with(lease_seconds=30, workers=1) as client:
         document_id = await submit(client, b"DOCMILL-TEST-SLEEP 30\nnever")
         while (await client.get(f"/documents/{document_id}")).json()[
             "status"
@@ -81,7 +85,7 @@ async def test_cancel_stops_a_running_extraction(client_with: ClientFactory) -> 
         cancelled = await client.post(f"/documents/{document_id}/cancel")
         # The slot is free again once the extraction is really stopped.
         follower = await submit(client, b"quick one")
-        body = await wait_final(client, follower, timeout=10)
+        body = await wait_final(client, follower, timeout=5)
 
     assert cancelled.json()["status"] == "cancelled"
     assert body["status"] == "completed"

@@ -551,6 +551,20 @@ class JobStore:
             Document.status == PROCESSING,
         )
 
+    async def holds(self, claim: Claim) -> bool:
+        """Whether ``claim`` is still the document's current claim."""
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(Document.id).where(
+                        Document.id == claim.document_id,
+                        Document.claim_token == claim.token,
+                        Document.status == PROCESSING,
+                    )
+                )
+            ).first()
+        return row is not None
+
     async def renew_lease(
         self, claim: Claim, progress: dict[str, Any] | None = None
     ) -> None:
