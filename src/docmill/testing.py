@@ -7,6 +7,8 @@ read by extractors that misbehave on purpose:
 
 - ``DOCMILL-TEST-SLEEP <seconds>``: sleeps, reporting progress each 0.1 s,
   then returns the rest of the document as text.
+- ``DOCMILL-TEST-STALL <seconds>``: sleeps without reporting progress, as a
+  parser stuck in one C call does.
 - ``DOCMILL-TEST-CRASH``: kills its own process, as a segfaulting parser would.
 - ``DOCMILL-TEST-FLAKY <path>``: crashes while ``path`` does not exist, and
   creates it, so it succeeds on the second attempt.
@@ -24,6 +26,7 @@ from docmill.extract.base import ExtractContext, ExtractionResult, Source, read_
 from docmill.extract.registry import register
 
 SLEEP = b"DOCMILL-TEST-SLEEP "
+STALL = b"DOCMILL-TEST-STALL "
 CRASH = b"DOCMILL-TEST-CRASH"
 FLAKY = b"DOCMILL-TEST-FLAKY "
 HOG = b"DOCMILL-TEST-HOG"
@@ -36,6 +39,12 @@ def _sleep(source: Source, ctx: ExtractContext) -> ExtractionResult:
     for step in range(steps):
         time.sleep(seconds / steps)
         ctx.progress(step + 1, steps, "steps")
+    return ExtractionResult("application/x-docmill-test", rest.decode())
+
+
+def _stall(source: Source, ctx: ExtractContext) -> ExtractionResult:
+    first, _, rest = read_source(source).partition(b"\n")
+    time.sleep(float(first[len(STALL) :]))
     return ExtractionResult("application/x-docmill-test", rest.decode())
 
 
@@ -59,6 +68,7 @@ def _hog(source: Source, ctx: ExtractContext) -> ExtractionResult:
 
 
 register("application/x-docmill-test-sleep", _sleep, magic=SLEEP)
+register("application/x-docmill-test-stall", _stall, magic=STALL)
 register("application/x-docmill-test-crash", _crash, magic=CRASH)
 register("application/x-docmill-test-flaky", _flaky, magic=FLAKY)
 register("application/x-docmill-test-hog", _hog, magic=HOG)

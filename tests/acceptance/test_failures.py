@@ -76,7 +76,7 @@ async def test_cancel_stops_a_running_extraction(client_with: ClientFactory) -> 
     renewal (10 s here) would have told the worker.
     """
     async with client_with(lease_seconds=30, workers=1) as client:
-        document_id = await submit(client, b"DOCMILL-TEST-SLEEP 30\nnever")
+        document_id = await submit(client, b"DOCMILL-TEST-STALL 30\nnever")
         while (await client.get(f"/documents/{document_id}")).json()[
             "status"
         ] != "processing":
