@@ -292,6 +292,4 @@ class WebhookDelivery(Base):
     created_at: Mapped[datetime]
     delivered_at: Mapped[datetime | None]
 
-    __table_args__ = (
-        Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
-    )
+    __table_args__ = (Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),)
