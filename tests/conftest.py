@@ -22,7 +22,12 @@ from docmill.settings import Settings
 POSTGRES_URL = os.environ.get(
     "DOCMILL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
-CORPUS_DIR = Path(__file__).resolve().parents[2] / "shared" / "corpus"
+CORPUS_DIR = Path(
+    os.environ.get(
+        "DOCMILL_TEST_CORPUS",
+        Path(__file__).resolve().parents[2] / "shared" / "corpus",
+    )
+)
 _postgres_error: str | None = None
 _postgres_checked = False
 
