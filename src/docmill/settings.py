@@ -82,7 +82,9 @@ class Settings(BaseSettings):
         3, ge=0, description="How deep archives and attachments are followed."
     )
     max_archive_members: int = Field(
-        1000, ge=0, description="Most members read from one archive."
+        1000,
+        ge=0,
+        description="An archive with more members than this is refused whole.",
     )
     max_unpacked_bytes: int = Field(
         256 * 1024 * 1024,
