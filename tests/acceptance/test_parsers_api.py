@@ -42,8 +42,13 @@ async def test_submitted_document_gains_fields(
     assert document["status"] == "completed"
 
     fields = (await client.get(f"/documents/{document['id']}/fields")).json()
+    result = (await client.get(f"/documents/{document['id']}")).json()["result"]
 
     assert (fields["fields"], fields["fields_errors"]) == (
+        sample.expected,
+        sample.errors,
+    )
+    assert (result["fields"], result["fields_errors"]) == (
         sample.expected,
         sample.errors,
     )

@@ -119,13 +119,19 @@ async def document_by_id(services: Services, document_id: str) -> DocumentOut:
 async def _document_out(request: Request, document_id: str) -> DocumentOut:
     services = _services(request)
     row = await _owned_row(request, document_id)
-    content = None
+    content = parsed = None
     if row.status == "completed":
         content = await services.store.get_content(document_id)
-    return document_from_row(row, content)
+        if row.parser:
+            from docmill.parsing.store import ParserStore
+
+            parsed = await ParserStore(services.engine).get_fields(
+                document_id, row.parser
+            )
+    return document_from_row(row, content, parsed)
 
 
-def document_from_row(row: Any, content: Any = None) -> DocumentOut:
+def document_from_row(row: Any, content: Any = None, parsed: Any = None) -> DocumentOut:
     error = None
     if row.error_code:
         error = ErrorOut(code=row.error_code, message=row.error_message or "")
@@ -141,6 +147,8 @@ def document_from_row(row: Any, content: Any = None) -> DocumentOut:
             pages=content.pages if content is not None else None,
             children=(content.children or []) if content is not None else [],
             warnings=(content.warnings or []) if content is not None else [],
+            fields=parsed.fields if parsed is not None else None,
+            fields_errors=parsed.errors if parsed is not None else None,
         )
     return DocumentOut(
         id=row.id,

@@ -121,6 +121,12 @@ class ResultOut(BaseModel):
     pages: list[str] | None = Field(None, description="Text of each page.")
     children: list[ChildOut] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    fields: dict[str, Any] | None = Field(
+        None, description="With a parser: the fields its rules found."
+    )
+    fields_errors: dict[str, Any] | None = Field(
+        None, description="With a parser: per field, why it is missing or invalid."
+    )
 
 
 class DocumentOut(BaseModel):
