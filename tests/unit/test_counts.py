@@ -1,0 +1,28 @@
+"""Word counts are runs between whitespace, as ``wc -w`` gives them."""
+
+from __future__ import annotations
+
+import pytest
+
+from docmill.extract.pipeline import count_words
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        pytest.param("", 0, id="empty"),
+        pytest.param("one", 1, id="one"),
+        pytest.param("  leading and trailing  \n", 3, id="edges"),
+        pytest.param("tabs\tand\r\nnewlines", 3, id="controls"),
+        pytest.param("Grüße aus Köln", 3, id="non-ascii"),
+        pytest.param("a - b", 3, id="punctuation-is-a-word"),
+    ],
+)
+def test_words_are_counted_between_whitespace(text: str, words: int) -> None:
+    assert count_words(text) == words
+
+
+def test_count_agrees_with_split_on_ascii_whitespace() -> None:
+    text = "The quick  brown\tfox\njumps over\x0bthe lazy dog. " * 1000
+
+    assert count_words(text) == len(text.split())
