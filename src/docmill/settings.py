@@ -150,7 +150,9 @@ class Settings(BaseSettings):
         ),
     )
     rate_limit: str = Field(
-        "600/minute",
+        # Per second, so a client polling a few documents never meets it but
+        # a runaway loop does; a per-minute window would block for a minute.
+        "100/second",
         description=(
             "Requests allowed per API key (per client IP without auth), in the "
             "`limits` notation such as 100/minute; empty: no limit."

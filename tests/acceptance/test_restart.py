@@ -43,6 +43,8 @@ class Server:
         env = os.environ | {
             "DOCMILL_DATA_DIR": str(self.data_dir),
             "DOCMILL_EXTRACTOR_PLUGINS": json.dumps(["docmill.testing"]),
+            # These tests poll every document as fast as they can.
+            "DOCMILL_RATE_LIMIT": "",
             "DOCMILL_LEASE_SECONDS": "3",
             "DOCMILL_POLL_SECONDS": "0.1",
             "DOCMILL_SHUTDOWN_GRACE_SECONDS": "0.5",
