@@ -77,8 +77,8 @@ def count_words(text: str) -> int:
 
 # Language guesses on a few words are noise; below this the field stays unset.
 _MIN_LANGUAGE_CHARS = 40
-# fastText is as sure of a language from a few kilobytes as from the whole.
-_LANGUAGE_SAMPLE_CHARS = 4_000
+# fastText is as sure of a language from a page of text as from the whole.
+_LANGUAGE_SAMPLE_CHARS = 2_000
 # fastText's probability below which the guess is not reported.
 _MIN_LANGUAGE_CONFIDENCE = 0.5
 
