@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,24 @@ async def test_progress_reaches_the_parent(
     await child.extract(slow, None, timeout_seconds=10, on_progress=seen.append)
 
     assert seen[-1] == {"done": 6, "total": 6, "unit": "steps"}
+
+
+def test_large_result_arrives_whole_under_uvloop(tmp_path: Path) -> None:
+    """uvloop leaves a watched pipe non-blocking; a big result must still arrive."""
+    uvloop = pytest.importorskip("uvloop")
+    big = write(tmp_path, "big.txt", ("word " * 200_000).encode())
+    child = ExtractionChild(Limits(), memory_mb=1024)
+
+    async def extract_twice() -> list[int]:
+        try:
+            return [
+                (await child.extract(big, None, timeout_seconds=60))["word_count"]
+                for _ in range(2)
+            ]
+        finally:
+            child.close()
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        counts = runner.run(extract_twice())
+
+    assert counts == [200_000, 200_000]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import signal
 import time
 from collections.abc import Callable
@@ -227,7 +228,9 @@ class ExtractionChild:
         except (EOFError, OSError) as exc:
             exitcode = None
             if self._process is not None:
-                self._process.join(timeout=2)
+                # Off the event loop: the dead child's exit status may take a
+                # moment to arrive, and other slots and requests must not wait.
+                await asyncio.to_thread(self._process.join, 2)
                 exitcode = self._process.exitcode
             self.kill()
             raise WorkerCrash(_describe_exit(exitcode)) from exc
@@ -251,6 +254,11 @@ class ExtractionChild:
                 await asyncio.wait_for(readable.wait(), timeout)
         finally:
             loop.remove_reader(connection.fileno())
+            # uvloop (which uvicorn uses when it is installed) leaves a watched
+            # descriptor non-blocking; recv() in a thread would then fail with
+            # BlockingIOError part way through any result larger than the
+            # pipe's buffer, and the document would end as a worker crash.
+            os.set_blocking(connection.fileno(), True)
         if not readable.is_set():
             return None
         # A large result arrives in many pipe-sized pieces; reading it on the
