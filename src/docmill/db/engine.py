@@ -11,6 +11,8 @@ every write transaction docmill opens on SQLite starts with BEGIN IMMEDIATE
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -52,10 +54,29 @@ def _create_sqlite_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return engine
 
 
+# SQLite has one writer at a time. Writers of this process queue on a lock
+# here, in order, instead of each taking a pooled connection and sleeping in
+# the busy handler until the file lock frees: under load the busy handler's
+# back-off wasted most of the time. Other processes still meet the file lock
+# and the busy timeout.
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Any, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 @asynccontextmanager
 async def write_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A transaction that takes SQLite's write lock up front (no-op elsewhere)."""
-    async with engine.connect() as connection:
+    """
+    A write transaction; on SQLite, it takes the write lock up front.
+
+    Must not be nested: on SQLite the inner one would wait for the outer.
+    """
+    if engine.dialect.name != "sqlite":
+        async with engine.begin() as connection:
+            yield connection
+        return
+    lock = _SQLITE_WRITERS.setdefault(engine.sync_engine, asyncio.Lock())
+    async with lock, engine.connect() as connection:
         connection = await connection.execution_options(sqlite_immediate=True)
         async with connection.begin():
             yield connection
