@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, text, update
+from sqlalchemy import delete, func, insert, literal, select, text, tuple_, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -430,9 +430,14 @@ class JobStore:
             query = query.where(Document.id.in_(select(matches.c.document_id)))
         if before is not None:
             created_at, document_id = before
+            # A row-value comparison, so both databases can seek the
+            # (created_at, id) indexes to the cursor instead of filtering.
             query = query.where(
-                (Document.created_at < created_at)
-                | ((Document.created_at == created_at) & (Document.id < document_id))
+                tuple_(Document.created_at, Document.id)
+                < tuple_(
+                    literal(created_at, Document.created_at.type),
+                    literal(document_id, Document.id.type),
+                )
             )
         query = query.order_by(Document.created_at.desc(), Document.id.desc())
         async with self.engine.connect() as connection:
