@@ -41,12 +41,12 @@ async def check_capacity(services: Any) -> None:
     limit = services.settings.max_pending
     if not limit:
         return
-    pending = await services.store.count_pending()
+    pending = await services.store.count_pending(up_to=limit)
     if pending >= limit:
         raise Problem(
             429,
             "queue-full",
-            f"{pending} documents are waiting, the limit is {limit}; "
+            f"{limit} or more documents are waiting, the limit is {limit}; "
             "retry after the time in Retry-After",
             headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
             pending=pending,

@@ -295,13 +295,20 @@ class JobStore:
             ).scalar_one()
         return bool(used)
 
-    async def count_pending(self) -> int:
+    async def count_pending(self, up_to: int | None = None) -> int:
+        """
+        Documents waiting, counted up to ``up_to`` at most.
+
+        The bound keeps back-pressure checks cheap on every submission: the
+        count stops at the limit instead of walking a million pending rows.
+        """
+        waiting = select(Document.id).where(Document.status == PENDING)
+        if up_to is not None:
+            waiting = waiting.limit(up_to)
         async with self.engine.connect() as connection:
             count = (
                 await connection.execute(
-                    select(func.count())
-                    .select_from(Document)
-                    .where(Document.status == PENDING)
+                    select(func.count()).select_from(waiting.subquery())
                 )
             ).scalar_one()
         return int(count)
