@@ -25,8 +25,8 @@ from docmill.extract.ooxml import (
     Package,
     R,
     W,
-    blocks_markdown,
     cell_block,
+    compose_sections,
     iterparse,
     joined_blocks,
     markdown_table,
@@ -140,7 +140,7 @@ def extract_docx(source: Source, ctx: ExtractContext) -> ExtractionResult:
 
     metadata["sections"] = reader.sections
     metadata["tables"] = reader.tables
-    text, markdown = _compose(blocks, [(t, b) for t, b in extras if b])
+    text, markdown = compose_sections(blocks, [(t, b) for t, b in extras if b])
     return ExtractionResult(mime.DOCX, text, markdown=markdown, metadata=metadata)
 
 
@@ -432,14 +432,3 @@ def _read_extra(
                 seen.add(block.text)
                 blocks.append(block)
     return blocks
-
-
-def _compose(
-    blocks: list[Block], extras: list[tuple[str, list[Block]]]
-) -> tuple[str, str]:
-    text = "\n".join(block.text for block in blocks)
-    markdown = blocks_markdown(blocks)
-    for title, section in extras:
-        text += f"\n\n--- {title} ---\n" + "\n".join(block.text for block in section)
-        markdown += f"\n\n## {title}\n\n" + blocks_markdown(section)
-    return text.strip("\n"), markdown.strip("\n")

@@ -23,6 +23,7 @@ from docmill.extract.ooxml import (
     Package,
     blocks_markdown,
     cell_block,
+    compose_sections,
     iso_date,
     joined_blocks,
     markdown_table,
@@ -134,7 +135,7 @@ def extract_odf(source: Source, ctx: ExtractContext) -> ExtractionResult:
             ("Endnotes", reader.endnotes),
             ("Comments", reader.comments),
         ]
-    text, markdown = _compose(blocks, extras)
+    text, markdown = compose_sections(blocks, extras)
     return ExtractionResult(mime.ODT, text, markdown=markdown, metadata=metadata)
 
 
@@ -401,19 +402,6 @@ def _page_styles(
                 seen.add(block.text)
                 blocks.append(block)
     return blocks
-
-
-def _compose(
-    blocks: list[Block], extras: list[tuple[str, list[Block]]]
-) -> tuple[str, str]:
-    text = "\n".join(block.text for block in blocks)
-    markdown = blocks_markdown(blocks)
-    for title, section in extras:
-        if not section:
-            continue
-        text += f"\n\n--- {title} ---\n" + "\n".join(block.text for block in section)
-        markdown += f"\n\n## {title}\n\n" + blocks_markdown(section)
-    return text.strip("\n"), markdown.strip("\n")
 
 
 def _presentation(

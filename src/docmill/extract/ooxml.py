@@ -371,3 +371,23 @@ def joined_blocks(blocks: list[Block]) -> Block:
         "\n\n".join(block.markdown for block in blocks),
         " ".join(block.inline.replace("\n", " ") for block in blocks),
     )
+
+
+def compose_sections(
+    blocks: list[Block], extras: list[tuple[str, list[Block]]]
+) -> tuple[str, str]:
+    """
+    Text and Markdown of a body followed by its titled extra parts.
+
+    Headers, footers, notes and comments follow the body, each under its
+    title, so a reader of the text can tell them from the body; empty ones
+    are left out.
+    """
+    text = "\n".join(block.text for block in blocks)
+    markdown = blocks_markdown(blocks)
+    for title, section in extras:
+        if not section:
+            continue
+        text += f"\n\n--- {title} ---\n" + "\n".join(block.text for block in section)
+        markdown += f"\n\n## {title}\n\n" + blocks_markdown(section)
+    return text.strip("\n"), markdown.strip("\n")

@@ -328,18 +328,7 @@ class JobStore:
                     Document.id == document_id,
                     Document.status.in_([COMPLETED, FAILED, CANCELLED]),
                 )
-                .values(
-                    status=PENDING,
-                    attempts=0,
-                    next_attempt_at=now,
-                    updated_at=now,
-                    started_at=None,
-                    finished_at=None,
-                    error_code=None,
-                    error_message=None,
-                    progress=None,
-                    duplicate_of=None,
-                )
+                .values(**_fresh_start(now))
             )
             if result.rowcount:
                 await self._announce(connection)
@@ -818,17 +807,7 @@ class JobStore:
             condition &= Document.error_code == error_code
         async with write_transaction(self.engine) as connection:
             result = await connection.execute(
-                update(Document)
-                .where(condition)
-                .values(
-                    status=PENDING,
-                    attempts=0,
-                    next_attempt_at=now,
-                    updated_at=now,
-                    finished_at=None,
-                    error_code=None,
-                    error_message=None,
-                )
+                update(Document).where(condition).values(**_fresh_start(now))
             )
             if result.rowcount:
                 await self._announce(connection)
@@ -971,6 +950,22 @@ class JobStore:
             for listener in self._enqueue_listeners:
                 listener()
         return count
+
+
+def _fresh_start(now: datetime) -> dict[str, Any]:
+    """The values that queue a document again as if it were new."""
+    return {
+        "status": PENDING,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "updated_at": now,
+        "started_at": None,
+        "finished_at": None,
+        "error_code": None,
+        "error_message": None,
+        "progress": None,
+        "duplicate_of": None,
+    }
 
 
 def _pid_alive(worker_id: str) -> bool:
