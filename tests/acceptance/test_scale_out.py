@@ -118,6 +118,31 @@ def wait_for_completed(cluster: Cluster, target: int, timeout: float = 120) -> N
     raise AssertionError(f"fewer than {target} completed after {timeout}s")
 
 
+def wait_until_holding(database_url: str, pid: int, timeout: float = 30) -> None:
+    async def holding() -> bool:
+        import asyncpg
+
+        connection = await asyncpg.connect(
+            database_url.replace("postgresql+asyncpg://", "postgresql://")
+        )
+        try:
+            found = await connection.fetchval(
+                "SELECT count(*) FROM documents "
+                "WHERE status = 'processing' AND worker_id LIKE $1",
+                f"%:{pid}",
+            )
+        finally:
+            await connection.close()
+        return bool(found)
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if asyncio.run(holding()):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"worker {pid} never held a document")
+
+
 def attempts_by_document(database_url: str) -> dict[str, list[tuple]]:
     async def read() -> list[tuple]:
         import asyncpg
@@ -145,7 +170,7 @@ def test_three_workers_with_faults_complete_every_document_once(
     ids = []
     with httpx.Client(base_url=cluster.url) as client:
         for n in range(DOCUMENTS):
-            content = f"DOCMILL-TEST-SLEEP 0.1\ndocument {n}"
+            content = f"DOCMILL-TEST-SLEEP 0.2\ndocument {n}"
             ids.append(
                 client.post("/documents", json={"content": content}).json()["id"]
             )
@@ -154,7 +179,11 @@ def test_three_workers_with_faults_complete_every_document_once(
     cluster.start_workers()
 
     wait_for_completed(cluster, DOCUMENTS // 3)
-    cluster.processes["worker0"].send_signal(signal.SIGKILL)
+    victim = cluster.processes["worker0"]
+    # Kill it while the database shows it holding a document, so the test
+    # always exercises the takeover of an abandoned claim.
+    wait_until_holding(cluster.database_url, victim.pid)
+    victim.send_signal(signal.SIGKILL)
     wait_for_completed(cluster, 2 * DOCUMENTS // 3)
     cluster.processes["worker1"].send_signal(signal.SIGTERM)
     assert cluster.processes["worker1"].wait(timeout=30) == 0
