@@ -112,7 +112,12 @@ class Worker:
             for index in range(self.concurrency)
         ]
         try:
-            await asyncio.gather(*self._slots)
+            # Slots that `stop` cancelled after the grace period end cancelled;
+            # that is the planned way out, not an error of the worker.
+            outcomes = await asyncio.gather(*self._slots, return_exceptions=True)
+            for outcome in outcomes:
+                if isinstance(outcome, Exception):
+                    raise outcome
         finally:
             for task in (maintenance, deliveries, listener):
                 if task is not None:
