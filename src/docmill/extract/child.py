@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import os
 import signal
@@ -106,6 +107,9 @@ def _child_main(
     # Ctrl-C in a terminal reaches the whole process group; the parent decides
     # when its children stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # pypdf narrates every oddity of a damaged PDF as a warning on stderr; the
+    # outcome reaches the user as the document's result or error instead.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     if plugins:
         from docmill.extract.registry import load_plugins
 

@@ -140,6 +140,14 @@ class Worker:
         self._stopping.set()
         self._wakeup.set()
         slots = [slot for slot in self._slots if not slot.done()]
+        logger.info(
+            "worker %s stopping: no new claims; %d running document(s) get %gs "
+            "to finish",
+            self.worker_id,
+            self._busy,
+            grace,
+            extra={"action": "worker_stopping", "worker_id": self.worker_id},
+        )
         if not slots:
             return
         _done, pending = await asyncio.wait(slots, timeout=grace)
