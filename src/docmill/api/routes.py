@@ -109,25 +109,23 @@ async def _owned_row(request: Request, document_id: str) -> Any:
 
 
 async def document_by_id(services: Services, document_id: str) -> DocumentOut:
-    row = await services.store.get(document_id)
-    content = None
-    if row.status == "completed":
-        content = await services.store.get_content(document_id)
-    return document_from_row(row, content)
+    row, content = await services.store.get_summary(document_id)
+    return document_from_row(row, content if row.status == "completed" else None)
 
 
 async def _document_out(request: Request, document_id: str) -> DocumentOut:
     services = _services(request)
-    row = await _owned_row(request, document_id)
-    content = parsed = None
-    if row.status == "completed":
-        content = await services.store.get_content(document_id)
-        if row.parser:
-            from docmill.parsing.store import ParserStore
+    row, content = await services.store.get_summary(document_id)
+    owner = auth.owner(request)
+    if owner is not None and row.owner != owner:
+        raise DocumentNotFound(document_id)
+    parsed = None
+    if row.status != "completed":
+        content = None
+    elif row.parser:
+        from docmill.parsing.store import ParserStore
 
-            parsed = await ParserStore(services.engine).get_fields(
-                document_id, row.parser
-            )
+        parsed = await ParserStore(services.engine).get_fields(document_id, row.parser)
     return document_from_row(row, content, parsed)
 
 

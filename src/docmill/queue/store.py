@@ -381,6 +381,30 @@ class JobStore:
             raise DocumentNotFound(document_id)
         return row
 
+    async def get_summary(self, document_id: str) -> tuple[Row[Any], Row[Any] | None]:
+        """
+        The document and the small parts of its content, in one query.
+
+        Status reads need pages, children and warnings, never the full text
+        or Markdown, which can be megabytes; those stay on disk.
+        """
+        query = (
+            select(
+                Document.__table__,
+                DocumentContent.pages,
+                DocumentContent.children,
+                DocumentContent.warnings,
+                (DocumentContent.document_id.is_not(None)).label("has_content"),
+            )
+            .outerjoin(DocumentContent, DocumentContent.document_id == Document.id)
+            .where(Document.id == document_id)
+        )
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(query)).first()
+        if row is None:
+            raise DocumentNotFound(document_id)
+        return row, (row if row.has_content else None)
+
     async def get_content(self, document_id: str) -> Row[Any] | None:
         async with self.engine.connect() as connection:
             return (
