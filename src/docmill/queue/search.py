@@ -29,9 +29,18 @@ def query_words(q: str) -> list[str]:
     return _WORD.findall(q)[:32]
 
 
-async def index_text(connection: Any, document_id: str, body: str) -> None:
-    """Replace the document's entry in the index, inside the caller's transaction."""
-    await unindex(connection, [document_id])
+async def index_text(
+    connection: Any, document_id: str, body: str, *, replace: bool = True
+) -> None:
+    """
+    Index the document's text, inside the caller's transaction.
+
+    Args:
+        replace: whether an earlier entry of the document may exist and must
+            go first; False skips that search when there cannot be one.
+    """
+    if replace:
+        await unindex(connection, [document_id])
     body = body[:INDEXED_CHARS]
     if connection.dialect.name == "sqlite":
         statement = (

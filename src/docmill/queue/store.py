@@ -631,7 +631,7 @@ class JobStore:
             )
             if result.rowcount != 1:
                 raise LeaseLost(claim.document_id)
-            await connection.execute(
+            replaced = await connection.execute(
                 delete(DocumentContent).where(
                     DocumentContent.document_id == claim.document_id
                 )
@@ -646,7 +646,15 @@ class JobStore:
                     warnings=payload["warnings"],
                 )
             )
-            await search.index_text(connection, claim.document_id, payload["text"])
+            # A first result has no index entry to replace; on SQLite, looking
+            # for one scans the whole FTS table (its document_id column is
+            # not indexed), which made completing slower as the table grew.
+            await search.index_text(
+                connection,
+                claim.document_id,
+                payload["text"],
+                replace=replaced.rowcount > 0,
+            )
             await outbox.enqueue_events(
                 connection, [claim.document_id], now, self.webhook_url
             )
