@@ -54,8 +54,12 @@ def _create_sqlite_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        immediate = connection.get_execution_options().get("sqlite_immediate")
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Writes (write_transaction) take the write lock up front. Reads run
+        # without BEGIN, each statement its own snapshot: that saves a round
+        # trip to aiosqlite's thread on every status read, and no read path
+        # needs two statements to agree.
+        if connection.get_execution_options().get("sqlite_immediate"):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

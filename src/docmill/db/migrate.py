@@ -11,6 +11,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from docmill.db.engine import write_transaction
+
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
@@ -28,7 +30,9 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     def _upgrade(connection: Connection) -> None:
         command.upgrade(alembic_config(connection), revision)
 
-    async with engine.begin() as connection:
+    # A write transaction, so SQLite runs the migration as one BEGIN IMMEDIATE
+    # transaction (plain connections there run in autocommit).
+    async with write_transaction(engine) as connection:
         await connection.run_sync(_upgrade)
 
 
