@@ -286,13 +286,7 @@ class JobStore:
 
     async def storage_key_used(self, key: str) -> bool:
         async with self.engine.connect() as connection:
-            used = (
-                await connection.execute(
-                    select(func.count())
-                    .select_from(Document)
-                    .where(Document.storage_key == key)
-                )
-            ).scalar_one()
+            used = (await connection.execute(_documents_using(key))).scalar_one()
         return bool(used)
 
     async def count_pending(self, up_to: int | None = None) -> int:
@@ -478,13 +472,7 @@ class JobStore:
             await search.unindex(connection, [document_id])
             if not key:
                 return ""  # a URL submission whose original was never fetched
-            still_used = (
-                await connection.execute(
-                    select(func.count())
-                    .select_from(Document)
-                    .where(Document.storage_key == key)
-                )
-            ).scalar_one()
+            still_used = (await connection.execute(_documents_using(key))).scalar_one()
         return "" if still_used else key
 
     async def attempts(self, document_id: str) -> Sequence[Row[Any]]:
@@ -982,6 +970,11 @@ class JobStore:
             for listener in self._enqueue_listeners:
                 listener()
         return count
+
+
+def _documents_using(key: str) -> Any:
+    """How many documents name the stored original ``key``."""
+    return select(func.count()).select_from(Document).where(Document.storage_key == key)
 
 
 def _fresh_start(now: datetime) -> dict[str, Any]:
