@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from docmill.extract.base import Limits
 
 
 class Settings(BaseSettings):
@@ -191,3 +194,13 @@ class Settings(BaseSettings):
     @property
     def originals_dir(self) -> Path:
         return self.data_dir / "originals"
+
+    def extraction_limits(self) -> Limits:
+        from docmill.extract.base import Limits
+
+        return Limits(
+            max_text_chars=self.max_text_chars,
+            max_archive_depth=self.max_archive_depth,
+            max_archive_members=self.max_archive_members,
+            max_unpacked_bytes=self.max_unpacked_bytes,
+        )

@@ -251,7 +251,6 @@ async def _test_upload(request: Request, record: ParserRecord) -> ParseOut:
     import asyncio
 
     from docmill.extract.child import ExtractionChild
-    from docmill.queue.worker import limits_from
 
     settings = request.app.state.services.settings
     async with request.form(max_files=1, max_fields=4) as form:
@@ -266,7 +265,7 @@ async def _test_upload(request: Request, record: ParserRecord) -> ParseOut:
             # Extraction of an upload is untrusted work: the same killable
             # child process and limits as the workers use.
             child = ExtractionChild(
-                limits_from(settings),
+                settings.extraction_limits(),
                 settings.job_memory_mb,
                 settings.extractor_plugins,
             )

@@ -113,7 +113,6 @@ async def _parse_all(spec: Any, documents: list[Path], settings: Settings) -> in
     from docmill.exceptions import ExtractionError
     from docmill.extract.child import ExtractionChild
     from docmill.parsing.engine import parse_payload
-    from docmill.queue.worker import limits_from
 
     request = {
         "name": spec.name,
@@ -122,7 +121,7 @@ async def _parse_all(spec: Any, documents: list[Path], settings: Settings) -> in
         | {"name": spec.name},
     }
     child = ExtractionChild(
-        limits_from(settings), settings.job_memory_mb, settings.extractor_plugins
+        settings.extraction_limits(), settings.job_memory_mb, settings.extractor_plugins
     )
     failed = 0
     try:

@@ -22,7 +22,6 @@ import time
 from typing import Any
 
 from docmill.exceptions import ExtractionError, FetchError, LeaseLost, StorageError
-from docmill.extract.base import Limits
 from docmill.extract.child import ExtractionChild
 from docmill.fetch import fetch_to_storage
 from docmill.metrics import observe_extraction
@@ -35,15 +34,6 @@ from docmill.storage import Storage
 from docmill.webhooks import DeliveryLoop
 
 logger = logging.getLogger(__name__)
-
-
-def limits_from(settings: Settings) -> Limits:
-    return Limits(
-        max_text_chars=settings.max_text_chars,
-        max_archive_depth=settings.max_archive_depth,
-        max_archive_members=settings.max_archive_members,
-        max_unpacked_bytes=settings.max_unpacked_bytes,
-    )
 
 
 class Worker:
@@ -202,7 +192,7 @@ class Worker:
 
     async def _run_slot(self, index: int, drain: bool) -> None:
         child = ExtractionChild(
-            limits_from(self.settings),
+            self.settings.extraction_limits(),
             self.settings.job_memory_mb,
             self.settings.extractor_plugins,
         )
