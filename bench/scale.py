@@ -7,8 +7,9 @@ Run from the repository root with the dev venv's python:
 
 The schema comes from docmill's own migrations (``docmill.db.migrate.upgrade``)
 in a database of our own: a SQLite file in a temporary directory, and
-``docmill_bench_scale`` on the PostgreSQL server at 127.0.0.1:5432 (created
-here, dropped at the end). Rows are bulk-inserted with SQLAlchemy core into
+``docmill_bench_scale_<pid>`` on the PostgreSQL server at 127.0.0.1:5432
+(created here, dropped at the end; the pid keeps two runs from dropping each
+other's database). Rows are bulk-inserted with SQLAlchemy core into
 docmill's tables, in the shape the service leaves them: 90% completed (each
 with a ``document_contents`` row of a few hundred characters), 5% failed,
 4.9% pending (the claim backlog), 0.1% processing, created in time order
@@ -39,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import random
 import shutil
 import tempfile
@@ -468,7 +470,8 @@ def main() -> None:
                     bench_database("SQLite", url, sizes, samples)
                 )
             else:
-                with h.postgres_database("docmill_bench_scale") as url:
+                name = f"docmill_bench_scale_{os.getpid()}"
+                with h.postgres_database(name) as url:
                     raw["runs"]["PostgreSQL"] = asyncio.run(
                         bench_database("PostgreSQL", url, sizes, samples)
                     )
