@@ -45,6 +45,7 @@ import random
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -446,6 +447,17 @@ def report(raw: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def postgres_database(name: str, keep: bool) -> Iterator[str]:
+    if not keep:
+        with h.postgres_database(name) as url:
+            yield url
+        return
+    h.postgres_admin(f"CREATE DATABASE {name}")
+    print(f"kept: PostgreSQL database {name}", flush=True)
+    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("--quick", action="store_true", help="1k vs 100k, fewer calls")
@@ -453,6 +465,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, help="calls per operation (100)")
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--working-tree", action="store_true")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the databases (to study plans or migrations at scale)",
+    )
     args = parser.parse_args()
     commit = h.use_snapshot(args.working_tree)
     sizes = [1_000, args.large or (100_000 if args.quick else 1_000_000)]
@@ -471,12 +488,15 @@ def main() -> None:
                 )
             else:
                 name = f"docmill_bench_scale_{os.getpid()}"
-                with h.postgres_database(name) as url:
+                with postgres_database(name, args.keep) as url:
                     raw["runs"]["PostgreSQL"] = asyncio.run(
                         bench_database("PostgreSQL", url, sizes, samples)
                     )
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"kept: {workdir / 'scale.db'}", flush=True)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     path = h.write_results("scale", raw)
     print(report(raw))
     print(f"\nraw figures and every plan: {path.relative_to(h.REPO)}")
