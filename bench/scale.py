@@ -244,6 +244,7 @@ async def put_back(engine: Any, document_id: str) -> None:
     from sqlalchemy import delete, update
 
     from docmill.db.models import Attempt, Document, DocumentContent
+    from docmill.queue import search
 
     async with engine.begin() as connection:
         await connection.execute(
@@ -257,6 +258,9 @@ async def put_back(engine: Any, document_id: str) -> None:
         await connection.execute(
             delete(Attempt).where(Attempt.document_id == document_id)
         )
+        # Its search entry goes with its content: a pending document has
+        # neither, and complete() counts on that.
+        await search.unindex(connection, [document_id])
 
 
 PAYLOAD = {
