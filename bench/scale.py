@@ -146,6 +146,7 @@ async def grow(
     """Insert rows ``start..target`` of ``final``; return the seconds it took."""
     from sqlalchemy import insert
 
+    from docmill.db.engine import write_transaction
     from docmill.db.models import Document, DocumentContent
 
     origin = datetime.now(UTC) - timedelta(days=30)
@@ -155,13 +156,15 @@ async def grow(
         documents, contents = make_rows(
             offset, min(BATCH, target - offset), rng, origin, step
         )
-        async with engine.begin() as connection:
+        # One transaction per batch: SQLite's plain connections autocommit,
+        # which would make every row its own commit.
+        async with write_transaction(engine) as connection:
             await connection.execute(insert(Document.__table__), documents)
             if contents:
                 await connection.execute(insert(DocumentContent.__table__), contents)
                 if await has_search(connection):
                     await connection.execute(
-                        search_insert(connection.dialect.name),
+                        await search_insert(connection),
                         [{"id": c["document_id"], "body": c["text"]} for c in contents],
                     )
     return time.perf_counter() - began
@@ -178,18 +181,26 @@ async def has_search(connection: Any) -> bool:
     return bool(await connection.run_sync(_check))
 
 
-def search_insert(dialect: str) -> Any:
+async def search_insert(connection: Any) -> Any:
     """The statement ``docmill.queue.search.index_text`` sends, for many rows."""
-    from sqlalchemy import text
+    from sqlalchemy import inspect, text
 
-    if dialect == "sqlite":
+    if connection.dialect.name != "sqlite":
         return text(
-            "INSERT INTO document_search (document_id, body) VALUES (:id, :body)"
+            "INSERT INTO document_search (document_id, body) "
+            "VALUES (:id, strip(to_tsvector('simple', :body)))"
         )
-    return text(
-        "INSERT INTO document_search (document_id, body) "
-        "VALUES (:id, strip(to_tsvector('simple', :body)))"
-    )
+
+    def _columns(sync: Any) -> set[str]:
+        return {column["name"] for column in inspect(sync).get_columns("documents")}
+
+    if "seq" in await connection.run_sync(_columns):
+        # Migration 0006: the entry's rowid is the document's queue number.
+        return text(
+            "INSERT INTO document_search (rowid, body) "
+            "SELECT seq, :body FROM documents WHERE id = :id"
+        )
+    return text("INSERT INTO document_search (document_id, body) VALUES (:id, :body)")
 
 
 class Recorder:
