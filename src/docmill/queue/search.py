@@ -46,7 +46,8 @@ INDEXED_CHARS = 500_000
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
-# The parts of the SQLite schema the models do not describe (migration 0006).
+# The search schema, which the models do not describe: SQLite's FTS5 table
+# and documents.seq (migration 0006), and PostgreSQL's table.
 _FTS = table("document_search", column("rowid", Integer))
 _SEQ = literal_column("documents.seq", Integer)
 _PG_SEARCH = table("document_search", column("document_id", String), column("body"))
