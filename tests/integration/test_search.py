@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from docmill.db.engine import create_engine
 from docmill.db.migrate import upgrade
+from docmill.queue import search
 from docmill.queue.store import JobStore, NewDocument
 
 pytestmark = pytest.mark.anyio
@@ -61,6 +62,25 @@ async def test_search_cursor_walks_every_match_once(store: Any) -> None:
     pages = await search_pages(store, "invoice", limit=3)
 
     assert pages == [ids[6:3:-1], ids[3:0:-1], ids[0:1]]
+
+
+@pytest.mark.parametrize(
+    "few_matches",
+    [pytest.param(10, id="from-the-index"), pytest.param(1, id="by-walking")],
+)
+async def test_search_finds_matches_older_than_the_newest_documents(
+    store: Any, monkeypatch: pytest.MonkeyPatch, few_matches: int
+) -> None:
+    """PostgreSQL's roads past its first window (SQLite has one road)."""
+    monkeypatch.setattr(search, "WINDOW_PER_ROW", 1)
+    monkeypatch.setattr(search, "FEW_MATCHES", few_matches)
+    ids = [await indexed(store, f"invoice {n}") for n in range(3)]
+    for n in range(4):
+        await indexed(store, f"letter {n}")
+
+    pages = await search_pages(store, "invoice", limit=2)
+
+    assert pages == [ids[2:0:-1], ids[0:1]]
 
 
 async def test_search_sees_only_the_owners_documents(store: Any) -> None:
