@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from alembic import command
 from sqlalchemy import text
 
-from docmill.db.engine import create_engine
-from docmill.db.migrate import upgrade
+from docmill.db.engine import create_engine, write_transaction
+from docmill.db.migrate import alembic_config, upgrade
 from docmill.queue import search
 from docmill.queue.store import JobStore, NewDocument
 
@@ -166,6 +167,29 @@ async def test_migration_0006_keeps_existing_search_entries(
         await engine.dispose()
 
     assert (pages, entries) == ([[later, ids[3]], ids[2:0:-1], ids[0:1]], 6)
+
+
+async def test_migration_0006_downgrades_with_its_entries(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        await upgrade(engine)
+        store = JobStore(engine)
+        document_id = await indexed(store, "invoice 1")
+
+        async with write_transaction(engine) as connection:
+            await connection.run_sync(
+                lambda sync: command.downgrade(alembic_config(sync), "0005")
+            )
+        async with engine.connect() as connection:
+            entries = (
+                await connection.execute(
+                    text("SELECT document_id FROM document_search")
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+
+    assert [entry.document_id for entry in entries] == [document_id]
 
 
 async def indexed_before_0006(store: JobStore, body: str) -> str:

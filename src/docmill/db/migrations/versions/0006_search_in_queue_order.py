@@ -71,6 +71,9 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
+    # The triggers name document_search, which is about to be replaced.
+    op.execute("DROP TRIGGER documents_unindex")
+    op.execute("DROP TRIGGER documents_number")
     op.execute(
         "CREATE VIRTUAL TABLE document_search_old USING fts5("
         f"document_id UNINDEXED, body, {TOKENIZER})"
@@ -82,7 +85,5 @@ def downgrade() -> None:
     )
     op.execute("DROP TABLE document_search")
     op.execute("ALTER TABLE document_search_old RENAME TO document_search")
-    op.execute("DROP TRIGGER documents_unindex")
-    op.execute("DROP TRIGGER documents_number")
     op.execute("DROP INDEX ix_documents_seq")
     op.execute("ALTER TABLE documents DROP COLUMN seq")
