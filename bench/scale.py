@@ -7,8 +7,9 @@ Run from the repository root with the dev venv's python:
 
 The schema comes from docmill's own migrations (``docmill.db.migrate.upgrade``)
 in a database of our own: a SQLite file in a temporary directory, and
-``docmill_bench_scale`` on the PostgreSQL server at 127.0.0.1:5432 (created
-here, dropped at the end). Rows are bulk-inserted with SQLAlchemy core into
+``docmill_bench_scale_<pid>`` on the PostgreSQL server at 127.0.0.1:5432
+(created here, dropped at the end; the pid keeps two runs from dropping each
+other's database). Rows are bulk-inserted with SQLAlchemy core into
 docmill's tables, in the shape the service leaves them: 90% completed (each
 with a ``document_contents`` row of a few hundred characters), 5% failed,
 4.9% pending (the claim backlog), 0.1% processing, created in time order
@@ -39,10 +40,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import random
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -143,6 +146,7 @@ async def grow(
     """Insert rows ``start..target`` of ``final``; return the seconds it took."""
     from sqlalchemy import insert
 
+    from docmill.db.engine import write_transaction
     from docmill.db.models import Document, DocumentContent
 
     origin = datetime.now(UTC) - timedelta(days=30)
@@ -152,13 +156,15 @@ async def grow(
         documents, contents = make_rows(
             offset, min(BATCH, target - offset), rng, origin, step
         )
-        async with engine.begin() as connection:
+        # One transaction per batch: SQLite's plain connections autocommit,
+        # which would make every row its own commit.
+        async with write_transaction(engine) as connection:
             await connection.execute(insert(Document.__table__), documents)
             if contents:
                 await connection.execute(insert(DocumentContent.__table__), contents)
                 if await has_search(connection):
                     await connection.execute(
-                        search_insert(connection.dialect.name),
+                        await search_insert(connection),
                         [{"id": c["document_id"], "body": c["text"]} for c in contents],
                     )
     return time.perf_counter() - began
@@ -175,18 +181,26 @@ async def has_search(connection: Any) -> bool:
     return bool(await connection.run_sync(_check))
 
 
-def search_insert(dialect: str) -> Any:
+async def search_insert(connection: Any) -> Any:
     """The statement ``docmill.queue.search.index_text`` sends, for many rows."""
-    from sqlalchemy import text
+    from sqlalchemy import inspect, text
 
-    if dialect == "sqlite":
+    if connection.dialect.name != "sqlite":
         return text(
-            "INSERT INTO document_search (document_id, body) VALUES (:id, :body)"
+            "INSERT INTO document_search (document_id, body) "
+            "VALUES (:id, strip(to_tsvector('simple', :body)))"
         )
-    return text(
-        "INSERT INTO document_search (document_id, body) "
-        "VALUES (:id, strip(to_tsvector('simple', :body)))"
-    )
+
+    def _columns(sync: Any) -> set[str]:
+        return {column["name"] for column in inspect(sync).get_columns("documents")}
+
+    if "seq" in await connection.run_sync(_columns):
+        # Migration 0006: the entry's rowid is the document's queue number.
+        return text(
+            "INSERT INTO document_search (rowid, body) "
+            "SELECT seq, :body FROM documents WHERE id = :id"
+        )
+    return text("INSERT INTO document_search (document_id, body) VALUES (:id, :body)")
 
 
 class Recorder:
@@ -241,6 +255,7 @@ async def put_back(engine: Any, document_id: str) -> None:
     from sqlalchemy import delete, update
 
     from docmill.db.models import Attempt, Document, DocumentContent
+    from docmill.queue import search
 
     async with engine.begin() as connection:
         await connection.execute(
@@ -254,6 +269,9 @@ async def put_back(engine: Any, document_id: str) -> None:
         await connection.execute(
             delete(Attempt).where(Attempt.document_id == document_id)
         )
+        # Its search entry goes with its content: a pending document has
+        # neither, and complete() counts on that.
+        await search.unindex(connection, [document_id])
 
 
 PAYLOAD = {
@@ -444,6 +462,17 @@ def report(raw: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+@contextlib.contextmanager
+def postgres_database(name: str, keep: bool) -> Iterator[str]:
+    if not keep:
+        with h.postgres_database(name) as url:
+            yield url
+        return
+    h.postgres_admin(f"CREATE DATABASE {name}")
+    print(f"kept: PostgreSQL database {name}", flush=True)
+    yield f"postgresql+asyncpg://postgres@127.0.0.1:5432/{name}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     parser.add_argument("--quick", action="store_true", help="1k vs 100k, fewer calls")
@@ -451,6 +480,11 @@ def main() -> None:
     parser.add_argument("--samples", type=int, help="calls per operation (100)")
     parser.add_argument("--databases", default="sqlite,postgres")
     parser.add_argument("--working-tree", action="store_true")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the databases (to study plans or migrations at scale)",
+    )
     args = parser.parse_args()
     commit = h.use_snapshot(args.working_tree)
     sizes = [1_000, args.large or (100_000 if args.quick else 1_000_000)]
@@ -468,12 +502,16 @@ def main() -> None:
                     bench_database("SQLite", url, sizes, samples)
                 )
             else:
-                with h.postgres_database("docmill_bench_scale") as url:
+                name = f"docmill_bench_scale_{os.getpid()}"
+                with postgres_database(name, args.keep) as url:
                     raw["runs"]["PostgreSQL"] = asyncio.run(
                         bench_database("PostgreSQL", url, sizes, samples)
                     )
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"kept: {workdir / 'scale.db'}", flush=True)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     path = h.write_results("scale", raw)
     print(report(raw))
     print(f"\nraw figures and every plan: {path.relative_to(h.REPO)}")

@@ -7,6 +7,11 @@ and reading status touch one row. The extracted text, which can be megabytes,
 lives in ``document_contents`` so that listing and claiming never drag it
 through the page cache. ``attempts`` keeps one row per try, which is what
 lets tests (and operators) prove that no document completed twice.
+
+The search index is no model: its shape differs by database (migrations
+0004 and 0006, ``docmill.queue.search``). On SQLite it also gives
+``documents`` a ``seq`` column, numbered by a trigger, that only the search
+reads; it is not mapped here because PostgreSQL has no such column.
 """
 
 from __future__ import annotations

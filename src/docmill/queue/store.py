@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, text, tuple_, update
+from sqlalchemy import delete, func, insert, literal, select, text, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -425,7 +425,10 @@ class JobStore:
         Newest first; ``before`` is the (created_at, id) of the last row seen.
 
         Args:
-            q: words that must all occur in the extracted text.
+            q: words that must all occur in the extracted text. On SQLite the
+                matches come in the order documents were queued, which can
+                differ from created_at by the milliseconds two processes'
+                submissions raced for the write lock.
             owner: only this API key's documents (None: everyone's).
         """
         query = select(Document.__table__)
@@ -439,22 +442,12 @@ class JobStore:
             query = query.where(Document.client_ref == client_ref)
         if owner is not None:
             query = query.where(Document.owner == owner)
-        if q is not None:
-            matches = search.matching_ids(self.engine.dialect.name, q).subquery()
-            query = query.where(Document.id.in_(select(matches.c.document_id)))
-        if before is not None:
-            created_at, document_id = before
-            # A row-value comparison, so both databases can seek the
-            # (created_at, id) indexes to the cursor instead of filtering.
-            query = query.where(
-                tuple_(Document.created_at, Document.id)
-                < tuple_(
-                    literal(created_at, Document.created_at.type),
-                    literal(document_id, Document.id.type),
-                )
-            )
-        query = query.order_by(Document.created_at.desc(), Document.id.desc())
         async with self.engine.connect() as connection:
+            if q is not None:
+                return await search.newest_matches(connection, query, q, before, limit)
+            if before is not None:
+                query = query.where(search.older_than(before))
+            query = query.order_by(Document.created_at.desc(), Document.id.desc())
             return (await connection.execute(query.limit(limit))).all()
 
     async def delete(self, document_id: str) -> str:

@@ -1,0 +1,233 @@
+"""Full-text search through the job store, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from alembic import command
+from sqlalchemy import text
+
+from docmill.db.engine import create_engine, write_transaction
+from docmill.db.migrate import alembic_config, upgrade
+from docmill.queue import search
+from docmill.queue.store import JobStore, NewDocument
+
+pytestmark = pytest.mark.anyio
+
+
+async def indexed(store: JobStore, body: str, owner: str | None = None) -> str:
+    """Queue a document and complete it with ``body`` as its text."""
+    document_id = await store.create(
+        NewDocument(
+            source="text",
+            sha256=body[:1] * 64,
+            size_bytes=len(body),
+            storage_key=body[:1] * 64,
+            owner=owner,
+        )
+    )
+    claim = await store.claim_next("w:1")
+    assert claim is not None and claim.document_id == document_id
+    await store.complete(claim, _payload(body))
+    return document_id
+
+
+async def search_pages(
+    store: JobStore, q: str, limit: int, owner: str | None = None
+) -> list[list[str]]:
+    """Every page of a search, following the cursor as the API does."""
+    pages: list[list[str]] = []
+    before = None
+    while True:
+        rows = await store.list(q=q, limit=limit, before=before, owner=owner)
+        pages.append([row.id for row in rows])
+        if len(rows) < limit:
+            return pages
+        before = (rows[-1].created_at, rows[-1].id)
+
+
+async def test_search_lists_matches_newest_first(store: Any) -> None:
+    ids = [await indexed(store, f"invoice number {n}") for n in range(5)]
+    await indexed(store, "a letter")
+
+    found = await store.list(q="invoice")
+
+    assert [row.id for row in found] == ids[::-1]
+
+
+async def test_search_cursor_walks_every_match_once(store: Any) -> None:
+    ids = [await indexed(store, f"invoice {n}") for n in range(7)]
+    await indexed(store, "a letter")
+
+    pages = await search_pages(store, "invoice", limit=3)
+
+    assert pages == [ids[6:3:-1], ids[3:0:-1], ids[0:1]]
+
+
+@pytest.mark.parametrize(
+    "few_matches",
+    [pytest.param(10, id="from-the-index"), pytest.param(1, id="by-walking")],
+)
+async def test_search_finds_matches_older_than_the_newest_documents(
+    store: Any, monkeypatch: pytest.MonkeyPatch, few_matches: int
+) -> None:
+    """PostgreSQL's roads past its first window (SQLite has one road)."""
+    monkeypatch.setattr(search, "WINDOW_PER_ROW", 1)
+    monkeypatch.setattr(search, "FEW_MATCHES", few_matches)
+    ids = [await indexed(store, f"invoice {n}") for n in range(3)]
+    for n in range(4):
+        await indexed(store, f"letter {n}")
+
+    pages = await search_pages(store, "invoice", limit=2)
+
+    assert pages == [ids[2:0:-1], ids[0:1]]
+
+
+async def test_search_sees_only_the_owners_documents(store: Any) -> None:
+    mine = []
+    for n in range(5):
+        mine.append(await indexed(store, f"invoice {n}", owner="k1"))
+        await indexed(store, f"invoice {n}", owner="k2")
+
+    pages = await search_pages(store, "invoice", limit=2, owner="k1")
+
+    assert [d for page in pages for d in page] == mine[::-1]
+
+
+async def test_search_cursor_survives_deletion_of_its_document(store: Any) -> None:
+    ids = [await indexed(store, f"invoice {n}") for n in range(5)]
+    first = await store.list(q="invoice", limit=2)
+    await store.delete(first[-1].id)
+
+    rest = await store.list(q="invoice", before=(first[-1].created_at, first[-1].id))
+
+    assert [row.id for row in rest] == ids[2::-1]
+
+
+async def test_search_finds_a_reprocessed_document_by_its_new_text(
+    store: Any,
+) -> None:
+    document_id = await indexed(store, "old words")
+    await store.reprocess(document_id)
+    claim = await store.claim_next("w:1")
+    await store.complete(claim, _payload("new words"))
+
+    old = await store.list(q="old")
+    new = await store.list(q="new")
+
+    assert ([row.id for row in old], [row.id for row in new]) == ([], [document_id])
+
+
+async def test_deleted_document_leaves_the_search(store: Any) -> None:
+    gone = await indexed(store, "invoice one")
+    kept = await indexed(store, "invoice two")
+
+    await store.delete(gone)
+
+    assert [row.id for row in await store.list(q="invoice")] == [kept]
+
+
+async def test_duplicate_submission_is_found_under_its_own_id(store: Any) -> None:
+    original = await indexed(store, "invoice from acme")
+    submitted = await store.submit(
+        NewDocument(
+            source="text",
+            sha256="i" * 64,
+            size_bytes=17,
+            storage_key="i" * 64,
+            dedupe=True,
+        )
+    )
+
+    found = await store.list(q="acme")
+
+    assert [row.id for row in found] == [submitted.document_id, original]
+
+
+async def test_migration_0006_keeps_existing_search_entries(
+    database_url: str,
+) -> None:
+    """A database indexed before 0006 searches the same afterwards, in order."""
+    engine = create_engine(database_url)
+    try:
+        await upgrade(engine, "0005")
+        store = JobStore(engine)
+        ids = [await indexed_before_0006(store, f"invoice {n}") for n in range(4)]
+        await indexed_before_0006(store, "a letter")
+
+        await upgrade(engine)
+        later = await indexed(store, "invoice 4")
+        pages = await search_pages(store, "invoice", limit=2)
+        async with engine.connect() as connection:
+            entries = (
+                await connection.execute(text("SELECT count(*) FROM document_search"))
+            ).scalar_one()
+    finally:
+        await engine.dispose()
+
+    assert (pages, entries) == ([[later, ids[3]], ids[2:0:-1], ids[0:1]], 6)
+
+
+async def test_migration_0006_downgrades_with_its_entries(database_url: str) -> None:
+    engine = create_engine(database_url)
+    try:
+        await upgrade(engine)
+        store = JobStore(engine)
+        document_id = await indexed(store, "invoice 1")
+
+        async with write_transaction(engine) as connection:
+            await connection.run_sync(
+                lambda sync: command.downgrade(alembic_config(sync), "0005")
+            )
+        async with engine.connect() as connection:
+            entries = (
+                await connection.execute(
+                    text("SELECT document_id FROM document_search")
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+
+    assert [entry.document_id for entry in entries] == [document_id]
+
+
+async def indexed_before_0006(store: JobStore, body: str) -> str:
+    """A document with a search entry as the code of migration 0005 wrote it."""
+    document_id = await store.create(
+        NewDocument(source="text", sha256="", size_bytes=0, storage_key="")
+    )
+    vector = (
+        ":body"
+        if store.engine.dialect.name == "sqlite"
+        else ("to_tsvector('simple', :body)")
+    )
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO document_search (document_id, body) "
+                f"VALUES (:id, {vector})"
+            ),
+            {"id": document_id, "body": body},
+        )
+        await connection.execute(
+            text("UPDATE documents SET status = 'completed' WHERE id = :id"),
+            {"id": document_id},
+        )
+    return document_id
+
+
+def _payload(body: str) -> dict[str, Any]:
+    return {
+        "mime_type": "text/plain",
+        "text": body,
+        "markdown": None,
+        "pages": None,
+        "metadata": {},
+        "children": [],
+        "warnings": [],
+        "word_count": len(body.split()),
+        "char_count": len(body),
+        "page_count": None,
+        "processing_ms": 1.0,
+    }
