@@ -11,6 +11,7 @@ from docmill.exceptions import EmptyDocument, UnsupportedFormat
 from docmill.extract.base import ExtractContext, ExtractionResult, Source
 from docmill.extract.registry import extractor_for
 from docmill.extract.sniff import sniff
+from docmill.extract.textcodec import forget_detections
 
 # Bytes that separate words: ASCII whitespace. Each other byte value maps to 1,
 # so a word starts wherever a 0 is followed by a 1.
@@ -22,6 +23,7 @@ def extract_path(
     path: Path, ctx: ExtractContext | None = None, name: str | None = None
 ) -> ExtractionResult:
     """Extract the document stored at ``path``; ``name`` is its original name."""
+    forget_detections()
     return _extract(path, ctx or ExtractContext(), name or path.name)
 
 
@@ -86,13 +88,22 @@ _MIN_LANGUAGE_CONFIDENCE = 0.5
 def detect_language(text: str) -> str | None:
     """ISO 639 code of the text's main language, or None when unsure."""
     sample = text[:_LANGUAGE_SAMPLE_CHARS]
-    if len(_LETTER.findall(sample)) < _MIN_LANGUAGE_CHARS:
+    if not _has_letters(sample, _MIN_LANGUAGE_CHARS):
         return None
     # fastText reads one line at a time; a newline would end the sample.
     labels, scores = _language_model().predict(" ".join(sample.split()), k=1)
     if not labels or scores[0] < _MIN_LANGUAGE_CONFIDENCE:
         return None
     return str(labels[0]).removeprefix("__label__")
+
+
+def _has_letters(sample: str, wanted: int) -> bool:
+    # Most texts hold enough letters near their start; counting them there
+    # first spares listing every letter of the sample.
+    head = sample[: wanted * 8]
+    if len(_LETTER.findall(head)) >= wanted:
+        return True
+    return len(head) < len(sample) and len(_LETTER.findall(sample)) >= wanted
 
 
 @cache
