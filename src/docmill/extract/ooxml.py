@@ -117,13 +117,22 @@ class Package:
     def __init__(self, source: Source, ctx: ExtractContext, kind: str) -> None:
         self.kind = kind
         self._budget = ctx.limits.max_unpacked_bytes
-        self._stream: IO[bytes] = open_source(source)
-        try:
-            self._zip = zipfile.ZipFile(self._stream)
-        except _ZIP_ERRORS as exc:
-            self._stream.close()
-            raise CorruptDocument(f"the {kind} is not a readable zip ({exc})") from exc
+        self._stream: IO[bytes] | None = None
+        if ctx.archive is not None:
+            # The sniffer's zip, central directory already read.
+            self._zip, ctx.archive = ctx.archive, None
+        else:
+            self._stream = open_source(source)
+            try:
+                self._zip = zipfile.ZipFile(self._stream)
+            except _ZIP_ERRORS as exc:
+                self._stream.close()
+                message = f"the {kind} is not a readable zip ({exc})"
+                raise CorruptDocument(message) from exc
         self.names = set(self._zip.namelist())
+        # A slide's relationships are asked for its notes, its diagrams and
+        # its layout; each .rels part is read and parsed once.
+        self._relationships: dict[str, list[Relationship]] = {}
 
     def __enter__(self) -> Package:
         return self
@@ -138,7 +147,8 @@ class Package:
 
     def close(self) -> None:
         self._zip.close()
-        self._stream.close()
+        if self._stream is not None:
+            self._stream.close()
 
     def __contains__(self, name: str) -> bool:
         return name in self.names
@@ -188,6 +198,12 @@ class Package:
 
     def relationships(self, part: str) -> list[Relationship]:
         """Return the relationships of ``part`` (``""`` for the package)."""
+        found = self._relationships.get(part)
+        if found is None:
+            found = self._relationships[part] = self._read_relationships(part)
+        return found
+
+    def _read_relationships(self, part: str) -> list[Relationship]:
         folder, base = posixpath.split(part)
         rels_name = posixpath.join(folder, "_rels", f"{base}.rels")
         root = self.parse_optional(rels_name)

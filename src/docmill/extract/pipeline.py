@@ -10,7 +10,7 @@ from typing import Any
 from docmill.exceptions import EmptyDocument, UnsupportedFormat
 from docmill.extract.base import ExtractContext, ExtractionResult, Source
 from docmill.extract.registry import extractor_for
-from docmill.extract.sniff import sniff
+from docmill.extract.sniff import Sniffed, sniff_open
 from docmill.extract.textcodec import forget_detections
 
 # Bytes that separate words: ASCII whitespace. Each other byte value maps to 1,
@@ -35,13 +35,20 @@ def extract_bytes(
 
 
 def _extract(source: Source, ctx: ExtractContext, name: str | None) -> ExtractionResult:
-    media_type = _sniff_plugin(source) or sniff(source, name)
+    plugin_type = _sniff_plugin(source)
+    sniffed = Sniffed(plugin_type) if plugin_type else sniff_open(source, name)
+    media_type = sniffed.media_type
     if media_type == "application/x-empty":
         raise EmptyDocument("the document is empty (0 bytes)")
     if media_type == "application/octet-stream":
         raise UnsupportedFormat(_describe_unknown(source))
-    ctx.media_type, ctx.name = media_type, name
-    result = extractor_for(media_type)(source, ctx)
+    ctx.media_type, ctx.name, ctx.archive = media_type, name, sniffed.archive
+    try:
+        result = extractor_for(media_type)(source, ctx)
+    finally:
+        if ctx.archive is not None:
+            ctx.archive.close()
+            ctx.archive = None
     return _finish(result, ctx)
 
 
