@@ -1,13 +1,20 @@
 from __future__ import annotations
 
 import csv
+import io
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult
-from docmill.extract.delimited import _Sniffer, extract_delimited
+from docmill.extract.delimited import (
+    _Sniffer,
+    extract_delimited,
+    markdown_table,
+    sniff_dialect,
+)
 
 
 def _extract(data: bytes, media_type: str = mime.CSV) -> ExtractionResult:
@@ -83,3 +90,20 @@ def test_the_delimiter_vote_matches_the_standard_sniffer(
         expected = csv.Sniffer()._guess_delimiter(data, candidates)  # type: ignore[attr-defined]
         found = _Sniffer()._guess_delimiter(data, candidates)
         assert (found[0], bool(found[1])) == (expected[0], bool(expected[1]))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"a,b,c\n1,2,3\n4,5,6\n",
+        b"a,b,c\n1,2\n4,5,6,7\n",
+        b'a,b\n"x|y",2\n"multi\nline",3\n',
+        b"a;b\nx|y;2\n",
+    ],
+)
+def test_the_joined_table_equals_the_row_by_row_one(data: bytes) -> None:
+    result = _extract(data)
+    rows = list(
+        filter(any, csv.reader(io.StringIO(result.text), sniff_dialect(result.text)))
+    )
+    assert result.markdown == markdown_table(rows)
