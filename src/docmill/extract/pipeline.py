@@ -17,6 +17,7 @@ from docmill.extract.textcodec import forget_detections
 # so a word starts wherever a 0 is followed by a 1.
 _WORD_BYTES = bytes(0 if byte in b" \t\n\r\x0b\x0c" else 1 for byte in range(256))
 _LETTER = re.compile(r"[^\W\d_]")
+_ASCII_NON_LETTERS = bytes(byte for byte in range(128) if not chr(byte).isalpha())
 
 
 def extract_path(
@@ -106,11 +107,17 @@ def detect_language(text: str) -> str | None:
 
 def _has_letters(sample: str, wanted: int) -> bool:
     # Most texts hold enough letters near their start; counting them there
-    # first spares listing every letter of the sample.
+    # first spares listing every letter of the sample. On ASCII, where the
+    # pattern's letters are exactly A-Z and a-z, one translate in C counts.
     head = sample[: wanted * 8]
-    if len(_LETTER.findall(head)) >= wanted:
-        return True
-    return len(head) < len(sample) and len(_LETTER.findall(sample)) >= wanted
+    for text in (head, sample) if len(head) < len(sample) else (head,):
+        if text.isascii():
+            letters = len(text.encode("ascii").translate(None, _ASCII_NON_LETTERS))
+        else:
+            letters = len(_LETTER.findall(text))
+        if letters >= wanted:
+            return True
+    return False
 
 
 @cache
