@@ -81,7 +81,13 @@ def count_words(text: str) -> int:
     C: three times faster than ``len(text.split())`` and seven times faster
     than a regular expression, on text that is often megabytes long.
     """
-    marks = text.encode("utf-8", "surrogatepass").translate(_WORD_BYTES)
+    try:
+        # A copy in C for text that fits in Latin-1 (most Western text);
+        # bytes from 0x80 up are word bytes whichever encoding made them.
+        data = text.encode("latin-1")
+    except UnicodeEncodeError:
+        data = text.encode("utf-8", "surrogatepass")
+    marks = data.translate(_WORD_BYTES)
     return marks.count(b"\x00\x01") + (marks[:1] == b"\x01")
 
 
