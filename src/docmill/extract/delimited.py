@@ -97,9 +97,7 @@ class _Sniffer(csv.Sniffer):
     tallying the candidates alone picks the same delimiter.
     """
 
-    def _guess_delimiter(  # type: ignore[override]
-        self, data: str, delimiters: str | None
-    ) -> tuple[str, bool]:
+    def _guess_delimiter(self, data: str, delimiters: str | None) -> tuple[str, bool]:
         lines = [line for line in data.split("\n") if line]
         candidates = sorted(set(delimiters or map(chr, range(127))))
         # For each candidate: occurrences in a line -> lines with that many.
