@@ -194,7 +194,8 @@ class _Writer:
             self._trailing_breaks += 1
 
     def block(self, breaks: int = 1) -> None:
-        self._breaks = max(self._breaks, breaks)
+        if breaks > self._breaks:
+            self._breaks = breaks
         self._separator = ""
 
     def line_break(self) -> None:
@@ -223,8 +224,14 @@ class _Renderer:
         return writer.getvalue()
 
     def _children(self, node: LexborNode, writer: _Writer) -> None:
+        # Text nodes are most of the tree; they are written here rather than
+        # through a call to _node each.
+        inline = writer.inline
         for child in node.iter(include_text=True):
-            self._node(child, writer)
+            if child.tag == "-text":
+                inline(child.text_content or "")
+            else:
+                self._node(child, writer)
 
     def _node(self, node: LexborNode, writer: _Writer) -> None:
         tag = node.tag or ""
