@@ -99,13 +99,8 @@ _META_FIELDS = {
 
 
 def extract_html(source: Source, ctx: ExtractContext) -> ExtractionResult:
-    decoded = decode_html(read_source(source))
-    parser = LexborHTMLParser(decoded.text)
+    decoded, parser, root = _parse(read_source(source))
     metadata = {**encoding_metadata(decoded), **_head_metadata(parser)}
-    root = parser.root
-    if root is None:
-        raise EmptyDocument("the HTML document has no elements")
-
     text = _Renderer(markdown=False).render(root)
     markdown = _Renderer(markdown=True).render(root)
     return ExtractionResult(
@@ -115,6 +110,26 @@ def extract_html(source: Source, ctx: ExtractContext) -> ExtractionResult:
         metadata=metadata,
         warnings=undecodable_warning(decoded),
     )
+
+
+def html_text(data: bytes) -> str:
+    """
+    The ``text`` that ``extract_html`` gives for ``data``, and nothing else.
+
+    For callers that only want the words (a mail's HTML body): the Markdown
+    rendering, a second walk of the whole tree, is skipped.
+    """
+    _decoded, _parser, root = _parse(data)
+    return _Renderer(markdown=False).render(root)
+
+
+def _parse(data: bytes) -> tuple[DecodedText, LexborHTMLParser, LexborNode]:
+    decoded = decode_html(data)
+    parser = LexborHTMLParser(decoded.text)
+    root = parser.root
+    if root is None:
+        raise EmptyDocument("the HTML document has no elements")
+    return decoded, parser, root
 
 
 def decode_html(data: bytes) -> DecodedText:

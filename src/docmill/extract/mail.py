@@ -141,9 +141,9 @@ class _PartReader:
     def _body(self, part: Message, html: bool) -> None:
         text = _decode_part(_payload(part), part.get_content_charset())
         if html:
-            from docmill.extract.html import extract_html
+            from docmill.extract.html import html_text
 
-            text = extract_html(text.encode("utf-8"), self.ctx).text
+            text = html_text(text.encode("utf-8"))
         text = normalize_newlines(text).strip()
         if text:
             self.bodies.append(text)
