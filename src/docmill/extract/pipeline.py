@@ -44,6 +44,8 @@ def _extract(source: Source, ctx: ExtractContext, name: str | None) -> Extractio
     if media_type == "application/octet-stream":
         raise UnsupportedFormat(_describe_unknown(source))
     ctx.media_type, ctx.name, ctx.archive = media_type, name, sniffed.archive
+    if sniffed.data is not None:
+        source = sniffed.data
     try:
         result = extractor_for(media_type)(source, ctx)
     finally:

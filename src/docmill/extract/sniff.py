@@ -117,6 +117,9 @@ class Sniffed(NamedTuple):
 
     media_type: str
     archive: zipfile.ZipFile | None = None
+    # A text document's bytes, when the head the sniffer read held all of
+    # them: the extractor need not read the file again.
+    data: bytes | None = None
 
 
 def sniff_open(source: Source, name: str | None = None) -> Sniffed:
@@ -133,7 +136,8 @@ def sniff_open(source: Source, name: str | None = None) -> Sniffed:
         return Sniffed(binary)
     if not looks_like_text(head):
         return Sniffed("application/octet-stream")
-    return Sniffed(_sniff_text(head, name))
+    whole = head if len(head) < HEAD_BYTES else None
+    return Sniffed(_sniff_text(head, name), data=whole)
 
 
 def _sniff_binary(head: bytes) -> str | None:
