@@ -16,6 +16,10 @@ from docmill.extract.pipeline import count_words
         pytest.param("tabs\tand\r\nnewlines", 3, id="controls"),
         pytest.param("Grüße aus Köln", 3, id="non-ascii"),
         pytest.param("a - b", 3, id="punctuation-is-a-word"),
+        # Only ASCII whitespace separates, in Latin-1 text and beyond.
+        pytest.param("no\xa0break\x85next", 1, id="latin-1-spaces-join"),
+        pytest.param("中文\u3000字 x", 2, id="wide-spaces-join"),
+        pytest.param("lone \ud800 surrogate", 3, id="surrogate"),
     ],
 )
 def test_words_are_counted_between_whitespace(text: str, words: int) -> None:

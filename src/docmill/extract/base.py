@@ -12,6 +12,7 @@ able to stop them.
 from __future__ import annotations
 
 import io
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,6 +117,10 @@ class ExtractContext:
         # and the name the document was submitted under, if any.
         self.media_type = ""
         self.name: str | None = None
+        # The sniffer's open zip of a zip-based document; an extractor that
+        # reads the zip takes it (and closes it), the pipeline closes it
+        # otherwise.
+        self.archive: zipfile.ZipFile | None = None
 
     def progress(self, done: int, total: int, unit: str) -> None:
         if self._on_progress is not None and self.depth == 0:

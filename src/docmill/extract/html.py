@@ -99,13 +99,8 @@ _META_FIELDS = {
 
 
 def extract_html(source: Source, ctx: ExtractContext) -> ExtractionResult:
-    decoded = decode_html(read_source(source))
-    parser = LexborHTMLParser(decoded.text)
+    decoded, parser, root = _parse(read_source(source))
     metadata = {**encoding_metadata(decoded), **_head_metadata(parser)}
-    root = parser.root
-    if root is None:
-        raise EmptyDocument("the HTML document has no elements")
-
     text = _Renderer(markdown=False).render(root)
     markdown = _Renderer(markdown=True).render(root)
     return ExtractionResult(
@@ -115,6 +110,26 @@ def extract_html(source: Source, ctx: ExtractContext) -> ExtractionResult:
         metadata=metadata,
         warnings=undecodable_warning(decoded),
     )
+
+
+def html_text(data: bytes) -> str:
+    """
+    The ``text`` that ``extract_html`` gives for ``data``, and nothing else.
+
+    For callers that only want the words (a mail's HTML body): the Markdown
+    rendering, a second walk of the whole tree, is skipped.
+    """
+    _decoded, _parser, root = _parse(data)
+    return _Renderer(markdown=False).render(root)
+
+
+def _parse(data: bytes) -> tuple[DecodedText, LexborHTMLParser, LexborNode]:
+    decoded = decode_html(data)
+    parser = LexborHTMLParser(decoded.text)
+    root = parser.root
+    if root is None:
+        raise EmptyDocument("the HTML document has no elements")
+    return decoded, parser, root
 
 
 def decode_html(data: bytes) -> DecodedText:
@@ -194,7 +209,8 @@ class _Writer:
             self._trailing_breaks += 1
 
     def block(self, breaks: int = 1) -> None:
-        self._breaks = max(self._breaks, breaks)
+        if breaks > self._breaks:
+            self._breaks = breaks
         self._separator = ""
 
     def line_break(self) -> None:
@@ -223,8 +239,14 @@ class _Renderer:
         return writer.getvalue()
 
     def _children(self, node: LexborNode, writer: _Writer) -> None:
+        # Text nodes are most of the tree; they are written here rather than
+        # through a call to _node each.
+        inline = writer.inline
         for child in node.iter(include_text=True):
-            self._node(child, writer)
+            if child.tag == "-text":
+                inline(child.text_content or "")
+            else:
+                self._node(child, writer)
 
     def _node(self, node: LexborNode, writer: _Writer) -> None:
         tag = node.tag or ""

@@ -14,6 +14,7 @@ rather than failed.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from docmill.extract import mime
@@ -46,24 +47,35 @@ def extract_json(source: Source, ctx: ExtractContext) -> ExtractionResult:
 
 def json_lines(document: Any) -> list[str]:
     """``path: value`` for every scalar in ``document``, in document order."""
+    if not isinstance(document, dict | list):
+        return [] if document is None else [_scalar(document)]
     lines: list[str] = []
-    # An explicit stack: a deeply nested document must not exhaust Python's.
-    stack: list[tuple[str, Any]] = [("", document)]
+    append = lines.append
+    # An explicit stack of the open containers' (path, item) iterators: a
+    # deeply nested document must not exhaust Python's stack. The scalars of
+    # a container are written in one tight loop; only a nested container
+    # interrupts it, and its parent resumes where it stopped.
+    stack = [_children("", document)]
     while stack:
-        path, value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend(
-                (f"{path}.{key}" if path else str(key), item)
-                for key, item in reversed(value.items())
-            )
-        elif isinstance(value, list):
-            stack.extend(
-                (f"{path}[{index}]", item)
-                for index, item in reversed(list(enumerate(value)))
-            )
-        elif value is not None:
-            lines.append(f"{path}: {_scalar(value)}" if path else _scalar(value))
+        for path, value in stack[-1]:
+            if isinstance(value, dict | list):
+                stack.append(_children(path, value))
+                break
+            if value is None:
+                continue
+            text = value if type(value) is str else _scalar(value)
+            append(f"{path}: {text}" if path else text)
+        else:
+            stack.pop()
     return lines
+
+
+def _children(path: str, container: dict[Any, Any] | list[Any]) -> Iterator[Any]:
+    if isinstance(container, list):
+        return ((f"{path}[{index}]", item) for index, item in enumerate(container))
+    if path:
+        return ((f"{path}.{key}", item) for key, item in container.items())
+    return ((str(key), item) for key, item in container.items())
 
 
 def _scalar(value: Any) -> str:

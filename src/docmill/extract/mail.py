@@ -13,8 +13,11 @@ is a child too, named after its subject.
 from __future__ import annotations
 
 from email import policy
-from email.message import EmailMessage, Message
+from email.errors import HeaderParseError
+from email.header import decode_header, make_header
+from email.message import Message
 from email.parser import BytesParser
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
 from docmill.exceptions import EmptyDocument
@@ -34,7 +37,11 @@ _HEADERS = ("from", "to", "cc", "date", "subject")
 
 def extract_email(source: Source, ctx: ExtractContext) -> ExtractionResult:
     data = read_source(source)
-    message = BytesParser(policy=policy.default).parsebytes(data)
+    # compat32 keeps headers as the strings they arrived as; policy.default
+    # builds a parsed header object for every header the parser or this
+    # module touches, which was most of the time spent on a small message.
+    # Encoded words are decoded here, only for the headers shown.
+    message = BytesParser(policy=policy.compat32).parsebytes(data)
     if not message.keys() and not message.get_payload():
         raise EmptyDocument("the message has neither headers nor a body")
 
@@ -43,6 +50,8 @@ def extract_email(source: Source, ctx: ExtractContext) -> ExtractionResult:
         value = header(message, name)
         if value:
             metadata[name] = value
+    if "date" in metadata:
+        metadata["date"] = _normal_date(metadata["date"])
     reader = _PartReader(ctx)
     reader.read(message)
     metadata["attachments"] = len(reader.children)
@@ -62,17 +71,42 @@ def extract_email(source: Source, ctx: ExtractContext) -> ExtractionResult:
 
 def header(message: Message, name: str) -> str | None:
     """A header's decoded value with folding removed, or None if absent."""
-    try:
-        value = message.get(name)
-    except (ValueError, IndexError, TypeError, AttributeError):
-        # The header classes of policy.default fail on some malformed
-        # values; the undecoded text is better than nothing.
-        value = next(
-            (raw for key, raw in message.raw_items() if key.lower() == name), None
-        )
-    if value is None:
+    raw = next(
+        (value for key, value in message.raw_items() if key.lower() == name), None
+    )
+    if raw is None:
         return None
-    return " ".join(str(value).split()) or None
+    return " ".join(decode_words(_unescape_8bit(raw)).split()) or None
+
+
+def _normal_date(value: str) -> str:
+    # One spelling for every parseable date ("Thu, 04 Oct 2012 13:02:39
+    # +0200"), as policy.default's date header renders it; others as written.
+    try:
+        return format_datetime(parsedate_to_datetime(value))
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return value
+
+
+def decode_words(value: str) -> str:
+    """``value`` with its RFC 2047 encoded words decoded."""
+    if "=?" not in value:
+        return value
+    try:
+        return str(make_header(decode_header(value)))
+    except (HeaderParseError, LookupError, UnicodeError, ValueError):
+        # A broken encoded word: the text as it stands beats nothing.
+        return value
+
+
+def _unescape_8bit(value: str) -> str:
+    # The parser keeps raw 8-bit header bytes (UTF-8 by RFC 6532, or some
+    # legacy charset) as surrogate escapes; they become text as any text does.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return decode(value.encode("utf-8", "surrogateescape")).text
+    return value
 
 
 class _PartReader:
@@ -86,6 +120,8 @@ class _PartReader:
 
     def read(self, part: Message) -> None:
         filename = part.get_filename()
+        if filename:
+            filename = decode_words(_unescape_8bit(filename))
         content_type = part.get_content_type()
         if filename:
             self._attach(filename, _payload(part))
@@ -105,9 +141,9 @@ class _PartReader:
     def _body(self, part: Message, html: bool) -> None:
         text = _decode_part(_payload(part), part.get_content_charset())
         if html:
-            from docmill.extract.html import extract_html
+            from docmill.extract.html import html_text
 
-            text = extract_html(text.encode("utf-8"), self.ctx).text
+            text = html_text(text.encode("utf-8"))
         text = normalize_newlines(text).strip()
         if text:
             self.bodies.append(text)
@@ -122,12 +158,7 @@ class _PartReader:
         if not isinstance(inner, Message):
             return
         subject = header(inner, "subject") or "attached message"
-        data = (
-            inner.as_bytes(policy=policy.default)
-            if isinstance(inner, EmailMessage)
-            else inner.as_bytes()
-        )
-        self._attach(f"{subject}.eml", data)
+        self._attach(f"{subject}.eml", inner.as_bytes())
 
 
 def _preferred_alternative(part: Message) -> Message | None:

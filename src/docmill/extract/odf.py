@@ -27,6 +27,7 @@ from docmill.extract.ooxml import (
     iso_date,
     joined_blocks,
     markdown_table,
+    parse_xml,
     with_marks,
 )
 
@@ -140,9 +141,15 @@ def extract_odf(source: Source, ctx: ExtractContext) -> ExtractionResult:
 
 
 def _refuse_encrypted(package: Package) -> None:
-    manifest = package.parse_optional("META-INF/manifest.xml")
-    if manifest is None:
+    name = "META-INF/manifest.xml"
+    if name not in package:
         return
+    data = package.read_xml(name)
+    # No element can be named encryption-data unless the name is in the
+    # bytes; most manifests are then not worth parsing.
+    if b"encryption-data" not in data:
+        return
+    manifest = parse_xml(data, f"OpenDocument part {name!r}")
     for entry in manifest.iter(f"{{{MANIFEST}}}file-entry"):
         path = entry.get(f"{{{MANIFEST}}}full-path")
         if (

@@ -11,10 +11,12 @@ breaks a tie (a ``.md`` file of plain prose stays Markdown).
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import zipfile
 from pathlib import Path
+from typing import NamedTuple
 
 from docmill.extract import mime
 from docmill.extract.base import Source, open_source
@@ -98,25 +100,50 @@ def sniff(source: Source, name: str | None = None) -> str:
     Returns ``application/octet-stream`` for bytes docmill does not read;
     an empty source returns ``application/x-empty``.
     """
+    found = sniff_open(source, name)
+    if found.archive is not None:
+        found.archive.close()
+    return found.media_type
+
+
+class Sniffed(NamedTuple):
+    """
+    A media type and what was opened to find it.
+
+    ``archive`` is the open zip of a zip-based document, for its extractor to
+    go on reading instead of parsing the central directory again; whoever
+    holds it closes it.
+    """
+
+    media_type: str
+    archive: zipfile.ZipFile | None = None
+    # A text document's bytes, when the head the sniffer read held all of
+    # them: the extractor need not read the file again.
+    data: bytes | None = None
+
+
+def sniff_open(source: Source, name: str | None = None) -> Sniffed:
+    """``sniff``, keeping a zip-based document's archive open."""
     with open_source(source) as stream:
         head = stream.read(HEAD_BYTES)
     if not head:
-        return "application/x-empty"
+        return Sniffed("application/x-empty")
 
-    binary = _sniff_binary(source, head)
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")) and b"%PDF-" not in head[:1024]:
+        return _sniff_zip(source)
+    binary = _sniff_binary(head)
     if binary is not None:
-        return binary
+        return Sniffed(binary)
     if not looks_like_text(head):
-        return "application/octet-stream"
-    return _sniff_text(head, name)
+        return Sniffed("application/octet-stream")
+    whole = head if len(head) < HEAD_BYTES else None
+    return Sniffed(_sniff_text(head, name), data=whole)
 
 
-def _sniff_binary(source: Source, head: bytes) -> str | None:
+def _sniff_binary(head: bytes) -> str | None:
     # PDF readers accept the header anywhere in the first kilobyte.
     if b"%PDF-" in head[:1024]:
         return mime.PDF
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return _sniff_zip(source)
     if head.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         return mime.OLE
     if head.lstrip()[:5] == b"{\\rtf":
@@ -124,29 +151,38 @@ def _sniff_binary(source: Source, head: bytes) -> str | None:
     return None
 
 
-def _sniff_zip(source: Source) -> str:
+def _sniff_zip(source: Source) -> Sniffed:
+    archive = None
     try:
-        with open_source(source) as stream, zipfile.ZipFile(stream) as archive:
-            names = set(archive.namelist())
-            if "mimetype" in names:
-                declared = archive.read("mimetype")[:100].decode("ascii", "replace")
-                found = _ODF_TYPES.get(declared.strip())
-                if found:
-                    return found
-            if "[Content_Types].xml" in names:
-                info = archive.getinfo("[Content_Types].xml")
-                if info.file_size < 1024 * 1024:
-                    types = archive.read(info).decode("utf-8", "replace")
-                    for content_type, media_type in _OOXML_MAIN_TYPES.items():
-                        if content_type in types:
-                            return media_type
-            for part, media_type in _OOXML_MAIN_PARTS:
-                if part in names:
-                    return media_type
+        archive = zipfile.ZipFile(
+            source if isinstance(source, Path) else io.BytesIO(source)
+        )
+        return Sniffed(_zip_media_type(archive), archive)
     except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError):
         # A damaged central directory: still a ZIP as far as the bytes go; the
         # archive extractor reports exactly what is wrong with it.
-        pass
+        if archive is not None:
+            archive.close()
+        return Sniffed(mime.ZIP)
+
+
+def _zip_media_type(archive: zipfile.ZipFile) -> str:
+    names = set(archive.namelist())
+    if "mimetype" in names:
+        declared = archive.read("mimetype")[:100].decode("ascii", "replace")
+        found = _ODF_TYPES.get(declared.strip())
+        if found:
+            return found
+    if "[Content_Types].xml" in names:
+        info = archive.getinfo("[Content_Types].xml")
+        if info.file_size < 1024 * 1024:
+            types = archive.read(info).decode("utf-8", "replace")
+            for content_type, media_type in _OOXML_MAIN_TYPES.items():
+                if content_type in types:
+                    return media_type
+    for part, media_type in _OOXML_MAIN_PARTS:
+        if part in names:
+            return media_type
     return mime.ZIP
 
 

@@ -132,8 +132,11 @@ def _rows(values: Iterable[list[Any]], budget: int) -> tuple[list[list[str]], in
             row.pop()
         if not row:
             continue
-        rows.append([cell.replace("\t", " ").replace("\n", " ") for cell in row])
-        budget -= sum(len(cell) + 1 for cell in row)
+        joined = "".join(row)
+        if "\t" in joined or "\n" in joined:
+            row = [cell.replace("\t", " ").replace("\n", " ") for cell in row]
+        rows.append(row)
+        budget -= len(joined) + len(row)
         # The pipeline cuts the text at the limit anyway; stopping here keeps
         # a million-row sheet from being rendered only to be thrown away.
         if budget <= 0:

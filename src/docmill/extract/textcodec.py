@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -45,6 +46,10 @@ _ISO2022 = (
     (re.compile(rb"\x1b\$[@B]|\x1b\(J|\x1b\$\(D|\x1b\(I"), "iso2022_jp_ext"),
     (re.compile(rb"\x1b\$\)?A|\x1b\$\)G"), "iso2022_jp_2"),
 )
+# Bytes below 0x20 that no text uses: all but tab, line feed, carriage return,
+# form feed and ESC (ISO-2022's shift).
+_CONTROL_BYTES = bytes(b for b in range(0x20) if b not in b"\t\n\r\x0c\x1b")
+
 # The JIS variants, narrowest first, so the encoding reported is the one a
 # reader would name for the file.
 _ISO2022_JP_FAMILY = ("iso2022_jp", "iso2022_jp_ext", "iso2022_jp_2")
@@ -251,14 +256,12 @@ def _utf16_32_without_bom(sample: bytes) -> str | None:
 
 
 def _detect(data: bytes, truncated: bool) -> DecodedText:
-    from charset_normalizer import from_bytes
-
     sample = data[:DETECTION_SAMPLE_BYTES]
     if len(data) > len(sample):
         # A sample cut mid-character must not make the right codec look
         # wrong; multi-byte codecs need at most four bytes per character.
         sample = sample[:-4]
-    matches = from_bytes(sample)
+    matches = _charset_matches(sample)
     best = matches.best()
     if best is None:
         text = data.decode("utf-8", errors="replace")
@@ -309,10 +312,12 @@ def looks_like_text(data: bytes) -> bool:
 
     Used by the sniffer to tell text from unknown binary formats: control
     bytes other than whitespace and ESC are rare in any real text encoding.
+    The sample is ``data`` as the sniffer's ``decode(head, truncated=True)``
+    sees it, so a text needing detection is scored once for both questions.
     """
     if not data:
         return False
-    sample = _trim_partial_utf8(data[:4096])
+    sample = _trim_partial_utf8(data[:DETECTION_SAMPLE_BYTES])
     if detect_bom(sample) or _utf16_32_without_bom(sample):
         return True
     if b"\x00" in sample:
@@ -323,10 +328,31 @@ def looks_like_text(data: bytes) -> bool:
         pass
     else:
         return True
-    controls = sum(1 for b in sample if b < 0x20 and b not in b"\t\n\r\x0c\x1b")
+    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
     if controls > len(sample) * 0.01:
         return False
+    best = _charset_matches(sample).best()
+    return best is not None and best.chaos < 0.3
+
+
+@lru_cache(maxsize=4)
+def _charset_matches(sample: bytes) -> CharsetMatches:
+    # charset-normalizer costs 1-3 ms a sample, and one document asks about
+    # the same bytes up to three times: is the sniffer's head text, how does
+    # it decode, how does the whole (often the head itself) decode. The
+    # answer depends on the bytes alone, so the last few are kept, until the
+    # pipeline starts on the next document (``forget_detections``).
     from charset_normalizer import from_bytes
 
-    best = from_bytes(sample).best()
-    return best is not None and best.chaos < 0.3
+    return from_bytes(sample)
+
+
+def forget_detections() -> None:
+    """
+    Drop the encodings detected so far.
+
+    Called once per top-level document: the cache is there to spare one
+    document repeated work, and a document read twice (a retry, a benchmark's
+    warm-up) must pay for its detection both times.
+    """
+    _charset_matches.cache_clear()

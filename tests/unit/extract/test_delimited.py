@@ -1,8 +1,20 @@
 from __future__ import annotations
 
+import csv
+import io
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult
-from docmill.extract.delimited import extract_delimited
+from docmill.extract.delimited import (
+    _Sniffer,
+    extract_delimited,
+    markdown_table,
+    sniff_dialect,
+)
 
 
 def _extract(data: bytes, media_type: str = mime.CSV) -> ExtractionResult:
@@ -55,3 +67,43 @@ def test_tsv_splits_on_tabs() -> None:
 
 def test_a_single_column_falls_back_to_a_comma() -> None:
     assert _extract(b"one\ntwo\nthree\n").metadata["delimiter"] == ","
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.lists(
+            st.sampled_from(["x", "1", "a b", "", "q,r", "s;t", "u|v"]), max_size=6
+        ),
+        max_size=30,
+    ),
+    delimiter=st.sampled_from(",;\t|"),
+    noise=st.text(alphabet="ab ,;\t|\"'\n:", max_size=80),
+)
+def test_the_delimiter_vote_matches_the_standard_sniffer(
+    rows: list[list[str]], delimiter: str, noise: str
+) -> None:
+    # docmill's sniffer tallies only the candidate delimiters; the standard
+    # one tallies every ASCII character and must reach the same verdict.
+    data = "\n".join(delimiter.join(row) for row in rows) + noise
+    for candidates in (",;\t|", None):
+        expected = csv.Sniffer()._guess_delimiter(data, candidates)  # type: ignore[attr-defined]
+        found = _Sniffer()._guess_delimiter(data, candidates)
+        assert (found[0], bool(found[1])) == (expected[0], bool(expected[1]))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"a,b,c\n1,2,3\n4,5,6\n",
+        b"a,b,c\n1,2\n4,5,6,7\n",
+        b'a,b\n"x|y",2\n"multi\nline",3\n',
+        b"a;b\nx|y;2\n",
+    ],
+)
+def test_the_joined_table_equals_the_row_by_row_one(data: bytes) -> None:
+    result = _extract(data)
+    rows = list(
+        filter(any, csv.reader(io.StringIO(result.text), sniff_dialect(result.text)))
+    )
+    assert result.markdown == markdown_table(rows)

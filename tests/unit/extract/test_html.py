@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from docmill.extract.base import ExtractContext, ExtractionResult
-from docmill.extract.html import extract_html
+from docmill.extract.html import extract_html, html_text
 
 PAGE = """<!DOCTYPE html>
 <html><head>
@@ -91,3 +91,12 @@ def test_inline_xbrl_hidden_header_is_not_text() -> None:
         "<p>Galaxy Gaming, Inc.</p></body></html>"
     )
     assert _extract(page.encode()).text == "Galaxy Gaming, Inc."
+
+
+def test_the_text_alone_is_the_text_of_the_full_extraction() -> None:
+    data = (
+        b"<html><head><title>T</title></head><body><h1>Head</h1><p>One <b>two</b>"
+        b"</p><ul><li>a</li><li>b</li></ul><table><tr><td>x</td><td>y</td></tr>"
+        b"</table><pre>  keep\n  this</pre><p hidden>no</p></body></html>"
+    )
+    assert html_text(data) == extract_html(data, ExtractContext()).text

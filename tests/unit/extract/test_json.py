@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult
-from docmill.extract.jsondoc import extract_json
+from docmill.extract.jsondoc import extract_json, json_lines
 
 
 def _extract(data: bytes) -> ExtractionResult:
@@ -42,3 +45,39 @@ def test_invalid_json_is_read_as_plain_text() -> None:
 def test_deep_nesting_does_not_exhaust_the_stack() -> None:
     data = b"[" * 100_000 + b"]" * 100_000
     assert _extract(data).mime_type == mime.TEXT
+
+
+def _reference_lines(value: object, path: str = "") -> list[str]:
+    # The rule as stated in the module docstring, recursively.
+    if isinstance(value, dict):
+        return [
+            line
+            for key, item in value.items()
+            for line in _reference_lines(item, f"{path}.{key}" if path else str(key))
+        ]
+    if isinstance(value, list):
+        return [
+            line
+            for index, item in enumerate(value)
+            for line in _reference_lines(item, f"{path}[{index}]")
+        ]
+    if value is None:
+        return []
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return [f"{path}: {text}" if path else text]
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=3), children, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=_JSON)
+def test_lines_follow_the_document_in_order(document: object) -> None:
+    assert json_lines(document) == _reference_lines(document)

@@ -84,3 +84,33 @@ def test_a_wrong_charset_label_falls_back_to_detection() -> None:
     data = message.as_bytes().replace(b"utf-8", b"x-unknown")
     ctx = ExtractContext()
     assert "Grüße aus Köln" in extract_email(data, ctx).text
+
+
+def test_raw_8bit_headers_are_decoded_like_any_text() -> None:
+    # Mail software that ignores RFC 2047 writes its own code page into the
+    # headers; they read as text, not as U+FFFD.
+    data = (
+        "From: Jörg Müller <j@example.com>\nTo: bob@example.com\n"
+        "Subject: Grüße aus Köln, schöne Grüße\nMessage-ID: <a@b>\n\nBody.\n"
+    ).encode("cp1252")
+    metadata = extract_email(data, ExtractContext()).metadata
+    assert metadata["from"] == "Jörg Müller <j@example.com>"
+    assert metadata["subject"] == "Grüße aus Köln, schöne Grüße"
+
+
+def test_unparsable_headers_are_kept_as_written() -> None:
+    data = (
+        b"From: broken <<<@@\nTo: =?bogus?q?x?= <a@b>\nDate: not a date\n"
+        b"Message-ID: <a@b>\n\nBody.\n"
+    )
+    metadata = extract_email(data, ExtractContext()).metadata
+    assert metadata["from"] == "broken <<<@@"
+    assert metadata["to"] == "=?bogus?q?x?= <a@b>"
+    assert metadata["date"] == "not a date"
+
+
+def test_an_encoded_attachment_name_is_decoded() -> None:
+    message = _message()
+    message.set_content("see attached")
+    message.add_attachment(b"notes\n", "text", "plain", filename="Grüße.txt")
+    assert [child.name for child in _extract(message).children] == ["Grüße.txt"]

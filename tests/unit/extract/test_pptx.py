@@ -130,3 +130,38 @@ def test_truncated_pptx_is_corrupt() -> None:
 
     with pytest.raises(CorruptDocument):
         extract_pptx(data, ExtractContext())
+
+
+def test_the_package_is_opened_and_each_rels_part_parsed_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The sniffer's open zip is handed to the extractor, and a slide's
+    # relationships, asked for its notes, diagrams and layout, are read once.
+    import zipfile
+
+    from docmill.extract import ooxml
+    from docmill.extract.pipeline import extract_bytes
+
+    deck = Presentation()
+    for number in range(3):
+        titled_slide(deck, f"Slide {number}", "point")
+    data = saved(deck)
+    opened: list[object] = []
+    parsed: list[str] = []
+    real_init, real_parse = zipfile.ZipFile.__init__, ooxml.Package.parse
+
+    def counting_init(self: zipfile.ZipFile, *args: object, **kwargs: object) -> None:
+        opened.append(args[0])
+        real_init(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    def counting_parse(self: ooxml.Package, name: str) -> object:
+        parsed.append(name)
+        return real_parse(self, name)
+
+    monkeypatch.setattr(zipfile.ZipFile, "__init__", counting_init)
+    monkeypatch.setattr(ooxml.Package, "parse", counting_parse)
+    result = extract_bytes(data)
+    assert result.metadata["slides"] == 3
+    assert len(opened) == 1
+    rels = [name for name in parsed if name.endswith(".rels")]
+    assert sorted(rels) == sorted(set(rels))

@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult
 from docmill.extract.text import extract_text
@@ -40,3 +44,19 @@ def test_markdown_passes_through_as_markdown() -> None:
 
 def test_plain_text_has_no_markdown() -> None:
     assert _extract(b"hello").markdown is None
+
+
+def test_a_small_text_file_is_read_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sniffer's head holds the whole file; the extractor reads that.
+    from docmill.extract.pipeline import extract_path
+
+    path = tmp_path / "note.txt"
+    path.write_text("Nothing but a few words.\n", encoding="utf-8")
+
+    def refuse(self: Path) -> bytes:
+        raise AssertionError("read the file a second time")
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    assert extract_path(path).text == "Nothing but a few words.\n"

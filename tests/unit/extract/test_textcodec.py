@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import codecs
+from pathlib import Path
 
 import pytest
 
@@ -90,3 +91,29 @@ def test_random_bytes_do_not_look_like_text() -> None:
 
 def test_utf16_without_a_mark_looks_like_text() -> None:
     assert looks_like_text("plain words".encode("utf-16-le")) is True
+
+
+def test_a_document_needing_detection_is_scored_once_per_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Sniffing (is it text, what shape) and extracting ask about the same
+    # bytes; charset-normalizer is the costly part and runs once for them.
+    import charset_normalizer
+
+    from docmill.extract.pipeline import extract_path
+
+    calls: list[int] = []
+    real = charset_normalizer.from_bytes
+
+    def counting(sample: bytes) -> charset_normalizer.CharsetMatches:
+        calls.append(len(sample))
+        return real(sample)
+
+    monkeypatch.setattr(charset_normalizer, "from_bytes", counting)
+    path = tmp_path / "note.txt"
+    path.write_bytes(FRENCH.encode("cp1252"))
+    assert extract_path(path).metadata["encoding"] == "cp1252"
+    assert len(calls) == 1
+    # A second reading of the same document detects again.
+    extract_path(path)
+    assert len(calls) == 2
