@@ -450,8 +450,9 @@ def verdict(ok: bool) -> str:
 
 def write_results(name: str, payload: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    date = datetime.date.today().isoformat()
-    path = RESULTS / f"{name}-{date}.json"
+    # One file per run: two runs on one day must not overwrite each other.
+    stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M%S")
+    path = RESULTS / f"{name}-{stamp}.json"
     path.write_text(json.dumps(payload, indent=1, default=str), "utf-8")
     return path
 

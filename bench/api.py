@@ -23,7 +23,7 @@ default): httpx's async client at 64 connections was itself the ceiling
 here (60 to 90 requests/s on ``/healthz`` against 2,300 for the raw client,
 same server, same minute), so it would have measured the generator, not
 docmill. ``--client httpx`` is kept to show that. Markdown goes to stdout,
-the raw figures to ``bench/results/api-<date>.json``.
+the raw figures to ``bench/results/api-<date>T<time>.json``.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ file by file with a per-file timeout, so a hang or a crash is recorded and
 the bench goes on. The tools take turns within each pass, and each ratio is
 summed file for file over the files both tools read, per pass; the table
 shows the median of the passes. A Markdown table goes to stdout and the raw
-figures to ``bench/results/extract-<date>.json``.
+figures to ``bench/results/extract-<date>T<time>.json``.
 """
 
 from __future__ import annotations
@@ -763,6 +763,11 @@ def main() -> None:
     parser.add_argument(
         "--summarise", metavar="JSON", help="re-render the tables of an earlier run"
     )
+    parser.add_argument(
+        "--working-tree",
+        action="store_true",
+        help="measure src/ as it is, not a snapshot of the last commit",
+    )
     args = parser.parse_args()
     if args.summarise:
         raw = json.loads(Path(args.summarise).read_text("utf-8"))
@@ -771,9 +776,17 @@ def main() -> None:
     if args.timeout is None:
         args.timeout = 30.0 if args.quick else 60.0
 
-    raw = run_bench(args)
+    sys.path.insert(0, str(BENCH))
+    import _harness
+
+    # Workers import docmill from the snapshot: an edit made while the bench
+    # runs must not mix two versions into one measurement.
+    commit = _harness.use_snapshot(args.working_tree)
+    raw = run_bench(args) | {"commit": commit}
     summary = summarise(raw)
-    out = BENCH / "results" / f"extract-{raw['date']}.json"
+    stamp = datetime.datetime.now().strftime("%Y-%m-%dT%H%M%S")
+    (BENCH / "results").mkdir(exist_ok=True)
+    out = BENCH / "results" / f"extract-{stamp}.json"
     out.write_text(json.dumps(raw | {"summary": summary}, indent=1), "utf-8")
     print(render(raw, summary))
     log(f"raw figures: {out.relative_to(REPO)}")

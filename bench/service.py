@@ -14,7 +14,8 @@ time to completed is the server's ``finished_at`` minus the moment the client
 began sending it (one machine, one clock). After the rounds, one server takes
 a generated 1 GiB upload, and the growth of its RSS is reported.
 
-Markdown goes to stdout, the raw figures to ``bench/results/service-<date>.json``.
+Markdown goes to stdout, the raw figures to
+``bench/results/service-<date>T<time>.json``.
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ script, wall time from spawn to exit; the commands take turns so a busy
 moment of the machine hits all of them alike, and the table shows medians.
 Three docmill runs are measured: a one-page PDF, a small text file and
 ``docmill --help`` (the import of the CLI alone). A bare ``python -c pass``
-and the imports of pydantic-settings and Typer are shown for scale. Markdown goes to stdout, the raw figures to
-``bench/results/startup-<date>.json``.
+and the imports of pydantic-settings and Typer are shown for scale.
+Markdown goes to stdout, the raw figures to
+``bench/results/startup-<date>T<time>.json``.
 """
 
 from __future__ import annotations

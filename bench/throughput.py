@@ -20,7 +20,7 @@ real corpus files (``hostile/`` left out, cycled) are uploaded concurrently;
 documents per second runs from the first upload to the last ``finished_at``.
 The tables are emptied between configurations, which take turns within each
 round; the table shows medians. Markdown goes to stdout, the raw figures to
-``bench/results/throughput-<date>.json``.
+``bench/results/throughput-<date>T<time>.json``.
 """
 
 from __future__ import annotations
