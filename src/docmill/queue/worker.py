@@ -24,6 +24,7 @@ import dataclasses
 import logging
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 from docmill.exceptions import ExtractionError, FetchError, LeaseLost, StorageError
@@ -95,6 +96,7 @@ class Worker:
         self._ready: collections.deque[Claim] = collections.deque()
         self._held: dict[str, _Held] = {}
         self._dry = False
+        self._draining = False
         self._slots: list[asyncio.Task[None]] = []
         self._busy = 0
         self._lost_tokens: set[str] = set()
@@ -123,6 +125,7 @@ class Worker:
             self.concurrency,
             extra={"action": "worker_started", "worker_id": self.worker_id},
         )
+        self._draining = drain
         await self._recover_orphans()
         claimer = asyncio.create_task(self._claim_ahead())
         helpers = [
@@ -356,6 +359,7 @@ class Worker:
             return
         with contextlib.suppress(ValueError):
             self._ready.remove(entry.claim)
+        self._wakeup.set()  # the claimer may refill its place
         logger.warning(
             "document %s dropped before it started: cancelled, deleted or taken over",
             entry.claim.document_id,
@@ -370,19 +374,42 @@ class Worker:
             self.settings.job_memory_mb,
             self.settings.extractor_plugins,
         )
+        # The result of the slot's previous document, still being stored
+        # while the child already reads the next one. One at a time, so
+        # results never pile up in memory when the database is slow.
+        storing: asyncio.Task[None] | None = None
         try:
             while (claim := await self._next_claim(drain)) is not None:
                 self._busy += 1
+                task = None
                 try:
-                    await self._process(claim, child)
+                    task = await self._extract(claim, child)
                 finally:
-                    self._busy -= 1
-                    if drain:
-                        await self._notify_slots()
+                    if task is None:
+                        await self._done_with_one(drain)
+                if task is not None:
+                    if storing is not None:
+                        await asyncio.shield(storing)
+                    storing = task
         finally:
             child.close()
+            if storing is not None:
+                # Stopping: a result the child has produced is still worth
+                # its short write.
+                await asyncio.shield(storing)
 
-    async def _process(self, claim: Claim, child: ExtractionChild) -> None:
+    async def _done_with_one(self, drain: bool) -> None:
+        self._busy -= 1
+        if drain:
+            await self._notify_slots()
+
+    async def _extract(
+        self, claim: Claim, child: ExtractionChild
+    ) -> asyncio.Task[None] | None:
+        """
+        Read the document in the child; return the task that stores its
+        result, or None when the document ended here (failed, or lost).
+        """
         started = time.perf_counter()
         logger.info(
             "document %s processing on %s (attempt %d)",
@@ -393,49 +420,75 @@ class Worker:
         )
         entry = self._held.get(claim.token) or _Held(claim)
         entry.task = asyncio.current_task()
+        original = contextlib.AsyncExitStack()
         try:
             if claim.source_url:
                 claim = await self._fetch(claim)
-            async with self.storage.local_copy(claim.storage_key) as path:
-                payload = await child.extract(
-                    path,
-                    claim.filename,
-                    self.settings.job_timeout_seconds,
-                    on_progress=entry.progress.update,
-                )
-                parsed = await run_before_completion(
-                    self.store.engine, claim.document_id, payload, path
-                )
+            path = await original.enter_async_context(
+                self.storage.local_copy(claim.storage_key)
+            )
+            payload = await child.extract(
+                path,
+                claim.filename,
+                self.settings.job_timeout_seconds,
+                on_progress=entry.progress.update,
+            )
         except ExtractionError as exc:
+            await original.aclose()
             self._held.pop(claim.token, None)
             await self._record_failure(
                 claim, exc.code, exc.message, exc.retryable, started
             )
         except StorageError as exc:
+            await original.aclose()
             self._held.pop(claim.token, None)
             await self._record_failure(
                 claim, "original_missing", str(exc), False, started
             )
         except FetchError as exc:
+            await original.aclose()
             self._held.pop(claim.token, None)
             await self._record_failure(
                 claim, exc.code, exc.message, exc.retryable, started
             )
         except asyncio.CancelledError:
+            await asyncio.shield(original.aclose())
             self._held.pop(claim.token, None)
-            if claim.token in self._lost_tokens:
-                self._lost_tokens.discard(claim.token)
-                logger.warning(
-                    "document %s stopped: cancelled, deleted or taken over",
-                    claim.document_id,
-                    extra=_fields("lease_lost", claim),
-                )
-                return
-            await asyncio.shield(self._release(claim))
-            raise
+            if not self._lost(claim):
+                await asyncio.shield(self._release(claim))
+                raise
         else:
-            # From here on the lease needs no renewal (the result is written
-            # in one short transaction), and a lost lease shows as LeaseLost.
+            # From here on a lost lease cancels the storing task, not this
+            # slot, which moves on to its next document.
+            task = asyncio.create_task(
+                self._store_result(claim, payload, original, path, started)
+            )
+            entry.task = task
+            return task
+        return None
+
+    async def _store_result(
+        self,
+        claim: Claim,
+        payload: dict[str, Any],
+        original: contextlib.AsyncExitStack,
+        path: Path,
+        started: float,
+    ) -> None:
+        try:
+            try:
+                async with original:
+                    parsed = await run_before_completion(
+                        self.store.engine, claim.document_id, payload, path
+                    )
+            except asyncio.CancelledError:
+                self._held.pop(claim.token, None)
+                if not self._lost(claim):
+                    await asyncio.shield(self._release(claim))
+                    raise
+                return
+            # The result is written in one short transaction: its lease needs
+            # no more renewal, and a lost one shows as LeaseLost.
             self._held.pop(claim.token, None)
             observe_extraction(payload["mime_type"], time.perf_counter() - started)
             try:
@@ -463,6 +516,20 @@ class Worker:
                     claim.storage_key,
                     payload,
                 )
+        finally:
+            await self._done_with_one(self._draining)
+
+    def _lost(self, claim: Claim) -> bool:
+        """Whether the heartbeat cancelled this claim's work for a lost lease."""
+        if claim.token not in self._lost_tokens:
+            return False
+        self._lost_tokens.discard(claim.token)
+        logger.warning(
+            "document %s stopped: cancelled, deleted or taken over",
+            claim.document_id,
+            extra=_fields("lease_lost", claim),
+        )
+        return True
 
     async def _fetch(self, claim: Claim) -> Claim:
         """Download a URL submission's original; the claim, now naming it."""
