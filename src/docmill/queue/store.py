@@ -603,6 +603,14 @@ class JobStore:
             held = (await connection.execute(_HELD, _held_parameters(claims))).scalars()
             return {claim.token for claim in claims} - set(held)
 
+    async def has_parser(self, claim: Claim) -> bool:
+        """Whether a parser is attached to the claimed document by now."""
+        async with self.engine.connect() as connection:
+            parser = (
+                await connection.execute(_PARSER, {"document_id": claim.document_id})
+            ).scalar()
+        return parser is not None
+
     async def renew_lease(
         self, claim: Claim, progress: dict[str, Any] | None = None
     ) -> None:
@@ -1079,6 +1087,8 @@ _HOLDING = (
     _documents.c.claim_token.in_(bindparam("tokens", expanding=True)),
     _documents.c.status == PROCESSING,
 )
+
+_PARSER = select(_documents.c.parser).where(_documents.c.id == bindparam("document_id"))
 
 _HELD = select(_documents.c.claim_token).where(*_HOLDING)
 

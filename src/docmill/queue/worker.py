@@ -478,9 +478,12 @@ class Worker:
         try:
             try:
                 async with original:
-                    parsed = await run_before_completion(
-                        self.store.engine, claim.document_id, payload, path
-                    )
+                    # Most documents have no parser: one cheap read says so.
+                    parsed = await self.store.has_parser(claim)
+                    if parsed:
+                        await run_before_completion(
+                            self.store.engine, claim.document_id, payload, path
+                        )
             except asyncio.CancelledError:
                 self._held.pop(claim.token, None)
                 if not self._lost(claim):
