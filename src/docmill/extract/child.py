@@ -4,9 +4,9 @@ Extraction in a child process that can be killed.
 Parsers for hostile formats hang, recurse and allocate without bound, and
 most of them are C code that no Python timeout can interrupt. Each worker slot
 therefore owns one long-lived child process and sends it one document at a
-time over a pipe. When a document takes too long, or the child dies, the slot
-kills it and starts a fresh one for the next document; the worker itself, and
-every other slot, carries on.
+time over a socket pair. When a document takes too long, or the child dies,
+the slot kills it and starts a fresh one for the next document; the worker
+itself, and every other slot, carries on.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ Payload = dict[str, Any]
 ProgressHandler = Callable[[dict[str, Any]], None]
 
 # The child reports progress at most this often, so a 10,000-page PDF does
-# not flood the pipe with 10,000 messages.
+# not flood the socket with 10,000 messages.
 PROGRESS_INTERVAL_SECONDS = 0.25
 
 # Messages between the worker and its child are pickles behind an 8-byte
@@ -296,7 +296,7 @@ class ExtractionChild:
                 raise EOFError
             buffer += chunk
         end = _LENGTH.size + size
-        data = bytes(buffer[_LENGTH.size : end])
+        data = buffer[_LENGTH.size : end]
         del buffer[:end]
         if size > _UNPICKLE_IN_THREAD_BYTES:
             return await asyncio.to_thread(pickle.loads, data)

@@ -527,6 +527,9 @@ class Worker:
         if claim.token not in self._lost_tokens:
             return False
         self._lost_tokens.discard(claim.token)
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # that cancellation has been dealt with here
         logger.warning(
             "document %s stopped: cancelled, deleted or taken over",
             claim.document_id,
