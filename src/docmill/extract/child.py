@@ -296,11 +296,19 @@ class ExtractionChild:
                 raise EOFError
             buffer += chunk
         end = _LENGTH.size + size
-        data = buffer[_LENGTH.size : end]
-        del buffer[:end]
+        # Unpickled in place, never copied: a result can be hundreds of MB.
+        # Should this raise or be cancelled, the caller kills the child,
+        # and the next one starts with a buffer of its own.
+        data = memoryview(buffer)[_LENGTH.size : end]
         if size > _UNPICKLE_IN_THREAD_BYTES:
-            return await asyncio.to_thread(pickle.loads, data)
-        return pickle.loads(data)
+            message = await asyncio.to_thread(pickle.loads, data)
+        else:
+            message = pickle.loads(data)
+        data.release()
+        # A fresh buffer for what follows, so that the memory of a large
+        # result goes back now rather than when the child is replaced.
+        self._buffer = buffer[end:]
+        return message
 
     def kill(self) -> None:
         process, channel = self._process, self._channel
