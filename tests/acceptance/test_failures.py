@@ -146,3 +146,54 @@ async def test_memory_hog_fails_as_limit_exceeded_after_its_attempts(
         "limit_exceeded",
         3,
     )
+
+
+async def wait_status(client: httpx.AsyncClient, document_id: str, status: str) -> None:
+    deadline = time.monotonic() + 10
+    while (await client.get(f"/documents/{document_id}")).json()["status"] != status:
+        assert time.monotonic() < deadline, f"{document_id} never {status}"
+        await asyncio.sleep(0.02)
+
+
+async def test_document_claimed_ahead_and_cancelled_never_starts(
+    client_with: ClientFactory, settings: Settings
+) -> None:
+    from docmill.api.app import build_services
+
+    async with client_with(workers=1) as client:
+        running = await submit(client, b"DOCMILL-TEST-SLEEP 1.5\nslow")
+        await wait_status(client, running, "processing")
+        # The one slot is busy, so this one waits, claimed ahead.
+        waiting = await submit(client, b"DOCMILL-TEST-SLEEP 0\nwaiting")
+        await wait_status(client, waiting, "processing")
+
+        cancelled = await client.post(f"/documents/{waiting}/cancel")
+        after = await wait_final(client, await submit(client, b"after"))
+        body = (await client.get(f"/documents/{waiting}")).json()
+    services = build_services(settings)
+    attempts = await services.store.attempts(waiting)
+    await services.engine.dispose()
+
+    assert cancelled.json()["status"] == "cancelled"
+    assert (body["status"], body["result"], after["status"]) == (
+        "cancelled",
+        None,
+        "completed",
+    )
+    assert [a.outcome for a in attempts] == ["cancelled"]
+
+
+async def test_shutdown_gives_back_documents_claimed_ahead(
+    client_with: ClientFactory,
+) -> None:
+    async with client_with(workers=1, shutdown_grace_seconds=10) as client:
+        running = await submit(client, b"DOCMILL-TEST-SLEEP 0.5\nslow")
+        await wait_status(client, running, "processing")
+        waiting = await submit(client, b"DOCMILL-TEST-SLEEP 0\nwaiting")
+        await wait_status(client, waiting, "processing")
+    async with client_with(workers=0) as client:
+        finished = (await client.get(f"/documents/{running}")).json()
+        released = (await client.get(f"/documents/{waiting}")).json()
+
+    assert finished["status"] == "completed"
+    assert (released["status"], released["attempts"]) == ("pending", 0)

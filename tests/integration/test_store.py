@@ -287,3 +287,65 @@ async def test_queue_stats_counts_and_ages(store: Any) -> None:
 
     assert stats["counts"]["pending"] == 1
     assert stats["oldest_pending_seconds"] >= 1
+
+
+async def test_claim_batch_gives_each_document_its_own_claim(store: Any) -> None:
+    ids = [await queue_document(store, name=str(n)) for n in range(3)]
+
+    claims = await store.claim_batch("w:1", 2)
+
+    assert [claim.document_id for claim in claims] == ids[:2]
+    assert len({claim.token for claim in claims}) == 2
+    for claim in claims:
+        row = await store.get(claim.document_id)
+        attempts = await store.attempts(claim.document_id)
+        assert (row.status, row.claim_token, row.attempts) == (
+            "processing",
+            claim.token,
+            1,
+        )
+        assert [(a.claim_token, a.outcome) for a in attempts] == [(claim.token, None)]
+    assert (await store.get(ids[2])).status == "pending"
+
+
+async def test_renew_leases_extends_held_claims_and_names_lost_ones(
+    store: Any,
+) -> None:
+    await queue_document(store, name="a")
+    await queue_document(store, name="b")
+    kept, cancelled = await store.claim_batch("w:1", 2)
+    await store.cancel(cancelled.document_id)
+    await expire_leases(store)
+
+    assert await store.lost_claims([kept, cancelled]) == {cancelled.token}
+    assert await store.renew_leases([kept, cancelled]) == {cancelled.token}
+
+    assert await store.reclaim_expired() == 0
+    assert (await store.get(kept.document_id)).status == "processing"
+
+
+async def test_complete_reports_the_parser_attached_meanwhile(
+    store: Any,
+) -> None:
+    document_id = await queue_document(store)
+    claim = await store.claim_next("w:1")
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            update(Document).where(Document.id == document_id).values(parser="invoices")
+        )
+
+    assert await store.complete(claim, _payload("total 12")) == "invoices"
+
+
+async def test_reprocessed_result_replaces_text_and_search_entry(store: Any) -> None:
+    document_id = await queue_document(store)
+    await store.complete(await store.claim_next("w:1"), _payload("first words"))
+    await store.reprocess(document_id)
+
+    claim = await store.claim_next("w:1")
+    await store.complete(claim, _payload("second words"))
+
+    assert claim.had_result
+    assert (await store.get_content(document_id)).text == "second words"
+    assert [row.id for row in await store.list(q="second")] == [document_id]
+    assert await store.list(q="first") == []

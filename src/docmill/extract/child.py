@@ -4,22 +4,22 @@ Extraction in a child process that can be killed.
 Parsers for hostile formats hang, recurse and allocate without bound, and
 most of them are C code that no Python timeout can interrupt. Each worker slot
 therefore owns one long-lived child process and sends it one document at a
-time over a pipe. When a document takes too long, or the child dies, the slot
-kills it and starts a fresh one for the next document; the worker itself, and
-every other slot, carries on.
+time over a socket pair. When a document takes too long, or the child dies,
+the slot kills it and starts a fresh one for the next document; the worker
+itself, and every other slot, carries on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
-import os
+import pickle
 import signal
+import socket
+import struct
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +36,18 @@ Payload = dict[str, Any]
 ProgressHandler = Callable[[dict[str, Any]], None]
 
 # The child reports progress at most this often, so a 10,000-page PDF does
-# not flood the pipe with 10,000 messages.
+# not flood the socket with 10,000 messages.
 PROGRESS_INTERVAL_SECONDS = 0.25
+
+# Messages between the worker and its child are pickles behind an 8-byte
+# length, on a socket pair. The worker reads them on its event loop as the
+# bytes arrive: no thread hop per document, and a large result never blocks
+# the loop while it trickles in.
+_LENGTH = struct.Struct("!Q")
+_READ_SIZE = 256 * 1024
+# A result larger than this is unpickled in a thread, so that its strings
+# are not built on the event loop while requests wait.
+_UNPICKLE_IN_THREAD_BYTES = 1024 * 1024
 
 _context = multiprocessing.get_context("forkserver")
 # The fork server imports the extraction pipeline once; each child then starts
@@ -101,8 +111,24 @@ def extract_in_process(
     return to_payload(result, (time.perf_counter() - started) * 1000)
 
 
+def _send(channel: socket.socket, message: Any) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    channel.sendall(_LENGTH.pack(len(data)) + data)
+
+
+def _receive_exactly(channel: socket.socket, size: int) -> bytes:
+    parts = []
+    while size:
+        part = channel.recv(min(size, _READ_SIZE))
+        if not part:
+            raise EOFError
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts)
+
+
 def _child_main(
-    connection: Connection, limits: Limits, memory_mb: int, plugins: list[str]
+    channel: socket.socket, limits: Limits, memory_mb: int, plugins: list[str]
 ) -> None:
     # Ctrl-C in a terminal reaches the whole process group; the parent decides
     # when its children stop.
@@ -122,7 +148,8 @@ def _child_main(
         resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
     while True:
         try:
-            path, name, password = connection.recv()
+            (size,) = _LENGTH.unpack(_receive_exactly(channel, _LENGTH.size))
+            path, name, password = pickle.loads(_receive_exactly(channel, size))
         except (EOFError, OSError):
             return
         last_sent = 0.0
@@ -132,16 +159,16 @@ def _child_main(
             now = time.monotonic()
             if now - last_sent >= PROGRESS_INTERVAL_SECONDS or done == total:
                 last_sent = now
-                connection.send(
-                    ("progress", {"done": done, "total": total, "unit": unit})
+                _send(
+                    channel, ("progress", {"done": done, "total": total, "unit": unit})
                 )
 
         try:
             payload = extract_in_process(Path(path), name, limits, password, progress)
         except ExtractionError as exc:
-            connection.send(("error", type(exc).__name__, exc.message))
+            _send(channel, ("error", type(exc).__name__, exc.message))
         else:
-            connection.send(("ok", payload))
+            _send(channel, ("ok", payload))
 
 
 class ExtractionChild:
@@ -174,16 +201,16 @@ class ExtractionChild:
             else multiprocessing.get_context(start_method)
         )
         self._process: Any = None
-        self._connection: Connection | None = None
+        self._channel: socket.socket | None = None
+        self._buffer = bytearray()
 
     def start(self) -> None:
         """Start the child now rather than at the first document."""
-        if self._connection is None:
+        if self._channel is None:
             self._start()
 
-    def _start(self) -> Connection:
-        pipe: tuple[Connection, Connection] = self._context.Pipe(duplex=True)
-        parent_end, child_end = pipe
+    def _start(self) -> socket.socket:
+        parent_end, child_end = socket.socketpair()
         process = self._context.Process(
             target=_child_main,
             args=(child_end, self.limits, self.memory_mb, self.plugins),
@@ -192,7 +219,9 @@ class ExtractionChild:
         )
         process.start()
         child_end.close()
-        self._process, self._connection = process, parent_end
+        parent_end.setblocking(False)
+        self._process, self._channel = process, parent_end
+        self._buffer = bytearray()
         return parent_end
 
     async def extract(
@@ -212,19 +241,22 @@ class ExtractionChild:
             ExtractionError: the document could not be read (its subclass
                 names why).
         """
-        connection = self._connection or self._start()
+        channel = self._channel or self._start()
+        loop = asyncio.get_running_loop()
         deadline = time.monotonic() + timeout_seconds
         try:
-            connection.send((str(path), name, password))
+            request = pickle.dumps((str(path), name, password))
+            await loop.sock_sendall(channel, _LENGTH.pack(len(request)) + request)
             while True:
                 remaining = deadline - time.monotonic()
-                if remaining <= 0:
+                try:
+                    message = await asyncio.wait_for(
+                        self._receive(channel), max(remaining, 0)
+                    )
+                except TimeoutError:
                     raise ExtractionTimeout(
                         f"extraction did not finish within {timeout_seconds:g} seconds"
-                    )
-                message = await self._receive(connection, remaining)
-                if message is None:
-                    continue
+                    ) from None
                 if message[0] != "progress":
                     break
                 if on_progress is not None:
@@ -249,31 +281,40 @@ class ExtractionChild:
         _kind, class_name, text = message
         raise error_class(class_name)(text)
 
-    async def _receive(self, connection: Connection, timeout: float) -> Any:
+    async def _receive(self, channel: socket.socket) -> Any:
+        """The child's next message; EOFError when it is gone."""
         loop = asyncio.get_running_loop()
-        readable = asyncio.Event()
-        loop.add_reader(connection.fileno(), readable.set)
-        try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(readable.wait(), timeout)
-        finally:
-            loop.remove_reader(connection.fileno())
-            # uvloop (which uvicorn uses when it is installed) leaves a watched
-            # descriptor non-blocking; recv() in a thread would then fail with
-            # BlockingIOError part way through any result larger than the
-            # pipe's buffer, and the document would end as a worker crash.
-            os.set_blocking(connection.fileno(), True)
-        if not readable.is_set():
-            return None
-        # A large result arrives in many pipe-sized pieces; reading it on the
-        # event loop would stall every other request meanwhile.
-        return await asyncio.to_thread(connection.recv)
+        buffer = self._buffer
+        size = None
+        while True:
+            if size is None and len(buffer) >= _LENGTH.size:
+                (size,) = _LENGTH.unpack_from(buffer)
+            if size is not None and len(buffer) >= _LENGTH.size + size:
+                break
+            chunk = await loop.sock_recv(channel, _READ_SIZE)
+            if not chunk:
+                raise EOFError
+            buffer += chunk
+        end = _LENGTH.size + size
+        # Unpickled in place, never copied: a result can be hundreds of MB.
+        # Should this raise or be cancelled, the caller kills the child,
+        # and the next one starts with a buffer of its own.
+        data = memoryview(buffer)[_LENGTH.size : end]
+        if size > _UNPICKLE_IN_THREAD_BYTES:
+            message = await asyncio.to_thread(pickle.loads, data)
+        else:
+            message = pickle.loads(data)
+        data.release()
+        # A fresh buffer for what follows, so that the memory of a large
+        # result goes back now rather than when the child is replaced.
+        self._buffer = buffer[end:]
+        return message
 
     def kill(self) -> None:
-        process, connection = self._process, self._connection
-        self._process = self._connection = None
-        if connection is not None:
-            connection.close()
+        process, channel = self._process, self._channel
+        self._process = self._channel = None
+        if channel is not None:
+            channel.close()
         if process is not None and process.is_alive():
             process.kill()
             process.join(timeout=5)

@@ -17,9 +17,19 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, insert, literal, select, text, update
+from sqlalchemy import (
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -66,6 +76,9 @@ class Claim:
     filename: str | None
     size_bytes: int
     source_url: str | None = None
+    callback_url: str | None = None
+    # Whether the document holds an earlier result (it is being reprocessed).
+    had_result: bool = False
 
 
 @dataclass(frozen=True)
@@ -491,64 +504,77 @@ class JobStore:
 
     async def claim_next(self, worker_id: str) -> Claim | None:
         """Take the most urgent due document, or return None if there is none."""
-        now = utcnow()
-        token = new_claim_token()
-        candidate = (
-            select(Document.id)
-            .where(Document.status == PENDING, Document.next_attempt_at <= now)
-            .order_by(Document.priority.desc(), Document.next_attempt_at, Document.id)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        claim_statement = (
-            update(Document)
-            .where(Document.id == candidate, Document.status == PENDING)
-            .values(
-                status=PROCESSING,
-                worker_id=worker_id,
-                claim_token=token,
-                lease_expires_at=now + self.lease,
-                attempts=Document.attempts + 1,
-                started_at=now,
-                updated_at=now,
-                progress=None,
-            )
-            .returning(
-                Document.id,
-                Document.attempts,
-                Document.max_attempts,
-                Document.storage_key,
-                Document.filename,
-                Document.size_bytes,
-                Document.source_url,
-            )
-        )
+        claims = await self.claim_batch(worker_id, 1)
+        return claims[0] if claims else None
+
+    async def claim_batch(self, worker_id: str, limit: int) -> Sequence[Claim]:
+        """
+        Take up to ``limit`` due documents, most urgent first, in one
+        transaction; each gets its own claim token and lease.
+
+        A worker with several free slots pays for one write transaction
+        instead of one per document. The rows are read and then updated
+        under the same lock (SQLite's write lock; PostgreSQL's row locks,
+        skipping rows another worker holds), so none can change in between.
+        """
         async with write_transaction(self.engine) as connection:
-            row = (await connection.execute(claim_statement)).first()
-            if row is None:
-                return None
-            await connection.execute(
-                insert(Attempt).values(
+            due = {"now": utcnow(), "limit": limit}
+            rows = (await connection.execute(_DUE, due)).all()
+            if not rows:
+                return []
+            # Read the clock only now that the rows are ours: a document that
+            # another worker released (or a recovery requeued) has committed
+            # by then, so this attempt starts after the one it follows ended.
+            now = utcnow()
+            claims = [
+                Claim(
                     document_id=row.id,
-                    number=row.attempts,
+                    token=new_claim_token(),
+                    attempt=row.attempts + 1,
+                    max_attempts=row.max_attempts,
                     worker_id=worker_id,
-                    claim_token=token,
-                    started_at=now,
+                    storage_key=row.storage_key,
+                    filename=row.filename,
+                    size_bytes=row.size_bytes,
+                    # Fetched already (a retry, or reprocessing): no need to
+                    # fetch again.
+                    source_url=row.source_url if not row.storage_key else None,
+                    callback_url=row.callback_url,
+                    # Only ``complete`` (and a dedupe copy) writes a result,
+                    # and both set mime_type with it.
+                    had_result=row.mime_type is not None,
                 )
+                for row in rows
+            ]
+            lease_expires_at = now + self.lease
+            await connection.execute(
+                _TAKE,
+                [
+                    {
+                        "document_id": claim.document_id,
+                        "worker_id": worker_id,
+                        "token": claim.token,
+                        "lease_expires_at": lease_expires_at,
+                        "attempt": claim.attempt,
+                        "now": now,
+                    }
+                    for claim in claims
+                ],
             )
-        return Claim(
-            document_id=row.id,
-            token=token,
-            attempt=row.attempts,
-            max_attempts=row.max_attempts,
-            worker_id=worker_id,
-            storage_key=row.storage_key,
-            filename=row.filename,
-            size_bytes=row.size_bytes,
-            # Fetched already (a retry, or reprocessing): no need to fetch again.
-            source_url=row.source_url if not row.storage_key else None,
-        )
+            await connection.execute(
+                _OPEN_ATTEMPT,
+                [
+                    {
+                        "document_id": claim.document_id,
+                        "number": claim.attempt,
+                        "worker_id": worker_id,
+                        "claim_token": claim.token,
+                        "started_at": now,
+                    }
+                    for claim in claims
+                ],
+            )
+        return claims
 
     def _fenced(self, claim: Claim) -> Any:
         return update(Document).where(
@@ -559,17 +585,23 @@ class JobStore:
 
     async def holds(self, claim: Claim) -> bool:
         """Whether ``claim`` is still the document's current claim."""
+        return not await self.lost_claims([claim])
+
+    async def lost_claims(self, claims: Sequence[Claim]) -> set[str]:
+        """The tokens of ``claims`` that are no longer their document's claim."""
+        if not claims:
+            return set()
         async with self.engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(Document.id).where(
-                        Document.id == claim.document_id,
-                        Document.claim_token == claim.token,
-                        Document.status == PROCESSING,
-                    )
-                )
-            ).first()
-        return row is not None
+            held = (await connection.execute(_HELD, _held_parameters(claims))).scalars()
+            return {claim.token for claim in claims} - set(held)
+
+    async def has_parser(self, claim: Claim) -> bool:
+        """Whether a parser is attached to the claimed document by now."""
+        async with self.engine.connect() as connection:
+            parser = (
+                await connection.execute(_PARSER, {"document_id": claim.document_id})
+            ).scalar()
+        return parser is not None
 
     async def renew_lease(
         self, claim: Claim, progress: dict[str, Any] | None = None
@@ -584,62 +616,78 @@ class JobStore:
             if result.rowcount != 1:
                 raise LeaseLost(claim.document_id)
 
-    async def complete(self, claim: Claim, payload: dict[str, Any]) -> None:
+    async def renew_leases(self, claims: Sequence[Claim]) -> set[str]:
+        """
+        Extend the leases of ``claims`` in one statement; return the tokens
+        of those that were lost (and so not renewed).
+        """
+        if not claims:
+            return set()
+        parameters = _held_parameters(claims)
+        parameters["lease_expires_at"] = utcnow() + self.lease
+        async with write_transaction(self.engine) as connection:
+            renewed = (await connection.execute(_RENEW, parameters)).scalars()
+            return {claim.token for claim in claims} - set(renewed)
+
+    async def complete(self, claim: Claim, payload: dict[str, Any]) -> str | None:
         """
         Store the result and mark the document completed, in one transaction.
+
+        Returns the document's parser as it stands at completion, so a
+        worker that looked for one before and found none learns that one
+        was attached meanwhile and still has to run.
 
         Raises:
             LeaseLost: the claim is no longer the document's; nothing was written.
         """
         now = utcnow()
         async with write_transaction(self.engine) as connection:
-            result = await connection.execute(
-                self._fenced(claim).values(
-                    status=COMPLETED,
-                    finished_at=now,
-                    updated_at=now,
-                    lease_expires_at=None,
-                    progress=None,
-                    error_code=None,
-                    error_message=None,
-                    mime_type=payload["mime_type"],
-                    word_count=payload["word_count"],
-                    char_count=payload["char_count"],
-                    page_count=payload["page_count"],
-                    doc_metadata=payload["metadata"],
-                    processing_ms=payload["processing_ms"],
+            completed = (
+                await connection.execute(
+                    _COMPLETE,
+                    {
+                        "document_id": claim.document_id,
+                        "token": claim.token,
+                        "now": now,
+                        "mime_type": payload["mime_type"],
+                        "word_count": payload["word_count"],
+                        "char_count": payload["char_count"],
+                        "page_count": payload["page_count"],
+                        "metadata": payload["metadata"],
+                        "processing_ms": payload["processing_ms"],
+                    },
                 )
-            )
-            if result.rowcount != 1:
+            ).first()
+            if completed is None:
                 raise LeaseLost(claim.document_id)
-            replaced = await connection.execute(
-                delete(DocumentContent).where(
-                    DocumentContent.document_id == claim.document_id
+            if claim.had_result:
+                # Reprocessing: the earlier result and its index entry go. A
+                # first result has none, and looking for an index entry on
+                # SQLite scans the whole FTS table (its document_id column
+                # is not indexed).
+                await connection.execute(
+                    delete(DocumentContent).where(
+                        DocumentContent.document_id == claim.document_id
+                    )
                 )
-            )
+                await search.unindex(connection, [claim.document_id])
             await connection.execute(
-                insert(DocumentContent).values(
-                    document_id=claim.document_id,
-                    text=payload["text"],
-                    markdown=payload["markdown"],
-                    pages=payload["pages"],
-                    children=payload["children"],
-                    warnings=payload["warnings"],
-                )
+                _STORE_CONTENT,
+                {
+                    "document_id": claim.document_id,
+                    "text": payload["text"],
+                    "markdown": payload["markdown"],
+                    "pages": payload["pages"],
+                    "children": payload["children"],
+                    "warnings": payload["warnings"],
+                },
             )
-            # A first result has no index entry to replace; on SQLite, looking
-            # for one scans the whole FTS table (its document_id column is
-            # not indexed), which made completing slower as the table grew.
             await search.index_text(
-                connection,
-                claim.document_id,
-                payload["text"],
-                replace=replaced.rowcount > 0,
+                connection, claim.document_id, payload["text"], replace=False
             )
-            await outbox.enqueue_events(
-                connection, [claim.document_id], now, self.webhook_url
-            )
+            await self._announce_final(connection, claim, now)
             await self._close_attempt(connection, claim, now, COMPLETED, None)
+        return completed.parser  # type: ignore[no-any-return]
 
     async def fail(
         self, claim: Claim, code: str, message: str, retryable: bool
@@ -673,9 +721,7 @@ class JobStore:
             outcome = "retry" if retry else FAILED
             await self._close_attempt(connection, claim, now, outcome, code)
             if not retry:
-                await outbox.enqueue_events(
-                    connection, [claim.document_id], now, self.webhook_url
-                )
+                await self._announce_final(connection, claim, now)
         return FailureOutcome(final=not retry, retry_at=retry_at)
 
     async def release(self, claim: Claim) -> bool:
@@ -723,13 +769,25 @@ class JobStore:
         error_code: str | None,
     ) -> None:
         await connection.execute(
-            update(Attempt)
-            .where(
-                Attempt.document_id == claim.document_id,
-                Attempt.claim_token == claim.token,
-            )
-            .values(finished_at=now, outcome=outcome, error_code=error_code)
+            _CLOSE_ATTEMPT,
+            {
+                "document": claim.document_id,
+                "token": claim.token,
+                "now": now,
+                "outcome": outcome,
+                "error_code": error_code,
+            },
         )
+
+    async def _announce_final(
+        self, connection: Any, claim: Claim, now: datetime
+    ) -> None:
+        # The outbox reads the whole row to build the event; with no URL to
+        # send it to, neither the claim's nor the global one, skip that read.
+        if claim.callback_url or self.webhook_url:
+            await outbox.enqueue_events(
+                connection, [claim.document_id], now, self.webhook_url
+            )
 
     async def cancel(self, document_id: str) -> str:
         """
@@ -963,6 +1021,125 @@ class JobStore:
             for listener in self._enqueue_listeners:
                 listener()
         return count
+
+
+# The worker's statements, built once: each document costs a claim, maybe a
+# lease renewal and a completion, and building (and cache-keying) a fresh
+# SQLAlchemy statement for each of those cost more than running it.
+_documents = cast(Table, Document.__table__)
+_attempts = cast(Table, Attempt.__table__)
+
+_DUE = (
+    select(
+        _documents.c.id,
+        _documents.c.attempts,
+        _documents.c.max_attempts,
+        _documents.c.storage_key,
+        _documents.c.filename,
+        _documents.c.size_bytes,
+        _documents.c.source_url,
+        _documents.c.callback_url,
+        _documents.c.mime_type,
+    )
+    .where(
+        _documents.c.status == PENDING,
+        _documents.c.next_attempt_at <= bindparam("now"),
+    )
+    .order_by(
+        _documents.c.priority.desc(),
+        _documents.c.next_attempt_at,
+        _documents.c.id,
+    )
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+
+_TAKE = (
+    update(_documents)
+    .where(
+        _documents.c.id == bindparam("document_id"),
+        _documents.c.status == PENDING,
+    )
+    .values(
+        status=PROCESSING,
+        worker_id=bindparam("worker_id"),
+        claim_token=bindparam("token"),
+        lease_expires_at=bindparam("lease_expires_at"),
+        attempts=bindparam("attempt"),
+        started_at=bindparam("now"),
+        updated_at=bindparam("now"),
+        progress=None,
+    )
+)
+
+_OPEN_ATTEMPT = insert(_attempts)
+
+_HOLDING = (
+    _documents.c.id.in_(bindparam("ids", expanding=True)),
+    _documents.c.claim_token.in_(bindparam("tokens", expanding=True)),
+    _documents.c.status == PROCESSING,
+)
+
+_PARSER = select(_documents.c.parser).where(_documents.c.id == bindparam("document_id"))
+
+_HELD = select(_documents.c.claim_token).where(*_HOLDING)
+
+_RENEW = (
+    update(_documents)
+    .where(*_HOLDING)
+    .values(lease_expires_at=bindparam("lease_expires_at"))
+    .returning(_documents.c.claim_token)
+)
+
+_COMPLETE = (
+    update(_documents)
+    .where(
+        _documents.c.id == bindparam("document_id"),
+        _documents.c.claim_token == bindparam("token"),
+        _documents.c.status == PROCESSING,
+    )
+    .values(
+        status=COMPLETED,
+        finished_at=bindparam("now"),
+        updated_at=bindparam("now"),
+        lease_expires_at=None,
+        progress=None,
+        error_code=None,
+        error_message=None,
+        mime_type=bindparam("mime_type"),
+        word_count=bindparam("word_count"),
+        char_count=bindparam("char_count"),
+        page_count=bindparam("page_count"),
+        doc_metadata=bindparam("metadata"),
+        processing_ms=bindparam("processing_ms"),
+    )
+    .returning(_documents.c.parser)
+)
+
+_STORE_CONTENT = insert(cast(Table, DocumentContent.__table__))
+
+_CLOSE_ATTEMPT = (
+    update(_attempts)
+    .where(
+        # Not "document_id": that name is the column's own in SET.
+        _attempts.c.document_id == bindparam("document"),
+        _attempts.c.claim_token == bindparam("token"),
+    )
+    .values(
+        finished_at=bindparam("now"),
+        outcome=bindparam("outcome"),
+        error_code=bindparam("error_code"),
+    )
+)
+
+
+def _held_parameters(claims: Sequence[Claim]) -> dict[str, Any]:
+    # Both lists, not (id, token) pairs: the primary key finds the rows and
+    # a token, random and never reused, can only match its own document.
+    return {
+        "ids": [claim.document_id for claim in claims],
+        "tokens": [claim.token for claim in claims],
+    }
 
 
 def _documents_using(key: str) -> Any:

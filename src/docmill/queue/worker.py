@@ -2,23 +2,29 @@
 The worker: claim a document, extract it in a child process, record the outcome.
 
 A worker runs ``concurrency`` slots. Each slot owns one extraction child and
-loops: claim, extract while a heartbeat renews the lease, then complete or
-fail the document in one fenced transaction. Idle slots sleep until this
-process queues a document or the poll interval passes.
+loops: take the next claimed document, extract it, then complete or fail it
+in one fenced transaction. A claimer task keeps a next document ready for
+every slot, claiming several per transaction, so a slot starts its next
+document without waiting on the database; it sleeps until this process
+queues a document or the poll interval passes. One heartbeat task renews the
+leases of every document the worker holds and notices those it lost.
 
-Shutdown (``stop``) stops claiming at once, lets running extractions finish
-for a grace period, then kills the rest and releases their documents so
-another worker takes them without waiting for the lease to run out.
+Shutdown (``stop``) stops claiming at once, gives back the documents claimed
+ahead, lets running extractions finish for a grace period, then kills the
+rest and releases their documents so another worker takes them without
+waiting for the lease to run out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
 import socket
 import time
+from pathlib import Path
 from typing import Any
 
 from docmill.exceptions import ExtractionError, FetchError, LeaseLost, StorageError
@@ -34,6 +40,17 @@ from docmill.storage import Storage
 from docmill.webhooks import DeliveryLoop
 
 logger = logging.getLogger(__name__)
+
+
+class _Held:
+    """A claim this worker holds: waiting for a slot, or being read by one."""
+
+    def __init__(self, claim: Claim) -> None:
+        self.claim = claim
+        self.progress: dict[str, Any] = {}
+        self.reported: dict[str, Any] = {}
+        # The slot's task while it reads the document; None while it waits.
+        self.task: asyncio.Task[Any] | None = None
 
 
 class Worker:
@@ -62,7 +79,14 @@ class Worker:
         self.concurrency = concurrency
         self.worker_id = worker_id or default_worker_id()
         self._stopping = asyncio.Event()
+        # Wakes the claimer: new work was queued, or a slot took a claim.
         self._wakeup = asyncio.Event()
+        # Slots wait on this for a claim (or for the queue to run dry).
+        self._claims_changed = asyncio.Condition()
+        self._ready: collections.deque[Claim] = collections.deque()
+        self._held: dict[str, _Held] = {}
+        self._dry = False
+        self._draining = False
         self._slots: list[asyncio.Task[None]] = []
         self._busy = 0
         self._lost_tokens: set[str] = set()
@@ -91,12 +115,16 @@ class Worker:
             self.concurrency,
             extra={"action": "worker_started", "worker_id": self.worker_id},
         )
+        self._draining = drain
         await self._recover_orphans()
-        maintenance = asyncio.create_task(self._maintain())
-        deliveries = asyncio.create_task(self.deliveries.run())
-        listener = None
+        claimer = asyncio.create_task(self._claim_ahead())
+        helpers = [
+            asyncio.create_task(self._maintain()),
+            asyncio.create_task(self.deliveries.run()),
+            asyncio.create_task(self._keep_leases()),
+        ]
         if self.store.engine.dialect.name == "postgresql":
-            listener = asyncio.create_task(self._listen())
+            helpers.append(asyncio.create_task(self._listen()))
         self._slots = [
             asyncio.create_task(self._run_slot(index, drain))
             for index in range(self.concurrency)
@@ -109,11 +137,16 @@ class Worker:
                 if isinstance(outcome, Exception):
                     raise outcome
         finally:
-            for task in (maintenance, deliveries, listener):
-                if task is not None:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+            # The claimer finishes a claim it has begun, and gives back what
+            # it took, rather than be cancelled between commit and bookkeeping.
+            self._stopping.set()
+            self._wakeup.set()
+            await asyncio.gather(claimer, return_exceptions=True)
+            for task in helpers:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await asyncio.shield(self._release_waiting())
             logger.info(
                 "worker %s stopped",
                 self.worker_id,
@@ -129,6 +162,7 @@ class Worker:
         )
         self._stopping.set()
         self._wakeup.set()
+        await self._notify_slots()
         slots = [slot for slot in self._slots if not slot.done()]
         logger.info(
             "worker %s stopping: no new claims; %d running document(s) get %gs "
@@ -153,7 +187,7 @@ class Worker:
 
     async def _listen(self) -> None:
         """
-        Wake idle slots on PostgreSQL's NOTIFY, so new work starts at once.
+        Wake the claimer on PostgreSQL's NOTIFY, so new work starts at once.
 
         Polling stays as the fallback: a notification lost while this
         connection is being re-established costs at most one poll interval.
@@ -190,44 +224,182 @@ class Worker:
             except Exception:
                 logger.exception("could not reclaim expired leases")
 
+    # -- claiming ahead ------------------------------------------------------
+
+    async def _claim_ahead(self) -> None:
+        """
+        Keep a next document ready for every slot, claimed in batches.
+
+        A slot that finishes a document takes the next one at once instead
+        of opening a write transaction for it, and one transaction claims
+        for several slots. The cost: a worker holds up to one document per
+        slot that it has not started yet, which an idle worker elsewhere
+        could have taken. Their leases are renewed like the running ones.
+        """
+        # Refill when fewer than half the slots have a document waiting, so
+        # that each claim takes several documents rather than one.
+        low = max(1, self.concurrency // 2)
+        while not self._stopping.is_set():
+            self._wakeup.clear()
+            want = self.concurrency - len(self._ready)
+            if len(self._ready) >= low:
+                await self._wakeup.wait()
+                continue
+            try:
+                claims = await self.store.claim_batch(self.worker_id, want)
+            except Exception:
+                # A database that is down or restarting: keep trying after a
+                # pause instead of spinning or dying.
+                logger.exception("could not claim work; retrying")
+                claims = []
+            if self._stopping.is_set():
+                # Claimed while `stop` began: give them straight back.
+                for claim in claims:
+                    await self._release(claim)
+                return
+            for claim in claims:
+                self._held[claim.token] = _Held(claim)
+                self._ready.append(claim)
+            self._dry = len(claims) < want
+            await self._notify_slots()
+            if self._dry:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._wakeup.wait(), self.settings.poll_seconds
+                    )
+
+    async def _notify_slots(self) -> None:
+        async with self._claims_changed:
+            self._claims_changed.notify_all()
+
+    async def _next_claim(self, drain: bool) -> Claim | None:
+        """The next claimed document; None when stopping, or drained."""
+
+        def settled() -> bool:
+            return (
+                bool(self._ready)
+                or self._stopping.is_set()
+                or (drain and self._dry and self._busy == 0)
+            )
+
+        async with self._claims_changed:
+            await self._claims_changed.wait_for(settled)
+        if self._stopping.is_set() or not self._ready:
+            return None
+        claim = self._ready.popleft()
+        self._wakeup.set()
+        return claim
+
+    async def _release_waiting(self) -> None:
+        """Give back the documents claimed ahead that no slot started."""
+        while self._ready:
+            claim = self._ready.popleft()
+            self._held.pop(claim.token, None)
+            await self._release(claim)
+
+    # -- leases --------------------------------------------------------------
+
+    async def _keep_leases(self) -> None:
+        """
+        Renew the leases of every held document, and notice lost ones.
+
+        One statement a tick covers all of them. Between renewals, a read by
+        primary key notices at once that a document was cancelled or
+        deleted, so its extraction stops within a second, not a third of a
+        lease.
+        """
+        interval = self.settings.lease_seconds / 3
+        tick = min(interval, 1.0)
+        renewed = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            held = list(self._held.values())
+            if not held:
+                continue
+            lost: set[str] = set()
+            try:
+                for entry in held:
+                    if entry.task is not None and entry.progress != entry.reported:
+                        snapshot = dict(entry.progress)
+                        try:
+                            await self.store.renew_lease(entry.claim, snapshot)
+                        except LeaseLost:
+                            lost.add(entry.claim.token)
+                        else:
+                            entry.reported = snapshot
+                claims = [entry.claim for entry in held]
+                if time.monotonic() - renewed >= interval:
+                    lost |= await self.store.renew_leases(claims)
+                    renewed = time.monotonic()
+                else:
+                    lost |= await self.store.lost_claims(claims)
+            except Exception:
+                logger.exception("could not renew leases")
+            for token in lost:
+                self._drop(token)
+
+    def _drop(self, token: str) -> None:
+        """Stop holding a lost claim: cancel its slot, or forget it unstarted."""
+        entry = self._held.pop(token, None)
+        if entry is None:
+            return  # finished meanwhile
+        if entry.task is not None:
+            self._lost_tokens.add(token)
+            entry.task.cancel()
+            return
+        with contextlib.suppress(ValueError):
+            self._ready.remove(entry.claim)
+        self._wakeup.set()  # the claimer may refill its place
+        logger.warning(
+            "document %s dropped before it started: cancelled, deleted or taken over",
+            entry.claim.document_id,
+            extra=_fields("lease_lost", entry.claim),
+        )
+
+    # -- processing ----------------------------------------------------------
+
     async def _run_slot(self, index: int, drain: bool) -> None:
         child = ExtractionChild(
             self.settings.extraction_limits(),
             self.settings.job_memory_mb,
             self.settings.extractor_plugins,
         )
+        # The result of the slot's previous document, still being stored
+        # while the child already reads the next one. One at a time, so
+        # results never pile up in memory when the database is slow.
+        storing: asyncio.Task[None] | None = None
         try:
-            while not self._stopping.is_set():
-                self._wakeup.clear()
-                claim = await self._claim()
-                if claim is not None:
-                    self._busy += 1
-                    try:
-                        await self._process(claim, child)
-                    finally:
-                        self._busy -= 1
-                    continue
-                if drain and self._busy == 0:
-                    self._wakeup.set()  # let idle sibling slots see the queue is dry
-                    return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._wakeup.wait(), self.settings.poll_seconds
-                    )
+            while (claim := await self._next_claim(drain)) is not None:
+                self._busy += 1
+                task = None
+                try:
+                    task = await self._extract(claim, child)
+                finally:
+                    if task is None:
+                        await self._done_with_one(drain)
+                if task is not None:
+                    if storing is not None:
+                        await asyncio.shield(storing)
+                    storing = task
         finally:
             child.close()
+            if storing is not None:
+                # Stopping: a result the child has produced is still worth
+                # its short write.
+                await asyncio.shield(storing)
 
-    async def _claim(self) -> Claim | None:
-        try:
-            return await self.store.claim_next(self.worker_id)
-        except Exception:
-            # A database that is down or restarting: keep the slot alive and
-            # try again after a pause instead of spinning or dying.
-            logger.exception("could not claim work; retrying")
-            await asyncio.sleep(self.settings.poll_seconds)
-            return None
+    async def _done_with_one(self, drain: bool) -> None:
+        self._busy -= 1
+        if drain:
+            await self._notify_slots()
 
-    async def _process(self, claim: Claim, child: ExtractionChild) -> None:
+    async def _extract(
+        self, claim: Claim, child: ExtractionChild
+    ) -> asyncio.Task[None] | None:
+        """
+        Read the document in the child; return the task that stores its
+        result, or None when the document ended here (failed, or lost).
+        """
         started = time.perf_counter()
         logger.info(
             "document %s processing on %s (attempt %d)",
@@ -236,55 +408,84 @@ class Worker:
             claim.attempt,
             extra=_fields("document_claimed", claim),
         )
-        progress: dict[str, Any] = {}
-        heartbeat = asyncio.create_task(
-            self._heartbeat(claim, progress, asyncio.current_task())
-        )
+        entry = self._held.get(claim.token) or _Held(claim)
+        entry.task = asyncio.current_task()
+        original = contextlib.AsyncExitStack()
         try:
             if claim.source_url:
                 claim = await self._fetch(claim)
-            async with self.storage.local_copy(claim.storage_key) as path:
-                payload = await child.extract(
-                    path,
-                    claim.filename,
-                    self.settings.job_timeout_seconds,
-                    on_progress=progress.update,
-                )
-                parsed = await run_before_completion(
-                    self.store.engine, claim.document_id, payload, path
-                )
+            path = await original.enter_async_context(
+                self.storage.local_copy(claim.storage_key)
+            )
+            payload = await child.extract(
+                path,
+                claim.filename,
+                self.settings.job_timeout_seconds,
+                on_progress=entry.progress.update,
+            )
         except ExtractionError as exc:
-            heartbeat.cancel()
+            await original.aclose()
+            self._held.pop(claim.token, None)
             await self._record_failure(
                 claim, exc.code, exc.message, exc.retryable, started
             )
         except StorageError as exc:
-            heartbeat.cancel()
+            await original.aclose()
+            self._held.pop(claim.token, None)
             await self._record_failure(
                 claim, "original_missing", str(exc), False, started
             )
         except FetchError as exc:
-            heartbeat.cancel()
+            await original.aclose()
+            self._held.pop(claim.token, None)
             await self._record_failure(
                 claim, exc.code, exc.message, exc.retryable, started
             )
         except asyncio.CancelledError:
-            heartbeat.cancel()
-            if claim.token in self._lost_tokens:
-                self._lost_tokens.discard(claim.token)
-                logger.warning(
-                    "document %s stopped: cancelled, deleted or taken over",
-                    claim.document_id,
-                    extra=_fields("lease_lost", claim),
-                )
-                return
-            await asyncio.shield(self._release(claim))
-            raise
+            await asyncio.shield(original.aclose())
+            self._held.pop(claim.token, None)
+            if not self._lost(claim):
+                await asyncio.shield(self._release(claim))
+                raise
         else:
-            heartbeat.cancel()
+            # From here on a lost lease cancels the storing task, not this
+            # slot, which moves on to its next document.
+            task = asyncio.create_task(
+                self._store_result(claim, payload, original, path, started)
+            )
+            entry.task = task
+            return task
+        return None
+
+    async def _store_result(
+        self,
+        claim: Claim,
+        payload: dict[str, Any],
+        original: contextlib.AsyncExitStack,
+        path: Path,
+        started: float,
+    ) -> None:
+        try:
+            try:
+                async with original:
+                    # Most documents have no parser: one cheap read says so.
+                    parsed = await self.store.has_parser(claim)
+                    if parsed:
+                        await run_before_completion(
+                            self.store.engine, claim.document_id, payload, path
+                        )
+            except asyncio.CancelledError:
+                self._held.pop(claim.token, None)
+                if not self._lost(claim):
+                    await asyncio.shield(self._release(claim))
+                    raise
+                return
+            # The result is written in one short transaction: its lease needs
+            # no more renewal, and a lost one shows as LeaseLost.
+            self._held.pop(claim.token, None)
             observe_extraction(payload["mime_type"], time.perf_counter() - started)
             try:
-                await self.store.complete(claim, payload)
+                parser = await self.store.complete(claim, payload)
             except LeaseLost:
                 logger.warning(
                     "document %s result discarded: lease lost before it was stored",
@@ -299,7 +500,7 @@ class Worker:
                 (time.perf_counter() - started) * 1000,
                 extra=_fields("document_completed", claim),
             )
-            if not parsed:
+            if parser is not None and not parsed:
                 # A parser attached after the first look (see parsing.service).
                 await run_after_completion(
                     self.store.engine,
@@ -308,6 +509,23 @@ class Worker:
                     claim.storage_key,
                     payload,
                 )
+        finally:
+            await self._done_with_one(self._draining)
+
+    def _lost(self, claim: Claim) -> bool:
+        """Whether the heartbeat cancelled this claim's work for a lost lease."""
+        if claim.token not in self._lost_tokens:
+            return False
+        self._lost_tokens.discard(claim.token)
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()  # that cancellation has been dealt with here
+        logger.warning(
+            "document %s stopped: cancelled, deleted or taken over",
+            claim.document_id,
+            extra=_fields("lease_lost", claim),
+        )
+        return True
 
     async def _fetch(self, claim: Claim) -> Claim:
         """Download a URL submission's original; the claim, now naming it."""
@@ -380,41 +598,6 @@ class Worker:
                 self.worker_id,
                 extra=_fields("document_released", claim),
             )
-
-    async def _heartbeat(
-        self,
-        claim: Claim,
-        progress: dict[str, Any],
-        processing: asyncio.Task[Any] | None,
-    ) -> None:
-        interval = self.settings.lease_seconds / 3
-        tick = min(interval, 1.0)
-        reported: dict[str, Any] = {}
-        renewed = time.monotonic()
-        while True:
-            await asyncio.sleep(tick)
-            changed = progress != reported
-            snapshot = dict(progress) if changed else None
-            try:
-                if not changed and time.monotonic() - renewed < interval:
-                    # Between renewals, a primary-key read notices at once
-                    # that the document was cancelled or deleted, so its
-                    # extraction stops within a second, not a third of a lease.
-                    if not await self.store.holds(claim):
-                        raise LeaseLost(claim.document_id)
-                    continue
-                await self.store.renew_lease(claim, snapshot)
-            except LeaseLost:
-                self._lost_tokens.add(claim.token)
-                if processing is not None:
-                    processing.cancel()
-                return
-            except Exception:
-                logger.exception("could not renew lease of %s", claim.document_id)
-                continue
-            renewed = time.monotonic()
-            if snapshot is not None:
-                reported = snapshot
 
 
 def _fields(action: str, claim: Claim) -> dict[str, Any]:
