@@ -19,12 +19,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, literal, select, text, tuple_, update
+from sqlalchemy import (
+    bindparam,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from docmill.db.engine import write_transaction
+from docmill.db.engine import RowReader, write_transaction
 from docmill.db.models import (
     Attempt,
     Document,
@@ -134,6 +144,7 @@ class JobStore:
         self.lease = timedelta(seconds=lease_seconds)
         self.webhook_url = webhook_url
         self._enqueue_listeners: list[Callable[[], None]] = []
+        self.reads = RowReader(engine)
 
     def on_enqueue(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after each document is queued by this process."""
@@ -375,26 +386,14 @@ class JobStore:
             raise DocumentNotFound(document_id)
         return row
 
-    async def get_summary(self, document_id: str) -> tuple[Row[Any], Row[Any] | None]:
+    async def get_summary(self, document_id: str) -> tuple[Any, Any | None]:
         """
         The document and the small parts of its content, in one query.
 
         Status reads need pages, children and warnings, never the full text
         or Markdown, which can be megabytes; those stay on disk.
         """
-        query = (
-            select(
-                Document.__table__,
-                DocumentContent.pages,
-                DocumentContent.children,
-                DocumentContent.warnings,
-                (DocumentContent.document_id.is_not(None)).label("has_content"),
-            )
-            .outerjoin(DocumentContent, DocumentContent.document_id == Document.id)
-            .where(Document.id == document_id)
-        )
-        async with self.engine.connect() as connection:
-            row = (await connection.execute(query)).first()
+        row = await self.reads.first(_SUMMARY, document_id=document_id)
         if row is None:
             raise DocumentNotFound(document_id)
         return row, (row if row.has_content else None)
@@ -970,6 +969,21 @@ class JobStore:
             for listener in self._enqueue_listeners:
                 listener()
         return count
+
+
+# Built once: a status read then skips building the statement and, on SQLite,
+# compiling it.
+_SUMMARY = (
+    select(
+        Document.__table__,
+        DocumentContent.pages,
+        DocumentContent.children,
+        DocumentContent.warnings,
+        (DocumentContent.document_id.is_not(None)).label("has_content"),
+    )
+    .outerjoin(DocumentContent, DocumentContent.document_id == Document.id)
+    .where(Document.id == bindparam("document_id"))
+)
 
 
 def _documents_using(key: str) -> Any:

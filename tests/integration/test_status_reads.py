@@ -1,0 +1,70 @@
+"""The status read path (``RowReader``): same rows as the engine, on both databases."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from docmill.db.models import Document
+from docmill.exceptions import DocumentNotFound
+from docmill.queue.store import _SUMMARY, JobStore, NewDocument, utcnow
+
+pytestmark = pytest.mark.anyio
+
+
+async def queue_document(store: JobStore) -> str:
+    return await store.create(
+        NewDocument(
+            source="text",
+            sha256="a" * 64,
+            size_bytes=3,
+            storage_key="a" * 64,
+            title="Grüße",
+            user_metadata={"team": ["ledger", 3]},
+        )
+    )
+
+
+async def test_summary_reads_like_the_engine(store: Any) -> None:
+    document_id = await queue_document(store)
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            update(Document)
+            .where(Document.id == document_id)
+            .values(progress={"stage": "text", "done": 1}, started_at=utcnow())
+        )
+        through_engine = (
+            await connection.execute(_SUMMARY, {"document_id": document_id})
+        ).one()
+
+    row, content = await store.get_summary(document_id)
+
+    assert row._asdict() == through_engine._asdict()
+    assert row.user_metadata == {"team": ["ledger", 3]}
+    assert row.created_at.utcoffset() == timedelta(0)
+    assert row.has_content is False and content is None
+
+
+async def test_summary_of_unknown_document_is_not_found(store: Any) -> None:
+    with pytest.raises(DocumentNotFound):
+        await store.get_summary("nope")
+
+
+async def test_locked_sqlite_read_waits_in_the_engine(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("the direct read is SQLite's")
+    document_id = await queue_document(store)
+
+    def locked(*args: Any) -> Any:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(store.reads, "_sqlite_first", locked)
+    row, _ = await store.get_summary(document_id)
+
+    assert row.id == document_id
