@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from docmill.db.models import Document
 from docmill.exceptions import DocumentNotFound
@@ -47,6 +47,9 @@ async def test_summary_reads_like_the_engine(store: Any) -> None:
     assert row.user_metadata == {"team": ["ledger", 3]}
     assert row.created_at.utcoffset() == timedelta(0)
     assert row.has_content is False and content is None
+    if store.engine.dialect.name == "postgresql":
+        # Read through the asyncpg pool, not the engine it falls back to.
+        assert store.reads._pool is not None and not store.reads._pool_broken
 
 
 async def test_summary_of_unknown_document_is_not_found(store: Any) -> None:
@@ -68,3 +71,22 @@ async def test_locked_sqlite_read_waits_in_the_engine(
     row, _ = await store.get_summary(document_id)
 
     assert row.id == document_id
+
+
+async def test_postgres_read_survives_a_dropped_connection(store: Any) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("the asyncpg pool is PostgreSQL's")
+    document_id = await queue_document(store)
+    await store.get_summary(document_id)
+    async with store.engine.connect() as connection:
+        await connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+
+    rows = [await store.get_summary(document_id) for _ in range(3)]
+
+    assert all(row.id == document_id for row, _ in rows)
+    assert not store.reads._pool_broken

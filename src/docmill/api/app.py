@@ -108,7 +108,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker_task
             await services.engine.dispose()
-            services.store.reads.close()
+            await services.store.reads.close()
 
     app = FastAPI(
         title="docmill",
