@@ -30,6 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from docmill.exceptions import OriginalMissing, TooLarge
 
 CHUNK_BYTES = 1024 * 1024
+# Originals up to this size (a JSON text submission) are hashed in memory and
+# stored by DatabaseStorage in one transaction.
+SMALL_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class Storage(Protocol):
 
 
 async def put_bytes(storage: Storage, data: bytes, max_bytes: int) -> StoredOriginal:
+    if isinstance(storage, DatabaseStorage) and len(data) <= SMALL_BYTES:
+        return await storage.put_small(data, max_bytes)
     return await storage.put(io.BytesIO(data), max_bytes)
 
 
@@ -167,6 +172,47 @@ class DatabaseStorage:
                 )
             raise
         return StoredOriginal(key=key, sha256=key, size_bytes=size)
+
+    async def put_small(self, data: bytes, max_bytes: int) -> StoredOriginal:
+        """
+        Store bytes already in memory, up to ``SMALL_BYTES``, in one transaction.
+
+        ``put`` streams through a staging key and renames it once the hash is
+        known: two transactions at least. Here the hash is known first, so
+        the chunk is written under its key at once.
+        """
+        from docmill.db.engine import write_transaction
+        from docmill.db.models import Blob, BlobChunk
+        from docmill.queue.store import utcnow
+
+        if len(data) > max_bytes:
+            raise _too_large(max_bytes)
+        key = hashlib.sha256(data).hexdigest()
+        stored = StoredOriginal(key=key, sha256=key, size_bytes=len(data))
+        try:
+            async with write_transaction(self.engine) as connection:
+                exists = (
+                    await connection.execute(select(Blob.key).where(Blob.key == key))
+                ).first()
+                if exists:
+                    return stored
+                if data:
+                    await connection.execute(
+                        insert(BlobChunk).values(key=key, seq=0, data=data)
+                    )
+                await connection.execute(
+                    insert(Blob).values(
+                        key=key,
+                        size_bytes=len(data),
+                        chunk_count=1 if data else 0,
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            # A concurrent upload of the same bytes stored them first
+            # (PostgreSQL); its copy serves both.
+            pass
+        return stored
 
     async def _publish(self, staging: str, key: str, size: int, seq: int) -> None:
         from docmill.db.engine import write_transaction

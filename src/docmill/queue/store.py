@@ -12,6 +12,8 @@ matches no row and it learns it has lost the lease.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -122,6 +124,55 @@ class FailureOutcome:
     retry_at: datetime | None
 
 
+class GroupCommit:
+    """
+    Plain submissions, inserted many to a transaction.
+
+    Each submission used to pay for a whole write transaction (on SQLite the
+    write lock, BEGIN IMMEDIATE, the insert, COMMIT, each a hop to
+    aiosqlite's thread; on PostgreSQL as many round trips and a NOTIFY) to
+    write one small row. Here the first submission starts a commit at once,
+    and those that arrive while it runs wait and go together in the next
+    one: one executemany, one NOTIFY. Nobody waits for a batch to fill. Each
+    caller is answered only after the transaction holding its row has
+    committed, so a 202 still means the row is durable; if the transaction
+    fails, every caller in it gets the error.
+    """
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self.waiting: list[tuple[dict[str, Any], asyncio.Future[Any]]] = []
+        self.committer: asyncio.Task[None] | None = None
+
+    async def add(self, values: dict[str, Any]) -> Any:
+        """Insert ``values`` as a documents row; the row as written."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiting.append((values, future))
+        if self.committer is None or self.committer.done():
+            self.committer = asyncio.create_task(self._commit_all())
+        return await future
+
+    async def _commit_all(self) -> None:
+        while self.waiting:
+            batch, self.waiting = self.waiting, []
+            try:
+                async with write_transaction(self.store.engine) as connection:
+                    await connection.execute(
+                        insert(Document), [values for values, _ in batch]
+                    )
+                    await self.store._announce(connection)
+            except BaseException as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for values, future in batch:
+                if not future.done():
+                    future.set_result(_inserted_row(values))
+
+
 class JobStore:
     """
     Documents and their jobs, in one database.
@@ -145,6 +196,7 @@ class JobStore:
         self.webhook_url = webhook_url
         self._enqueue_listeners: list[Callable[[], None]] = []
         self.reads = RowReader(engine)
+        self._inserts = GroupCommit(self)
 
     def on_enqueue(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after each document is queued by this process."""
@@ -186,6 +238,10 @@ class JobStore:
     async def _submit_once(self, new: NewDocument) -> Submitted:
         document_id = new_document_id()
         now = utcnow()
+        values = self._new_row(new, document_id, now)
+        if new.idempotency_key is None and not (new.dedupe and new.sha256):
+            # Nothing to look up first: the row joins the group commit.
+            return Submitted(document_id, row=await self._inserts.add(values))
         async with write_transaction(self.engine) as connection:
             if new.idempotency_key is not None:
                 earlier = await self._idempotent_document(connection, new)
@@ -194,27 +250,6 @@ class JobStore:
             original = None
             if new.dedupe and new.sha256:
                 original = await self._completed_twin(connection, new)
-            values: dict[str, Any] = {
-                "id": document_id,
-                "title": new.title,
-                "filename": new.filename,
-                "source": new.source,
-                "user_metadata": new.user_metadata,
-                "sha256": new.sha256,
-                "size_bytes": new.size_bytes,
-                "storage_key": new.storage_key,
-                "status": PENDING,
-                "priority": new.priority,
-                "attempts": 0,
-                "max_attempts": self.retry.max_attempts,
-                "next_attempt_at": now,
-                "created_at": now,
-                "updated_at": now,
-                "client_ref": new.client_ref,
-                "owner": new.owner,
-                "source_url": new.source_url,
-                "callback_url": new.callback_url,
-            }
             if original is not None:
                 values |= _result_copy(original, now)
             row = (
@@ -244,6 +279,31 @@ class JobStore:
             duplicate_of=original.id if original is not None else None,
             row=row,
         )
+
+    def _new_row(
+        self, new: NewDocument, document_id: str, now: datetime
+    ) -> dict[str, Any]:
+        return {
+            "id": document_id,
+            "title": new.title,
+            "filename": new.filename,
+            "source": new.source,
+            "user_metadata": new.user_metadata,
+            "sha256": new.sha256,
+            "size_bytes": new.size_bytes,
+            "storage_key": new.storage_key,
+            "status": PENDING,
+            "priority": new.priority,
+            "attempts": 0,
+            "max_attempts": self.retry.max_attempts,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+            "client_ref": new.client_ref,
+            "owner": new.owner,
+            "source_url": new.source_url,
+            "callback_url": new.callback_url,
+        }
 
     async def _idempotent_document(
         self, connection: Any, new: NewDocument
@@ -969,6 +1029,17 @@ class JobStore:
             for listener in self._enqueue_listeners:
                 listener()
         return count
+
+
+_DocumentRow = collections.namedtuple(  # type: ignore[misc]
+    "_DocumentRow", [str(column.key) for column in Document.__table__.columns]
+)
+
+
+def _inserted_row(values: dict[str, Any]) -> Any:
+    """A new documents row as RETURNING would read it: unset columns are NULL."""
+    columns: tuple[str, ...] = _DocumentRow._fields
+    return _DocumentRow(**{key: values.get(key) for key in columns})
 
 
 # Built once: a status read then skips building the statement and, on SQLite,
