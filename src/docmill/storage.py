@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -68,6 +68,50 @@ async def put_bytes(storage: Storage, data: bytes, max_bytes: int) -> StoredOrig
     if isinstance(storage, DatabaseStorage) and len(data) <= SMALL_BYTES:
         return await storage.put_small(data, max_bytes)
     return await storage.put(io.BytesIO(data), max_bytes)
+
+
+def describe_small(data: bytes, max_bytes: int) -> StoredOriginal:
+    """The key ``data`` will have, for an original written later by the caller."""
+    if len(data) > max_bytes:
+        raise _too_large(max_bytes)
+    key = hashlib.sha256(data).hexdigest()
+    return StoredOriginal(key=key, sha256=key, size_bytes=len(data))
+
+
+async def insert_small_blobs(connection: Any, originals: dict[str, bytes]) -> None:
+    """
+    Write small originals, keyed by their hash, in the caller's transaction.
+
+    A key already stored is left alone: it names the same bytes.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from docmill.db.models import Blob, BlobChunk
+    from docmill.queue.store import utcnow
+
+    insert_or_skip: Any = (
+        postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    )
+    now = utcnow()
+    chunks = [
+        {"key": key, "seq": 0, "data": data} for key, data in originals.items() if data
+    ]
+    if chunks:
+        await connection.execute(
+            insert_or_skip(BlobChunk).on_conflict_do_nothing(), chunks
+        )
+    await connection.execute(
+        insert_or_skip(Blob).on_conflict_do_nothing(),
+        [
+            {
+                "key": key,
+                "size_bytes": len(data),
+                "chunk_count": 1 if data else 0,
+                "created_at": now,
+            }
+            for key, data in originals.items()
+        ],
+    )
 
 
 def _too_large(max_bytes: int) -> TooLarge:

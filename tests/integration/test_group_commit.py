@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 
 from docmill.db.models import Document
 from docmill.queue.store import JobStore, NewDocument
+from docmill.storage import DatabaseStorage, describe_small
 
 pytestmark = pytest.mark.anyio
 
@@ -58,3 +60,27 @@ async def test_failed_commit_fails_every_submission_in_it(
 
     assert all(isinstance(outcome, RuntimeError) for outcome in outcomes)
     assert await count_documents(store) == 0
+
+
+@pytest.mark.parametrize("idempotency_key", [None, "k-1"])
+async def test_small_original_is_written_with_its_document(
+    store: Any, tmp_path: Any, idempotency_key: str | None
+) -> None:
+    storage = DatabaseStorage(store.engine, tmp_path / "scratch")
+    data = "Grüße aus dem Lager".encode()
+    stored = describe_small(data, max_bytes=1000)
+    news = [
+        replace(
+            plain(n),
+            storage_key=stored.key,
+            original_bytes=data,
+            idempotency_key=idempotency_key and f"{idempotency_key}-{n}",
+        )
+        for n in range(3)
+    ]
+
+    await asyncio.gather(*(store.submit(new) for new in news))
+
+    async with storage.local_copy(stored.key) as path:
+        assert path.read_bytes() == data
+    assert await store.storage_key_used(stored.key)

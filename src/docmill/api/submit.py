@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import replace
 from http import HTTPStatus
 from typing import Any
 
@@ -24,7 +25,13 @@ from docmill.api.problems import PROBLEM_TYPE_PREFIX, Problem
 from docmill.api.schemas import BatchItemOut, BatchOut, TextSubmission
 from docmill.exceptions import IdempotencyConflict
 from docmill.queue.store import NewDocument, Submitted
-from docmill.storage import StoredOriginal, put_bytes
+from docmill.storage import (
+    SMALL_BYTES,
+    DatabaseStorage,
+    StoredOriginal,
+    describe_small,
+    put_bytes,
+)
 
 router = APIRouter()
 
@@ -269,16 +276,20 @@ async def json_document(
     submission = parse_submission(raw)
     stored = None
     source = "url"
+    inline = None
     if submission.content is not None:
         source = "text"
-        stored = await put_bytes(
-            services.storage,
-            submission.content.encode("utf-8"),
-            services.settings.max_upload_bytes,
-        )
-    return new_document(
+        data = submission.content.encode("utf-8")
+        limit = services.settings.max_upload_bytes
+        if isinstance(services.storage, DatabaseStorage) and len(data) <= SMALL_BYTES:
+            # Written with the document row, in its transaction.
+            stored, inline = describe_small(data, limit), data
+        else:
+            stored = await put_bytes(services.storage, data, limit)
+    new = new_document(
         submission, stored, source=source, filename=None, owner=owner, key=key
     )
+    return replace(new, original_bytes=inline)
 
 
 def item_problem(request: Request, problem: Problem) -> dict[str, Any]:

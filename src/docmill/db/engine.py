@@ -30,8 +30,10 @@ SQLITE_MMAP_BYTES = 1024 * 1024 * 1024
 SQLITE_CACHE_KIB = 64 * 1024
 # A read on the event loop's thread gives up this soon and retries in a thread.
 SQLITE_READER_BUSY_TIMEOUT_MS = 50
-# Connections of the PostgreSQL read pool, beside the engine's own.
-ASYNCPG_READ_POOL_SIZE = 10
+# Connections the engine keeps open on PostgreSQL, and those of the read
+# pool beside it (RowReader): latency, not CPU, bounded status reads with 10.
+POSTGRES_POOL_SIZE = 20
+ASYNCPG_READ_POOL_SIZE = 20
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +41,15 @@ logger = logging.getLogger(__name__)
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         return _create_sqlite_engine(url, **kwargs)
-    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    # Under load, connections past pool_size were closed as soon as they came
+    # back and opened again a moment later (a new server process each time on
+    # PostgreSQL); keep as many as a busy API process uses at once.
+    options: dict[str, Any] = {
+        "pool_pre_ping": True,
+        "pool_size": POSTGRES_POOL_SIZE,
+        "max_overflow": 10,
+    }
+    return create_async_engine(url, **(options | kwargs))
 
 
 def _create_sqlite_engine(url: str, **kwargs: Any) -> AsyncEngine:

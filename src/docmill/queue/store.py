@@ -48,6 +48,7 @@ from docmill.exceptions import DocumentNotFound, IdempotencyConflict, LeaseLost
 from docmill.queue import outbox, search
 from docmill.queue.ids import new_claim_token, new_document_id
 from docmill.queue.retry import RetryPolicy
+from docmill.storage import insert_small_blobs
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,9 @@ class NewDocument:
     # The caller's Idempotency-Key and a hash of what the request asked for.
     idempotency_key: str | None = None
     fingerprint: str = ""
+    # A small original (DatabaseStorage) to write in the document's own
+    # transaction, under ``storage_key``, instead of a transaction of its own.
+    original_bytes: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -141,13 +145,13 @@ class GroupCommit:
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
-        self.waiting: list[tuple[dict[str, Any], asyncio.Future[Any]]] = []
+        self.waiting: list[tuple[dict[str, Any], NewDocument, asyncio.Future[Any]]] = []
         self.committer: asyncio.Task[None] | None = None
 
-    async def add(self, values: dict[str, Any]) -> Any:
+    async def add(self, values: dict[str, Any], new: NewDocument) -> Any:
         """Insert ``values`` as a documents row; the row as written."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.waiting.append((values, future))
+        self.waiting.append((values, new, future))
         if self.committer is None or self.committer.done():
             self.committer = asyncio.create_task(self._commit_all())
         return await future
@@ -157,18 +161,25 @@ class GroupCommit:
             batch, self.waiting = self.waiting, []
             try:
                 async with write_transaction(self.store.engine) as connection:
+                    originals = {
+                        new.storage_key: new.original_bytes
+                        for _, new, _ in batch
+                        if new.original_bytes is not None
+                    }
+                    if originals:
+                        await insert_small_blobs(connection, originals)
                     await connection.execute(
-                        insert(Document), [values for values, _ in batch]
+                        insert(Document), [values for values, _, _ in batch]
                     )
                     await self.store._announce(connection)
             except BaseException as exc:
-                for _, future in batch:
+                for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 if not isinstance(exc, Exception):
                     raise
                 continue
-            for values, future in batch:
+            for values, _, future in batch:
                 if not future.done():
                     future.set_result(_inserted_row(values))
 
@@ -241,8 +252,13 @@ class JobStore:
         values = self._new_row(new, document_id, now)
         if new.idempotency_key is None and not (new.dedupe and new.sha256):
             # Nothing to look up first: the row joins the group commit.
-            return Submitted(document_id, row=await self._inserts.add(values))
+            row = await self._inserts.add(values, new)
+            return Submitted(document_id, row=row)
         async with write_transaction(self.engine) as connection:
+            if new.original_bytes is not None:
+                await insert_small_blobs(
+                    connection, {new.storage_key: new.original_bytes}
+                )
             if new.idempotency_key is not None:
                 earlier = await self._idempotent_document(connection, new)
                 if earlier is not None:
