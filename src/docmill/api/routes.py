@@ -178,9 +178,12 @@ def document_from_row(row: Any, content: Any = None, parsed: Any = None) -> Docu
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, tags=["documents"])
-async def get_document(document_id: str, request: Request) -> DocumentOut:
+async def get_document(document_id: str, request: Request) -> Response:
     """A document's status, and its result summary once completed."""
-    return await _document_out(request, document_id)
+    # Serialised here, once: given the model, FastAPI would validate it again
+    # against response_model first, on the API's most frequent request.
+    document = await _document_out(request, document_id)
+    return Response(document.model_dump_json(), media_type="application/json")
 
 
 async def _completed_content(request: Request, document_id: str) -> Any:
