@@ -10,8 +10,14 @@ import pytest
 from sqlalchemy import func, select
 
 from docmill.db.models import Document
+from docmill.exceptions import OriginalMissing
 from docmill.queue.store import JobStore, NewDocument
-from docmill.storage import DatabaseStorage, describe_small
+from docmill.storage import (
+    DatabaseStorage,
+    LocalStorage,
+    describe_small,
+    small_in_database,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -62,11 +68,17 @@ async def test_failed_commit_fails_every_submission_in_it(
     assert await count_documents(store) == 0
 
 
+@pytest.mark.parametrize("kind", ["database", "local"])
 @pytest.mark.parametrize("idempotency_key", [None, "k-1"])
 async def test_small_original_is_written_with_its_document(
-    store: Any, tmp_path: Any, idempotency_key: str | None
+    store: Any, tmp_path: Any, idempotency_key: str | None, kind: str
 ) -> None:
-    storage = DatabaseStorage(store.engine, tmp_path / "scratch")
+    storage: Any = (
+        DatabaseStorage(store.engine, tmp_path / "scratch")
+        if kind == "database"
+        else LocalStorage(tmp_path / "originals", store.engine)
+    )
+    assert small_in_database(storage, 100)
     data = "Grüße aus dem Lager".encode()
     stored = describe_small(data, max_bytes=1000)
     news = [
@@ -84,3 +96,7 @@ async def test_small_original_is_written_with_its_document(
     async with storage.local_copy(stored.key) as path:
         assert path.read_bytes() == data
     assert await store.storage_key_used(stored.key)
+    await storage.delete(stored.key)
+    with pytest.raises(OriginalMissing):
+        async with storage.local_copy(stored.key):
+            pass

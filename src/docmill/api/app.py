@@ -58,7 +58,7 @@ def build_services(settings: Settings) -> Services:
     if settings.uses_database_storage:
         storage = DatabaseStorage(engine, settings.data_dir / "scratch")
     else:
-        storage = LocalStorage(settings.originals_dir)
+        storage = LocalStorage(settings.originals_dir, engine)
     return Services(
         settings,
         engine,

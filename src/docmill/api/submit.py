@@ -26,11 +26,10 @@ from docmill.api.schemas import BatchItemOut, BatchOut, TextSubmission
 from docmill.exceptions import IdempotencyConflict
 from docmill.queue.store import NewDocument, Submitted
 from docmill.storage import (
-    SMALL_BYTES,
-    DatabaseStorage,
     StoredOriginal,
     describe_small,
     put_bytes,
+    small_in_database,
 )
 
 router = APIRouter()
@@ -281,7 +280,7 @@ async def json_document(
         source = "text"
         data = submission.content.encode("utf-8")
         limit = services.settings.max_upload_bytes
-        if isinstance(services.storage, DatabaseStorage) and len(data) <= SMALL_BYTES:
+        if small_in_database(services.storage, len(data)):
             # Written with the document row, in its transaction.
             stored, inline = describe_small(data, limit), data
         else:
