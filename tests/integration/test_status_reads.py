@@ -49,7 +49,7 @@ async def test_summary_reads_like_the_engine(store: Any) -> None:
     assert row.has_content is False and content is None
     if store.engine.dialect.name == "postgresql":
         # Read through the asyncpg pool, not the engine it falls back to.
-        assert store.reads._pool is not None and not store.reads._pool_broken
+        assert store.reads._pool is not None and store.reads._pool_failures == 0
 
 
 async def test_summary_of_unknown_document_is_not_found(store: Any) -> None:
@@ -89,4 +89,24 @@ async def test_postgres_read_survives_a_dropped_connection(store: Any) -> None:
     rows = [await store.get_summary(document_id) for _ in range(3)]
 
     assert all(row.id == document_id for row, _ in rows)
-    assert not store.reads._pool_broken
+    assert store.reads._pool_failures == 0
+
+
+async def test_postgres_pool_that_keeps_failing_is_given_up(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("the asyncpg pool is PostgreSQL's")
+    document_id = await queue_document(store)
+    calls = []
+
+    async def refused(*args: Any) -> Any:
+        calls.append(args)
+        raise TypeError("connect() got an unexpected keyword argument")
+
+    monkeypatch.setattr(store.reads, "_asyncpg_first", refused)
+
+    rows = [await store.get_summary(document_id) for _ in range(5)]
+
+    assert all(row.id == document_id for row, _ in rows)
+    assert len(calls) == 3

@@ -30,10 +30,12 @@ SQLITE_MMAP_BYTES = 1024 * 1024 * 1024
 SQLITE_CACHE_KIB = 64 * 1024
 # A read on the event loop's thread gives up this soon and retries in a thread.
 SQLITE_READER_BUSY_TIMEOUT_MS = 50
-# Connections the engine keeps open on PostgreSQL, and those of the read
-# pool beside it (RowReader): latency, not CPU, bounded status reads with 10.
+# Connections the engine keeps open on PostgreSQL, and the most the read pool
+# beside it (RowReader) opens: with 10, 64 clients' status reads queued for a
+# connection while the API's CPU sat half idle.
 POSTGRES_POOL_SIZE = 20
 ASYNCPG_READ_POOL_SIZE = 20
+POOL_FAILURES_TO_GIVE_UP = 3
 
 logger = logging.getLogger(__name__)
 
@@ -132,9 +134,11 @@ class RowReader:
     On PostgreSQL, a read through SQLAlchemy's pool cost a ping on checkout,
     a BEGIN, the query and a ROLLBACK on return, and about 0.5 ms of the
     API's CPU besides. Here it is one prepared statement on a small asyncpg
-    pool of its own, in autocommit. Should that pool fail (the server went
-    away, an option in the URL asyncpg does not take), the read goes through
-    the engine, which reconnects and reports errors as the API expects.
+    pool of its own, in autocommit. Should that pool fail (a dropped
+    connection, the server gone, an option in the URL asyncpg does not
+    take), the read goes through the engine, which reconnects and reports
+    errors as the API expects; after a few such reads in a row that the
+    engine could serve, the pool is given up.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -148,40 +152,41 @@ class RowReader:
             self._sqlite_path = database
             weakref.finalize(self, _close_all, self._sqlite)
         self._asyncpg = engine.dialect.driver == "asyncpg"
-        # Errors of a passing outage: the engine's read then reconnects, or
-        # raises what the API maps to 503.
-        self._outages: tuple[type[BaseException], ...] = (OSError, TimeoutError)
-        if self._asyncpg:
-            import asyncpg
-
-            self._outages += (asyncpg.PostgresError, asyncpg.InterfaceError)
         self._pool: Any = None
-        self._pool_broken = False
+        # Reads in a row that failed on the pool but worked through the engine.
+        self._pool_failures = 0
 
     async def first(self, statement: Select[Any], **params: Any) -> Any | None:
         """The first row of ``statement``, or None."""
+        pool_failed = False
         if self._sqlite_path is not None:
             try:
                 return self._sqlite_first(statement, params)
             except sqlite3.OperationalError:
                 pass  # locked past the short timeout: wait in the engine instead
-        elif self._asyncpg and not self._pool_broken:
+        elif self._asyncpg and self._pool_failures < POOL_FAILURES_TO_GIVE_UP:
             try:
-                return await self._asyncpg_first(statement, params)
-            except self._outages:
-                pass
+                row = await self._asyncpg_first(statement, params)
             except Exception:
-                # Not an outage but something this path cannot do (an option
-                # in the URL asyncpg does not take): the engine serves every
-                # read from now on.
-                self._pool_broken = True
+                # A dropped connection, an outage, or an option in the URL
+                # that asyncpg does not take: the engine tells them apart.
+                pool_failed = True
+            else:
+                self._pool_failures = 0
+                return row
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(statement, params)).first()
+        if pool_failed:
+            # The engine could read what the pool could not.
+            self._pool_failures += 1
+            if self._pool_failures == POOL_FAILURES_TO_GIVE_UP:
                 logger.warning(
-                    "status reads go through the engine from now on",
-                    exc_info=True,
+                    "status reads go through the engine from now on: the "
+                    "asyncpg pool failed %d reads in a row that the engine served",
+                    POOL_FAILURES_TO_GIVE_UP,
                     extra={"action": "fast_reads_off"},
                 )
-        async with self.engine.connect() as connection:
-            return (await connection.execute(statement, params)).first()
+        return row
 
     def _sqlite_first(self, statement: Select[Any], params: dict[str, Any]) -> Any:
         sql, names, processors, row_type = self._compile(statement)

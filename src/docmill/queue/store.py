@@ -105,8 +105,8 @@ class NewDocument:
     # The caller's Idempotency-Key and a hash of what the request asked for.
     idempotency_key: str | None = None
     fingerprint: str = ""
-    # A small original (DatabaseStorage) to write in the document's own
-    # transaction, under ``storage_key``, instead of a transaction of its own.
+    # A small original kept in the database (see storage.small_in_database),
+    # written under ``storage_key`` in the document's own transaction.
     original_bytes: bytes | None = None
 
 
@@ -152,7 +152,12 @@ class GroupCommit:
         """Insert ``values`` as a documents row; the row as written."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.waiting.append((values, new, future))
-        if self.committer is None or self.committer.done():
+        committer = self.committer
+        if (
+            committer is None
+            or committer.done()
+            or committer.get_loop() is not future.get_loop()
+        ):
             self.committer = asyncio.create_task(self._commit_all())
         return await future
 
