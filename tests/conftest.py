@@ -150,6 +150,7 @@ async def store(settings: Settings) -> AsyncIterator[object]:
     await upgrade(services.engine)
     yield services.store
     await services.engine.dispose()
+    await services.store.reads.close()
 
 
 @pytest.fixture(scope="session")

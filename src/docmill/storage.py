@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +30,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from docmill.exceptions import OriginalMissing, TooLarge
 
 CHUNK_BYTES = 1024 * 1024
+# Originals up to this size (a JSON text submission) are hashed in memory and
+# stored by DatabaseStorage in one transaction.
+SMALL_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,65 @@ class Storage(Protocol):
 
 
 async def put_bytes(storage: Storage, data: bytes, max_bytes: int) -> StoredOriginal:
+    if isinstance(storage, DatabaseStorage) and len(data) <= SMALL_BYTES:
+        return await storage.put_small(data, max_bytes)
     return await storage.put(io.BytesIO(data), max_bytes)
+
+
+def small_in_database(storage: Storage, size: int) -> bool:
+    """
+    Whether an original of ``size`` bytes in memory can be written in its
+    document's own transaction (``NewDocument.original_bytes``).
+    """
+    if size > SMALL_BYTES:
+        return False
+    if isinstance(storage, LocalStorage):
+        return storage.database is not None
+    return isinstance(storage, DatabaseStorage)
+
+
+def describe_small(data: bytes, max_bytes: int) -> StoredOriginal:
+    """The key ``data`` will have, for an original written later by the caller."""
+    if len(data) > max_bytes:
+        raise _too_large(max_bytes)
+    key = hashlib.sha256(data).hexdigest()
+    return StoredOriginal(key=key, sha256=key, size_bytes=len(data))
+
+
+async def insert_small_blobs(connection: Any, originals: dict[str, bytes]) -> None:
+    """
+    Write small originals, keyed by their hash, in the caller's transaction.
+
+    A key already stored is left alone: it names the same bytes.
+    """
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    from docmill.db.models import Blob, BlobChunk
+    from docmill.queue.store import utcnow
+
+    insert_or_skip: Any = (
+        postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert
+    )
+    now = utcnow()
+    chunks = [
+        {"key": key, "seq": 0, "data": data} for key, data in originals.items() if data
+    ]
+    if chunks:
+        await connection.execute(
+            insert_or_skip(BlobChunk).on_conflict_do_nothing(), chunks
+        )
+    await connection.execute(
+        insert_or_skip(Blob).on_conflict_do_nothing(),
+        [
+            {
+                "key": key,
+                "size_bytes": len(data),
+                "chunk_count": 1 if data else 0,
+                "created_at": now,
+            }
+            for key, data in originals.items()
+        ],
+    )
 
 
 def _too_large(max_bytes: int) -> TooLarge:
@@ -70,10 +131,21 @@ def _too_large(max_bytes: int) -> TooLarge:
 
 
 class LocalStorage:
-    """Originals as files under ``root``, with two hex digits of fan-out."""
+    """
+    Originals as files under ``root``, with two hex digits of fan-out.
 
-    def __init__(self, root: Path) -> None:
+    Given the engine, small originals submitted as text are kept in the
+    database instead, written in their document's transaction: a file costs
+    a thread hop and an fsync per submission, and the row is then exactly
+    as durable as the document that names it. Those are read from, and
+    deleted in, the database.
+    """
+
+    def __init__(self, root: Path, engine: AsyncEngine | None = None) -> None:
         self.root = root
+        self.database = (
+            DatabaseStorage(engine, root / "scratch") if engine is not None else None
+        )
 
     def _file(self, key: str) -> Path:
         return self.root / key[:2] / key
@@ -111,12 +183,18 @@ class LocalStorage:
     @contextlib.asynccontextmanager
     async def local_copy(self, key: str) -> AsyncIterator[Path]:
         target = self._file(key)
-        if not target.exists():
+        if target.exists():
+            yield target
+        elif self.database is not None:
+            async with self.database.local_copy(key) as copy:
+                yield copy
+        else:
             raise OriginalMissing(key)
-        yield target
 
     async def delete(self, key: str) -> None:
         self._file(key).unlink(missing_ok=True)
+        if self.database is not None:
+            await self.database.delete(key)
 
 
 class DatabaseStorage:
@@ -167,6 +245,47 @@ class DatabaseStorage:
                 )
             raise
         return StoredOriginal(key=key, sha256=key, size_bytes=size)
+
+    async def put_small(self, data: bytes, max_bytes: int) -> StoredOriginal:
+        """
+        Store bytes already in memory, up to ``SMALL_BYTES``, in one transaction.
+
+        ``put`` streams through a staging key and renames it once the hash is
+        known: two transactions at least. Here the hash is known first, so
+        the chunk is written under its key at once.
+        """
+        from docmill.db.engine import write_transaction
+        from docmill.db.models import Blob, BlobChunk
+        from docmill.queue.store import utcnow
+
+        if len(data) > max_bytes:
+            raise _too_large(max_bytes)
+        key = hashlib.sha256(data).hexdigest()
+        stored = StoredOriginal(key=key, sha256=key, size_bytes=len(data))
+        try:
+            async with write_transaction(self.engine) as connection:
+                exists = (
+                    await connection.execute(select(Blob.key).where(Blob.key == key))
+                ).first()
+                if exists:
+                    return stored
+                if data:
+                    await connection.execute(
+                        insert(BlobChunk).values(key=key, seq=0, data=data)
+                    )
+                await connection.execute(
+                    insert(Blob).values(
+                        key=key,
+                        size_bytes=len(data),
+                        chunk_count=1 if data else 0,
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            # A concurrent upload of the same bytes stored them first
+            # (PostgreSQL); its copy serves both.
+            pass
+        return stored
 
     async def _publish(self, staging: str, key: str, size: int, seq: int) -> None:
         from docmill.db.engine import write_transaction

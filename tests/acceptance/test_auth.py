@@ -122,6 +122,17 @@ async def test_rate_limit_answers_429_with_headers(make_client: MakeClient) -> N
     assert int(answers[2].headers["retry-after"]) >= 1
 
 
+async def test_status_read_carries_rate_limit_headers(make_client: MakeClient) -> None:
+    client = await make_client(rate_limit="5/minute")
+    created = (await client.post("/documents", json={"content": "x"})).json()
+
+    answer = await client.get(f"/documents/{created['id']}")
+
+    assert answer.status_code == 200
+    assert answer.headers["ratelimit-limit"] == "5"
+    assert answer.headers["ratelimit-remaining"] == "3"
+
+
 async def test_rate_limit_is_per_key(make_client: MakeClient) -> None:
     client = await make_client(auth="on", rate_limit="1/minute")
     first, second = await new_token(client, "a"), await new_token(client, "b")

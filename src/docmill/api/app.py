@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Depends, FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -15,6 +15,7 @@ import docmill
 from docmill.api import auth, openapi, problems
 from docmill.api.middleware import RequestContextMiddleware
 from docmill.api.ratelimit import RateLimiter
+from docmill.api.submit import PendingGauge
 from docmill.db.engine import create_engine
 from docmill.db.migrate import upgrade
 from docmill.queue.keys import KeyStore
@@ -38,6 +39,7 @@ class Services:
     limiter: RateLimiter
     outbox: Outbox
     worker: Worker | None = None
+    pending: PendingGauge = field(default_factory=PendingGauge)
 
 
 def build_services(settings: Settings) -> Services:
@@ -56,7 +58,7 @@ def build_services(settings: Settings) -> Services:
     if settings.uses_database_storage:
         storage = DatabaseStorage(engine, settings.data_dir / "scratch")
     else:
-        storage = LocalStorage(settings.originals_dir)
+        storage = LocalStorage(settings.originals_dir, engine)
     return Services(
         settings,
         engine,
@@ -108,6 +110,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker_task
             await services.engine.dispose()
+            await services.store.reads.close()
 
     app = FastAPI(
         title="docmill",

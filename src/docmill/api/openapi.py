@@ -65,7 +65,8 @@ def install(app: FastAPI) -> None:
 
 def _problems(path: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
-    extra: dict[str, str] = {}
+    # The request middleware refuses a NUL anywhere in the URL, on any path.
+    extra: dict[str, str] = {"400": "NUL characters in the URL"}
     if path not in _OPEN:
         extra |= _GUARDED
     if "{" in path:

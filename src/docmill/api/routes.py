@@ -178,9 +178,18 @@ def document_from_row(row: Any, content: Any = None, parsed: Any = None) -> Docu
 
 
 @router.get("/documents/{document_id}", response_model=DocumentOut, tags=["documents"])
-async def get_document(document_id: str, request: Request) -> DocumentOut:
+async def get_document(
+    document_id: str, request: Request, response: Response
+) -> Response:
     """A document's status, and its result summary once completed."""
-    return await _document_out(request, document_id)
+    # Serialised here, once: given the model, FastAPI would validate it again
+    # against response_model first, on the API's most frequent request.
+    document = await _document_out(request, document_id)
+    answer = Response(document.model_dump_json(), media_type="application/json")
+    # FastAPI copies the headers set on ``response`` (the rate limit's) only
+    # into responses it builds itself.
+    answer.headers.raw.extend(response.headers.raw)
+    return answer
 
 
 async def _completed_content(request: Request, document_id: str) -> Any:

@@ -10,6 +10,9 @@ document, and ``dedupe`` reuses a completed result for the same bytes.
 from __future__ import annotations
 
 import json
+import math
+import time
+from dataclasses import replace
 from http import HTTPStatus
 from typing import Any
 
@@ -22,7 +25,12 @@ from docmill.api.problems import PROBLEM_TYPE_PREFIX, Problem
 from docmill.api.schemas import BatchItemOut, BatchOut, TextSubmission
 from docmill.exceptions import IdempotencyConflict
 from docmill.queue.store import NewDocument, Submitted
-from docmill.storage import StoredOriginal, put_bytes
+from docmill.storage import (
+    StoredOriginal,
+    describe_small,
+    put_bytes,
+    small_in_database,
+)
 
 router = APIRouter()
 
@@ -36,12 +44,47 @@ def services_of(request: Request) -> Any:
     return request.app.state.services
 
 
+class PendingGauge:
+    """
+    The queue's depth for back-pressure, counted only when it matters.
+
+    Counting the pending documents on every submission cost a statement (on
+    SQLite, several hops to aiosqlite's thread) per request. Here the count
+    is taken again once it is a second old, or when the estimate (the last
+    count plus what this process queued since) comes within a tenth of the
+    limit. Near the limit every submission is checked against a fresh count,
+    as before; far from it, what other processes queued in the last second
+    goes unseen, which cannot carry the queue past the limit by more than a
+    second's worth of their submissions.
+    """
+
+    RECOUNT_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self.counted = 0
+        self.added = 0
+        self.counted_at = -math.inf
+
+    def needs_count(self, limit: int) -> bool:
+        fresh = time.monotonic() - self.counted_at < self.RECOUNT_SECONDS
+        return not fresh or (self.counted + self.added) * 10 >= limit * 9
+
+    def count(self, pending: int) -> None:
+        self.counted, self.added = pending, 0
+        self.counted_at = time.monotonic()
+
+    def queued(self) -> None:
+        self.added += 1
+
+
 async def check_capacity(services: Any) -> None:
     """Refuse new work while the queue is deeper than ``max_pending``."""
     limit = services.settings.max_pending
-    if not limit:
+    gauge: PendingGauge = services.pending
+    if not limit or not gauge.needs_count(limit):
         return
     pending = await services.store.count_pending(up_to=limit)
+    gauge.count(pending)
     if pending >= limit:
         raise Problem(
             429,
@@ -155,6 +198,7 @@ async def queue_new(services: Any, new: NewDocument) -> Submitted:
             str(exc),
             document_id=exc.document_id,
         ) from exc
+    services.pending.queued()
     return submitted
 
 
@@ -231,16 +275,20 @@ async def json_document(
     submission = parse_submission(raw)
     stored = None
     source = "url"
+    inline = None
     if submission.content is not None:
         source = "text"
-        stored = await put_bytes(
-            services.storage,
-            submission.content.encode("utf-8"),
-            services.settings.max_upload_bytes,
-        )
-    return new_document(
+        data = submission.content.encode("utf-8")
+        limit = services.settings.max_upload_bytes
+        if small_in_database(services.storage, len(data)):
+            # Written with the document row, in its transaction.
+            stored, inline = describe_small(data, limit), data
+        else:
+            stored = await put_bytes(services.storage, data, limit)
+    new = new_document(
         submission, stored, source=source, filename=None, owner=owner, key=key
     )
+    return replace(new, original_bytes=inline)
 
 
 def item_problem(request: Request, problem: Problem) -> dict[str, Any]:

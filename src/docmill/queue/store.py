@@ -12,6 +12,8 @@ matches no row and it learns it has lost the lease.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -34,7 +36,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from docmill.db.engine import write_transaction
+from docmill.db.engine import RowReader, write_transaction
 from docmill.db.models import (
     Attempt,
     Document,
@@ -46,6 +48,7 @@ from docmill.exceptions import DocumentNotFound, IdempotencyConflict, LeaseLost
 from docmill.queue import outbox, search
 from docmill.queue.ids import new_claim_token, new_document_id
 from docmill.queue.retry import RetryPolicy
+from docmill.storage import insert_small_blobs
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +108,9 @@ class NewDocument:
     # The caller's Idempotency-Key and a hash of what the request asked for.
     idempotency_key: str | None = None
     fingerprint: str = ""
+    # A small original kept in the database (see storage.small_in_database),
+    # written under ``storage_key`` in the document's own transaction.
+    original_bytes: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,67 @@ class Submitted:
 class FailureOutcome:
     final: bool
     retry_at: datetime | None
+
+
+class GroupCommit:
+    """
+    Plain submissions, inserted many to a transaction.
+
+    Each submission used to pay for a whole write transaction (on SQLite the
+    write lock, BEGIN IMMEDIATE, the insert, COMMIT, each a hop to
+    aiosqlite's thread; on PostgreSQL as many round trips and a NOTIFY) to
+    write one small row. Here the first submission starts a commit at once,
+    and those that arrive while it runs wait and go together in the next
+    one: one executemany, one NOTIFY. Nobody waits for a batch to fill. Each
+    caller is answered only after the transaction holding its row has
+    committed, so a 202 still means the row is durable; if the transaction
+    fails, every caller in it gets the error.
+    """
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self.waiting: list[tuple[dict[str, Any], NewDocument, asyncio.Future[Any]]] = []
+        self.committer: asyncio.Task[None] | None = None
+
+    async def add(self, values: dict[str, Any], new: NewDocument) -> Any:
+        """Insert ``values`` as a documents row; the row as written."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.waiting.append((values, new, future))
+        committer = self.committer
+        if (
+            committer is None
+            or committer.done()
+            or committer.get_loop() is not future.get_loop()
+        ):
+            self.committer = asyncio.create_task(self._commit_all())
+        return await future
+
+    async def _commit_all(self) -> None:
+        while self.waiting:
+            batch, self.waiting = self.waiting, []
+            try:
+                async with write_transaction(self.store.engine) as connection:
+                    originals = {
+                        new.storage_key: new.original_bytes
+                        for _, new, _ in batch
+                        if new.original_bytes is not None
+                    }
+                    if originals:
+                        await insert_small_blobs(connection, originals)
+                    await connection.execute(
+                        insert(Document), [values for values, _, _ in batch]
+                    )
+                    await self.store._announce(connection)
+            except BaseException as exc:
+                for _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for values, _, future in batch:
+                if not future.done():
+                    future.set_result(_inserted_row(values))
 
 
 class JobStore:
@@ -147,6 +214,8 @@ class JobStore:
         self.lease = timedelta(seconds=lease_seconds)
         self.webhook_url = webhook_url
         self._enqueue_listeners: list[Callable[[], None]] = []
+        self.reads = RowReader(engine)
+        self._inserts = GroupCommit(self)
 
     def on_enqueue(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after each document is queued by this process."""
@@ -188,7 +257,16 @@ class JobStore:
     async def _submit_once(self, new: NewDocument) -> Submitted:
         document_id = new_document_id()
         now = utcnow()
+        values = self._new_row(new, document_id, now)
+        if new.idempotency_key is None and not (new.dedupe and new.sha256):
+            # Nothing to look up first: the row joins the group commit.
+            row = await self._inserts.add(values, new)
+            return Submitted(document_id, row=row)
         async with write_transaction(self.engine) as connection:
+            if new.original_bytes is not None:
+                await insert_small_blobs(
+                    connection, {new.storage_key: new.original_bytes}
+                )
             if new.idempotency_key is not None:
                 earlier = await self._idempotent_document(connection, new)
                 if earlier is not None:
@@ -196,27 +274,6 @@ class JobStore:
             original = None
             if new.dedupe and new.sha256:
                 original = await self._completed_twin(connection, new)
-            values: dict[str, Any] = {
-                "id": document_id,
-                "title": new.title,
-                "filename": new.filename,
-                "source": new.source,
-                "user_metadata": new.user_metadata,
-                "sha256": new.sha256,
-                "size_bytes": new.size_bytes,
-                "storage_key": new.storage_key,
-                "status": PENDING,
-                "priority": new.priority,
-                "attempts": 0,
-                "max_attempts": self.retry.max_attempts,
-                "next_attempt_at": now,
-                "created_at": now,
-                "updated_at": now,
-                "client_ref": new.client_ref,
-                "owner": new.owner,
-                "source_url": new.source_url,
-                "callback_url": new.callback_url,
-            }
             if original is not None:
                 values |= _result_copy(original, now)
             row = (
@@ -246,6 +303,31 @@ class JobStore:
             duplicate_of=original.id if original is not None else None,
             row=row,
         )
+
+    def _new_row(
+        self, new: NewDocument, document_id: str, now: datetime
+    ) -> dict[str, Any]:
+        return {
+            "id": document_id,
+            "title": new.title,
+            "filename": new.filename,
+            "source": new.source,
+            "user_metadata": new.user_metadata,
+            "sha256": new.sha256,
+            "size_bytes": new.size_bytes,
+            "storage_key": new.storage_key,
+            "status": PENDING,
+            "priority": new.priority,
+            "attempts": 0,
+            "max_attempts": self.retry.max_attempts,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+            "client_ref": new.client_ref,
+            "owner": new.owner,
+            "source_url": new.source_url,
+            "callback_url": new.callback_url,
+        }
 
     async def _idempotent_document(
         self, connection: Any, new: NewDocument
@@ -388,26 +470,14 @@ class JobStore:
             raise DocumentNotFound(document_id)
         return row
 
-    async def get_summary(self, document_id: str) -> tuple[Row[Any], Row[Any] | None]:
+    async def get_summary(self, document_id: str) -> tuple[Any, Any | None]:
         """
         The document and the small parts of its content, in one query.
 
         Status reads need pages, children and warnings, never the full text
         or Markdown, which can be megabytes; those stay on disk.
         """
-        query = (
-            select(
-                Document.__table__,
-                DocumentContent.pages,
-                DocumentContent.children,
-                DocumentContent.warnings,
-                (DocumentContent.document_id.is_not(None)).label("has_content"),
-            )
-            .outerjoin(DocumentContent, DocumentContent.document_id == Document.id)
-            .where(Document.id == document_id)
-        )
-        async with self.engine.connect() as connection:
-            row = (await connection.execute(query)).first()
+        row = await self.reads.first(_SUMMARY, document_id=document_id)
         if row is None:
             raise DocumentNotFound(document_id)
         return row, (row if row.has_content else None)
@@ -1140,6 +1210,32 @@ def _held_parameters(claims: Sequence[Claim]) -> dict[str, Any]:
         "ids": [claim.document_id for claim in claims],
         "tokens": [claim.token for claim in claims],
     }
+
+
+_DocumentRow = collections.namedtuple(  # type: ignore[misc]
+    "_DocumentRow", [str(column.key) for column in Document.__table__.columns]
+)
+
+
+def _inserted_row(values: dict[str, Any]) -> Any:
+    """A new documents row as RETURNING would read it: unset columns are NULL."""
+    columns: tuple[str, ...] = _DocumentRow._fields
+    return _DocumentRow(**{key: values.get(key) for key in columns})
+
+
+# Built once: a status read then skips building the statement and, on SQLite,
+# compiling it.
+_SUMMARY = (
+    select(
+        Document.__table__,
+        DocumentContent.pages,
+        DocumentContent.children,
+        DocumentContent.warnings,
+        (DocumentContent.document_id.is_not(None)).label("has_content"),
+    )
+    .outerjoin(DocumentContent, DocumentContent.document_id == Document.id)
+    .where(Document.id == bindparam("document_id"))
+)
 
 
 def _documents_using(key: str) -> Any:
