@@ -52,6 +52,44 @@ async def test_unstorable_fields_are_refused(
     assert response.status_code == 422
 
 
+# Raw JSON bodies: httpx would refuse to encode a lone surrogate itself, and a
+# client sending the \ud800 escape is exactly the case.
+LONE_SURROGATE_BODIES = [
+    pytest.param('{"content": "bad \\ud800"}', id="content"),
+    pytest.param('{"content": "ok", "title": "\\udfff"}', id="title"),
+    pytest.param('{"content": "ok", "metadata": {"k": "\\ud800"}}', id="meta-value"),
+    pytest.param('{"content": "ok", "metadata": {"\\ud800": 1}}', id="meta-key"),
+]
+
+
+@pytest.mark.parametrize("body", LONE_SURROGATE_BODIES)
+async def test_lone_surrogates_are_a_422_and_store_nothing(
+    client: httpx.AsyncClient, body: str
+) -> None:
+    response = await client.post(
+        "/documents", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert (response.status_code, response.headers["content-type"]) == (
+        422,
+        "application/problem+json",
+    )
+    listing = await client.get("/documents")
+    assert (listing.status_code, listing.json()["items"]) == (200, [])
+
+
+async def test_lone_surrogate_in_form_metadata_is_a_422(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.post(
+        "/documents",
+        files={"file": ("a.txt", io.BytesIO(b"x"))},
+        data={"metadata": '{"k": "\\ud800"}'},
+    )
+
+    assert response.status_code == 422
+
+
 def test_extracted_text_is_stored_without_nul_characters() -> None:
     from docmill.extract.base import ExtractionResult
     from docmill.extract.child import to_payload

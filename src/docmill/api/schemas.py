@@ -58,19 +58,34 @@ class TextSubmission(BaseModel):
         # PostgreSQL text cannot hold NUL, and metadata is returned with every
         # read of the document, so both are refused here rather than failing
         # (or bloating every answer) later.
+        # JSON's \ud800 escapes decode to lone surrogates, which no UTF-8
+        # column or answer can hold: accepted, such a document made every
+        # later read that included it fail.
         for name in ("content", "title", "client_ref", "url", "callback_url"):
             value = getattr(self, name)
             if value is not None and "\x00" in value:
                 raise ValueError(f"`{name}` must not contain NUL characters")
+            if value is not None and not _is_unicode(value):
+                raise ValueError(f"`{name}` holds a lone surrogate (\\ud800-\\udfff)")
         if self.metadata is not None:
             encoded = json.dumps(self.metadata)
             if "\\u0000" in encoded:
                 raise ValueError("`metadata` must not contain NUL characters")
+            if not _is_unicode(json.dumps(self.metadata, ensure_ascii=False)):
+                raise ValueError("`metadata` holds a lone surrogate (\\ud800-\\udfff)")
             if len(encoded) > MAX_METADATA_BYTES:
                 raise ValueError(
                     f"`metadata` is larger than {MAX_METADATA_BYTES} bytes as JSON"
                 )
         return self
+
+
+def _is_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class BatchSubmission(BaseModel):
