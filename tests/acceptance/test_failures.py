@@ -197,3 +197,61 @@ async def test_shutdown_gives_back_documents_claimed_ahead(
 
     assert finished["status"] == "completed"
     assert (released["status"], released["attempts"]) == ("pending", 0)
+
+
+def _deadlock() -> Exception:
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError("UPDATE attempts", {}, Exception("deadlock detected"))
+
+
+async def test_result_write_that_meets_a_deadlock_is_tried_again(
+    client_with: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from docmill.queue.store import JobStore
+
+    original = JobStore.complete
+    failures: list[str] = []
+
+    async def complete_after_a_deadlock(self: Any, claim: Any, payload: Any) -> Any:
+        if not failures:
+            failures.append(claim.document_id)
+            raise _deadlock()
+        return await original(self, claim, payload)
+
+    monkeypatch.setattr(JobStore, "complete", complete_after_a_deadlock)
+    async with client_with() as client:
+        document_id = await submit(client, b"stored on the second try")
+
+        body = await wait_final(client, document_id)
+
+    assert (failures, body["status"], body["attempts"]) == (
+        [document_id],
+        "completed",
+        1,
+    )
+
+
+async def test_worker_outlives_a_result_it_cannot_store(
+    client_with: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from docmill.queue import worker
+    from docmill.queue.store import JobStore
+
+    original = JobStore.complete
+
+    async def complete_unless_poisoned(self: Any, claim: Any, payload: Any) -> Any:
+        if payload["text"].startswith("never stored"):
+            raise _deadlock()
+        return await original(self, claim, payload)
+
+    monkeypatch.setattr(JobStore, "complete", complete_unless_poisoned)
+    monkeypatch.setattr(worker, "_STORE_RETRY_DELAYS", (0.01, 0.01), raising=False)
+    async with client_with(workers=1) as client:
+        poisoned = await submit(client, b"never stored")
+        later = await submit(client, b"the slot is still alive")
+
+        body = await wait_final(client, later)
+        stuck = (await client.get(f"/documents/{poisoned}")).json()
+
+    assert (body["status"], stuck["status"]) == ("completed", "processing")

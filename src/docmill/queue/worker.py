@@ -27,6 +27,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
+
 from docmill.exceptions import ExtractionError, FetchError, LeaseLost, StorageError
 from docmill.extract.child import ExtractionChild
 from docmill.fetch import fetch_to_storage
@@ -40,6 +42,9 @@ from docmill.storage import Storage
 from docmill.webhooks import DeliveryLoop
 
 logger = logging.getLogger(__name__)
+
+# Pauses between tries of a result write that met a transient database error.
+_STORE_RETRY_DELAYS = (0.1, 0.5, 2.0)
 
 
 class _Held:
@@ -374,19 +379,38 @@ class Worker:
                 task = None
                 try:
                     task = await self._extract(claim, child)
+                except Exception:
+                    # One document's trouble (a database error while its
+                    # failure was recorded, say) must not end the slot, and
+                    # with it the worker: its lease expires and it is
+                    # claimed again.
+                    self._held.pop(claim.token, None)
+                    logger.exception(
+                        "document %s: unexpected error; left to its lease",
+                        claim.document_id,
+                    )
                 finally:
                     if task is None:
                         await self._done_with_one(drain)
                 if task is not None:
                     if storing is not None:
-                        await asyncio.shield(storing)
+                        await self._settle(storing)
                     storing = task
         finally:
             child.close()
             if storing is not None:
                 # Stopping: a result the child has produced is still worth
                 # its short write.
-                await asyncio.shield(storing)
+                await self._settle(storing)
+
+    async def _settle(self, storing: asyncio.Task[None]) -> None:
+        """Wait for a result write; its failure is logged, not raised."""
+        try:
+            await asyncio.shield(storing)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("a result could not be stored; left to its lease")
 
     async def _done_with_one(self, drain: bool) -> None:
         self._busy -= 1
@@ -485,7 +509,7 @@ class Worker:
             self._held.pop(claim.token, None)
             observe_extraction(payload["mime_type"], time.perf_counter() - started)
             try:
-                parser = await self.store.complete(claim, payload)
+                parser = await self._complete(claim, payload)
             except LeaseLost:
                 logger.warning(
                     "document %s result discarded: lease lost before it was stored",
@@ -511,6 +535,30 @@ class Worker:
                 )
         finally:
             await self._done_with_one(self._draining)
+
+    async def _complete(self, claim: Claim, payload: dict[str, Any]) -> Any:
+        """
+        Store the result, trying again after a transient database error.
+
+        PostgreSQL can end the transaction as a deadlock victim (a cancel or
+        a lease reclaim locks ``attempts`` before ``documents``, a completion
+        the other way round), and a connection can drop. The write is fenced
+        by the claim token, so repeating it is safe: if the first try did
+        commit, the repeat finds no claim and says LeaseLost.
+        """
+        for delay in _STORE_RETRY_DELAYS:
+            try:
+                return await self.store.complete(claim, payload)
+            except DBAPIError as exc:
+                logger.warning(
+                    "document %s result not stored (%s); trying again in %.1f s",
+                    claim.document_id,
+                    type(exc.orig or exc).__name__,
+                    delay,
+                    extra=_fields("store_retry", claim),
+                )
+                await asyncio.sleep(delay)
+        return await self.store.complete(claim, payload)
 
     def _lost(self, claim: Claim) -> bool:
         """Whether the heartbeat cancelled this claim's work for a lost lease."""
