@@ -88,3 +88,79 @@ def test_large_result_arrives_whole_under_uvloop(tmp_path: Path) -> None:
         counts = runner.run(extract_twice())
 
     assert counts == [200_000, 200_000]
+
+
+def _docx_bytes(body: str) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(
+            "[Content_Types].xml",
+            '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/'
+            'package/2006/content-types"><Override PartName="/word/document.xml" '
+            'ContentType="application/vnd.openxmlformats-officedocument.'
+            'wordprocessingml.document.main+xml"/></Types>',
+        )
+        archive.writestr(
+            "word/document.xml",
+            '<w:document xmlns:w="http://schemas.openxmlformats.org/'
+            'wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>'
+            + body
+            + "</w:t></w:r></w:p></w:body></w:document>",
+        )
+    return buffer.getvalue()
+
+
+def _damaged(data: bytes, member: bytes, how: str) -> bytes:
+    """``data`` with ``member``'s deflated bytes or its method field spoiled."""
+    local = data.rindex(b"PK\x03\x04", 0, data.index(member))
+    spoiled = bytearray(data)
+    if how == "bytes":
+        start = local + 30 + len(member) + 40
+        for offset in range(start, start + 24):
+            spoiled[offset] ^= 0x5A
+    else:
+        # Method 77 is no compression zipfile knows, in both headers.
+        central = data.index(member, data.index(b"PK\x01\x02")) - 46
+        for header in (local, central + 2):
+            spoiled[header + 8 : header + 10] = (77).to_bytes(2, "little")
+    return bytes(spoiled)
+
+
+@pytest.mark.parametrize("how", ["bytes", "method"])
+def test_damaged_zip_member_is_corrupt_not_a_reader_bug(
+    tmp_path: Path, how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import zipfile
+
+    from docmill.exceptions import CorruptDocument
+    from docmill.extract import pipeline
+    from docmill.extract.child import extract_in_process
+
+    words = " ".join(f"word{n}" for n in range(3_000))
+    data = _damaged(_docx_bytes(words), b"word/document.xml", how)
+    path = write(tmp_path, "damaged.docx", data)
+
+    # A reader that reaches the damaged member where no extractor guards it
+    # (seen: headers, hyperlinks, EPUB chapters); zipfile raises its own.
+    def read_every_member(path: Path, *args: object) -> object:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                archive.read(member)
+        raise AssertionError("the damage was not met")
+
+    monkeypatch.setattr(pipeline, "extract_path", read_every_member)
+
+    with pytest.raises(CorruptDocument):
+        extract_in_process(path, "damaged.docx", Limits())
+
+
+def test_nesting_deeper_than_the_stack_is_a_limit(tmp_path: Path) -> None:
+    from docmill.extract.child import extract_in_process
+
+    path = write(tmp_path, "deep.html", b"<html><body>" + b"<div>" * 5_000 + b"x")
+
+    with pytest.raises(LimitExceeded):
+        extract_in_process(path, "deep.html", Limits())

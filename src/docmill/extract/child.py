@@ -19,13 +19,17 @@ import signal
 import socket
 import struct
 import time
+import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from docmill.exceptions import (
+    CorruptDocument,
     ExtractionError,
     ExtractionTimeout,
+    LimitExceeded,
     MemoryLimitExceeded,
     WorkerCrash,
     error_class,
@@ -101,14 +105,35 @@ def extract_in_process(
     except MemoryError as exc:
         raise MemoryLimitExceeded("extraction ran out of its memory allowance") from exc
     except RecursionError as exc:
-        raise ExtractionError(
-            "the document nests structures too deeply to read"
+        raise LimitExceeded(
+            "the document nests structures deeper than docmill reads"
         ) from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise CorruptDocument(f"a compressed part is damaged: {exc}") from exc
+    except NotImplementedError as exc:
+        # zipfile's way to say a member uses a method or version it does not
+        # know: in a document that is damage (or a hand-made oddity), not a
+        # docmill bug.
+        if not _raised_in(exc, zipfile.__file__):
+            raise ExtractionError(
+                f"the reader failed unexpectedly: NotImplementedError: {exc}"
+            ) from exc
+        raise CorruptDocument(f"a compressed part cannot be read: {exc}") from exc
     except Exception as exc:
         raise ExtractionError(
             f"the reader failed unexpectedly: {type(exc).__name__}: {exc}"
         ) from exc
     return to_payload(result, (time.perf_counter() - started) * 1000)
+
+
+def _raised_in(exc: BaseException, filename: str) -> bool:
+    """Whether the innermost frame of ``exc``'s traceback is in ``filename``."""
+    trace = exc.__traceback__
+    if trace is None:
+        return False
+    while trace.tb_next is not None:
+        trace = trace.tb_next
+    return trace.tb_frame.f_code.co_filename == filename
 
 
 def _send(channel: socket.socket, message: Any) -> None:
