@@ -349,3 +349,49 @@ async def test_reprocessed_result_replaces_text_and_search_entry(store: Any) -> 
     assert (await store.get_content(document_id)).text == "second words"
     assert [row.id for row in await store.list(q="second")] == [document_id]
     assert await store.list(q="first") == []
+
+
+async def test_results_written_together_are_each_fenced(store: Any) -> None:
+    # The first result starts a commit at once; the two that arrive meanwhile
+    # are written in one transaction, where only the cancelled one is left out.
+    ids = [await queue_document(store, name=name) for name in "abc"]
+    claims = {claim.document_id: claim for claim in await store.claim_batch("w:1", 3)}
+    await store.cancel(ids[1])
+
+    outcomes = await asyncio.gather(
+        *(store.complete(claims[i], _payload(f"words {i}")) for i in ids),
+        return_exceptions=True,
+    )
+
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], LeaseLost)
+    assert [(await store.get(i)).status for i in ids] == [
+        "completed",
+        "cancelled",
+        "completed",
+    ]
+    assert await store.get_content(ids[1]) is None
+    assert {row.id for row in await store.list(q="words")} == {ids[0], ids[2]}
+    closed = [attempt.outcome for attempt in await store.attempts(ids[2])]
+    assert closed == ["completed"]
+
+
+async def test_a_result_that_cannot_be_written_spares_the_others(store: Any) -> None:
+    ids = [await queue_document(store, name=name) for name in "abc"]
+    claims = {claim.document_id: claim for claim in await store.claim_batch("w:1", 3)}
+    unwritable = _payload("bad") | {"metadata": {"not json": object()}}
+    payloads = [_payload("first"), unwritable, _payload("third")]
+
+    outcomes = await asyncio.gather(
+        *(store.complete(claims[i], p) for i, p in zip(ids, payloads, strict=True)),
+        return_exceptions=True,
+    )
+
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], Exception)
+    assert [(await store.get(i)).status for i in ids] == [
+        "completed",
+        "processing",
+        "completed",
+    ]
+    assert (await store.get_content(ids[2])).text == "third"

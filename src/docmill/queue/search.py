@@ -75,20 +75,31 @@ async def index_text(
     """
     if replace:
         await unindex(connection, [document_id])
-    body = body[:INDEXED_CHARS]
+    await index_texts(connection, [(document_id, body)])
+
+
+async def index_texts(connection: Any, texts: Sequence[tuple[str, str]]) -> None:
+    """
+    Index new documents' texts (document id, text), inside the caller's
+    transaction, in one statement; none of them may have an entry yet.
+    """
     if connection.dialect.name == "sqlite":
         statement = (
             "INSERT INTO document_search (rowid, body) "
             "SELECT seq, :body FROM documents WHERE id = :id"
         )
     else:
-        # strip() drops word positions: they are not needed for matching and
-        # would triple the vector's size.
         statement = (
             "INSERT INTO document_search (document_id, body) "
             "VALUES (:id, strip(to_tsvector('simple', :body)))"
         )
-    await connection.execute(text(statement), {"id": document_id, "body": body})
+    await connection.execute(
+        text(statement),
+        [
+            {"id": document_id, "body": body[:INDEXED_CHARS]}
+            for document_id, body in texts
+        ],
+    )
 
 
 async def copy_index(connection: Any, source_id: str, target_id: str) -> None:
