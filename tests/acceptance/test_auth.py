@@ -44,6 +44,47 @@ async def test_unknown_key_is_refused(make_client: MakeClient) -> None:
     assert response.json()["type"] == "urn:docmill:problem:invalid-api-key"
 
 
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        pytest.param("bearer {token}", 200, id="scheme-case-ignored"),
+        pytest.param("Bearer   {token}  ", 200, id="spaces-around-token"),
+        pytest.param("Basic {token}", 401, id="other-scheme"),
+        pytest.param("Bearer", 401, id="no-token"),
+        pytest.param("{token}", 401, id="no-scheme"),
+    ],
+)
+async def test_only_a_bearer_token_is_read(
+    make_client: MakeClient, header: str, status: int
+) -> None:
+    client = await make_client(auth="on")
+    token = await new_token(client)
+
+    response = await client.get(
+        "/documents", headers={"Authorization": header.format(token=token)}
+    )
+
+    assert response.status_code == status
+
+
+async def test_contract_names_the_bearer_scheme_on_guarded_routes(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client()
+
+    schema = (await client.get("/openapi.json")).json()
+
+    assert schema["components"]["securitySchemes"] == {
+        "HTTPBearer": {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key: dm_<id>_<secret>",
+        }
+    }
+    assert schema["paths"]["/documents"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert "security" not in schema["paths"]["/metrics"]["get"]
+
+
 async def test_a_key_sees_only_its_own_documents(make_client: MakeClient) -> None:
     client = await make_client(auth="on")
     alice, bob = await new_token(client, "alice"), await new_token(client, "bob")
@@ -131,6 +172,24 @@ async def test_status_read_carries_rate_limit_headers(make_client: MakeClient) -
     assert answer.status_code == 200
     assert answer.headers["ratelimit-limit"] == "5"
     assert answer.headers["ratelimit-remaining"] == "3"
+
+
+async def test_submit_answer_carries_location_and_rate_limit_headers(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(rate_limit="5/minute")
+
+    answer = await client.post(
+        "/documents", json={"content": "x"}, headers={"X-Request-ID": "sub-1"}
+    )
+
+    assert answer.status_code == 202
+    assert answer.headers["location"] == f"/documents/{answer.json()['id']}"
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.headers["x-request-id"] == "sub-1"
+    assert answer.headers["ratelimit-limit"] == "5"
+    assert answer.headers["ratelimit-remaining"] == "4"
+    assert int(answer.headers["ratelimit-reset"]) in range(0, 61)
 
 
 async def test_rate_limit_is_per_key(make_client: MakeClient) -> None:

@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from fastapi import Depends, Request, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Request, Response
+from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
+from fastapi.security.base import SecurityBase
 
 from docmill.api.problems import Problem
 from docmill.settings import Settings
@@ -23,8 +24,6 @@ logger = logging.getLogger(__name__)
 
 # Probes and the upload page answer without a key.
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
-
-_bearer = HTTPBearer(auto_error=False, description="An API key: dm_<id>_<secret>")
 
 
 @dataclass(frozen=True)
@@ -49,46 +48,73 @@ def announce(settings: Settings) -> None:
     )
 
 
-async def guard(
-    request: Request,
-    response: Response,
-    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
-) -> Principal:
-    """Authenticate the request (when auth is on) and count it against the limit."""
-    services = request.app.state.services
-    client = request.client.host if request.client else "unknown"
-    if request.url.path in OPEN_PATHS:
-        return Principal(None, client)
-    key_id = None
-    if services.settings.auth_required:
-        if credentials is None:
-            raise Problem(
-                401,
-                "unauthorized",
-                "send an API key as `Authorization: Bearer <key>`",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        key_id = await services.keys.verify(credentials.credentials)
-        if key_id is None:
-            raise Problem(
-                401,
-                "invalid-api-key",
-                "the API key is unknown or revoked",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-            )
-    principal = Principal(key_id, client)
-    request.state.principal = principal
+class Guard(SecurityBase):
+    """
+    The dependency every guarded route runs: authenticate, then rate-limit.
 
-    verdict = await services.limiter.hit(f"key:{key_id}" if key_id else f"ip:{client}")
-    if not verdict.allowed:
-        raise Problem(
-            429,
-            "rate-limited",
-            "too many requests; retry after the time in Retry-After",
-            headers=verdict.headers | {"Retry-After": str(verdict.retry_after)},
-        )
-    response.headers.update(verdict.headers)
-    return principal
+    Being a security scheme itself puts the bearer scheme in the OpenAPI
+    document just as ``HTTPBearer`` would, while every guarded request
+    (``/healthz`` included) pays for one dependency that reads the header
+    itself instead of two that FastAPI resolves in turn, which profiles
+    showed as the largest per-request cost outside the server and routing.
+    """
+
+    def __init__(self) -> None:
+        self.model = HTTPBearerModel(description="An API key: dm_<id>_<secret>")
+        self.scheme_name = "HTTPBearer"
+
+    async def __call__(self, request: Request, response: Response) -> Principal:
+        scope = request.scope
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        if scope["path"] in OPEN_PATHS:
+            return Principal(None, client)
+        services = request.app.state.services
+        key_id = None
+        if services.settings.auth_required:
+            token = bearer_token(request.headers.get("authorization"))
+            if token is None:
+                raise Problem(
+                    401,
+                    "unauthorized",
+                    "send an API key as `Authorization: Bearer <key>`",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+            key_id = await services.keys.verify(token)
+            if key_id is None:
+                raise Problem(
+                    401,
+                    "invalid-api-key",
+                    "the API key is unknown or revoked",
+                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
+        principal = Principal(key_id, client)
+        request.state.principal = principal
+
+        identity = f"key:{key_id}" if key_id else f"ip:{client}"
+        verdict = await services.limiter.hit(identity)
+        if not verdict.allowed:
+            raise Problem(
+                429,
+                "rate-limited",
+                "too many requests; retry after the time in Retry-After",
+                headers=verdict.headers | {"Retry-After": str(verdict.retry_after)},
+            )
+        response.headers.update(verdict.headers)
+        return principal
+
+
+guard = Guard()
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, else None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if not scheme or not token or scheme.lower() != "bearer":
+        return None
+    return token
 
 
 def owner(request: Request) -> str | None:

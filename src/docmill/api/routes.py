@@ -82,7 +82,7 @@ def _services(request: Request) -> Services:
     },
     tags=["documents"],
 )
-async def submit_document(request: Request, response: Response) -> DocumentOut:
+async def submit_document(request: Request, response: Response) -> Response:
     """
     Queue a document: a multipart file upload, or raw text or a URL as JSON.
 
@@ -95,8 +95,10 @@ async def submit_document(request: Request, response: Response) -> DocumentOut:
     if submitted.row is not None and submitted.duplicate_of is None:
         # Answer with the document as accepted: a worker may claim it before
         # a second read, and "pending" is what this request did.
-        return document_from_row(submitted.row)
-    return await document_by_id(_services(request), submitted.document_id)
+        document = document_from_row(submitted.row)
+    else:
+        document = await document_by_id(_services(request), submitted.document_id)
+    return _json_answer(document, response, status_code=202)
 
 
 async def _owned_row(request: Request, document_id: str) -> Any:
@@ -182,12 +184,26 @@ async def get_document(
     document_id: str, request: Request, response: Response
 ) -> Response:
     """A document's status, and its result summary once completed."""
-    # Serialised here, once: given the model, FastAPI would validate it again
-    # against response_model first, on the API's most frequent request.
-    document = await _document_out(request, document_id)
-    answer = Response(document.model_dump_json(), media_type="application/json")
-    # FastAPI copies the headers set on ``response`` (the rate limit's) only
-    # into responses it builds itself.
+    return _json_answer(await _document_out(request, document_id), response)
+
+
+def _json_answer(
+    document: DocumentOut, response: Response, status_code: int = 200
+) -> Response:
+    """
+    The document as JSON, with the headers set on ``response`` so far.
+
+    Serialised here, once: given the model, FastAPI would validate it again
+    against ``response_model`` first, on the API's most frequent requests.
+    FastAPI copies the headers set on ``response`` (the rate limit's,
+    ``Location``) only into responses it builds itself, so they are copied
+    here.
+    """
+    answer = Response(
+        document.model_dump_json(),
+        status_code=status_code,
+        media_type="application/json",
+    )
     answer.headers.raw.extend(response.headers.raw)
     return answer
 

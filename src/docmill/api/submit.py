@@ -9,10 +9,11 @@ document, and ``dedupe`` reuses a completed result for the same bytes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
-from dataclasses import replace
+from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -52,10 +53,14 @@ class PendingGauge:
     SQLite, several hops to aiosqlite's thread) per request. Here the count
     is taken again once it is a second old, or when the estimate (the last
     count plus what this process queued since) comes within a tenth of the
-    limit. Near the limit every submission is checked against a fresh count,
-    as before; far from it, what other processes queued in the last second
-    goes unseen, which cannot carry the queue past the limit by more than a
-    second's worth of their submissions.
+    limit. Near the limit every submission is checked against a count of its
+    own, as before; far from it, what other processes queued in the last
+    second goes unseen, which cannot carry the queue past the limit by more
+    than a second's worth of their submissions.
+
+    A second-old count is taken again once, for all the submissions that
+    arrive while it runs: each of them starting its own made a burst of
+    counts (one per concurrent client) every second under load.
     """
 
     RECOUNT_SECONDS = 1.0
@@ -64,10 +69,14 @@ class PendingGauge:
         self.counted = 0
         self.added = 0
         self.counted_at = -math.inf
+        self.recount: asyncio.Task[int] | None = None
 
     def needs_count(self, limit: int) -> bool:
         fresh = time.monotonic() - self.counted_at < self.RECOUNT_SECONDS
-        return not fresh or (self.counted + self.added) * 10 >= limit * 9
+        return not fresh or self.near(limit)
+
+    def near(self, limit: int) -> bool:
+        return (self.counted + self.added) * 10 >= limit * 9
 
     def count(self, pending: int) -> None:
         self.counted, self.added = pending, 0
@@ -76,6 +85,28 @@ class PendingGauge:
     def queued(self) -> None:
         self.added += 1
 
+    async def shared_count(self, count: Callable[[], Awaitable[int]]) -> int:
+        """Run ``count``, or join the one already running, and record it."""
+        recount = self.recount
+        if recount is None or recount.get_loop() is not asyncio.get_running_loop():
+            recount = self.recount = asyncio.ensure_future(self._count(count))
+            recount.add_done_callback(self._counted)
+        # Shielded: one caller going away must not cancel the others' count.
+        return await asyncio.shield(recount)
+
+    async def _count(self, count: Callable[[], Awaitable[int]]) -> int:
+        pending = await count()
+        self.count(pending)
+        return pending
+
+    def _counted(self, recount: asyncio.Task[int]) -> None:
+        if self.recount is recount:
+            self.recount = None
+        if not recount.cancelled():
+            # Read here, so a failure that every caller gave up on is not
+            # reported as never retrieved; the callers still see it.
+            recount.exception()
+
 
 async def check_capacity(services: Any) -> None:
     """Refuse new work while the queue is deeper than ``max_pending``."""
@@ -83,8 +114,13 @@ async def check_capacity(services: Any) -> None:
     gauge: PendingGauge = services.pending
     if not limit or not gauge.needs_count(limit):
         return
-    pending = await services.store.count_pending(up_to=limit)
-    gauge.count(pending)
+    if gauge.near(limit):
+        pending = await services.store.count_pending(up_to=limit)
+        gauge.count(pending)
+    else:
+        pending = await gauge.shared_count(
+            lambda: services.store.count_pending(up_to=limit)
+        )
     if pending >= limit:
         raise Problem(
             429,
@@ -160,6 +196,7 @@ def new_document(
     filename: str | None,
     owner: str | None,
     key: str | None,
+    original_bytes: bytes | None = None,
 ) -> NewDocument:
     sha256 = stored.sha256 if stored else ""
     return NewDocument(
@@ -177,6 +214,7 @@ def new_document(
         callback_url=submission.callback_url,
         dedupe=submission.dedupe,
         idempotency_key=key,
+        original_bytes=original_bytes,
         fingerprint=fingerprint(
             source,
             sha256,
@@ -285,10 +323,15 @@ async def json_document(
             stored, inline = describe_small(data, limit), data
         else:
             stored = await put_bytes(services.storage, data, limit)
-    new = new_document(
-        submission, stored, source=source, filename=None, owner=owner, key=key
+    return new_document(
+        submission,
+        stored,
+        source=source,
+        filename=None,
+        owner=owner,
+        key=key,
+        original_bytes=inline,
     )
-    return replace(new, original_bytes=inline)
 
 
 def item_problem(request: Request, problem: Problem) -> dict[str, Any]:
