@@ -119,3 +119,48 @@ async def test_health_answers_head(client: httpx.AsyncClient) -> None:
     response = await client.head("/healthz")
 
     assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("invalidated", "status"),
+    [
+        pytest.param(True, 503, id="connection-dropped"),
+        pytest.param(False, 500, id="other"),
+    ],
+)
+async def test_dropped_database_connection_is_a_503(
+    client: httpx.AsyncClient,
+    monkeypatch: pytest.MonkeyPatch,
+    invalidated: bool,
+    status: int,
+) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    from docmill.queue.store import JobStore
+
+    async def lose_the_connection(self: object) -> None:
+        raise DBAPIError(
+            "SELECT", {}, Exception("boom"), connection_invalidated=invalidated
+        )
+
+    monkeypatch.setattr(JobStore, "queue_stats", lose_the_connection)
+
+    response = await client.get("/metrics")
+
+    assert (response.status_code, response.headers["content-type"]) == (
+        status,
+        "application/problem+json",
+    )
+
+
+def test_asyncpg_connection_errors_are_recognised_through_their_cause() -> None:
+    asyncpg = pytest.importorskip("asyncpg", reason="the postgres extra is absent")
+    from docmill.api.problems import _lost_connection
+
+    wrapped = RuntimeError("adapted driver error")
+    wrapped.__cause__ = asyncpg.InternalClientError("cannot switch to state 12")
+
+    assert (_lost_connection(wrapped), _lost_connection(RuntimeError("x"))) == (
+        True,
+        False,
+    )

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError as SQLAlchemyDBAPIError
 from sqlalchemy.exc import InterfaceError as SQLAlchemyInterfaceError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -112,6 +113,16 @@ def install(app: FastAPI) -> None:
             {"Retry-After": str(DATABASE_RETRY_SECONDS)},
         )
 
+    @app.exception_handler(SQLAlchemyDBAPIError)
+    async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+        # A connection that dropped mid-statement (a restarted or
+        # overloaded PostgreSQL, a killed backend) comes back from asyncpg
+        # as a driver error that SQLAlchemy does not class as operational.
+        assert isinstance(exc, SQLAlchemyDBAPIError)
+        if exc.connection_invalidated or _lost_connection(exc.orig):
+            return await _database_down(request, exc)
+        raise exc
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
@@ -129,3 +140,23 @@ def install(app: FastAPI) -> None:
         return problem_response(
             request, exc.status_code, slug, str(exc.detail), headers
         )
+
+
+def _lost_connection(error: BaseException | None) -> bool:
+    """Whether ``error``, or what caused it, says the connection is gone."""
+    try:
+        import asyncpg
+        from asyncpg import exceptions as pg
+    except ImportError:  # SQLite only: no such errors
+        return False
+    gone = (
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        pg.PostgresConnectionError,
+        pg.AdminShutdownError,
+    )
+    while error is not None:
+        if isinstance(error, gone):
+            return True
+        error = error.__cause__
+    return False
