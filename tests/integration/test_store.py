@@ -150,6 +150,22 @@ async def test_release_returns_document_without_counting_attempt(store: Any) -> 
     assert (row.status, row.attempts, row.worker_id) == ("pending", 0, None)
 
 
+async def test_released_document_keeps_its_place_in_the_queue(store: Any) -> None:
+    first = await queue_document(store)
+    await queue_document(store)  # due before the release, queued after `first`
+    claim = await store.claim_next("w:1")
+
+    assert await store.release(claim)
+    released = await store.get(first)
+    again = await store.claim_next("w:2")
+
+    assert (claim.document_id, released.started_at, again.document_id) == (
+        first,
+        None,
+        first,
+    )
+
+
 async def test_expired_lease_is_reclaimed_for_another_worker(store: Any) -> None:
     document_id = await queue_document(store)
     await store.claim_next("w:dead")

@@ -931,7 +931,10 @@ class JobStore:
                     worker_id=None,
                     claim_token=None,
                     lease_expires_at=None,
-                    next_attempt_at=now,
+                    # Back to its place in the queue, not behind every
+                    # document that arrived while it was held.
+                    next_attempt_at=Document.created_at,
+                    started_at=None,
                     updated_at=now,
                     progress=None,
                 )
