@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import (
     Table,
@@ -131,30 +131,30 @@ class FailureOutcome:
     retry_at: datetime | None
 
 
-class GroupCommit:
-    """
-    Plain submissions, inserted many to a transaction.
+Item = TypeVar("Item")
+Answer = TypeVar("Answer")
+# A row or a result waiting for its group's commit, with its caller's future.
+_Submission = tuple[tuple[dict[str, Any], NewDocument], asyncio.Future[Any]]
+_Completion = tuple[tuple[Claim, dict[str, Any]], asyncio.Future[str | None]]
 
-    Each submission used to pay for a whole write transaction (on SQLite the
-    write lock, BEGIN IMMEDIATE, the insert, COMMIT, each a hop to
-    aiosqlite's thread; on PostgreSQL as many round trips and a NOTIFY) to
-    write one small row. Here the first submission starts a commit at once,
-    and those that arrive while it runs wait and go together in the next
-    one: one executemany, one NOTIFY. Nobody waits for a batch to fill. Each
-    caller is answered only after the transaction holding its row has
-    committed, so a 202 still means the row is durable; if the transaction
-    fails, every caller in it gets the error.
+
+class _Grouped(Generic[Item, Answer]):
+    """
+    Writes that arrive while a transaction runs go together in the next one.
+
+    The first item starts a commit at once and those that arrive meanwhile
+    wait for the next: nobody waits for a batch to fill. Each caller is
+    answered only after the transaction holding its item has committed.
     """
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
-        self.waiting: list[tuple[dict[str, Any], NewDocument, asyncio.Future[Any]]] = []
+        self.waiting: list[tuple[Item, asyncio.Future[Answer]]] = []
         self.committer: asyncio.Task[None] | None = None
 
-    async def add(self, values: dict[str, Any], new: NewDocument) -> Any:
-        """Insert ``values`` as a documents row; the row as written."""
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.waiting.append((values, new, future))
+    async def _enqueue(self, item: Item) -> Answer:
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self.waiting.append((item, future))
         committer = self.committer
         if (
             committer is None
@@ -167,44 +167,70 @@ class GroupCommit:
     async def _commit_all(self) -> None:
         while self.waiting:
             batch, self.waiting = self.waiting, []
-            try:
-                async with write_transaction(self.store.engine) as connection:
-                    originals = {
-                        new.storage_key: new.original_bytes
-                        for _, new, _ in batch
-                        if new.original_bytes is not None
-                    }
-                    if originals:
-                        await insert_small_blobs(connection, originals)
-                    await connection.execute(
-                        insert(Document), [values for values, _, _ in batch]
-                    )
-                    await self.store._announce(connection)
-            except BaseException as exc:
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-                continue
-            for values, _, future in batch:
+            await self._commit_batch(batch)
+
+    async def _commit_batch(
+        self, batch: list[tuple[Item, asyncio.Future[Answer]]]
+    ) -> None:
+        raise NotImplementedError
+
+
+class GroupCommit(_Grouped[tuple[dict[str, Any], NewDocument], Any]):
+    """
+    Plain submissions, inserted many to a transaction.
+
+    Each submission used to pay for a whole write transaction (on SQLite the
+    write lock, BEGIN IMMEDIATE, the insert, COMMIT, each a hop to
+    aiosqlite's thread; on PostgreSQL as many round trips and a NOTIFY) to
+    write one small row. Now one executemany and one NOTIFY serve all that
+    arrived while the previous commit ran, so a 202 still means the row is
+    durable; if the transaction fails, every caller in it gets the error.
+    """
+
+    async def add(self, values: dict[str, Any], new: NewDocument) -> Any:
+        """Insert ``values`` as a documents row; the row as written."""
+        return await self._enqueue((values, new))
+
+    async def _commit_batch(
+        self,
+        batch: list[tuple[tuple[dict[str, Any], NewDocument], asyncio.Future[Any]]],
+    ) -> None:
+        try:
+            async with write_transaction(self.store.engine) as connection:
+                originals = {
+                    new.storage_key: new.original_bytes
+                    for (_, new), _ in batch
+                    if new.original_bytes is not None
+                }
+                if originals:
+                    await insert_small_blobs(connection, originals)
+                await connection.execute(
+                    insert(Document), [values for (values, _), _ in batch]
+                )
+                await self.store._announce(connection)
+        except BaseException as exc:
+            for _, future in batch:
                 if not future.done():
-                    future.set_result(_inserted_row(values))
+                    future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for (values, _), future in batch:
+            if not future.done():
+                future.set_result(_inserted_row(values))
 
 
-class CompletionCommit:
+class CompletionCommit(_Grouped[tuple[Claim, dict[str, Any]], str | None]):
     """
     Results of several slots, written in one transaction.
 
     Each result used to take a write transaction of its own: on SQLite the
     in-process write lock (queued behind uploads), BEGIN IMMEDIATE and
-    COMMIT, each a hop to aiosqlite's thread. As in ``GroupCommit``, the
-    first result starts a commit at once and those that arrive meanwhile go
-    together in the next one; nobody waits for a batch to fill. Each result
-    is fenced by its own claim token: a lost one is left out and its caller
-    gets LeaseLost, the others are written. Each caller is answered after
-    the commit. Should a transaction of several fail, each result is tried
-    again alone, so one bad result does not take the others with it.
+    COMMIT, each a hop to aiosqlite's thread. Each result is fenced by its
+    own claim token: a lost one is left out and its caller gets LeaseLost,
+    the others are written. Should a transaction of several fail, each
+    result is tried again alone, so one bad result does not take the others
+    with it.
 
     Known shortcoming: on SQLite each statement inside still costs three or
     four hops to aiosqlite's thread (cursor, execute, fetch, close), about
@@ -212,54 +238,31 @@ class CompletionCommit:
     transaction on the driver's thread in one hop would remove most of that.
     """
 
-    def __init__(self, store: JobStore) -> None:
-        self.store = store
-        self.waiting: list[
-            tuple[Claim, dict[str, Any], asyncio.Future[str | None]]
-        ] = []
-        self.committer: asyncio.Task[None] | None = None
-
     async def add(self, claim: Claim, payload: dict[str, Any]) -> str | None:
-        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self.waiting.append((claim, payload, future))
-        committer = self.committer
-        if (
-            committer is None
-            or committer.done()
-            or committer.get_loop() is not future.get_loop()
-        ):
-            self.committer = asyncio.create_task(self._commit_all())
-        return await future
+        return await self._enqueue((claim, payload))
 
-    async def _commit_all(self) -> None:
-        while self.waiting:
-            batch, self.waiting = self.waiting, []
-            if len(batch) > 1 and await self._commit(batch, answer_errors=False):
-                continue
-            for one in batch:
-                await self._commit([one], answer_errors=True)
+    async def _commit_batch(self, batch: list[_Completion]) -> None:
+        if len(batch) > 1 and await self._commit(batch, answer_errors=False):
+            return
+        for one in batch:
+            await self._commit([one], answer_errors=True)
 
-    async def _commit(
-        self,
-        batch: list[tuple[Claim, dict[str, Any], asyncio.Future[str | None]]],
-        *,
-        answer_errors: bool,
-    ) -> bool:
+    async def _commit(self, batch: list[_Completion], *, answer_errors: bool) -> bool:
         """Write ``batch`` in one transaction; whether it committed."""
         try:
             async with write_transaction(self.store.engine) as connection:
                 outcomes = await self.store._complete_many(
-                    connection, [(claim, payload) for claim, payload, _ in batch]
+                    connection, [item for item, _ in batch]
                 )
         except BaseException as exc:
             if answer_errors or not isinstance(exc, Exception):
-                for _, _, future in batch:
+                for _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
             return False
-        for (_, _, future), outcome in zip(batch, outcomes, strict=True):
+        for (_, future), outcome in zip(batch, outcomes, strict=True):
             if future.done():
                 continue  # its caller stopped waiting
             if isinstance(outcome, LeaseLost):
