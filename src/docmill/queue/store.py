@@ -997,16 +997,16 @@ class JobStore:
         """
         now = utcnow()
         async with write_transaction(self.engine) as connection:
-            tokens = (
-                select(Document.claim_token)
-                .where(Document.id == document_id, Document.status == PROCESSING)
-                .scalar_subquery()
-            )
-            await connection.execute(
-                update(Attempt)
-                .where(Attempt.claim_token.in_(tokens), Attempt.finished_at.is_(None))
-                .values(finished_at=now, outcome=CANCELLED)
-            )
+            # The document row first, then its attempt: the order in which a
+            # completing worker locks them. The other order deadlocked on
+            # PostgreSQL with a worker storing its result.
+            token = (
+                await connection.execute(
+                    select(Document.claim_token)
+                    .where(Document.id == document_id, Document.status == PROCESSING)
+                    .with_for_update()
+                )
+            ).scalar()
             result = await connection.execute(
                 update(Document)
                 .where(
@@ -1025,6 +1025,12 @@ class JobStore:
                     error_message="cancelled on request",
                 )
             )
+            if token is not None:
+                await connection.execute(
+                    update(Attempt)
+                    .where(Attempt.claim_token == token, Attempt.finished_at.is_(None))
+                    .values(finished_at=now, outcome=CANCELLED)
+                )
         if result.rowcount:
             logger.info(
                 "document %s cancelled",
@@ -1164,12 +1170,25 @@ class JobStore:
 
     async def _recover(self, condition: Any, now: datetime, why: str) -> int:
         async with write_transaction(self.engine) as connection:
-            tokens = select(Document.claim_token).where(condition).scalar_subquery()
-            await connection.execute(
-                update(Attempt)
-                .where(Attempt.claim_token.in_(tokens), Attempt.finished_at.is_(None))
-                .values(finished_at=now, outcome="abandoned", error_code="worker_crash")
+            # Lock the documents before their attempts, as completions do
+            # (see ``cancel``).
+            tokens = list(
+                (
+                    await connection.execute(
+                        select(Document.claim_token).where(condition).with_for_update()
+                    )
+                ).scalars()
             )
+            if tokens:
+                await connection.execute(
+                    update(Attempt)
+                    .where(
+                        Attempt.claim_token.in_(tokens), Attempt.finished_at.is_(None)
+                    )
+                    .values(
+                        finished_at=now, outcome="abandoned", error_code="worker_crash"
+                    )
+                )
             exhausted = await connection.execute(
                 update(Document)
                 .where(condition, Document.attempts >= Document.max_attempts)
