@@ -413,15 +413,23 @@ async def test_a_result_that_cannot_be_written_spares_the_others(store: Any) -> 
     assert (await store.get_content(ids[2])).text == "third"
 
 
-async def test_cancel_waits_behind_a_completing_worker_instead_of_deadlocking(
-    store: Any,
+@pytest.mark.parametrize(
+    ("operation", "expected"),
+    [
+        pytest.param(lambda store, doc: store.cancel(doc), "cancelled", id="cancel"),
+        pytest.param(lambda store, doc: store.reclaim_expired(), 1, id="reclaim"),
+    ],
+)
+async def test_operation_waits_behind_a_completing_worker_instead_of_deadlocking(
+    store: Any, operation: Any, expected: object
 ) -> None:
     if store.engine.dialect.name != "postgresql":
         pytest.skip(
             "row locks that can deadlock are PostgreSQL's; SQLite has one writer"
         )
     document_id = await queue_document(store)
-    claim = await store.claim_next("w:1")
+    claim = await store.claim_next("w:slow")
+    await expire_leases(store)  # so the reclaim has the document to take
 
     # A worker storing its result: the document row is locked first, then
     # (below) its attempt.
@@ -432,36 +440,8 @@ async def test_cancel_waits_behind_a_completing_worker_instead_of_deadlocking(
             .where(Document.id == document_id)
             .values(updated_at=utcnow())
         )
-        cancelling = asyncio.create_task(store.cancel(document_id))
-        await asyncio.sleep(0.5)  # cancel is now waiting for a row lock
-        await worker.execute(
-            update(Attempt)
-            .where(Attempt.claim_token == claim.token)
-            .values(outcome="completed", finished_at=utcnow())
-        )
-        await transaction.commit()
-
-    assert await asyncio.wait_for(cancelling, 10) == "cancelled"
-
-
-async def test_lease_reclaim_waits_behind_a_completing_worker(store: Any) -> None:
-    if store.engine.dialect.name != "postgresql":
-        pytest.skip(
-            "row locks that can deadlock are PostgreSQL's; SQLite has one writer"
-        )
-    document_id = await queue_document(store)
-    claim = await store.claim_next("w:slow")
-    await expire_leases(store)
-
-    async with store.engine.connect() as worker:
-        transaction = await worker.begin()
-        await worker.execute(
-            update(Document)
-            .where(Document.id == document_id)
-            .values(updated_at=utcnow())
-        )
-        reclaiming = asyncio.create_task(store.reclaim_expired())
-        await asyncio.sleep(0.5)  # the reclaim is now waiting for a row lock
+        waiting = asyncio.create_task(operation(store, document_id))
+        await asyncio.sleep(0.5)  # the operation now waits for a row lock
         await worker.execute(
             update(Attempt)
             .where(Attempt.claim_token == claim.token)
@@ -469,4 +449,4 @@ async def test_lease_reclaim_waits_behind_a_completing_worker(store: Any) -> Non
         )
         await transaction.commit()
 
-    assert await asyncio.wait_for(reclaiming, 10) == 1
+    assert await asyncio.wait_for(waiting, 10) == expected
