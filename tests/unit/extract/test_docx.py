@@ -24,6 +24,7 @@ def build_docx(
     footnotes: str | None = None,
     links: dict[str, str] | None = None,
     prolog: str = "",
+    styles: str | bytes | None = None,
 ) -> bytes:
     """Write a minimal DOCX package around ``body`` (the w:body's inner XML)."""
     rels = [
@@ -54,6 +55,8 @@ def build_docx(
             f'{prolog}<w:document xmlns:w="{namespace}" xmlns:r="{R_NS}" '
             f'xmlns:mc="{MC_NS}"><w:body>{body}</w:body></w:document>',
         )
+        if styles is not None:
+            package.writestr("word/styles.xml", styles)
         if footnotes is not None:
             package.writestr(
                 "word/footnotes.xml",
@@ -241,3 +244,70 @@ def test_entities_in_a_part_are_never_expanded() -> None:
     data = build_docx(paragraph("kept &lol;"), prolog=prolog)
 
     assert extract(data).text == "kept"
+
+
+HEADING_BODY = (
+    '<w:p><w:pPr><w:pStyle w:val="Big"/></w:pPr><w:r><w:t>Title</w:t></w:r></w:p>'
+    '<w:p><w:pPr><w:pStyle w:val="Plain"/></w:pPr><w:r><w:t>Body</w:t></w:r></w:p>'
+)
+
+
+def styles_part(styles: str, prolog: str = "") -> str:
+    return f'{prolog}<w:styles xmlns:w="{W_NS}">{styles}</w:styles>'
+
+
+@pytest.mark.parametrize(
+    "styles",
+    [
+        pytest.param(
+            '<w:style w:type="paragraph" w:styleId="Plain"><w:name w:val="Normal"/>'
+            '</w:style><w:style w:type="paragraph" w:styleId="Big">'
+            '<w:name w:val="heading 2"/></w:style>',
+            id="found-in-the-bytes",
+        ),
+        pytest.param(
+            '<w:style w:styleId="Big"><w:name w:val="heading 2"/></w:style>'
+            '<!-- <w:style w:styleId="Big"><w:name w:val="x"/></w:style> -->',
+            id="comment",
+        ),
+        pytest.param(
+            '<w:style w:type="paragraph" w:styleId="Big" w:x="a>b">'
+            '<w:name w:val="heading 2"/></w:style>',
+            id="angle-bracket-in-a-value",
+        ),
+        pytest.param(
+            '<w:style w:x="a>b" w:styleId="Big"><w:name w:val="heading 2"/></w:style>',
+            id="angle-bracket-before-the-id",
+        ),
+        pytest.param(
+            '<w:style w:styleId="B&#105;g"><w:name w:val="heading 2"/></w:style>',
+            id="character-reference-in-the-id",
+        ),
+        pytest.param(
+            '<w:style w:styleId="Plain"/><w:style w:styleId="Big">'
+            '<w:name w:val="heading 2"/></w:style>',
+            id="empty-style",
+        ),
+    ],
+)
+def test_heading_styles_are_read_whatever_the_styles_part_holds(styles: str) -> None:
+    data = build_docx(HEADING_BODY, styles=styles_part(styles))
+
+    assert extract(data).markdown == "## Title\n\nBody"
+
+
+def test_heading_styles_are_read_from_a_utf16_styles_part() -> None:
+    styles = styles_part(
+        '<w:style w:styleId="Big"><w:name w:val="heading 2"/></w:style>',
+        prolog='<?xml version="1.0" encoding="UTF-16"?>',
+    )
+    data = build_docx(HEADING_BODY, styles=styles.encode("utf-16"))
+
+    assert extract(data).markdown == "## Title\n\nBody"
+
+
+def test_a_damaged_styles_part_still_makes_the_docx_corrupt() -> None:
+    data = build_docx(HEADING_BODY, styles=styles_part("<w:style w:styleId='Big'>"))
+
+    with pytest.raises(CorruptDocument):
+        extract(data)
