@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+
+import pytest
+
+from docmill.exceptions import CorruptDocument, LimitExceeded
+from docmill.extract.base import ExtractContext, Limits
+from docmill.extract.ooxml import Package
+
+PART = "word/document.xml"
+CONTENT = b"<w:document>" + b"words " * 200 + b"</w:document>"
+
+
+def build(
+    compression: int = zipfile.ZIP_DEFLATED, name: str = PART, data: bytes = CONTENT
+) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
+        archive.writestr("[Content_Types].xml", b"<Types/>")
+        archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def read(data: bytes, name: str = PART, limit: int | None = None) -> bytes:
+    limits = Limits() if limit is None else Limits(max_unpacked_bytes=limit)
+    with Package(data, ExtractContext(limits=limits), "DOCX") as package:
+        return package.read(name)
+
+
+def member_data_offset(data: bytes, name: str = PART) -> int:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        offset = archive.getinfo(name).header_offset
+    name_length, extra_length = struct.unpack_from("<HH", data, offset + 26)
+    return int(offset + 30 + name_length + extra_length)
+
+
+@pytest.mark.parametrize(
+    "compression",
+    [
+        pytest.param(zipfile.ZIP_DEFLATED, id="deflated"),
+        pytest.param(zipfile.ZIP_STORED, id="stored"),
+        pytest.param(zipfile.ZIP_BZIP2, id="bzip2-left-to-zipfile"),
+    ],
+)
+def test_members_read_back_as_written(compression: int) -> None:
+    assert read(build(compression)) == CONTENT
+
+
+def test_non_ascii_member_names_are_found() -> None:
+    assert read(build(name="word/dokumént.xml"), "word/dokumént.xml") == CONTENT
+
+
+@pytest.mark.parametrize(
+    "compression",
+    [
+        pytest.param(zipfile.ZIP_DEFLATED, id="deflated"),
+        pytest.param(zipfile.ZIP_STORED, id="stored"),
+    ],
+)
+def test_damaged_member_data_is_corrupt(compression: int) -> None:
+    data = bytearray(build(compression))
+    start = member_data_offset(bytes(data))
+    data[start + 20] ^= 0xFF
+
+    with pytest.raises(CorruptDocument, match="damaged"):
+        read(bytes(data))
+
+
+def test_a_member_whose_declared_size_lies_is_refused_past_the_limit() -> None:
+    data = bytearray(build())
+    # Declare the member 10 bytes long in the central directory; it inflates
+    # to far more, and the limit is counted on what comes out.
+    # Its entry is the last in the central directory.
+    entry = bytes(data).rindex(b"PK\x01\x02")
+    struct.pack_into("<I", data, entry + 24, 10)
+
+    with pytest.raises(LimitExceeded):
+        read(bytes(data), limit=100)
