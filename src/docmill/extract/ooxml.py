@@ -136,6 +136,7 @@ class Package:
         # A slide's relationships are asked for its notes, its diagrams and
         # its layout; each .rels part is read and parsed once.
         self._relationships: dict[str, list[Relationship]] = {}
+        self._related: dict[tuple[str, str], list[Relationship]] = {}
 
     def __enter__(self) -> Package:
         return self
@@ -229,11 +230,14 @@ class Package:
 
     def related(self, part: str, kind: str) -> list[Relationship]:
         """Return the internal relationships of ``part`` of the given kind."""
-        return [
-            rel
-            for rel in self.relationships(part)
-            if rel.kind == kind and not rel.external
-        ]
+        found = self._related.get((part, kind))
+        if found is None:
+            found = self._related[(part, kind)] = [
+                rel
+                for rel in self.relationships(part)
+                if rel.kind == kind and not rel.external
+            ]
+        return list(found)
 
     def main_part(self, default: str) -> str:
         """Return the package's main document part, or ``default``."""

@@ -40,7 +40,7 @@ _CHOICE = f"{{{MC}}}Choice"
 _DIAGRAM = "http://schemas.openxmlformats.org/drawingml/2006/diagram"
 _DIAGRAM_TEXT = f"{{{_DIAGRAM}}}t"
 _DIAGRAM_RELS = f"{{{_DIAGRAM}}}relIds"
-_NV_PROPS = f"*/{{{P}}}nvPr/{_PH}"
+_NV_PR = f"{{{P}}}nvPr"
 
 _TITLE_PLACEHOLDERS = frozenset({"title", "ctrTitle"})
 # On a notes page these show the slide's picture, number and running text.
@@ -145,7 +145,7 @@ def _read_text_shape(shape: etree._Element, slide: Slide) -> None:
     paragraphs = _paragraphs(body)
     if not paragraphs:
         return
-    placeholder = shape.find(_NV_PROPS)
+    placeholder = _placeholder(shape)
     kind = placeholder.get("type") if placeholder is not None else None
     if kind in _TITLE_PLACEHOLDERS and not slide.title:
         slide.title = " ".join(paragraphs)
@@ -187,6 +187,19 @@ def _read_frame(
             slide.markdown.append("\n".join(f"- {node}" for node in nodes))
 
 
+def _placeholder(shape: etree._Element) -> etree._Element | None:
+    """The shape's ``*/p:nvPr/p:ph``, found by walking its first two levels."""
+    # A path find() goes through lxml's path engine, which cost more than the
+    # rest of reading a shape; the walk visits the same few elements.
+    for child in shape:
+        for properties in child:
+            if properties.tag == _NV_PR:
+                for element in properties:
+                    if element.tag == _PH:
+                        return element
+    return None
+
+
 def _paragraphs(container: etree._Element) -> list[str]:
     found = []
     for paragraph in container.iter(_A_P):
@@ -202,7 +215,7 @@ def _paragraphs(container: etree._Element) -> list[str]:
 def _plain_shape_text(tree: etree._Element, skipped: frozenset[str]) -> list[str]:
     lines: list[str] = []
     for shape in tree.iter(_SP):
-        placeholder = shape.find(_NV_PROPS)
+        placeholder = _placeholder(shape)
         if placeholder is not None and placeholder.get("type") in skipped:
             continue
         body = shape.find(_TX_BODY)
@@ -238,7 +251,7 @@ def _master_text(
         if tree is None:
             continue
         for shape in tree.iter(_SP):
-            placeholder = shape.find(_NV_PROPS)
+            placeholder = _placeholder(shape)
             if (
                 placeholder is not None
                 and placeholder.get("type") not in _MASTER_CONTENT
