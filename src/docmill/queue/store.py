@@ -1,10 +1,11 @@
 """
 The job store: every statement docmill sends to its database.
 
-The queue is the ``documents`` table. A worker claims the best pending row in
-one statement (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serialises
-writers with ``BEGIN IMMEDIATE``), which hands it a fresh claim token and a
-lease. Every later write for that attempt (lease renewal, progress, result,
+The queue is the ``documents`` table. A worker claims the best pending rows
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serialises writers with
+``BEGIN IMMEDIATE``), which hands each a fresh claim token and a lease; the
+document stays pending until a slot starts it, which counts the attempt.
+Every later write for that claim (start, lease renewal, progress, result,
 failure) names the token in its ``WHERE`` clause, so a worker whose lease ran
 out and whose document was taken over can no longer change it: its write
 matches no row and it learns it has lost the lease.
@@ -82,6 +83,10 @@ class Claim:
     callback_url: str | None = None
     # Whether the document holds an earlier result (it is being reprocessed).
     had_result: bool = False
+    # The document's place in the queue, to keep claims waiting for a slot
+    # in the order the queue would hand them out.
+    priority: int = 0
+    due: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -654,78 +659,181 @@ class JobStore:
     # -- claiming ----------------------------------------------------------
 
     async def claim_next(self, worker_id: str) -> Claim | None:
-        """Take the most urgent due document, or return None if there is none."""
-        claims = await self.claim_batch(worker_id, 1)
-        return claims[0] if claims else None
+        """
+        Take the most urgent due document and start it, in one transaction;
+        None if there is none.
+        """
+        async with write_transaction(self.engine) as connection:
+            claims = await self._claim(connection, worker_id, 1)
+            if not claims:
+                return None
+            await self._start_many(connection, claims)
+        return claims[0]
 
     async def claim_batch(self, worker_id: str, limit: int) -> Sequence[Claim]:
         """
-        Take up to ``limit`` due documents, most urgent first, in one
-        transaction; each gets its own claim token and lease.
+        Hold up to ``limit`` due documents for this worker's slots, most
+        urgent first, in one transaction; each gets its own claim token and
+        lease, but none is started (see ``start``).
 
-        A worker with several free slots pays for one write transaction
-        instead of one per document. The rows are read and then updated
+        A held document stays ``pending`` to everyone else: no attempt is
+        counted and none recorded until a slot starts reading it, so a
+        worker that dies while it waits for a slot is not blamed for it, and
+        recovery gives it back as it was. The rows are read and then updated
         under the same lock (SQLite's write lock; PostgreSQL's row locks,
         skipping rows another worker holds), so none can change in between.
         """
         async with write_transaction(self.engine) as connection:
-            due = {"now": utcnow(), "limit": limit}
+            return await self._claim(connection, worker_id, limit)
+
+    async def _claim(
+        self, connection: Any, worker_id: str, limit: int, priority: int | None = None
+    ) -> Sequence[Claim]:
+        due: dict[str, Any] = {"now": utcnow(), "limit": limit}
+        if priority is None:
             rows = (await connection.execute(_DUE, due)).all()
-            if not rows:
-                return []
-            # Read the clock only now that the rows are ours: a document that
-            # another worker released (or a recovery requeued) has committed
-            # by then, so this attempt starts after the one it follows ended.
-            now = utcnow()
-            claims = [
-                Claim(
-                    document_id=row.id,
-                    token=new_claim_token(),
-                    attempt=row.attempts + 1,
-                    max_attempts=row.max_attempts,
-                    worker_id=worker_id,
-                    storage_key=row.storage_key,
-                    filename=row.filename,
-                    size_bytes=row.size_bytes,
-                    # Fetched already (a retry, or reprocessing): no need to
-                    # fetch again.
-                    source_url=row.source_url if not row.storage_key else None,
-                    callback_url=row.callback_url,
-                    # Only ``complete`` (and a dedupe copy) writes a result,
-                    # and both set mime_type with it.
-                    had_result=row.mime_type is not None,
-                )
-                for row in rows
-            ]
-            lease_expires_at = now + self.lease
-            await connection.execute(
-                _TAKE,
-                [
-                    {
-                        "document_id": claim.document_id,
-                        "worker_id": worker_id,
-                        "token": claim.token,
-                        "lease_expires_at": lease_expires_at,
-                        "attempt": claim.attempt,
-                        "now": now,
-                    }
-                    for claim in claims
-                ],
+        else:
+            due["priority"] = priority
+            rows = (await connection.execute(_DUE_ABOVE, due)).all()
+        if not rows:
+            return []
+        claims = [
+            Claim(
+                document_id=row.id,
+                token=new_claim_token(),
+                attempt=row.attempts + 1,
+                max_attempts=row.max_attempts,
+                worker_id=worker_id,
+                storage_key=row.storage_key,
+                filename=row.filename,
+                size_bytes=row.size_bytes,
+                # Fetched already (a retry, or reprocessing): no need to
+                # fetch again.
+                source_url=row.source_url if not row.storage_key else None,
+                callback_url=row.callback_url,
+                # Only ``complete`` (and a dedupe copy) writes a result, and
+                # both set mime_type with it.
+                had_result=row.mime_type is not None,
+                priority=row.priority,
+                due=row.next_attempt_at,
             )
-            await connection.execute(
-                _OPEN_ATTEMPT,
-                [
-                    {
-                        "document_id": claim.document_id,
-                        "number": claim.attempt,
-                        "worker_id": worker_id,
-                        "claim_token": claim.token,
-                        "started_at": now,
-                    }
-                    for claim in claims
-                ],
-            )
+            for row in rows
+        ]
+        lease_expires_at = utcnow() + self.lease
+        await connection.execute(
+            _HOLD,
+            [
+                {
+                    "document_id": claim.document_id,
+                    "worker_id": worker_id,
+                    "token": claim.token,
+                    "lease_expires_at": lease_expires_at,
+                }
+                for claim in claims
+            ],
+        )
         return claims
+
+    async def start(self, claim: Claim) -> None:
+        """
+        Record that a slot starts reading the held document: it shows
+        ``processing``, its attempt is counted and an attempt row opened.
+
+        Raises:
+            LeaseLost: the claim is no longer the document's (cancelled,
+                deleted, or given back by recovery); nothing was written.
+        """
+        async with write_transaction(self.engine) as connection:
+            await self._start_many(connection, [claim])
+
+    async def _start_many(self, connection: Any, claims: Sequence[Claim]) -> None:
+        # Read the clock only now that the rows are locked: a document that
+        # another worker released (or a recovery requeued) has committed by
+        # then, so this attempt starts after the one it follows ended.
+        now = utcnow()
+        result = await connection.execute(
+            _START,
+            [
+                {
+                    "document_id": claim.document_id,
+                    "token": claim.token,
+                    "attempt": claim.attempt,
+                    "lease_expires_at": now + self.lease,
+                    "now": now,
+                }
+                for claim in claims
+            ],
+        )
+        if result.rowcount != len(claims):
+            assert len(claims) == 1, "only one claim is started at a time"
+            raise LeaseLost(claims[0].document_id)
+        await connection.execute(
+            _OPEN_ATTEMPT,
+            [
+                {
+                    "document_id": claim.document_id,
+                    "number": claim.attempt,
+                    "worker_id": claim.worker_id,
+                    "claim_token": claim.token,
+                    "started_at": now,
+                }
+                for claim in claims
+            ],
+        )
+
+    async def outranking_due_at(self, priority: int) -> datetime | None:
+        """
+        When the earliest document above ``priority`` that no worker holds
+        is (or was) due; None if there is none.
+
+        A cheap read (off the pool) that tells a worker whether the claims
+        waiting for its slots should make way (``claim_ahead_of``).
+        """
+        row = await self.reads.first(_OUTRANKING, pending=PENDING, priority=priority)
+        return None if row is None else row.due
+
+    async def claim_ahead_of(
+        self, worker_id: str, waiting: Sequence[Claim]
+    ) -> tuple[Sequence[Claim], Sequence[Claim]]:
+        """
+        Swap claims waiting for a slot for due documents that outrank them.
+
+        In one transaction: holds up to ``len(waiting)`` due documents of a
+        higher priority than the lowest waiting claim, and gives back as
+        many of the lowest-ranked waiting claims (uncharged, as they were).
+        Returns (taken, given back); a waiting claim lost meanwhile is
+        simply not given back.
+        """
+        if not waiting:
+            return [], []
+        lowest = min(claim.priority for claim in waiting)
+        async with write_transaction(self.engine) as connection:
+            taken = await self._claim(
+                connection, worker_id, len(waiting), priority=lowest
+            )
+            if not taken:
+                return [], []
+            ranked = sorted([*waiting, *taken], key=claim_rank)
+            given_back = [c for c in ranked[len(waiting) :] if c not in taken]
+            kept = [c for c in taken if c in ranked[: len(waiting)]]
+            dropped = [c for c in taken if c not in kept]
+            await self._unhold(connection, [*given_back, *dropped])
+        return kept, given_back
+
+    async def _unhold(self, connection: Any, claims: Sequence[Claim]) -> int:
+        """Give back held, unstarted claims as they were; how many were held."""
+        if not claims:
+            return 0
+        result = await connection.execute(
+            _UNHOLD,
+            [
+                {"document_id": claim.document_id, "token": claim.token}
+                for claim in claims
+            ],
+        )
+        if result.rowcount:
+            await self._announce(connection)
+        return int(result.rowcount)
 
     def _fenced(self, claim: Claim) -> Any:
         return update(Document).where(
@@ -923,7 +1031,8 @@ class JobStore:
         """
         Give the document back unprocessed (shutdown); the attempt is not counted.
 
-        Returns False when the lease had already been lost.
+        Works whether or not a slot had started it. Returns False when the
+        claim had already been lost.
         """
         now = utcnow()
         async with write_transaction(self.engine) as connection:
@@ -942,10 +1051,11 @@ class JobStore:
                     progress=None,
                 )
             )
-            if result.rowcount != 1:
+            if result.rowcount == 1:
+                await self._close_attempt(connection, claim, now, "released", None)
+                await self._announce(connection)
+            elif not await self._unhold(connection, [claim]):
                 return False
-            await self._close_attempt(connection, claim, now, "released", None)
-            await self._announce(connection)
         for listener in self._enqueue_listeners:
             listener()
         return True
@@ -1129,13 +1239,18 @@ class JobStore:
         """
         Return documents whose lease ran out to the queue, or fail them.
 
-        A lease runs out when its worker died or hung, so the attempt counts:
-        a document that kills its worker every time ends ``failed`` with
-        ``worker_crash`` after ``max_attempts`` instead of crashing workers
-        forever.
+        A lease runs out when its worker died or hung. For a document a slot
+        had started, the attempt counts: a document that kills its worker
+        every time ends ``failed`` with ``worker_crash`` after
+        ``max_attempts`` instead of crashing workers forever. A document
+        only held for a slot was never read, so it goes back as it was.
         """
         now = utcnow()
-        expired = (Document.status == PROCESSING) & (Document.lease_expires_at < now)
+        # A held row without a lease is one that a version before claims
+        # waited as pending requeued with its old token: free it too.
+        expired = (Document.lease_expires_at < now) | Document.lease_expires_at.is_(
+            None
+        )
         return await self._recover(
             expired, now, "its worker stopped renewing its lease"
         )
@@ -1154,7 +1269,8 @@ class JobStore:
                 await connection.execute(
                     select(Document.worker_id)
                     .where(
-                        Document.status == PROCESSING,
+                        Document.status.in_([PENDING, PROCESSING]),
+                        Document.claim_token.is_not(None),
                         Document.worker_id.like(f"{host}:%"),
                     )
                     .distinct()
@@ -1163,19 +1279,24 @@ class JobStore:
             dead = [w for w in holders if w is not None and not _pid_alive(w)]
         if not dead:
             return 0
-        condition = (Document.status == PROCESSING) & Document.worker_id.in_(dead)
         return await self._recover(
-            condition, utcnow(), "its worker process exited while reading it"
+            Document.worker_id.in_(dead),
+            utcnow(),
+            "its worker process exited while reading it",
         )
 
-    async def _recover(self, condition: Any, now: datetime, why: str) -> int:
+    async def _recover(self, held: Any, now: datetime, why: str) -> int:
+        started = (Document.status == PROCESSING) & held
+        unstarted = (
+            (Document.status == PENDING) & Document.claim_token.is_not(None) & held
+        )
         async with write_transaction(self.engine) as connection:
             # Lock the documents before their attempts, as completions do
             # (see ``cancel``).
             tokens = list(
                 (
                     await connection.execute(
-                        select(Document.claim_token).where(condition).with_for_update()
+                        select(Document.claim_token).where(started).with_for_update()
                     )
                 ).scalars()
             )
@@ -1191,7 +1312,7 @@ class JobStore:
                 )
             exhausted = await connection.execute(
                 update(Document)
-                .where(condition, Document.attempts >= Document.max_attempts)
+                .where(started, Document.attempts >= Document.max_attempts)
                 .returning(Document.id)
                 .values(
                     status=FAILED,
@@ -1212,7 +1333,7 @@ class JobStore:
             await outbox.enqueue_events(connection, quarantined, now, self.webhook_url)
             retried = await connection.execute(
                 update(Document)
-                .where(condition)
+                .where(started)
                 .values(
                     status=PENDING,
                     updated_at=now,
@@ -1225,7 +1346,14 @@ class JobStore:
                     error_message=f"attempt abandoned: {why}",
                 )
             )
-            if retried.rowcount:
+            # Held for a slot but never started: nothing was read, so
+            # nothing is counted or blamed.
+            unheld = await connection.execute(
+                update(Document)
+                .where(unstarted)
+                .values(worker_id=None, claim_token=None, lease_expires_at=None)
+            )
+            if retried.rowcount or unheld.rowcount:
                 await self._announce(connection)
         count = len(quarantined) + retried.rowcount
         if count:
@@ -1235,9 +1363,17 @@ class JobStore:
                 why,
                 extra={"action": "documents_recovered", "count": count},
             )
+        if unheld.rowcount:
+            logger.info(
+                "gave back %d document(s) held for a slot but never started: %s",
+                unheld.rowcount,
+                why,
+                extra={"action": "claims_released", "count": unheld.rowcount},
+            )
+        if count or unheld.rowcount:
             for listener in self._enqueue_listeners:
                 listener()
-        return count
+        return count + unheld.rowcount
 
 
 # The worker's statements, built once: each document costs a claim, maybe a
@@ -1246,41 +1382,82 @@ class JobStore:
 _documents = cast(Table, Document.__table__)
 _attempts = cast(Table, Attempt.__table__)
 
+_DUE_COLUMNS = (
+    _documents.c.id,
+    _documents.c.attempts,
+    _documents.c.max_attempts,
+    _documents.c.storage_key,
+    _documents.c.filename,
+    _documents.c.size_bytes,
+    _documents.c.source_url,
+    _documents.c.callback_url,
+    _documents.c.mime_type,
+    _documents.c.priority,
+    _documents.c.next_attempt_at,
+)
+# Pending and held by no worker: a claim waiting for a slot keeps its
+# document pending (see ``JobStore.claim_batch``).
+_FREE = (
+    _documents.c.status == PENDING,
+    _documents.c.claim_token.is_(None),
+)
+_QUEUE_ORDER = (
+    _documents.c.priority.desc(),
+    _documents.c.next_attempt_at,
+    _documents.c.id,
+)
+
 _DUE = (
-    select(
-        _documents.c.id,
-        _documents.c.attempts,
-        _documents.c.max_attempts,
-        _documents.c.storage_key,
-        _documents.c.filename,
-        _documents.c.size_bytes,
-        _documents.c.source_url,
-        _documents.c.callback_url,
-        _documents.c.mime_type,
-    )
-    .where(
-        _documents.c.status == PENDING,
-        _documents.c.next_attempt_at <= bindparam("now"),
-    )
-    .order_by(
-        _documents.c.priority.desc(),
-        _documents.c.next_attempt_at,
-        _documents.c.id,
-    )
+    select(*_DUE_COLUMNS)
+    .where(*_FREE, _documents.c.next_attempt_at <= bindparam("now"))
+    .order_by(*_QUEUE_ORDER)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
 
-_TAKE = (
+_DUE_ABOVE = (
+    select(*_DUE_COLUMNS)
+    .where(
+        *_FREE,
+        _documents.c.next_attempt_at <= bindparam("now"),
+        _documents.c.priority > bindparam("priority"),
+    )
+    .order_by(*_QUEUE_ORDER)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+
+# Parameters by name only: RowReader passes no others.
+_OUTRANKING = select(func.min(_documents.c.next_attempt_at).label("due")).where(
+    _documents.c.status == bindparam("pending"),
+    _documents.c.claim_token.is_(None),
+    _documents.c.priority > bindparam("priority"),
+)
+
+_HOLD = (
     update(_documents)
     .where(
         _documents.c.id == bindparam("document_id"),
-        _documents.c.status == PENDING,
+        *_FREE,
     )
     .values(
-        status=PROCESSING,
         worker_id=bindparam("worker_id"),
         claim_token=bindparam("token"),
+        lease_expires_at=bindparam("lease_expires_at"),
+    )
+)
+
+_HELD_UNSTARTED = (
+    _documents.c.id == bindparam("document_id"),
+    _documents.c.claim_token == bindparam("token"),
+    _documents.c.status == PENDING,
+)
+
+_START = (
+    update(_documents)
+    .where(*_HELD_UNSTARTED)
+    .values(
+        status=PROCESSING,
         lease_expires_at=bindparam("lease_expires_at"),
         attempts=bindparam("attempt"),
         started_at=bindparam("now"),
@@ -1289,12 +1466,19 @@ _TAKE = (
     )
 )
 
+_UNHOLD = (
+    update(_documents)
+    .where(*_HELD_UNSTARTED)
+    .values(worker_id=None, claim_token=None, lease_expires_at=None)
+)
+
 _OPEN_ATTEMPT = insert(_attempts)
 
+# Held, started or not.
 _HOLDING = (
     _documents.c.id.in_(bindparam("ids", expanding=True)),
     _documents.c.claim_token.in_(bindparam("tokens", expanding=True)),
-    _documents.c.status == PROCESSING,
+    _documents.c.status.in_([PENDING, PROCESSING]),
 )
 
 _PARSER = select(_documents.c.parser).where(_documents.c.id == bindparam("document_id"))
@@ -1350,6 +1534,14 @@ _CLOSE_ATTEMPT = (
 )
 
 
+def claim_rank(claim: Claim) -> tuple[int, datetime, str]:
+    """Where the claim's document stands in the queue; lower is sooner."""
+    return (-claim.priority, claim.due or _LONG_AGO, claim.document_id)
+
+
+_LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _held_parameters(claims: Sequence[Claim]) -> dict[str, Any]:
     # Both lists, not (id, token) pairs: the primary key finds the rows and
     # a token, random and never reused, can only match its own document.
@@ -1403,6 +1595,10 @@ def _fresh_start(now: datetime) -> dict[str, Any]:
         "error_message": None,
         "progress": None,
         "duplicate_of": None,
+        # A completed document keeps its last claim token; a pending one
+        # with a token is held by a worker.
+        "claim_token": None,
+        "lease_expires_at": None,
     }
 
 
