@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
+import itertools
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -33,13 +35,21 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from docmill.db.engine import RowReader, write_transaction
+from docmill.db.engine import (
+    RowReader,
+    SqliteTransaction,
+    SqliteWriter,
+    write_transaction,
+)
 from docmill.db.models import (
     Attempt,
+    Blob,
+    BlobChunk,
     Document,
     DocumentContent,
     IdempotencyKey,
@@ -200,19 +210,24 @@ class GroupCommit(_Grouped[tuple[dict[str, Any], NewDocument], Any]):
         self,
         batch: list[tuple[tuple[dict[str, Any], NewDocument], asyncio.Future[Any]]],
     ) -> None:
+        originals = {
+            new.storage_key: new.original_bytes
+            for (_, new), _ in batch
+            if new.original_bytes is not None
+        }
+        rows = [values for (values, _), _ in batch]
+        writer = self.store._writer
         try:
-            async with write_transaction(self.store.engine) as connection:
-                originals = {
-                    new.storage_key: new.original_bytes
-                    for (_, new), _ in batch
-                    if new.original_bytes is not None
-                }
-                if originals:
-                    await insert_small_blobs(connection, originals)
-                await connection.execute(
-                    insert(Document), [values for (values, _), _ in batch]
+            if writer is not None:
+                await writer.run(
+                    functools.partial(_insert_now, rows=rows, originals=originals)
                 )
-                await self.store._announce(connection)
+            else:
+                async with write_transaction(self.store.engine) as connection:
+                    if originals:
+                        await insert_small_blobs(connection, originals)
+                    await connection.execute(insert(Document), rows)
+                    await self.store._announce(connection)
         except BaseException as exc:
             for _, future in batch:
                 if not future.done():
@@ -237,10 +252,8 @@ class CompletionCommit(_Grouped[tuple[Claim, dict[str, Any]], str | None]):
     result is tried again alone, so one bad result does not take the others
     with it.
 
-    Known shortcoming: on SQLite each statement inside still costs three or
-    four hops to aiosqlite's thread (cursor, execute, fetch, close), about
-    18 per result when results come one at a time. Running the whole
-    transaction on the driver's thread in one hop would remove most of that.
+    On SQLite the common result (no earlier result to replace, no webhook
+    to queue) is written by ``SqliteWriter`` in one hop to its thread.
     """
 
     async def add(self, claim: Claim, payload: dict[str, Any]) -> str | None:
@@ -255,10 +268,7 @@ class CompletionCommit(_Grouped[tuple[Claim, dict[str, Any]], str | None]):
     async def _commit(self, batch: list[_Completion], *, answer_errors: bool) -> bool:
         """Write ``batch`` in one transaction; whether it committed."""
         try:
-            async with write_transaction(self.store.engine) as connection:
-                outcomes = await self.store._complete_many(
-                    connection, [item for item, _ in batch]
-                )
+            outcomes = await self.store._write_results([item for item, _ in batch])
         except BaseException as exc:
             if answer_errors or not isinstance(exc, Exception):
                 for _, future in batch:
@@ -300,6 +310,8 @@ class JobStore:
         self.webhook_url = webhook_url
         self._enqueue_listeners: list[Callable[[], None]] = []
         self.reads = RowReader(engine)
+        # The worker's and the submissions' hot writes, one thread hop each.
+        self._writer = SqliteWriter(engine) if SqliteWriter.usable(engine) else None
         self._inserts = GroupCommit(self)
         self._completions = CompletionCommit(self)
 
@@ -663,6 +675,11 @@ class JobStore:
         Take the most urgent due document and start it, in one transaction;
         None if there is none.
         """
+        if self._writer is not None:
+            claims = await self._writer.run(
+                functools.partial(self._claim_now, worker_id=worker_id, start=True)
+            )
+            return claims[0] if claims else None
         async with write_transaction(self.engine) as connection:
             claims = await self._claim(connection, worker_id, 1)
             if not claims:
@@ -683,8 +700,42 @@ class JobStore:
         under the same lock (SQLite's write lock; PostgreSQL's row locks,
         skipping rows another worker holds), so none can change in between.
         """
+        if self._writer is not None:
+            return await self._writer.run(
+                functools.partial(self._claim_now, worker_id=worker_id, limit=limit)
+            )
         async with write_transaction(self.engine) as connection:
             return await self._claim(connection, worker_id, limit)
+
+    def _claim_now(
+        self,
+        transaction: SqliteTransaction,
+        *,
+        worker_id: str,
+        limit: int = 1,
+        start: bool = False,
+    ) -> Sequence[Claim]:
+        """``_claim`` (and ``_start_many``) on the SQLite writer's thread."""
+        rows = transaction.rows(_DUE, {"now": utcnow(), "limit": limit})
+        if not rows:
+            return []
+        claims = _claims_from(rows, worker_id)
+        transaction.executemany(_HOLD, self._hold_parameters(claims))
+        if start:
+            self._start_now(transaction, claims)
+        return claims
+
+    def _hold_parameters(self, claims: Sequence[Claim]) -> Sequence[dict[str, Any]]:
+        lease_expires_at = utcnow() + self.lease
+        return [
+            {
+                "document_id": claim.document_id,
+                "worker_id": claim.worker_id,
+                "token": claim.token,
+                "lease_expires_at": lease_expires_at,
+            }
+            for claim in claims
+        ]
 
     async def _claim(
         self, connection: Any, worker_id: str, limit: int, priority: int | None = None
@@ -697,41 +748,8 @@ class JobStore:
             rows = (await connection.execute(_DUE_ABOVE, due)).all()
         if not rows:
             return []
-        claims = [
-            Claim(
-                document_id=row.id,
-                token=new_claim_token(),
-                attempt=row.attempts + 1,
-                max_attempts=row.max_attempts,
-                worker_id=worker_id,
-                storage_key=row.storage_key,
-                filename=row.filename,
-                size_bytes=row.size_bytes,
-                # Fetched already (a retry, or reprocessing): no need to
-                # fetch again.
-                source_url=row.source_url if not row.storage_key else None,
-                callback_url=row.callback_url,
-                # Only ``complete`` (and a dedupe copy) writes a result, and
-                # both set mime_type with it.
-                had_result=row.mime_type is not None,
-                priority=row.priority,
-                due=row.next_attempt_at,
-            )
-            for row in rows
-        ]
-        lease_expires_at = utcnow() + self.lease
-        await connection.execute(
-            _HOLD,
-            [
-                {
-                    "document_id": claim.document_id,
-                    "worker_id": worker_id,
-                    "token": claim.token,
-                    "lease_expires_at": lease_expires_at,
-                }
-                for claim in claims
-            ],
-        )
+        claims = _claims_from(rows, worker_id)
+        await connection.execute(_HOLD, self._hold_parameters(claims))
         return claims
 
     async def start(self, claim: Claim) -> None:
@@ -743,6 +761,9 @@ class JobStore:
             LeaseLost: the claim is no longer the document's (cancelled,
                 deleted, or given back by recovery); nothing was written.
         """
+        if self._writer is not None:
+            await self._writer.run(functools.partial(self._start_now, claims=[claim]))
+            return
         async with write_transaction(self.engine) as connection:
             await self._start_many(connection, [claim])
 
@@ -751,35 +772,32 @@ class JobStore:
         # another worker released (or a recovery requeued) has committed by
         # then, so this attempt starts after the one it follows ended.
         now = utcnow()
-        result = await connection.execute(
-            _START,
-            [
-                {
-                    "document_id": claim.document_id,
-                    "token": claim.token,
-                    "attempt": claim.attempt,
-                    "lease_expires_at": now + self.lease,
-                    "now": now,
-                }
-                for claim in claims
-            ],
-        )
-        if result.rowcount != len(claims):
-            assert len(claims) == 1, "only one claim is started at a time"
-            raise LeaseLost(claims[0].document_id)
-        await connection.execute(
-            _OPEN_ATTEMPT,
-            [
-                {
-                    "document_id": claim.document_id,
-                    "number": claim.attempt,
-                    "worker_id": claim.worker_id,
-                    "claim_token": claim.token,
-                    "started_at": now,
-                }
-                for claim in claims
-            ],
-        )
+        for claim in claims:
+            started = await connection.execute(
+                _START, self._start_parameters(claim, now)
+            )
+            if started.rowcount != 1:
+                raise LeaseLost(claim.document_id)
+        await connection.execute(_OPEN_ATTEMPT, _attempt_parameters(claims, now))
+
+    def _start_now(
+        self, transaction: SqliteTransaction, claims: Sequence[Claim]
+    ) -> None:
+        """``_start_many`` on the SQLite writer's thread."""
+        now = utcnow()
+        for claim in claims:
+            if transaction.execute(_START, self._start_parameters(claim, now)) != 1:
+                raise LeaseLost(claim.document_id)
+        transaction.executemany(_OPEN_ATTEMPT, _attempt_parameters(claims, now))
+
+    def _start_parameters(self, claim: Claim, now: datetime) -> dict[str, Any]:
+        return {
+            "document_id": claim.document_id,
+            "token": claim.token,
+            "attempt": claim.attempt,
+            "lease_expires_at": now + self.lease,
+            "now": now,
+        }
 
     async def outranking_due_at(self, priority: int) -> datetime | None:
         """
@@ -903,6 +921,55 @@ class JobStore:
         """
         return await self._completions.add(claim, payload)
 
+    async def _write_results(
+        self, results: Sequence[tuple[Claim, dict[str, Any]]]
+    ) -> Sequence[str | LeaseLost | None]:
+        """Write ``results`` in one transaction (see ``_complete_many``)."""
+        if self._writer is not None and not any(
+            claim.had_result or claim.callback_url or self.webhook_url
+            for claim, _ in results
+        ):
+            return await self._writer.run(
+                functools.partial(self._complete_now, results=results)
+            )
+        async with write_transaction(self.engine) as connection:
+            return await self._complete_many(connection, results)
+
+    def _complete_now(
+        self,
+        transaction: SqliteTransaction,
+        results: Sequence[tuple[Claim, dict[str, Any]]],
+    ) -> Sequence[str | LeaseLost | None]:
+        """
+        ``_complete_many`` on the SQLite writer's thread, for first results
+        with no webhook to queue: the result, its search entry and the
+        closing of its attempt, each fenced by the claim's token.
+        """
+        now = utcnow()
+        outcomes: list[str | LeaseLost | None] = []
+        stored: list[tuple[Claim, dict[str, Any]]] = []
+        for claim, payload in results:
+            completed = transaction.rows(
+                _COMPLETE, _completion_parameters(claim, payload, now)
+            )
+            if not completed:
+                outcomes.append(LeaseLost(claim.document_id))
+                continue
+            outcomes.append(completed[0].parser)
+            stored.append((claim, payload))
+        if stored:
+            transaction.executemany(_STORE_CONTENT, _content_parameters(stored))
+            transaction.executemany(
+                search.SQLITE_INDEX,
+                search.index_parameters(
+                    [(claim.document_id, payload["text"]) for claim, payload in stored]
+                ),
+            )
+            transaction.executemany(
+                _CLOSE_ATTEMPT, _closing_parameters(stored, now, COMPLETED)
+            )
+        return outcomes
+
     async def _complete_many(
         self, connection: Any, results: Sequence[tuple[Claim, dict[str, Any]]]
     ) -> Sequence[str | LeaseLost | None]:
@@ -917,18 +984,7 @@ class JobStore:
         for claim, payload in results:
             completed = (
                 await connection.execute(
-                    _COMPLETE,
-                    {
-                        "document_id": claim.document_id,
-                        "token": claim.token,
-                        "now": now,
-                        "mime_type": payload["mime_type"],
-                        "word_count": payload["word_count"],
-                        "char_count": payload["char_count"],
-                        "page_count": payload["page_count"],
-                        "metadata": payload["metadata"],
-                        "processing_ms": payload["processing_ms"],
-                    },
+                    _COMPLETE, _completion_parameters(claim, payload, now)
                 )
             ).first()
             if completed is None:
@@ -950,20 +1006,7 @@ class JobStore:
                 )
             )
             await search.unindex(connection, reprocessed)
-        await connection.execute(
-            _STORE_CONTENT,
-            [
-                {
-                    "document_id": claim.document_id,
-                    "text": payload["text"],
-                    "markdown": payload["markdown"],
-                    "pages": payload["pages"],
-                    "children": payload["children"],
-                    "warnings": payload["warnings"],
-                }
-                for claim, payload in stored
-            ],
-        )
+        await connection.execute(_STORE_CONTENT, _content_parameters(stored))
         await search.index_texts(
             connection,
             [(claim.document_id, payload["text"]) for claim, payload in stored],
@@ -978,17 +1021,7 @@ class JobStore:
             # to send it to, neither the claim's nor the global one, skip it.
             await outbox.enqueue_events(connection, announced, now, self.webhook_url)
         await connection.execute(
-            _CLOSE_ATTEMPT,
-            [
-                {
-                    "document": claim.document_id,
-                    "token": claim.token,
-                    "now": now,
-                    "outcome": COMPLETED,
-                    "error_code": None,
-                }
-                for claim, _ in stored
-            ],
+            _CLOSE_ATTEMPT, _closing_parameters(stored, now, COMPLETED)
         )
         return outcomes
 
@@ -1472,7 +1505,13 @@ _UNHOLD = (
     .values(worker_id=None, claim_token=None, lease_expires_at=None)
 )
 
-_OPEN_ATTEMPT = insert(_attempts)
+_OPEN_ATTEMPT = insert(_attempts).values(
+    document_id=bindparam("document_id"),
+    number=bindparam("number"),
+    worker_id=bindparam("worker_id"),
+    claim_token=bindparam("claim_token"),
+    started_at=bindparam("started_at"),
+)
 
 # Held, started or not.
 _HOLDING = (
@@ -1532,6 +1571,136 @@ _CLOSE_ATTEMPT = (
         error_code=bindparam("error_code"),
     )
 )
+
+
+def _claims_from(rows: Sequence[Any], worker_id: str) -> list[Claim]:
+    return [
+        Claim(
+            document_id=row.id,
+            token=new_claim_token(),
+            attempt=row.attempts + 1,
+            max_attempts=row.max_attempts,
+            worker_id=worker_id,
+            storage_key=row.storage_key,
+            filename=row.filename,
+            size_bytes=row.size_bytes,
+            # Fetched already (a retry, or reprocessing): no need to fetch
+            # again.
+            source_url=row.source_url if not row.storage_key else None,
+            callback_url=row.callback_url,
+            # Only ``complete`` (and a dedupe copy) writes a result, and both
+            # set mime_type with it.
+            had_result=row.mime_type is not None,
+            priority=row.priority,
+            due=row.next_attempt_at,
+        )
+        for row in rows
+    ]
+
+
+def _attempt_parameters(claims: Sequence[Claim], now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "document_id": claim.document_id,
+            "number": claim.attempt,
+            "worker_id": claim.worker_id,
+            "claim_token": claim.token,
+            "started_at": now,
+        }
+        for claim in claims
+    ]
+
+
+def _completion_parameters(
+    claim: Claim, payload: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    return {
+        "document_id": claim.document_id,
+        "token": claim.token,
+        "now": now,
+        "mime_type": payload["mime_type"],
+        "word_count": payload["word_count"],
+        "char_count": payload["char_count"],
+        "page_count": payload["page_count"],
+        "metadata": payload["metadata"],
+        "processing_ms": payload["processing_ms"],
+    }
+
+
+def _content_parameters(
+    stored: Sequence[tuple[Claim, dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "document_id": claim.document_id,
+            "text": payload["text"],
+            "markdown": payload["markdown"],
+            "pages": payload["pages"],
+            "children": payload["children"],
+            "warnings": payload["warnings"],
+        }
+        for claim, payload in stored
+    ]
+
+
+def _closing_parameters(
+    stored: Sequence[tuple[Claim, Any]], now: datetime, outcome: str
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "document": claim.document_id,
+            "token": claim.token,
+            "now": now,
+            "outcome": outcome,
+            "error_code": None,
+        }
+        for claim, _ in stored
+    ]
+
+
+def _insert_now(
+    transaction: SqliteTransaction,
+    rows: list[dict[str, Any]],
+    originals: dict[str, bytes],
+) -> None:
+    """
+    A group of submissions on the SQLite writer's thread: their small
+    originals (as ``storage.insert_small_blobs`` writes them) and rows.
+    """
+    if originals:
+        now = utcnow()
+        transaction.executemany(
+            _NEW_CHUNK,
+            [{"key": k, "seq": 0, "data": d} for k, d in originals.items() if d],
+        )
+        transaction.executemany(
+            _NEW_BLOB,
+            [
+                {
+                    "key": key,
+                    "size_bytes": len(data),
+                    "chunk_count": 1 if data else 0,
+                    "created_at": now,
+                }
+                for key, data in originals.items()
+            ],
+        )
+    for columns, same in itertools.groupby(rows, key=_columns):
+        transaction.executemany(_new_document(columns), list(same))
+
+
+def _columns(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(row)
+
+
+@functools.cache
+def _new_document(columns: tuple[str, ...]) -> Any:
+    # Exactly the columns given: the values _new_row sets, no others.
+    return insert(_documents).values({name: bindparam(name) for name in columns})
+
+
+_NEW_CHUNK = sqlite.insert(cast(Table, BlobChunk.__table__)).on_conflict_do_nothing()
+_NEW_BLOB = sqlite.insert(cast(Table, Blob.__table__)).on_conflict_do_nothing()
 
 
 def claim_rank(claim: Claim) -> tuple[int, datetime, str]:
