@@ -489,15 +489,13 @@ class JobStore:
         The bound keeps back-pressure checks cheap on every submission: the
         count stops at the limit instead of walking a million pending rows.
         """
-        waiting = select(Document.id).where(Document.status == PENDING)
-        if up_to is not None:
-            waiting = waiting.limit(up_to)
+        statement, params = (
+            (_PENDING_COUNT, {})
+            if up_to is None
+            else (_PENDING_COUNT_UP_TO, {"up_to": up_to})
+        )
         async with self.engine.connect() as connection:
-            count = (
-                await connection.execute(
-                    select(func.count()).select_from(waiting.subquery())
-                )
-            ).scalar_one()
+            count = (await connection.execute(statement, params)).scalar_one()
         return int(count)
 
     async def reprocess(self, document_id: str) -> str | None:
@@ -1743,6 +1741,17 @@ _SUMMARY = (
     )
     .outerjoin(DocumentContent, DocumentContent.document_id == Document.id)
     .where(Document.id == bindparam("document_id"))
+)
+
+
+# Built once: the API counts on submissions (see api.submit.PendingGauge),
+# and building the statement cost more than the count.
+_PENDING_COUNT = select(func.count()).where(_documents.c.status == PENDING)
+_PENDING_COUNT_UP_TO = select(func.count()).select_from(
+    select(_documents.c.id)
+    .where(_documents.c.status == PENDING)
+    .limit(bindparam("up_to"))
+    .subquery()
 )
 
 
