@@ -97,6 +97,7 @@ class Worker:
         self._held: dict[str, _Held] = {}
         self._dry = False
         self._draining = False
+        self._swapping = False
         self._slots: list[asyncio.Task[None]] = []
         self._busy = 0
         self._lost_tokens: set[str] = set()
@@ -305,13 +306,16 @@ class Worker:
         if due is None or due > utcnow():
             return
         # Out of the slots' reach meanwhile: a slot must not start a claim
-        # that the swap gives back.
+        # that the swap gives back (nor, draining, think the queue empty).
         self._ready.clear()
+        self._swapping = True
         try:
             taken, given_back = await self.store.claim_ahead_of(self.worker_id, waiting)
         except Exception:
             logger.exception("could not take more urgent documents")
             taken, given_back = [], []
+        finally:
+            self._swapping = False
         for claim in given_back:
             self._held.pop(claim.token, None)
         kept = [claim for claim in waiting if claim.token in self._held]
@@ -329,7 +333,7 @@ class Worker:
             return (
                 bool(self._ready)
                 or self._stopping.is_set()
-                or (drain and self._dry and self._busy == 0)
+                or (drain and self._dry and self._busy == 0 and not self._swapping)
             )
 
         async with self._claims_changed:
