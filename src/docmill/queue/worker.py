@@ -8,8 +8,8 @@ keeps a next document held for every slot (still pending, no attempt
 counted), claiming several per transaction, so a slot starts its next
 document without waiting on a claim; it sleeps until this process queues a
 document or the poll interval passes, and makes a held claim give way to a
-more urgent document. One heartbeat task renews the
-leases of every document the worker holds and notices those it lost.
+more urgent document. One heartbeat task renews the leases of every
+document the worker holds and notices those it lost.
 
 Shutdown (``stop``) stops claiming at once, gives back the documents claimed
 ahead, lets running extractions finish for a grace period, then kills the
@@ -518,13 +518,13 @@ class Worker:
             await asyncio.shield(original.aclose())
             self._held.pop(claim.token, None)
             # Whichever the start got to, the release undoes it.
-            await asyncio.shield(asyncio.wait([start]))
+            await asyncio.shield(_settled(start))
             if not self._lost(claim):
                 await asyncio.shield(self._release(claim))
                 raise
         except BaseException:
             await asyncio.shield(original.aclose())
-            await asyncio.shield(asyncio.wait([start]))
+            await asyncio.shield(_settled(start))
             raise
         else:
             # From here on a lost lease cancels the storing task, not this
@@ -719,6 +719,14 @@ class Worker:
                 self.worker_id,
                 extra=_fields("document_released", claim),
             )
+
+
+async def _settled(start: asyncio.Task[bool]) -> None:
+    """Wait for the start write; its error, if any, is logged, not raised."""
+    try:
+        await start
+    except Exception:
+        logger.exception("could not record a document's start")
 
 
 def _failure(
