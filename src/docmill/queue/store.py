@@ -799,13 +799,20 @@ class JobStore:
 
     async def outranking_due_at(self, priority: int) -> datetime | None:
         """
-        When the earliest document above ``priority`` that no worker holds
-        is (or was) due; None if there is none.
+        When the next document above ``priority`` that no worker holds, in
+        queue order, is (or was) due; None if there is none.
 
-        A cheap read (off the pool) that tells a worker whether the claims
-        waiting for its slots should make way (``claim_ahead_of``).
+        A cheap read (off the pool, one index entry) that tells a worker
+        whether the claims waiting for its slots should make way
+        (``claim_ahead_of``). Known gap: it looks at the highest priority
+        only, so while that one's next document waits for a retry, a due
+        document of a priority between it and ``priority`` is not noticed
+        until a slot claims again. Comparing with the clock in the query
+        (or a reader that binds timestamps) would close it.
         """
-        row = await self.reads.first(_OUTRANKING, pending=PENDING, priority=priority)
+        row = await self.reads.first(
+            _OUTRANKING, pending=PENDING, priority=priority, one=1, zero=0
+        )
         return None if row is None else row.due
 
     async def claim_ahead_of(
@@ -1458,11 +1465,19 @@ _DUE_ABOVE = (
     .with_for_update(skip_locked=True)
 )
 
-# Parameters by name only: RowReader passes no others.
-_OUTRANKING = select(func.min(_documents.c.next_attempt_at).label("due")).where(
-    _documents.c.status == bindparam("pending"),
-    _documents.c.claim_token.is_(None),
-    _documents.c.priority > bindparam("priority"),
+# The first free document above a priority, in queue order: one index
+# entry. Parameters by name only: RowReader passes no others.
+_OUTRANKING = (
+    select(_documents.c.next_attempt_at.label("due"))
+    .where(
+        _documents.c.status == bindparam("pending"),
+        _documents.c.claim_token.is_(None),
+        _documents.c.priority > bindparam("priority"),
+    )
+    .order_by(*_QUEUE_ORDER)
+    # SQLite's LIMIT comes with an OFFSET: both named, or it gets its own.
+    .limit(bindparam("one"))
+    .offset(bindparam("zero"))
 )
 
 _HOLD = (
