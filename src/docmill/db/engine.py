@@ -362,12 +362,6 @@ class SqliteWriter:
         connection.execute("COMMIT")
         return answer
 
-    async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(
-            self._executor, _close_all, self._connection
-        )
-        self._executor.shutdown(wait=False)
-
 
 class SqliteTransaction:
     """The statements of one ``SqliteWriter.run``, on its writer thread."""
