@@ -155,6 +155,20 @@ async def wait_status(client: httpx.AsyncClient, document_id: str, status: str) 
         await asyncio.sleep(0.02)
 
 
+async def wait_held(settings: Settings, document_id: str) -> None:
+    """Wait until a worker holds the document for a slot (claimed ahead)."""
+    from docmill.api.app import build_services
+
+    services = build_services(settings)
+    try:
+        deadline = time.monotonic() + 10
+        while (await services.store.get(document_id)).claim_token is None:
+            assert time.monotonic() < deadline, f"{document_id} never held"
+            await asyncio.sleep(0.02)
+    finally:
+        await services.engine.dispose()
+
+
 async def test_document_claimed_ahead_and_cancelled_never_starts(
     client_with: ClientFactory, settings: Settings
 ) -> None:
@@ -165,7 +179,8 @@ async def test_document_claimed_ahead_and_cancelled_never_starts(
         await wait_status(client, running, "processing")
         # The one slot is busy, so this one waits, claimed ahead.
         waiting = await submit(client, b"DOCMILL-TEST-SLEEP 0\nwaiting")
-        await wait_status(client, waiting, "processing")
+        await wait_held(settings, waiting)
+        shown = (await client.get(f"/documents/{waiting}")).json()
 
         cancelled = await client.post(f"/documents/{waiting}/cancel")
         after = await wait_final(client, await submit(client, b"after"))
@@ -174,29 +189,53 @@ async def test_document_claimed_ahead_and_cancelled_never_starts(
     attempts = await services.store.attempts(waiting)
     await services.engine.dispose()
 
+    assert (shown["status"], shown["attempts"]) == ("pending", 0)
     assert cancelled.json()["status"] == "cancelled"
     assert (body["status"], body["result"], after["status"]) == (
         "cancelled",
         None,
         "completed",
     )
-    assert [a.outcome for a in attempts] == ["cancelled"]
+    assert attempts == []
 
 
 async def test_shutdown_gives_back_documents_claimed_ahead(
-    client_with: ClientFactory,
+    client_with: ClientFactory, settings: Settings
 ) -> None:
     async with client_with(workers=1, shutdown_grace_seconds=10) as client:
         running = await submit(client, b"DOCMILL-TEST-SLEEP 0.5\nslow")
         await wait_status(client, running, "processing")
         waiting = await submit(client, b"DOCMILL-TEST-SLEEP 0\nwaiting")
-        await wait_status(client, waiting, "processing")
+        await wait_held(settings, waiting)
     async with client_with(workers=0) as client:
         finished = (await client.get(f"/documents/{running}")).json()
         released = (await client.get(f"/documents/{waiting}")).json()
 
     assert finished["status"] == "completed"
     assert (released["status"], released["attempts"]) == ("pending", 0)
+
+
+async def test_urgent_document_overtakes_one_claimed_ahead(
+    client_with: ClientFactory, settings: Settings
+) -> None:
+    """A claim waiting for the busy slot makes way for a later, urgent one."""
+    async with client_with(workers=1) as client:
+        running = await submit(client, b"DOCMILL-TEST-SLEEP 1.5\nslow")
+        await wait_status(client, running, "processing")
+        waiting = await submit(client, b"DOCMILL-TEST-SLEEP 0\nwaiting")
+        await wait_held(settings, waiting)
+        urgent = (
+            await client.post(
+                "/documents",
+                files={"file": ("u.txt", b"DOCMILL-TEST-SLEEP 0\nurgent")},
+                data={"priority": "5"},
+            )
+        ).json()["id"]
+        bodies = [await wait_final(client, i) for i in (running, urgent, waiting)]
+
+    started = [body["started_at"] for body in bodies]
+    assert [body["status"] for body in bodies] == ["completed"] * 3
+    assert started == sorted(started)
 
 
 def _deadlock() -> Exception:

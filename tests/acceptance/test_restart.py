@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -39,16 +40,20 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / "server.log"
 
-    def start(self) -> None:
-        env = os.environ | {
-            "DOCMILL_DATA_DIR": str(self.data_dir),
-            "DOCMILL_EXTRACTOR_PLUGINS": json.dumps(["docmill.testing"]),
-            # These tests poll every document as fast as they can.
-            "DOCMILL_RATE_LIMIT": "",
-            "DOCMILL_LEASE_SECONDS": "3",
-            "DOCMILL_POLL_SECONDS": "0.1",
-            "DOCMILL_SHUTDOWN_GRACE_SECONDS": "0.5",
-        }
+    def start(self, **settings: str) -> None:
+        env = (
+            os.environ
+            | settings
+            | {
+                "DOCMILL_DATA_DIR": str(self.data_dir),
+                "DOCMILL_EXTRACTOR_PLUGINS": json.dumps(["docmill.testing"]),
+                # These tests poll every document as fast as they can.
+                "DOCMILL_RATE_LIMIT": "",
+                "DOCMILL_LEASE_SECONDS": "3",
+                "DOCMILL_POLL_SECONDS": "0.1",
+                "DOCMILL_SHUTDOWN_GRACE_SECONDS": "0.5",
+            }
+        )
         command = [
             sys.executable,
             "-m",
@@ -154,3 +159,43 @@ def test_documents_survive_server_stop_and_complete_exactly_once(
     texts = {httpx.get(f"{server.url}/documents/{i}/text").text for i in ids}
     assert texts == {f"document {n}" for n in range(DOCUMENTS)}
     assert log_line in server.log.read_text()
+
+
+def test_killed_server_blames_only_the_documents_it_was_reading(
+    server: Server,
+) -> None:
+    """
+    With one attempt allowed, a SIGKILL fails the documents being read, and
+    those its slots only held for later go back unblamed and complete.
+    """
+    server.start(DOCMILL_MAX_ATTEMPTS="1")
+    ids = submit_slow_documents(server)
+    deadline = time.monotonic() + 20
+    while (reading := held(server.data_dir))["processing"] < 2 or not reading["held"]:
+        assert time.monotonic() < deadline, f"slots never both busy: {reading}"
+        time.sleep(0.05)
+    being_read = set(reading["ids"])
+
+    server.signal(signal.SIGKILL)
+    server.start(DOCMILL_MAX_ATTEMPTS="1")
+    bodies = wait_all_final(server, ids)
+
+    outcomes = {b["id"]: (b["status"], b["attempts"]) for b in bodies}
+    assert outcomes == {
+        i: ("failed", 1) if i in being_read else ("completed", 1) for i in ids
+    }
+
+
+def held(data_dir: Path) -> dict[str, Any]:
+    """The documents being read, and how many are held for a slot."""
+    with sqlite3.connect(data_dir / "docmill.db") as connection:
+        rows = connection.execute(
+            "SELECT id, status FROM documents WHERE claim_token IS NOT NULL "
+            "AND status IN ('pending', 'processing')"
+        ).fetchall()
+    reading = [i for i, status in rows if status == "processing"]
+    return {
+        "ids": reading,
+        "processing": len(reading),
+        "held": len(rows) - len(reading),
+    }

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from docmill.db.models import Document
 from docmill.exceptions import OriginalMissing
+from docmill.queue import store as store_module
 from docmill.queue.store import JobStore, NewDocument
 from docmill.storage import (
     DatabaseStorage,
@@ -58,6 +59,13 @@ async def test_failed_commit_fails_every_submission_in_it(
     async def broken(connection: Any) -> None:
         raise RuntimeError("commit refused")
 
+    def insert_then_fail(transaction: Any, **kwargs: Any) -> None:
+        inserted(transaction, **kwargs)
+        raise RuntimeError("commit refused")
+
+    # The last step of the transaction fails, on whichever path writes it.
+    inserted = store_module._insert_now
+    monkeypatch.setattr(store_module, "_insert_now", insert_then_fail)
     monkeypatch.setattr(store, "_announce", broken)
 
     outcomes = await asyncio.gather(

@@ -17,9 +17,10 @@ import json
 import logging
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, event
 from sqlalchemy.engine import Connection
@@ -38,6 +39,8 @@ ASYNCPG_READ_POOL_SIZE = 20
 POOL_FAILURES_TO_GIVE_UP = 3
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -291,3 +294,167 @@ def _open_sqlite_reader(path: str) -> sqlite3.Connection:
     connection.execute(f"PRAGMA busy_timeout={SQLITE_READER_BUSY_TIMEOUT_MS}")
     connection.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     return connection
+
+
+class SqliteWriter:
+    """
+    Runs a whole write transaction on SQLite in one hop to a thread.
+
+    Through aiosqlite every statement cost three or four hops to the
+    connection's thread (cursor, execute, fetch, close), and the transaction
+    as many again (checkout, BEGIN IMMEDIATE, COMMIT, the pool's reset):
+    each a wake-up of the event loop, and the driver's thread holding the
+    GIL meanwhile. Here the caller hands a plain function that runs every
+    statement of the transaction on a ``sqlite3`` connection of the writer's
+    own, between BEGIN IMMEDIATE and COMMIT, in a thread of its own. It
+    queues on the same in-process lock as ``write_transaction``, so the two
+    paths never contend for the file lock; other processes meet the busy
+    timeout as before. Statements are SQLAlchemy's, compiled once for
+    SQLite with the dialect's own conversions of values (UTC timestamps,
+    JSON), so a row reads the same whichever path wrote it.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        assert engine.dialect.name == "sqlite"
+        self.engine = engine
+        self._path = engine.url.database or ""
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="docmill-writer")
+        self._connection: list[sqlite3.Connection] = []
+        self._statements = _SqliteStatements(engine.dialect)
+        weakref.finalize(self, _close_writer, self._executor, self._connection)
+
+    @staticmethod
+    def usable(engine: AsyncEngine) -> bool:
+        """Whether ``engine`` is a SQLite file (not in memory) this can share."""
+        database = engine.url.database
+        return (
+            engine.dialect.name == "sqlite"
+            and bool(database)
+            and (database != ":memory:")
+        )
+
+    async def run(self, work: Callable[[SqliteTransaction], T]) -> T:
+        """Run ``work`` in one write transaction; its answer, after COMMIT."""
+        lock = _SQLITE_WRITERS.setdefault(self.engine.sync_engine, asyncio.Lock())
+        loop = asyncio.get_running_loop()
+        async with lock:
+            running = loop.run_in_executor(self._executor, self._transaction, work)
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                # The thread cannot be stopped: hold the lock until it is done,
+                # as a cancelled write_transaction does until its rollback.
+                await asyncio.wait([running])
+                raise
+
+    def _transaction(self, work: Callable[[SqliteTransaction], T]) -> T:
+        if not self._connection:
+            self._connection.append(_open_sqlite_writer(self._path))
+        connection = self._connection[0]
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            answer = work(SqliteTransaction(connection, self._statements))
+        except BaseException:
+            # SQLite may have rolled back already (a full disk, say).
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            raise
+        connection.execute("COMMIT")
+        return answer
+
+
+class SqliteTransaction:
+    """The statements of one ``SqliteWriter.run``, on its writer thread."""
+
+    def __init__(
+        self, connection: sqlite3.Connection, statements: _SqliteStatements
+    ) -> None:
+        self._connection = connection
+        self._statements = statements
+
+    def execute(self, statement: Any, params: dict[str, Any] | None = None) -> int:
+        """Run ``statement``; the number of rows it changed."""
+        compiled = self._statements.get(statement)
+        cursor = self._connection.execute(compiled.sql, compiled.bind(params or {}))
+        cursor.fetchall()
+        return int(cursor.rowcount)
+
+    def executemany(self, statement: Any, rows: Sequence[dict[str, Any]]) -> int:
+        """Run ``statement`` once per parameter set; the rows changed in all."""
+        if not rows:
+            return 0
+        compiled = self._statements.get(statement)
+        cursor = self._connection.executemany(
+            compiled.sql, [compiled.bind(row) for row in rows]
+        )
+        return int(cursor.rowcount)
+
+    def rows(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
+        """The rows ``statement`` answers (a SELECT, or RETURNING)."""
+        compiled = self._statements.get(statement)
+        raw = self._connection.execute(compiled.sql, compiled.bind(params or {}))
+        return [_row(row, compiled.processors, compiled.row_type) for row in raw]
+
+
+class _CompiledForSqlite:
+    def __init__(self, statement: Any, dialect: Any) -> None:
+        compiled = statement.compile(dialect=dialect)
+        self.sql = str(compiled)
+        self.names: list[str] = list(compiled.positiontup or [])
+        self.defaults: dict[str, Any] = dict(compiled.params)
+        binds = compiled.binds
+        self.converters = [
+            binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in self.names
+        ]
+        self.processors: list[Any] = []
+        self.row_type: type = tuple
+        # A SELECT's columns, or those of RETURNING.
+        columns = list(getattr(statement, "exported_columns", ()))
+        if columns:
+            self.processors = [_result_processor(c.type, dialect) for c in columns]
+            self.row_type = collections.namedtuple(  # type: ignore[misc]
+                "WriteRow", [str(c.key) for c in columns]
+            )
+
+    def bind(self, params: dict[str, Any]) -> list[Any]:
+        values = []
+        for name, convert in zip(self.names, self.converters, strict=True):
+            value = params[name] if name in params else self.defaults[name]
+            values.append(value if convert is None else convert(value))
+        return values
+
+
+class _SqliteStatements:
+    """Statements compiled once per writer, by the statement object."""
+
+    def __init__(self, dialect: Any) -> None:
+        self.dialect = dialect
+        self._compiled: dict[Any, _CompiledForSqlite] = {}
+
+    def get(self, statement: Any) -> _CompiledForSqlite:
+        found = self._compiled.get(statement)
+        if found is None:
+            found = self._compiled[statement] = _CompiledForSqlite(
+                statement, self.dialect
+            )
+        return found
+
+
+def _open_sqlite_writer(path: str) -> sqlite3.Connection:
+    # Used from the writer's one thread, but closed from whichever thread
+    # disposes of it.
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute("PRAGMA foreign_keys=ON")
+    connection.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+    connection.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+    return connection
+
+
+def _close_writer(
+    executor: ThreadPoolExecutor, connections: list[sqlite3.Connection]
+) -> None:
+    executor.shutdown(wait=False)
+    _close_all(connections)

@@ -83,23 +83,28 @@ async def index_texts(connection: Any, texts: Sequence[tuple[str, str]]) -> None
     Index new documents' texts (document id, text), inside the caller's
     transaction, in one statement; none of them may have an entry yet.
     """
-    if connection.dialect.name == "sqlite":
-        statement = (
-            "INSERT INTO document_search (rowid, body) "
-            "SELECT seq, :body FROM documents WHERE id = :id"
-        )
-    else:
-        statement = (
+    statement = (
+        SQLITE_INDEX
+        if connection.dialect.name == "sqlite"
+        else text(
             "INSERT INTO document_search (document_id, body) "
             "VALUES (:id, strip(to_tsvector('simple', :body)))"
         )
-    await connection.execute(
-        text(statement),
-        [
-            {"id": document_id, "body": body[:INDEXED_CHARS]}
-            for document_id, body in texts
-        ],
     )
+    await connection.execute(statement, index_parameters(texts))
+
+
+# Also run on its own by the job store's one-hop SQLite writer.
+SQLITE_INDEX = text(
+    "INSERT INTO document_search (rowid, body) "
+    "SELECT seq, :body FROM documents WHERE id = :id"
+)
+
+
+def index_parameters(texts: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    return [
+        {"id": document_id, "body": body[:INDEXED_CHARS]} for document_id, body in texts
+    ]
 
 
 async def copy_index(connection: Any, source_id: str, target_id: str) -> None:

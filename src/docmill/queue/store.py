@@ -1,10 +1,11 @@
 """
 The job store: every statement docmill sends to its database.
 
-The queue is the ``documents`` table. A worker claims the best pending row in
-one statement (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serialises
-writers with ``BEGIN IMMEDIATE``), which hands it a fresh claim token and a
-lease. Every later write for that attempt (lease renewal, progress, result,
+The queue is the ``documents`` table. A worker claims the best pending rows
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite serialises writers with
+``BEGIN IMMEDIATE``), which hands each a fresh claim token and a lease; the
+document stays pending until a slot starts it, which counts the attempt.
+Every later write for that claim (start, lease renewal, progress, result,
 failure) names the token in its ``WHERE`` clause, so a worker whose lease ran
 out and whose document was taken over can no longer change it: its write
 matches no row and it learns it has lost the lease.
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
+import itertools
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -32,13 +35,21 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from docmill.db.engine import RowReader, write_transaction
+from docmill.db.engine import (
+    RowReader,
+    SqliteTransaction,
+    SqliteWriter,
+    write_transaction,
+)
 from docmill.db.models import (
     Attempt,
+    Blob,
+    BlobChunk,
     Document,
     DocumentContent,
     IdempotencyKey,
@@ -82,6 +93,10 @@ class Claim:
     callback_url: str | None = None
     # Whether the document holds an earlier result (it is being reprocessed).
     had_result: bool = False
+    # The document's place in the queue, to keep claims waiting for a slot
+    # in the order the queue would hand them out.
+    priority: int = 0
+    due: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -195,19 +210,24 @@ class GroupCommit(_Grouped[tuple[dict[str, Any], NewDocument], Any]):
         self,
         batch: list[tuple[tuple[dict[str, Any], NewDocument], asyncio.Future[Any]]],
     ) -> None:
+        originals = {
+            new.storage_key: new.original_bytes
+            for (_, new), _ in batch
+            if new.original_bytes is not None
+        }
+        rows = [values for (values, _), _ in batch]
+        writer = self.store._writer
         try:
-            async with write_transaction(self.store.engine) as connection:
-                originals = {
-                    new.storage_key: new.original_bytes
-                    for (_, new), _ in batch
-                    if new.original_bytes is not None
-                }
-                if originals:
-                    await insert_small_blobs(connection, originals)
-                await connection.execute(
-                    insert(Document), [values for (values, _), _ in batch]
+            if writer is not None:
+                await writer.run(
+                    functools.partial(_insert_now, rows=rows, originals=originals)
                 )
-                await self.store._announce(connection)
+            else:
+                async with write_transaction(self.store.engine) as connection:
+                    if originals:
+                        await insert_small_blobs(connection, originals)
+                    await connection.execute(insert(Document), rows)
+                    await self.store._announce(connection)
         except BaseException as exc:
             for _, future in batch:
                 if not future.done():
@@ -232,10 +252,8 @@ class CompletionCommit(_Grouped[tuple[Claim, dict[str, Any]], str | None]):
     result is tried again alone, so one bad result does not take the others
     with it.
 
-    Known shortcoming: on SQLite each statement inside still costs three or
-    four hops to aiosqlite's thread (cursor, execute, fetch, close), about
-    18 per result when results come one at a time. Running the whole
-    transaction on the driver's thread in one hop would remove most of that.
+    On SQLite the common result (no earlier result to replace, no webhook
+    to queue) is written by ``SqliteWriter`` in one hop to its thread.
     """
 
     async def add(self, claim: Claim, payload: dict[str, Any]) -> str | None:
@@ -250,10 +268,7 @@ class CompletionCommit(_Grouped[tuple[Claim, dict[str, Any]], str | None]):
     async def _commit(self, batch: list[_Completion], *, answer_errors: bool) -> bool:
         """Write ``batch`` in one transaction; whether it committed."""
         try:
-            async with write_transaction(self.store.engine) as connection:
-                outcomes = await self.store._complete_many(
-                    connection, [item for item, _ in batch]
-                )
+            outcomes = await self.store._write_results([item for item, _ in batch])
         except BaseException as exc:
             if answer_errors or not isinstance(exc, Exception):
                 for _, future in batch:
@@ -295,6 +310,8 @@ class JobStore:
         self.webhook_url = webhook_url
         self._enqueue_listeners: list[Callable[[], None]] = []
         self.reads = RowReader(engine)
+        # The worker's and the submissions' hot writes, one thread hop each.
+        self._writer = SqliteWriter(engine) if SqliteWriter.usable(engine) else None
         self._inserts = GroupCommit(self)
         self._completions = CompletionCommit(self)
 
@@ -472,15 +489,13 @@ class JobStore:
         The bound keeps back-pressure checks cheap on every submission: the
         count stops at the limit instead of walking a million pending rows.
         """
-        waiting = select(Document.id).where(Document.status == PENDING)
-        if up_to is not None:
-            waiting = waiting.limit(up_to)
+        statement, params = (
+            (_PENDING_COUNT, {})
+            if up_to is None
+            else (_PENDING_COUNT_UP_TO, {"up_to": up_to})
+        )
         async with self.engine.connect() as connection:
-            count = (
-                await connection.execute(
-                    select(func.count()).select_from(waiting.subquery())
-                )
-            ).scalar_one()
+            count = (await connection.execute(statement, params)).scalar_one()
         return int(count)
 
     async def reprocess(self, document_id: str) -> str | None:
@@ -654,78 +669,194 @@ class JobStore:
     # -- claiming ----------------------------------------------------------
 
     async def claim_next(self, worker_id: str) -> Claim | None:
-        """Take the most urgent due document, or return None if there is none."""
-        claims = await self.claim_batch(worker_id, 1)
-        return claims[0] if claims else None
+        """
+        Take the most urgent due document and start it, in one transaction;
+        None if there is none.
+        """
+        if self._writer is not None:
+            claims = await self._writer.run(
+                functools.partial(self._claim_now, worker_id=worker_id, start=True)
+            )
+            return claims[0] if claims else None
+        async with write_transaction(self.engine) as connection:
+            claims = await self._claim(connection, worker_id, 1)
+            if not claims:
+                return None
+            await self._start_many(connection, claims)
+        return claims[0]
 
     async def claim_batch(self, worker_id: str, limit: int) -> Sequence[Claim]:
         """
-        Take up to ``limit`` due documents, most urgent first, in one
-        transaction; each gets its own claim token and lease.
+        Hold up to ``limit`` due documents for this worker's slots, most
+        urgent first, in one transaction; each gets its own claim token and
+        lease, but none is started (see ``start``).
 
-        A worker with several free slots pays for one write transaction
-        instead of one per document. The rows are read and then updated
+        A held document stays ``pending`` to everyone else: no attempt is
+        counted and none recorded until a slot starts reading it, so a
+        worker that dies while it waits for a slot is not blamed for it, and
+        recovery gives it back as it was. The rows are read and then updated
         under the same lock (SQLite's write lock; PostgreSQL's row locks,
         skipping rows another worker holds), so none can change in between.
         """
+        if self._writer is not None:
+            return await self._writer.run(
+                functools.partial(self._claim_now, worker_id=worker_id, limit=limit)
+            )
         async with write_transaction(self.engine) as connection:
-            due = {"now": utcnow(), "limit": limit}
-            rows = (await connection.execute(_DUE, due)).all()
-            if not rows:
-                return []
-            # Read the clock only now that the rows are ours: a document that
-            # another worker released (or a recovery requeued) has committed
-            # by then, so this attempt starts after the one it follows ended.
-            now = utcnow()
-            claims = [
-                Claim(
-                    document_id=row.id,
-                    token=new_claim_token(),
-                    attempt=row.attempts + 1,
-                    max_attempts=row.max_attempts,
-                    worker_id=worker_id,
-                    storage_key=row.storage_key,
-                    filename=row.filename,
-                    size_bytes=row.size_bytes,
-                    # Fetched already (a retry, or reprocessing): no need to
-                    # fetch again.
-                    source_url=row.source_url if not row.storage_key else None,
-                    callback_url=row.callback_url,
-                    # Only ``complete`` (and a dedupe copy) writes a result,
-                    # and both set mime_type with it.
-                    had_result=row.mime_type is not None,
-                )
-                for row in rows
-            ]
-            lease_expires_at = now + self.lease
-            await connection.execute(
-                _TAKE,
-                [
-                    {
-                        "document_id": claim.document_id,
-                        "worker_id": worker_id,
-                        "token": claim.token,
-                        "lease_expires_at": lease_expires_at,
-                        "attempt": claim.attempt,
-                        "now": now,
-                    }
-                    for claim in claims
-                ],
-            )
-            await connection.execute(
-                _OPEN_ATTEMPT,
-                [
-                    {
-                        "document_id": claim.document_id,
-                        "number": claim.attempt,
-                        "worker_id": worker_id,
-                        "claim_token": claim.token,
-                        "started_at": now,
-                    }
-                    for claim in claims
-                ],
-            )
+            return await self._claim(connection, worker_id, limit)
+
+    def _claim_now(
+        self,
+        transaction: SqliteTransaction,
+        *,
+        worker_id: str,
+        limit: int = 1,
+        start: bool = False,
+    ) -> Sequence[Claim]:
+        """``_claim`` (and ``_start_many``) on the SQLite writer's thread."""
+        rows = transaction.rows(_DUE, {"now": utcnow(), "limit": limit})
+        if not rows:
+            return []
+        claims = _claims_from(rows, worker_id)
+        transaction.executemany(_HOLD, self._hold_parameters(claims))
+        if start:
+            self._start_now(transaction, claims)
         return claims
+
+    def _hold_parameters(self, claims: Sequence[Claim]) -> Sequence[dict[str, Any]]:
+        lease_expires_at = utcnow() + self.lease
+        return [
+            {
+                "document_id": claim.document_id,
+                "worker_id": claim.worker_id,
+                "token": claim.token,
+                "lease_expires_at": lease_expires_at,
+            }
+            for claim in claims
+        ]
+
+    async def _claim(
+        self, connection: Any, worker_id: str, limit: int, priority: int | None = None
+    ) -> Sequence[Claim]:
+        due: dict[str, Any] = {"now": utcnow(), "limit": limit}
+        if priority is None:
+            rows = (await connection.execute(_DUE, due)).all()
+        else:
+            due["priority"] = priority
+            rows = (await connection.execute(_DUE_ABOVE, due)).all()
+        if not rows:
+            return []
+        claims = _claims_from(rows, worker_id)
+        await connection.execute(_HOLD, self._hold_parameters(claims))
+        return claims
+
+    async def start(self, claim: Claim) -> None:
+        """
+        Record that a slot starts reading the held document: it shows
+        ``processing``, its attempt is counted and an attempt row opened.
+
+        Raises:
+            LeaseLost: the claim is no longer the document's (cancelled,
+                deleted, or given back by recovery); nothing was written.
+        """
+        if self._writer is not None:
+            await self._writer.run(functools.partial(self._start_now, claims=[claim]))
+            return
+        async with write_transaction(self.engine) as connection:
+            await self._start_many(connection, [claim])
+
+    async def _start_many(self, connection: Any, claims: Sequence[Claim]) -> None:
+        # Read the clock only now that the rows are locked: a document that
+        # another worker released (or a recovery requeued) has committed by
+        # then, so this attempt starts after the one it follows ended.
+        now = utcnow()
+        for claim in claims:
+            started = await connection.execute(
+                _START, self._start_parameters(claim, now)
+            )
+            if started.rowcount != 1:
+                raise LeaseLost(claim.document_id)
+        await connection.execute(_OPEN_ATTEMPT, _attempt_parameters(claims, now))
+
+    def _start_now(
+        self, transaction: SqliteTransaction, claims: Sequence[Claim]
+    ) -> None:
+        """``_start_many`` on the SQLite writer's thread."""
+        now = utcnow()
+        for claim in claims:
+            if transaction.execute(_START, self._start_parameters(claim, now)) != 1:
+                raise LeaseLost(claim.document_id)
+        transaction.executemany(_OPEN_ATTEMPT, _attempt_parameters(claims, now))
+
+    def _start_parameters(self, claim: Claim, now: datetime) -> dict[str, Any]:
+        return {
+            "document_id": claim.document_id,
+            "token": claim.token,
+            "attempt": claim.attempt,
+            "lease_expires_at": now + self.lease,
+            "now": now,
+        }
+
+    async def outranking_due_at(self, priority: int) -> datetime | None:
+        """
+        When the next document above ``priority`` that no worker holds, in
+        queue order, is (or was) due; None if there is none.
+
+        A cheap read (off the pool, one index entry) that tells a worker
+        whether the claims waiting for its slots should make way
+        (``claim_ahead_of``). Known gap: it looks at the highest priority
+        only, so while that one's next document waits for a retry, a due
+        document of a priority between it and ``priority`` is not noticed
+        until a slot claims again. Comparing with the clock in the query
+        (or a reader that binds timestamps) would close it.
+        """
+        row = await self.reads.first(
+            _OUTRANKING, pending=PENDING, priority=priority, one=1, zero=0
+        )
+        return None if row is None else row.due
+
+    async def claim_ahead_of(
+        self, worker_id: str, waiting: Sequence[Claim]
+    ) -> tuple[Sequence[Claim], Sequence[Claim]]:
+        """
+        Swap claims waiting for a slot for due documents that outrank them.
+
+        In one transaction: holds up to ``len(waiting)`` due documents of a
+        higher priority than the lowest waiting claim, and gives back as
+        many of the lowest-ranked waiting claims (uncharged, as they were).
+        Returns (taken, given back); a waiting claim lost meanwhile is
+        simply not given back.
+        """
+        if not waiting:
+            return [], []
+        lowest = min(claim.priority for claim in waiting)
+        async with write_transaction(self.engine) as connection:
+            taken = await self._claim(
+                connection, worker_id, len(waiting), priority=lowest
+            )
+            if not taken:
+                return [], []
+            ranked = sorted([*waiting, *taken], key=claim_rank)
+            given_back = [c for c in ranked[len(waiting) :] if c not in taken]
+            kept = [c for c in taken if c in ranked[: len(waiting)]]
+            dropped = [c for c in taken if c not in kept]
+            await self._unhold(connection, [*given_back, *dropped])
+        return kept, given_back
+
+    async def _unhold(self, connection: Any, claims: Sequence[Claim]) -> int:
+        """Give back held, unstarted claims as they were; how many were held."""
+        if not claims:
+            return 0
+        result = await connection.execute(
+            _UNHOLD,
+            [
+                {"document_id": claim.document_id, "token": claim.token}
+                for claim in claims
+            ],
+        )
+        if result.rowcount:
+            await self._announce(connection)
+        return int(result.rowcount)
 
     def _fenced(self, claim: Claim) -> Any:
         return update(Document).where(
@@ -795,6 +926,55 @@ class JobStore:
         """
         return await self._completions.add(claim, payload)
 
+    async def _write_results(
+        self, results: Sequence[tuple[Claim, dict[str, Any]]]
+    ) -> Sequence[str | LeaseLost | None]:
+        """Write ``results`` in one transaction (see ``_complete_many``)."""
+        if self._writer is not None and not any(
+            claim.had_result or claim.callback_url or self.webhook_url
+            for claim, _ in results
+        ):
+            return await self._writer.run(
+                functools.partial(self._complete_now, results=results)
+            )
+        async with write_transaction(self.engine) as connection:
+            return await self._complete_many(connection, results)
+
+    def _complete_now(
+        self,
+        transaction: SqliteTransaction,
+        results: Sequence[tuple[Claim, dict[str, Any]]],
+    ) -> Sequence[str | LeaseLost | None]:
+        """
+        ``_complete_many`` on the SQLite writer's thread, for first results
+        with no webhook to queue: the result, its search entry and the
+        closing of its attempt, each fenced by the claim's token.
+        """
+        now = utcnow()
+        outcomes: list[str | LeaseLost | None] = []
+        stored: list[tuple[Claim, dict[str, Any]]] = []
+        for claim, payload in results:
+            completed = transaction.rows(
+                _COMPLETE, _completion_parameters(claim, payload, now)
+            )
+            if not completed:
+                outcomes.append(LeaseLost(claim.document_id))
+                continue
+            outcomes.append(completed[0].parser)
+            stored.append((claim, payload))
+        if stored:
+            transaction.executemany(_STORE_CONTENT, _content_parameters(stored))
+            transaction.executemany(
+                search.SQLITE_INDEX,
+                search.index_parameters(
+                    [(claim.document_id, payload["text"]) for claim, payload in stored]
+                ),
+            )
+            transaction.executemany(
+                _CLOSE_ATTEMPT, _closing_parameters(stored, now, COMPLETED)
+            )
+        return outcomes
+
     async def _complete_many(
         self, connection: Any, results: Sequence[tuple[Claim, dict[str, Any]]]
     ) -> Sequence[str | LeaseLost | None]:
@@ -809,18 +989,7 @@ class JobStore:
         for claim, payload in results:
             completed = (
                 await connection.execute(
-                    _COMPLETE,
-                    {
-                        "document_id": claim.document_id,
-                        "token": claim.token,
-                        "now": now,
-                        "mime_type": payload["mime_type"],
-                        "word_count": payload["word_count"],
-                        "char_count": payload["char_count"],
-                        "page_count": payload["page_count"],
-                        "metadata": payload["metadata"],
-                        "processing_ms": payload["processing_ms"],
-                    },
+                    _COMPLETE, _completion_parameters(claim, payload, now)
                 )
             ).first()
             if completed is None:
@@ -842,20 +1011,7 @@ class JobStore:
                 )
             )
             await search.unindex(connection, reprocessed)
-        await connection.execute(
-            _STORE_CONTENT,
-            [
-                {
-                    "document_id": claim.document_id,
-                    "text": payload["text"],
-                    "markdown": payload["markdown"],
-                    "pages": payload["pages"],
-                    "children": payload["children"],
-                    "warnings": payload["warnings"],
-                }
-                for claim, payload in stored
-            ],
-        )
+        await connection.execute(_STORE_CONTENT, _content_parameters(stored))
         await search.index_texts(
             connection,
             [(claim.document_id, payload["text"]) for claim, payload in stored],
@@ -870,17 +1026,7 @@ class JobStore:
             # to send it to, neither the claim's nor the global one, skip it.
             await outbox.enqueue_events(connection, announced, now, self.webhook_url)
         await connection.execute(
-            _CLOSE_ATTEMPT,
-            [
-                {
-                    "document": claim.document_id,
-                    "token": claim.token,
-                    "now": now,
-                    "outcome": COMPLETED,
-                    "error_code": None,
-                }
-                for claim, _ in stored
-            ],
+            _CLOSE_ATTEMPT, _closing_parameters(stored, now, COMPLETED)
         )
         return outcomes
 
@@ -923,7 +1069,8 @@ class JobStore:
         """
         Give the document back unprocessed (shutdown); the attempt is not counted.
 
-        Returns False when the lease had already been lost.
+        Works whether or not a slot had started it. Returns False when the
+        claim had already been lost.
         """
         now = utcnow()
         async with write_transaction(self.engine) as connection:
@@ -942,10 +1089,11 @@ class JobStore:
                     progress=None,
                 )
             )
-            if result.rowcount != 1:
+            if result.rowcount == 1:
+                await self._close_attempt(connection, claim, now, "released", None)
+                await self._announce(connection)
+            elif not await self._unhold(connection, [claim]):
                 return False
-            await self._close_attempt(connection, claim, now, "released", None)
-            await self._announce(connection)
         for listener in self._enqueue_listeners:
             listener()
         return True
@@ -1129,13 +1277,18 @@ class JobStore:
         """
         Return documents whose lease ran out to the queue, or fail them.
 
-        A lease runs out when its worker died or hung, so the attempt counts:
-        a document that kills its worker every time ends ``failed`` with
-        ``worker_crash`` after ``max_attempts`` instead of crashing workers
-        forever.
+        A lease runs out when its worker died or hung. For a document a slot
+        had started, the attempt counts: a document that kills its worker
+        every time ends ``failed`` with ``worker_crash`` after
+        ``max_attempts`` instead of crashing workers forever. A document
+        only held for a slot was never read, so it goes back as it was.
         """
         now = utcnow()
-        expired = (Document.status == PROCESSING) & (Document.lease_expires_at < now)
+        # A held row without a lease is one that a version before claims
+        # waited as pending requeued with its old token: free it too.
+        expired = (Document.lease_expires_at < now) | Document.lease_expires_at.is_(
+            None
+        )
         return await self._recover(
             expired, now, "its worker stopped renewing its lease"
         )
@@ -1154,7 +1307,8 @@ class JobStore:
                 await connection.execute(
                     select(Document.worker_id)
                     .where(
-                        Document.status == PROCESSING,
+                        Document.status.in_([PENDING, PROCESSING]),
+                        Document.claim_token.is_not(None),
                         Document.worker_id.like(f"{host}:%"),
                     )
                     .distinct()
@@ -1163,19 +1317,24 @@ class JobStore:
             dead = [w for w in holders if w is not None and not _pid_alive(w)]
         if not dead:
             return 0
-        condition = (Document.status == PROCESSING) & Document.worker_id.in_(dead)
         return await self._recover(
-            condition, utcnow(), "its worker process exited while reading it"
+            Document.worker_id.in_(dead),
+            utcnow(),
+            "its worker process exited while reading it",
         )
 
-    async def _recover(self, condition: Any, now: datetime, why: str) -> int:
+    async def _recover(self, held: Any, now: datetime, why: str) -> int:
+        started = (Document.status == PROCESSING) & held
+        unstarted = (
+            (Document.status == PENDING) & Document.claim_token.is_not(None) & held
+        )
         async with write_transaction(self.engine) as connection:
             # Lock the documents before their attempts, as completions do
             # (see ``cancel``).
             tokens = list(
                 (
                     await connection.execute(
-                        select(Document.claim_token).where(condition).with_for_update()
+                        select(Document.claim_token).where(started).with_for_update()
                     )
                 ).scalars()
             )
@@ -1191,7 +1350,7 @@ class JobStore:
                 )
             exhausted = await connection.execute(
                 update(Document)
-                .where(condition, Document.attempts >= Document.max_attempts)
+                .where(started, Document.attempts >= Document.max_attempts)
                 .returning(Document.id)
                 .values(
                     status=FAILED,
@@ -1212,7 +1371,7 @@ class JobStore:
             await outbox.enqueue_events(connection, quarantined, now, self.webhook_url)
             retried = await connection.execute(
                 update(Document)
-                .where(condition)
+                .where(started)
                 .values(
                     status=PENDING,
                     updated_at=now,
@@ -1225,7 +1384,14 @@ class JobStore:
                     error_message=f"attempt abandoned: {why}",
                 )
             )
-            if retried.rowcount:
+            # Held for a slot but never started: nothing was read, so
+            # nothing is counted or blamed.
+            unheld = await connection.execute(
+                update(Document)
+                .where(unstarted)
+                .values(worker_id=None, claim_token=None, lease_expires_at=None)
+            )
+            if retried.rowcount or unheld.rowcount:
                 await self._announce(connection)
         count = len(quarantined) + retried.rowcount
         if count:
@@ -1235,9 +1401,17 @@ class JobStore:
                 why,
                 extra={"action": "documents_recovered", "count": count},
             )
+        if unheld.rowcount:
+            logger.info(
+                "gave back %d document(s) held for a slot but never started: %s",
+                unheld.rowcount,
+                why,
+                extra={"action": "claims_released", "count": unheld.rowcount},
+            )
+        if count or unheld.rowcount:
             for listener in self._enqueue_listeners:
                 listener()
-        return count
+        return count + unheld.rowcount
 
 
 # The worker's statements, built once: each document costs a claim, maybe a
@@ -1246,41 +1420,90 @@ class JobStore:
 _documents = cast(Table, Document.__table__)
 _attempts = cast(Table, Attempt.__table__)
 
+_DUE_COLUMNS = (
+    _documents.c.id,
+    _documents.c.attempts,
+    _documents.c.max_attempts,
+    _documents.c.storage_key,
+    _documents.c.filename,
+    _documents.c.size_bytes,
+    _documents.c.source_url,
+    _documents.c.callback_url,
+    _documents.c.mime_type,
+    _documents.c.priority,
+    _documents.c.next_attempt_at,
+)
+# Pending and held by no worker: a claim waiting for a slot keeps its
+# document pending (see ``JobStore.claim_batch``).
+_FREE = (
+    _documents.c.status == PENDING,
+    _documents.c.claim_token.is_(None),
+)
+_QUEUE_ORDER = (
+    _documents.c.priority.desc(),
+    _documents.c.next_attempt_at,
+    _documents.c.id,
+)
+
 _DUE = (
-    select(
-        _documents.c.id,
-        _documents.c.attempts,
-        _documents.c.max_attempts,
-        _documents.c.storage_key,
-        _documents.c.filename,
-        _documents.c.size_bytes,
-        _documents.c.source_url,
-        _documents.c.callback_url,
-        _documents.c.mime_type,
-    )
-    .where(
-        _documents.c.status == PENDING,
-        _documents.c.next_attempt_at <= bindparam("now"),
-    )
-    .order_by(
-        _documents.c.priority.desc(),
-        _documents.c.next_attempt_at,
-        _documents.c.id,
-    )
+    select(*_DUE_COLUMNS)
+    .where(*_FREE, _documents.c.next_attempt_at <= bindparam("now"))
+    .order_by(*_QUEUE_ORDER)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
 
-_TAKE = (
+_DUE_ABOVE = (
+    select(*_DUE_COLUMNS)
+    .where(
+        *_FREE,
+        _documents.c.next_attempt_at <= bindparam("now"),
+        _documents.c.priority > bindparam("priority"),
+    )
+    .order_by(*_QUEUE_ORDER)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+
+# The first free document above a priority, in queue order: one index
+# entry. Parameters by name only: RowReader passes no others.
+_OUTRANKING = (
+    select(_documents.c.next_attempt_at.label("due"))
+    .where(
+        _documents.c.status == bindparam("pending"),
+        _documents.c.claim_token.is_(None),
+        _documents.c.priority > bindparam("priority"),
+    )
+    .order_by(*_QUEUE_ORDER)
+    # SQLite's LIMIT comes with an OFFSET: both named, or it gets its own.
+    .limit(bindparam("one"))
+    .offset(bindparam("zero"))
+)
+
+_HOLD = (
     update(_documents)
     .where(
         _documents.c.id == bindparam("document_id"),
-        _documents.c.status == PENDING,
+        *_FREE,
     )
     .values(
-        status=PROCESSING,
         worker_id=bindparam("worker_id"),
         claim_token=bindparam("token"),
+        lease_expires_at=bindparam("lease_expires_at"),
+    )
+)
+
+_HELD_UNSTARTED = (
+    _documents.c.id == bindparam("document_id"),
+    _documents.c.claim_token == bindparam("token"),
+    _documents.c.status == PENDING,
+)
+
+_START = (
+    update(_documents)
+    .where(*_HELD_UNSTARTED)
+    .values(
+        status=PROCESSING,
         lease_expires_at=bindparam("lease_expires_at"),
         attempts=bindparam("attempt"),
         started_at=bindparam("now"),
@@ -1289,12 +1512,25 @@ _TAKE = (
     )
 )
 
-_OPEN_ATTEMPT = insert(_attempts)
+_UNHOLD = (
+    update(_documents)
+    .where(*_HELD_UNSTARTED)
+    .values(worker_id=None, claim_token=None, lease_expires_at=None)
+)
 
+_OPEN_ATTEMPT = insert(_attempts).values(
+    document_id=bindparam("document_id"),
+    number=bindparam("number"),
+    worker_id=bindparam("worker_id"),
+    claim_token=bindparam("claim_token"),
+    started_at=bindparam("started_at"),
+)
+
+# Held, started or not.
 _HOLDING = (
     _documents.c.id.in_(bindparam("ids", expanding=True)),
     _documents.c.claim_token.in_(bindparam("tokens", expanding=True)),
-    _documents.c.status == PROCESSING,
+    _documents.c.status.in_([PENDING, PROCESSING]),
 )
 
 _PARSER = select(_documents.c.parser).where(_documents.c.id == bindparam("document_id"))
@@ -1350,6 +1586,144 @@ _CLOSE_ATTEMPT = (
 )
 
 
+def _claims_from(rows: Sequence[Any], worker_id: str) -> list[Claim]:
+    return [
+        Claim(
+            document_id=row.id,
+            token=new_claim_token(),
+            attempt=row.attempts + 1,
+            max_attempts=row.max_attempts,
+            worker_id=worker_id,
+            storage_key=row.storage_key,
+            filename=row.filename,
+            size_bytes=row.size_bytes,
+            # Fetched already (a retry, or reprocessing): no need to fetch
+            # again.
+            source_url=row.source_url if not row.storage_key else None,
+            callback_url=row.callback_url,
+            # Only ``complete`` (and a dedupe copy) writes a result, and both
+            # set mime_type with it.
+            had_result=row.mime_type is not None,
+            priority=row.priority,
+            due=row.next_attempt_at,
+        )
+        for row in rows
+    ]
+
+
+def _attempt_parameters(claims: Sequence[Claim], now: datetime) -> list[dict[str, Any]]:
+    return [
+        {
+            "document_id": claim.document_id,
+            "number": claim.attempt,
+            "worker_id": claim.worker_id,
+            "claim_token": claim.token,
+            "started_at": now,
+        }
+        for claim in claims
+    ]
+
+
+def _completion_parameters(
+    claim: Claim, payload: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    return {
+        "document_id": claim.document_id,
+        "token": claim.token,
+        "now": now,
+        "mime_type": payload["mime_type"],
+        "word_count": payload["word_count"],
+        "char_count": payload["char_count"],
+        "page_count": payload["page_count"],
+        "metadata": payload["metadata"],
+        "processing_ms": payload["processing_ms"],
+    }
+
+
+def _content_parameters(
+    stored: Sequence[tuple[Claim, dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "document_id": claim.document_id,
+            "text": payload["text"],
+            "markdown": payload["markdown"],
+            "pages": payload["pages"],
+            "children": payload["children"],
+            "warnings": payload["warnings"],
+        }
+        for claim, payload in stored
+    ]
+
+
+def _closing_parameters(
+    stored: Sequence[tuple[Claim, Any]], now: datetime, outcome: str
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "document": claim.document_id,
+            "token": claim.token,
+            "now": now,
+            "outcome": outcome,
+            "error_code": None,
+        }
+        for claim, _ in stored
+    ]
+
+
+def _insert_now(
+    transaction: SqliteTransaction,
+    rows: list[dict[str, Any]],
+    originals: dict[str, bytes],
+) -> None:
+    """
+    A group of submissions on the SQLite writer's thread: their small
+    originals (as ``storage.insert_small_blobs`` writes them) and rows.
+    """
+    if originals:
+        now = utcnow()
+        transaction.executemany(
+            _NEW_CHUNK,
+            [{"key": k, "seq": 0, "data": d} for k, d in originals.items() if d],
+        )
+        transaction.executemany(
+            _NEW_BLOB,
+            [
+                {
+                    "key": key,
+                    "size_bytes": len(data),
+                    "chunk_count": 1 if data else 0,
+                    "created_at": now,
+                }
+                for key, data in originals.items()
+            ],
+        )
+    for columns, same in itertools.groupby(rows, key=_columns):
+        transaction.executemany(_new_document(columns), list(same))
+
+
+def _columns(row: dict[str, Any]) -> tuple[str, ...]:
+    return tuple(row)
+
+
+@functools.cache
+def _new_document(columns: tuple[str, ...]) -> Any:
+    # Exactly the columns given: the values _new_row sets, no others.
+    return insert(_documents).values({name: bindparam(name) for name in columns})
+
+
+_NEW_CHUNK = sqlite.insert(cast(Table, BlobChunk.__table__)).on_conflict_do_nothing()
+_NEW_BLOB = sqlite.insert(cast(Table, Blob.__table__)).on_conflict_do_nothing()
+
+
+def claim_rank(claim: Claim) -> tuple[int, datetime, str]:
+    """Where the claim's document stands in the queue; lower is sooner."""
+    return (-claim.priority, claim.due or _LONG_AGO, claim.document_id)
+
+
+_LONG_AGO = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _held_parameters(claims: Sequence[Claim]) -> dict[str, Any]:
     # Both lists, not (id, token) pairs: the primary key finds the rows and
     # a token, random and never reused, can only match its own document.
@@ -1385,6 +1759,17 @@ _SUMMARY = (
 )
 
 
+# Built once: the API counts on submissions (see api.submit.PendingGauge),
+# and building the statement cost more than the count.
+_PENDING_COUNT = select(func.count()).where(_documents.c.status == PENDING)
+_PENDING_COUNT_UP_TO = select(func.count()).select_from(
+    select(_documents.c.id)
+    .where(_documents.c.status == PENDING)
+    .limit(bindparam("up_to"))
+    .subquery()
+)
+
+
 def _documents_using(key: str) -> Any:
     """How many documents name the stored original ``key``."""
     return select(func.count()).select_from(Document).where(Document.storage_key == key)
@@ -1403,6 +1788,10 @@ def _fresh_start(now: datetime) -> dict[str, Any]:
         "error_message": None,
         "progress": None,
         "duplicate_of": None,
+        # A completed document keeps its last claim token; a pending one
+        # with a token is held by a worker.
+        "claim_token": None,
+        "lease_expires_at": None,
     }
 
 

@@ -2,12 +2,14 @@
 The worker: claim a document, extract it in a child process, record the outcome.
 
 A worker runs ``concurrency`` slots. Each slot owns one extraction child and
-loops: take the next claimed document, extract it, then complete or fail it
-in one fenced transaction. A claimer task keeps a next document ready for
-every slot, claiming several per transaction, so a slot starts its next
-document without waiting on the database; it sleeps until this process
-queues a document or the poll interval passes. One heartbeat task renews the
-leases of every document the worker holds and notices those it lost.
+loops: take the next claimed document, record its start while the child
+reads it, then complete or fail it in one fenced transaction. A claimer task
+keeps a next document held for every slot (still pending, no attempt
+counted), claiming several per transaction, so a slot starts its next
+document without waiting on a claim; it sleeps until this process queues a
+document or the poll interval passes, and makes a held claim give way to a
+more urgent document. One heartbeat task renews the leases of every
+document the worker holds and notices those it lost.
 
 Shutdown (``stop``) stops claiming at once, gives back the documents claimed
 ahead, lets running extractions finish for a grace period, then kills the
@@ -24,6 +26,7 @@ import dataclasses
 import logging
 import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +39,7 @@ from docmill.metrics import observe_extraction
 from docmill.parsing.service import run_after_completion, run_before_completion
 from docmill.queue.ids import default_worker_id
 from docmill.queue.outbox import Outbox
-from docmill.queue.store import Claim, JobStore
+from docmill.queue.store import Claim, JobStore, claim_rank, utcnow
 from docmill.settings import Settings
 from docmill.storage import Storage
 from docmill.webhooks import DeliveryLoop
@@ -56,6 +59,8 @@ class _Held:
         self.reported: dict[str, Any] = {}
         # The slot's task while it reads the document; None while it waits.
         self.task: asyncio.Task[Any] | None = None
+        # Whether the start is recorded (the document shows processing).
+        self.started = False
 
 
 class Worker:
@@ -92,6 +97,7 @@ class Worker:
         self._held: dict[str, _Held] = {}
         self._dry = False
         self._draining = False
+        self._swapping = False
         self._slots: list[asyncio.Task[None]] = []
         self._busy = 0
         self._lost_tokens: set[str] = set()
@@ -248,6 +254,7 @@ class Worker:
             self._wakeup.clear()
             want = self.concurrency - len(self._ready)
             if len(self._ready) >= low:
+                await self._make_way()
                 await self._wakeup.wait()
                 continue
             try:
@@ -262,9 +269,7 @@ class Worker:
                 for claim in claims:
                     await self._release(claim)
                 return
-            for claim in claims:
-                self._held[claim.token] = _Held(claim)
-                self._ready.append(claim)
+            self._hold(claims)
             self._dry = len(claims) < want
             await self._notify_slots()
             if self._dry:
@@ -272,6 +277,50 @@ class Worker:
                     await asyncio.wait_for(
                         self._wakeup.wait(), self.settings.poll_seconds
                     )
+
+    def _hold(self, claims: Sequence[Claim]) -> None:
+        for claim in claims:
+            self._held.setdefault(claim.token, _Held(claim))
+        # Slots take the most urgent first, as the queue would hand them out.
+        self._ready = collections.deque(sorted([*self._ready, *claims], key=claim_rank))
+
+    async def _make_way(self) -> None:
+        """
+        Swap waiting claims for due documents of a higher priority.
+
+        A document held for a slot is not started yet, so a more urgent one
+        that arrived since should go first. One cheap read per wake-up says
+        whether there is such a document; only then does a transaction take
+        it and give back the least urgent waiting claim.
+        """
+        waiting = list(self._ready)
+        if not waiting:
+            return
+        try:
+            due = await self.store.outranking_due_at(
+                min(claim.priority for claim in waiting)
+            )
+        except Exception:
+            logger.exception("could not look for more urgent documents")
+            return
+        if due is None or due > utcnow():
+            return
+        # Out of the slots' reach meanwhile: a slot must not start a claim
+        # that the swap gives back (nor, draining, think the queue empty).
+        self._ready.clear()
+        self._swapping = True
+        try:
+            taken, given_back = await self.store.claim_ahead_of(self.worker_id, waiting)
+        except Exception:
+            logger.exception("could not take more urgent documents")
+            taken, given_back = [], []
+        finally:
+            self._swapping = False
+        for claim in given_back:
+            self._held.pop(claim.token, None)
+        kept = [claim for claim in waiting if claim.token in self._held]
+        self._hold([*kept, *taken])
+        await self._notify_slots()
 
     async def _notify_slots(self) -> None:
         async with self._claims_changed:
@@ -284,7 +333,7 @@ class Worker:
             return (
                 bool(self._ready)
                 or self._stopping.is_set()
-                or (drain and self._dry and self._busy == 0)
+                or (drain and self._dry and self._busy == 0 and not self._swapping)
             )
 
         async with self._claims_changed:
@@ -324,7 +373,7 @@ class Worker:
             lost: set[str] = set()
             try:
                 for entry in held:
-                    if entry.task is not None and entry.progress != entry.reported:
+                    if entry.started and entry.progress != entry.reported:
                         snapshot = dict(entry.progress)
                         try:
                             await self.store.renew_lease(entry.claim, snapshot)
@@ -434,9 +483,17 @@ class Worker:
         )
         entry = self._held.get(claim.token) or _Held(claim)
         entry.task = asyncio.current_task()
+        # The start is written while the child already reads: nothing this
+        # process does with the document (fetch, result, failure) happens
+        # before it has committed, so a crash of this process before then
+        # cannot have been the document's doing.
+        start = asyncio.create_task(self._start(entry))
         original = contextlib.AsyncExitStack()
         try:
             if claim.source_url:
+                if not await start:
+                    self._held.pop(claim.token, None)
+                    return None
                 claim = await self._fetch(claim)
             path = await original.enter_async_context(
                 self.storage.local_copy(claim.storage_key)
@@ -447,30 +504,28 @@ class Worker:
                 self.settings.job_timeout_seconds,
                 on_progress=entry.progress.update,
             )
-        except ExtractionError as exc:
+            if not await start:
+                self._held.pop(claim.token, None)
+                await original.aclose()
+                return None
+        except (ExtractionError, StorageError, FetchError) as exc:
             await original.aclose()
             self._held.pop(claim.token, None)
-            await self._record_failure(
-                claim, exc.code, exc.message, exc.retryable, started
-            )
-        except StorageError as exc:
-            await original.aclose()
-            self._held.pop(claim.token, None)
-            await self._record_failure(
-                claim, "original_missing", str(exc), False, started
-            )
-        except FetchError as exc:
-            await original.aclose()
-            self._held.pop(claim.token, None)
-            await self._record_failure(
-                claim, exc.code, exc.message, exc.retryable, started
-            )
+            if await start:
+                code, message, retryable = _failure(exc)
+                await self._record_failure(claim, code, message, retryable, started)
         except asyncio.CancelledError:
             await asyncio.shield(original.aclose())
             self._held.pop(claim.token, None)
+            # Whichever the start got to, the release undoes it.
+            await asyncio.shield(_settled(start))
             if not self._lost(claim):
                 await asyncio.shield(self._release(claim))
                 raise
+        except BaseException:
+            await asyncio.shield(original.aclose())
+            await asyncio.shield(_settled(start))
+            raise
         else:
             # From here on a lost lease cancels the storing task, not this
             # slot, which moves on to its next document.
@@ -480,6 +535,24 @@ class Worker:
             entry.task = task
             return task
         return None
+
+    async def _start(self, entry: _Held) -> bool:
+        """
+        Record the start; False if the claim was lost before it (the
+        heartbeat then stops the slot's work, or the slot sees False first).
+        """
+        try:
+            await self.store.start(entry.claim)
+        except LeaseLost:
+            logger.warning(
+                "document %s dropped before it started: cancelled, deleted or "
+                "taken over",
+                entry.claim.document_id,
+                extra=_fields("lease_lost", entry.claim),
+            )
+            return False
+        entry.started = True
+        return True
 
     async def _store_result(
         self,
@@ -646,6 +719,23 @@ class Worker:
                 self.worker_id,
                 extra=_fields("document_released", claim),
             )
+
+
+async def _settled(start: asyncio.Task[bool]) -> None:
+    """Wait for the start write; its error, if any, is logged, not raised."""
+    try:
+        await start
+    except Exception:
+        logger.exception("could not record a document's start")
+
+
+def _failure(
+    exc: ExtractionError | StorageError | FetchError,
+) -> tuple[str, str, bool]:
+    """The error code, message and retryability recorded for ``exc``."""
+    if isinstance(exc, StorageError):
+        return "original_missing", str(exc), False
+    return exc.code, exc.message, exc.retryable
 
 
 def _fields(action: str, claim: Claim) -> dict[str, Any]:
