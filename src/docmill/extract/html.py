@@ -550,7 +550,9 @@ def _is_hidden(node: LexborNode) -> bool:
     if "hidden" in attributes:
         return True
     style = attributes.get("style")
-    return bool(style and _DISPLAY_NONE.search(style))
+    # Filings style every element; most styles lack "none" altogether, and a
+    # substring test in C spares them the case-blind regular expression.
+    return bool(style and "none" in style.lower() and _DISPLAY_NONE.search(style))
 
 
 def _rows(table: LexborNode) -> list[LexborNode]:
