@@ -244,6 +244,19 @@ def _needs_collapse(text: str) -> bool:
     return "  " in text or "\n" in text or "\t" in text or "\r" in text or "\f" in text
 
 
+def _inline_parts(text: str) -> tuple[str, bool, bool]:
+    """
+    Inline text (not empty) as a writer takes it: its words with whitespace
+    runs folded, and whether whitespace led and trailed them.
+
+    Cut once per text node for both renderings, text and Markdown.
+    """
+    core = text.strip(_HTML_SPACE)
+    if core and _needs_collapse(core):
+        core = _WHITESPACE.sub(" ", core)
+    return core, text[0] in _HTML_SPACE, text[-1] in _HTML_SPACE
+
+
 class _Writer:
     """
     Collects text with HTML's whitespace rules.
@@ -260,17 +273,17 @@ class _Writer:
         self._separator = ""  # what goes before the next text on this line
 
     def inline(self, text: str) -> None:
-        if not text:
-            return
-        core = text.strip(_HTML_SPACE)
-        if text[0] in _HTML_SPACE and not self._separator:
+        if text:
+            self.inline_parts(*_inline_parts(text))
+
+    def inline_parts(self, core: str, lead: bool, trail: bool) -> None:
+        """Write inline text already cut by ``_inline_parts``."""
+        if lead and not self._separator:
             self._separator = " "
         if not core:
             return
-        if _needs_collapse(core):
-            core = _WHITESPACE.sub(" ", core)
         self.raw(core)
-        if text[-1] in _HTML_SPACE:
+        if trail:
             self._separator = " "
 
     def raw(self, text: str) -> None:
@@ -336,28 +349,27 @@ class _Renderer:
         text_inline = tw.inline
         if mw is None:
             for child in node.iter(include_text=True):
-                if child.tag == "-text":
+                tag = child.tag
+                if tag == "-text":
                     text_inline(child.text_content or "")
                 else:
-                    self._node(child, tw, None)
+                    self._node(child, tw, None, tag or "")
             return
-        markdown_inline = mw.inline
+        text_parts, markdown_parts = tw.inline_parts, mw.inline_parts
         for child in node.iter(include_text=True):
-            if child.tag == "-text":
-                text = child.text_content or ""
-                text_inline(text)
-                markdown_inline(text)
+            tag = child.tag
+            if tag == "-text":
+                text = child.text_content
+                if text:
+                    parts = _inline_parts(text)
+                    text_parts(*parts)
+                    markdown_parts(*parts)
             else:
-                self._node(child, tw, mw)
+                self._node(child, tw, mw, tag or "")
 
-    def _node(self, node: LexborNode, tw: _Writer, mw: _Writer | None) -> None:
-        tag = node.tag or ""
-        if tag == "-text":
-            text = node.text_content or ""
-            tw.inline(text)
-            if mw is not None:
-                mw.inline(text)
-            return
+    def _node(
+        self, node: LexborNode, tw: _Writer, mw: _Writer | None, tag: str
+    ) -> None:
         if tag in _SKIPPED or _is_hidden(node):
             return
         if tag == "br":
