@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+from functools import cache
 
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source, read_source
@@ -97,6 +98,21 @@ class _Sniffer(csv.Sniffer):
     tallying the candidates alone picks the same delimiter.
     """
 
+    def sniff(self, sample: str, delimiters: str | None = None) -> type[csv.Dialect]:
+        # The standard sniff, returning a dialect class made once per set of
+        # answers rather than a new class per call (a fifth of its time on a
+        # small file).
+        quote, doublequote, delimiter, skipinitialspace = (
+            # Private to csv.Sniffer and missing from its stubs.
+            self._guess_quote_and_delimiter(sample, delimiters)  # type: ignore[attr-defined]
+        )
+        if not delimiter:
+            delimiter, skipinitialspace = self._guess_delimiter(sample, delimiters)
+        if not delimiter:
+            raise csv.Error("Could not determine delimiter")
+        # csv.reader refuses an empty quotechar.
+        return _dialect(delimiter, quote or '"', doublequote, skipinitialspace)
+
     def _guess_delimiter(self, data: str, delimiters: str | None) -> tuple[str, bool]:
         lines = [line for line in data.split("\n") if line]
         candidates = sorted(set(delimiters or map(chr, range(127))))
@@ -141,6 +157,22 @@ class _Sniffer(csv.Sniffer):
         # Spaces after every delimiter in the first line: skip them.
         first = lines[0]
         return (delimiter, first.count(delimiter) == first.count(delimiter + " "))
+
+
+@cache
+def _dialect(
+    delimiter: str, quotechar: str, doublequote: bool, skipinitialspace: bool
+) -> type[csv.Dialect]:
+    attributes = {
+        "_name": "sniffed",
+        "lineterminator": "\r\n",
+        "quoting": csv.QUOTE_MINIMAL,
+        "delimiter": delimiter,
+        "quotechar": quotechar,
+        "doublequote": doublequote,
+        "skipinitialspace": skipinitialspace,
+    }
+    return type("SniffedDialect", (csv.Dialect,), attributes)
 
 
 def _consistent_delimiter(sample: str) -> str | None:
