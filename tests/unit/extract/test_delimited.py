@@ -13,6 +13,7 @@ from docmill.extract.delimited import (
     _Sniffer,
     extract_delimited,
     markdown_table,
+    read_rows,
     sniff_dialect,
 )
 
@@ -107,3 +108,31 @@ def test_the_joined_table_equals_the_row_by_row_one(data: bytes) -> None:
         filter(any, csv.reader(io.StringIO(result.text), sniff_dialect(result.text)))
     )
     assert result.markdown == markdown_table(rows)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet="ab ,;\t|\n\x85\u2028é", max_size=80),
+    dialect=st.sampled_from(
+        [
+            csv.excel,
+            csv.excel_tab,
+            type("Spaced", (csv.excel,), {"delimiter": ";", "skipinitialspace": True}),
+        ]
+    ),
+)
+def test_rows_without_quotes_are_split_as_csv_reader_splits_them(
+    text: str, dialect: type[csv.Dialect]
+) -> None:
+    expected = list(filter(any, csv.reader(io.StringIO(text), dialect)))
+    assert read_rows(text, dialect) == expected
+
+
+def test_a_field_past_csv_limit_leaves_the_rows_unsplit() -> None:
+    # The split road must refuse what csv.reader refuses, not read it.
+    field = "x" * (csv.field_size_limit() + 1)
+    result = _extract(f"a,b\n{field},2\n".encode())
+    assert result.markdown is None
+    assert result.warnings == [
+        f"rows not split: field larger than field limit ({csv.field_size_limit()})"
+    ]
