@@ -136,3 +136,14 @@ def test_a_field_past_csv_limit_leaves_the_rows_unsplit() -> None:
     assert result.warnings == [
         f"rows not split: field larger than field limit ({csv.field_size_limit()})"
     ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.text(alphabet="ab1 ,;\t|\n\"'", max_size=60))
+def test_the_quote_vote_matches_the_standard_sniffer(data: str) -> None:
+    # docmill's sniffer skips the quote patterns when no quote character is
+    # in the sample; its verdict must stay the standard one either way.
+    standard = csv.Sniffer()._guess_quote_and_delimiter(data, ",;\t|")  # type: ignore[attr-defined]
+    quote, doublequote, delimiter, space = standard
+    found = _Sniffer()._guess_quote_and_delimiter(data, ",;\t|")
+    assert found == (quote, doublequote, delimiter, bool(space))
