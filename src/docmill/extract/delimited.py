@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+from functools import cache
 
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source, read_source
@@ -38,7 +39,7 @@ def extract_delimited(source: Source, ctx: ExtractContext) -> ExtractionResult:
 
     dialect = sniff_dialect(text, prefer_tab=media_type == mime.TSV)
     try:
-        rows = list(filter(any, csv.reader(io.StringIO(text), dialect)))
+        rows = read_rows(text, dialect)
     except csv.Error as exc:
         # A field longer than csv's limit or a NUL byte: the text still reads.
         warnings.append(f"rows not split: {exc}")
@@ -61,6 +62,31 @@ def extract_delimited(source: Source, ctx: ExtractContext) -> ExtractionResult:
         metadata=metadata,
         warnings=warnings,
     )
+
+
+def read_rows(text: str, dialect: type[csv.Dialect]) -> list[list[str]]:
+    """
+    The rows of ``text`` (line breaks already ``\\n``) that hold any value.
+
+    Without a quote or escape character in the text, csv.reader's state
+    machine reduces to splitting lines at the delimiter, which str.split
+    does six times faster; everything else goes through csv.reader.
+    """
+    marks = (dialect.quotechar, dialect.escapechar)
+    if not any(mark and mark in text for mark in marks):
+        lines = text.split("\n")
+        # csv.reader refuses fields past its limit; only a line that long
+        # can hold one.
+        if max(map(len, lines)) <= csv.field_size_limit():
+            delimiter = dialect.delimiter
+            if dialect.skipinitialspace:
+                return [
+                    cells
+                    for line in lines
+                    if any(cells := [c.lstrip(" ") for c in line.split(delimiter)])
+                ]
+            return list(filter(any, (line.split(delimiter) for line in lines)))
+    return list(filter(any, csv.reader(io.StringIO(text), dialect)))
 
 
 def sniff_dialect(text: str, prefer_tab: bool = False) -> type[csv.Dialect]:
@@ -96,6 +122,33 @@ class _Sniffer(csv.Sniffer):
     on a small CSV file. A character's tally never affects another's, so
     tallying the candidates alone picks the same delimiter.
     """
+
+    def sniff(self, sample: str, delimiters: str | None = None) -> type[csv.Dialect]:
+        # The standard sniff, returning a dialect class made once per set of
+        # answers rather than a new class per call (a fifth of its time on a
+        # small file).
+        quote, doublequote, delimiter, skipinitialspace = (
+            self._guess_quote_and_delimiter(sample, delimiters)
+        )
+        if not delimiter:
+            delimiter, skipinitialspace = self._guess_delimiter(sample, delimiters)
+        if not delimiter:
+            raise csv.Error("Could not determine delimiter")
+        # csv.reader refuses an empty quotechar.
+        return _dialect(delimiter, quote or '"', doublequote, skipinitialspace)
+
+    def _guess_quote_and_delimiter(
+        self, data: str, delimiters: str | None
+    ) -> tuple[str, bool, str | None, bool]:
+        # Each of the standard sniffer's four patterns needs a quote
+        # character; without one in the sample none can match, and their
+        # lazy scans were a third of the time on a large unquoted file.
+        if '"' not in data and "'" not in data:
+            return "", False, None, False
+        # Private to csv.Sniffer and missing from its stubs.
+        standard = super()._guess_quote_and_delimiter  # type: ignore[misc]
+        found: tuple[str, bool, str | None, bool] = standard(data, delimiters)
+        return found
 
     def _guess_delimiter(self, data: str, delimiters: str | None) -> tuple[str, bool]:
         lines = [line for line in data.split("\n") if line]
@@ -141,6 +194,22 @@ class _Sniffer(csv.Sniffer):
         # Spaces after every delimiter in the first line: skip them.
         first = lines[0]
         return (delimiter, first.count(delimiter) == first.count(delimiter + " "))
+
+
+@cache
+def _dialect(
+    delimiter: str, quotechar: str, doublequote: bool, skipinitialspace: bool
+) -> type[csv.Dialect]:
+    attributes = {
+        "_name": "sniffed",
+        "lineterminator": "\r\n",
+        "quoting": csv.QUOTE_MINIMAL,
+        "delimiter": delimiter,
+        "quotechar": quotechar,
+        "doublequote": doublequote,
+        "skipinitialspace": skipinitialspace,
+    }
+    return type("SniffedDialect", (csv.Dialect,), attributes)
 
 
 def _consistent_delimiter(sample: str) -> str | None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
 
-from docmill.exceptions import EmptyDocument
+from docmill.exceptions import EmptyDocument, LimitExceeded
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source, read_source
 from docmill.extract.delimited import markdown_table
@@ -37,6 +37,27 @@ _META_CHARSET = re.compile(
 _HTML_SPACE = " \t\n\r\f"
 _WHITESPACE = re.compile(r"[ \t\n\r\f]+")
 _DISPLAY_NONE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
+
+# Deeper markup is refused before parsing (see check_nesting). Browsers stop
+# nesting at a few hundred levels; no real page comes near this.
+MAX_NESTING = 4096
+# A comment, or a start or end tag's name.
+_TAG = re.compile(r"<!--.*?(?:-->|\Z)|<(/?)([A-Za-z][^\s/>]*)", re.DOTALL)
+# Elements whose content is text, not markup, each with its end tag.
+_RAW_TEXT = {
+    name: re.compile(f"</{name}", re.IGNORECASE)
+    for name in ("script", "style", "textarea", "title", "xmp", "plaintext")
+}
+# Void elements, and those a sibling's start closes without an end tag.
+_NOT_NESTING = frozenset(
+    {
+        *("area", "base", "br", "col", "embed", "hr", "img", "input", "link"),
+        *("meta", "param", "source", "track", "wbr", "keygen", "basefont"),
+        *("p", "li", "dt", "dd", "tr", "td", "th", "option", "optgroup"),
+        *("thead", "tbody", "tfoot", "colgroup", "caption", "rb", "rt", "rp"),
+        *("html", "head", "body"),
+    }
+)
 
 _SKIPPED = frozenset(
     {
@@ -101,8 +122,7 @@ _META_FIELDS = {
 def extract_html(source: Source, ctx: ExtractContext) -> ExtractionResult:
     decoded, parser, root = _parse(read_source(source))
     metadata = {**encoding_metadata(decoded), **_head_metadata(parser)}
-    text = _Renderer(markdown=False).render(root)
-    markdown = _Renderer(markdown=True).render(root)
+    text, markdown = _Renderer(markdown=True).render(root)
     return ExtractionResult(
         mime.HTML,
         text,
@@ -116,20 +136,83 @@ def html_text(data: bytes) -> str:
     """
     The ``text`` that ``extract_html`` gives for ``data``, and nothing else.
 
-    For callers that only want the words (a mail's HTML body): the Markdown
-    rendering, a second walk of the whole tree, is skipped.
+    For callers that only want the words (a mail's HTML body): no Markdown is
+    written on the walk.
     """
     _decoded, _parser, root = _parse(data)
-    return _Renderer(markdown=False).render(root)
+    return _Renderer(markdown=False).render(root)[0]
 
 
 def _parse(data: bytes) -> tuple[DecodedText, LexborHTMLParser, LexborNode]:
     decoded = decode_html(data)
+    check_nesting(decoded.text)
     parser = LexborHTMLParser(decoded.text)
     root = parser.root
     if root is None:
         raise EmptyDocument("the HTML document has no elements")
     return decoded, parser, root
+
+
+def check_nesting(html: str, limit: int = MAX_NESTING) -> None:
+    """
+    Refuse markup whose elements would nest deeper than ``limit``.
+
+    lexbor's tree builder does work in proportion to the depth for each
+    tag, so a page of 100,000 unclosed ``<div>`` (600 KB) costs it 15 s or
+    more. The estimate follows end tags as a parser does (closing an element
+    closes the ones opened inside it) but ignores the elements that close
+    their siblings implicitly (``p``, ``li``, ``td``...) and void ones, so it
+    never exceeds the real depth by much and usually falls short of it: it is
+    a guard against pathological nesting, not a measure of the tree.
+    """
+    # Fewer tag openings than the limit cannot nest past it: most pages
+    # stop here after one count in C.
+    if html.count("<") <= limit:
+        return
+    depth = _estimated_depth(html, limit)
+    if depth > limit:
+        raise LimitExceeded(
+            f"the HTML nests elements more than {limit} deep; docmill does not "
+            "parse markup that deep"
+        )
+
+
+def _estimated_depth(html: str, limit: int) -> int:
+    open_tags: list[str] = []
+    # How many of each name are open, so an end tag with no open element of
+    # its name is known to be a stray without searching the stack.
+    counts: dict[str, int] = {}
+    position = 0
+    search = _TAG.search
+    while True:
+        match = search(html, position)
+        if match is None:
+            return len(open_tags)
+        position = match.end()
+        name = match.group(2)
+        if name is None:
+            continue  # a comment
+        name = name.lower()
+        if match.group(1):
+            if counts.get(name):
+                while True:
+                    closed = open_tags.pop()
+                    counts[closed] -= 1
+                    if closed == name:
+                        break
+            continue
+        if name in _RAW_TEXT:
+            # Their content is not markup; a script full of "<div" strings
+            # must not count.
+            end = _RAW_TEXT[name].search(html, position)
+            position = len(html) if end is None else end.start()
+            continue
+        if name in _NOT_NESTING:
+            continue
+        open_tags.append(name)
+        counts[name] = counts.get(name, 0) + 1
+        if len(open_tags) > limit:
+            return len(open_tags)
 
 
 def decode_html(data: bytes) -> DecodedText:
@@ -161,6 +244,19 @@ def _needs_collapse(text: str) -> bool:
     return "  " in text or "\n" in text or "\t" in text or "\r" in text or "\f" in text
 
 
+def _inline_parts(text: str) -> tuple[str, bool, bool]:
+    """
+    Inline text (not empty) as a writer takes it: its words with whitespace
+    runs folded, and whether whitespace led and trailed them.
+
+    Cut once per text node for both renderings, text and Markdown.
+    """
+    core = text.strip(_HTML_SPACE)
+    if core and _needs_collapse(core):
+        core = _WHITESPACE.sub(" ", core)
+    return core, text[0] in _HTML_SPACE, text[-1] in _HTML_SPACE
+
+
 class _Writer:
     """
     Collects text with HTML's whitespace rules.
@@ -177,17 +273,17 @@ class _Writer:
         self._separator = ""  # what goes before the next text on this line
 
     def inline(self, text: str) -> None:
-        if not text:
-            return
-        core = text.strip(_HTML_SPACE)
-        if text[0] in _HTML_SPACE and not self._separator:
+        if text:
+            self.inline_parts(*_inline_parts(text))
+
+    def inline_parts(self, core: str, lead: bool, trail: bool) -> None:
+        """Write inline text already cut by ``_inline_parts``."""
+        if lead and not self._separator:
             self._separator = " "
         if not core:
             return
-        if _needs_collapse(core):
-            core = _WHITESPACE.sub(" ", core)
         self.raw(core)
-        if text[-1] in _HTML_SPACE:
+        if trail:
             self._separator = " "
 
     def raw(self, text: str) -> None:
@@ -227,91 +323,132 @@ class _Writer:
 
 
 class _Renderer:
-    """Walks the tree once, writing plain text or Markdown."""
+    """
+    Walks the tree once, writing plain text and, if asked, Markdown.
+
+    Both are written on the same walk, each to its own ``_Writer``: the two
+    differ only in what some elements add (markers, blank lines), so one walk
+    visits each node once instead of twice. ``mw`` is None when no Markdown
+    is wanted.
+    """
 
     def __init__(self, markdown: bool) -> None:
         self.markdown = markdown
-        self._list_stack: list[list[int]] = []  # per open list: [next number]
+        # Per open list: [next number]; only the Markdown side uses it.
+        self._list_stack: list[list[int]] = []
 
-    def render(self, node: LexborNode) -> str:
-        writer = _Writer()
-        self._children(node, writer)
-        return writer.getvalue()
+    def render(self, node: LexborNode) -> tuple[str, str | None]:
+        tw = _Writer()
+        mw = _Writer() if self.markdown else None
+        self._children(node, tw, mw)
+        return tw.getvalue(), mw.getvalue() if mw is not None else None
 
-    def _children(self, node: LexborNode, writer: _Writer) -> None:
+    def _children(self, node: LexborNode, tw: _Writer, mw: _Writer | None) -> None:
         # Text nodes are most of the tree; they are written here rather than
         # through a call to _node each.
-        inline = writer.inline
-        for child in node.iter(include_text=True):
-            if child.tag == "-text":
-                inline(child.text_content or "")
-            else:
-                self._node(child, writer)
-
-    def _node(self, node: LexborNode, writer: _Writer) -> None:
-        tag = node.tag or ""
-        if tag == "-text":
-            writer.inline(node.text_content or "")
+        text_inline = tw.inline
+        if mw is None:
+            for child in node.iter(include_text=True):
+                tag = child.tag
+                if tag == "-text":
+                    text_inline(child.text_content or "")
+                else:
+                    self._node(child, tw, None, tag or "")
             return
+        text_parts, markdown_parts = tw.inline_parts, mw.inline_parts
+        for child in node.iter(include_text=True):
+            tag = child.tag
+            if tag == "-text":
+                text = child.text_content
+                if text:
+                    parts = _inline_parts(text)
+                    text_parts(*parts)
+                    markdown_parts(*parts)
+            else:
+                self._node(child, tw, mw, tag or "")
+
+    def _node(
+        self, node: LexborNode, tw: _Writer, mw: _Writer | None, tag: str
+    ) -> None:
         if tag in _SKIPPED or _is_hidden(node):
             return
         if tag == "br":
-            writer.line_break()
+            tw.line_break()
+            if mw is not None:
+                mw.line_break()
         elif tag == "table":
-            self._table(node, writer)
+            self._table(node, tw, mw)
         elif tag in ("ul", "ol"):
-            self._list(node, writer, ordered=tag == "ol")
+            self._list(node, tw, mw, ordered=tag == "ol")
         elif tag == "li":
-            self._list_item(node, writer)
+            self._list_item(node, tw, mw)
         elif tag == "pre":
-            self._preformatted(node, writer)
+            self._preformatted(node, tw, mw)
         elif tag in _HEADINGS or tag in _PARAGRAPHS:
-            self._paragraph(node, writer, tag)
+            self._paragraph(node, tw, mw, tag)
         elif tag == "blockquote":
-            self._quote(node, writer)
+            self._quote(node, tw, mw)
         elif tag in _BLOCKS or tag in ("tr", "thead", "tbody", "tfoot"):
-            writer.block(1)
-            self._children(node, writer)
-            writer.block(1)
-        elif self.markdown and tag in _EMPHASIS:
-            self._wrapped(node, writer, _EMPHASIS[tag], _EMPHASIS[tag])
-        elif self.markdown and tag == "code":
-            self._wrapped(node, writer, "`", "`")
-        elif self.markdown and tag == "a":
-            self._link(node, writer)
+            tw.block(1)
+            if mw is not None:
+                mw.block(1)
+            self._children(node, tw, mw)
+            tw.block(1)
+            if mw is not None:
+                mw.block(1)
+        elif mw is not None and (tag in _EMPHASIS or tag in ("code", "a")):
+            self._markup(node, tw, mw, tag)
         elif tag in ("td", "th"):
-            writer.separate("\t")
-            self._children(node, writer)
-            writer.separate("\t")
+            tw.separate("\t")
+            if mw is not None:
+                mw.separate("\t")
+            self._children(node, tw, mw)
+            tw.separate("\t")
+            if mw is not None:
+                mw.separate("\t")
         else:
-            self._children(node, writer)
+            self._children(node, tw, mw)
 
-    def _paragraph(self, node: LexborNode, writer: _Writer, tag: str) -> None:
-        gap = 2 if self.markdown else 1
-        writer.block(gap)
+    def _paragraph(
+        self, node: LexborNode, tw: _Writer, mw: _Writer | None, tag: str
+    ) -> None:
+        tw.block(1)
+        if mw is None:
+            if tag != "hr":
+                self._children(node, tw, None)
+            tw.block(1)
+            return
+        mw.block(2)
         if tag == "hr":
-            if self.markdown:
-                writer.raw("---")
-        elif self.markdown and tag in _HEADINGS:
-            inner = self._inline(node)
+            mw.raw("---")
+        elif tag in _HEADINGS:
+            inner = self._inline_markdown(node, tw)
             if inner:
-                writer.raw("#" * _HEADINGS[tag] + " " + inner)
+                mw.raw("#" * _HEADINGS[tag] + " " + inner)
         else:
-            self._children(node, writer)
-        writer.block(gap)
+            self._children(node, tw, mw)
+        tw.block(1)
+        mw.block(2)
 
-    def _list(self, node: LexborNode, writer: _Writer, ordered: bool) -> None:
-        writer.block(2 if self.markdown and not self._list_stack else 1)
+    def _list(
+        self, node: LexborNode, tw: _Writer, mw: _Writer | None, ordered: bool
+    ) -> None:
+        tw.block(1)
+        if mw is not None:
+            mw.block(1 if self._list_stack else 2)
         start = node.attributes.get("start") if ordered else None
         number = int(start) if start and start.isdigit() else 1
         self._list_stack.append([number if ordered else 0])
-        self._children(node, writer)
+        self._children(node, tw, mw)
         self._list_stack.pop()
-        writer.block(2 if self.markdown and not self._list_stack else 1)
+        tw.block(1)
+        if mw is not None:
+            mw.block(1 if self._list_stack else 2)
 
-    def _list_item(self, node: LexborNode, writer: _Writer) -> None:
-        writer.block(1)
-        if self.markdown:
+    def _list_item(self, node: LexborNode, tw: _Writer, mw: _Writer | None) -> None:
+        tw.block(1)
+        if mw is not None:
+            mw.block(1)
             counter = self._list_stack[-1] if self._list_stack else [0]
             indent = "  " * max(len(self._list_stack) - 1, 0)
             if counter[0]:
@@ -319,79 +456,103 @@ class _Renderer:
                 counter[0] += 1
             else:
                 marker = "-"
-            writer.raw(f"{indent}{marker} ")
-        self._children(node, writer)
-        writer.block(1)
+            mw.raw(f"{indent}{marker} ")
+        self._children(node, tw, mw)
+        tw.block(1)
+        if mw is not None:
+            mw.block(1)
 
-    def _table(self, node: LexborNode, writer: _Writer) -> None:
+    def _table(self, node: LexborNode, tw: _Writer, mw: _Writer | None) -> None:
+        # Each cell is rendered on its own, both ways at once; a row empty in
+        # one rendering may hold a marker in the other, so each side drops
+        # its own empty rows.
         rows = [
             [(self._cell(cell), _span(cell)) for cell in _cells(row)]
             for row in _rows(node)
         ]
-        rows = [row for row in rows if any(text for text, _ in row)]
-        if not rows:
+        text_rows = [
+            [text for (text, _), _ in row if text]
+            for row in rows
+            if any(text for (text, _), _ in row)
+        ]
+        if text_rows:
+            tw.block(1)
+            tw.raw("\n".join("\t".join(row) for row in text_rows))
+            tw.block(1)
+        if mw is None:
             return
-        writer.block(2 if self.markdown else 1)
-        if self.markdown:
-            spread = [
-                [part for text, span in row for part in [text] + [""] * (span - 1)]
-                for row in rows
-            ]
-            writer.raw(markdown_table(spread))
-        else:
-            lines = ["\t".join(text for text, _ in row if text) for row in rows]
-            writer.raw("\n".join(lines))
-        writer.block(2 if self.markdown else 1)
+        spread = [
+            [part for (_, md), span in row for part in [md] + [""] * (span - 1)]
+            for row in rows
+            if any(md for (_, md), _ in row)
+        ]
+        if spread:
+            mw.block(2)
+            mw.raw(markdown_table(spread))
+            mw.block(2)
 
-    def _cell(self, node: LexborNode) -> str:
-        return " ".join(self._inline(node).split())
+    def _cell(self, node: LexborNode) -> tuple[str, str]:
+        text, markdown = _Renderer(self.markdown).render(node)
+        return " ".join(text.split()), " ".join((markdown or "").split())
 
-    def _preformatted(self, node: LexborNode, writer: _Writer) -> None:
+    def _preformatted(self, node: LexborNode, tw: _Writer, mw: _Writer | None) -> None:
         text = node.text(deep=True).strip("\n")
-        writer.block(2 if self.markdown else 1)
-        if self.markdown:
-            writer.raw(f"```\n{text}\n```")
-        elif text:
-            writer.raw(text)
-        writer.block(2 if self.markdown else 1)
+        tw.block(1)
+        if text:
+            tw.raw(text)
+        tw.block(1)
+        if mw is not None:
+            mw.block(2)
+            mw.raw(f"```\n{text}\n```")
+            mw.block(2)
 
-    def _quote(self, node: LexborNode, writer: _Writer) -> None:
-        writer.block(2 if self.markdown else 1)
-        inner = _Renderer(self.markdown).render(node)
-        if self.markdown and inner:
-            inner = "\n".join(f"> {line}".rstrip() for line in inner.split("\n"))
-        writer.raw(inner)
-        writer.block(2 if self.markdown else 1)
+    def _quote(self, node: LexborNode, tw: _Writer, mw: _Writer | None) -> None:
+        text, markdown = _Renderer(self.markdown).render(node)
+        tw.block(1)
+        tw.raw(text)
+        tw.block(1)
+        if mw is None or markdown is None:
+            return
+        if markdown:
+            markdown = "\n".join(f"> {line}".rstrip() for line in markdown.split("\n"))
+        mw.block(2)
+        mw.raw(markdown)
+        mw.block(2)
 
-    def _wrapped(
-        self, node: LexborNode, writer: _Writer, before: str, after: str
-    ) -> None:
-        inner = self._inline(node)
+    def _markup(self, node: LexborNode, tw: _Writer, mw: _Writer, tag: str) -> None:
+        # Emphasis, code and links: the text side reads their words as any
+        # inline element's; the Markdown side wraps them in markers.
+        inner = self._inline_markdown(node, tw)
         if not inner:
             return
-        self._keep_spacing(node, writer, f"{before}{inner}{after}")
-
-    def _link(self, node: LexborNode, writer: _Writer) -> None:
-        inner = self._inline(node)
-        href = (node.attributes.get("href") or "").strip()
-        if not inner:
-            return
-        if not href or href.startswith(("#", "javascript:")):
-            self._keep_spacing(node, writer, inner)
+        if tag == "a":
+            href = (node.attributes.get("href") or "").strip()
+            if href and not href.startswith(("#", "javascript:")):
+                inner = f"[{inner}]({href.replace(' ', '%20')})"
         else:
-            self._keep_spacing(node, writer, f"[{inner}]({href.replace(' ', '%20')})")
-
-    def _keep_spacing(self, node: LexborNode, writer: _Writer, text: str) -> None:
+            marker = _EMPHASIS.get(tag, "`")
+            inner = f"{marker}{inner}{marker}"
         # The element's leading and trailing spaces belong outside the markers.
         full = node.text(deep=True)
         if full[:1].isspace():
-            writer.inline(" ")
-        writer.inline(text)
+            mw.inline(" ")
+        mw.inline(inner)
         if full[-1:].isspace():
-            writer.inline(" ")
+            mw.inline(" ")
 
-    def _inline(self, node: LexborNode) -> str:
-        return " ".join(_Renderer(self.markdown).render(node).split())
+    def _inline_markdown(self, node: LexborNode, tw: _Writer) -> str:
+        """
+        Write ``node``'s content to ``tw`` and return its Markdown on one line.
+
+        The Markdown is written apart, as a fresh rendering outside any list,
+        since it goes inside a marker (a heading, a link) rather than into
+        the page as it is.
+        """
+        inner = _Writer()
+        outer_lists, self._list_stack = self._list_stack, []
+        self._children(node, tw, inner)
+        self._list_stack = outer_lists
+        return " ".join(inner.getvalue().split())
 
 
 def _is_hidden(node: LexborNode) -> bool:
@@ -401,7 +562,9 @@ def _is_hidden(node: LexborNode) -> bool:
     if "hidden" in attributes:
         return True
     style = attributes.get("style")
-    return bool(style and _DISPLAY_NONE.search(style))
+    # Filings style every element; most styles lack "none" altogether, and a
+    # substring test in C spares them the case-blind regular expression.
+    return bool(style and "none" in style.lower() and _DISPLAY_NONE.search(style))
 
 
 def _rows(table: LexborNode) -> list[LexborNode]:

@@ -51,31 +51,37 @@ def json_lines(document: Any) -> list[str]:
         return [] if document is None else [_scalar(document)]
     lines: list[str] = []
     append = lines.append
-    # An explicit stack of the open containers' (path, item) iterators: a
+    # An explicit stack of the open containers (path, items, keyed): a
     # deeply nested document must not exhaust Python's stack. The scalars of
-    # a container are written in one tight loop; only a nested container
-    # interrupts it, and its parent resumes where it stopped.
-    stack = [_children("", document)]
+    # a container are written in one tight loop that builds each path where
+    # it is used; only a nested container interrupts it, and its parent
+    # resumes where it stopped.
+    stack = [_open("", document)]
     while stack:
-        for path, value in stack[-1]:
-            if isinstance(value, dict | list):
-                stack.append(_children(path, value))
+        path, items, keyed = stack[-1]
+        for key, value in items:
+            if not keyed:
+                here = f"{path}[{key}]"
+            else:
+                here = f"{path}.{key}" if path else str(key)
+            if type(value) is str:
+                append(f"{here}: {value}" if here else value)
+            elif isinstance(value, dict | list):
+                stack.append(_open(here, value))
                 break
-            if value is None:
-                continue
-            text = value if type(value) is str else _scalar(value)
-            append(f"{path}: {text}" if path else text)
+            elif value is not None:
+                append(f"{here}: {_scalar(value)}" if here else _scalar(value))
         else:
             stack.pop()
     return lines
 
 
-def _children(path: str, container: dict[Any, Any] | list[Any]) -> Iterator[Any]:
-    if isinstance(container, list):
-        return ((f"{path}[{index}]", item) for index, item in enumerate(container))
-    if path:
-        return ((f"{path}.{key}", item) for key, item in container.items())
-    return ((str(key), item) for key, item in container.items())
+def _open(
+    path: str, container: dict[str, Any] | list[Any]
+) -> tuple[str, Iterator[tuple[Any, Any]], bool]:
+    if isinstance(container, dict):
+        return path, iter(container.items()), True
+    return path, enumerate(container), False
 
 
 def _scalar(value: Any) -> str:

@@ -19,7 +19,7 @@ import codecs
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from charset_normalizer import CharsetMatches
@@ -261,13 +261,11 @@ def _detect(data: bytes, truncated: bool) -> DecodedText:
         # A sample cut mid-character must not make the right codec look
         # wrong; multi-byte codecs need at most four bytes per character.
         sample = sample[:-4]
-    matches = _charset_matches(sample)
-    best = matches.best()
-    if best is None:
+    encoding = _charset_guess(sample).encoding
+    if encoding is None:
         text = data.decode("utf-8", errors="replace")
         return DecodedText(text, "utf-8", confident=False)
 
-    encoding = _prefer(matches)
     try:
         return DecodedText(data.decode(encoding), encoding)
     except UnicodeDecodeError:
@@ -331,20 +329,34 @@ def looks_like_text(data: bytes) -> bool:
     controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
     if controls > len(sample) * 0.01:
         return False
-    best = _charset_matches(sample).best()
-    return best is not None and best.chaos < 0.3
+    chaos = _charset_guess(sample).chaos
+    return chaos is not None and chaos < 0.3
+
+
+class _Guess(NamedTuple):
+    """charset-normalizer's verdict on a sample: the codec docmill picks
+    among its matches and the chaos of its best match (None: no match)."""
+
+    encoding: str | None
+    chaos: float | None
 
 
 @lru_cache(maxsize=4)
-def _charset_matches(sample: bytes) -> CharsetMatches:
-    # charset-normalizer costs 1-3 ms a sample, and one document asks about
+def _charset_guess(sample: bytes) -> _Guess:
+    # charset-normalizer costs 1-10 ms a sample, and one document asks about
     # the same bytes up to three times: is the sniffer's head text, how does
     # it decode, how does the whole (often the head itself) decode. The
     # answer depends on the bytes alone, so the last few are kept, until the
-    # pipeline starts on the next document (``forget_detections``).
+    # pipeline starts on the next document (``forget_detections``); the
+    # choice among the matches is kept with them, since reading every
+    # match's scores costs a few tenths of a millisecond too.
     from charset_normalizer import from_bytes
 
-    return from_bytes(sample)
+    matches = from_bytes(sample)
+    best = matches.best()
+    if best is None:
+        return _Guess(None, None)
+    return _Guess(_prefer(matches), best.chaos)
 
 
 def forget_detections() -> None:
@@ -355,4 +367,4 @@ def forget_detections() -> None:
     document repeated work, and a document read twice (a retry, a benchmark's
     warm-up) must pay for its detection both times.
     """
-    _charset_matches.cache_clear()
+    _charset_guess.cache_clear()

@@ -38,8 +38,13 @@ def extract_xml(source: Source, ctx: ExtractContext) -> ExtractionResult:
     data = read_source(source)
     match = _DECLARED_ENCODING.match(data[:1024])
     decoded = decode(data, declared=match.group(1).decode("ascii") if match else None)
+    # Bytes that decoded strictly as UTF-8 without a mark are the UTF-8 the
+    # parser wants already; only other encodings are re-encoded.
+    utf8 = decoded.encoding == "utf-8" and decoded.bom is None
     try:
-        root = etree.fromstring(decoded.text.encode("utf-8"), _parser())
+        root = etree.fromstring(
+            data if utf8 else decoded.text.encode("utf-8"), _parser()
+        )
     except etree.XMLSyntaxError as exc:
         if "amplification" in str(exc):
             # libxml2 measures what the references would expand to even when
@@ -92,20 +97,24 @@ def _collect(element: Any, lines: list[str]) -> None:
     if element.tag is etree.Entity:
         lines.append(element.text)
         return
-    if _is_mixed(element):
-        # Whitespace runs folded to one space and the ends trimmed: what a
-        # regular expression substitution and strip() do, seven times faster.
+    text = element.text
+    children = list(element)
+    if not children:
+        # A leaf, most elements of a data file: its text is all its text.
+        if text:
+            line = " ".join(text.split())
+            if line:
+                lines.append(line)
+        return
+    if (text and not text.isspace()) or any(
+        child.tail and not child.tail.isspace() for child in children
+    ):
+        # Mixed content: whitespace runs folded to one space and the ends
+        # trimmed, what a regular expression and strip() do, seven times
+        # faster.
         line = " ".join("".join(element.itertext()).split())
         if line:
             lines.append(line)
         return
-    for child in element:
+    for child in children:
         _collect(child, lines)
-
-
-def _is_mixed(element: Any) -> bool:
-    if element.text and element.text.strip():
-        return True
-    if len(element) == 0:
-        return False
-    return any(child.tail and child.tail.strip() for child in element)

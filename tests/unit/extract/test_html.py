@@ -1,7 +1,15 @@
 from __future__ import annotations
 
+import pytest
+
+from docmill.exceptions import LimitExceeded
 from docmill.extract.base import ExtractContext, ExtractionResult
-from docmill.extract.html import extract_html, html_text
+from docmill.extract.html import (
+    _estimated_depth,
+    check_nesting,
+    extract_html,
+    html_text,
+)
 
 PAGE = """<!DOCTYPE html>
 <html><head>
@@ -100,3 +108,53 @@ def test_the_text_alone_is_the_text_of_the_full_extraction() -> None:
         b"</table><pre>  keep\n  this</pre><p hidden>no</p></body></html>"
     )
     assert html_text(data) == extract_html(data, ExtractContext()).text
+
+
+def test_one_walk_writes_text_and_markdown_of_nested_markup() -> None:
+    page = (
+        b"<blockquote><p>Said <em>so</em></p><ul><li><a href='/x'>one</a></li>"
+        b"</ul></blockquote><h2>Top <code>x</code></h2><ol start='3'><li>c<ul>"
+        b"<li>d</li></ul></li></ol><table><tr><td>a</td><td><b>b</b></td></tr>"
+        b"</table>"
+    )
+    result = _extract(page)
+    assert result.text == "Said so\none\nTop x\nc\nd\na\tb"
+    assert result.markdown == (
+        "> Said *so*\n>\n> - [one](/x)\n\n## Top `x`\n\n3. c\n  - d\n\n"
+        "| a | **b** |\n| --- | --- |"
+    )
+    assert html_text(page) == result.text
+
+
+def test_markup_nested_past_the_limit_is_refused_before_parsing() -> None:
+    # 100,000 unclosed <div> took lexbor's tree builder 15 s or more.
+    page = b"<html><body>" + b"<div>" * 100_000 + b"deep"
+    with pytest.raises(LimitExceeded, match="nests elements more than 4096"):
+        _extract(page)
+    with pytest.raises(LimitExceeded):
+        html_text(page)
+
+
+def test_many_tags_that_do_not_nest_deeply_are_read() -> None:
+    # Closed siblings, paragraphs and list items that close each other, and
+    # tags inside a script or a comment all leave the depth low.
+    script = "<script>" + "'<div>' + " * 5000 + "''</script>"
+    comment = "<!--" + "<div>" * 5000 + "-->"
+    page = (
+        "<html><body>"
+        + script
+        + comment
+        + "<div>a</div>" * 3000
+        + "<p>b" * 3000
+        + "<ul>"
+        + "<li>c" * 3000
+        + "</ul></body></html>"
+    )
+    check_nesting(page)
+    text = _extract(page.encode()).text
+    assert text.count("a") == 3000 and text.count("b") == 3000
+
+
+def test_the_nesting_estimate_follows_end_tags_that_close_inner_elements() -> None:
+    assert _estimated_depth("<div><span><b>x</div>" * 5000, 10_000) == 0
+    assert _estimated_depth("<section>" * 10 + "<div>" * 5, 10_000) == 15
