@@ -118,10 +118,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         summary="Text, metadata and structure from documents, processed durably.",
         lifespan=lifespan,
     )
-    from docmill.api.parsers import ParserHooks
-
-    # Added first, so it runs inside the request-id middleware.
-    app.add_middleware(ParserHooks)
     app.add_middleware(RequestContextMiddleware)
     problems.install(app)
 
@@ -133,6 +129,5 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     for router in guarded:
         app.include_router(router)
     app.include_router(metrics.router)
-    metrics.install(app)
     openapi.install(app, guarded)
     return app
