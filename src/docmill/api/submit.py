@@ -216,13 +216,16 @@ def new_document(
         dedupe=submission.dedupe,
         idempotency_key=key,
         original_bytes=original_bytes,
+        # Only an Idempotency-Key's replay compares it.
         fingerprint=fingerprint(
             source,
             sha256,
             submission.url,
             filename,
             submission.model_dump(exclude={"content"}),
-        ),
+        )
+        if key is not None
+        else "",
     )
 
 
