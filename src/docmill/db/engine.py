@@ -296,8 +296,19 @@ async def _open_asyncpg_pool(engine: AsyncEngine) -> Any:
             format="text",
         )
 
+    async def keep_session(connection: Any) -> None:
+        # By default every release sends "RESET ALL; UNLISTEN *; ..." to the
+        # server, a second round trip per status read. These connections
+        # only ever run single SELECTs in autocommit and change no session
+        # state; asyncpg still rolls back an open transaction before this.
+        pass
+
     return await asyncpg.create_pool(
-        min_size=0, max_size=ASYNCPG_READ_POOL_SIZE, init=setup, **options
+        min_size=0,
+        max_size=ASYNCPG_READ_POOL_SIZE,
+        init=setup,
+        reset=keep_session,
+        **options,
     )
 
 
