@@ -294,6 +294,7 @@ async def accept_single(request: Request) -> Submitted:
             filename=form.files[0].filename,
             owner=owner,
             key=key,
+            original_bytes=form.files[0].data,
         )
     elif content_type.startswith("application/json"):
         try:
@@ -421,6 +422,7 @@ async def submit_batch(request: Request) -> BatchOut:
                     filename=part.filename,
                     owner=owner,
                     key=f"{key}#{index}" if key else None,
+                    original_bytes=part.data,
                 )
             )
     elif content_type.startswith("application/json"):
