@@ -126,6 +126,14 @@ async def insert_small_blobs(connection: Any, originals: dict[str, bytes]) -> No
     )
 
 
+def _sync_directory(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def _too_large(max_bytes: int) -> TooLarge:
     return TooLarge(f"the document is larger than the limit of {max_bytes} bytes")
 
@@ -175,6 +183,10 @@ class LocalStorage:
             target = self._file(key)
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(temp_name, target)
+            # The rename is a change to the directory, and is durable only
+            # once the directory is synced too: until then a power loss can
+            # leave the file under its temporary name.
+            _sync_directory(target.parent)
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
             raise

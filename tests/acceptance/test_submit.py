@@ -368,3 +368,29 @@ async def test_malformed_multipart_is_422(client: httpx.AsyncClient) -> None:
     )
 
     assert response.status_code == 422
+
+
+async def test_small_upload_is_kept_with_its_row_not_as_a_file(
+    client: httpx.AsyncClient, settings: Any
+) -> None:
+    data = b"a small note\n" * 100
+    created = (await upload(client, data)).json()
+
+    original = await client.get(f"/documents/{created['id']}/original")
+
+    assert original.content == data
+    assert not list(settings.originals_dir.glob(f"*/{created['sha256']}"))
+
+
+async def test_upload_past_the_small_size_is_stored_as_a_file(
+    client: httpx.AsyncClient, settings: Any
+) -> None:
+    if settings.uses_database_storage:
+        pytest.skip("this database keeps every original, large or small")
+    data = b"0123456789abcdef" * 4097  # just over 64 KiB
+    created = (await upload(client, data)).json()
+
+    original = await client.get(f"/documents/{created['id']}/original")
+
+    assert original.content == data
+    assert len(list(settings.originals_dir.glob(f"*/{created['sha256']}"))) == 1

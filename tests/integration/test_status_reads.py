@@ -110,3 +110,27 @@ async def test_postgres_pool_that_keeps_failing_is_given_up(
 
     assert all(row.id == document_id for row, _ in rows)
     assert len(calls) == 3
+
+
+async def test_postgres_read_costs_one_round_trip(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Returning a connection to the read pool sends nothing to the server."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("the asyncpg pool is PostgreSQL's")
+    import asyncpg
+
+    document_id = await queue_document(store)
+    await store.get_summary(document_id)
+    sent: list[str] = []
+    execute = asyncpg.Connection.execute
+
+    async def recording(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query)
+        return await execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Connection, "execute", recording)
+    for _ in range(3):
+        await store.get_summary(document_id)
+
+    assert sent == []

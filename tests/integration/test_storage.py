@@ -59,3 +59,27 @@ async def test_deleted_original_is_missing(storage: Storage) -> None:
     with pytest.raises(OriginalMissing):
         async with storage.local_copy(stored.key):
             pass
+
+
+async def test_stored_file_and_its_directory_are_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rename is durable only once its directory is synced, as the bytes are."""
+    import os
+    import stat
+
+    synced: list[str] = []
+    fsync = os.fsync
+
+    def recording(descriptor: int) -> None:
+        kind = "dir" if stat.S_ISDIR(os.fstat(descriptor).st_mode) else "file"
+        synced.append(kind)
+        fsync(descriptor)
+
+    monkeypatch.setattr(os, "fsync", recording)
+    storage = LocalStorage(tmp_path / "originals")
+
+    stored = await storage.put(io.BytesIO(b"x" * 100_000), max_bytes=1_000_000)
+
+    assert synced == ["file", "dir"]
+    assert (tmp_path / "originals" / stored.key[:2] / stored.key).exists()

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 import docmill
@@ -118,22 +118,16 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         summary="Text, metadata and structure from documents, processed durably.",
         lifespan=lifespan,
     )
-    from docmill.api.parsers import ParserHooks
-
-    # Added first, so it runs inside the request-id middleware.
-    app.add_middleware(ParserHooks)
     app.add_middleware(RequestContextMiddleware)
     problems.install(app)
 
     from docmill.api import deliveries, events, metrics, parsers, routes, submit
 
-    guarded = [Depends(auth.guard)]
-    app.include_router(submit.router, dependencies=guarded)
-    app.include_router(routes.router, dependencies=guarded)
-    app.include_router(parsers.router, dependencies=guarded)
-    app.include_router(deliveries.router, dependencies=guarded)
-    app.include_router(events.router, dependencies=guarded)
+    # Their routes are GuardedRoutes: each request is authenticated and
+    # rate-limited (auth.admit) before its endpoint runs.
+    guarded = [m.router for m in (submit, routes, parsers, deliveries, events)]
+    for router in guarded:
+        app.include_router(router)
     app.include_router(metrics.router)
-    metrics.install(app)
-    openapi.install(app)
+    openapi.install(app, guarded)
     return app

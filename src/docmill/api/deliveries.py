@@ -5,12 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from docmill.api import auth
+from docmill.api.auth import GuardedRoute
 from docmill.api.problems import Problem
 from docmill.api.schemas import DeliveryOut
 from docmill.exceptions import DocumentNotFound
 from docmill.queue.store import utcnow
 
-router = APIRouter()
+router = APIRouter(route_class=GuardedRoute)
 
 
 async def _check_owner(request: Request, document_id: str) -> None:

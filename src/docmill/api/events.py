@@ -18,10 +18,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
 from docmill.api import auth
+from docmill.api.auth import GuardedRoute
 from docmill.db.models import JobStatus
 from docmill.exceptions import DocumentNotFound
 
-router = APIRouter()
+router = APIRouter(route_class=GuardedRoute)
 
 POLL_SECONDS = 0.25
 # A comment line now and then keeps proxies from closing an idle stream.

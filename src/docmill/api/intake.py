@@ -6,6 +6,14 @@ flows from the socket through the multipart parser into ``Storage.put``,
 which hashes and writes it as it arrives. The moment a part passes
 ``DOCMILL_MAX_UPLOAD_BYTES`` the storage gives up, the request stops being
 read, and the caller gets 413, without waiting for the rest of the body.
+
+The exception is a small file (up to ``storage.SMALL_BYTES``), where the
+storage keeps such originals in the database: its part is held in memory
+and written with its document's row, in the same transaction, as small text
+submissions are. A file of its own cost a thread, an fsync and a rename per
+upload; the commit that makes the document durable now makes its original
+durable too. A part that grows past the limit is handed to ``Storage.put``
+with what was held so far.
 """
 
 from __future__ import annotations
@@ -23,7 +31,13 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 
 from docmill.api.problems import Problem
 from docmill.exceptions import TooLarge
-from docmill.storage import Storage, StoredOriginal
+from docmill.storage import (
+    SMALL_BYTES,
+    Storage,
+    StoredOriginal,
+    describe_small,
+    small_in_database,
+)
 from docmill.streams import ChunkPipe
 
 MAX_FIELD_BYTES = 64 * 1024
@@ -37,6 +51,8 @@ class FilePart:
     filename: str | None
     stored: StoredOriginal | None = None
     error: Problem | None = None
+    # A small original's bytes, to be written with its document's row.
+    data: bytes | None = None
 
 
 @dataclass
@@ -60,6 +76,12 @@ class _StreamingForm:
         self._pipe: ChunkPipe | None = None
         self._reader: asyncio.Task[StoredOriginal] | None = None
         self._part: FilePart | None = None
+        # The current file part while it is small enough to keep in memory.
+        self._held: bytearray | None = None
+        # Past max_bytes a part is streamed, so that storage refuses it at once.
+        self.small_limit = (
+            min(SMALL_BYTES, max_bytes) if small_in_database(storage, 0) else -1
+        )
 
     def callbacks(self) -> dict[str, Any]:
         def data(name: str) -> Any:
@@ -117,6 +139,12 @@ class _StreamingForm:
             )
         filename = options[b"filename"].decode("utf-8", "replace") or None
         self._part = FilePart(filename=filename)
+        if self.small_limit >= 0:
+            self._held = bytearray()
+        else:
+            self._stream_part()
+
+    def _stream_part(self) -> None:
         self._pipe = ChunkPipe()
         self._reader = asyncio.ensure_future(
             self.storage.put(self._pipe, self.max_bytes)  # type: ignore[arg-type]
@@ -129,7 +157,15 @@ class _StreamingForm:
                 raise Problem(
                     413, "too-large", f"form field {self._field_name!r} is too long"
                 )
-        elif self._pipe is not None and self._reader is not None:
+            return
+        if self._held is not None:
+            self._held += data
+            if len(self._held) <= self.small_limit:
+                return
+            # Too big to keep: stream it, starting with what was held.
+            data, self._held = bytes(self._held), None
+            self._stream_part()
+        if self._pipe is not None and self._reader is not None:
             await self._pipe.feed(data, self._reader)
             if self._reader.done() and self.max_files == 1:
                 # The only file is refused: stop reading the request now.
@@ -142,6 +178,15 @@ class _StreamingForm:
             )
             self._field_name = None
             return
+        if self._held is not None and self._part is not None:
+            part, data = self._part, bytes(self._held)
+            self._part = self._held = None
+            try:
+                part.stored, part.data = describe_small(data, self.max_bytes), data
+            except TooLarge as exc:
+                part.error = Problem(413, "too-large", exc.message)
+            self._finish_part(part)
+            return
         if self._pipe is None or self._reader is None or self._part is None:
             return
         pipe, reader, part = self._pipe, self._reader, self._part
@@ -151,6 +196,9 @@ class _StreamingForm:
             part.stored = await reader
         except TooLarge as exc:
             part.error = Problem(413, "too-large", exc.message)
+        self._finish_part(part)
+
+    def _finish_part(self, part: FilePart) -> None:
         self.form.files.append(part)
         if part.error is not None and self.max_files == 1:
             raise part.error
@@ -197,7 +245,11 @@ async def read_multipart(
     except BaseException:
         await reader.abandon()
         raise
-    if reader._field_name is not None or reader._pipe is not None:
+    if (
+        reader._field_name is not None
+        or reader._pipe is not None
+        or reader._held is not None
+    ):
         await reader.abandon()
         raise Problem(422, "validation", "the multipart body ended mid-part")
     return reader.form

@@ -1,16 +1,20 @@
-"""Request ids, timing and one access log line per request."""
+"""
+The one middleware of the API: request ids, timing, metrics, the access log.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import re
-import secrets
 import time
+from typing import Any
 
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from docmill import metrics
 from docmill.log import request_id_var
 
 logger = logging.getLogger("docmill.access")
@@ -20,28 +24,46 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 class RequestContextMiddleware:
     """
-    Give every request an id and report how long it took.
+    Give every request an id, report how long it took, and count it.
 
     A caller's ``X-Request-ID`` is kept when it is a short token, so ids can be
     followed across services; otherwise a new one is made. Both headers are
     added to the response, and the id is on every log line the request causes.
-    Written as plain ASGI because BaseHTTPMiddleware would buffer streamed
-    responses.
+    Each request is counted under its route template
+    (``/documents/{document_id}``), never its raw path, so label values stay
+    few whatever ids are requested. ``POST /documents`` and ``GET /documents``
+    go through ``ParserHooks``.
+
+    This was four layers (ids and timing, metrics, parser hooks); each one
+    wrapped ``send`` again and cost about as much as a short endpoint. Written
+    as plain ASGI because BaseHTTPMiddleware would buffer streamed responses.
+
+    Args:
+        app: the application it wraps.
     """
 
     def __init__(self, app: ASGIApp) -> None:
+        from docmill.api.parsers import ParserHooks
+
         self.app = app
+        self.documents = ParserHooks(app)
+        # (method, route template, status) -> the metric children to update
+        self._counted: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given if _VALID_REQUEST_ID.match(given) else secrets.token_hex(8)
-        token = request_id_var.set(request_id)
         started = time.perf_counter()
+        given = b""
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                given = value
+        request_id = given.decode("latin-1")
+        if not _VALID_REQUEST_ID.match(request_id):
+            request_id = f"{random.getrandbits(64):016x}"
+        token = request_id_var.set(request_id)
         status = 500
-
         started_response = False
 
         async def send_with_headers(message: Message) -> None:
@@ -66,6 +88,8 @@ class RequestContextMiddleware:
                     "bad-request",
                     "NUL characters are not allowed in URLs",
                 )
+            elif scope["path"].rstrip("/") == "/documents":
+                await self.documents(scope, receive, send_with_headers)
             else:
                 await self.app(scope, receive, send_with_headers)
         except ClientDisconnect:
@@ -87,15 +111,32 @@ class RequestContextMiddleware:
                     f"an unexpected error occurred; quote request id {request_id}",
                 )
         finally:
-            logger.info(
-                "%s %s %d %.1fms",
-                scope["method"],
-                _printable(scope),
-                status,
-                (time.perf_counter() - started) * 1000,
-                extra={"action": "http_request", "status_code": status},
-            )
+            elapsed = time.perf_counter() - started
+            self._count(scope, status, elapsed)
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "%s %s %d %.1fms",
+                    scope["method"],
+                    _printable(scope),
+                    status,
+                    elapsed * 1000,
+                    extra={"action": "http_request", "status_code": status},
+                )
             request_id_var.reset(token)
+
+    def _count(self, scope: Scope, status: int, elapsed: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        key = (scope["method"], template, status)
+        children = self._counted.get(key)
+        if children is None:
+            # A handful of keys: methods x route templates x status codes.
+            children = self._counted[key] = (
+                metrics.HTTP_REQUESTS.labels(key[0], template, str(status)),
+                metrics.HTTP_LATENCY.labels(key[0], template),
+            )
+        children[0].inc()
+        children[1].observe(elapsed)
 
 
 def _printable(scope: Scope) -> str:

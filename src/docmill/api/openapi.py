@@ -8,10 +8,13 @@ operation the error answers it can give, all ``application/problem+json``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 
+from docmill.api.auth import BEARER_SCHEME
 from docmill.api.schemas import BatchSubmission, TextSubmission
 
 PROBLEM = {
@@ -39,7 +42,14 @@ _GUARDED = {
 _OPEN = {"/healthz", "/readyz", "/metrics"}
 
 
-def install(app: FastAPI) -> None:
+def install(app: FastAPI, guarded: Sequence[APIRouter]) -> None:
+    """
+    Complete the app's OpenAPI document.
+
+    Args:
+        app: the application.
+        guarded: the routers whose routes need an API key when auth is on.
+    """
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -52,6 +62,7 @@ def install(app: FastAPI) -> None:
                 ref_template="#/components/schemas/{model}"
             )
         components["Problem"] = PROBLEM
+        _bearer(schema, guarded)
         for path, operations in schema["paths"].items():
             for operation in operations.values():
                 _problems(path, operation)
@@ -78,3 +89,17 @@ def _problems(path: str, operation: dict[str, Any]) -> None:
     for code, response in responses.items():
         if code[0] in "45":
             response["content"] = _PROBLEM_CONTENT
+
+
+def _bearer(schema: dict[str, Any], guarded: Sequence[APIRouter]) -> None:
+    """Name the bearer scheme on every operation that ``auth.admit`` guards."""
+    components = schema.setdefault("components", {})
+    components.setdefault("securitySchemes", {})["HTTPBearer"] = BEARER_SCHEME
+    for router in guarded:
+        for route in router.routes:
+            if not isinstance(route, APIRoute) or not route.include_in_schema:
+                continue
+            operations = schema["paths"].get(route.path_format, {})
+            for method in route.methods or ():
+                if method.lower() in operations:
+                    operations[method.lower()]["security"] = [{"HTTPBearer": []}]

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from docmill.api.auth import GuardedRoute
 from docmill.api.problems import Problem, problem_response
 from docmill.exceptions import ExtractionError
 from docmill.parsing.engine import parse_payload
@@ -39,7 +40,7 @@ from docmill.parsing.store import ParserRecord, ParserStore
 
 logger = logging.getLogger(__name__)
 
-router = APIRouter(tags=["parsers"])
+router = APIRouter(tags=["parsers"], route_class=GuardedRoute)
 
 _DOCUMENT_PATH = re.compile(r"/documents/([^/?]+)$")
 

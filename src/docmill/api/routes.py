@@ -15,6 +15,7 @@ from sqlalchemy import text as sql_text
 
 from docmill.api import auth
 from docmill.api.app import Services
+from docmill.api.auth import GuardedRoute
 from docmill.api.problems import Problem
 from docmill.api.schemas import (
     DocumentOut,
@@ -30,7 +31,7 @@ from docmill.api.submit import accept_single, accepted_headers
 from docmill.db.migrate import is_current
 from docmill.exceptions import DocumentNotFound, OriginalMissing
 
-router = APIRouter()
+router = APIRouter(route_class=GuardedRoute)
 
 _SUBMIT_BODY = {
     "requestBody": {
@@ -82,7 +83,7 @@ def _services(request: Request) -> Services:
     },
     tags=["documents"],
 )
-async def submit_document(request: Request, response: Response) -> Response:
+async def submit_document(request: Request) -> Response:
     """
     Queue a document: a multipart file upload, or raw text or a URL as JSON.
 
@@ -91,14 +92,15 @@ async def submit_document(request: Request, response: Response) -> Response:
     document (with `Idempotent-Replayed: true`).
     """
     submitted = await accept_single(request)
-    accepted_headers(response, submitted)
     if submitted.row is not None and submitted.duplicate_of is None:
         # Answer with the document as accepted: a worker may claim it before
         # a second read, and "pending" is what this request did.
         document = document_from_row(submitted.row)
     else:
         document = await document_by_id(_services(request), submitted.document_id)
-    return _json_answer(document, response, status_code=202)
+    answer = _json_answer(document, status_code=202)
+    answer.raw_headers.extend(accepted_headers(submitted))
+    return answer
 
 
 async def _owned_row(request: Request, document_id: str) -> Any:
@@ -179,33 +181,42 @@ def document_from_row(row: Any, content: Any = None, parsed: Any = None) -> Docu
     )
 
 
-@router.get("/documents/{document_id}", response_model=DocumentOut, tags=["documents"])
-async def get_document(
-    document_id: str, request: Request, response: Response
-) -> Response:
+# The path parameter is read from the match, not declared to FastAPI: its
+# per-parameter validation cost a status read as much as the database did.
+# Declared here instead, as FastAPI would have declared it.
+_DOCUMENT_ID_PARAMETER = {
+    "in": "path",
+    "name": "document_id",
+    "required": True,
+    "schema": {"title": "Document Id", "type": "string"},
+}
+
+
+@router.get(
+    "/documents/{document_id}",
+    response_model=DocumentOut,
+    responses={422: {"description": "Validation Error"}},
+    openapi_extra={"parameters": [_DOCUMENT_ID_PARAMETER]},
+    tags=["documents"],
+)
+async def get_document(request: Request) -> Response:
     """A document's status, and its result summary once completed."""
-    return _json_answer(await _document_out(request, document_id), response)
+    document_id: str = request.path_params["document_id"]
+    return _json_answer(await _document_out(request, document_id))
 
 
-def _json_answer(
-    document: DocumentOut, response: Response, status_code: int = 200
-) -> Response:
+def _json_answer(document: DocumentOut, status_code: int = 200) -> Response:
     """
-    The document as JSON, with the headers set on ``response`` so far.
+    The document as JSON.
 
     Serialised here, once: given the model, FastAPI would validate it again
     against ``response_model`` first, on the API's most frequent requests.
-    FastAPI copies the headers set on ``response`` (the rate limit's,
-    ``Location``) only into responses it builds itself, so they are copied
-    here.
     """
-    answer = Response(
+    return Response(
         document.model_dump_json(),
         status_code=status_code,
         media_type="application/json",
     )
-    answer.headers.raw.extend(response.headers.raw)
-    return answer
 
 
 async def _completed_content(request: Request, document_id: str) -> Any:

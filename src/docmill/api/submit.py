@@ -17,10 +17,11 @@ from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 from pydantic import ValidationError
 
 from docmill.api import auth
+from docmill.api.auth import GuardedRoute
 from docmill.api.intake import Form, fingerprint, read_multipart
 from docmill.api.problems import PROBLEM_TYPE_PREFIX, Problem
 from docmill.api.schemas import BatchItemOut, BatchOut, TextSubmission
@@ -33,7 +34,7 @@ from docmill.storage import (
     small_in_database,
 )
 
-router = APIRouter()
+router = APIRouter(route_class=GuardedRoute)
 
 MAX_BATCH_ITEMS = 100
 # Multipart framing and the small form fields around the file.
@@ -215,13 +216,16 @@ def new_document(
         dedupe=submission.dedupe,
         idempotency_key=key,
         original_bytes=original_bytes,
+        # Only an Idempotency-Key's replay compares it.
         fingerprint=fingerprint(
             source,
             sha256,
             submission.url,
             filename,
             submission.model_dump(exclude={"content"}),
-        ),
+        )
+        if key is not None
+        else "",
     )
 
 
@@ -290,6 +294,7 @@ async def accept_single(request: Request) -> Submitted:
             filename=form.files[0].filename,
             owner=owner,
             key=key,
+            original_bytes=form.files[0].data,
         )
     elif content_type.startswith("application/json"):
         try:
@@ -417,6 +422,7 @@ async def submit_batch(request: Request) -> BatchOut:
                     filename=part.filename,
                     owner=owner,
                     key=f"{key}#{index}" if key else None,
+                    original_bytes=part.data,
                 )
             )
     elif content_type.startswith("application/json"):
@@ -472,7 +478,9 @@ async def submit_batch(request: Request) -> BatchOut:
     return BatchOut(items=answers)
 
 
-def accepted_headers(response: Response, submitted: Submitted) -> None:
-    response.headers["Location"] = f"/documents/{submitted.document_id}"
+def accepted_headers(submitted: Submitted) -> list[tuple[bytes, bytes]]:
+    """``Location`` of the document, and whether this answer is a replay."""
+    headers = [(b"location", f"/documents/{submitted.document_id}".encode())]
     if submitted.replayed:
-        response.headers["Idempotent-Replayed"] = "true"
+        headers.append((b"idempotent-replayed", b"true"))
+    return headers
