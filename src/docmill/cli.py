@@ -6,6 +6,11 @@ Imports are deferred into each command so that ``docmill --help`` and
 the format libraries load only in the commands that use them, and pydantic
 only where settings are read (``docmill extract`` reads them without it when
 nothing is configured; see docmill.extract_settings).
+
+TODO: Typer 0.29 converts every option value through a pydantic TypeAdapter,
+which costs a one-file ``docmill extract`` more than any other part of its
+start (docs/design.md, "Start-up of the CLI"). Typer 0.28, or a parser that
+converts values itself, would give that time back.
 """
 
 from __future__ import annotations

@@ -69,3 +69,10 @@ def test_settings_read_only_the_environment() -> None:
     config = Settings.model_config
 
     assert (config.get("env_file"), config.get("secrets_dir")) == (None, None)
+
+
+def test_the_package_still_exports_settings() -> None:
+    """docmill.Settings is loaded on first use, not when docmill is imported."""
+    import docmill
+
+    assert docmill.Settings is Settings
