@@ -60,8 +60,8 @@ class _SettingsHelp(TyperCommand):
     A command whose option help quotes the descriptions of ``Settings`` fields.
 
     The descriptions are filled in when help is shown rather than when the
-    command is declared, so running a command does not import pydantic just
-    to describe its options.
+    command is declared, so running a command does not import
+    pydantic-settings and build ``Settings`` just to describe its options.
     """
 
     def format_help(self, ctx: Any, formatter: Any) -> None:
