@@ -3,7 +3,14 @@ The ``docmill`` command.
 
 Imports are deferred into each command so that ``docmill --help`` and
 ``docmill extract`` on one file start quickly: the web stack, SQLAlchemy and
-the format libraries load only in the commands that use them.
+the format libraries load only in the commands that use them, and pydantic
+only where settings are read (``docmill extract`` reads them without it when
+nothing is configured; see docmill.extract_settings).
+
+TODO: Typer 0.29 converts every option value through a pydantic TypeAdapter,
+which costs a one-file ``docmill extract`` more than any other part of its
+start (docs/design.md, "Start-up of the CLI"). Typer 0.28, or a parser that
+converts values itself, would give that time back.
 """
 
 from __future__ import annotations
@@ -11,13 +18,16 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
+from typer.core import TyperCommand
 
 from docmill import remote
 from docmill.parsing.commands import parse, parsers_app
-from docmill.settings import Settings
+
+if TYPE_CHECKING:
+    from docmill.settings import Settings
 
 app = typer.Typer(
     help="docmill: a self-hosted document processing service.",
@@ -35,16 +45,40 @@ app.add_typer(remote.keys_app, name="keys")
 app.command("submit")(remote.submit)
 app.command("status")(remote.status)
 
-_FIELDS = Settings.model_fields
+# Help text placeholder -> the settings field whose description it stands for.
+_HELP_FIELDS: dict[str, str] = {}
 
 
 def _help(field: str) -> str:
-    description = _FIELDS[field].description or ""
-    return f"{description} (env: DOCMILL_{field.upper()})"
+    text = f"(env: DOCMILL_{field.upper()})"
+    _HELP_FIELDS[text] = field
+    return text
+
+
+class _SettingsHelp(TyperCommand):
+    """
+    A command whose option help quotes the descriptions of ``Settings`` fields.
+
+    The descriptions are filled in when help is shown rather than when the
+    command is declared, so running a command does not import
+    pydantic-settings and build ``Settings`` just to describe its options.
+    """
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from docmill.settings import Settings
+
+        for param in self.params:
+            field = _HELP_FIELDS.get(getattr(param, "help", None) or "")
+            if field is not None:
+                description = Settings.model_fields[field].description or ""
+                param.help = f"{description} {param.help}"  # type: ignore[attr-defined]
+        super().format_help(ctx, formatter)
 
 
 def _settings(**given: Any) -> Settings:
     """Settings from the environment, with the flags the user gave on top."""
+    from docmill.settings import Settings
+
     return Settings(
         **{name: value for name, value in given.items() if value is not None}
     )
@@ -54,7 +88,7 @@ def main() -> None:
     app()
 
 
-@app.command()
+@app.command(cls=_SettingsHelp)
 def serve(
     host: str | None = typer.Option(None, help=_help("host")),
     port: int | None = typer.Option(None, help=_help("port")),
@@ -113,7 +147,7 @@ def serve(
     )
 
 
-@app.command()
+@app.command(cls=_SettingsHelp)
 def worker(
     concurrency: int | None = typer.Option(
         None, "--concurrency", "-c", help="Extraction slots (default: cores)."
@@ -142,7 +176,7 @@ def worker(
     run_worker(settings, concurrency or settings.workers or 1, drain=once)
 
 
-@app.command()
+@app.command(cls=_SettingsHelp)
 def extract(
     paths: list[Path] = typer.Argument(..., help="Files or directories to read."),
     output_format: str = typer.Option(
@@ -168,8 +202,10 @@ def extract(
     """Process files locally, with no server: JSON Lines on stdout."""
     if output_format not in ("json", "text", "markdown"):
         raise typer.BadParameter("choose json, text or markdown", param_hint="--format")
-    settings = _settings(job_timeout_seconds=timeout_seconds)
+    from docmill.extract_settings import load_extract_settings
     from docmill.local import run_extract
+
+    settings = load_extract_settings(job_timeout_seconds=timeout_seconds)
 
     failed = run_extract(
         paths,
@@ -182,7 +218,7 @@ def extract(
     raise typer.Exit(1 if failed else 0)
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", cls=_SettingsHelp)
 def db_upgrade(
     data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
     database_url: str | None = typer.Option(None, help=_help("database_url")),
@@ -222,7 +258,7 @@ def _run_on_store(settings: Settings, operation: Any) -> Any:
     return asyncio.run(_run())
 
 
-@queue_app.command("stats")
+@queue_app.command("stats", cls=_SettingsHelp)
 def queue_stats(
     data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
     database_url: str | None = typer.Option(None, help=_help("database_url")),
@@ -239,7 +275,7 @@ def queue_stats(
     typer.echo(f"{'finished last minute':<24}{stats['finished_last_minute']:>10}")
 
 
-@queue_app.command("failed")
+@queue_app.command("failed", cls=_SettingsHelp)
 def queue_failed(
     limit: int = typer.Option(50, help="Most documents to list."),
     data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
@@ -258,7 +294,7 @@ def queue_failed(
         )
 
 
-@queue_app.command("retry")
+@queue_app.command("retry", cls=_SettingsHelp)
 def queue_retry(
     document_ids: list[str] = typer.Argument(
         None, help="Documents to retry (default: every failed one)."
@@ -278,7 +314,7 @@ def queue_retry(
     typer.echo(f"{count} document(s) queued again", err=True)
 
 
-@queue_app.command("purge")
+@queue_app.command("purge", cls=_SettingsHelp)
 def queue_purge(
     older_than_days: float = typer.Option(
         ...,

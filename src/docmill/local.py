@@ -20,7 +20,7 @@ from typing import Any
 
 from docmill.exceptions import ExtractionError
 from docmill.extract.child import ExtractionChild
-from docmill.settings import Settings
+from docmill.extract_settings import ExtractSettings
 
 _HASH_INLINE_BYTES = 1024 * 1024
 
@@ -35,7 +35,7 @@ def iter_files(paths: list[Path]) -> Iterator[Path]:
 
 def run_extract(
     paths: list[Path],
-    settings: Settings,
+    settings: ExtractSettings,
     *,
     output_format: str,
     jobs: int,
@@ -58,7 +58,7 @@ def run_extract(
 
 async def _run(
     files: list[Path],
-    settings: Settings,
+    settings: ExtractSettings,
     output_format: str,
     jobs: int,
     password: str | None,
@@ -76,7 +76,7 @@ async def _run(
     # the start-up time of a one-file `docmill extract`.
     children = [
         ExtractionChild(
-            settings.extraction_limits(),
+            settings.limits,
             settings.job_memory_mb,
             settings.extractor_plugins,
             start_method="fork",
@@ -132,7 +132,7 @@ def _progress_bar(total: int) -> Any:
 
 
 async def _extract_one(
-    child: ExtractionChild, path: Path, settings: Settings, password: str | None
+    child: ExtractionChild, path: Path, settings: ExtractSettings, password: str | None
 ) -> dict[str, Any]:
     import hashlib
 

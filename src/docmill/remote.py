@@ -12,8 +12,6 @@ from typing import Any
 
 import typer
 
-from docmill.settings import Settings
-
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 
 _SERVER = typer.Option(
@@ -81,6 +79,7 @@ def status(
 def _keys(operation: Any) -> Any:
     from docmill.db.engine import create_engine
     from docmill.queue.keys import KeyStore
+    from docmill.settings import Settings
 
     async def run() -> Any:
         engine = create_engine(Settings().resolved_database_url)

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-if TYPE_CHECKING:
-    from docmill.extract.base import Limits
+from docmill.extract.base import Limits
+from docmill.extract_settings import (
+    JOB_MEMORY_MB,
+    JOB_TIMEOUT_SECONDS,
+    ExtractSettings,
+)
 
 
 class Settings(BaseSettings):
     """docmill's configuration."""
 
+    # Only the environment is read. `docmill extract` relies on that to skip
+    # this class when no DOCMILL_ variable is set (docmill.extract_settings):
+    # a dotenv or secrets source added here must be checked there too.
     model_config = SettingsConfigDict(env_prefix="DOCMILL_", extra="ignore")
 
     data_dir: Path = Field(
@@ -57,10 +64,12 @@ class Settings(BaseSettings):
         0.5, gt=0, description="How often an idle worker looks for work."
     )
     job_timeout_seconds: float = Field(
-        120.0, gt=0, description="Wall-clock limit for one document's extraction."
+        JOB_TIMEOUT_SECONDS,
+        gt=0,
+        description="Wall-clock limit for one document's extraction.",
     )
     job_memory_mb: int = Field(
-        2048,
+        JOB_MEMORY_MB,
         ge=0,
         description="Address-space cap of an extraction child in MiB (0: none).",
     )
@@ -79,18 +88,22 @@ class Settings(BaseSettings):
         512 * 1024 * 1024, gt=0, description="Largest accepted original, in bytes."
     )
     max_text_chars: int = Field(
-        50_000_000, gt=0, description="Extracted text is cut past this length."
+        Limits.max_text_chars,
+        gt=0,
+        description="Extracted text is cut past this length.",
     )
     max_archive_depth: int = Field(
-        3, ge=0, description="How deep archives and attachments are followed."
+        Limits.max_archive_depth,
+        ge=0,
+        description="How deep archives and attachments are followed.",
     )
     max_archive_members: int = Field(
-        1000,
+        Limits.max_archive_members,
         ge=0,
         description="An archive with more members than this is refused whole.",
     )
     max_unpacked_bytes: int = Field(
-        256 * 1024 * 1024,
+        Limits.max_unpacked_bytes,
         gt=0,
         description="Most bytes unpacked from one archive or container part.",
     )
@@ -196,11 +209,17 @@ class Settings(BaseSettings):
         return self.data_dir / "originals"
 
     def extraction_limits(self) -> Limits:
-        from docmill.extract.base import Limits
-
         return Limits(
             max_text_chars=self.max_text_chars,
             max_archive_depth=self.max_archive_depth,
             max_archive_members=self.max_archive_members,
             max_unpacked_bytes=self.max_unpacked_bytes,
+        )
+
+    def extract_settings(self) -> ExtractSettings:
+        return ExtractSettings(
+            limits=self.extraction_limits(),
+            job_timeout_seconds=self.job_timeout_seconds,
+            job_memory_mb=self.job_memory_mb,
+            extractor_plugins=self.extractor_plugins,
         )

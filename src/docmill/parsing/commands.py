@@ -13,11 +13,12 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from docmill.settings import Settings
+if TYPE_CHECKING:
+    from docmill.settings import Settings
 
 parsers_app = typer.Typer(
     help="Parsing rules stored in the database.", no_args_is_help=True
@@ -25,6 +26,8 @@ parsers_app = typer.Typer(
 
 
 def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
+    from docmill.settings import Settings
+
     given: dict[str, Any] = {"data_dir": data_dir, "database_url": database_url}
     return Settings(**{k: v for k, v in given.items() if v is not None})
 
@@ -104,6 +107,8 @@ def parse(
     Each line has the fields, fields_errors and, per field, where it
     matched. Exits 1 if any document could not be read or has a field error.
     """
+    from docmill.settings import Settings
+
     spec = _load(rules)
     failed = asyncio.run(_parse_all(spec, documents, Settings()))
     raise typer.Exit(1 if failed else 0)

@@ -1,0 +1,158 @@
+"""
+What the CLI imports, by module presence rather than by timing.
+
+Issue 7 wants `docmill extract` of one small file to start quickly. A clock
+in a test would flake on a busy machine; the set of modules a command loads
+does not, and it is where start-up time goes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+# Runs the CLI like the `docmill` script does, then reports the parent's
+# modules on exit. The extraction child leaves by os._exit and reports none.
+PROBE = """
+import atexit, sys
+atexit.register(
+    lambda: sys.stderr.write("\\nMODULES " + " ".join(sorted(sys.modules)) + "\\n")
+)
+sys.argv = ["docmill", *sys.argv[1:]]
+from docmill.cli import main
+main()
+"""
+
+# None of these does anything for `docmill extract` or `docmill --help`.
+# pydantic itself is not listed: Typer 0.29 converts every option value
+# through it.
+SERVICE_STACK = [
+    "pydantic_settings",
+    "docmill.settings",
+    "sqlalchemy",
+    "alembic",
+    "aiosqlite",
+    "asyncpg",
+    "httpx",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "docmill.api",
+    "docmill.queue",
+    "docmill.db",
+    "docmill.parsing.engine",
+]
+
+
+def unconfigured_environment(**variables: str) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.upper().startswith("DOCMILL_")
+    }
+    return env | variables
+
+
+def run_probe(
+    *args: str, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], set[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    modules: set[str] = set()
+    for line in done.stderr.splitlines():
+        if line.startswith("MODULES "):
+            modules = set(line.split()[1:])
+    return done, modules
+
+
+def loaded(modules: set[str], packages: list[str]) -> list[str]:
+    return [
+        package
+        for package in packages
+        if any(name == package or name.startswith(package + ".") for name in modules)
+    ]
+
+
+@pytest.fixture
+def small_text(tmp_path: Path) -> Path:
+    path = tmp_path / "note.txt"
+    path.write_text("A short note about the quarterly figures.\n")
+    return path
+
+
+def test_extract_loads_no_service_stack_when_nothing_is_configured(
+    small_text: Path,
+) -> None:
+    done, modules = run_probe(
+        "extract", str(small_text), env=unconfigured_environment()
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "docmill.local" in modules
+    assert loaded(modules, [*SERVICE_STACK, "rich"]) == []
+
+
+def test_help_loads_no_service_stack() -> None:
+    done, modules = run_probe("--help", env=unconfigured_environment())
+
+    assert done.returncode == 0, done.stderr
+    assert "typer" in modules
+    assert loaded(modules, SERVICE_STACK) == []
+
+
+def test_extract_reads_settings_when_a_variable_is_set(small_text: Path) -> None:
+    env = unconfigured_environment(DOCMILL_MAX_TEXT_CHARS="7")
+
+    done, modules = run_probe("extract", str(small_text), env=env)
+
+    record = json.loads(done.stdout)
+    assert record["result"]["text"] == "A short"
+    assert "pydantic_settings" in modules
+
+
+def test_extract_reports_an_invalid_setting(small_text: Path) -> None:
+    env = unconfigured_environment(DOCMILL_JOB_MEMORY_MB="lots")
+
+    done, _modules = run_probe("extract", str(small_text), env=env)
+
+    assert (done.returncode, done.stdout) == (1, "")
+    assert "job_memory_mb" in done.stderr
+
+
+def test_extract_draws_a_progress_bar_on_a_terminal(small_text: Path) -> None:
+    """Rich, left out above, still draws the bar when stderr is a terminal."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "docmill", "extract", str(small_text)],
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+        env=unconfigured_environment(TERM="xterm-256color"),
+    )
+    os.close(terminal)
+    screen = b""
+    try:
+        while chunk := _read(controller):
+            screen += chunk
+    finally:
+        os.close(controller)
+
+    assert process.wait(timeout=120) == 0
+    assert b"extracting" in screen
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 65536)
+    except OSError:  # EIO: every writer has closed the terminal
+        return b""
