@@ -427,7 +427,7 @@ class SqliteTransaction:
         """The rows ``statement`` answers (a SELECT, or RETURNING)."""
         compiled = self._statements.get(statement)
         raw = self._connection.execute(compiled.sql, compiled.bind(params or {}))
-        return [_row(row, compiled.processors, compiled.row_type) for row in raw]
+        return [compiled.convert(row) for row in raw]
 
 
 class _CompiledForSqlite:
@@ -441,15 +441,12 @@ class _CompiledForSqlite:
             binds[name].type.dialect_impl(dialect).bind_processor(dialect)
             for name in self.names
         ]
-        self.processors: list[Any] = []
-        self.row_type: type = tuple
         # A SELECT's columns, or those of RETURNING.
         columns = list(getattr(statement, "exported_columns", ()))
-        if columns:
-            self.processors = [_result_processor(c.type, dialect) for c in columns]
-            self.row_type = collections.namedtuple(  # type: ignore[misc]
-                "WriteRow", [str(c.key) for c in columns]
-            )
+        self.convert = _RowConverter(
+            [_result_processor(c.type, dialect) for c in columns],
+            collections.namedtuple("WriteRow", [str(c.key) for c in columns]),
+        )
 
     def bind(self, params: dict[str, Any]) -> list[Any]:
         values = []
