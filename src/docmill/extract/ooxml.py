@@ -182,6 +182,42 @@ class Package:
         self._budget -= len(data)
         return data
 
+    def reserve(self, names: list[str]) -> None:
+        """
+        Charge the budget for members another reader inflates with no limit
+        of its own (calamine), reading them only when their size is in doubt.
+
+        Deflate expands at most 1032 to 1, so when the worst case of every
+        member fits the budget together, their real sizes must fit too: the
+        worst case is charged and nothing is inflated. Otherwise each member
+        is read as ``read`` would, with the same verdict and error. Charging
+        the worst case leaves less for later reads, so call this last.
+        """
+        infos = []
+        for name in names:
+            try:
+                infos.append(self._zip.getinfo(name))
+            except KeyError as exc:
+                message = f"the {self.kind} has no {name!r} part"
+                raise CorruptDocument(message) from exc
+        bound = 0
+        for info in infos:
+            if info.flag_bits & 0x1 or info.file_size > self._budget:
+                bound = self._budget + 1
+                break
+            if info.compress_type == zipfile.ZIP_STORED:
+                bound += info.compress_size
+            elif info.compress_type == zipfile.ZIP_DEFLATED:
+                bound += info.compress_size * _DEFLATE_MAX_RATIO
+            else:
+                bound = self._budget + 1
+                break
+        if bound <= self._budget:
+            self._budget -= bound
+            return
+        for info in infos:
+            self.read(info.filename)
+
     def _too_big(self, name: str, size: int) -> LimitExceeded:
         return LimitExceeded(
             f"the {self.kind} unpacks to more than the limit of "
@@ -259,6 +295,9 @@ class Package:
         return core_properties(root) if root is not None else {}
 
 
+# A deflate stream codes a 258-byte match in as little as two bits, and no
+# output comes cheaper: the most it can expand is 1032 to 1.
+_DEFLATE_MAX_RATIO = 1032
 _LOCAL_HEADER = struct.Struct("<4s22xHH")
 _LOCAL_MAGIC = b"PK\x03\x04"
 # General-purpose flags that change nothing for reading: deflate options,
