@@ -136,7 +136,7 @@ class Package:
         # A slide's relationships are asked for its notes, its diagrams and
         # its layout; each .rels part is read and parsed once.
         self._relationships: dict[str, list[Relationship]] = {}
-        self._related: dict[tuple[str, str], list[Relationship]] = {}
+        self._related: dict[str, dict[str, list[Relationship]]] = {}
 
     def __enter__(self) -> Package:
         return self
@@ -266,14 +266,15 @@ class Package:
 
     def related(self, part: str, kind: str) -> list[Relationship]:
         """Return the internal relationships of ``part`` of the given kind."""
-        found = self._related.get((part, kind))
-        if found is None:
-            found = self._related[(part, kind)] = [
-                rel
-                for rel in self.relationships(part)
-                if rel.kind == kind and not rel.external
-            ]
-        return list(found)
+        by_kind = self._related.get(part)
+        if by_kind is None:
+            # Sorted by kind once per part: a deck asks each slide for three
+            # or four kinds, and rel.kind splits the type URI on every call.
+            by_kind = self._related[part] = {}
+            for rel in self.relationships(part):
+                if not rel.external:
+                    by_kind.setdefault(rel.kind, []).append(rel)
+        return list(by_kind.get(kind, ()))
 
     def main_part(self, default: str) -> str:
         """Return the package's main document part, or ``default``."""

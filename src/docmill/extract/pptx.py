@@ -24,6 +24,7 @@ _SP = f"{{{P}}}sp"
 _GRP_SP = f"{{{P}}}grpSp"
 _GRAPHIC_FRAME = f"{{{P}}}graphicFrame"
 _SP_TREE = f"{{{P}}}spTree"
+_C_SLD = f"{{{P}}}cSld"
 _PH = f"{{{P}}}ph"
 _TX_BODY = f"{{{P}}}txBody"
 _SLD_ID = f"{{{P}}}sldId"
@@ -107,15 +108,28 @@ def _read_slide(package: Package, name: str) -> Slide:
     slide = Slide()
     root = package.parse(name)
     diagrams = {rel.id: rel.target for rel in package.related(name, "diagramData")}
-    tree = root.find(f".//{_SP_TREE}")
+    tree = _shape_tree(root)
     if tree is not None:
         _read_shapes(package, tree, slide, diagrams)
     for rel in package.related(name, "notesSlide"):
         notes_root = package.parse_optional(rel.target)
-        notes_tree = None if notes_root is None else notes_root.find(f".//{_SP_TREE}")
+        notes_tree = None if notes_root is None else _shape_tree(notes_root)
         if notes_tree is not None:
             slide.notes.extend(_plain_shape_text(notes_tree, _NOTES_CHROME))
     return slide
+
+
+def _shape_tree(root: etree._Element) -> etree._Element | None:
+    """The part's first ``p:spTree``, where slides, notes and masters keep it."""
+    # Like _placeholder: a walk instead of the path engine. The schema puts
+    # cSld first and the tree inside it after the background, so the walk
+    # finds what a search in document order would; elsewhere, search.
+    first = next(iter(root), None)
+    if first is not None and first.tag == _C_SLD:
+        for tree in first:
+            if tree.tag == _SP_TREE:
+                return tree
+    return root.find(f".//{_SP_TREE}")
 
 
 def _read_shapes(
@@ -247,7 +261,7 @@ def _master_text(
     # Masters first: a layout mostly repeats its master's static text.
     for name in sorted(templates, key=lambda part: "slideMaster" not in part):
         root = package.parse_optional(name)
-        tree = None if root is None else root.find(f".//{_SP_TREE}")
+        tree = None if root is None else _shape_tree(root)
         if tree is None:
             continue
         for shape in tree.iter(_SP):

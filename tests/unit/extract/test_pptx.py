@@ -4,13 +4,15 @@ import copy
 import io
 
 import pytest
+from lxml import etree
 from pptx import Presentation
 from pptx.presentation import Presentation as Deck
 from pptx.util import Inches
 
 from docmill.exceptions import CorruptDocument
 from docmill.extract.base import ExtractContext, ExtractionResult
-from docmill.extract.pptx import extract_pptx
+from docmill.extract.ooxml import P
+from docmill.extract.pptx import _shape_tree, extract_pptx
 
 TITLE_AND_CONTENT = 1
 BLANK = 6
@@ -165,3 +167,22 @@ def test_the_package_is_opened_and_each_rels_part_parsed_once(
     assert len(opened) == 1
     rels = [name for name in parsed if name.endswith(".rels")]
     assert sorted(rels) == sorted(set(rels))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("<p:cSld><p:bg/><p:spTree n='1'/></p:cSld>", id="in-cSld"),
+        pytest.param(
+            "<p:other><p:spTree n='1'/></p:other><p:cSld><p:spTree n='2'/></p:cSld>",
+            id="cSld-not-first",
+        ),
+        pytest.param("<p:cSld/><p:x><p:spTree n='1'/></p:x>", id="cSld-empty"),
+    ],
+)
+def test_shape_tree_is_the_first_in_document_order(body: str) -> None:
+    root = etree.fromstring(f'<p:sld xmlns:p="{P}">{body}</p:sld>')
+
+    tree = _shape_tree(root)
+
+    assert tree is not None and tree.get("n") == "1"
