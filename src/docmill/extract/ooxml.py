@@ -137,6 +137,7 @@ class Package:
         # its layout; each .rels part is read and parsed once.
         self._relationships: dict[str, list[Relationship]] = {}
         self._related: dict[str, dict[str, list[Relationship]]] = {}
+        self._resolved: dict[tuple[str, str], str] = {}
 
     def __enter__(self) -> Package:
         return self
@@ -256,7 +257,13 @@ class Package:
             target = element.get("Target", "")
             external = element.get("TargetMode") == "External"
             if not external:
-                target = resolve_target(folder, target)
+                # Each slide points at the same few layouts and masters;
+                # normpath is a Python loop, so resolve each pair once.
+                key = (folder, target)
+                resolved = self._resolved.get(key)
+                if resolved is None:
+                    resolved = self._resolved[key] = resolve_target(folder, target)
+                target = resolved
             found.append(
                 Relationship(
                     element.get("Id", ""), element.get("Type", ""), target, external
