@@ -192,7 +192,10 @@ class Package:
         member fits the budget together, their real sizes must fit too: the
         worst case is charged and nothing is inflated. Otherwise each member
         is read as ``read`` would, with the same verdict and error. Charging
-        the worst case leaves less for later reads, so call this last.
+        the worst case leaves less for later reads, so call this last. The
+        bound holds for a reader that stops at the central directory's
+        compressed size, as calamine's does (a member whose stream runs past
+        it fails there with "incomplete deflate stream").
         """
         infos = []
         for name in names:
