@@ -136,7 +136,8 @@ class Package:
         # A slide's relationships are asked for its notes, its diagrams and
         # its layout; each .rels part is read and parsed once.
         self._relationships: dict[str, list[Relationship]] = {}
-        self._related: dict[tuple[str, str], list[Relationship]] = {}
+        self._related: dict[str, dict[str, list[Relationship]]] = {}
+        self._resolved: dict[tuple[str, str], str] = {}
 
     def __enter__(self) -> Package:
         return self
@@ -182,6 +183,45 @@ class Package:
         self._budget -= len(data)
         return data
 
+    def reserve(self, names: list[str]) -> None:
+        """
+        Charge the budget for members another reader inflates with no limit
+        of its own (calamine), reading them only when their size is in doubt.
+
+        Deflate expands at most 1032 to 1, so when the worst case of every
+        member fits the budget together, their real sizes must fit too: the
+        worst case is charged and nothing is inflated. Otherwise each member
+        is read as ``read`` would, with the same verdict and error. Charging
+        the worst case leaves less for later reads, so call this last. The
+        bound holds for a reader that stops at the central directory's
+        compressed size, as calamine's does (a member whose stream runs past
+        it fails there with "incomplete deflate stream").
+        """
+        infos = []
+        for name in names:
+            try:
+                infos.append(self._zip.getinfo(name))
+            except KeyError as exc:
+                message = f"the {self.kind} has no {name!r} part"
+                raise CorruptDocument(message) from exc
+        bound = 0
+        for info in infos:
+            if info.flag_bits & 0x1 or info.file_size > self._budget:
+                bound = self._budget + 1
+                break
+            if info.compress_type == zipfile.ZIP_STORED:
+                bound += info.compress_size
+            elif info.compress_type == zipfile.ZIP_DEFLATED:
+                bound += info.compress_size * _DEFLATE_MAX_RATIO
+            else:
+                bound = self._budget + 1
+                break
+        if bound <= self._budget:
+            self._budget -= bound
+            return
+        for info in infos:
+            self.read(info.filename)
+
     def _too_big(self, name: str, size: int) -> LimitExceeded:
         return LimitExceeded(
             f"the {self.kind} unpacks to more than the limit of "
@@ -220,7 +260,13 @@ class Package:
             target = element.get("Target", "")
             external = element.get("TargetMode") == "External"
             if not external:
-                target = resolve_target(folder, target)
+                # Each slide points at the same few layouts and masters;
+                # normpath is a Python loop, so resolve each pair once.
+                key = (folder, target)
+                resolved = self._resolved.get(key)
+                if resolved is None:
+                    resolved = self._resolved[key] = resolve_target(folder, target)
+                target = resolved
             found.append(
                 Relationship(
                     element.get("Id", ""), element.get("Type", ""), target, external
@@ -230,14 +276,15 @@ class Package:
 
     def related(self, part: str, kind: str) -> list[Relationship]:
         """Return the internal relationships of ``part`` of the given kind."""
-        found = self._related.get((part, kind))
-        if found is None:
-            found = self._related[(part, kind)] = [
-                rel
-                for rel in self.relationships(part)
-                if rel.kind == kind and not rel.external
-            ]
-        return list(found)
+        by_kind = self._related.get(part)
+        if by_kind is None:
+            # Sorted by kind once per part: a deck asks each slide for three
+            # or four kinds, and rel.kind splits the type URI on every call.
+            by_kind = self._related[part] = {}
+            for rel in self.relationships(part):
+                if not rel.external:
+                    by_kind.setdefault(rel.kind, []).append(rel)
+        return list(by_kind.get(kind, ()))
 
     def main_part(self, default: str) -> str:
         """Return the package's main document part, or ``default``."""
@@ -259,6 +306,9 @@ class Package:
         return core_properties(root) if root is not None else {}
 
 
+# A deflate stream codes a 258-byte match in as little as two bits, and no
+# output comes cheaper: the most it can expand is 1032 to 1.
+_DEFLATE_MAX_RATIO = 1032
 _LOCAL_HEADER = struct.Struct("<4s22xHH")
 _LOCAL_MAGIC = b"PK\x03\x04"
 # General-purpose flags that change nothing for reading: deflate options,

@@ -11,6 +11,7 @@ than content.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -18,12 +19,21 @@ from lxml import etree
 from docmill.exceptions import CorruptDocument
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source
-from docmill.extract.ooxml import MC, A, P, Package, R, markdown_table
+from docmill.extract.ooxml import MC, A, P, Package, R, markdown_table, parse_xml
 
 _SP = f"{{{P}}}sp"
 _GRP_SP = f"{{{P}}}grpSp"
 _GRAPHIC_FRAME = f"{{{P}}}graphicFrame"
 _SP_TREE = f"{{{P}}}spTree"
+_C_SLD = f"{{{P}}}cSld"
+# The declaration, the root's start tag (group 1 its name) and the start of
+# cSld (group 2) right after it. Attribute values may hold ">", not "<".
+_SHAPES_HEAD = re.compile(
+    rb"""(?:\xef\xbb\xbf)?\s*(?:<\?xml[^<>]*\?>)?\s*"""
+    rb"""<([\w.-]+:(?:sld|sldLayout|sldMaster|notes))"""
+    rb"""(?:\s+[\w:.-]+\s*=\s*(?:"[^"]*"|'[^']*'))*\s*>\s*(<p:cSld[\s>])"""
+)
+_C_SLD_END = b"</p:cSld>"
 _PH = f"{{{P}}}ph"
 _TX_BODY = f"{{{P}}}txBody"
 _SLD_ID = f"{{{P}}}sldId"
@@ -105,17 +115,76 @@ def _slide_order(package: Package, presentation: str) -> list[str]:
 
 def _read_slide(package: Package, name: str) -> Slide:
     slide = Slide()
-    root = package.parse(name)
+    tree = _read_shape_tree(package, name)
     diagrams = {rel.id: rel.target for rel in package.related(name, "diagramData")}
-    tree = root.find(f".//{_SP_TREE}")
     if tree is not None:
         _read_shapes(package, tree, slide, diagrams)
     for rel in package.related(name, "notesSlide"):
-        notes_root = package.parse_optional(rel.target)
-        notes_tree = None if notes_root is None else notes_root.find(f".//{_SP_TREE}")
+        notes_tree = (
+            _read_shape_tree(package, rel.target) if rel.target in package else None
+        )
         if notes_tree is not None:
             slide.notes.extend(_plain_shape_text(notes_tree, _NOTES_CHROME))
     return slide
+
+
+def _read_shape_tree(package: Package, name: str) -> etree._Element | None:
+    """
+    The shape tree of a slide, notes page, layout or master.
+
+    Everything read from these parts sits in ``p:cSld``, the root's first
+    child; what follows (a master's text styles, a slide's timing) can be as
+    large again. So the part is cut after ``</p:cSld>`` and closed, and the
+    prefix parses to the same ``p:cSld`` as the whole would. The cut is taken
+    only when the first ``</p:cSld>`` must be the real end tag: nothing but
+    the declaration before the root, and no comment, CDATA section or
+    processing instruction ahead of it. Anything else is parsed whole.
+    Unlike a whole parse, the cut does not notice a part broken after its
+    shapes; such a deck now keeps that slide's text instead of failing.
+    """
+    data = package.read_xml(name)
+    what = f"{package.kind} part {name!r}"
+    head = _SHAPES_HEAD.match(data)
+    if head is not None:
+        end = data.find(_C_SLD_END, head.end())
+        if (
+            end != -1
+            and not _follows_lt(data, b"!", end)
+            and not _follows_lt(data, b"?", end, head.start(2))
+        ):
+            cut = data[: end + len(_C_SLD_END)] + b"</" + head.group(1) + b">"
+            try:
+                tree = _shape_tree(parse_xml(cut, what))
+            except CorruptDocument:
+                tree = None
+            if tree is not None:
+                return tree
+    return _shape_tree(parse_xml(data, what))
+
+
+def _follows_lt(data: bytes, char: bytes, end: int, start: int = 0) -> bool:
+    # Whether "<" + char occurs in data[start:end]. A two-byte search for a
+    # pair opening with "<" crawls through XML; memchr on the rarer byte
+    # does not.
+    position = data.find(char, start, end)
+    while position != -1:
+        if data[position - 1 : position] == b"<":
+            return True
+        position = data.find(char, position + 1, end)
+    return False
+
+
+def _shape_tree(root: etree._Element) -> etree._Element | None:
+    """The part's first ``p:spTree``, where slides, notes and masters keep it."""
+    # Like _placeholder: a walk instead of the path engine. The schema puts
+    # cSld first and the tree inside it after the background, so the walk
+    # finds what a search in document order would; elsewhere, search.
+    first = next(iter(root), None)
+    if first is not None and first.tag == _C_SLD:
+        for tree in first:
+            if tree.tag == _SP_TREE:
+                return tree
+    return root.find(f".//{_SP_TREE}")
 
 
 def _read_shapes(
@@ -246,8 +315,7 @@ def _master_text(
     lines: list[str] = []
     # Masters first: a layout mostly repeats its master's static text.
     for name in sorted(templates, key=lambda part: "slideMaster" not in part):
-        root = package.parse_optional(name)
-        tree = None if root is None else root.find(f".//{_SP_TREE}")
+        tree = _read_shape_tree(package, name) if name in package else None
         if tree is None:
             continue
         for shape in tree.iter(_SP):

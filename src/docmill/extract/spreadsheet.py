@@ -46,6 +46,7 @@ def extract_spreadsheet(source: Source, ctx: ExtractContext) -> ExtractionResult
         with Package(source, ctx, "workbook") as package:
             extras = _headers_and_footers(package)
             metadata = package.core_properties()
+            _reserve_for_calamine(package)
     elif media_type == mime.ODS:
         metadata = _ods_metadata(source, ctx)
 
@@ -163,10 +164,6 @@ def _headers_and_footers(package: Package) -> dict[str, list[str]]:
     """Map sheet names to the text of their page headers and footers."""
     workbook = package.main_part("xl/workbook.xml")
     targets = {rel.id: rel.target for rel in package.related(workbook, "worksheet")}
-    for rel in package.related(workbook, "sharedStrings"):
-        if rel.target in package:
-            # Read only to be measured: calamine inflates it with no limit.
-            package.read(rel.target)
     found: dict[str, list[str]] = {}
     root = package.parse_optional(workbook)
     if root is None:
@@ -185,9 +182,39 @@ def _headers_and_footers(package: Package) -> dict[str, list[str]]:
     return found
 
 
+def _reserve_for_calamine(package: Package) -> None:
+    # calamine inflates the shared strings and the styles (for date formats)
+    # with no limit; the sheets it reads were read above.
+    workbook = package.main_part("xl/workbook.xml")
+    names = [
+        rel.target
+        for kind in ("sharedStrings", "styles")
+        for rel in package.related(workbook, kind)
+        if rel.target in package
+    ]
+    if "xl/styles.xml" in package and "xl/styles.xml" not in names:
+        names.append("xl/styles.xml")
+    package.reserve(names)
+
+
 def _header_footer_lines(sheet_xml: bytes, sheet_name: str) -> list[str]:
     lines: list[str] = []
-    for match in _HEADER_FOOTER.finditer(sheet_xml):
+    # The pattern opens with "<", which a sheet holds at every cell, so the
+    # regex engine would try it at each; a match needs "Header" or "Footer"
+    # after its "<", and bytes.find reaches the first of those in C. No
+    # match can start before the last "<" ahead of it.
+    first = min(
+        (
+            at
+            for at in (sheet_xml.find(b"Header"), sheet_xml.find(b"Footer"))
+            if at >= 0
+        ),
+        default=-1,
+    )
+    if first < 0:
+        return lines
+    start = max(sheet_xml.rfind(b"<", 0, first), 0)
+    for match in _HEADER_FOOTER.finditer(sheet_xml, start):
         kind = match.group(2).decode()
         raw = html.unescape(match.group(3).decode("utf-8", "replace"))
         text = header_text(raw, sheet_name)

@@ -8,7 +8,7 @@ import pytest
 from docmill.exceptions import CorruptDocument, EncryptedDocument
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult
-from docmill.extract.odf import extract_odf
+from docmill.extract.odf import _cut_styles, extract_odf
 
 NAMESPACES = (
     'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
@@ -32,6 +32,7 @@ def build_odf(
     master_styles: str = "",
     meta: str = "",
     encrypted: bool = False,
+    styles_xml: str | None = None,
 ) -> bytes:
     """Write a minimal OpenDocument package; ``body`` is office:body's content."""
     encryption = "<manifest:encryption-data/>" if encrypted else ""
@@ -46,7 +47,8 @@ def build_odf(
         )
         package.writestr(
             "styles.xml",
-            f"<office:document-styles {NAMESPACES}><office:master-styles>"
+            styles_xml
+            or f"<office:document-styles {NAMESPACES}><office:master-styles>"
             f"{master_styles}</office:master-styles></office:document-styles>",
         )
         package.writestr(
@@ -146,6 +148,115 @@ def test_page_footer_from_styles_follows_the_body() -> None:
     )
 
     assert result.text == "Body\n\n--- Footers ---\nPage footer"
+
+
+def numbered(name: str) -> str:
+    return (
+        f'<text:list-style style:name="{name}">'
+        '<text:list-level-style-number text:level="1"/></text:list-style>'
+    )
+
+
+def bulleted(name: str) -> str:
+    return (
+        f'<text:list-style style:name="{name}">'
+        '<text:list-level-style-bullet text:level="1"/></text:list-style>'
+    )
+
+
+def one_item_list(style: str, text: str) -> str:
+    return (
+        f'<text:list text:style-name="{style}">'
+        f"<text:list-item><text:p>{text}</text:p></text:list-item></text:list>"
+    )
+
+
+# Named styles and master pages in styles.xml, laid out as office suites
+# write them; {head} goes before the root, {inner} into office:styles.
+STYLES_TEMPLATE = (
+    "{head}<office:document-styles "
+    + NAMESPACES
+    + "><office:styles{inner}>"
+    + bulleted("Unused")
+    + numbered("Numbers")
+    + '<style:style style:name="Standard" style:family="paragraph"/>'
+    + "</office:styles><office:automatic-styles>"
+    + numbered("InFooter")
+    + "</office:automatic-styles><office:master-styles>"
+    '<style:master-page style:name="Standard"><style:footer>'
+    + one_item_list("InFooter", "Footer item")
+    + "</style:footer></style:master-page></office:master-styles>"
+    "</office:document-styles>"
+)
+
+
+@pytest.mark.parametrize(
+    ("head", "inner"),
+    [
+        pytest.param('<?xml version="1.0" encoding="UTF-8"?>\n', "", id="cut"),
+        pytest.param("<!-- a note -->", "", id="comment"),
+        pytest.param('<?xml version="1.0" encoding="ISO-8859-1"?>', "", id="latin-1"),
+        pytest.param(
+            "",
+            ' xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"',
+            id="inner-namespace",
+        ),
+    ],
+)
+def test_list_styles_from_styles_part_number_body_and_footer_lists(
+    head: str, inner: str
+) -> None:
+    styles = STYLES_TEMPLATE.format(head=head, inner=inner)
+    body = text_body(one_item_list("Numbers", "Body item"))
+
+    result = extract(build_odf(body, styles_xml=styles))
+
+    assert result.markdown == "1. Body item\n\n## Footers\n\n1. Footer item"
+
+
+@pytest.mark.parametrize(
+    ("head", "inner", "cut"),
+    [
+        ("", "", True),
+        ('<?xml version="1.0"?>', "", True),
+        ("<!-- a note -->", "", False),
+        ('<?xml version="1.0" encoding="UTF-16"?>', "", False),
+        ("", ' xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"', False),
+        ("", ' a="why?"', True),
+    ],
+)
+def test_styles_cut_only_where_the_bytes_cannot_mislead(
+    head: str, inner: str, cut: bool
+) -> None:
+    styles = STYLES_TEMPLATE.format(head=head, inner=inner).encode()
+
+    kept = _cut_styles(styles, {"Numbers"})
+
+    assert (kept is not None) is cut
+    if kept is not None:
+        assert b"Unused" not in kept
+        assert b'"Numbers"' in kept and b'"InFooter"' in kept
+
+
+def test_styles_broken_outside_the_kept_parts_keep_the_text() -> None:
+    styles = STYLES_TEMPLATE.format(head="", inner="").replace(
+        '<style:style style:name="Standard" style:family="paragraph"/>',
+        "<style:style>",
+    )
+    body = text_body(one_item_list("Numbers", "Body item"))
+
+    result = extract(build_odf(body, styles_xml=styles))
+
+    assert result.text == "Body item\n\n--- Footers ---\nFooter item"
+
+
+def test_styles_broken_inside_the_master_pages_are_corrupt() -> None:
+    styles = STYLES_TEMPLATE.format(head="", inner="").replace(
+        "</style:footer>", "</style:header>"
+    )
+
+    with pytest.raises(CorruptDocument, match=r"styles\.xml"):
+        extract(build_odf(text_body("<text:p>Body</text:p>"), styles_xml=styles))
 
 
 def test_meta_gives_title_author_and_dates() -> None:

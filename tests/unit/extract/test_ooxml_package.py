@@ -79,3 +79,35 @@ def test_a_member_whose_declared_size_lies_is_refused_past_the_limit() -> None:
 
     with pytest.raises(LimitExceeded):
         read(bytes(data), limit=100)
+
+
+def reserve(data: bytes, limit: int) -> None:
+    limits = Limits(max_unpacked_bytes=limit)
+    with Package(data, ExtractContext(limits=limits), "XLSX") as package:
+        package.reserve([PART])
+
+
+def damaged() -> bytes:
+    data = bytearray(build())
+    data[member_data_offset(bytes(data)) + 20] ^= 0xFF
+    return bytes(data)
+
+
+def test_reserve_inflates_nothing_when_the_worst_case_fits() -> None:
+    # Damaged data would fail an inflate; with room for 1032 times the
+    # compressed size, none is needed.
+    reserve(damaged(), limit=10_000_000)
+
+
+def test_reserve_reads_the_member_when_the_worst_case_does_not_fit() -> None:
+    with pytest.raises(CorruptDocument, match="damaged"):
+        reserve(damaged(), limit=len(CONTENT) + 10)
+
+
+def test_reserve_refuses_a_lying_size_past_the_limit() -> None:
+    data = bytearray(build())
+    entry = bytes(data).rindex(b"PK\x01\x02")
+    struct.pack_into("<I", data, entry + 24, 10)
+
+    with pytest.raises(LimitExceeded):
+        reserve(bytes(data), limit=100)

@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import copy
 import io
+import zipfile
 
 import pytest
+from lxml import etree
 from pptx import Presentation
 from pptx.presentation import Presentation as Deck
 from pptx.util import Inches
 
 from docmill.exceptions import CorruptDocument
 from docmill.extract.base import ExtractContext, ExtractionResult
-from docmill.extract.pptx import extract_pptx
+from docmill.extract.ooxml import P, Package
+from docmill.extract.pptx import _read_shape_tree, _shape_tree, extract_pptx
 
 TITLE_AND_CONTENT = 1
 BLANK = 6
@@ -165,3 +168,78 @@ def test_the_package_is_opened_and_each_rels_part_parsed_once(
     assert len(opened) == 1
     rels = [name for name in parsed if name.endswith(".rels")]
     assert sorted(rels) == sorted(set(rels))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("<p:cSld><p:bg/><p:spTree n='1'/></p:cSld>", id="in-cSld"),
+        pytest.param(
+            "<p:other><p:spTree n='1'/></p:other><p:cSld><p:spTree n='2'/></p:cSld>",
+            id="cSld-not-first",
+        ),
+        pytest.param("<p:cSld/><p:x><p:spTree n='1'/></p:x>", id="cSld-empty"),
+    ],
+)
+def test_shape_tree_is_the_first_in_document_order(body: str) -> None:
+    root = etree.fromstring(f'<p:sld xmlns:p="{P}">{body}</p:sld>')
+
+    tree = _shape_tree(root)
+
+    assert tree is not None and tree.get("n") == "1"
+
+
+def shape_tree_of(part: bytes) -> etree._Element | None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("ppt/slides/slide1.xml", part)
+    with Package(buffer.getvalue(), ExtractContext(), "PPTX") as package:
+        return _read_shape_tree(package, "ppt/slides/slide1.xml")
+
+
+SHAPES = "<p:cSld><p:spTree><p:sp n='{n}'/></p:spTree></p:cSld>"
+
+
+@pytest.mark.parametrize(
+    ("part", "expected"),
+    [
+        pytest.param(
+            f'<?xml version="1.0"?><p:sld xmlns:p="{P}">'
+            + SHAPES.format(n=1)
+            + "<p:timing><p:x/></p:timing></p:sld>",
+            "1",
+            id="cut",
+        ),
+        pytest.param(
+            f'<p:sld xmlns:p="{P}"><p:cSld><!-- </p:cSld> --><p:spTree>'
+            "<p:sp n='1'/></p:spTree></p:cSld></p:sld>",
+            "1",
+            id="comment-hides-an-end-tag",
+        ),
+        pytest.param(
+            f'<p:sld xmlns:p="{P}"><p:cSld/><p:x><p:spTree><p:sp n="2"/>'
+            "</p:spTree></p:x></p:sld>",
+            "2",
+            id="shapes-outside-cSld",
+        ),
+        pytest.param(
+            f'<p:sld xmlns:p="{P}">' + SHAPES.format(n=1) + "<p:timing></p:sld>",
+            "1",
+            id="broken-after-the-shapes",
+        ),
+    ],
+)
+def test_shape_tree_read_from_a_cut_matches_the_whole_part(
+    part: str, expected: str
+) -> None:
+    tree = shape_tree_of(part.encode())
+
+    assert tree is not None
+    assert [shape.get("n") for shape in tree] == [expected]
+
+
+def test_part_broken_inside_the_shapes_is_corrupt() -> None:
+    part = f'<p:sld xmlns:p="{P}"><p:cSld><p:spTree></p:cSld></p:sld>'
+
+    with pytest.raises(CorruptDocument, match="slide1"):
+        shape_tree_of(part.encode())

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import zipfile
 from datetime import date, datetime, time
 
 import openpyxl
@@ -11,7 +12,12 @@ from openpyxl.workbook.workbook import Workbook
 from docmill.exceptions import CorruptDocument, LimitExceeded
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Limits
-from docmill.extract.spreadsheet import extract_spreadsheet, format_value, header_text
+from docmill.extract.spreadsheet import (
+    _header_footer_lines,
+    extract_spreadsheet,
+    format_value,
+    header_text,
+)
 
 
 def saved(workbook: Workbook) -> bytes:
@@ -119,6 +125,47 @@ def test_workbook_unpacking_past_the_limit_is_refused() -> None:
 
     with pytest.raises(LimitExceeded):
         extract(workbook, ExtractContext(limits=Limits(max_unpacked_bytes=4000)))
+
+
+def with_member(data: bytes, name: str, content: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(data)) as source,
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        for info in source.infolist():
+            if info.filename != name:
+                target.writestr(info.filename, source.read(info))
+        target.writestr(name, content)
+    return buffer.getvalue()
+
+
+def test_styles_part_unpacking_past_the_limit_is_refused() -> None:
+    # calamine reads the styles for date formats and has no limit of its own.
+    data = saved(two_sheets())
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        styles = archive.read("xl/styles.xml")
+    # Whitespace after the root element: still well-formed, 300 KB unpacked.
+    padded = styles + b" " * 300_000
+    ctx = ExtractContext(limits=Limits(max_unpacked_bytes=200_000))
+    ctx.media_type = mime.XLSX
+
+    with pytest.raises(LimitExceeded):
+        extract_spreadsheet(with_member(data, "xl/styles.xml", padded), ctx)
+
+
+def test_headers_are_found_after_cell_text_naming_them() -> None:
+    sheet = (
+        b'<worksheet><sheetData><row r="1"><c r="A1" t="inlineStr"><is>'
+        b"<t>Header and Footer</t></is></c></row></sheetData>"
+        b"<x:headerFooter><x:oddHeader>&amp;CQuarterly</x:oddHeader>"
+        b"<oddFooter>Page &amp;P</oddFooter></x:headerFooter></worksheet>"
+    )
+
+    assert _header_footer_lines(sheet, "Sheet1") == [
+        "Header: Quarterly",
+        "Footer: Page",
+    ]
 
 
 @pytest.mark.parametrize(
