@@ -85,7 +85,37 @@ def _settings(**given: Any) -> Settings:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        problems = _settings_problems(exc)
+        if problems is None:
+            raise
+        # A setting is the user's input, not docmill's fault: say which one
+        # and why, as a usage error, instead of pydantic's traceback.
+        typer.echo("docmill: invalid settings:", err=True)
+        for line in problems:
+            typer.echo(f"  {line}", err=True)
+        raise SystemExit(2) from None
+
+
+def _settings_problems(exc: Exception) -> list[str] | None:
+    """One line per invalid setting when ``exc`` is Settings' validation error."""
+    import sys
+
+    # Only a command that built Settings can have loaded pydantic_core.
+    core = sys.modules.get("pydantic_core")
+    if core is None or not isinstance(exc, core.ValidationError):
+        return None
+    if exc.title != "Settings":
+        return None
+    # The value given is not echoed: it may be a secret (a key, a password
+    # in a database URL), and the user knows what they set.
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        lines.append(f"{field} (DOCMILL_{field.upper()} or its option): {error['msg']}")
+    return lines
 
 
 @app.command(cls=_SettingsHelp)

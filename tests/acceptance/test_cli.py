@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -53,3 +54,27 @@ def test_extract_text_format_prints_text_under_headers(tmp_path: Path) -> None:
     done = run_extract("--format", "text", str(tmp_path / "a.txt"))
 
     assert done.stdout == f"==> {tmp_path / 'a.txt'} <==\nalpha\n\n"
+
+
+def test_invalid_setting_is_a_usage_error_without_traceback_or_value(
+    tmp_path: Path,
+) -> None:
+    environment = {
+        **os.environ,
+        "DOCMILL_WORKERS": "s3cret-not-a-number",
+        "DOCMILL_DATA_DIR": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "docmill.cli", "serve"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
+
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "workers (DOCMILL_WORKERS or its option)" in done.stderr
+    assert "valid integer" in done.stderr
+    # The value may be a secret: it is never echoed back.
+    assert "s3cret" not in done.stderr
