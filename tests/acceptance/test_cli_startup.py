@@ -126,8 +126,9 @@ def test_extract_reports_an_invalid_setting(small_text: Path) -> None:
 
     done, _modules = run_probe("extract", str(small_text), env=env)
 
-    assert (done.returncode, done.stdout) == (1, "")
+    assert (done.returncode, done.stdout) == (2, "")
     assert "job_memory_mb" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_extract_draws_a_progress_bar_on_a_terminal(small_text: Path) -> None:
