@@ -126,6 +126,12 @@ def _progress_bar(total: int) -> Any:
         TimeElapsedColumn(),
         console=Console(stderr=True),
         transient=True,
+        # Rich would otherwise route stdout through the bar's console on
+        # stderr while the bar shows: `docmill extract ... > results.jsonl`
+        # at a terminal wrote nothing to the file. Only when stdout is the
+        # same terminal do results go above the bar.
+        redirect_stdout=sys.stdout.isatty(),
+        redirect_stderr=False,
     )
     progress.add_task("extracting", total=total)
     return progress

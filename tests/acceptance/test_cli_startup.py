@@ -152,6 +152,35 @@ def test_extract_draws_a_progress_bar_on_a_terminal(small_text: Path) -> None:
     assert b"extracting" in screen
 
 
+def test_extract_on_a_terminal_still_writes_results_to_redirected_stdout(
+    small_text: Path, tmp_path: Path
+) -> None:
+    """``docmill extract files > results.jsonl`` typed at a terminal."""
+    controller, terminal = pty.openpty()
+    results = tmp_path / "results.jsonl"
+    with results.open("wb") as stdout:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "docmill", "extract", str(small_text)],
+            stdout=stdout,
+            stderr=terminal,
+            env=unconfigured_environment(TERM="xterm-256color"),
+        )
+        os.close(terminal)
+        screen = b""
+        try:
+            while chunk := _read(controller):
+                screen += chunk
+        finally:
+            os.close(controller)
+        assert process.wait(timeout=120) == 0
+
+    records = [json.loads(line) for line in results.read_text().splitlines()]
+    assert [(r["path"], r["status"]) for r in records] == [
+        (str(small_text), "completed")
+    ]
+    assert b"quarterly" not in screen
+
+
 def _read(fd: int) -> bytes:
     try:
         return os.read(fd, 65536)
