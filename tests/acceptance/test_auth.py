@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -229,3 +230,57 @@ async def test_redis_counters_are_shared_by_api_processes(
     ]
 
     assert [a.status_code for a in answers] == [200, 200, 429]
+
+
+async def test_a_parser_never_reaches_another_keys_document(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(auth="on")
+    alice, bob = await new_token(client, "alice"), await new_token(client, "bob")
+    created = await client.post(
+        "/documents",
+        json={"content": "alice secret 123-45-6789"},
+        headers=bearer(alice),
+    )
+    document_id = created.json()["id"]
+    for _ in range(600):
+        status = (
+            await client.get(f"/documents/{document_id}", headers=bearer(alice))
+        ).json()["status"]
+        if status == "completed":
+            break
+        await asyncio.sleep(0.05)
+    assert status == "completed"
+    everything = {
+        "name": "all",
+        "fields": {"all": {"rule": "regex", "pattern": "(?P<value>[\\s\\S]+)"}},
+    }
+    assert (
+        await client.post("/parsers", json=everything, headers=bearer(bob))
+    ).status_code == 201
+    assert (
+        await client.post(
+            f"/documents/{document_id}/parse?parser=all", headers=bearer(alice)
+        )
+    ).status_code == 200
+
+    run = await client.post(
+        f"/documents/{document_id}/parse?parser=all", headers=bearer(bob)
+    )
+    dry = await client.post(
+        "/parsers/all/test", json={"document_id": document_id}, headers=bearer(bob)
+    )
+    fields = await client.get(f"/documents/{document_id}/fields", headers=bearer(bob))
+    export = await client.get("/parsers/all/export", headers=bearer(bob))
+    listed = await client.get(
+        "/documents", params={"parser": "all", "format": "jsonl"}, headers=bearer(bob)
+    )
+    own_export = await client.get("/parsers/all/export", headers=bearer(alice))
+
+    assert (run.status_code, dry.status_code, fields.status_code) == (404, 404, 404)
+    for answer in (run, dry, fields, export, listed):
+        assert "123-45-6789" not in answer.text
+    # The 404s name the id the caller sent; the exports must not list it.
+    assert document_id not in export.text + listed.text
+    assert (export.status_code, export.text) == (200, "")
+    assert document_id in own_export.text and "123-45-6789" in own_export.text

@@ -29,9 +29,10 @@ from pydantic import BaseModel, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from docmill.api import auth
 from docmill.api.auth import GuardedRoute
 from docmill.api.problems import Problem, problem_response
-from docmill.exceptions import ExtractionError
+from docmill.exceptions import DocumentNotFound, ExtractionError
 from docmill.parsing.engine import parse_payload
 from docmill.parsing.errors import ParserNotFound
 from docmill.parsing.rules import NAME_PATTERN, ParserSpec, validation_errors
@@ -244,6 +245,7 @@ async def test_parser(name: str, request: Request) -> ParseOut:
         dry = DryRun.model_validate_json(await request.body())
     except ValidationError as exc:
         raise Problem(422, "validation", 'send {"document_id": ...} or a file') from exc
+    await _visible(request, dry.document_id)
     parsed = await _parse_stored(services, dry.document_id, record, save=False)
     return _parse_out(parsed, dry.document_id)
 
@@ -289,6 +291,16 @@ async def _test_upload(request: Request, record: ParserRecord) -> ParseOut:
     return _parse_out(parsed, None)
 
 
+async def _visible(request: Request, document_id: str) -> None:
+    """DocumentNotFound unless the caller's key may see the document."""
+    # Parsers are shared by every key, but a document is its owner's alone:
+    # a parser run over another key's document would hand its text over.
+    row = await request.app.state.services.store.get(document_id)
+    owner = auth.owner(request)
+    if owner is not None and row.owner != owner:
+        raise DocumentNotFound(document_id)
+
+
 async def _parse_stored(
     services: Any, document_id: str, record: ParserRecord, save: bool
 ) -> dict[str, Any]:
@@ -311,6 +323,7 @@ async def parse_document(
 ) -> ParseOut:
     """Run a parser over a completed document now, and store its fields."""
     record = await _get(request, parser)
+    await _visible(request, document_id)
     services = request.app.state.services
     parsed = await _parse_stored(services, document_id, record, save=True)
     return _parse_out(parsed, document_id)
@@ -325,8 +338,7 @@ async def get_fields(
     document_id: str, request: Request, parser: str | None = None
 ) -> ParseOut:
     """The fields of the newest parser run on a document (or of `?parser=`)."""
-    services = request.app.state.services
-    await services.store.get(document_id)  # 404 for an unknown document
+    await _visible(request, document_id)  # 404 for an unknown document too
     row = await _parsers(request).get_fields(document_id, parser)
     if row is None:
         raise Problem(
@@ -364,11 +376,12 @@ async def export_fields(
     record = await _get(request, name)
     parsers = _parsers(request)
     columns = list(record.rules.get("fields", {}))
+    rows = parsers.export(name, owner=auth.owner(request))
     if format == "jsonl":
-        body = _jsonl(parsers.export(name))
+        body = _jsonl(rows)
         media = "application/x-ndjson"
     else:
-        body = _csv(parsers.export(name), columns)
+        body = _csv(rows, columns)
         media = "text/csv; charset=utf-8"
     disposition = f"attachment; filename*=UTF-8''{quote(name)}.{format}"
     return StreamingResponse(

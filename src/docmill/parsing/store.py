@@ -203,9 +203,12 @@ class ParserStore:
         async with self.engine.connect() as connection:
             return (await connection.execute(query)).first()
 
-    async def export(self, parser: str, batch: int = 500) -> AsyncIterator[Any]:
+    async def export(
+        self, parser: str, batch: int = 500, owner: str | None = None
+    ) -> AsyncIterator[Any]:
         """
-        Every document's fields from ``parser``, oldest document first.
+        Every document's fields from ``parser``, oldest document first; only
+        ``owner``'s documents when given.
 
         Reads in keyset-paginated batches, so an export of a million rows
         holds one batch in memory and no transaction open between batches.
@@ -227,6 +230,8 @@ class ParserStore:
                 .order_by(Document.created_at, Document.id)
                 .limit(batch)
             )
+            if owner is not None:
+                query = query.where(Document.owner == owner)
             if after is not None:
                 # Spelled out rather than as a row-value comparison, so the
                 # timestamp is bound through the column's UTC type.
