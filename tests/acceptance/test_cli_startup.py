@@ -14,6 +14,7 @@ import pty
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -131,12 +132,12 @@ def test_extract_reports_an_invalid_setting(small_text: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
-def test_extract_draws_a_progress_bar_on_a_terminal(small_text: Path) -> None:
-    """Rich, left out above, still draws the bar when stderr is a terminal."""
+def extract_at_a_terminal(path: Path, stdout: Any) -> bytes:
+    """Run ``docmill extract path`` with stderr on a terminal; what it showed."""
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
-        [sys.executable, "-m", "docmill", "extract", str(small_text)],
-        stdout=subprocess.DEVNULL,
+        [sys.executable, "-m", "docmill", "extract", str(path)],
+        stdout=stdout,
         stderr=terminal,
         env=unconfigured_environment(TERM="xterm-256color"),
     )
@@ -147,8 +148,14 @@ def test_extract_draws_a_progress_bar_on_a_terminal(small_text: Path) -> None:
             screen += chunk
     finally:
         os.close(controller)
-
     assert process.wait(timeout=120) == 0
+    return screen
+
+
+def test_extract_draws_a_progress_bar_on_a_terminal(small_text: Path) -> None:
+    """Rich, left out above, still draws the bar when stderr is a terminal."""
+    screen = extract_at_a_terminal(small_text, subprocess.DEVNULL)
+
     assert b"extracting" in screen
 
 
@@ -156,23 +163,9 @@ def test_extract_on_a_terminal_still_writes_results_to_redirected_stdout(
     small_text: Path, tmp_path: Path
 ) -> None:
     """``docmill extract files > results.jsonl`` typed at a terminal."""
-    controller, terminal = pty.openpty()
     results = tmp_path / "results.jsonl"
     with results.open("wb") as stdout:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "docmill", "extract", str(small_text)],
-            stdout=stdout,
-            stderr=terminal,
-            env=unconfigured_environment(TERM="xterm-256color"),
-        )
-        os.close(terminal)
-        screen = b""
-        try:
-            while chunk := _read(controller):
-                screen += chunk
-        finally:
-            os.close(controller)
-        assert process.wait(timeout=120) == 0
+        screen = extract_at_a_terminal(small_text, stdout)
 
     records = [json.loads(line) for line in results.read_text().splitlines()]
     assert [(r["path"], r["status"]) for r in records] == [
