@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -32,7 +32,9 @@ def submit(
     api_key: str | None = _API_KEY,
 ) -> None:
     """Send files to a running server; print one JSON line per document."""
-    from docmill.client import ApiError, Client
+    import httpx
+
+    from docmill.client import ApiError, Client, WaitTimeout
 
     failed = False
     with Client(server, api_key=api_key) as client:
@@ -41,14 +43,22 @@ def submit(
                 document = client.submit(path, title=title, client_ref=client_ref)
                 if wait:
                     document = client.wait(document.id, timeout=timeout)
-            except ApiError as exc:
+            except (ApiError, WaitTimeout) as exc:
                 typer.echo(f"{path}: {exc}", err=True)
                 failed = True
                 continue
+            except httpx.TransportError as exc:
+                _unreachable(server, exc)
             failed |= document.status in ("failed", "cancelled")
             document.result = _summary(document.result)
             typer.echo(document.model_dump_json(exclude_none=True))
     raise typer.Exit(1 if failed else 0)
+
+
+def _unreachable(server: str, exc: Exception) -> NoReturn:
+    # The same cause for every file after this one: say it once and stop.
+    typer.echo(f"cannot reach the docmill server at {server}: {exc}", err=True)
+    raise typer.Exit(1) from exc
 
 
 def _summary(result: Any) -> Any:
@@ -64,6 +74,8 @@ def status(
     api_key: str | None = _API_KEY,
 ) -> None:
     """Print a document's status as JSON."""
+    import httpx
+
     from docmill.client import ApiError, Client
 
     with Client(server, api_key=api_key) as client:
@@ -72,6 +84,8 @@ def status(
         except ApiError as exc:
             typer.echo(str(exc), err=True)
             raise typer.Exit(1) from exc
+        except httpx.TransportError as exc:
+            _unreachable(server, exc)
     document.result = _summary(document.result)
     typer.echo(document.model_dump_json(exclude_none=True))
 

@@ -78,3 +78,25 @@ def test_invalid_setting_is_a_usage_error_without_traceback_or_value(
     assert "valid integer" in done.stderr
     # The value may be a secret: it is never echoed back.
     assert "s3cret" not in done.stderr
+
+
+def test_submit_to_a_server_that_is_not_there_says_so(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (tmp_path / "a.txt").write_text("alpha")
+    server = f"http://127.0.0.1:{port}"
+
+    for verb in (["submit", str(tmp_path / "a.txt")], ["status", "some-id"]):
+        done = subprocess.run(
+            [sys.executable, "-m", "docmill.cli", *verb, "--server", server],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+        assert done.returncode == 1
+        assert f"cannot reach the docmill server at {server}" in done.stderr
+        assert "Traceback" not in done.stderr
