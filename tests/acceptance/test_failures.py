@@ -169,17 +169,25 @@ async def wait_held(settings: Settings, document_id: str) -> None:
         await services.engine.dispose()
 
 
+async def one_running_one_held(
+    client: httpx.AsyncClient, settings: Settings, seconds: float
+) -> tuple[str, str]:
+    """With one slot: a document reading for ``seconds`` and one claimed ahead."""
+    running = await submit(client, f"DOCMILL-TEST-SLEEP {seconds}\nslow".encode())
+    await wait_status(client, running, "processing")
+    # The one slot is busy, so this one waits, claimed ahead.
+    waiting = await submit(client, b"DOCMILL-TEST-SLEEP 0\nwaiting")
+    await wait_held(settings, waiting)
+    return running, waiting
+
+
 async def test_document_claimed_ahead_and_cancelled_never_starts(
     client_with: ClientFactory, settings: Settings
 ) -> None:
     from docmill.api.app import build_services
 
     async with client_with(workers=1) as client:
-        running = await submit(client, b"DOCMILL-TEST-SLEEP 1.5\nslow")
-        await wait_status(client, running, "processing")
-        # The one slot is busy, so this one waits, claimed ahead.
-        waiting = await submit(client, b"DOCMILL-TEST-SLEEP 0\nwaiting")
-        await wait_held(settings, waiting)
+        _, waiting = await one_running_one_held(client, settings, 1.5)
         shown = (await client.get(f"/documents/{waiting}")).json()
 
         cancelled = await client.post(f"/documents/{waiting}/cancel")
@@ -203,10 +211,7 @@ async def test_shutdown_gives_back_documents_claimed_ahead(
     client_with: ClientFactory, settings: Settings
 ) -> None:
     async with client_with(workers=1, shutdown_grace_seconds=10) as client:
-        running = await submit(client, b"DOCMILL-TEST-SLEEP 0.5\nslow")
-        await wait_status(client, running, "processing")
-        waiting = await submit(client, b"DOCMILL-TEST-SLEEP 0\nwaiting")
-        await wait_held(settings, waiting)
+        running, waiting = await one_running_one_held(client, settings, 0.5)
     async with client_with(workers=0) as client:
         finished = (await client.get(f"/documents/{running}")).json()
         released = (await client.get(f"/documents/{waiting}")).json()
@@ -220,10 +225,7 @@ async def test_urgent_document_overtakes_one_claimed_ahead(
 ) -> None:
     """A claim waiting for the busy slot makes way for a later, urgent one."""
     async with client_with(workers=1) as client:
-        running = await submit(client, b"DOCMILL-TEST-SLEEP 1.5\nslow")
-        await wait_status(client, running, "processing")
-        waiting = await submit(client, b"DOCMILL-TEST-SLEEP 0\nwaiting")
-        await wait_held(settings, waiting)
+        running, waiting = await one_running_one_held(client, settings, 1.5)
         urgent = (
             await client.post(
                 "/documents",
