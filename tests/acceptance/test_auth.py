@@ -251,13 +251,14 @@ async def test_a_parser_never_reaches_another_keys_document(
             break
         await asyncio.sleep(0.05)
     assert status == "completed"
-    everything = {
-        "name": "all",
-        "fields": {"all": {"rule": "regex", "pattern": "(?P<value>[\\s\\S]+)"}},
-    }
-    assert (
-        await client.post("/parsers", json=everything, headers=bearer(bob))
-    ).status_code == 201
+    # A shared parser (the operator's), which both keys may use.
+    await _share_parser(
+        client,
+        {
+            "name": "all",
+            "fields": {"all": {"rule": "regex", "pattern": "(?P<value>[\\s\\S]+)"}},
+        },
+    )
     assert (
         await client.post(
             f"/documents/{document_id}/parse?parser=all", headers=bearer(alice)
@@ -284,3 +285,115 @@ async def test_a_parser_never_reaches_another_keys_document(
     assert document_id not in export.text + listed.text
     assert (export.status_code, export.text) == (200, "")
     assert document_id in own_export.text and "123-45-6789" in own_export.text
+
+
+async def _share_parser(client: httpx.AsyncClient, rules: dict[str, Any]) -> None:
+    """Save a parser as ``docmill parsers apply`` does: shared, no owner."""
+    from docmill.parsing.rules import ParserSpec
+    from docmill.parsing.store import ParserStore
+
+    services: Any = client.app.state.services  # type: ignore[attr-defined]
+    await ParserStore(services.engine).save(ParserSpec.model_validate(rules))
+
+
+def _rules(name: str, word: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "fields": {"word": {"rule": "regex", "pattern": f"(?P<value>{word})"}},
+    }
+
+
+async def _completed(client: httpx.AsyncClient, document_id: str, token: str) -> None:
+    for _ in range(600):
+        answer = await client.get(f"/documents/{document_id}", headers=bearer(token))
+        if answer.json()["status"] == "completed":
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"document {document_id} did not complete")
+
+
+async def test_a_keys_parser_is_its_own(make_client: MakeClient) -> None:
+    client = await make_client(auth="on")
+    alice, bob = await new_token(client, "alice"), await new_token(client, "bob")
+    created = await client.post(
+        "/parsers", json=_rules("inv", "alpha"), headers=bearer(alice)
+    )
+    assert created.status_code == 201
+
+    seen = await client.get("/parsers/inv", headers=bearer(bob))
+    listed = await client.get("/parsers", headers=bearer(bob))
+    export = await client.get("/parsers/inv/export", headers=bearer(bob))
+    dropped = await client.delete("/parsers/inv", headers=bearer(bob))
+    submitted = await client.post(
+        "/documents?parser=inv", json={"content": "alpha"}, headers=bearer(bob)
+    )
+    assert [a.status_code for a in (seen, export, dropped, submitted)] == [
+        404,
+        404,
+        404,
+        422,
+    ]
+    assert listed.json()["items"] == []
+
+    # Bob's own parser of the same name is a different parser; Alice's stays.
+    put = await client.put(
+        "/parsers/inv", json=_rules("inv", "beta"), headers=bearer(bob)
+    )
+    assert (put.status_code, put.json()["version"]) == (200, 1)
+    alices = (await client.get("/parsers/inv", headers=bearer(alice))).json()
+    assert (alices["version"], alices["rules"]["fields"]["word"]["pattern"]) == (
+        1,
+        "(?P<value>alpha)",
+    )
+
+    # Each document is parsed by its own key's rules, in the worker too.
+    fields = {}
+    for token in (alice, bob):
+        answer = await client.post(
+            "/documents?parser=inv",
+            json={"content": "alpha beta"},
+            headers=bearer(token),
+        )
+        assert answer.status_code == 202, answer.text
+        document_id = answer.json()["id"]
+        await _completed(client, document_id, token)
+        read = await client.get(
+            f"/documents/{document_id}/fields", headers=bearer(token)
+        )
+        fields[token] = read.json()["fields"]["word"]
+    assert (fields[alice], fields[bob]) == ("alpha", "beta")
+
+    assert (await client.delete("/parsers/inv", headers=bearer(bob))).status_code == 204
+    assert (await client.get("/parsers/inv", headers=bearer(alice))).status_code == 200
+
+
+async def test_a_shared_parser_is_used_by_every_key_and_changed_by_none(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(auth="on")
+    alice, bob = await new_token(client, "alice"), await new_token(client, "bob")
+    await _share_parser(client, _rules("common", "alpha"))
+
+    for token in (alice, bob):
+        listed = (await client.get("/parsers", headers=bearer(token))).json()
+        assert [(p["name"], p["shared"]) for p in listed["items"]] == [("common", True)]
+    refused = await client.delete("/parsers/common", headers=bearer(bob))
+    assert (refused.status_code, refused.json()["type"]) == (
+        403,
+        "urn:docmill:problem:parser-shared",
+    )
+    exists = await client.post(
+        "/parsers", json=_rules("common", "beta"), headers=bearer(bob)
+    )
+    assert exists.status_code == 409
+
+    # Bob's own version hides the shared one from Bob only.
+    await client.put(
+        "/parsers/common", json=_rules("common", "beta"), headers=bearer(bob)
+    )
+    bobs = (await client.get("/parsers", headers=bearer(bob))).json()["items"]
+    alices = (await client.get("/parsers", headers=bearer(alice))).json()["items"]
+    assert [(p["shared"], p["rules"]["fields"]["word"]["pattern"]) for p in bobs] == [
+        (False, "(?P<value>beta)")
+    ]
+    assert [p["shared"] for p in alices] == [True]

@@ -80,3 +80,60 @@ async def test_fields_replace_the_last_run_and_export_in_order(store: Any) -> No
         (ids[2], 2, {"n": 2}),
     ]
     assert (await parsers.get_fields(ids[1])).fields == {"n": 1}
+
+
+async def test_migration_0007_makes_existing_parsers_shared(database_url: str) -> None:
+    """Parsers saved before 0007 are the shared ones afterwards, versions kept."""
+    from datetime import UTC, datetime
+
+    from alembic import command
+    from sqlalchemy import text
+
+    from docmill.db.engine import create_engine, write_transaction
+    from docmill.db.migrate import alembic_config, upgrade
+
+    engine = create_engine(database_url)
+    try:
+        await upgrade(engine, "0006")
+        async with write_transaction(engine) as connection:
+            for version in (1, 2):
+                await connection.execute(
+                    text(
+                        "INSERT INTO parsers (name, version, rules, created_at) "
+                        "VALUES ('p', :version, :rules, :created_at)"
+                    ),
+                    {
+                        "version": version,
+                        "rules": f'{{"name": "p", "fields": {{"v{version}": {{}}}}}}',
+                        "created_at": datetime.now(UTC).replace(tzinfo=None),
+                    },
+                )
+        await upgrade(engine)
+        parsers = ParserStore(engine)
+        seen_by_key = await parsers.get("p", owner="key1")
+        own = await parsers.save(_spec("mine"), owner="key1")
+        shared = await parsers.list()
+
+        async with write_transaction(engine) as connection:
+            await connection.run_sync(
+                lambda sync: command.downgrade(alembic_config(sync), "0006")
+            )
+            left = (
+                await connection.execute(text("SELECT name, version FROM parsers"))
+            ).all()
+    finally:
+        await engine.dispose()
+
+    assert (
+        seen_by_key.version,
+        seen_by_key.shared,
+        list(seen_by_key.rules["fields"]),
+    ) == (
+        2,
+        True,
+        ["v2"],
+    )
+    assert (own.name, own.version, own.shared) == ("p", 1, False)
+    assert [(r.version, r.shared) for r in shared] == [(2, True)]
+    # Going back keeps the shared parsers; a key's own cannot fit the old key.
+    assert sorted(tuple(row) for row in left) == [("p", 1), ("p", 2)]

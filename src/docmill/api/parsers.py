@@ -54,6 +54,12 @@ class ParserOut(BaseModel):
     description: str | None = None
     rules: dict[str, Any] = Field(description="The rules file, as validated.")
     created_at: datetime
+    shared: bool = Field(
+        False,
+        description="Saved by the operator's CLI or with auth off: every key "
+        "may use it, no key may change it. A key's own parser of the same "
+        "name hides it from that key.",
+    )
 
 
 class ParserList(BaseModel):
@@ -92,6 +98,7 @@ def _out(record: ParserRecord) -> ParserOut:
         description=record.description,
         rules=record.rules,
         created_at=record.created_at,
+        shared=record.shared,
     )
 
 
@@ -135,7 +142,7 @@ async def _spec(request: Request, name: str | None = None) -> ParserSpec:
 
 async def _get(request: Request, name: str, version: int | None = None) -> ParserRecord:
     try:
-        return await _parsers(request).get(name, version)
+        return await _parsers(request).get(name, version, owner=auth.owner(request))
     except ParserNotFound as exc:
         raise Problem(404, "parser-not-found", str(exc), parser=name) from exc
 
@@ -161,15 +168,16 @@ async def create_parser(request: Request, response: Response) -> ParserOut:
     """Create a parser (version 1). Rule errors answer 422 naming the rule."""
     spec = await _spec(request)
     parsers = _parsers(request)
+    owner = auth.owner(request)
     with contextlib.suppress(ParserNotFound):
-        await parsers.get(spec.name)
+        await parsers.get(spec.name, owner=owner)
         raise Problem(
             409,
             "parser-exists",
             f"parser {spec.name!r} exists; "
             f"PUT /parsers/{spec.name} saves a new version",
         )
-    record = await parsers.save(spec)
+    record = await parsers.save(spec, owner=owner)
     response.headers["Location"] = f"/parsers/{record.name}"
     return _out(record)
 
@@ -181,16 +189,23 @@ async def create_parser(request: Request, response: Response) -> ParserOut:
     responses={422: {"description": "Invalid"}},
 )
 async def put_parser(name: str, request: Request) -> ParserOut:
-    """Save the rules as the next version of `name` (creating it if new)."""
+    """
+    Save the rules as the next version of `name` (creating it if new). With
+    API keys, the parser is the calling key's own; a shared parser of the
+    same name stays as it is, hidden from this key.
+    """
     if not re.match(NAME_PATTERN, name):
         raise _invalid([{"path": "name", "message": f"{name!r} is not a valid name"}])
-    return _out(await _parsers(request).save(await _spec(request, name)))
+    spec = await _spec(request, name)
+    return _out(await _parsers(request).save(spec, owner=auth.owner(request)))
 
 
 @router.get("/parsers", response_model=ParserList)
 async def list_parsers(request: Request) -> ParserList:
-    """Every parser, newest version of each."""
-    return ParserList(items=[_out(r) for r in await _parsers(request).list()])
+    """Every parser the caller may use (its own and the shared ones), newest
+    version of each."""
+    records = await _parsers(request).list(owner=auth.owner(request))
+    return ParserList(items=[_out(r) for r in records])
 
 
 @router.get("/parsers/{name}", response_model=ParserOut)
@@ -204,13 +219,27 @@ async def get_parser(
     return _out(await _get(request, name, version))
 
 
-@router.delete("/parsers/{name}", status_code=204, response_class=Response)
+@router.delete(
+    "/parsers/{name}",
+    status_code=204,
+    response_class=Response,
+    responses={403: {"description": "Shared"}},
+)
 async def delete_parser(name: str, request: Request) -> Response:
     """Remove every version; fields already extracted stay with their documents."""
+    owner = auth.owner(request)
     try:
-        await _parsers(request).delete(name)
+        await _parsers(request).delete(name, owner=owner)
     except ParserNotFound as exc:
-        raise Problem(404, "parser-not-found", str(exc), parser=name) from exc
+        # The caller may still see a shared parser of that name, which only
+        # the operator can remove.
+        await _get(request, name)
+        raise Problem(
+            403,
+            "parser-shared",
+            f"parser {name!r} is shared; only the operator can delete it",
+            parser=name,
+        ) from exc
     return Response(status_code=204)
 
 
@@ -463,8 +492,9 @@ class ParserHooks:
         from starlette.requests import Request as StarletteRequest
 
         services = scope["app"].state.services
+        owner = await _caller(scope, services)
         try:
-            await ParserStore(services.engine).get(parser)
+            await ParserStore(services.engine).get(parser, owner=owner)
         except ParserNotFound as exc:
             response = problem_response(
                 StarletteRequest(scope),
@@ -486,8 +516,25 @@ class ParserHooks:
                     # Before the client hears of the document, so the parser
                     # is attached by the time anyone can read it.
                     await assign_parser(
-                        services.engine, services.storage, match[1], parser
+                        services.engine, services.storage, match[1], parser, owner
                     )
             await send(message)
 
         await self.app(scope, receive, send_after_assigning)
+
+
+async def _caller(scope: Scope, services: Any) -> str | None:
+    """
+    The key a submission comes from, ahead of the route's own check, so the
+    parser is looked up among those the key may use. An unknown or missing
+    key passes as None here: the route then answers 401 and creates nothing.
+    """
+    if not services.settings.auth_required:
+        return None
+    from starlette.datastructures import Headers
+
+    token = auth.bearer_token(Headers(scope=scope).get("authorization"))
+    if token is None:
+        return None
+    key_id: str | None = await services.keys.verify(token)
+    return key_id

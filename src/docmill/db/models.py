@@ -223,6 +223,9 @@ class Parser(Base):
 
     __tablename__ = "parsers"
 
+    # The key that saved it, or '' for a parser every key shares (saved with
+    # auth off, or by the operator's CLI). Not NULL: it is part of the key.
+    owner: Mapped[str] = mapped_column(String(64), primary_key=True, default="")
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     description: Mapped[str | None] = mapped_column(Text)

@@ -97,7 +97,11 @@ async def run_after_completion(
 
 
 async def assign_parser(
-    engine: AsyncEngine, storage: Storage, document_id: str, name: str
+    engine: AsyncEngine,
+    storage: Storage,
+    document_id: str,
+    name: str,
+    owner: str | None = None,
 ) -> None:
     """
     Attach parser ``name`` to a new document, and run it if the worker was
@@ -111,9 +115,8 @@ async def assign_parser(
             select(Document.status).where(Document.id == document_id)
         )
     if status == "completed":
-        await parse_stored(
-            engine, storage, document_id, await ParserStore(engine).get(name)
-        )
+        record = await ParserStore(engine).get(name, owner=owner)
+        await parse_stored(engine, storage, document_id, record)
 
 
 async def parse_stored(

@@ -4,6 +4,11 @@ Parsers and the fields they produced, in the database.
 Every statement about parsing rules lives here, as the job store holds every
 statement about jobs. A save never overwrites: it adds the next version, so
 stored fields always name the exact rules that made them.
+
+Parsers have owners as documents do. A key's parsers are its own: no other
+key can read, change or delete them. Shared parsers (owner ``''``) are those
+saved with auth off or by the operator's CLI; every key may use them, and a
+key's own parser of the same name hides the shared one from that key.
 """
 
 from __future__ import annotations
@@ -26,6 +31,13 @@ from docmill.parsing.rules import ParserSpec
 logger = logging.getLogger(__name__)
 
 
+SHARED = ""
+
+
+def _namespace(owner: str | None) -> str:
+    return SHARED if owner is None else owner
+
+
 @dataclass(frozen=True)
 class ParserRecord:
     name: str
@@ -33,6 +45,11 @@ class ParserRecord:
     description: str | None
     rules: dict[str, Any]
     created_at: datetime
+    owner: str = SHARED
+
+    @property
+    def shared(self) -> bool:
+        return self.owner == SHARED
 
     @property
     def spec(self) -> ParserSpec:
@@ -58,15 +75,18 @@ class ParserStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def save(self, spec: ParserSpec) -> ParserRecord:
-        """Store ``spec`` as the next version of its name."""
+    async def save(self, spec: ParserSpec, owner: str | None = None) -> ParserRecord:
+        """Store ``spec`` as the next version of its name, ``owner``'s own."""
         rules = spec.model_dump(mode="json", exclude_defaults=True)
         rules["name"] = spec.name
+        namespace = _namespace(owner)
         for _attempt in range(3):
             try:
                 async with write_transaction(self.engine) as connection:
                     latest = await connection.scalar(
-                        select(func.max(Parser.version)).where(Parser.name == spec.name)
+                        select(func.max(Parser.version)).where(
+                            Parser.owner == namespace, Parser.name == spec.name
+                        )
                     )
                     record = ParserRecord(
                         spec.name,
@@ -74,9 +94,11 @@ class ParserStore:
                         spec.description,
                         rules,
                         datetime.now(UTC),
+                        namespace,
                     )
                     await connection.execute(
                         insert(Parser).values(
+                            owner=namespace,
                             name=record.name,
                             version=record.version,
                             description=record.description,
@@ -97,46 +119,71 @@ class ParserStore:
             return record
         raise RuntimeError(f"could not save parser {spec.name!r}: too many races")
 
-    async def get(self, name: str, version: int | None = None) -> ParserRecord:
+    async def get(
+        self, name: str, version: int | None = None, owner: str | None = None
+    ) -> ParserRecord:
         """
-        The newest version of ``name``, or the given one.
+        The newest version of ``name``, or the given one, as ``owner`` sees
+        it: its own parser of that name if it has one, else the shared one.
 
         Raises:
             ParserNotFound: no such parser or version.
         """
-        query = select(Parser.__table__).where(Parser.name == name)
-        if version is not None:
-            query = query.where(Parser.version == version)
-        query = query.order_by(Parser.version.desc()).limit(1)
         async with self.engine.connect() as connection:
+            namespace = SHARED
+            if owner is not None:
+                own = await connection.scalar(
+                    select(Parser.version)
+                    .where(Parser.owner == owner, Parser.name == name)
+                    .limit(1)
+                )
+                if own is not None:
+                    namespace = owner
+            query = select(Parser.__table__).where(
+                Parser.owner == namespace, Parser.name == name
+            )
+            if version is not None:
+                query = query.where(Parser.version == version)
+            query = query.order_by(Parser.version.desc()).limit(1)
             row = (await connection.execute(query)).first()
         if row is None:
             raise ParserNotFound(name, version)
         return _record(row)
 
-    async def list(self) -> list[ParserRecord]:
-        """The newest version of every parser, by name."""
-        latest = select(Parser.name, func.max(Parser.version).label("v")).group_by(
-            Parser.name
+    async def list(self, owner: str | None = None) -> list[ParserRecord]:
+        """The newest version of every parser ``owner`` sees, by name."""
+        namespaces = [SHARED] if owner is None else [SHARED, owner]
+        latest = (
+            select(Parser.owner, Parser.name, func.max(Parser.version).label("v"))
+            .where(Parser.owner.in_(namespaces))
+            .group_by(Parser.owner, Parser.name)
         )
-        query = (
-            select(Parser.__table__)
-            .where(tuple_(Parser.name, Parser.version).in_(latest))
-            .order_by(Parser.name)
+        query = select(Parser.__table__).where(
+            tuple_(Parser.owner, Parser.name, Parser.version).in_(latest)
         )
         async with self.engine.connect() as connection:
             rows = (await connection.execute(query)).all()
-        return [_record(row) for row in rows]
+        visible: dict[str, ParserRecord] = {}
+        for row in rows:
+            # The caller's own parser hides a shared one of the same name.
+            if row.name not in visible or row.owner != SHARED:
+                visible[row.name] = _record(row)
+        return [visible[name] for name in sorted(visible)]
 
-    async def delete(self, name: str) -> None:
+    async def delete(self, name: str, owner: str | None = None) -> None:
         """
-        Remove every version of ``name``; fields it produced stay.
+        Remove every version of ``owner``'s parser ``name`` (a shared one
+        when ``owner`` is None); fields it produced stay.
 
         Raises:
-            ParserNotFound: no such parser.
+            ParserNotFound: ``owner`` has no such parser.
         """
         async with write_transaction(self.engine) as connection:
-            result = await connection.execute(delete(Parser).where(Parser.name == name))
+            result = await connection.execute(
+                delete(Parser).where(
+                    Parser.owner == _namespace(owner), Parser.name == name
+                )
+            )
         if not result.rowcount:
             raise ParserNotFound(name)
 
@@ -147,6 +194,7 @@ class ParserStore:
                 await connection.execute(
                     select(
                         Document.parser,
+                        Document.owner,
                         Document.filename,
                         Document.title,
                         Document.user_metadata,
@@ -156,7 +204,9 @@ class ParserStore:
         if row is None or row.parser is None:
             return None
         try:
-            record = await self.get(row.parser)
+            # Resolved as the document's owner would see it, so a document
+            # is never parsed by another key's rules of the same name.
+            record = await self.get(row.parser, owner=row.owner)
         except ParserNotFound:
             logger.warning(
                 "document %s names parser %s, which no longer exists",
@@ -252,5 +302,5 @@ class ParserStore:
 
 def _record(row: Any) -> ParserRecord:
     return ParserRecord(
-        row.name, row.version, row.description, row.rules, row.created_at
+        row.name, row.version, row.description, row.rules, row.created_at, row.owner
     )
