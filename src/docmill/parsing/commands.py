@@ -52,7 +52,7 @@ def apply(
     data_dir: Path | None = typer.Option(None, help="[env: DOCMILL_DATA_DIR]"),
     database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
 ) -> None:
-    """Validate each file and store it as the next version of its parser."""
+    """Validate each file and store it as the next version of its shared parser."""
     specs = [_load(path) for path in files]
     settings = _settings(data_dir, database_url)
 
@@ -79,7 +79,7 @@ def list_parsers(
     data_dir: Path | None = typer.Option(None, help="[env: DOCMILL_DATA_DIR]"),
     database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
 ) -> None:
-    """Name, newest version and field names of every parser."""
+    """Name, newest version and field names of every shared parser."""
     settings = _settings(data_dir, database_url)
 
     async def run() -> None:
