@@ -397,3 +397,18 @@ async def test_a_shared_parser_is_used_by_every_key_and_changed_by_none(
         (False, "(?P<value>beta)")
     ]
     assert [p["shared"] for p in alices] == [True]
+
+
+async def test_the_upload_page_asks_for_a_key_and_sends_it(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(auth="on")
+
+    page = await client.get("/")
+
+    assert page.status_code == 200
+    script = page.text.split("<script>")[1]
+    # One fetch, inside call(), which adds the key and shows the key form
+    # on a 401; any other fetch would go out without the key.
+    assert script.count("fetch(") == 1
+    assert 'id="key"' in page.text and "Authorization: `Bearer ${key}`" in script

@@ -20,10 +20,18 @@ PAGE = """<!doctype html>
   pre { white-space: pre-wrap; background: #f6f6f6; padding: 1rem; max-height: 30rem;
         overflow: auto; }
   a { cursor: pointer; }
+  #key { margin-bottom: 1rem; } #key input { width: 24rem; }
 </style>
 </head>
 <body>
 <h1>docmill</h1>
+<form id="key" hidden>
+  <label>This server needs an API key:
+    <input name="key" type="password" autocomplete="off" placeholder="dm_...">
+  </label>
+  <button>Use</button>
+  <span id="keynote"></span>
+</form>
 <form id="upload">
   <input type="file" name="file" multiple required>
   <button>Upload</button>
@@ -34,13 +42,35 @@ PAGE = """<!doctype html>
   <th>Words</th><th>Created</th></tr></thead>
   <tbody id="rows"></tbody>
 </table>
+<p id="textnote" hidden></p>
 <pre id="text" hidden></pre>
 <script>
+// Only this much of a document's text is shown: a browser asked to lay out
+// tens of megabytes in one <pre> freezes the tab.
+const SHOWN_BYTES = 1 << 20;
 const rows = document.getElementById("rows");
+const keyForm = document.getElementById("key");
 const cell = (text) => { const td = document.createElement("td");
   td.textContent = text ?? ""; return td; };
+// The key stays in this tab's session storage, never in the page's address.
+async function call(path, options = {}) {
+  const key = sessionStorage.getItem("docmill-key");
+  const headers = key ? { Authorization: `Bearer ${key}` } : {};
+  const answer = await fetch(path, { ...options, headers });
+  if (answer.status === 401) {
+    keyForm.hidden = false;
+    document.getElementById("keynote").textContent =
+      key ? "that key was refused" : "";
+  }
+  return answer;
+}
+keyForm.onsubmit = (event) => {
+  event.preventDefault();
+  sessionStorage.setItem("docmill-key", event.target.key.value.trim());
+  event.target.reset(); keyForm.hidden = true; refresh();
+};
 async function refresh() {
-  const answer = await fetch("/documents?limit=50");
+  const answer = await call("/documents?limit=50");
   if (!answer.ok) return;
   const page = await answer.json();
   rows.replaceChildren(...page.items.map((doc) => {
@@ -62,15 +92,36 @@ async function refresh() {
 }
 async function showText(id) {
   const pre = document.getElementById("text");
-  pre.textContent = await (await fetch(`/documents/${id}/text`)).text();
-  pre.hidden = false;
+  const note = document.getElementById("textnote");
+  const answer = await call(`/documents/${id}/text`);
+  if (!answer.ok) return;
+  const reader = answer.body.getReader();
+  const decoder = new TextDecoder();
+  let text = "", read = 0, more = false;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (read + value.length > SHOWN_BYTES) {
+      // A character cut in two at the end is dropped by the decoder.
+      text += decoder.decode(value.subarray(0, SHOWN_BYTES - read), { stream: true });
+      more = true; reader.cancel(); break;
+    }
+    read += value.length;
+    text += decoder.decode(value, { stream: true });
+  }
+  pre.textContent = text;
+  note.textContent = more
+    ? `The first ${SHOWN_BYTES >> 20} MiB of the text; `
+      + `GET /documents/${id}/text has all of it.`
+    : "";
+  note.hidden = !more; pre.hidden = false;
 }
 document.getElementById("upload").onsubmit = async (event) => {
   event.preventDefault();
   const files = event.target.file.files;
   for (const file of files) {
     const body = new FormData(); body.append("file", file);
-    const answer = await fetch("/documents", { method: "POST", body });
+    const answer = await call("/documents", { method: "POST", body });
     document.getElementById("note").textContent =
       answer.ok ? `queued ${file.name}` : `refused ${file.name}: ${answer.status}`;
   }

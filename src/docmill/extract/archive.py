@@ -164,9 +164,10 @@ def _refuse_broken_office_file(ctx: ExtractContext, archive: zipfile.ZipFile) ->
     if kind is None:
         return
     names = ", ".join(archive.namelist()[:5]) or "nothing"
+    article = "an" if kind[0] in "AEIOU" else "a"
     raise CorruptDocument(
-        f"{ctx.name!r} is named as a {kind} but is a plain zip archive without "
-        f"the parts one needs (it holds {names}); the file is damaged or "
+        f"{ctx.name!r} is named as {article} {kind} but is a plain zip archive "
+        f"without the parts one needs (it holds {names}); the file is damaged or "
         "was renamed"
     )
 

@@ -98,7 +98,7 @@ def test_a_truncated_archive_is_corrupt() -> None:
 
 
 def test_a_plain_zip_named_as_a_workbook_is_corrupt() -> None:
-    with pytest.raises(CorruptDocument, match="named as a Excel workbook"):
+    with pytest.raises(CorruptDocument, match="named as an Excel workbook"):
         _extract(_zip({"null_file.xlsx": b""}), name="report.xlsx")
 
 
