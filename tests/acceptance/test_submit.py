@@ -164,10 +164,13 @@ async def test_search_finds_documents_by_words_of_their_text(
     found = (await client.get("/documents", params={"q": "fuchs SCHNELLE"})).json()
     none = (await client.get("/documents", params={"q": "fuchs dog"})).json()
     odd = await client.get("/documents", params={"q": '"OR NEAR( * -'})
+    blank = (await client.get("/documents", params={"q": "  "})).json()
 
     assert [d["id"] for d in found["items"]] == [fox["id"]]
     assert none["items"] == []
     assert (odd.status_code, odd.json()["items"]) == (200, [])
+    # An empty search box is no search: every document, as without q.
+    assert [d["id"] for d in blank["items"]] == [dog["id"], fox["id"]]
 
 
 async def test_cursor_pages_are_stable_under_concurrent_inserts(

@@ -288,6 +288,10 @@ async def list_documents(
     page never shift or repeat the pages after it.
     """
     before = _decode_cursor(cursor) if cursor else None
+    if q is not None and not q.strip():
+        # What an empty search box sends: no search, rather than a search
+        # that nothing can match.
+        q = None
     if created_after is not None and created_after.tzinfo is None:
         created_after = created_after.replace(tzinfo=UTC)
     rows = await _services(request).store.list(
