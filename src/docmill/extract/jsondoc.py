@@ -51,22 +51,25 @@ def json_lines(document: Any) -> list[str]:
         return [] if document is None else [_scalar(document)]
     lines: list[str] = []
     append = lines.append
-    # An explicit stack of the open containers (path, items, keyed): a
+    # An explicit stack of the open containers (prefix, items, keyed): a
     # deeply nested document must not exhaust Python's stack. The scalars of
     # a container are written in one tight loop that builds each path where
     # it is used; only a nested container interrupts it, and its parent
-    # resumes where it stopped.
+    # resumes where it stopped. The prefix is the container's path as its
+    # children extend it ("a." for an object, "a" for an array), so the loop
+    # makes one f-string per value. Exact types are tested first: json.loads
+    # makes nothing else, and an isinstance of a union costs more.
     stack = [_open("", document)]
     while stack:
-        path, items, keyed = stack[-1]
+        prefix, items, keyed = stack[-1]
         for key, value in items:
-            if not keyed:
-                here = f"{path}[{key}]"
-            else:
-                here = f"{path}.{key}" if path else str(key)
-            if type(value) is str:
+            here = f"{prefix}{key}" if keyed else f"{prefix}[{key}]"
+            kind = type(value)
+            if kind is str:
                 append(f"{here}: {value}" if here else value)
-            elif isinstance(value, dict | list):
+            elif kind is int or kind is float:
+                append(f"{here}: {value}" if here else str(value))
+            elif kind is dict or kind is list or isinstance(value, dict | list):
                 stack.append(_open(here, value))
                 break
             elif value is not None:
@@ -80,7 +83,7 @@ def _open(
     path: str, container: dict[str, Any] | list[Any]
 ) -> tuple[str, Iterator[tuple[Any, Any]], bool]:
     if isinstance(container, dict):
-        return path, iter(container.items()), True
+        return f"{path}." if path else "", iter(container.items()), True
     return path, enumerate(container), False
 
 
