@@ -41,8 +41,8 @@ def extract_delimited(source: Source, ctx: ExtractContext) -> ExtractionResult:
     dialect = sniff_dialect(text, prefer_tab=media_type == mime.TSV)
     plain = _plain_table(text, dialect)
     if plain is not None:
-        rows, columns, markdown = plain
-        metadata.update(rows=rows, columns=columns, delimiter=dialect.delimiter)
+        count, columns, markdown = plain
+        metadata.update(rows=count, columns=columns, delimiter=dialect.delimiter)
         return ExtractionResult(
             media_type, text, markdown=markdown, metadata=metadata, warnings=warnings
         )
