@@ -238,12 +238,26 @@ def _utf8_with_strays(data: bytes) -> DecodedText | None:
     Latin code page an accented letter is one byte followed by ASCII, and
     CJK double-byte codes form a valid UTF-8 pair a tenth of the time.
     """
+    if len(data) > DETECTION_SAMPLE_BYTES:
+        # A legacy text fails on its head already: a large one is not
+        # decoded whole for nothing before detection.
+        head = _trim_partial_utf8(data[:DETECTION_SAMPLE_BYTES])
+        marks, valid = _strays(head.decode("utf-8", errors="replace"), head)
+        if valid < _STRAY_RATIO * marks:
+            return None
     text = data.decode("utf-8", errors="replace")
-    marks = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
-    non_ascii = len(text) - len(text.encode("ascii", "ignore"))
-    if marks <= 0 or (non_ascii - marks) < _STRAY_RATIO * marks:
+    marks, valid = _strays(text, data)
+    if marks <= 0 or valid < _STRAY_RATIO * marks:
         return None
     return DecodedText(text, "utf-8", confident=False, replaced=marks)
+
+
+def _strays(text: str, data: bytes) -> tuple[int, int]:
+    # The U+FFFD the decode made (not those the bytes hold), and the
+    # characters past ASCII that decoded.
+    marks = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
+    non_ascii = len(text) - len(text.encode("ascii", "ignore"))
+    return marks, non_ascii - marks
 
 
 def _iso2022(data: bytes) -> DecodedText | None:

@@ -96,6 +96,13 @@ def test_a_stray_latin1_byte_leaves_a_utf8_text_utf8() -> None:
     assert (decoded.confident, decoded.replaced) == (False, 1)
 
 
+def test_a_stray_past_the_detection_sample_is_found_too() -> None:
+    data = FRENCH.encode() * 400 + b" \xe9 " + FRENCH.encode()
+    assert len(data) > 64 * 1024
+    decoded = decode(data)
+    assert (decoded.encoding, decoded.replaced) == ("utf-8", 1)
+
+
 def test_a_stray_byte_is_warned_about(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_bytes(FRENCH.encode() + b"\x96 fin")
