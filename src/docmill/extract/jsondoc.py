@@ -27,7 +27,7 @@ def extract_json(source: Source, ctx: ExtractContext) -> ExtractionResult:
     data = read_source(source)
     decoded = decode(data)
     try:
-        document = json.loads(decoded.text)
+        document = _parse(decoded.text)
     except (ValueError, RecursionError) as exc:
         # RecursionError: nesting deeper than the interpreter's stack allows.
         result = extract_text(data, ctx)
@@ -45,28 +45,53 @@ def extract_json(source: Source, ctx: ExtractContext) -> ExtractionResult:
     )
 
 
+# The text the sniffer last parsed whole, and what it parsed to. The
+# sniffer parses a small file to tell JSON from text; the extractor then
+# reads the same text, and parsing it again was a sixth of its time.
+_sniffed: tuple[str, Any] | None = None
+
+
+def remember_json(text: str, document: Any) -> None:
+    """Keep the sniffer's parse of ``text`` for the extractor to take."""
+    global _sniffed
+    _sniffed = (text, document)
+
+
+def _parse(text: str) -> Any:
+    # Equal text parses to an equal document, so the kept one is used only
+    # for exactly this text, and only once.
+    global _sniffed
+    kept, _sniffed = _sniffed, None
+    if kept is not None and kept[0] == text:
+        return kept[1]
+    return json.loads(text)
+
+
 def json_lines(document: Any) -> list[str]:
     """``path: value`` for every scalar in ``document``, in document order."""
     if not isinstance(document, dict | list):
         return [] if document is None else [_scalar(document)]
     lines: list[str] = []
     append = lines.append
-    # An explicit stack of the open containers (path, items, keyed): a
+    # An explicit stack of the open containers (prefix, items, keyed): a
     # deeply nested document must not exhaust Python's stack. The scalars of
     # a container are written in one tight loop that builds each path where
     # it is used; only a nested container interrupts it, and its parent
-    # resumes where it stopped.
+    # resumes where it stopped. The prefix is the container's path as its
+    # children extend it ("a." for an object, "a" for an array), so the loop
+    # makes one f-string per value. Exact types are tested first: json.loads
+    # makes nothing else, and an isinstance of a union costs more.
     stack = [_open("", document)]
     while stack:
-        path, items, keyed = stack[-1]
+        prefix, items, keyed = stack[-1]
         for key, value in items:
-            if not keyed:
-                here = f"{path}[{key}]"
-            else:
-                here = f"{path}.{key}" if path else str(key)
-            if type(value) is str:
+            here = f"{prefix}{key}" if keyed else f"{prefix}[{key}]"
+            kind = type(value)
+            if kind is str:
                 append(f"{here}: {value}" if here else value)
-            elif isinstance(value, dict | list):
+            elif kind is int or kind is float:
+                append(f"{here}: {value}" if here else str(value))
+            elif kind is dict or kind is list or isinstance(value, dict | list):
                 stack.append(_open(here, value))
                 break
             elif value is not None:
@@ -80,7 +105,7 @@ def _open(
     path: str, container: dict[str, Any] | list[Any]
 ) -> tuple[str, Iterator[tuple[Any, Any]], bool]:
     if isinstance(container, dict):
-        return path, iter(container.items()), True
+        return f"{path}." if path else "", iter(container.items()), True
     return path, enumerate(container), False
 
 

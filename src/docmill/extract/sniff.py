@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 from docmill.extract import mime
 from docmill.extract.base import Source, open_source
+from docmill.extract.jsondoc import remember_json
 from docmill.extract.textcodec import decode, looks_like_text
 
 HEAD_BYTES = 8192
@@ -195,7 +196,7 @@ def _sniff_text(head: bytes, name: str | None) -> str:
         stripped.startswith("<") and not stripped.startswith("<<")
     ):
         return mime.HTML if _XHTML_ROOT.search(stripped[:2048]) else mime.XML
-    if stripped[:1] in ("{", "[") and _is_json_prefix(stripped, head):
+    if stripped[:1] in ("{", "[") and _is_json_prefix(text, stripped, head):
         return mime.JSON
     if _looks_like_mail(text):
         return mime.EMAIL
@@ -220,16 +221,20 @@ def _suffix(name: str) -> str:
     return name[dot:].lower()
 
 
-def _is_json_prefix(text: str, head: bytes) -> bool:
+def _is_json_prefix(text: str, stripped: str, head: bytes) -> bool:
     # The head may cut a large document short; a complete parse is only
     # possible when the head holds everything, otherwise trust the shape.
     if len(head) < HEAD_BYTES:
         try:
-            json.loads(text)
+            document = json.loads(stripped)
         except ValueError:
             return False
+        # json.loads itself skips only JSON's whitespace; text led by other
+        # spaces (no-break, em) must fail in the extractor as before.
+        if not text[: len(text) - len(stripped)].strip(" \t\n\r"):
+            remember_json(text, document)
         return True
-    return bool(re.match(r'[{\[]\s*(?:"|\{|\[|\]|\}|-?\d|true|false|null)', text))
+    return bool(re.match(r'[{\[]\s*(?:"|\{|\[|\]|\}|-?\d|true|false|null)', stripped))
 
 
 def _looks_like_mail(text: str) -> bool:

@@ -45,6 +45,11 @@ def encoding_metadata(decoded: DecodedText) -> dict[str, Any]:
 def undecodable_warning(decoded: DecodedText) -> list[str]:
     if decoded.confident:
         return []
+    if decoded.replaced:
+        return [
+            f"read as utf-8; {decoded.replaced} byte sequence(s) that are not "
+            "UTF-8 became U+FFFD"
+        ]
     return [
         f"no encoding decodes every byte; read as {decoded.encoding} "
         "with U+FFFD for the bytes it could not read"

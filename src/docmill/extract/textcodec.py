@@ -50,6 +50,11 @@ _ISO2022 = (
 # form feed and ESC (ISO-2022's shift).
 _CONTROL_BYTES = bytes(b for b in range(0x20) if b not in b"\t\n\r\x0c\x1b")
 
+# How many valid characters past ASCII each stray non-UTF-8 byte sequence
+# needs around it for a text to be read as damaged UTF-8 (see
+# ``_utf8_with_strays``).
+_STRAY_RATIO = 10
+
 # The JIS variants, narrowest first, so the encoding reported is the one a
 # reader would name for the file.
 _ISO2022_JP_FAMILY = ("iso2022_jp", "iso2022_jp_ext", "iso2022_jp_2")
@@ -100,6 +105,9 @@ class DecodedText:
     encoding: str
     bom: str | None = None
     confident: bool = True
+    # Byte sequences of an otherwise UTF-8 text that were not UTF-8 and
+    # became U+FFFD (``confident`` is then False too).
+    replaced: int = 0
 
 
 def detect_bom(data: bytes) -> tuple[str, str] | None:
@@ -154,6 +162,9 @@ def decode(
     wide = _utf16_32_without_bom(sample)
     if wide is not None:
         return DecodedText(_decode_lenient(data, wide, truncated), wide)
+    stray = _utf8_with_strays(data)
+    if stray is not None:
+        return stray
     if declared:
         declared_codec = codec_name(declared)
         if declared_codec and not declared_codec.startswith(("utf-16", "utf-32")):
@@ -212,6 +223,41 @@ def _trim_partial_utf8(data: bytes) -> bytes:
             needed = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
             return data[:-back] if needed > back else data
     return data
+
+
+def _utf8_with_strays(data: bytes) -> DecodedText | None:
+    """
+    ``data`` as UTF-8 with U+FFFD for a few stray bytes, when it is that.
+
+    One Latin-1 byte pasted into a UTF-8 file fails the strict decode, and
+    detection then reads the whole file as some single-byte code page:
+    every correct character turns to mojibake, with no warning. When the
+    characters past ASCII that do decode as UTF-8 outnumber the sequences
+    that do not tenfold, the file is UTF-8 and the strays are damage. A
+    legacy text almost never holds valid UTF-8 sequences at that rate: in a
+    Latin code page an accented letter is one byte followed by ASCII, and
+    CJK double-byte codes form a valid UTF-8 pair a tenth of the time.
+    """
+    if len(data) > DETECTION_SAMPLE_BYTES:
+        # A legacy text fails on its head already: a large one is not
+        # decoded whole for nothing before detection.
+        head = _trim_partial_utf8(data[:DETECTION_SAMPLE_BYTES])
+        marks, valid = _strays(head.decode("utf-8", errors="replace"), head)
+        if valid < _STRAY_RATIO * marks:
+            return None
+    text = data.decode("utf-8", errors="replace")
+    marks, valid = _strays(text, data)
+    if marks <= 0 or valid < _STRAY_RATIO * marks:
+        return None
+    return DecodedText(text, "utf-8", confident=False, replaced=marks)
+
+
+def _strays(text: str, data: bytes) -> tuple[int, int]:
+    # The U+FFFD the decode made (not those the bytes hold), and the
+    # characters past ASCII that decoded.
+    marks = text.count("\ufffd") - data.count(b"\xef\xbf\xbd")
+    non_ascii = len(text) - len(text.encode("ascii", "ignore"))
+    return marks, non_ascii - marks
 
 
 def _iso2022(data: bytes) -> DecodedText | None:
@@ -329,6 +375,8 @@ def looks_like_text(data: bytes) -> bool:
     controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
     if controls > len(sample) * 0.01:
         return False
+    if _utf8_with_strays(sample) is not None:
+        return True
     chaos = _charset_guess(sample).chaos
     return chaos is not None and chaos < 0.3
 

@@ -62,15 +62,17 @@ def extract_xml(source: Source, ctx: ExtractContext) -> ExtractionResult:
 
         return extract_html(data, ctx)
 
-    lines: list[str] = []
-    _collect(root, lines)
+    unexpanded = sum(1 for _ in root.iter(etree.Entity))
+    lines = None if unexpanded else _text_lines(root)
+    if lines is None:
+        lines = []
+        _collect(root, lines)
     metadata: dict[str, Any] = {
         **encoding_metadata(decoded),
         "root": etree.QName(root).localname,
     }
     if etree.QName(root).namespace:
         metadata["namespace"] = etree.QName(root).namespace
-    unexpanded = sum(1 for _ in root.iter(etree.Entity))
     warnings = undecodable_warning(decoded)
     if unexpanded:
         warnings.append(f"{unexpanded} entity references left unexpanded")
@@ -91,6 +93,48 @@ def _parser() -> etree.XMLParser:
         remove_comments=True,
         remove_pis=True,
     )
+
+
+# The elements that hold text of their own: their text or a child's tail is
+# more than XML whitespace. libxml2 finds them in C, in document order;
+# walking every element in Python, listing its children to look at their
+# tails, was most of the time on a data file. (Excluding those inside
+# another in the same expression made libxml2 quadratic.)
+_TEXT_HOLDERS = etree.XPath("descendant-or-self::*[text()[normalize-space()]]")
+
+
+def _text_lines(root: Any) -> list[str] | None:
+    """
+    ``_collect``'s lines, found by XPath; None when it cannot answer.
+
+    XPath's whitespace is XML's (space, tab, line breaks) and Python's is
+    wider (no-break space, em space...). An element with children whose own
+    text is only such spaces is mixed content to XPath but not to
+    ``_collect``; the caller then walks the tree instead. Entity references
+    are not text nodes to XPath, so a document with any takes the walk too.
+    """
+    lines = []
+    # The last element read whole (mixed content): the holders inside it
+    # follow it in document order and are already in its line.
+    whole = None
+    for element in _TEXT_HOLDERS(root):
+        if whole is not None:
+            if any(parent is whole for parent in element.iterancestors()):
+                continue
+            whole = None
+        if len(element):
+            text = element.text
+            if (not text or text.isspace()) and all(
+                not child.tail or child.tail.isspace() for child in element
+            ):
+                return None
+            whole = element
+            line = " ".join("".join(element.itertext()).split())
+        else:
+            line = " ".join(element.text.split())
+        if line:
+            lines.append(line)
+    return lines
 
 
 def _collect(element: Any, lines: list[str]) -> None:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult
 from docmill.extract.delimited import (
+    _plain_table,
     _Sniffer,
     extract_delimited,
     markdown_table,
@@ -126,6 +127,39 @@ def test_rows_without_quotes_are_split_as_csv_reader_splits_them(
 ) -> None:
     expected = list(filter(any, csv.reader(io.StringIO(text), dialect)))
     assert read_rows(text, dialect) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=st.text(alphabet='ab ,;\t|\n"\x85\u2028é', max_size=80),
+    dialect=st.sampled_from(
+        [
+            csv.excel,
+            csv.excel_tab,
+            type("Semi", (csv.excel,), {"delimiter": ";"}),
+            type("Spaced", (csv.excel,), {"delimiter": ";", "skipinitialspace": True}),
+        ]
+    ),
+)
+def test_the_plain_table_equals_the_one_built_from_rows(
+    text: str, dialect: type[csv.Dialect]
+) -> None:
+    # The shortcut must give what the general road gives, whenever it answers.
+    plain = _plain_table(text, dialect)
+    if plain is not None:
+        rows = read_rows(text, dialect)
+        expected = markdown_table(rows, clean=True)
+        assert plain == (len(rows), max(map(len, rows)), expected)
+
+
+def test_the_plain_table_takes_uniform_rows_and_leaves_ragged_ones() -> None:
+    assert _plain_table("a,b\n,\n1,2\n", csv.excel) == (
+        2,
+        2,
+        "| a | b |\n| --- | --- |\n| 1 | 2 |",
+    )
+    assert _plain_table("a,b\n1\n", csv.excel) is None
+    assert _plain_table('a,b\n"1",2\n', csv.excel) is None
 
 
 def test_a_field_past_csv_limit_leaves_the_rows_unsplit() -> None:

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult
 from docmill.extract.jsondoc import extract_json, json_lines
+from docmill.extract.pipeline import extract_path
 
 
 def _extract(data: bytes) -> ExtractionResult:
@@ -81,3 +86,31 @@ _JSON = st.recursive(
 @given(document=_JSON)
 def test_lines_follow_the_document_in_order(document: object) -> None:
     assert json_lines(document) == _reference_lines(document)
+
+
+def test_a_small_file_is_parsed_once_for_sniffing_and_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    loads = json.loads
+
+    def counted(text: str) -> object:
+        calls.append(text)
+        return loads(text)
+
+    # The sniffer and the extractor share the json module.
+    monkeypatch.setattr(json, "loads", counted)
+    path = tmp_path / "data.json"
+    path.write_bytes(b'{"a": [1, 2]}')
+    assert extract_path(path).text == "a[0]: 1\na[1]: 2"
+    assert len(calls) == 1
+
+
+def test_json_after_a_no_break_space_is_still_read_as_text(tmp_path: Path) -> None:
+    # The sniffer strips Python's spaces before parsing, json.loads only
+    # JSON's; the kept parse must not hide that from the extractor.
+    path = tmp_path / "data.json"
+    path.write_bytes('\u00a0{"a": 1}'.encode())
+    result = extract_path(path)
+    assert result.mime_type == mime.TEXT
+    assert result.warnings[0].startswith("not valid JSON, read as plain text")

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from docmill.extract.pipeline import extract_path
 from docmill.extract.textcodec import DecodedText, decode, detect_bom, looks_like_text
 
 RUSSIAN = (
@@ -83,6 +84,49 @@ def test_a_declared_encoding_that_fails_is_ignored() -> None:
 def test_a_head_cut_inside_a_character_still_reads_as_utf8() -> None:
     data = "prix: 5 €".encode()[:-1]
     assert decode(data, truncated=True) == DecodedText("prix: 5 ", "utf-8")
+
+
+def test_a_stray_latin1_byte_leaves_a_utf8_text_utf8() -> None:
+    # Detection used to read the whole file as a single-byte code page
+    # (iso8859_10 here): every accented letter became mojibake, silently.
+    data = FRENCH.encode() + b" caf\xe9 " + RUSSIAN.encode()
+    decoded = decode(data)
+    assert decoded.encoding == "utf-8"
+    assert decoded.text == FRENCH + " caf\ufffd " + RUSSIAN
+    assert (decoded.confident, decoded.replaced) == (False, 1)
+
+
+def test_a_stray_past_the_detection_sample_is_found_too() -> None:
+    data = FRENCH.encode() * 400 + b" \xe9 " + FRENCH.encode()
+    assert len(data) > 64 * 1024
+    decoded = decode(data)
+    assert (decoded.encoding, decoded.replaced) == ("utf-8", 1)
+
+
+def test_a_stray_byte_is_warned_about(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(FRENCH.encode() + b"\x96 fin")
+    result = extract_path(path)
+    assert result.text == FRENCH + "\ufffd fin"
+    assert result.metadata["encoding"] == "utf-8"
+    assert result.warnings == [
+        "read as utf-8; 1 byte sequence(s) that are not UTF-8 became U+FFFD"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "codec"),
+    [
+        pytest.param("Grüße aus Köln, schöne Tage.", "latin-1", id="few-latin1"),
+        pytest.param(JAPANESE * 3, "gb18030", id="gb18030"),
+        pytest.param(JAPANESE * 3, "euc_jp", id="euc-jp"),
+        pytest.param(RUSSIAN, "cp1251", id="cp1251"),
+    ],
+)
+def test_legacy_text_is_not_taken_for_utf8_with_strays(text: str, codec: str) -> None:
+    decoded = decode(text.encode(codec))
+    assert decoded.encoding != "utf-8"
+    assert decoded.replaced == 0
 
 
 def test_random_bytes_do_not_look_like_text() -> None:

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from lxml import etree
 
 from docmill.exceptions import LimitExceeded
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult
-from docmill.extract.xml import extract_xml
+from docmill.extract.xml import _collect, _parser, _text_lines, extract_xml
 
 CATALOG = b"""<?xml version="1.0" encoding="UTF-8"?>
 <!-- a comment -->
@@ -84,3 +89,47 @@ def test_an_xhtml_root_goes_to_the_html_extractor() -> None:
 def test_xml_that_is_not_well_formed_is_read_as_text() -> None:
     result = _extract(b"<a><b>unclosed</a>")
     assert (result.mime_type, result.text) == (mime.TEXT, "<a><b>unclosed</a>")
+
+
+_TEXT = st.text(alphabet=" \n\ta\u00e9\u00a0\u2003<&", max_size=4)
+Node = tuple[str, str, list[Any], str]
+_ELEMENT: st.SearchStrategy[Node] = st.recursive(
+    st.tuples(st.sampled_from("abc"), _TEXT, st.just([]), _TEXT),
+    lambda children: st.tuples(
+        st.sampled_from("abc"), _TEXT, st.lists(children, max_size=3), _TEXT
+    ),
+    max_leaves=12,
+)
+
+
+def _build(node: Node) -> Any:
+    tag, text, children, tail = node
+    element = etree.Element(tag)
+    element.text = text or None
+    element.tail = tail or None
+    element.extend(_build(child) for child in children)
+    return element
+
+
+@settings(max_examples=400, deadline=None)
+@given(node=_ELEMENT)
+def test_the_xpath_lines_are_the_walked_ones(node: Node) -> None:
+    # Serialised and parsed again, as extraction parses: adjacent text and
+    # whitespace are then what a real document gives. A wrapper keeps the
+    # generated tail inside the document.
+    wrapper = etree.Element("r")
+    wrapper.append(_build(node))
+    root = etree.fromstring(etree.tostring(wrapper), _parser())
+    walked: list[str] = []
+    _collect(root, walked)
+    found = _text_lines(root)
+    if found is not None:
+        assert found == walked
+
+
+def test_space_that_only_python_calls_space_takes_the_walk() -> None:
+    root = etree.fromstring("<a>\u00a0<b>x</b> <c>y</c></a>".encode(), _parser())
+    assert _text_lines(root) is None
+    walked: list[str] = []
+    _collect(root, walked)
+    assert walked == ["x", "y"]
