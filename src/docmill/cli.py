@@ -37,8 +37,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 queue_app = typer.Typer(help="Inspect and manage the job queue.", no_args_is_help=True)
+storage_app = typer.Typer(help="Stored originals.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
+app.add_typer(storage_app, name="storage")
 app.add_typer(parsers_app, name="parsers")
 app.command("parse")(parse)
 app.add_typer(remote.keys_app, name="keys")
@@ -364,14 +366,53 @@ def queue_purge(
         )
     settings = _settings(data_dir=data_dir, database_url=database_url)
 
-    async def purge(store: Any, storage: Any) -> int:
-        keys = await store.purge(timedelta(days=older_than_days))
-        for key in keys:
+    async def purge(store: Any, storage: Any) -> tuple[Any, Any]:
+        purged = await store.purge(timedelta(days=older_than_days))
+        for key in purged.unused_keys:
             await storage.delete(key)
-        return len(keys)
+        swept = await storage.sweep_staging(settings.staging_max_age_seconds)
+        return purged, swept
 
-    count = _run_on_store(settings, purge)
-    typer.echo(f"purged; {count} original(s) deleted", err=True)
+    purged, swept = _run_on_store(settings, purge)
+    typer.echo(
+        f"purged {purged.documents} document(s); "
+        f"{len(purged.unused_keys)} original(s) deleted",
+        err=True,
+    )
+    typer.echo(_sweep_message(swept), err=True)
+
+
+def _sweep_message(report: Any) -> str:
+    line = (
+        f"swept {report.removed} stale upload(s) ({report.removed_bytes / 1e6:.1f} MB)"
+    )
+    if report.unknown_age:
+        line += (
+            f"; {report.unknown_age} older staging upload(s) of unknown age left "
+            "to `docmill serve`, which removes them once unchanged that long"
+        )
+    return line
+
+
+@storage_app.command("sweep", cls=_SettingsHelp)
+def storage_sweep(
+    upload_timeout_seconds: float | None = typer.Option(
+        None, help=_help("upload_timeout_seconds")
+    ),
+    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=_help("database_url")),
+) -> None:
+    """Remove staging of uploads that died mid-way (every `serve` does this too)."""
+    settings = _settings(
+        upload_timeout_seconds=upload_timeout_seconds,
+        data_dir=data_dir,
+        database_url=database_url,
+    )
+    report = _run_on_store(
+        settings,
+        lambda _store, storage: storage.sweep_staging(settings.staging_max_age_seconds),
+    )
+    typer.echo(_sweep_message(report), err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -87,6 +87,15 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         512 * 1024 * 1024, gt=0, description="Largest accepted original, in bytes."
     )
+    upload_timeout_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description=(
+            "Longest an original may take to reach storage (an upload, a URL "
+            "fetch); staging older than twice this (at most this plus 10 minutes) is "
+            "swept."
+        ),
+    )
     max_text_chars: int = Field(
         Limits.max_text_chars,
         gt=0,
@@ -203,6 +212,16 @@ class Settings(BaseSettings):
         if self.storage == "auto":
             return not self.is_sqlite
         return self.storage == "database"
+
+    @property
+    def staging_max_age_seconds(self) -> float:
+        """
+        Age past which staging is left by a dead upload: the upload limit,
+        plus room for clock skew between machines and a last chunk in flight
+        (as long again, at most 10 minutes). Every process sharing the
+        database must have the same limit or less.
+        """
+        return self.upload_timeout_seconds + min(self.upload_timeout_seconds, 600)
 
     @property
     def originals_dir(self) -> Path:
