@@ -259,35 +259,20 @@ def db_upgrade(
     settings = _settings(data_dir=data_dir, database_url=database_url)
     from docmill.runtime import upgrade_database
 
-    upgrade_database(settings)
-    typer.echo("database schema is current", err=True)
+    typer.echo(upgrade_database(settings), err=True)
 
 
 def _run_on_store(settings: Settings, operation: Any) -> Any:
     """Run ``operation(store, storage)`` against the configured database."""
-    import asyncio
+    from docmill.runtime import DatabaseNotReady, run_admin
 
-    from docmill.api.app import build_services
-
-    if settings.is_sqlite:
-        database = settings.data_dir / "docmill.db"
-        if settings.database_url is None and not database.exists():
-            # Creating an empty database here would only hide the mistake.
-            typer.echo(
-                f"no docmill database at {database}; run this where `docmill "
-                "serve` keeps its data, or pass --data-dir / --database-url",
-                err=True,
-            )
-            raise typer.Exit(2)
-
-    async def _run() -> Any:
-        services = build_services(settings)
-        try:
-            return await operation(services.store, services.storage)
-        finally:
-            await services.engine.dispose()
-
-    return asyncio.run(_run())
+    try:
+        return run_admin(
+            settings, lambda services: operation(services.store, services.storage)
+        )
+    except DatabaseNotReady as exc:
+        typer.echo(f"docmill: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @queue_app.command("stats", cls=_SettingsHelp)
@@ -339,11 +324,26 @@ def queue_retry(
 ) -> None:
     """Queue failed documents again, with a fresh set of attempts."""
     settings = _settings(data_dir=data_dir, database_url=database_url)
-    count = _run_on_store(
-        settings,
-        lambda store, _storage: store.retry_failed(document_ids or None, error_code),
-    )
-    typer.echo(f"{count} document(s) queued again", err=True)
+
+    async def retry(store: Any, _storage: Any) -> int | str:
+        from docmill.exceptions import DocumentNotFound
+
+        # A named document that cannot be retried is a mistake to report,
+        # not a silent zero (a typo in an id looked like success).
+        for document_id in document_ids or []:
+            try:
+                row = await store.get(document_id)
+            except DocumentNotFound as exc:
+                return str(exc)
+            if row.status != "failed":
+                return f"document {document_id!r} is {row.status}, not failed"
+        return int(await store.retry_failed(document_ids or None, error_code))
+
+    outcome = _run_on_store(settings, retry)
+    if isinstance(outcome, str):
+        typer.echo(f"docmill: {outcome}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{outcome} document(s) queued again", err=True)
 
 
 @queue_app.command("purge", cls=_SettingsHelp)
