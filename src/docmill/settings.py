@@ -174,6 +174,14 @@ class Settings(BaseSettings):
             "is bound to a loopback address, on otherwise."
         ),
     )
+    metrics_public: bool = Field(
+        False,
+        description=(
+            "Serve /metrics without an API key even when keys are required, "
+            "for a scraper on a trusted network; otherwise give the scraper a "
+            "key of its own."
+        ),
+    )
     rate_limit: str = Field(
         # Per second, so a client polling a few documents never meets it but
         # a runaway loop does; a per-minute window would block for a minute.

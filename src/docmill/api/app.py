@@ -143,5 +143,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     for router in guarded:
         app.include_router(router)
     app.include_router(metrics.router)
-    openapi.install(app, guarded)
+    # /metrics admits callers itself, so that DOCMILL_METRICS_PUBLIC can open it.
+    openapi.install(app, [*guarded, metrics.router])
     return app
