@@ -92,8 +92,8 @@ class Settings(BaseSettings):
         gt=0,
         description=(
             "Longest an original may take to reach storage (an upload, a URL "
-            "fetch); staging older than twice this (at most this plus 10 minutes) is "
-            "swept."
+            "fetch); staging older than twice this or the job limit, whichever "
+            "is longer (at most plus 10 minutes), is swept."
         ),
     )
     max_text_chars: int = Field(
@@ -224,12 +224,14 @@ class Settings(BaseSettings):
     @property
     def staging_max_age_seconds(self) -> float:
         """
-        Age past which staging is left by a dead upload: the upload limit,
-        plus room for clock skew between machines and a last chunk in flight
-        (as long again, at most 10 minutes). Every process sharing the
-        database must have the same limit or less.
+        Age past which staging, or a worker's scratch copy of an original,
+        is left by a dead process: the upload limit (or the job time limit,
+        if longer), plus room for clock skew between machines and a last
+        chunk in flight (as long again, at most 10 minutes). Every process
+        sharing the database must have the same limits or less.
         """
-        return self.upload_timeout_seconds + min(self.upload_timeout_seconds, 600)
+        limit = max(self.upload_timeout_seconds, self.job_timeout_seconds)
+        return limit + min(limit, 600)
 
     @property
     def originals_dir(self) -> Path:

@@ -305,29 +305,14 @@ class LocalStorage:
             await self.database.delete(key)
 
     async def sweep_staging(self, max_age_seconds: float) -> SweepReport:
-        report = await asyncio.to_thread(self._sweep_incoming, max_age_seconds)
-        if self.database is not None:
-            # Staging chunks of a deployment that once stored originals in
-            # the database.
-            report.add(await self.database.sweep_staging(max_age_seconds))
-        return report
-
-    def _sweep_incoming(self, max_age_seconds: float) -> SweepReport:
         # A file's mtime is its last write, never before its put started:
         # a file not written for the bound belongs to a put past its limit.
-        report = SweepReport()
-        cutoff = time.time() - max_age_seconds
-        try:
-            entries = list(os.scandir(self.root / "incoming"))
-        except FileNotFoundError:
-            return report
-        for entry in entries:
-            with contextlib.suppress(FileNotFoundError):
-                stat = entry.stat(follow_symlinks=False)
-                if stat.st_mtime < cutoff:
-                    os.unlink(entry.path)
-                    report.removed += 1
-                    report.removed_bytes += stat.st_size
+        incoming = self.root / "incoming"
+        report = await asyncio.to_thread(_sweep_files, incoming, max_age_seconds)
+        if self.database is not None:
+            # Scratch copies of small originals kept in the database, and
+            # staging chunks of a deployment that once stored originals there.
+            report.add(await self.database.sweep_staging(max_age_seconds))
         return report
 
 
@@ -509,6 +494,12 @@ class DatabaseStorage:
         from docmill.db.engine import write_transaction
         from docmill.db.models import BlobChunk
 
+        # A worker killed mid-extraction leaves its copy of the original; a
+        # live copy is opened within its job's time limit, which the bound
+        # exceeds (Settings.staging_max_age_seconds).
+        report = await asyncio.to_thread(
+            _sweep_files, self.scratch_dir, max_age_seconds
+        )
         async with self.engine.connect() as connection:
             staged = (
                 await connection.execute(
@@ -524,7 +515,6 @@ class DatabaseStorage:
                     .group_by(BlobChunk.key)
                 )
             ).all()
-        report = SweepReport()
         stale = []
         now = time.time()
         for key, chunks, size in staged:
@@ -561,6 +551,24 @@ class DatabaseStorage:
             self._unknown_age[key] = (chunks, now)
             return False
         return now - seen[1] > max_age_seconds
+
+
+def _sweep_files(directory: Path, max_age_seconds: float) -> SweepReport:
+    """Remove the files in ``directory`` not written for ``max_age_seconds``."""
+    report = SweepReport()
+    cutoff = time.time() - max_age_seconds
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return report
+    for entry in entries:
+        with contextlib.suppress(FileNotFoundError):
+            stat = entry.stat(follow_symlinks=False)
+            if stat.st_mtime < cutoff and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                report.removed += 1
+                report.removed_bytes += stat.st_size
+    return report
 
 
 def _staging_start(key: str) -> int | None:

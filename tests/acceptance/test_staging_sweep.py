@@ -26,7 +26,7 @@ from tests.acceptance.test_restart import Server
 
 pytestmark = pytest.mark.slow
 
-# Staging older than twice this is swept.
+# Upload and job time limit: staging older than twice this is swept.
 LIMIT_SECONDS = "1"
 
 
@@ -101,6 +101,7 @@ def test_staging_of_a_killed_upload_is_swept_at_the_next_start(
     environment = {
         "DOCMILL_DATABASE_URL": settings.resolved_database_url,
         "DOCMILL_UPLOAD_TIMEOUT_SECONDS": LIMIT_SECONDS,
+        "DOCMILL_JOB_TIMEOUT_SECONDS": LIMIT_SECONDS,
     }
     staged = staging_probe(settings)
     server.start(**environment)
@@ -129,6 +130,7 @@ def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
             "DOCMILL_DATA_DIR": str(settings.data_dir),
             "DOCMILL_DATABASE_URL": settings.resolved_database_url,
             "DOCMILL_UPLOAD_TIMEOUT_SECONDS": LIMIT_SECONDS,
+            "DOCMILL_JOB_TIMEOUT_SECONDS": LIMIT_SECONDS,
         },
     )
 

@@ -123,6 +123,29 @@ async def test_dead_upload_file_is_swept_and_live_one_kept(tmp_path: Path) -> No
     assert sorted(p.name for p in incoming.iterdir()) == ["tmplive"]
 
 
+async def test_scratch_copy_of_a_killed_worker_is_swept(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (scratch / "original-dead").write_bytes(b"x" * 300)
+    (scratch / "original-live").write_bytes(b"y")
+    old = time.time() - 2 * HOUR
+    os.utime(scratch / "original-dead", (old, old))
+    storage = DatabaseStorage(engine, scratch, HOUR)
+
+    report = await storage.sweep_staging(max_age_seconds=HOUR)
+
+    assert (report.removed, report.removed_bytes) == (1, 300)
+    assert sorted(p.name for p in scratch.iterdir()) == ["original-live"]
+
+
+def test_sweep_bound_exceeds_both_time_limits() -> None:
+    settings = Settings(upload_timeout_seconds=60, job_timeout_seconds=900)
+
+    assert settings.staging_max_age_seconds == 900 + 600
+
+
 class Trickle(io.RawIOBase):
     """A stream that takes ``pause`` seconds per chunk, like a slow client."""
 
