@@ -383,9 +383,8 @@ def queue_purge(
 
 
 def _sweep_message(report: Any) -> str:
-    line = (
-        f"swept {report.removed} stale upload(s) ({report.removed_bytes / 1e6:.1f} MB)"
-    )
+    megabytes = report.removed_bytes / 1e6
+    line = f"swept {report.removed} stale staging item(s) ({megabytes:.1f} MB)"
     if report.unknown_age:
         line += (
             f"; {report.unknown_age} older staging upload(s) of unknown age left "

@@ -131,7 +131,7 @@ async def sweep_periodically(
         else:
             if report.removed:
                 logger.info(
-                    "swept %d stale upload(s), %d bytes",
+                    "swept %d stale staging item(s), %d bytes",
                     report.removed,
                     report.removed_bytes,
                     extra={"action": "staging_swept"},

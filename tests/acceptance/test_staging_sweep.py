@@ -116,7 +116,7 @@ def test_staging_of_a_killed_upload_is_swept_at_the_next_start(
     wait_for(lambda: staged() == 0)
 
     assert left > 0
-    assert "swept 1 stale upload(s)" in server.log.read_text()
+    assert "swept 1 stale staging item(s)" in server.log.read_text()
 
 
 def run_cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
@@ -173,6 +173,6 @@ def test_admin_verbs_sweep_dead_staging(
 
     assert (done.returncode, done.stderr) == (
         0,
-        message + "swept 1 stale upload(s) (2.0 MB)\n",
+        message + "swept 1 stale staging item(s) (2.0 MB)\n",
     )
     assert staging_probe(settings)() == 0
