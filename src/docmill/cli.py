@@ -37,8 +37,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 queue_app = typer.Typer(help="Inspect and manage the job queue.", no_args_is_help=True)
+storage_app = typer.Typer(help="Stored originals.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
+app.add_typer(storage_app, name="storage")
 app.add_typer(parsers_app, name="parsers")
 app.command("parse")(parse)
 app.add_typer(remote.keys_app, name="keys")
@@ -257,35 +259,20 @@ def db_upgrade(
     settings = _settings(data_dir=data_dir, database_url=database_url)
     from docmill.runtime import upgrade_database
 
-    upgrade_database(settings)
-    typer.echo("database schema is current", err=True)
+    typer.echo(upgrade_database(settings), err=True)
 
 
 def _run_on_store(settings: Settings, operation: Any) -> Any:
     """Run ``operation(store, storage)`` against the configured database."""
-    import asyncio
+    from docmill.runtime import DatabaseNotReady, run_admin
 
-    from docmill.api.app import build_services
-
-    if settings.is_sqlite:
-        database = settings.data_dir / "docmill.db"
-        if settings.database_url is None and not database.exists():
-            # Creating an empty database here would only hide the mistake.
-            typer.echo(
-                f"no docmill database at {database}; run this where `docmill "
-                "serve` keeps its data, or pass --data-dir / --database-url",
-                err=True,
-            )
-            raise typer.Exit(2)
-
-    async def _run() -> Any:
-        services = build_services(settings)
-        try:
-            return await operation(services.store, services.storage)
-        finally:
-            await services.engine.dispose()
-
-    return asyncio.run(_run())
+    try:
+        return run_admin(
+            settings, lambda services: operation(services.store, services.storage)
+        )
+    except DatabaseNotReady as exc:
+        typer.echo(f"docmill: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @queue_app.command("stats", cls=_SettingsHelp)
@@ -337,11 +324,26 @@ def queue_retry(
 ) -> None:
     """Queue failed documents again, with a fresh set of attempts."""
     settings = _settings(data_dir=data_dir, database_url=database_url)
-    count = _run_on_store(
-        settings,
-        lambda store, _storage: store.retry_failed(document_ids or None, error_code),
-    )
-    typer.echo(f"{count} document(s) queued again", err=True)
+
+    async def retry(store: Any, _storage: Any) -> int | str:
+        from docmill.exceptions import DocumentNotFound
+
+        # A named document that cannot be retried is a mistake to report,
+        # not a silent zero (a typo in an id looked like success).
+        for document_id in document_ids or []:
+            try:
+                row = await store.get(document_id)
+            except DocumentNotFound as exc:
+                return str(exc)
+            if row.status != "failed":
+                return f"document {document_id!r} is {row.status}, not failed"
+        return int(await store.retry_failed(document_ids or None, error_code))
+
+    outcome = _run_on_store(settings, retry)
+    if isinstance(outcome, str):
+        typer.echo(f"docmill: {outcome}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{outcome} document(s) queued again", err=True)
 
 
 @queue_app.command("purge", cls=_SettingsHelp)
@@ -364,14 +366,52 @@ def queue_purge(
         )
     settings = _settings(data_dir=data_dir, database_url=database_url)
 
-    async def purge(store: Any, storage: Any) -> int:
-        keys = await store.purge(timedelta(days=older_than_days))
-        for key in keys:
+    async def purge(store: Any, storage: Any) -> tuple[Any, Any]:
+        purged = await store.purge(timedelta(days=older_than_days))
+        for key in purged.unused_keys:
             await storage.delete(key)
-        return len(keys)
+        swept = await storage.sweep_staging(settings.staging_max_age_seconds)
+        return purged, swept
 
-    count = _run_on_store(settings, purge)
-    typer.echo(f"purged; {count} original(s) deleted", err=True)
+    purged, swept = _run_on_store(settings, purge)
+    typer.echo(
+        f"purged {purged.documents} document(s); "
+        f"{len(purged.unused_keys)} original(s) deleted",
+        err=True,
+    )
+    typer.echo(_sweep_message(swept), err=True)
+
+
+def _sweep_message(report: Any) -> str:
+    megabytes = report.removed_bytes / 1e6
+    line = f"swept {report.removed} stale staging item(s) ({megabytes:.1f} MB)"
+    if report.unknown_age:
+        line += (
+            f"; {report.unknown_age} older staging upload(s) of unknown age left "
+            "to `docmill serve`, which removes them once unchanged that long"
+        )
+    return line
+
+
+@storage_app.command("sweep", cls=_SettingsHelp)
+def storage_sweep(
+    upload_timeout_seconds: float | None = typer.Option(
+        None, help=_help("upload_timeout_seconds")
+    ),
+    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=_help("database_url")),
+) -> None:
+    """Remove staging of uploads that died mid-way (every `serve` does this too)."""
+    settings = _settings(
+        upload_timeout_seconds=upload_timeout_seconds,
+        data_dir=data_dir,
+        database_url=database_url,
+    )
+    report = _run_on_store(
+        settings,
+        lambda _store, storage: storage.sweep_staging(settings.staging_max_age_seconds),
+    )
+    typer.echo(_sweep_message(report), err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

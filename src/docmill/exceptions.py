@@ -17,7 +17,8 @@ The errors docmill raises, as one tree::
     │   ├── DocumentNotFound
     │   └── LeaseLost              the claim's token no longer matches the row
     ├── StorageError
-    │   └── OriginalMissing
+    │   ├── OriginalMissing
+    │   └── UploadTimeout          an original took too long to reach storage
     ├── FetchError                 a submitted URL could not be fetched (has .code)
     │   │                          fetch_failed
     │   └── ForbiddenAddress       forbidden_address
@@ -145,6 +146,16 @@ class OriginalMissing(StorageError):
     def __init__(self, key: str) -> None:
         self.key = key
         super().__init__(f"stored original {key!r} is missing")
+
+
+class UploadTimeout(StorageError):
+    """An original took longer than the upload time limit to reach storage."""
+
+    def __init__(self, limit_seconds: float) -> None:
+        self.limit_seconds = limit_seconds
+        super().__init__(
+            f"the upload took longer than the limit of {limit_seconds:g} seconds"
+        )
 
 
 class FetchError(DocmillError):

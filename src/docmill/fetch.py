@@ -24,7 +24,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from docmill.exceptions import FetchError, ForbiddenAddress
+from docmill.exceptions import FetchError, ForbiddenAddress, UploadTimeout
 from docmill.settings import Settings
 from docmill.storage import Storage, StoredOriginal
 from docmill.streams import put_stream
@@ -140,6 +140,10 @@ async def fetch_to_storage(
         ) from exc
     except httpx.InvalidURL as exc:
         raise FetchError(f"{url!r} is not a valid URL: {exc}") from exc
+    except UploadTimeout as exc:
+        # DOCMILL_UPLOAD_TIMEOUT_SECONDS below the fetch timeout: still a
+        # fetch that took too long, not a storage fault.
+        raise FetchError(f"fetching {url!r}: {exc}", retryable=True) from exc
 
 
 async def _follow(

@@ -5,7 +5,6 @@ its API keys (``keys``).
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -90,33 +89,46 @@ def status(
     typer.echo(document.model_dump_json(exclude_none=True))
 
 
-def _keys(operation: Any) -> Any:
-    from docmill.db.engine import create_engine
-    from docmill.queue.keys import KeyStore
+_DATA_DIR = typer.Option(
+    None, help="Where the embedded database lives (env: DOCMILL_DATA_DIR)."
+)
+_DATABASE_URL = typer.Option(
+    None, help="SQLAlchemy URL of the database (env: DOCMILL_DATABASE_URL)."
+)
+
+
+def _keys(data_dir: Path | None, database_url: str | None, operation: Any) -> Any:
+    """Run ``operation(key_store)`` on the database the admin verbs use."""
+    from docmill.runtime import DatabaseNotReady, run_admin
     from docmill.settings import Settings
 
-    async def run() -> Any:
-        engine = create_engine(Settings().resolved_database_url)
-        try:
-            return await operation(KeyStore(engine))
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(run())
+    given: dict[str, Any] = {"data_dir": data_dir, "database_url": database_url}
+    settings = Settings(**{k: v for k, v in given.items() if v is not None})
+    try:
+        return run_admin(settings, lambda services: operation(services.keys))
+    except DatabaseNotReady as exc:
+        typer.echo(f"docmill: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @keys_app.command("create")
-def keys_create(name: str = typer.Argument(..., help="Who or what uses it.")) -> None:
+def keys_create(
+    name: str = typer.Argument(..., help="Who or what uses it."),
+    data_dir: Path | None = _DATA_DIR,
+    database_url: str | None = _DATABASE_URL,
+) -> None:
     """Create a key and print its token, which is shown this once only."""
-    key = _keys(lambda keys: keys.create(name))
+    key = _keys(data_dir, database_url, lambda keys: keys.create(name))
     typer.echo(key.token)
     typer.echo(f"key {key.id} ({name}) created; store the token now", err=True)
 
 
 @keys_app.command("list")
-def keys_list() -> None:
+def keys_list(
+    data_dir: Path | None = _DATA_DIR, database_url: str | None = _DATABASE_URL
+) -> None:
     """Keys with their state; tokens are never shown again."""
-    for row in _keys(lambda keys: keys.list()):
+    for row in _keys(data_dir, database_url, lambda keys: keys.list()):
         state = "revoked" if row.revoked_at else "active"
         used = row.last_used_at.isoformat() if row.last_used_at else "-"
         typer.echo(
@@ -125,9 +137,13 @@ def keys_list() -> None:
 
 
 @keys_app.command("revoke")
-def keys_revoke(key_id: str = typer.Argument(...)) -> None:
+def keys_revoke(
+    key_id: str = typer.Argument(...),
+    data_dir: Path | None = _DATA_DIR,
+    database_url: str | None = _DATABASE_URL,
+) -> None:
     """Revoke a key at once."""
-    if not _keys(lambda keys: keys.revoke(key_id)):
+    if not _keys(data_dir, database_url, lambda keys: keys.revoke(key_id)):
         typer.echo(f"no active key {key_id!r}", err=True)
         sys.exit(1)
     typer.echo(f"key {key_id} revoked", err=True)

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from docmill.settings import Settings
+
+if TYPE_CHECKING:
+    from docmill.api.app import Services
+
+T = TypeVar("T")
+
+
+class DatabaseNotReady(Exception):
+    """The admin verb's database is missing, unreachable or not migrated."""
 
 
 def run_worker(settings: Settings, concurrency: int, *, drain: bool = False) -> None:
@@ -42,16 +53,77 @@ async def _run_worker(settings: Settings, concurrency: int, drain: bool) -> None
         await services.engine.dispose()
 
 
-def upgrade_database(settings: Settings) -> None:
+def upgrade_database(settings: Settings) -> str:
+    """Migrate to the newest schema; says if it was created, upgraded or current."""
     from docmill.db.engine import create_engine
-    from docmill.db.migrate import upgrade
+    from docmill.db.migrate import current_revisions, upgrade
 
-    async def _upgrade() -> None:
+    async def _upgrade() -> str:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(settings.resolved_database_url)
         try:
+            before = await current_revisions(engine)
             await upgrade(engine)
+            after = await current_revisions(engine)
         finally:
             await engine.dispose()
+        if not before:
+            return f"database schema created (revision {', '.join(after)})"
+        if before != after:
+            return (
+                f"database schema upgraded from revision {', '.join(before)} "
+                f"to {', '.join(after)}"
+            )
+        return f"database schema is current (revision {', '.join(after)})"
 
-    asyncio.run(_upgrade())
+    return asyncio.run(_upgrade())
+
+
+def run_admin(settings: Settings, operation: Callable[[Services], Awaitable[T]]) -> T:
+    """
+    Run ``operation`` against the configured database, which must exist and
+    have the current schema.
+
+    Raises:
+        DatabaseNotReady: with a sentence that says what to run instead.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from docmill.api.app import build_services
+    from docmill.db.migrate import is_current
+
+    where = "pass --data-dir / --database-url"
+    if settings.is_sqlite and settings.database_url is None:
+        database = settings.data_dir / "docmill.db"
+        if not database.exists():
+            # Creating an empty database here would only hide a wrong
+            # directory: the key or change would go where no server looks.
+            raise DatabaseNotReady(
+                f"no docmill database at {database}; run this where `docmill "
+                f"serve` keeps its data or {where}, or create it with `docmill "
+                "db upgrade`"
+            )
+
+    async def _run() -> T:
+        services = build_services(settings)
+        try:
+            try:
+                current = await is_current(services.engine)
+            except (OSError, DBAPIError) as exc:
+                cause = getattr(exc, "orig", None) or exc
+                raise DatabaseNotReady(
+                    f"cannot open the database: {type(cause).__name__}: "
+                    f"{str(cause).splitlines()[0]}"
+                ) from exc
+            if not current:
+                raise DatabaseNotReady(
+                    "the database schema is missing or older than this docmill; "
+                    "run `docmill db upgrade` first (with the same "
+                    "--data-dir / --database-url)"
+                )
+            return await operation(services)
+        finally:
+            await services.engine.dispose()
+            await services.store.reads.close()
+
+    return asyncio.run(_run())

@@ -87,6 +87,15 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         512 * 1024 * 1024, gt=0, description="Largest accepted original, in bytes."
     )
+    upload_timeout_seconds: float = Field(
+        3600.0,
+        gt=0,
+        description=(
+            "Longest an original may take to reach storage (an upload, a URL "
+            "fetch); staging older than twice this or the job limit, whichever "
+            "is longer (at most plus 10 minutes), is swept."
+        ),
+    )
     max_text_chars: int = Field(
         Limits.max_text_chars,
         gt=0,
@@ -165,6 +174,14 @@ class Settings(BaseSettings):
             "is bound to a loopback address, on otherwise."
         ),
     )
+    metrics_public: bool = Field(
+        False,
+        description=(
+            "Serve /metrics without an API key even when keys are required, "
+            "for a scraper on a trusted network; otherwise give the scraper a "
+            "key of its own."
+        ),
+    )
     rate_limit: str = Field(
         # Per second, so a client polling a few documents never meets it but
         # a runaway loop does; a per-minute window would block for a minute.
@@ -203,6 +220,18 @@ class Settings(BaseSettings):
         if self.storage == "auto":
             return not self.is_sqlite
         return self.storage == "database"
+
+    @property
+    def staging_max_age_seconds(self) -> float:
+        """
+        Age past which staging, or a worker's scratch copy of an original,
+        is left by a dead process: the upload limit (or the job time limit,
+        if longer), plus room for clock skew between machines and a last
+        chunk in flight (as long again, at most 10 minutes). Every process
+        sharing the database must have the same limits or less.
+        """
+        limit = max(self.upload_timeout_seconds, self.job_timeout_seconds)
+        return limit + min(limit, 600)
 
     @property
     def originals_dir(self) -> Path:

@@ -7,6 +7,14 @@ bytes. ``LocalStorage`` keeps them as files under the data directory;
 ``DatabaseStorage`` keeps them in the database in chunks, so API and worker
 processes on different machines need nothing but the database. An
 S3-compatible store would implement the same ``Storage`` protocol.
+
+An original whose hash is not known yet is staged: a file under
+``incoming/`` or chunks under a ``staging-`` key. A process killed mid-upload
+leaves its staging behind, so every ``docmill serve`` sweeps staging older
+than any upload may last (``sweep_periodically``), and so does ``docmill
+storage sweep``. Puts enforce that time limit themselves, which is what makes
+the sweep safe with many processes on many machines: staging old enough to be
+swept belongs to a put that can no longer succeed.
 """
 
 from __future__ import annotations
@@ -15,24 +23,43 @@ import asyncio
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from docmill.exceptions import OriginalMissing, TooLarge
+from docmill.exceptions import (
+    OriginalMissing,
+    StorageError,
+    TooLarge,
+    UploadTimeout,
+)
+
+logger = logging.getLogger(__name__)
 
 CHUNK_BYTES = 1024 * 1024
 # Originals up to this size (a JSON text submission) are hashed in memory and
 # stored by DatabaseStorage in one transaction.
 SMALL_BYTES = 64 * 1024
+# Chunks of an upload in progress are kept under "staging-<unix start>-<hex>"
+# until its hash is known. Keys written before the start time was part of
+# them are "staging-<hex>".
+STAGING_PREFIX = "staging-"
+# Stored keys are SHA-256 hex digests, which sort before "g" in any
+# collation, and staging keys after it: an index range, where a LIKE on a
+# non-C collation would scan the whole table.
+_STAGING_FLOOR = "g"
+# How often each `docmill serve` process sweeps stale staging.
+SWEEP_INTERVAL_SECONDS = 600.0
 
 
 @dataclass(frozen=True)
@@ -40,6 +67,22 @@ class StoredOriginal:
     key: str
     sha256: str
     size_bytes: int
+
+
+@dataclass
+class SweepReport:
+    """What one sweep of staging found and removed."""
+
+    removed: int = 0
+    removed_bytes: int = 0
+    # Staging from before keys carried their start time: removed once a
+    # long-running sweeper has seen it unchanged for the whole bound.
+    unknown_age: int = 0
+
+    def add(self, other: SweepReport) -> None:
+        self.removed += other.removed
+        self.removed_bytes += other.removed_bytes
+        self.unknown_age += other.unknown_age
 
 
 class Storage(Protocol):
@@ -62,6 +105,48 @@ class Storage(Protocol):
         """
 
     async def delete(self, key: str) -> None: ...
+
+    async def sweep_staging(self, max_age_seconds: float) -> SweepReport:
+        """
+        Remove staging left by uploads that started over ``max_age_seconds``
+        ago; the bound must exceed the upload time limit of every process.
+        """
+
+
+async def sweep_periodically(
+    storage: Storage,
+    max_age_seconds: float,
+    interval_seconds: float = SWEEP_INTERVAL_SECONDS,
+) -> None:
+    """Sweep stale staging now and then every ``interval_seconds``, forever."""
+    while True:
+        try:
+            report = await storage.sweep_staging(max_age_seconds)
+        except Exception:
+            # A database hiccup must not end the sweeper; the next round
+            # finds the same staging.
+            logger.warning(
+                "staging sweep failed", exc_info=True, extra={"action": "sweep_failed"}
+            )
+        else:
+            if report.removed:
+                logger.info(
+                    "swept %d stale staging item(s), %d bytes",
+                    report.removed,
+                    report.removed_bytes,
+                    extra={"action": "staging_swept"},
+                )
+        await asyncio.sleep(interval_seconds)
+
+
+def _deadline(timeout_seconds: float | None) -> float | None:
+    return None if timeout_seconds is None else time.monotonic() + timeout_seconds
+
+
+def _check_deadline(deadline: float | None, timeout_seconds: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        assert timeout_seconds is not None
+        raise UploadTimeout(timeout_seconds)
 
 
 async def put_bytes(storage: Storage, data: bytes, max_bytes: int) -> StoredOriginal:
@@ -149,8 +234,14 @@ class LocalStorage:
     deleted in, the database.
     """
 
-    def __init__(self, root: Path, engine: AsyncEngine | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        engine: AsyncEngine | None = None,
+        upload_timeout_seconds: float | None = None,
+    ) -> None:
         self.root = root
+        self.upload_timeout_seconds = upload_timeout_seconds
         self.database = (
             DatabaseStorage(engine, root / "scratch") if engine is not None else None
         )
@@ -166,6 +257,8 @@ class LocalStorage:
         staging.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0
+        timeout = self.upload_timeout_seconds
+        deadline = _deadline(timeout)
         fd, temp_name = tempfile.mkstemp(dir=staging)
         try:
             with os.fdopen(fd, "wb") as temp:
@@ -173,12 +266,15 @@ class LocalStorage:
                     size += len(chunk)
                     if size > max_bytes:
                         raise _too_large(max_bytes)
+                    _check_deadline(deadline, timeout)
                     digest.update(chunk)
                     temp.write(chunk)
                 temp.flush()
                 # The row that names this file is committed after we return;
                 # the bytes must be on disk before anything can point at them.
                 os.fsync(temp.fileno())
+            # Past the limit a sweep may already have taken the file.
+            _check_deadline(deadline, timeout)
             key = digest.hexdigest()
             target = self._file(key)
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -208,6 +304,17 @@ class LocalStorage:
         if self.database is not None:
             await self.database.delete(key)
 
+    async def sweep_staging(self, max_age_seconds: float) -> SweepReport:
+        # A file's mtime is its last write, never before its put started:
+        # a file not written for the bound belongs to a put past its limit.
+        incoming = self.root / "incoming"
+        report = await asyncio.to_thread(_sweep_files, incoming, max_age_seconds)
+        if self.database is not None:
+            # Scratch copies of small originals kept in the database, and
+            # staging chunks of a deployment that once stored originals there.
+            report.add(await self.database.sweep_staging(max_age_seconds))
+        return report
+
 
 class DatabaseStorage:
     """
@@ -218,28 +325,42 @@ class DatabaseStorage:
         scratch_dir: where a worker's temporary copy of an original is made.
     """
 
-    def __init__(self, engine: AsyncEngine, scratch_dir: Path) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        scratch_dir: Path,
+        upload_timeout_seconds: float | None = None,
+    ) -> None:
         self.engine = engine
         self.scratch_dir = scratch_dir
+        self.upload_timeout_seconds = upload_timeout_seconds
+        # Legacy staging keys (no start time) -> (chunks, when first seen).
+        self._unknown_age: dict[str, tuple[int, float]] = {}
 
     async def put(self, stream: IO[bytes], max_bytes: int) -> StoredOriginal:
         from docmill.db.engine import write_transaction
         from docmill.db.models import BlobChunk
 
-        staging = f"staging-{secrets.token_hex(16)}"
+        # The start time in the key lets a sweep on any machine tell a dead
+        # upload's chunks from a live one's.
+        staging = f"{STAGING_PREFIX}{int(time.time())}-{secrets.token_hex(16)}"
         digest = hashlib.sha256()
         size = seq = 0
+        timeout = self.upload_timeout_seconds
+        deadline = _deadline(timeout)
         try:
             while chunk := await asyncio.to_thread(stream.read, CHUNK_BYTES):
                 size += len(chunk)
                 if size > max_bytes:
                     raise _too_large(max_bytes)
+                _check_deadline(deadline, timeout)
                 digest.update(chunk)
                 async with write_transaction(self.engine) as connection:
                     await connection.execute(
                         insert(BlobChunk).values(key=staging, seq=seq, data=chunk)
                     )
                 seq += 1
+            _check_deadline(deadline, timeout)
             key = digest.hexdigest()
             try:
                 await self._publish(staging, key, size, seq)
@@ -313,9 +434,15 @@ class DatabaseStorage:
                     delete(BlobChunk).where(BlobChunk.key == staging)
                 )
                 return
-            await connection.execute(
+            moved = await connection.execute(
                 update(BlobChunk).where(BlobChunk.key == staging).values(key=key)
             )
+            if moved.rowcount != seq:
+                # A sweep took chunks of an upload that outlived its limit
+                # (and the sweep's margin): a blob would name missing chunks.
+                if self.upload_timeout_seconds is not None:
+                    raise UploadTimeout(self.upload_timeout_seconds)
+                raise StorageError(f"chunks of {staging!r} went missing")
             await connection.execute(
                 insert(Blob).values(
                     key=key, size_bytes=size, chunk_count=seq, created_at=utcnow()
@@ -362,3 +489,89 @@ class DatabaseStorage:
         async with write_transaction(self.engine) as connection:
             await connection.execute(delete(BlobChunk).where(BlobChunk.key == key))
             await connection.execute(delete(Blob).where(Blob.key == key))
+
+    async def sweep_staging(self, max_age_seconds: float) -> SweepReport:
+        from docmill.db.engine import write_transaction
+        from docmill.db.models import BlobChunk
+
+        # A worker killed mid-extraction leaves its copy of the original; a
+        # live copy is opened within its job's time limit, which the bound
+        # exceeds (Settings.staging_max_age_seconds).
+        report = await asyncio.to_thread(
+            _sweep_files, self.scratch_dir, max_age_seconds
+        )
+        async with self.engine.connect() as connection:
+            staged = (
+                await connection.execute(
+                    select(
+                        BlobChunk.key,
+                        func.count(),
+                        func.coalesce(func.sum(func.length(BlobChunk.data)), 0),
+                    )
+                    .where(
+                        BlobChunk.key > _STAGING_FLOOR,
+                        BlobChunk.key.like(f"{STAGING_PREFIX}%"),
+                    )
+                    .group_by(BlobChunk.key)
+                )
+            ).all()
+        stale = []
+        now = time.time()
+        for key, chunks, size in staged:
+            started = _staging_start(key)
+            if started is None:
+                if self._unknown_age_is_stale(key, chunks, now, max_age_seconds):
+                    stale.append((key, size))
+                else:
+                    report.unknown_age += 1
+            elif now - started > max_age_seconds:
+                stale.append((key, size))
+        present = {row[0] for row in staged}
+        for key in list(self._unknown_age):
+            if key not in present:
+                del self._unknown_age[key]
+        for key, size in stale:
+            async with write_transaction(self.engine) as connection:
+                await connection.execute(delete(BlobChunk).where(BlobChunk.key == key))
+            self._unknown_age.pop(key, None)
+            report.removed += 1
+            report.removed_bytes += int(size)
+        return report
+
+    def _unknown_age_is_stale(
+        self, key: str, chunks: int, now: float, max_age_seconds: float
+    ) -> bool:
+        # Staging written before keys carried a start time: dead once it has
+        # not grown for the whole bound. A live upload of that older code
+        # stalled that long would lose its chunks; that code has no time
+        # limit to make this safe, so only the long-running sweeper, which
+        # can watch, removes these.
+        seen = self._unknown_age.get(key)
+        if seen is None or seen[0] != chunks:
+            self._unknown_age[key] = (chunks, now)
+            return False
+        return now - seen[1] > max_age_seconds
+
+
+def _sweep_files(directory: Path, max_age_seconds: float) -> SweepReport:
+    """Remove the files in ``directory`` not written for ``max_age_seconds``."""
+    report = SweepReport()
+    cutoff = time.time() - max_age_seconds
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return report
+    for entry in entries:
+        with contextlib.suppress(FileNotFoundError):
+            stat = entry.stat(follow_symlinks=False)
+            if stat.st_mtime < cutoff and entry.is_file(follow_symlinks=False):
+                os.unlink(entry.path)
+                report.removed += 1
+                report.removed_bytes += stat.st_size
+    return report
+
+
+def _staging_start(key: str) -> int | None:
+    """The unix time a staging key's upload started, if the key says."""
+    started, dash, _ = key.removeprefix(STAGING_PREFIX).partition("-")
+    return int(started) if dash and started.isdigit() else None

@@ -83,7 +83,30 @@ async def test_contract_names_the_bearer_scheme_on_guarded_routes(
         }
     }
     assert schema["paths"]["/documents"]["post"]["security"] == [{"HTTPBearer": []}]
-    assert "security" not in schema["paths"]["/metrics"]["get"]
+    assert schema["paths"]["/metrics"]["get"]["security"] == [{"HTTPBearer": []}]
+
+
+@pytest.mark.parametrize(
+    ("changes", "with_key", "status"),
+    [
+        pytest.param({"auth": "on"}, False, 401, id="auth-on-no-key"),
+        pytest.param({"auth": "on"}, True, 200, id="auth-on-with-key"),
+        pytest.param(
+            {"auth": "on", "metrics_public": True}, False, 200, id="public-opt-out"
+        ),
+        pytest.param({"auth": "off"}, False, 200, id="auth-off"),
+    ],
+)
+async def test_metrics_need_a_key_when_keys_are_required(
+    make_client: MakeClient, changes: dict[str, Any], with_key: bool, status: int
+) -> None:
+    """Metrics count every key's documents, so they are not open to anyone."""
+    client = await make_client(**changes)
+    headers = bearer(await new_token(client, "prometheus")) if with_key else {}
+
+    response = await client.get("/metrics", headers=headers)
+
+    assert response.status_code == status
 
 
 async def test_a_key_sees_only_its_own_documents(make_client: MakeClient) -> None:

@@ -136,18 +136,84 @@ async def test_global_webhook_url_receives_every_document(
     assert len(receiver.received) == 1
 
 
-async def test_callback_to_a_private_address_is_not_sent(
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("http://10.0.0.1/hook", id="private"),
+        pytest.param("http://127.0.0.1:9/hook", id="loopback"),
+        pytest.param("http://localhost/hook", id="localhost"),
+        pytest.param("http://[::1]/hook", id="loopback-v6"),
+        pytest.param("http://169.254.169.254/latest", id="cloud-metadata"),
+    ],
+)
+async def test_callback_to_a_private_address_is_refused_at_submit(
+    client: httpx.AsyncClient, url: str
+) -> None:
+    response = await client.post(
+        "/documents", json={"content": "x", "callback_url": url}
+    )
+    listed = await client.get("/documents")
+
+    assert (response.status_code, response.json()["type"]) == (
+        422,
+        "urn:docmill:problem:forbidden-address",
+    )
+    assert response.headers["content-type"] == "application/problem+json"
+    assert listed.json()["items"] == []
+
+
+async def test_upload_with_a_private_callback_is_refused(
     client: httpx.AsyncClient,
 ) -> None:
+    response = await client.post(
+        "/documents",
+        files={"file": ("a.txt", b"x" * 100_000)},
+        data={"callback_url": "http://127.0.0.1/hook"},
+    )
+
+    assert (response.status_code, response.json()["errors"][0]["loc"]) == (
+        422,
+        ["callback_url"],
+    )
+
+
+async def test_private_callback_is_accepted_when_its_network_is_allowed(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(fetch_allow_networks=["127.0.0.0/8"])
+
+    response = await client.post(
+        "/documents", json={"content": "x", "callback_url": "http://127.0.0.1:9/h"}
+    )
+
+    assert response.status_code == 202
+
+
+async def test_callback_that_resolves_private_later_is_not_sent(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name unresolvable at submit is accepted; delivery checks it again."""
+    from docmill import fetch
+
+    answers: list[list[str]] = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        if not answers:
+            answers.append(["10.0.0.1"])
+            raise OSError("name not known yet")
+        return answers[0]
+
+    monkeypatch.setattr(fetch, "resolve", resolve)
     created = await client.post(
         "/documents",
-        json={"content": "x", "callback_url": "http://10.0.0.1/hook"},
+        json={"content": "x", "callback_url": "http://hooks.invalid/hook"},
     )
 
     rows = await wait_deliveries(
         client, created.json()["id"], lambda r: r[0]["status"] == "failed"
     )
 
+    assert created.status_code == 202
     assert "private" in rows[0]["last_error"]
 
 

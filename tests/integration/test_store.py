@@ -287,9 +287,9 @@ async def test_purge_deletes_old_completed_documents_only(store: Any) -> None:
     claim = await store.claim_next("w:1")
     await store.complete(claim, _payload("done"))
 
-    orphaned = await store.purge(timedelta(seconds=-1))
+    purged = await store.purge(timedelta(seconds=-1))
 
-    assert orphaned == ["d" * 64]
+    assert (purged.documents, purged.unused_keys) == (1, ["d" * 64])
     assert (await store.get(waiting)).status == "pending"
     with pytest.raises(DocumentNotFound):
         await store.get(done)

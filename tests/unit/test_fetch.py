@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
 from docmill import fetch
 from docmill.exceptions import FetchError, ForbiddenAddress
+from docmill.settings import Settings
+from docmill.storage import LocalStorage
+from tests.servers import local_server
 
 pytestmark = pytest.mark.anyio
 
@@ -96,3 +101,17 @@ async def test_unresolvable_name_is_a_retryable_fetch_error(
 async def test_other_schemes_are_refused() -> None:
     with pytest.raises(FetchError):
         await fetch.AddressGuard().pin(httpx.URL("file:///etc/passwd"))
+
+
+async def test_fetch_past_the_upload_time_limit_is_a_fetch_error(
+    tmp_path: Path,
+) -> None:
+    """Not `original_missing`, which a storage error would be recorded as."""
+    storage = LocalStorage(tmp_path / "originals", upload_timeout_seconds=1e-9)
+    settings = Settings(data_dir=tmp_path, fetch_allow_networks=["127.0.0.1/32"])
+
+    routes = {"/big": lambda h: h.answer(200, b"x" * 3_000_000)}
+    with local_server(routes) as site, pytest.raises(FetchError) as caught:
+        await fetch.fetch_to_storage(site.url("/big"), storage, settings)
+
+    assert (caught.value.code, caught.value.retryable) == ("fetch_failed", True)

@@ -24,7 +24,12 @@ from docmill.queue.retry import RetryPolicy
 from docmill.queue.store import JobStore
 from docmill.queue.worker import Worker
 from docmill.settings import Settings
-from docmill.storage import DatabaseStorage, LocalStorage, Storage
+from docmill.storage import (
+    DatabaseStorage,
+    LocalStorage,
+    Storage,
+    sweep_periodically,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +60,11 @@ def build_services(settings: Settings) -> Services:
         webhook_url=settings.webhook_url,
     )
     storage: Storage
+    timeout = settings.upload_timeout_seconds
     if settings.uses_database_storage:
-        storage = DatabaseStorage(engine, settings.data_dir / "scratch")
+        storage = DatabaseStorage(engine, settings.data_dir / "scratch", timeout)
     else:
-        storage = LocalStorage(settings.originals_dir, engine)
+        storage = LocalStorage(settings.originals_dir, engine, timeout)
     return Services(
         settings,
         engine,
@@ -88,6 +94,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         if migrate:
             await upgrade(services.engine)
         app.state.services = services
+        # Uploads of a process killed mid-way leave staging that nothing
+        # else removes.
+        sweeper = asyncio.create_task(
+            sweep_periodically(services.storage, settings.staging_max_age_seconds)
+        )
         worker_task = None
         if settings.workers > 0:
             services.worker = Worker(
@@ -105,6 +116,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             if services.worker is not None and worker_task is not None:
                 await services.worker.stop()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -129,5 +143,6 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     for router in guarded:
         app.include_router(router)
     app.include_router(metrics.router)
-    openapi.install(app, guarded)
+    # /metrics admits callers itself, so that DOCMILL_METRICS_PUBLIC can open it.
+    openapi.install(app, [*guarded, metrics.router])
     return app

@@ -24,7 +24,8 @@ from docmill.settings import Settings
 
 logger = logging.getLogger(__name__)
 
-# Probes and the upload page answer without a key.
+# Probes and the upload page answer without a key (/metrics too, when
+# DOCMILL_METRICS_PUBLIC is set; it admits callers itself).
 OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})
 BEARER_SCHEME = {
     "type": "http",

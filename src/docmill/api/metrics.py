@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from docmill import metrics
+from docmill.api import auth
 
 router = APIRouter()
 
@@ -17,10 +18,24 @@ router = APIRouter()
     tags=["service"],
 )
 async def get_metrics(request: Request) -> Response:
-    """Prometheus text format: requests, latency, queue and extraction figures."""
-    stats = await request.app.state.services.store.queue_stats()
+    """
+    Prometheus text format: requests, latency, queue and extraction figures.
+
+    Needs an API key when keys are required, unless DOCMILL_METRICS_PUBLIC is
+    set: the figures (documents per status, formats, routes) are about every
+    key's documents.
+    """
+    services = request.app.state.services
+    headers: list[tuple[bytes, bytes]] = []
+    if services.settings.auth_required and not services.settings.metrics_public:
+        headers = await auth.admit(request)
+    stats = await services.store.queue_stats()
     for status, count in stats["counts"].items():
         metrics.DOCUMENTS.labels(status=status).set(count)
     metrics.QUEUE_DEPTH.set(stats["counts"].get("pending", 0))
     metrics.OLDEST_PENDING.set(stats["oldest_pending_seconds"] or 0)
-    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+    response = Response(
+        generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST
+    )
+    response.raw_headers.extend(headers)
+    return response

@@ -39,7 +39,7 @@ _GUARDED = {
     "429": "Rate limited, or the queue is full; see Retry-After",
     "503": "Database unavailable; see Retry-After",
 }
-_OPEN = {"/healthz", "/readyz", "/metrics"}
+_OPEN = {"/healthz", "/readyz"}
 
 
 def install(app: FastAPI, guarded: Sequence[APIRouter]) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import InterfaceError as SQLAlchemyInterfaceError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from docmill.exceptions import DocumentNotFound, TooLarge
+from docmill.exceptions import DocumentNotFound, TooLarge, UploadTimeout
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +92,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(TooLarge)
     async def _too_large(request: Request, exc: TooLarge) -> JSONResponse:
         return problem_response(request, 413, "too-large", exc.message)
+
+    @app.exception_handler(UploadTimeout)
+    async def _upload_timeout(request: Request, exc: UploadTimeout) -> JSONResponse:
+        return problem_response(request, 408, "upload-timeout", str(exc))
 
     @app.exception_handler(SQLAlchemyOperationalError)
     @app.exception_handler(SQLAlchemyInterfaceError)

@@ -103,7 +103,8 @@ class ErrorOut(BaseModel):
         description=(
             "Stable machine-readable reason: empty, corrupt, encrypted, "
             "unsupported_format, limit_exceeded, too_large, timeout, "
-            "worker_crash, extraction_failed, original_missing."
+            "worker_crash, extraction_failed, fetch_failed, forbidden_address, "
+            "original_missing, cancelled."
         )
     )
     message: str = Field(description="The same, as a sentence for a person.")

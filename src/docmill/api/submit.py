@@ -230,6 +230,12 @@ def new_document(
 
 
 async def queue_new(services: Any, new: NewDocument) -> Submitted:
+    if new.callback_url is not None:
+        try:
+            await check_callback(services, new.callback_url)
+        except Problem:
+            await discard_unused(services, new.storage_key)
+            raise
     try:
         submitted: Submitted = await services.store.submit(new)
     except IdempotencyConflict as exc:
@@ -242,6 +248,46 @@ async def queue_new(services: Any, new: NewDocument) -> Submitted:
         ) from exc
     services.pending.queued()
     return submitted
+
+
+# How long a submission waits for the callback host's name to resolve.
+CALLBACK_RESOLVE_SECONDS = 2.0
+
+
+async def check_callback(services: Any, url: str) -> None:
+    """
+    Refuse a callback URL whose host the webhook guard would refuse.
+
+    Delivery checks again (a name can point elsewhere by then); a name that
+    does not resolve now is accepted and left to that check.
+
+    Raises:
+        Problem: 422 for a URL without a host, or one that resolves to a
+            private, loopback, link-local or reserved address not allowed
+            by ``DOCMILL_FETCH_ALLOW_NETWORKS``.
+    """
+    import httpx
+
+    from docmill.exceptions import FetchError, ForbiddenAddress
+    from docmill.fetch import guard_from
+
+    def refused(slug: str, message: str) -> Problem:
+        error = {"loc": ["callback_url"], "msg": message, "type": slug}
+        return Problem(422, slug, f"`callback_url`: {message}", errors=[error])
+
+    try:
+        target = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise refused("validation", f"not a valid URL: {exc}") from exc
+    if not target.host:
+        raise refused("validation", "the URL has no host")
+    try:
+        async with asyncio.timeout(CALLBACK_RESOLVE_SECONDS):
+            await guard_from(services.settings).pin(target)
+    except ForbiddenAddress as exc:
+        raise refused("forbidden-address", str(exc)) from exc
+    except (FetchError, TimeoutError):
+        return
 
 
 async def discard_unused(services: Any, storage_key: str) -> None:

@@ -36,6 +36,16 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await connection.run_sync(_upgrade)
 
 
+async def current_revisions(engine: AsyncEngine) -> list[str]:
+    """The revisions the database is at; empty when it has no schema yet."""
+
+    def _read(connection: Connection) -> list[str]:
+        return sorted(MigrationContext.configure(connection).get_current_heads())
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(_read)
+
+
 async def is_current(engine: AsyncEngine) -> bool:
     """Whether the database is at the newest revision this code knows."""
 

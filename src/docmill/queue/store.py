@@ -141,6 +141,15 @@ class Submitted:
 
 
 @dataclass(frozen=True)
+class Purged:
+    """What ``JobStore.purge`` deleted."""
+
+    documents: int
+    # Storage keys that no remaining document names, for the caller to delete.
+    unused_keys: list[str]
+
+
+@dataclass(frozen=True)
 class FailureOutcome:
     final: bool
     retry_at: datetime | None
@@ -1238,12 +1247,8 @@ class JobStore:
             listener()
         return int(result.rowcount)
 
-    async def purge(self, older_than: timedelta) -> Sequence[str]:
-        """
-        Delete completed and cancelled documents finished before ``older_than``.
-
-        Returns the storage keys no remaining document uses.
-        """
+    async def purge(self, older_than: timedelta) -> Purged:
+        """Delete completed and cancelled documents finished before ``older_than``."""
         cutoff = utcnow() - older_than
         condition = Document.status.in_([COMPLETED, CANCELLED]) & (
             Document.finished_at < cutoff
@@ -1259,7 +1264,7 @@ class JobStore:
             await search.unindex(connection, [row.id for row in deleted])
             keys = {row.storage_key for row in deleted if row.storage_key}
             if not keys:
-                return []
+                return Purged(len(deleted), [])
             used = set(
                 (
                     await connection.execute(
@@ -1269,7 +1274,7 @@ class JobStore:
                     )
                 ).scalars()
             )
-        return sorted(keys - used)
+        return Purged(len(deleted), sorted(keys - used))
 
     # -- recovery ----------------------------------------------------------
 

@@ -1,0 +1,103 @@
+"""
+Admin verbs (``keys``, ``db``, ``queue``) against a database that may not be
+there yet: one clear line and an exit code, never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+from docmill.settings import Settings
+from tests.acceptance.test_worker_cli import queue_texts
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DOCMILL_")}
+    return subprocess.run(
+        [sys.executable, "-m", "docmill.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=cwd,
+        env=environment,
+    )
+
+
+def test_keys_before_the_first_serve_says_what_to_run(tmp_path: Path) -> None:
+    done = run_cli("keys", "create", "ci", cwd=tmp_path)
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert len(done.stderr.splitlines()) == 1
+    assert "`docmill db upgrade`" in done.stderr
+    assert not (tmp_path / "docmill-data").exists()
+
+
+def test_keys_take_the_data_dir_of_other_admin_verbs(tmp_path: Path) -> None:
+    data = str(tmp_path / "elsewhere")
+    upgraded = run_cli("db", "upgrade", "--data-dir", data, cwd=tmp_path)
+
+    created = run_cli("keys", "create", "ci", "--data-dir", data, cwd=tmp_path)
+    listed = run_cli("keys", "list", "--data-dir", data, cwd=tmp_path)
+
+    assert (upgraded.returncode, created.returncode) == (0, 0), created.stderr
+    assert created.stdout.startswith("dm_")
+    assert " active " in listed.stdout and listed.stdout.rstrip().endswith(" ci")
+
+
+def test_keys_on_a_database_without_schema_say_what_to_run(tmp_path: Path) -> None:
+    (tmp_path / "docmill-data").mkdir()
+    sqlite3.connect(tmp_path / "docmill-data" / "docmill.db").close()
+
+    done = run_cli("keys", "list", cwd=tmp_path)
+
+    assert (done.returncode, len(done.stderr.splitlines())) == (2, 1)
+    assert "run `docmill db upgrade` first" in done.stderr
+
+
+def test_db_upgrade_says_it_created_the_schema_then_that_it_is_current(
+    tmp_path: Path,
+) -> None:
+    first = run_cli("db", "upgrade", cwd=tmp_path)
+    second = run_cli("db", "upgrade", cwd=tmp_path)
+
+    assert first.stderr.startswith("database schema created (revision ")
+    assert second.stderr.startswith("database schema is current (revision ")
+
+
+def test_retry_of_an_unknown_document_is_an_error(tmp_path: Path) -> None:
+    run_cli("db", "upgrade", cwd=tmp_path)
+
+    done = run_cli("queue", "retry", "nosuchdocument", cwd=tmp_path)
+
+    assert (done.returncode, done.stderr) == (
+        1,
+        "docmill: no document with id 'nosuchdocument'\n",
+    )
+
+
+def test_retry_of_a_document_that_did_not_fail_is_an_error(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "docmill-data")
+    [document_id] = asyncio.run(queue_texts(settings, ["still pending"]))
+
+    done = run_cli("queue", "retry", document_id, cwd=tmp_path)
+
+    assert (done.returncode, done.stderr) == (
+        1,
+        f"docmill: document {document_id!r} is pending, not failed\n",
+    )
+
+
+def test_purge_says_how_many_documents_it_deleted(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "docmill-data")
+    asyncio.run(queue_texts(settings, ["one", "two"]))
+    drained = run_cli("worker", "--once", "-c", "1", cwd=tmp_path)
+
+    done = run_cli("queue", "purge", "--older-than-days", "0", cwd=tmp_path)
+
+    assert drained.returncode == 0, drained.stderr
+    assert done.stderr.splitlines()[0] == "purged 2 document(s); 2 original(s) deleted"
