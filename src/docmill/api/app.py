@@ -56,9 +56,9 @@ def build_services(settings: Settings) -> Services:
     )
     storage: Storage
     if settings.uses_database_storage:
-        storage = DatabaseStorage(engine, settings.data_dir / "scratch")
+        storage = DatabaseStorage(engine, settings.data_dir / "scratch", store.reads)
     else:
-        storage = LocalStorage(settings.originals_dir, engine)
+        storage = LocalStorage(settings.originals_dir, engine, store.reads)
     return Services(
         settings,
         engine,
