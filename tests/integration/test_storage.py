@@ -33,8 +33,11 @@ async def storage(
     if request.param == "local":
         yield LocalStorage(tmp_path / "originals")
     else:
-        yield DatabaseStorage(services.engine, tmp_path / "scratch")
+        yield DatabaseStorage(
+            services.engine, tmp_path / "scratch", services.store.reads
+        )
     await services.engine.dispose()
+    await services.store.reads.close()
 
 
 async def test_original_comes_back_byte_for_byte(storage: Storage) -> None:
