@@ -3,12 +3,15 @@ End to end through the HTTP API, beside ``docmill extract`` on the same files.
 
 Run from the repository root with the dev venv's python:
 
-    python bench/service.py [--quick] [--rounds 3] [--count 300]
+    python bench/service.py [--quick] [--rounds 3] [--count 300] [--client httpx]
 
 Each round starts ``docmill serve --workers 2`` on a free 127.0.0.1 port with
 a fresh temporary data directory (SQLite), uploads ``--count`` real files
-(the corpus minus ``hostile/``, cycled) concurrently, and waits until none is
-pending or processing. In the same round, in alternating order, it runs
+(the corpus minus ``hostile/``, cycled) concurrently over 32 keep-alive
+connections of a minimal HTTP/1.1 client (``--client httpx`` uses httpx's, which
+cost as much CPU per upload as the server did), and waits until none is pending
+or processing; the server's and its children's CPU per document are recorded.
+In the same round, in alternating order, it runs
 ``docmill extract -j 2 --no-text`` on the same list of paths. A document's
 time to completed is the server's ``finished_at`` minus the moment the client
 began sending it (one machine, one clock). After the rounds, one server takes
@@ -43,27 +46,41 @@ FINISH_TIMEOUT_SECONDS = 900
 MB = 2**20
 
 
-def run_service(files: list[Path], workdir: Path) -> dict[str, Any]:
+def cpu_seconds(process: psutil.Process) -> tuple[float, float]:
+    """CPU seconds (user + system) of ``process`` and of its live descendants."""
+    own = process.cpu_times()
+    children = 0.0
+    for child in process.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            times = child.cpu_times()
+            children += times.user + times.system
+    return own.user + own.system, children
+
+
+def run_service(files: list[Path], workdir: Path, client: str) -> dict[str, Any]:
     server = h.serve(workdir / "service", "--workers", "2")
     with (
         h.running(server),
         h.RssSampler(server.pid) as rss,
-        httpx.Client(base_url=server.url, timeout=60) as client,
+        httpx.Client(base_url=server.url, timeout=60) as http,
     ):
         # Warm-up: the extraction children and their imports start on the
         # first documents; a long-running service has paid that already.
         for i in range(4):
-            client.post("/documents", json={"content": f"warm-up {i}"})
-        h.wait_all_final(client, 60)
-        warm_ids = {doc["id"] for doc in h.all_documents(client)}
+            http.post("/documents", json={"content": f"warm-up {i}"})
+        h.wait_all_final(http, 60)
+        warm_ids = {doc["id"] for doc in h.all_documents(http)}
         rss.reset()
 
-        started = asyncio.run(h.upload_all(server.url, files))
+        process = psutil.Process(server.pid)
+        cpu_before = cpu_seconds(process)
+        started = asyncio.run(h.upload_all(server.url, files, client=client))
         uploaded = time.time()
-        finished_in_time = h.wait_all_final(client, FINISH_TIMEOUT_SECONDS)
-        documents = [
-            doc for doc in h.all_documents(client) if doc["id"] not in warm_ids
-        ]
+        finished_in_time = h.wait_all_final(http, FINISH_TIMEOUT_SECONDS)
+        # Children replaced during the run (after a kill) take their CPU
+        # with them: the children's figure is a lower bound.
+        cpu_after = cpu_seconds(process)
+        documents = [doc for doc in h.all_documents(http) if doc["id"] not in warm_ids]
 
     first = min(started.values())
     finished = {
@@ -85,6 +102,12 @@ def run_service(files: list[Path], workdir: Path) -> dict[str, Any]:
         "peak_rss_tree_mb": rss.peak_tree / MB,
         "peak_pss_tree_mb": rss.peak_pss / MB,
         "peak_rss_server_mb": rss.peak_own / MB,
+        "server_cpu_ms_per_document": 1000
+        * (cpu_after[0] - cpu_before[0])
+        / len(files),
+        "children_cpu_ms_per_document": 1000
+        * (cpu_after[1] - cpu_before[1])
+        / len(files),
         "per_document": [
             {
                 "filename": doc["filename"],
@@ -223,6 +246,12 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
                 for r in rounds
             ]
         ),
+        "server_cpu_ms_per_document": h.median(
+            [s["server_cpu_ms_per_document"] for s in service]
+        ),
+        "children_cpu_ms_per_document": h.median(
+            [s["children_cpu_ms_per_document"] for s in service]
+        ),
         "peak_rss_tree_mb": max(s["peak_rss_tree_mb"] for s in service),
         "peak_rss_server_mb": max(s["peak_rss_server_mb"] for s in service),
         "peak_pss_tree_mb": max(s["peak_pss_tree_mb"] for s in service),
@@ -326,6 +355,11 @@ def report(raw: dict[str, Any]) -> str:
     statuses = raw["rounds"][0]
     lines += [
         "",
+        f"CPU per document while the service ran: server process "
+        f"{s['server_cpu_ms_per_document']:.2f} ms, extraction children "
+        f"{s['children_cpu_ms_per_document']:.2f} ms (upload client: "
+        f"{raw['client']}).",
+        "",
         f"Outcomes, round 1: service {statuses['service']['statuses']}, "
         f"extract {statuses['extract']['statuses']}.",
     ]
@@ -345,6 +379,12 @@ def main() -> None:
         action="store_true",
         help="measure src/ as it is on disk, not the committed HEAD",
     )
+    parser.add_argument(
+        "--client",
+        choices=["raw", "httpx"],
+        default="raw",
+        help="the upload client: raw HTTP/1.1 (default) or httpx, to compare",
+    )
     args = parser.parse_args()
     commit = h.use_snapshot(args.working_tree)
     count = args.count or (60 if args.quick else 300)
@@ -354,6 +394,7 @@ def main() -> None:
 
     raw: dict[str, Any] = h.header("service", args.quick, commit)
     raw["rounds"] = []
+    raw["client"] = args.client
     workdir = Path(tempfile.mkdtemp(prefix="docmill-bench-service-"))
     try:
         for number in range(rounds):
@@ -364,8 +405,10 @@ def main() -> None:
             for kind in order:
                 place = workdir / f"round{number}-{kind}"
                 place.mkdir()
-                run = run_service if kind == "service" else run_extract
-                outcome[kind] = run(files, place)
+                if kind == "service":
+                    outcome[kind] = run_service(files, place, args.client)
+                else:
+                    outcome[kind] = run_extract(files, place)
                 shutil.rmtree(place, ignore_errors=True)
             raw["rounds"].append(outcome)
             service, extract = outcome["service"], outcome["extract"]

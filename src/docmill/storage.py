@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import io
 import logging
@@ -31,9 +32,9 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -45,6 +46,9 @@ from docmill.exceptions import (
 )
 
 logger = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from docmill.db.engine import RowReader
 
 CHUNK_BYTES = 1024 * 1024
 # Originals up to this size (a JSON text submission) are hashed in memory and
@@ -211,6 +215,18 @@ async def insert_small_blobs(connection: Any, originals: dict[str, bytes]) -> No
     )
 
 
+@functools.cache
+def _blob_reads() -> tuple[Any, Any]:
+    """A blob's size and chunk count, and one chunk: built once, not per read."""
+    from docmill.db.models import Blob, BlobChunk
+
+    blob = select(Blob.size_bytes, Blob.chunk_count).where(Blob.key == bindparam("key"))
+    chunk = select(BlobChunk.data).where(
+        BlobChunk.key == bindparam("key"), BlobChunk.seq == bindparam("seq")
+    )
+    return blob, chunk
+
+
 def _sync_directory(path: Path) -> None:
     descriptor = os.open(path, os.O_RDONLY)
     try:
@@ -239,11 +255,16 @@ class LocalStorage:
         root: Path,
         engine: AsyncEngine | None = None,
         upload_timeout_seconds: float | None = None,
+        reads: RowReader | None = None,
     ) -> None:
         self.root = root
         self.upload_timeout_seconds = upload_timeout_seconds
         self.database = (
-            DatabaseStorage(engine, root / "scratch") if engine is not None else None
+            DatabaseStorage(
+                engine, root / "scratch", upload_timeout_seconds, reads=reads
+            )
+            if engine is not None
+            else None
         )
 
     def _file(self, key: str) -> Path:
@@ -330,12 +351,17 @@ class DatabaseStorage:
         engine: AsyncEngine,
         scratch_dir: Path,
         upload_timeout_seconds: float | None = None,
+        reads: RowReader | None = None,
     ) -> None:
+        from docmill.db.engine import RowReader
+
         self.engine = engine
         self.scratch_dir = scratch_dir
         self.upload_timeout_seconds = upload_timeout_seconds
         # Legacy staging keys (no start time) -> (chunks, when first seen).
         self._unknown_age: dict[str, tuple[int, float]] = {}
+        # The job store's reader when given, so the process keeps one.
+        self.reads = reads or RowReader(engine)
 
     async def put(self, stream: IO[bytes], max_bytes: int) -> StoredOriginal:
         from docmill.db.engine import write_transaction
@@ -451,36 +477,43 @@ class DatabaseStorage:
 
     @contextlib.asynccontextmanager
     async def local_copy(self, key: str) -> AsyncIterator[Path]:
-        from docmill.db.models import Blob, BlobChunk
-
+        blob, chunk = _blob_reads()
         self.scratch_dir.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(dir=self.scratch_dir, prefix="original-")
         path = Path(name)
         try:
             with os.fdopen(fd, "wb") as copy:
-                async with self.engine.connect() as connection:
-                    found = (
-                        await connection.execute(
-                            select(Blob.chunk_count).where(Blob.key == key)
-                        )
-                    ).first()
-                    if found is None:
-                        raise OriginalMissing(key)
-                    # One chunk per round trip keeps memory flat whatever the
-                    # original's size, on drivers with and without server-side
-                    # cursors.
+                found = await self.reads.first(blob, key=key)
+                if found is None:
+                    raise OriginalMissing(key)
+                if found.size_bytes <= SMALL_BYTES:
+                    # Nearly every upload: one short row, read off the pool
+                    # (on SQLite, in this thread) and written here. Through
+                    # the engine, its two reads cost the embedded server more
+                    # CPU per document than claiming, starting and
+                    # completing it together.
                     for seq in range(found.chunk_count):
-                        data = (
-                            await connection.execute(
-                                select(BlobChunk.data).where(
-                                    BlobChunk.key == key, BlobChunk.seq == seq
-                                )
-                            )
-                        ).scalar_one()
-                        await asyncio.to_thread(copy.write, data)
+                        row = await self.reads.first(chunk, key=key, seq=seq)
+                        if row is None:
+                            raise OriginalMissing(key)
+                        copy.write(row.data)
+                else:
+                    await self._copy_large(key, found.chunk_count, copy)
             yield path
         finally:
             path.unlink(missing_ok=True)
+
+    async def _copy_large(self, key: str, chunk_count: int, copy: IO[bytes]) -> None:
+        _, chunk = _blob_reads()
+        async with self.engine.connect() as connection:
+            # One chunk per round trip keeps memory flat whatever the
+            # original's size, on drivers with and without server-side
+            # cursors.
+            for seq in range(chunk_count):
+                data = (
+                    await connection.execute(chunk, {"key": key, "seq": seq})
+                ).scalar_one()
+                await asyncio.to_thread(copy.write, data)
 
     async def delete(self, key: str) -> None:
         from docmill.db.engine import write_transaction

@@ -12,7 +12,14 @@ from docmill.api.app import build_services
 from docmill.db.migrate import upgrade
 from docmill.exceptions import OriginalMissing, TooLarge
 from docmill.settings import Settings
-from docmill.storage import CHUNK_BYTES, DatabaseStorage, LocalStorage, Storage
+from docmill.storage import (
+    CHUNK_BYTES,
+    SMALL_BYTES,
+    DatabaseStorage,
+    LocalStorage,
+    Storage,
+    put_bytes,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -26,8 +33,11 @@ async def storage(
     if request.param == "local":
         yield LocalStorage(tmp_path / "originals")
     else:
-        yield DatabaseStorage(services.engine, tmp_path / "scratch")
+        yield DatabaseStorage(
+            services.engine, tmp_path / "scratch", reads=services.store.reads
+        )
     await services.engine.dispose()
+    await services.store.reads.close()
 
 
 async def test_original_comes_back_byte_for_byte(storage: Storage) -> None:
@@ -38,6 +48,21 @@ async def test_original_comes_back_byte_for_byte(storage: Storage) -> None:
         copy = path.read_bytes()
 
     assert (copy == data, stored.size_bytes) == (True, len(data))
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, SMALL_BYTES], ids=["empty", "one-byte", "small-limit"]
+)
+async def test_small_original_comes_back_byte_for_byte(
+    storage: Storage, size: int
+) -> None:
+    data = bytes(index % 251 for index in range(size))
+
+    stored = await put_bytes(storage, data, max_bytes=SMALL_BYTES)
+    async with storage.local_copy(stored.key) as path:
+        copy = path.read_bytes()
+
+    assert copy == data
 
 
 async def test_same_bytes_share_one_key(storage: Storage) -> None:

@@ -536,6 +536,84 @@ async def test_results_written_together_are_each_fenced(store: Any) -> None:
     assert closed == ["completed"]
 
 
+async def _lose_by_cancel(store: JobStore, document_id: str) -> None:
+    await store.cancel(document_id)
+
+
+async def _lose_by_lease_expiry(store: JobStore, document_id: str) -> None:
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            update(Document)
+            .where(Document.id == document_id)
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    assert await store.reclaim_expired() == 1
+
+
+@pytest.mark.parametrize(
+    "lose",
+    [
+        pytest.param(_lose_by_cancel, id="cancelled"),
+        pytest.param(_lose_by_lease_expiry, id="lease-expired"),
+    ],
+)
+async def test_starts_and_results_written_together_are_each_fenced(
+    store: Any, lose: Any
+) -> None:
+    """
+    A slot's next start shares the transaction of the results in flight (on
+    SQLite); each is still fenced by its own token, so a start or a result
+    whose claim was lost writes nothing and only its caller hears LeaseLost.
+    """
+    ids = [await queue_document(store, name=name) for name in "abcd"]
+    claims = {claim.document_id: claim for claim in await store.claim_batch("w:1", 4)}
+    for document_id in ids[:2]:
+        await store.start(claims[document_id])
+    await lose(store, ids[1])  # started: its result must not land
+    await lose(store, ids[2])  # held: its start must not land
+    transactions = 0
+    if store._writer is not None:
+        run = store._writer.run
+
+        async def counted(work: Any) -> Any:
+            nonlocal transactions
+            transactions += 1
+            return await run(work)
+
+        store._writer.run = counted
+
+    outcomes = await asyncio.gather(
+        store.complete(claims[ids[0]], _payload("words a")),
+        store.complete(claims[ids[1]], _payload("words b")),
+        store.start(claims[ids[2]]),
+        store.start(claims[ids[3]]),
+        return_exceptions=True,
+    )
+
+    assert [type(outcome).__name__ for outcome in outcomes] == [
+        "NoneType",
+        "LeaseLost",
+        "LeaseLost",
+        "NoneType",
+    ]
+    assert transactions == (1 if store._writer is not None else 0)
+    rows = [await store.get(document_id) for document_id in ids]
+    assert [(row.status, row.attempts) for row in rows] == [
+        ("completed", 1),
+        (rows[1].status, 1),
+        (rows[2].status, 0),
+        ("processing", 1),
+    ]
+    assert rows[1].status in {"cancelled", "pending"}
+    assert rows[2].status in {"cancelled", "pending"}
+    assert (await store.get_content(ids[1]), await store.attempts(ids[2])) == (
+        None,
+        [],
+    )
+    opened = await store.attempts(ids[3])
+    assert [(a.number, a.outcome) for a in opened] == [(1, None)]
+
+
 async def test_a_result_that_cannot_be_written_spares_the_others(store: Any) -> None:
     ids = [await queue_document(store, name=name) for name in "abc"]
     claims = {claim.document_id: claim for claim in await store.claim_batch("w:1", 3)}

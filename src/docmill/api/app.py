@@ -62,9 +62,13 @@ def build_services(settings: Settings) -> Services:
     storage: Storage
     timeout = settings.upload_timeout_seconds
     if settings.uses_database_storage:
-        storage = DatabaseStorage(engine, settings.data_dir / "scratch", timeout)
+        storage = DatabaseStorage(
+            engine, settings.data_dir / "scratch", timeout, reads=store.reads
+        )
     else:
-        storage = LocalStorage(settings.originals_dir, engine, timeout)
+        storage = LocalStorage(
+            settings.originals_dir, engine, timeout, reads=store.reads
+        )
     return Services(
         settings,
         engine,

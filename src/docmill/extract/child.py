@@ -268,24 +268,25 @@ class ExtractionChild:
         """
         channel = self._channel or self._start()
         loop = asyncio.get_running_loop()
-        deadline = time.monotonic() + timeout_seconds
+        request = pickle.dumps((str(path), name, password))
         try:
-            request = pickle.dumps((str(path), name, password))
-            await loop.sock_sendall(channel, _LENGTH.pack(len(request)) + request)
-            while True:
-                remaining = deadline - time.monotonic()
-                try:
-                    message = await asyncio.wait_for(
-                        self._receive(channel), max(remaining, 0)
+            try:
+                # One deadline for the whole document; wait_for around each
+                # message cost a task of its own per message.
+                async with asyncio.timeout(timeout_seconds):
+                    await loop.sock_sendall(
+                        channel, _LENGTH.pack(len(request)) + request
                     )
-                except TimeoutError:
-                    raise ExtractionTimeout(
-                        f"extraction did not finish within {timeout_seconds:g} seconds"
-                    ) from None
-                if message[0] != "progress":
-                    break
-                if on_progress is not None:
-                    on_progress(message[1])
+                    while True:
+                        message = await self._receive(channel)
+                        if message[0] != "progress":
+                            break
+                        if on_progress is not None:
+                            on_progress(message[1])
+            except TimeoutError:
+                raise ExtractionTimeout(
+                    f"extraction did not finish within {timeout_seconds:g} seconds"
+                ) from None
         except (EOFError, OSError) as exc:
             exitcode = None
             if self._process is not None:

@@ -159,7 +159,8 @@ Item = TypeVar("Item")
 Answer = TypeVar("Answer")
 # A row or a result waiting for its group's commit, with its caller's future.
 _Submission = tuple[tuple[dict[str, Any], NewDocument], asyncio.Future[Any]]
-_Completion = tuple[tuple[Claim, dict[str, Any]], asyncio.Future[str | None]]
+# A payload of None is a start (see CompletionCommit).
+_Completion = tuple[tuple[Claim, dict[str, Any] | None], asyncio.Future[str | None]]
 
 
 class _Grouped(Generic[Item, Answer]):
@@ -249,9 +250,9 @@ class GroupCommit(_Grouped[tuple[dict[str, Any], NewDocument], Any]):
                 future.set_result(_inserted_row(values))
 
 
-class CompletionCommit(_Grouped[tuple[Claim, dict[str, Any]], str | None]):
+class CompletionCommit(_Grouped[tuple[Claim, dict[str, Any] | None], str | None]):
     """
-    Results of several slots, written in one transaction.
+    Results of several slots, and on SQLite their starts, in one transaction.
 
     Each result used to take a write transaction of its own: on SQLite the
     in-process write lock (queued behind uploads), BEGIN IMMEDIATE and
@@ -262,11 +263,20 @@ class CompletionCommit(_Grouped[tuple[Claim, dict[str, Any]], str | None]):
     with it.
 
     On SQLite the common result (no earlier result to replace, no webhook
-    to queue) is written by ``SqliteWriter`` in one hop to its thread.
+    to queue) is written by ``SqliteWriter`` in one hop to its thread, and
+    the starts of documents (an item without a payload) join the same
+    transaction: a slot that finishes one document starts its next at once,
+    so the previous result and the next start were two transactions a
+    document, one after the other on the one writer. Each start is fenced
+    by its own token as before; a lost one is left out and its caller gets
+    LeaseLost.
     """
 
     async def add(self, claim: Claim, payload: dict[str, Any]) -> str | None:
         return await self._enqueue((claim, payload))
+
+    async def start(self, claim: Claim) -> None:
+        await self._enqueue((claim, None))
 
     async def _commit_batch(self, batch: list[_Completion]) -> None:
         if len(batch) > 1 and await self._commit(batch, answer_errors=False):
@@ -769,7 +779,7 @@ class JobStore:
                 deleted, or given back by recovery); nothing was written.
         """
         if self._writer is not None:
-            await self._writer.run(functools.partial(self._start_now, claims=[claim]))
+            await self._completions.start(claim)
             return
         async with write_transaction(self.engine) as connection:
             await self._start_many(connection, [claim])
@@ -936,18 +946,74 @@ class JobStore:
         return await self._completions.add(claim, payload)
 
     async def _write_results(
-        self, results: Sequence[tuple[Claim, dict[str, Any]]]
+        self, items: Sequence[tuple[Claim, dict[str, Any] | None]]
     ) -> Sequence[str | LeaseLost | None]:
-        """Write ``results`` in one transaction (see ``_complete_many``)."""
+        """
+        Write ``items`` in one transaction: results, and starts (no payload);
+        for each, in order, the parser at completion (None for a start) or
+        LeaseLost when its claim was no longer held and nothing of it was
+        written.
+        """
+        starts = [claim for claim, payload in items if payload is None]
+        results = [(claim, payload) for claim, payload in items if payload is not None]
+        started: Sequence[LeaseLost | None]
+        completed: Sequence[str | LeaseLost | None]
         if self._writer is not None and not any(
             claim.had_result or claim.callback_url or self.webhook_url
             for claim, _ in results
         ):
-            return await self._writer.run(
-                functools.partial(self._complete_now, results=results)
+            started, completed = await self._writer.run(
+                functools.partial(self._write_now, starts=starts, results=results)
             )
-        async with write_transaction(self.engine) as connection:
-            return await self._complete_many(connection, results)
+        else:
+            async with write_transaction(self.engine) as connection:
+                started = await self._start_each(connection, starts)
+                completed = await self._complete_many(connection, results)
+        start_outcomes, result_outcomes = iter(started), iter(completed)
+        return [
+            next(start_outcomes) if payload is None else next(result_outcomes)
+            for _, payload in items
+        ]
+
+    def _write_now(
+        self,
+        transaction: SqliteTransaction,
+        starts: Sequence[Claim],
+        results: Sequence[tuple[Claim, dict[str, Any]]],
+    ) -> tuple[Sequence[LeaseLost | None], Sequence[str | LeaseLost | None]]:
+        """Starts and results in one transaction on the SQLite writer's thread."""
+        now = utcnow()
+        started = [
+            None
+            if transaction.execute(_START, self._start_parameters(claim, now))
+            else LeaseLost(claim.document_id)
+            for claim in starts
+        ]
+        transaction.executemany(
+            _OPEN_ATTEMPT, _attempt_parameters(_opened(starts, started), now)
+        )
+        return started, self._complete_now(transaction, results) if results else []
+
+    async def _start_each(
+        self, connection: Any, claims: Sequence[Claim]
+    ) -> Sequence[LeaseLost | None]:
+        """``_start_many``, with a lost claim left out rather than raised."""
+        if not claims:
+            return []
+        now = utcnow()
+        started = [
+            None
+            if (
+                await connection.execute(_START, self._start_parameters(claim, now))
+            ).rowcount
+            == 1
+            else LeaseLost(claim.document_id)
+            for claim in claims
+        ]
+        opened = _opened(claims, started)
+        if opened:
+            await connection.execute(_OPEN_ATTEMPT, _attempt_parameters(opened, now))
+        return started
 
     def _complete_now(
         self,
@@ -1613,6 +1679,17 @@ def _claims_from(rows: Sequence[Any], worker_id: str) -> list[Claim]:
             due=row.next_attempt_at,
         )
         for row in rows
+    ]
+
+
+def _opened(
+    claims: Sequence[Claim], outcomes: Sequence[LeaseLost | None]
+) -> list[Claim]:
+    """The claims whose start was written."""
+    return [
+        claim
+        for claim, outcome in zip(claims, outcomes, strict=True)
+        if outcome is None
     ]
 
 
