@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import resource
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 from python_calamine import CalamineError, CalamineWorkbook, PasswordError
 
-from docmill.exceptions import CorruptDocument, EncryptedDocument
+from docmill.exceptions import CorruptDocument, EncryptedDocument, LimitExceeded
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source
 from docmill.extract.ooxml import Package, markdown_table
@@ -36,6 +37,29 @@ _HEADER_CODE = re.compile(
     r'&(?:"[^"]*"|K[0-9A-Fa-f]{6}|K\d{2}[+-]\d{3}|\d+|[LCRPNDTFZGBIUESXYHO])'
 )
 _HEADER_SECTION = re.compile(r"&[LCR]")
+
+# calamine turns a sheet into a dense grid from A1 (or its first cell) to its
+# last row and column before handing it over, about 32 bytes a cell in Rust
+# and 12 more once python-calamine lists it: one cell at XFD1048576 asks for
+# 512 GiB and the allocation failure aborts the process. A sheet is refused
+# when its grid could pass half the address space the process may use.
+_GRID_CELL_BYTES = 48
+# The cap when the process has none (the children run under job_memory_mb).
+_DEFAULT_MEMORY = 2048 * 1024 * 1024
+# Where every row and cell start tag gives its place the plain way (r first,
+# at most 2 letters and 4 digits), the grid is at most 9999 x 702 cells. The
+# pattern finds a tag that does not: a longer or differently written
+# reference, none at all (calamine then counts on from the last one), or a
+# namespace prefix (calamine matches local names).
+_PLAIN_GRID_BOUND = 9999 * 702
+_UNPLAIN_TAG = re.compile(
+    rb'<(?:c(?! r="[A-Za-z]{0,2}[0-9]{1,4}")|row(?! r="[0-9]{1,4}")'
+    rb"|[A-Za-z_][\w.-]*:(?:c|row))[\s>/]"
+)
+# Row and cell tags and their r attribute, read as calamine reads them.
+_GRID_TAG = re.compile(rb"<(/?)(?:[A-Za-z_][\w.-]*:)?(row|c)(?=[\s/>])([^>]*)>")
+_R_ATTRIBUTE = re.compile(rb"""(?:^|\s)r\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_REFERENCE = re.compile(rb"([A-Za-z]*)([0-9]*)")
 
 
 def extract_spreadsheet(source: Source, ctx: ExtractContext) -> ExtractionResult:
@@ -176,10 +200,79 @@ def _headers_and_footers(package: Package) -> dict[str, list[str]]:
         part = targets.get(relation)
         if part is None or part not in package:
             continue
-        lines = _header_footer_lines(package.read(part), name)
+        sheet_xml = package.read(part)
+        _check_grid(sheet_xml, name)
+        lines = _header_footer_lines(sheet_xml, name)
         if lines:
             found[name] = lines
     return found
+
+
+def _check_grid(sheet_xml: bytes, sheet_name: str) -> None:
+    """Refuse a sheet whose dense grid would not fit the process's memory."""
+    allowance = _memory_cap() // 2 // _GRID_CELL_BYTES
+    if sheet_xml[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in sheet_xml[:64]:
+        # The byte patterns read only UTF-8; calamine may read UTF-16 too.
+        sheet_xml = sheet_xml.decode("utf-16", "replace").encode()
+    elif _PLAIN_GRID_BOUND <= allowance and not _UNPLAIN_TAG.search(sheet_xml):
+        return
+    rows, columns = grid_extent(sheet_xml)
+    if rows * columns > allowance:
+        raise LimitExceeded(
+            f"sheet {sheet_name!r} spans {rows} rows by {columns} columns, more "
+            f"cells than can be read within the memory limit ({allowance} cells)"
+        )
+
+
+def _memory_cap() -> int:
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    return _DEFAULT_MEMORY if soft == resource.RLIM_INFINITY else soft
+
+
+def grid_extent(sheet_xml: bytes) -> tuple[int, int]:
+    """
+    Rows and columns from A1 to the farthest cell calamine could place.
+
+    Follows calamine's reading: a row or cell with an ``r`` attribute goes
+    where it says; a row without one follows the last row, a cell without one
+    the last cell of its row. Every cell counts, empty or not, so the grid
+    found is never smaller than calamine's. A Python step per tag: this runs
+    only for sheets the plain-form test above could not clear.
+    """
+    row_index = column_index = 0
+    rows = columns = 0
+    for closing, name, attributes in _GRID_TAG.findall(sheet_xml):
+        if closing:
+            if name == b"row":
+                row_index += 1
+                column_index = 0
+            continue
+        if attributes.endswith(b"/"):
+            # An empty element: calamine reads start tags only.
+            continue
+        found = _R_ATTRIBUTE.search(attributes)
+        reference = b""
+        if found is not None:
+            reference = found.group(1) if found.group(1) is not None else found.group(2)
+        letters, digits = _REFERENCE.match(reference).groups()  # type: ignore[union-attr]
+        if name == b"row":
+            if digits:
+                row_index = int(digits) - 1
+            continue
+        if letters:
+            column_index = _column_number(letters) - 1
+        row = int(digits) - 1 if digits and letters else row_index
+        rows = max(rows, row + 1)
+        columns = max(columns, column_index + 1)
+        column_index += 1
+    return rows, columns
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters.upper():
+        number = number * 26 + letter - 64
+    return number
 
 
 def _reserve_for_calamine(package: Package) -> None:
