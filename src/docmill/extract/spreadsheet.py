@@ -214,7 +214,7 @@ def _check_grid(sheet_xml: bytes, sheet_name: str) -> None:
     if sheet_xml[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in sheet_xml[:64]:
         # The byte patterns read only UTF-8; calamine may read UTF-16 too.
         sheet_xml = sheet_xml.decode("utf-16", "replace").encode()
-    elif _PLAIN_GRID_BOUND <= allowance and not _UNPLAIN_TAG.search(sheet_xml):
+    elif allowance >= _PLAIN_GRID_BOUND and not _UNPLAIN_TAG.search(sheet_xml):
         return
     rows, columns = grid_extent(sheet_xml)
     if rows * columns > allowance:
