@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -64,3 +65,27 @@ def test_members_read_whole_within_the_cap_and_past_it_stop() -> None:
 
     assert read_member(archive, info, 1000) == b"<Types/>" * 10
     assert read_member(archive, info, 20) == (b"<Types/>" * 10)[:20]
+
+
+@pytest.mark.parametrize("extra", [b"", b"\x55\x54\x05\x00\x01\x00\x00\x00\x00"])
+def test_members_of_a_file_read_as_zipfile_reads_them(
+    tmp_path: Path, extra: bytes
+) -> None:
+    path = tmp_path / "package.zip"
+    path.write_bytes(archive_bytes(extra=extra))
+    archive = ZipArchive(path)
+
+    for info in archive.infolist():
+        assert read_member(archive, info, 1000) == archive.read(info)
+
+
+def test_a_local_header_naming_another_member_is_left_to_zipfile(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "package.zip"
+    data = archive_bytes()
+    # The local header's copy of the name differs from the directory's.
+    path.write_bytes(data.replace(b"word/document.xml", b"word/docu-ent.xml", 1))
+    archive = ZipArchive(path)
+
+    assert read_member(archive, archive.getinfo("word/document.xml"), 1000) is None
