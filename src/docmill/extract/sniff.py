@@ -11,12 +11,11 @@ breaks a tie (a ``.md`` file of plain prose stays Markdown).
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import zipfile
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 from docmill.extract import mime
 from docmill.extract.base import Source, open_source
@@ -126,13 +125,18 @@ class Sniffed(NamedTuple):
 
 def sniff_open(source: Source, name: str | None = None) -> Sniffed:
     """``sniff``, keeping a zip-based document's archive open."""
-    with open_source(source) as stream:
+    stream = open_source(source)
+    try:
         head = stream.read(HEAD_BYTES)
+    except BaseException:
+        stream.close()
+        raise
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")) and b"%PDF-" not in head[:1024]:
+        # The archive goes on reading the file already open, and owns it.
+        return _sniff_zip(stream)
+    stream.close()
     if not head:
         return Sniffed("application/x-empty")
-
-    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")) and b"%PDF-" not in head[:1024]:
-        return _sniff_zip(source)
     binary = _sniff_binary(head)
     if binary is not None:
         return Sniffed(binary)
@@ -153,16 +157,18 @@ def _sniff_binary(head: bytes) -> str | None:
     return None
 
 
-def _sniff_zip(source: Source) -> Sniffed:
+def _sniff_zip(stream: IO[bytes]) -> Sniffed:
     archive = None
     try:
-        archive = ZipArchive(source if isinstance(source, Path) else io.BytesIO(source))
+        archive = ZipArchive.owning(stream)
         return Sniffed(_zip_media_type(archive), archive)
     except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError):
         # A damaged central directory: still a ZIP as far as the bytes go; the
         # archive extractor reports exactly what is wrong with it.
         if archive is not None:
             archive.close()
+        else:
+            stream.close()
         return Sniffed(mime.ZIP)
 
 

@@ -40,6 +40,15 @@ class ZipArchive(zipfile.ZipFile):
     ``ZipFile``'s own loop, which reads the directory again from the start.
     """
 
+    @classmethod
+    def owning(cls, stream: IO[bytes]) -> ZipArchive:
+        """An archive over an open ``stream`` that closes it when closed."""
+        archive = cls(stream)
+        # ZipFile leaves a file object it was given open; this one is handed
+        # over (the sniffer's, with the document's head read from it).
+        archive._filePassed = 0  # type: ignore[attr-defined]
+        return archive
+
     def _RealGetContents(self) -> None:
         if not self._read_plain_directory():
             self.filelist = []
@@ -156,10 +165,10 @@ def read_member(
     file wrapper, a stream object, chunked reads each updating the CRC), and
     a deck of 30 slides reads over a hundred small members. This reads the
     local header and the compressed bytes (one ``pread`` on a file) and
-    inflates them in one call, and returns the data only when every check zipfile makes passes: the
-    header's signature and name, the length, the end of the deflate stream
-    and the CRC. Anything else returns None, and zipfile reads the member
-    and reports the fault in its own words.
+    inflates them in one call, and returns the data only when every check
+    zipfile makes passes: the header's signature and name, the length, the
+    end of the deflate stream and the CRC. Anything else returns None, and
+    zipfile reads the member and reports the fault in its own words.
     """
     stream = archive.fp
     if (
