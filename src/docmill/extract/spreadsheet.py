@@ -83,6 +83,14 @@ def extract_spreadsheet(source: Source, ctx: ExtractContext) -> ExtractionResult
             metadata = package.core_properties()
             _reserve_for_calamine(package)
     elif media_type == mime.ODS:
+        # Known gap: calamine also reads ODS into a dense grid, and refuses
+        # only past 100 million cells; 5,000 rows of 16,383 repeated empty
+        # cells then a value still abort the child under a 2 GiB cap. The fix
+        # is a bound like _check_grid's over content.xml, following
+        # calamine's ods.rs: rows from the first to the last row holding a
+        # value (number-rows-repeated counted), columns to the last cell
+        # with a value (number-columns-repeated counted, empty trailing
+        # cells not), for the value and formula grids alike.
         metadata = _ods_metadata(source, ctx)
 
     workbook = _open(source)
