@@ -381,10 +381,18 @@ def markdown_table(rows: list[list[str]]) -> str:
     rows = [row for row in rows if row]
     if not rows:
         return ""
-    width = max(len(row) for row in rows)
+    width = max(map(len, rows))
+    # Rows joined as cells are: a table clean as a whole has every row clean
+    # (a cell's edge space meets a separator either way), and one set of
+    # scans of it replaces a set per row.
+    table_clean = _clean_joined("\x00".join(map("\x00".join, rows)))
     lines = []
     for index, row in enumerate(rows):
-        cells = row if _clean_cells(row) else [_table_cell(cell) for cell in row]
+        cells = (
+            row
+            if table_clean or _clean_joined("\x00".join(row))
+            else [_table_cell(cell) for cell in row]
+        )
         if len(cells) < width:
             cells = [*cells, *([""] * (width - len(cells)))]
         lines.append("| " + " | ".join(cells) + " |")
@@ -393,11 +401,10 @@ def markdown_table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _clean_cells(row: list[str]) -> bool:
-    # Whether _table_cell would leave every cell as it is: no pipe, and no
-    # whitespace but single spaces inside a cell. A few scans of the joined
-    # row in C decide it for most rows, instead of a Python call per cell.
-    joined = "\x00".join(row)
+def _clean_joined(joined: str) -> bool:
+    # Whether _table_cell would leave every cell of cells joined by NUL as
+    # it is: no pipe, and no whitespace but single spaces inside a cell. A
+    # few scans in C decide it, instead of a Python call per cell.
     return not (
         "|" in joined
         or "  " in joined
