@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import posixpath
 import re
-import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -26,6 +25,7 @@ from lxml import etree
 
 from docmill.exceptions import CorruptDocument, EncryptedDocument, LimitExceeded
 from docmill.extract.base import ExtractContext, Source, open_source
+from docmill.extract.zipread import DEFLATE_MAX_RATIO, ZipArchive, read_member
 
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 S = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -127,7 +127,7 @@ class Package:
         else:
             self._stream = open_source(source)
             try:
-                self._zip = zipfile.ZipFile(self._stream)
+                self._zip = ZipArchive(self._stream)
             except _ZIP_ERRORS as exc:
                 self._stream.close()
                 message = f"the {kind} is not a readable zip ({exc})"
@@ -171,7 +171,7 @@ class Package:
             raise self._too_big(name, info.file_size)
         # The declared size may lie; reading one byte past the budget proves it.
         try:
-            data = _read_member(self._zip, info, self._budget + 1)
+            data = read_member(self._zip, info, self._budget + 1)
             if data is None:
                 with self._zip.open(info) as member:
                     data = member.read(self._budget + 1)
@@ -212,7 +212,7 @@ class Package:
             if info.compress_type == zipfile.ZIP_STORED:
                 bound += info.compress_size
             elif info.compress_type == zipfile.ZIP_DEFLATED:
-                bound += info.compress_size * _DEFLATE_MAX_RATIO
+                bound += info.compress_size * DEFLATE_MAX_RATIO
             else:
                 bound = self._budget + 1
                 break
@@ -306,71 +306,6 @@ class Package:
         return core_properties(root) if root is not None else {}
 
 
-# A deflate stream codes a 258-byte match in as little as two bits, and no
-# output comes cheaper: the most it can expand is 1032 to 1.
-_DEFLATE_MAX_RATIO = 1032
-_LOCAL_HEADER = struct.Struct("<4s22xHH")
-_LOCAL_MAGIC = b"PK\x03\x04"
-# General-purpose flags that change nothing for reading: deflate options,
-# a data descriptor after the data, UTF-8 names.
-_PLAIN_FLAGS = 0x0002 | 0x0004 | 0x0008 | 0x0800
-
-
-def _read_member(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, cap: int
-) -> bytes | None:
-    """
-    A stored or deflated member's bytes, at most ``cap`` of them, or None.
-
-    ``ZipFile.open`` costs tens of microseconds a member in Python (a shared
-    file wrapper, a stream object, chunked reads each updating the CRC), and
-    a deck of 30 slides reads over a hundred small members. This reads the
-    local header and the compressed bytes and inflates them, one call each,
-    and returns the data only when every check zipfile makes passes: the
-    header's signature and name, the length, the end of the deflate stream
-    and the CRC. Anything else returns None, and zipfile reads the member
-    and reports the fault in its own words.
-    """
-    stream = archive.fp
-    if (
-        stream is None
-        or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
-        or info.flag_bits & ~_PLAIN_FLAGS
-        # More compressed bytes than the cap: zipfile streams them instead,
-        # so a lying size never makes this hold the whole member in memory.
-        or info.compress_size > cap
-    ):
-        return None
-    stream.seek(info.header_offset)
-    header = stream.read(_LOCAL_HEADER.size)
-    if len(header) != _LOCAL_HEADER.size:
-        return None
-    magic, name_length, extra_length = _LOCAL_HEADER.unpack(header)
-    encoding = "utf-8" if info.flag_bits & 0x800 else "cp437"
-    try:
-        name = info.orig_filename.encode(encoding)
-    except UnicodeEncodeError:
-        return None
-    if magic != _LOCAL_MAGIC or stream.read(name_length) != name:
-        return None
-    stream.seek(extra_length, io.SEEK_CUR)
-    raw = stream.read(info.compress_size)
-    if len(raw) != info.compress_size:
-        return None
-    if info.compress_type == zipfile.ZIP_STORED:
-        data, complete = raw[:cap], True
-    else:
-        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-        data = inflater.decompress(raw, cap)
-        complete = inflater.eof
-    if len(data) >= cap:
-        # Past the cap: the caller refuses the member whatever the rest holds.
-        return data
-    if not complete or len(data) != info.file_size or zlib.crc32(data) != info.CRC:
-        return None
-    return data
-
-
 def resolve_target(folder: str, target: str) -> str:
     """Resolve a relationship target against the folder of its source part."""
     if target.startswith("/"):
@@ -446,10 +381,18 @@ def markdown_table(rows: list[list[str]]) -> str:
     rows = [row for row in rows if row]
     if not rows:
         return ""
-    width = max(len(row) for row in rows)
+    width = max(map(len, rows))
+    # Rows joined as cells are: a table clean as a whole has every row clean
+    # (a cell's edge space meets a separator either way), and one set of
+    # scans of it replaces a set per row.
+    table_clean = _clean_joined("\x00".join(map("\x00".join, rows)))
     lines = []
     for index, row in enumerate(rows):
-        cells = row if _clean_cells(row) else [_table_cell(cell) for cell in row]
+        cells = (
+            row
+            if table_clean or _clean_joined("\x00".join(row))
+            else [_table_cell(cell) for cell in row]
+        )
         if len(cells) < width:
             cells = [*cells, *([""] * (width - len(cells)))]
         lines.append("| " + " | ".join(cells) + " |")
@@ -458,11 +401,10 @@ def markdown_table(rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def _clean_cells(row: list[str]) -> bool:
-    # Whether _table_cell would leave every cell as it is: no pipe, and no
-    # whitespace but single spaces inside a cell. A few scans of the joined
-    # row in C decide it for most rows, instead of a Python call per cell.
-    joined = "\x00".join(row)
+def _clean_joined(joined: str) -> bool:
+    # Whether _table_cell would leave every cell of cells joined by NUL as
+    # it is: no pipe, and no whitespace but single spaces inside a cell. A
+    # few scans in C decide it, instead of a Python call per cell.
     return not (
         "|" in joined
         or "  " in joined

@@ -14,6 +14,7 @@ from __future__ import annotations
 import html
 import io
 import re
+import resource
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 from python_calamine import CalamineError, CalamineWorkbook, PasswordError
 
-from docmill.exceptions import CorruptDocument, EncryptedDocument
+from docmill.exceptions import CorruptDocument, EncryptedDocument, LimitExceeded
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source
 from docmill.extract.ooxml import Package, markdown_table
@@ -37,6 +38,40 @@ _HEADER_CODE = re.compile(
 )
 _HEADER_SECTION = re.compile(r"&[LCR]")
 
+# calamine turns a sheet into a dense grid from A1 (or its first cell) to its
+# last row and column before handing it over, about 32 bytes a cell in Rust
+# and 12 more once python-calamine lists it: one cell at XFD1048576 asks for
+# 512 GiB and the allocation failure aborts the process. A sheet is refused
+# when its grid could pass half the address space the process may use.
+_GRID_CELL_BYTES = 48
+# The cap when the process has none (the children run under job_memory_mb).
+_DEFAULT_MEMORY = 2048 * 1024 * 1024
+# Where every row and cell start tag gives its place the plain way (r first,
+# at most 2 letters and 4 digits), the grid is at most 9999 x 702 cells. The
+# patterns find a tag that does not: a longer or differently written
+# reference, none at all (calamine then counts on from the last one), or a
+# namespace prefix (calamine matches local names). Each pattern has a
+# literal start that sre scans for quickly; one alternation of them all was
+# three times as slow.
+_PLAIN_GRID_BOUND = 9999 * 702
+_UNPLAIN_CELL = re.compile(rb'<c(?! r="[A-Za-z]{0,2}[0-9]{1,4}")[\s>/]')
+_UNPLAIN_ROW = re.compile(rb'<row(?! r="[0-9]{1,4}")[\s>/]')
+_PREFIXED_TAG = re.compile(rb":(?:c|row)[\s>/]")
+# A large sheet written the plain way, references only longer: every cell
+# sits where its reference says, and the largest ones give the grid.
+_ODD_CELL = re.compile(rb'<c(?! r="[A-Za-z]{1,3}[0-9]{1,7}")[\s>/]')
+_ODD_ROW = re.compile(rb'<row(?! r="[0-9]{1,7}")[\s>/]')
+_CELL_REFERENCE = re.compile(rb'<c r="([A-Za-z]{1,3})([0-9]{1,7})"')
+# The sheet's claimed last cell, or failing that its last cell: a guess at the
+# grid that one pass then checks.
+_DIMENSION_END = re.compile(
+    rb'<dimension ref="[A-Za-z0-9]*:?([A-Za-z]{1,3})([0-9]{1,7})"'
+)
+# Row and cell tags and their r attribute, read as calamine reads them.
+_GRID_TAG = re.compile(rb"<(/?)(?:[A-Za-z_][\w.-]*:)?(row|c)(?=[\s/>])([^>]*)>")
+_R_ATTRIBUTE = re.compile(rb"""(?:^|\s)r\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_REFERENCE = re.compile(rb"([A-Za-z]*)([0-9]*)")
+
 
 def extract_spreadsheet(source: Source, ctx: ExtractContext) -> ExtractionResult:
     media_type = _media_type(source, ctx)
@@ -48,6 +83,14 @@ def extract_spreadsheet(source: Source, ctx: ExtractContext) -> ExtractionResult
             metadata = package.core_properties()
             _reserve_for_calamine(package)
     elif media_type == mime.ODS:
+        # Known gap: calamine also reads ODS into a dense grid, and refuses
+        # only past 100 million cells; 5,000 rows of 16,383 repeated empty
+        # cells then a value still abort the child under a 2 GiB cap. The fix
+        # is a bound like _check_grid's over content.xml, following
+        # calamine's ods.rs: rows from the first to the last row holding a
+        # value (number-rows-repeated counted), columns to the last cell
+        # with a value (number-columns-repeated counted, empty trailing
+        # cells not), for the value and formula grids alike.
         metadata = _ods_metadata(source, ctx)
 
     workbook = _open(source)
@@ -128,7 +171,22 @@ def _rows(values: Iterable[list[Any]], budget: int) -> tuple[list[list[str]], in
     """
     rows: list[list[str]] = []
     for raw in values:
-        row = [value if type(value) is str else format_value(value) for value in raw]
+        # format_value inlined for text and floats, nearly every cell: a call
+        # per cell was a fifth of reading a large sheet.
+        row = [
+            value
+            if type(value) is str
+            else (
+                (
+                    str(int(value))
+                    if value.is_integer() and -1e15 < value < 1e15
+                    else repr(value)
+                )
+                if type(value) is float
+                else format_value(value)
+            )
+            for value in raw
+        ]
         while row and not row[-1]:
             row.pop()
         if not row:
@@ -176,10 +234,148 @@ def _headers_and_footers(package: Package) -> dict[str, list[str]]:
         part = targets.get(relation)
         if part is None or part not in package:
             continue
-        lines = _header_footer_lines(package.read(part), name)
+        sheet_xml = package.read(part)
+        _check_grid(sheet_xml, name)
+        lines = _header_footer_lines(sheet_xml, name)
         if lines:
             found[name] = lines
     return found
+
+
+def _check_grid(sheet_xml: bytes, sheet_name: str) -> None:
+    """Refuse a sheet whose dense grid would not fit the process's memory."""
+    allowance = _memory_cap() // 2 // _GRID_CELL_BYTES
+    if sheet_xml[:2] in (b"\xff\xfe", b"\xfe\xff") or b"\x00" in sheet_xml[:64]:
+        # The byte patterns read only UTF-8; calamine may read UTF-16 too.
+        rows, columns = grid_extent(sheet_xml.decode("utf-16", "replace").encode())
+    elif _PREFIXED_TAG.search(sheet_xml):
+        rows, columns = grid_extent(sheet_xml)
+    elif not _UNPLAIN_CELL.search(sheet_xml) and not _UNPLAIN_ROW.search(sheet_xml):
+        if allowance >= _PLAIN_GRID_BOUND:
+            return
+        rows, columns = _plain_extent(sheet_xml)
+    elif not _ODD_ROW.search(sheet_xml):
+        bound = _checked_guess(sheet_xml)
+        if bound is not None and bound[0] * bound[1] <= allowance:
+            return
+        if _ODD_CELL.search(sheet_xml):
+            rows, columns = grid_extent(sheet_xml)
+        else:
+            rows, columns = _plain_extent(sheet_xml)
+    else:
+        rows, columns = grid_extent(sheet_xml)
+    if rows * columns > allowance:
+        raise LimitExceeded(
+            f"sheet {sheet_name!r} spans {rows} rows by {columns} columns, more "
+            f"cells than can be read within the memory limit ({allowance} cells)"
+        )
+
+
+def _checked_guess(sheet_xml: bytes) -> tuple[int, int] | None:
+    """
+    A bound on the grid of a sheet whose cells all have plain references,
+    from the extent it claims; None when a cell lies past that bound or has
+    no plain reference.
+
+    Listing every reference costs half a second per million cells; one
+    search for a reference past the bound costs a tenth of that. The bound
+    rounds the claim up to its leading letter and digit (J20000 gives
+    columns to J, rows to 29999), so one pattern can test it.
+    """
+    found = _DIMENSION_END.search(sheet_xml, 0, 4096)
+    if found is not None:
+        letters, digits = found.groups()
+    else:
+        last = sheet_xml.rfind(b'<c r="')
+        found = _CELL_REFERENCE.match(sheet_xml, last) if last >= 0 else None
+        if found is None:
+            return None
+        letters, digits = found.groups()
+    letters = letters.upper()
+    first_letter, first_digit = letters[0], digits[0] - 48
+    # A reference past the bound: more letters, as many with a later first
+    # one, more digits, or as many with a greater first one. The same search
+    # finds a cell without a plain reference, which the bound cannot cover.
+    past = [f"[A-Za-z]{{{len(letters) + 1}}}"]
+    if first_letter < ord("Z"):
+        later = chr(first_letter + 1)
+        past.append(f"[{later}-Z{later.lower()}-z][A-Za-z]{{{len(letters) - 1}}}[0-9]")
+    numbers = [f"[0-9]{{{len(digits) + 1}}}"]
+    if first_digit < 9:
+        numbers.append(f'[{first_digit + 1}-9][0-9]{{{len(digits) - 1}}}"')
+    pattern = (
+        rf'<c(?:(?! r="[A-Za-z]{{1,3}}[0-9]{{1,7}}")[\s>/]'
+        rf'| r="(?:{"|".join(past)}|[A-Za-z]+(?:{"|".join(numbers)})))'
+    )
+    if re.search(pattern.encode(), sheet_xml):
+        return None
+    rows = (first_digit + 1) * 10 ** (len(digits) - 1) - 1
+    columns = _column_number(bytes([first_letter]) + b"Z" * (len(letters) - 1))
+    return rows, columns
+
+
+def _plain_extent(sheet_xml: bytes) -> tuple[int, int]:
+    # Every cell has a plain reference: the grid reaches the largest row and
+    # column among them. Distinct values first, so int() and the column
+    # arithmetic run once per row and column, not per cell.
+    references = _CELL_REFERENCE.findall(sheet_xml)
+    if not references:
+        return 0, 0
+    letters, digits = zip(*references, strict=True)
+    rows = max(map(int, set(digits)))
+    columns = max(map(_column_number, set(letters)))
+    return rows, columns
+
+
+def _memory_cap() -> int:
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    return _DEFAULT_MEMORY if soft == resource.RLIM_INFINITY else soft
+
+
+def grid_extent(sheet_xml: bytes) -> tuple[int, int]:
+    """
+    Rows and columns from A1 to the farthest cell calamine could place.
+
+    Follows calamine's reading: a row or cell with an ``r`` attribute goes
+    where it says; a row without one follows the last row, a cell without one
+    the last cell of its row. Every cell counts, empty or not, so the grid
+    found is never smaller than calamine's. A Python step per tag: this runs
+    only for sheets the plain-form test above could not clear.
+    """
+    row_index = column_index = 0
+    rows = columns = 0
+    for closing, name, attributes in _GRID_TAG.findall(sheet_xml):
+        if closing:
+            if name == b"row":
+                row_index += 1
+                column_index = 0
+            continue
+        if attributes.endswith(b"/"):
+            # An empty element: calamine reads start tags only.
+            continue
+        found = _R_ATTRIBUTE.search(attributes)
+        reference = b""
+        if found is not None:
+            reference = found.group(1) if found.group(1) is not None else found.group(2)
+        letters, digits = _REFERENCE.match(reference).groups()  # type: ignore[union-attr]
+        if name == b"row":
+            if digits:
+                row_index = int(digits) - 1
+            continue
+        if letters:
+            column_index = _column_number(letters) - 1
+        row = int(digits) - 1 if digits and letters else row_index
+        rows = max(rows, row + 1)
+        columns = max(columns, column_index + 1)
+        column_index += 1
+    return rows, columns
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters.upper():
+        number = number * 26 + letter - 64
+    return number
 
 
 def _reserve_for_calamine(package: Package) -> None:

@@ -27,3 +27,12 @@ def test_every_cell_reads_as_cleaned(rows: list[list[str]]) -> None:
         if index == 0:
             expected.append("|" + " --- |" * width)
     assert markdown_table(rows) == "\n".join(expected)
+
+
+def test_a_space_at_a_row_edge_is_trimmed_when_the_table_is_judged_whole() -> None:
+    # Only the edge space marks these tables as unclean; a whole-table check
+    # that joined rows without a separator would miss it.
+    assert markdown_table([["a "], ["b"]]) == "| a |\n| --- |\n| b |"
+    assert markdown_table([["a"], [" b", "c"]]) == (
+        "| a |  |\n| --- | --- |\n| b | c |"
+    )

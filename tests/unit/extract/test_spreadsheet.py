@@ -16,6 +16,7 @@ from docmill.extract.spreadsheet import (
     _header_footer_lines,
     extract_spreadsheet,
     format_value,
+    grid_extent,
     header_text,
 )
 
@@ -152,6 +153,66 @@ def test_styles_part_unpacking_past_the_limit_is_refused() -> None:
 
     with pytest.raises(LimitExceeded):
         extract_spreadsheet(with_member(data, "xl/styles.xml", padded), ctx)
+
+
+_SHEET_HEAD = (
+    b'<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
+    b'<dimension ref="A1"/><sheetData>'
+)
+
+
+def with_sheet(rows: bytes) -> bytes:
+    workbook = openpyxl.Workbook()
+    workbook.active.title = "Far"
+    sheet = _SHEET_HEAD + rows + b"</sheetData></worksheet>"
+    return with_member(saved(workbook), "xl/worksheets/sheet1.xml", sheet)
+
+
+def inline(reference: bytes, text: bytes) -> bytes:
+    return b'<c r="%s" t="inlineStr"><is><t>%s</t></is></c>' % (reference, text)
+
+
+def test_two_cells_at_opposite_corners_are_refused_not_a_crash() -> None:
+    # calamine would allocate a dense 1048576 x 16384 grid (512 GiB) and
+    # abort the process; the <dimension> claiming A1 is not believed.
+    data = with_sheet(
+        b'<row r="1">' + inline(b"A1", b"a") + b"</row>"
+        b'<row r="1048576">' + inline(b"XFD1048576", b"b") + b"</row>"
+    )
+    ctx = ExtractContext()
+    ctx.media_type = mime.XLSX
+
+    with pytest.raises(LimitExceeded, match="1048576 rows by 16384 columns"):
+        extract_spreadsheet(data, ctx)
+
+
+def test_a_sheet_past_the_plain_form_within_the_limit_is_read() -> None:
+    data = with_sheet(
+        b'<row r="1">' + inline(b"A1", b"a") + b"</row>"
+        b'<row r="20000">' + inline(b"C20000", b"b") + b"</row>"
+    )
+    ctx = ExtractContext()
+    ctx.media_type = mime.XLSX
+
+    assert extract_spreadsheet(data, ctx).pages == ["a\n\t\tb"]
+
+
+def test_cells_without_references_count_on_from_the_last_one() -> None:
+    row = b"<c><v>1</v></c>" * 30
+    sheet = b'<row r="1048576"><c r="ZZ1048576"><v>1</v></c>' + row + b"</row>"
+
+    assert grid_extent(sheet) == (1048576, 702 + 30)
+
+
+def test_rows_without_references_follow_the_last_row() -> None:
+    sheet = (
+        b'<x:row r="9"><x:c r="B9"><x:v>1</x:v></x:c></x:row>'
+        b"<x:row><x:c><x:v>1</x:v></x:c><x:c r='D3'/></x:row>"
+        b'<row><c s="1" r = "E7"><v>1</v></c></row>'
+    )
+
+    # The empty <c r='D3'/> is skipped, as calamine skips it.
+    assert grid_extent(sheet) == (10, 5)
 
 
 def test_headers_are_found_after_cell_text_naming_them() -> None:

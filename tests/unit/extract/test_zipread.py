@@ -1,0 +1,91 @@
+from __future__ import annotations
+
+import io
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from docmill.extract.zipread import ZipArchive, read_member
+
+
+def archive_bytes(*, extra: bytes = b"", comment: bytes = b"") -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", b"<Types/>" * 10)
+        info = zipfile.ZipInfo("word/document.xml", (2024, 2, 29, 13, 45, 58))
+        info.extra = extra
+        info.comment = comment
+        archive.writestr(info, "<w:document/>", zipfile.ZIP_STORED)
+        archive.writestr("caf\u00e9.txt", "utf-8 name")
+    return buffer.getvalue()
+
+
+def fields(info: zipfile.ZipInfo) -> dict[str, object]:
+    return {name: getattr(info, name, None) for name in zipfile.ZipInfo.__slots__}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(archive_bytes(), id="plain"),
+        pytest.param(archive_bytes(comment=b"a note"), id="entry-comment"),
+        # Extra fields and bytes ahead of the archive take zipfile's own loop.
+        pytest.param(
+            archive_bytes(extra=b"\x55\x54\x05\x00\x01\x00\x00\x00\x00"), id="extra"
+        ),
+        pytest.param(b"#!stub\n" + archive_bytes(), id="prefixed"),
+    ],
+)
+def test_the_directory_reads_as_zipfile_reads_it(data: bytes) -> None:
+    fast = ZipArchive(io.BytesIO(data))
+    plain = zipfile.ZipFile(io.BytesIO(data))
+
+    assert fast.namelist() == plain.namelist()
+    assert [fields(info) for info in fast.infolist()] == [
+        fields(info) for info in plain.infolist()
+    ]
+    assert [fast.read(name) for name in fast.namelist()] == [
+        plain.read(name) for name in plain.namelist()
+    ]
+
+
+def test_a_damaged_directory_fails_as_in_zipfile() -> None:
+    data = bytearray(archive_bytes())
+    start = data.rfind(b"PK\x01\x02")
+    data[start : start + 4] = b"PK\x09\x09"
+
+    with pytest.raises(zipfile.BadZipFile, match="Bad magic number"):
+        ZipArchive(io.BytesIO(bytes(data)))
+
+
+def test_members_read_whole_within_the_cap_and_past_it_stop() -> None:
+    archive = ZipArchive(io.BytesIO(archive_bytes()))
+    info = archive.getinfo("[Content_Types].xml")
+
+    assert read_member(archive, info, 1000) == b"<Types/>" * 10
+    assert read_member(archive, info, 20) == (b"<Types/>" * 10)[:20]
+
+
+@pytest.mark.parametrize("extra", [b"", b"\x55\x54\x05\x00\x01\x00\x00\x00\x00"])
+def test_members_of_a_file_read_as_zipfile_reads_them(
+    tmp_path: Path, extra: bytes
+) -> None:
+    path = tmp_path / "package.zip"
+    path.write_bytes(archive_bytes(extra=extra))
+    archive = ZipArchive(path)
+
+    for info in archive.infolist():
+        assert read_member(archive, info, 1000) == archive.read(info)
+
+
+def test_a_local_header_naming_another_member_is_left_to_zipfile(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "package.zip"
+    data = archive_bytes()
+    # The local header's copy of the name differs from the directory's.
+    path.write_bytes(data.replace(b"word/document.xml", b"word/docu-ent.xml", 1))
+    archive = ZipArchive(path)
+
+    assert read_member(archive, archive.getinfo("word/document.xml"), 1000) is None
