@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import (
+    ARRAY,
+    String,
     Table,
     bindparam,
     delete,
@@ -573,7 +575,9 @@ class JobStore:
         Status reads need pages, children and warnings, never the full text
         or Markdown, which can be megabytes; those stay on disk.
         """
-        row = await self.reads.first(_SUMMARY, document_id=document_id)
+        row = await self.reads.first_by_key(
+            _SUMMARY, _SUMMARIES, "id", document_id=document_id
+        )
         if row is None:
             raise DocumentNotFound(document_id)
         return row, (row if row.has_content else None)
@@ -1746,16 +1750,17 @@ def _inserted_row(values: dict[str, Any]) -> Any:
 
 # Built once: a status read then skips building the statement and, on SQLite,
 # compiling it.
-_SUMMARY = (
-    select(
-        Document.__table__,
-        DocumentContent.pages,
-        DocumentContent.children,
-        DocumentContent.warnings,
-        (DocumentContent.document_id.is_not(None)).label("has_content"),
-    )
-    .outerjoin(DocumentContent, DocumentContent.document_id == Document.id)
-    .where(Document.id == bindparam("document_id"))
+_SUMMARY_OF = select(
+    Document.__table__,
+    DocumentContent.pages,
+    DocumentContent.children,
+    DocumentContent.warnings,
+    (DocumentContent.document_id.is_not(None)).label("has_content"),
+).outerjoin(DocumentContent, DocumentContent.document_id == Document.id)
+_SUMMARY = _SUMMARY_OF.where(Document.id == bindparam("document_id"))
+# The same read for several documents at once (see RowReader.first_by_key).
+_SUMMARIES = _SUMMARY_OF.where(
+    Document.id == func.any(bindparam("document_ids", type_=ARRAY(String)))
 )
 
 
