@@ -29,6 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_MMAP_BYTES = 1024 * 1024 * 1024
 SQLITE_CACHE_KIB = 64 * 1024
+# Bound parameters per statement that every SQLite build takes (before 3.32
+# the limit was 999).
+SQLITE_SAFE_VARIABLES = 999
 # A read on the event loop's thread gives up this soon and retries in a thread.
 SQLITE_READER_BUSY_TIMEOUT_MS = 50
 # Connections the engine keeps open on PostgreSQL, and the most the read pool
@@ -530,6 +533,21 @@ class SqliteTransaction:
         )
         return int(cursor.rowcount)
 
+    def insert_all(self, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+        """
+        Insert ``rows`` with ``statement``, a one-row ``INSERT ... VALUES``,
+        as multi-row statements: ``executemany`` paid the sqlite3 module's
+        reset, binding and step per row, a sixth of a submission's insert.
+        """
+        if not rows:
+            return
+        compiled = self._statements.get(statement)
+        per_statement = max(1, SQLITE_SAFE_VARIABLES // max(1, len(compiled.names)))
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            values = [value for row in chunk for value in compiled.bind(row)]
+            self._connection.execute(compiled.many_sql(len(chunk)), values)
+
     def rows(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
         """The rows ``statement`` answers (a SELECT, or RETURNING)."""
         compiled = self._statements.get(statement)
@@ -554,6 +572,14 @@ class _CompiledForSqlite:
             [_result_processor(c.type, dialect) for c in columns],
             collections.namedtuple("WriteRow", [str(c.key) for c in columns]),
         )
+
+    def many_sql(self, count: int) -> str:
+        """This one-row INSERT's SQL for ``count`` rows."""
+        head, _, rest = self.sql.partition(" VALUES ")
+        row = rest[: rest.index(")") + 1]
+        if not rest or set(row) - set("(?, )"):
+            raise ValueError(f"not a one-row INSERT of parameters: {self.sql}")
+        return f"{head} VALUES {', '.join([row] * count)}{rest[len(row) :]}"
 
     def bind(self, params: dict[str, Any]) -> list[Any]:
         values = []

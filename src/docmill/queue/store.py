@@ -19,6 +19,7 @@ import functools
 import itertools
 import logging
 import os
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,9 @@ from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import (
     ARRAY,
+    Column,
+    Integer,
+    MetaData,
     String,
     Table,
     bindparam,
@@ -1686,11 +1690,11 @@ def _insert_now(
     """
     if originals:
         now = utcnow()
-        transaction.executemany(
+        transaction.insert_all(
             _NEW_CHUNK,
             [{"key": k, "seq": 0, "data": d} for k, d in originals.items() if d],
         )
-        transaction.executemany(
+        transaction.insert_all(
             _NEW_BLOB,
             [
                 {
@@ -1702,8 +1706,19 @@ def _insert_now(
                 for key, data in originals.items()
             ],
         )
-    for columns, same in itertools.groupby(rows, key=_columns):
-        transaction.executemany(_new_document(columns), list(same))
+    # Numbered here as the trigger of migration 0006 would number them (the
+    # write lock is held, so the top cannot move): the trigger rewrote each
+    # new row and its index entry a second time.
+    try:
+        top = transaction.rows(_TOP_SEQ)[0].top
+    except sqlite3.OperationalError as exc:
+        if "no such column" not in str(exc):
+            raise
+        numbered = rows  # a schema before 0006: nothing to number
+    else:
+        numbered = [row | {"seq": top + n} for n, row in enumerate(rows, 1)]
+    for columns, same in itertools.groupby(numbered, key=_columns):
+        transaction.insert_all(_new_document(columns), list(same))
 
 
 def _columns(row: dict[str, Any]) -> tuple[str, ...]:
@@ -1712,8 +1727,19 @@ def _columns(row: dict[str, Any]) -> tuple[str, ...]:
 
 @functools.cache
 def _new_document(columns: tuple[str, ...]) -> Any:
-    # Exactly the columns given: the values _new_row sets, no others.
-    return insert(_documents).values({name: bindparam(name) for name in columns})
+    # Exactly the columns given: the values _new_row sets and the number.
+    return insert(_NUMBERED).values({name: bindparam(name) for name in columns})
+
+
+def _numbered_documents() -> Table:
+    """``documents`` as SQLite has it: with ``seq``, which the ORM leaves out."""
+    table = _documents.to_metadata(MetaData())
+    table.append_column(Column("seq", Integer))
+    return table
+
+
+_NUMBERED = _numbered_documents()
+_TOP_SEQ = select(func.coalesce(func.max(_NUMBERED.c.seq), 0).label("top"))
 
 
 _NEW_CHUNK = sqlite.insert(cast(Table, BlobChunk.__table__)).on_conflict_do_nothing()
