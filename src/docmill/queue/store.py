@@ -1770,8 +1770,7 @@ _DocumentRow = collections.namedtuple(  # type: ignore[misc]
 
 def _inserted_row(values: dict[str, Any]) -> Any:
     """A new documents row as RETURNING would read it: unset columns are NULL."""
-    columns: tuple[str, ...] = _DocumentRow._fields
-    return _DocumentRow(**{key: values.get(key) for key in columns})
+    return _DocumentRow._make(map(values.get, _DocumentRow._fields))
 
 
 # Built once: a status read then skips building the statement and, on SQLite,
