@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from sqlalchemy import bindparam, insert
 
@@ -26,7 +26,7 @@ def test_timestamps_of_one_row_convert_each_to_its_own_value() -> None:
                     "id": "d1",
                     "created_at": now,
                     "updated_at": now,
-                    "next_attempt_at": later.astimezone(timedelta(hours=2)),
+                    "next_attempt_at": later.astimezone(timezone(timedelta(hours=2))),
                     "user_metadata": {"a": 1},
                 }
             ),
