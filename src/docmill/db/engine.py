@@ -140,7 +140,8 @@ class RowReader:
     On PostgreSQL, a read through SQLAlchemy's pool cost a ping on checkout,
     a BEGIN, the query and a ROLLBACK on return, and about 0.5 ms of the
     API's CPU besides. Here it is one prepared statement on a small asyncpg
-    pool of its own, in autocommit. Should that pool fail (a dropped
+    pool of its own, in autocommit, and with ``first_by_key`` the reads of
+    one turn of the event loop share one query. Should that pool fail (a dropped
     connection, the server gone, an option in the URL asyncpg does not
     take), the read goes through the engine, which reconnects and reports
     errors as the API expects; after a few such reads in a row that the
