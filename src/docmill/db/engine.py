@@ -140,12 +140,12 @@ class RowReader:
     On PostgreSQL, a read through SQLAlchemy's pool cost a ping on checkout,
     a BEGIN, the query and a ROLLBACK on return, and about 0.5 ms of the
     API's CPU besides. Here it is one prepared statement on a small asyncpg
-    pool of its own, in autocommit, and with ``first_by_key`` the reads of
-    one turn of the event loop share one query. Should that pool fail (a dropped
+    pool of its own, in autocommit; with ``first_by_key`` the reads of one
+    turn of the event loop share one. Should that pool fail (a dropped
     connection, the server gone, an option in the URL asyncpg does not
     take), the read goes through the engine, which reconnects and reports
-    errors as the API expects; after a few such reads in a row that the
-    engine could serve, the pool is given up.
+    errors as the API expects; after a few such failed queries in a row
+    whose reads the engine could serve, the pool is given up.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -290,7 +290,11 @@ class RowReader:
         except BaseException as exc:
             for futures in batch.waiting.values():
                 for future in futures:
-                    if not future.done():
+                    if future.done():
+                        continue
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
                         future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
@@ -584,8 +588,8 @@ class _CompiledForSqlite:
     def many_sql(self, count: int) -> str:
         """This one-row INSERT's SQL for ``count`` rows."""
         head, _, rest = self.sql.partition(" VALUES ")
-        row = rest[: rest.index(")") + 1]
-        if not rest or set(row) - set("(?, )"):
+        row = rest[: rest.find(")") + 1]
+        if not row or set(row) - set("(?, )"):
             raise ValueError(f"not a one-row INSERT of parameters: {self.sql}")
         return f"{head} VALUES {', '.join([row] * count)}{rest[len(row) :]}"
 
