@@ -357,7 +357,10 @@ def main() -> None:
             if database == "sqlite":
                 raw["runs"]["SQLite"] = bench_database("sqlite", None, args, workdir)
             else:
-                with h.postgres_database("docmill_bench_api") as url:
+                # A name of this run's own: another run at the same time
+                # would otherwise drop the database under this one.
+                name = f"docmill_bench_api_{os.getpid()}"
+                with h.postgres_database(name) as url:
                     raw["runs"]["PostgreSQL"] = bench_database(
                         "postgres", url, args, workdir
                     )

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from docmill.db.models import Document
 from docmill.exceptions import OriginalMissing
@@ -108,3 +108,25 @@ async def test_small_original_is_written_with_its_document(
     with pytest.raises(OriginalMissing):
         async with storage.local_copy(stored.key):
             pass
+
+
+async def test_a_large_group_is_stored_whole_and_numbered_in_order(
+    store: Any,
+) -> None:
+    # More rows than one multi-row INSERT holds (SQLite): several statements.
+    first = await store.submit(plain(1000))
+    submitted = await asyncio.gather(*(store.submit(plain(n)) for n in range(120)))
+    # Through the engine (an Idempotency-Key), numbered by the trigger on SQLite.
+    last = await store.submit(replace(plain(2000), idempotency_key="k"))
+
+    assert await count_documents(store) == 122
+    for n, answer in enumerate(submitted):
+        row, _ = await store.get_summary(answer.document_id)
+        assert (row.title, row.user_metadata) == (f"doc {n}", {"n": n})
+    if store.engine.dialect.name == "sqlite":
+        async with store.engine.connect() as connection:
+            numbers = dict(
+                (await connection.execute(text("SELECT id, seq FROM documents"))).all()
+            )
+        ids = [first.document_id, *(a.document_id for a in submitted)]
+        assert [numbers[i] for i in [*ids, last.document_id]] == list(range(1, 123))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import timedelta
 from typing import Any
@@ -104,7 +105,7 @@ async def test_postgres_pool_that_keeps_failing_is_given_up(
         calls.append(args)
         raise TypeError("connect() got an unexpected keyword argument")
 
-    monkeypatch.setattr(store.reads, "_asyncpg_first", refused)
+    monkeypatch.setattr(store.reads, "_asyncpg_pool", refused)
 
     rows = [await store.get_summary(document_id) for _ in range(5)]
 
@@ -134,3 +135,32 @@ async def test_postgres_read_costs_one_round_trip(
         await store.get_summary(document_id)
 
     assert sent == []
+
+
+async def test_postgres_reads_of_one_turn_go_as_one_query(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("the asyncpg pool is PostgreSQL's")
+    import asyncpg
+
+    ids = [await queue_document(store) for _ in range(3)]
+    await store.get_summary(ids[0])
+    batches: list[Any] = []
+    fetch = asyncpg.Pool.fetch
+
+    async def recording(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        batches.append(args)
+        return await fetch(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Pool, "fetch", recording)
+    asked = [*ids, ids[0], "nope"]
+    answers = await asyncio.gather(
+        *(store.get_summary(document_id) for document_id in asked),
+        return_exceptions=True,
+    )
+
+    assert [row.id for row, _ in answers[:4]] == asked[:4]
+    assert isinstance(answers[4], DocumentNotFound)
+    assert len(batches) == 1
+    assert sorted(batches[0][0]) == sorted({*asked})

@@ -29,6 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 SQLITE_MMAP_BYTES = 1024 * 1024 * 1024
 SQLITE_CACHE_KIB = 64 * 1024
+# Bound parameters per statement that every SQLite build takes (before 3.32
+# the limit was 999).
+SQLITE_SAFE_VARIABLES = 999
 # A read on the event loop's thread gives up this soon and retries in a thread.
 SQLITE_READER_BUSY_TIMEOUT_MS = 50
 # Connections the engine keeps open on PostgreSQL, and the most the read pool
@@ -137,11 +140,12 @@ class RowReader:
     On PostgreSQL, a read through SQLAlchemy's pool cost a ping on checkout,
     a BEGIN, the query and a ROLLBACK on return, and about 0.5 ms of the
     API's CPU besides. Here it is one prepared statement on a small asyncpg
-    pool of its own, in autocommit. Should that pool fail (a dropped
+    pool of its own, in autocommit; with ``first_by_key`` the reads of one
+    turn of the event loop share one. Should that pool fail (a dropped
     connection, the server gone, an option in the URL asyncpg does not
     take), the read goes through the engine, which reconnects and reports
-    errors as the API expects; after a few such reads in a row that the
-    engine could serve, the pool is given up.
+    errors as the API expects; after a few such failed queries in a row
+    whose reads the engine could serve, the pool is given up.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -156,11 +160,38 @@ class RowReader:
             weakref.finalize(self, _close_all, self._sqlite)
         self._asyncpg = engine.dialect.driver == "asyncpg"
         self._pool: Any = None
+        self._pool_opening: asyncio.Future[Any] | None = None
         # Reads in a row that failed on the pool but worked through the engine.
         self._pool_failures = 0
+        # PostgreSQL reads of this turn of the event loop, by statement.
+        self._batches: dict[Any, _ReadBatch] = {}
 
     async def first(self, statement: Select[Any], **params: Any) -> Any | None:
         """The first row of ``statement``, or None."""
+        return await self._first(statement, params, None)
+
+    async def first_by_key(
+        self, statement: Select[Any], batched: Select[Any], key: str, **param: Any
+    ) -> Any | None:
+        """
+        The first row of ``statement``, which takes one parameter, a value of
+        the column ``key``; ``batched`` is the same query for a list of them.
+
+        On PostgreSQL the reads that reach this in one turn of the event loop
+        go to the server together, as one ``batched`` query: under load, a
+        turn hands out many requests, and each read on its own cost a pool
+        checkout and a round trip, in the API and in PostgreSQL (on the same
+        cores), as much as the rest of the request. A lone read waits for no
+        one: it goes at the start of the next turn.
+        """
+        return await self._first(statement, param, (batched, key))
+
+    async def _first(
+        self,
+        statement: Select[Any],
+        params: dict[str, Any],
+        batched: tuple[Select[Any], str] | None,
+    ) -> Any | None:
         pool_failed = False
         if self._sqlite_path is not None:
             try:
@@ -168,12 +199,19 @@ class RowReader:
             except sqlite3.OperationalError:
                 pass  # locked past the short timeout: wait in the engine instead
         elif self._asyncpg and self._pool_failures < POOL_FAILURES_TO_GIVE_UP:
+            batch = None
             try:
-                row = await self._asyncpg_first(statement, params)
+                if batched is None:
+                    row = await self._asyncpg_first(statement, params)
+                else:
+                    (value,) = params.values()
+                    batch, future = self._join_batch(*batched, value)
+                    row = await future
             except Exception:
                 # A dropped connection, an outage, or an option in the URL
                 # that asyncpg does not take: the engine tells them apart.
-                pool_failed = True
+                # A failed batch counts once, however many reads it held.
+                pool_failed = batch is None or batch.blame()
             else:
                 self._pool_failures = 0
                 return row
@@ -202,10 +240,72 @@ class RowReader:
         self, statement: Select[Any], params: dict[str, Any]
     ) -> Any:
         sql, names, convert = self._compile(statement)
-        if self._pool is None:
-            self._pool = await _open_asyncpg_pool(self.engine)
-        raw = await self._pool.fetchrow(sql, *[params[name] for name in names])
+        pool = await self._asyncpg_pool()
+        raw = await pool.fetchrow(sql, *[params[name] for name in names])
         return None if raw is None else convert(raw)
+
+    async def _asyncpg_pool(self) -> Any:
+        if self._pool is None:
+            # Shared, so reads that arrive together open one pool, not many.
+            opening = self._pool_opening
+            if opening is None or opening.get_loop() is not asyncio.get_running_loop():
+                opening = self._pool_opening = asyncio.ensure_future(
+                    _open_asyncpg_pool(self.engine)
+                )
+            try:
+                pool = await asyncio.shield(opening)
+            finally:
+                if opening.done() and self._pool_opening is opening:
+                    self._pool_opening = None
+            if self._pool is None:
+                self._pool = pool
+            elif pool is not self._pool:
+                await pool.close()
+        return self._pool
+
+    def _join_batch(
+        self, statement: Select[Any], key: str, value: Any
+    ) -> tuple[_ReadBatch, asyncio.Future[Any]]:
+        """A future of the row for ``value``, read with this turn's others."""
+        loop = asyncio.get_running_loop()
+        batch = self._batches.get(statement)
+        if batch is None or batch.loop is not loop:
+            batch = self._batches[statement] = _ReadBatch(loop)
+            # Its first step runs in the next turn, after every request this
+            # turn started has asked for its row.
+            batch.task = loop.create_task(self._read_batch(statement, key, batch))
+        future: asyncio.Future[Any] = loop.create_future()
+        batch.waiting.setdefault(value, []).append(future)
+        return batch, future
+
+    async def _read_batch(
+        self, statement: Select[Any], key: str, batch: _ReadBatch
+    ) -> None:
+        if self._batches.get(statement) is batch:
+            del self._batches[statement]
+        try:
+            sql, _, convert = self._compile(statement)
+            pool = await self._asyncpg_pool()
+            raws = await pool.fetch(sql, list(batch.waiting))
+        except BaseException as exc:
+            for futures in batch.waiting.values():
+                for future in futures:
+                    if future.done():
+                        continue
+                    if isinstance(exc, asyncio.CancelledError):
+                        future.cancel()
+                    else:
+                        future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        found = {raw[key]: raw for raw in raws}
+        for value, futures in batch.waiting.items():
+            raw = found.get(value)
+            row = None if raw is None else convert(raw)
+            for future in futures:
+                if not future.done():
+                    future.set_result(row)
 
     def _compile(self, statement: Select[Any]) -> tuple[str, list[str], _RowConverter]:
         # Compiled once per statement object, with the dialect's own result
@@ -233,6 +333,21 @@ class RowReader:
         if self._pool is not None:
             pool, self._pool = self._pool, None
             await pool.close()
+
+
+class _ReadBatch:
+    """The keys asked for in one turn of the event loop, and who asked."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.waiting: dict[Any, list[asyncio.Future[Any]]] = {}
+        self.task: asyncio.Task[None] | None = None
+        self.blamed = False
+
+    def blame(self) -> bool:
+        """True for the first reader to count this batch's failure."""
+        first, self.blamed = not self.blamed, True
+        return first
 
 
 def _result_processor(type_: Any, dialect: Any) -> Any:
@@ -423,6 +538,21 @@ class SqliteTransaction:
         )
         return int(cursor.rowcount)
 
+    def insert_all(self, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
+        """
+        Insert ``rows`` with ``statement``, a one-row ``INSERT ... VALUES``,
+        as multi-row statements: ``executemany`` paid the sqlite3 module's
+        reset, binding and step per row, a sixth of a submission's insert.
+        """
+        if not rows:
+            return
+        compiled = self._statements.get(statement)
+        per_statement = max(1, SQLITE_SAFE_VARIABLES // max(1, len(compiled.names)))
+        for start in range(0, len(rows), per_statement):
+            chunk = rows[start : start + per_statement]
+            values = [value for row in chunk for value in compiled.bind(row)]
+            self._connection.execute(compiled.many_sql(len(chunk)), values)
+
     def rows(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
         """The rows ``statement`` answers (a SELECT, or RETURNING)."""
         compiled = self._statements.get(statement)
@@ -441,6 +571,13 @@ class _CompiledForSqlite:
             binds[name].type.dialect_impl(dialect).bind_processor(dialect)
             for name in self.names
         ]
+        # Columns of one type convert a value alike: a new document's three
+        # timestamps are one value, converted once (each took 4-7 µs).
+        kinds: dict[tuple[type, str], int] = {}
+        self.kinds = [
+            kinds.setdefault((type(binds[n].type), repr(binds[n].type)), len(kinds))
+            for n in self.names
+        ]
         # A SELECT's columns, or those of RETURNING.
         columns = list(getattr(statement, "exported_columns", ()))
         self.convert = _RowConverter(
@@ -448,11 +585,29 @@ class _CompiledForSqlite:
             collections.namedtuple("WriteRow", [str(c.key) for c in columns]),
         )
 
+    def many_sql(self, count: int) -> str:
+        """This one-row INSERT's SQL for ``count`` rows."""
+        head, _, rest = self.sql.partition(" VALUES ")
+        row = rest[: rest.find(")") + 1]
+        if not row or set(row) - set("(?, )"):
+            raise ValueError(f"not a one-row INSERT of parameters: {self.sql}")
+        return f"{head} VALUES {', '.join([row] * count)}{rest[len(row) :]}"
+
     def bind(self, params: dict[str, Any]) -> list[Any]:
         values = []
-        for name, convert in zip(self.names, self.converters, strict=True):
+        converted: dict[tuple[int, int], Any] = {}
+        for name, convert, kind in zip(
+            self.names, self.converters, self.kinds, strict=True
+        ):
             value = params[name] if name in params else self.defaults[name]
-            values.append(value if convert is None else convert(value))
+            if convert is not None:
+                # By identity: ``params`` holds the value for the whole call.
+                key = (kind, id(value))
+                if key in converted:
+                    value = converted[key]
+                else:
+                    value = converted[key] = convert(value)
+            values.append(value)
         return values
 
 

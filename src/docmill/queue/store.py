@@ -19,12 +19,18 @@ import functools
 import itertools
 import logging
 import os
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar, cast
 
 from sqlalchemy import (
+    ARRAY,
+    Column,
+    Integer,
+    MetaData,
+    String,
     Table,
     bindparam,
     delete,
@@ -592,7 +598,9 @@ class JobStore:
         Status reads need pages, children and warnings, never the full text
         or Markdown, which can be megabytes; those stay on disk.
         """
-        row = await self.reads.first(_SUMMARY, document_id=document_id)
+        row = await self.reads.first_by_key(
+            _SUMMARY, _SUMMARIES, "id", document_id=document_id
+        )
         if row is None:
             raise DocumentNotFound(document_id)
         return row, (row if row.has_content else None)
@@ -1764,11 +1772,11 @@ def _insert_now(
     """
     if originals:
         now = utcnow()
-        transaction.executemany(
+        transaction.insert_all(
             _NEW_CHUNK,
             [{"key": k, "seq": 0, "data": d} for k, d in originals.items() if d],
         )
-        transaction.executemany(
+        transaction.insert_all(
             _NEW_BLOB,
             [
                 {
@@ -1780,8 +1788,19 @@ def _insert_now(
                 for key, data in originals.items()
             ],
         )
-    for columns, same in itertools.groupby(rows, key=_columns):
-        transaction.executemany(_new_document(columns), list(same))
+    # Numbered here as the trigger of migration 0006 would number them (the
+    # write lock is held, so the top cannot move): the trigger rewrote each
+    # new row and its index entry a second time.
+    try:
+        top = transaction.rows(_TOP_SEQ)[0].top
+    except sqlite3.OperationalError as exc:
+        if "no such column" not in str(exc):
+            raise
+        numbered = rows  # a schema before 0006: nothing to number
+    else:
+        numbered = [row | {"seq": top + n} for n, row in enumerate(rows, 1)]
+    for columns, same in itertools.groupby(numbered, key=_columns):
+        transaction.insert_all(_new_document(columns), list(same))
 
 
 def _columns(row: dict[str, Any]) -> tuple[str, ...]:
@@ -1790,8 +1809,19 @@ def _columns(row: dict[str, Any]) -> tuple[str, ...]:
 
 @functools.cache
 def _new_document(columns: tuple[str, ...]) -> Any:
-    # Exactly the columns given: the values _new_row sets, no others.
-    return insert(_documents).values({name: bindparam(name) for name in columns})
+    # Exactly the columns given: the values _new_row sets and the number.
+    return insert(_NUMBERED).values({name: bindparam(name) for name in columns})
+
+
+def _numbered_documents() -> Table:
+    """``documents`` as SQLite has it: with ``seq``, which the ORM leaves out."""
+    table = _documents.to_metadata(MetaData())
+    table.append_column(Column("seq", Integer))
+    return table
+
+
+_NUMBERED = _numbered_documents()
+_TOP_SEQ = select(func.coalesce(func.max(_NUMBERED.c.seq), 0).label("top"))
 
 
 _NEW_CHUNK = sqlite.insert(cast(Table, BlobChunk.__table__)).on_conflict_do_nothing()
@@ -1822,22 +1852,22 @@ _DocumentRow = collections.namedtuple(  # type: ignore[misc]
 
 def _inserted_row(values: dict[str, Any]) -> Any:
     """A new documents row as RETURNING would read it: unset columns are NULL."""
-    columns: tuple[str, ...] = _DocumentRow._fields
-    return _DocumentRow(**{key: values.get(key) for key in columns})
+    return _DocumentRow._make(map(values.get, _DocumentRow._fields))
 
 
 # Built once: a status read then skips building the statement and, on SQLite,
 # compiling it.
-_SUMMARY = (
-    select(
-        Document.__table__,
-        DocumentContent.pages,
-        DocumentContent.children,
-        DocumentContent.warnings,
-        (DocumentContent.document_id.is_not(None)).label("has_content"),
-    )
-    .outerjoin(DocumentContent, DocumentContent.document_id == Document.id)
-    .where(Document.id == bindparam("document_id"))
+_SUMMARY_OF = select(
+    Document.__table__,
+    DocumentContent.pages,
+    DocumentContent.children,
+    DocumentContent.warnings,
+    (DocumentContent.document_id.is_not(None)).label("has_content"),
+).outerjoin(DocumentContent, DocumentContent.document_id == Document.id)
+_SUMMARY = _SUMMARY_OF.where(Document.id == bindparam("document_id"))
+# The same read for several documents at once (see RowReader.first_by_key).
+_SUMMARIES = _SUMMARY_OF.where(
+    Document.id == func.any(bindparam("document_ids", type_=ARRAY(String)))
 )
 
 
