@@ -21,15 +21,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from typer.core import TyperCommand
 
 from docmill import remote
+from docmill._cli_values import PlainCommand, PlainGroup
 from docmill.parsing.commands import parse, parsers_app
 
 if TYPE_CHECKING:
     from docmill.settings import Settings
 
 app = typer.Typer(
+    cls=PlainGroup,
     help="docmill: a self-hosted document processing service.",
     no_args_is_help=True,
     add_completion=False,
@@ -40,10 +41,10 @@ queue_app = typer.Typer(help="Inspect and manage the job queue.", no_args_is_hel
 app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
 app.add_typer(parsers_app, name="parsers")
-app.command("parse")(parse)
+app.command("parse", cls=PlainCommand)(parse)
 app.add_typer(remote.keys_app, name="keys")
-app.command("submit")(remote.submit)
-app.command("status")(remote.status)
+app.command("submit", cls=PlainCommand)(remote.submit)
+app.command("status", cls=PlainCommand)(remote.status)
 
 # Help text placeholder -> the settings field whose description it stands for.
 _HELP_FIELDS: dict[str, str] = {}
@@ -55,7 +56,7 @@ def _help(field: str) -> str:
     return text
 
 
-class _SettingsHelp(TyperCommand):
+class _SettingsHelp(PlainCommand):
     """
     A command whose option help quotes the descriptions of ``Settings`` fields.
 
