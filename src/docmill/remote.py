@@ -5,7 +5,6 @@ its API keys (``keys``).
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -91,6 +90,8 @@ def status(
 
 
 def _keys(operation: Any) -> Any:
+    import asyncio
+
     from docmill.db.engine import create_engine
     from docmill.queue.keys import KeyStore
     from docmill.settings import Settings

@@ -100,3 +100,43 @@ def test_submit_to_a_server_that_is_not_there_says_so(tmp_path: Path) -> None:
         assert done.returncode == 1
         assert f"cannot reach the docmill server at {server}" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_extract_contains_timeouts_and_crashes_per_file(tmp_path: Path) -> None:
+    """Each file gets its own deadline and killable child, on every slot."""
+    (tmp_path / "1-stall").write_bytes(b"DOCMILL-TEST-STALL 30\nnever")
+    (tmp_path / "2-crash").write_bytes(b"DOCMILL-TEST-CRASH")
+    (tmp_path / "3-fine.txt").write_text("fine")
+    (tmp_path / "4-slow").write_bytes(b"DOCMILL-TEST-SLEEP 0.3\nslow but in time")
+    environment = {
+        **os.environ,
+        "DOCMILL_EXTRACTOR_PLUGINS": '["docmill.testing"]',
+    }
+
+    for jobs in ("1", "2"):
+        command = ["extract", "-j", jobs, "--timeout", "2", "--no-text"]
+        done = subprocess.run(
+            [sys.executable, "-m", "docmill.cli", *command, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=environment,
+        )
+
+        records = sorted(
+            (json.loads(line) for line in done.stdout.splitlines()),
+            key=lambda r: r["path"],
+        )
+        outcomes = [r.get("error", {}).get("code", r["status"]) for r in records]
+        assert outcomes == ["timeout", "worker_crash", "completed", "completed"]
+        assert done.returncode == 1
+        assert "2 completed, 2 failed" in done.stderr
+
+
+def test_extract_reports_a_missing_file_as_unreadable(tmp_path: Path) -> None:
+    done = run_extract(str(tmp_path / "gone.pdf"))
+
+    record = json.loads(done.stdout)
+    assert (record["status"], record["error"]["code"]) == ("failed", "unreadable")
+    assert "sha256" not in record
+    assert done.returncode == 1

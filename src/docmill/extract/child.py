@@ -11,9 +11,7 @@ itself, and every other slot, carries on.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import multiprocessing
 import pickle
 import signal
 import socket
@@ -53,13 +51,30 @@ _READ_SIZE = 256 * 1024
 # are not built on the event loop while requests wait.
 _UNPICKLE_IN_THREAD_BYTES = 1024 * 1024
 
-_context = multiprocessing.get_context("forkserver")
-# The fork server imports the extraction pipeline once; each child then starts
-# as a cheap fork of it instead of a fresh interpreter. "__main__" makes the
-# server, not every child, import the program's main module (the `docmill`
-# script and with it the CLI), which would otherwise cost each new child
-# a quarter of a second.
-_context.set_forkserver_preload(["__main__", "docmill.extract.child"])
+_forkserver: Any = None
+
+
+def _context(start_method: str) -> Any:
+    """
+    The multiprocessing context for ``start_method``.
+
+    The fork server's is made on first use: ``docmill extract`` forks, and
+    the fork server's machinery would only add to its start-up.
+    """
+    global _forkserver
+    import multiprocessing
+
+    if start_method != "forkserver":
+        return multiprocessing.get_context(start_method)
+    if _forkserver is None:
+        _forkserver = multiprocessing.get_context("forkserver")
+        # The fork server imports the extraction pipeline once; each child
+        # then starts as a cheap fork of it instead of a fresh interpreter.
+        # "__main__" makes the server, not every child, import the program's
+        # main module (the `docmill` script and with it the CLI), which would
+        # otherwise cost each new child a quarter of a second.
+        _forkserver.set_forkserver_preload(["__main__", "docmill.extract.child"])
+    return _forkserver
 
 
 def to_payload(result: Any, processing_ms: float) -> Payload:
@@ -220,14 +235,13 @@ class ExtractionChild:
         self.limits = limits
         self.memory_mb = memory_mb
         self.plugins = plugins or []
-        self._context: Any = (
-            _context
-            if start_method == "forkserver"
-            else multiprocessing.get_context(start_method)
-        )
+        self._context = _context(start_method)
         self._process: Any = None
         self._channel: socket.socket | None = None
         self._buffer = bytearray()
+        # The document handed over by begin(), for callers without a loop.
+        self.deadline = 0.0
+        self._timeout_seconds = 0.0
 
     def start(self) -> None:
         """Start the child now rather than at the first document."""
@@ -266,6 +280,8 @@ class ExtractionChild:
             ExtractionError: the document could not be read (its subclass
                 names why).
         """
+        import asyncio
+
         channel = self._channel or self._start()
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + timeout_seconds
@@ -279,9 +295,7 @@ class ExtractionChild:
                         self._receive(channel), max(remaining, 0)
                     )
                 except TimeoutError:
-                    raise ExtractionTimeout(
-                        f"extraction did not finish within {timeout_seconds:g} seconds"
-                    ) from None
+                    raise _timeout(timeout_seconds) from None
                 if message[0] != "progress":
                     break
                 if on_progress is not None:
@@ -300,14 +314,105 @@ class ExtractionChild:
             # child may still be working on it, so it cannot be reused.
             self.kill()
             raise
-        if message[0] == "ok":
-            payload: Payload = message[1]
-            return payload
-        _kind, class_name, text = message
-        raise error_class(class_name)(text)
+        return _outcome(message)
+
+    # Blocking use, for a caller with no event loop (``docmill extract``):
+    # begin() hands over a document, then collect() is called whenever
+    # fileno() is readable or the deadline has passed. Several children are
+    # watched at once with select() on their fileno().
+
+    def begin(
+        self,
+        path: Path,
+        name: str | None,
+        timeout_seconds: float,
+        password: str | None = None,
+    ) -> None:
+        """
+        Hand the child one document; its outcome comes from collect().
+
+        Raises:
+            WorkerCrash: the child had died; the next begin() starts another.
+        """
+        channel = self._channel or self._start()
+        self.deadline = time.monotonic() + timeout_seconds
+        self._timeout_seconds = timeout_seconds
+        request = pickle.dumps((str(path), name, password))
+        channel.setblocking(True)
+        try:
+            channel.sendall(_LENGTH.pack(len(request)) + request)
+        except OSError as exc:
+            self._crashed(exc)
+        finally:
+            channel.setblocking(False)
+
+    def fileno(self) -> int:
+        """The socket to watch for the outcome of the document begun."""
+        if self._channel is None:
+            raise ValueError("no document is being extracted")
+        return self._channel.fileno()
+
+    def collect(self) -> Payload | None:
+        """
+        The payload of the document begun, or None while it is not done.
+
+        Raises what extract() raises; after a timeout or a crash the child
+        is gone and the next begin() starts a fresh one.
+        """
+        channel = self._channel
+        if channel is None:
+            raise ValueError("no document is being extracted")
+        try:
+            while True:
+                message = self._take_message()
+                if message is None:
+                    if not self._read_available(channel):
+                        break
+                elif message[0] != "progress":
+                    return _outcome(message)
+        except (EOFError, OSError) as exc:
+            self._crashed(exc)
+        if time.monotonic() >= self.deadline:
+            self.kill()
+            raise _timeout(self._timeout_seconds)
+        return None
+
+    def _read_available(self, channel: socket.socket) -> bool:
+        """Add what the socket holds to the buffer; False when it holds nothing."""
+        try:
+            chunk = channel.recv(_READ_SIZE)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            raise EOFError
+        self._buffer += chunk
+        return True
+
+    def _take_message(self) -> Any:
+        """The next whole message in the buffer, or None."""
+        buffer = self._buffer
+        if len(buffer) < _LENGTH.size:
+            return None
+        (size,) = _LENGTH.unpack_from(buffer)
+        end = _LENGTH.size + size
+        if len(buffer) < end:
+            return None
+        message = pickle.loads(memoryview(buffer)[_LENGTH.size : end])
+        self._buffer = buffer[end:]
+        return message
+
+    def _crashed(self, exc: BaseException) -> None:
+        exitcode = None
+        if self._process is not None:
+            self._process.join(2)
+            exitcode = self._process.exitcode
+        self.kill()
+        raise WorkerCrash(_describe_exit(exitcode)) from exc
 
     async def _receive(self, channel: socket.socket) -> Any:
         """The child's next message; EOFError when it is gone."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         buffer = self._buffer
         size = None
@@ -346,6 +451,21 @@ class ExtractionChild:
 
     def close(self) -> None:
         self.kill()
+
+
+def _outcome(message: Any) -> Payload:
+    """The payload of the child's answer, or the error it reports, raised."""
+    if message[0] == "ok":
+        payload: Payload = message[1]
+        return payload
+    _kind, class_name, text = message
+    raise error_class(class_name)(text)
+
+
+def _timeout(timeout_seconds: float) -> ExtractionTimeout:
+    return ExtractionTimeout(
+        f"extraction did not finish within {timeout_seconds:g} seconds"
+    )
 
 
 def _describe_exit(exitcode: int | None) -> str:

@@ -9,7 +9,6 @@ prints what the rules found, with where they matched, as JSON Lines.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -53,6 +52,8 @@ def apply(
     database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
 ) -> None:
     """Validate each file and store it as the next version of its parser."""
+    import asyncio
+
     specs = [_load(path) for path in files]
     settings = _settings(data_dir, database_url)
 
@@ -80,6 +81,8 @@ def list_parsers(
     database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
 ) -> None:
     """Name, newest version and field names of every parser."""
+    import asyncio
+
     settings = _settings(data_dir, database_url)
 
     async def run() -> None:
@@ -107,6 +110,8 @@ def parse(
     Each line has the fields, fields_errors and, per field, where it
     matched. Exits 1 if any document could not be read or has a field error.
     """
+    import asyncio
+
     from docmill.settings import Settings
 
     spec = _load(rules)
@@ -115,6 +120,8 @@ def parse(
 
 
 async def _parse_all(spec: Any, documents: list[Path], settings: Settings) -> int:
+    import asyncio
+
     from docmill.exceptions import ExtractionError
     from docmill.extract.child import ExtractionChild
     from docmill.parsing.engine import parse_payload
