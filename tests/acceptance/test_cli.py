@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def run_extract(*args: str) -> subprocess.CompletedProcess[str]:
@@ -140,3 +141,65 @@ def test_extract_reports_a_missing_file_as_unreadable(tmp_path: Path) -> None:
     assert (record["status"], record["error"]["code"]) == ("failed", "unreadable")
     assert "sha256" not in record
     assert done.returncode == 1
+
+
+def test_extract_children_go_when_extract_is_killed(tmp_path: Path) -> None:
+    """
+    A child forked by extract held its parent's socket end and lived on.
+
+    It waited for its next document forever; now it finds its parent gone as
+    soon as it is done with the one at hand.
+    """
+    import signal
+
+    (tmp_path / "stall").write_bytes(b"DOCMILL-TEST-STALL 1\nlate")
+    environment = {**os.environ, "DOCMILL_EXTRACTOR_PLUGINS": '["docmill.testing"]'}
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "docmill.cli", "extract", str(tmp_path / "stall")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=environment,
+    )
+    try:
+        children = _wait_for(lambda: _children_of(parent.pid))
+    finally:
+        parent.kill()
+        parent.wait()
+
+    try:
+        assert _wait_for(lambda: not any(_running(pid) for pid in children))
+    finally:
+        for pid in children:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _wait_for(check: Any, seconds: float = 10) -> Any:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not (result := check()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return result
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _stat(int(entry.name))[1:2] == [str(pid)]:
+            found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a container's init may never reap it)."""
+    return _stat(pid)[:1] not in ([], ["Z"])
+
+
+def _stat(pid: int) -> list[str]:
+    """State and parent pid of ``pid``; empty when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return text.rsplit(")", 1)[1].split()[:2]

@@ -102,7 +102,7 @@ def test_extract_loads_no_service_stack_when_nothing_is_configured(
     assert "docmill.local" in modules
     # pydantic here means Typer converted a value itself: a Typer release
     # changed what docmill._cli_values hooks into.
-    assert loaded(modules, [*SERVICE_STACK, "rich"]) == []
+    assert loaded(modules, [*SERVICE_STACK, "rich", "asyncio"]) == []
 
 
 def test_help_loads_no_service_stack() -> None:
@@ -110,7 +110,7 @@ def test_help_loads_no_service_stack() -> None:
 
     assert done.returncode == 0, done.stderr
     assert "typer" in modules
-    assert loaded(modules, SERVICE_STACK) == []
+    assert loaded(modules, [*SERVICE_STACK, "asyncio"]) == []
 
 
 def test_extract_reads_settings_when_a_variable_is_set(small_text: Path) -> None:

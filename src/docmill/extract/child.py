@@ -11,11 +11,14 @@ itself, and every other slot, carries on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import pickle
 import signal
 import socket
 import struct
+import sys
 import time
 import zipfile
 import zlib
@@ -54,19 +57,12 @@ _UNPICKLE_IN_THREAD_BYTES = 1024 * 1024
 _forkserver: Any = None
 
 
-def _context(start_method: str) -> Any:
-    """
-    The multiprocessing context for ``start_method``.
-
-    The fork server's is made on first use: ``docmill extract`` forks, and
-    the fork server's machinery would only add to its start-up.
-    """
+def _forkserver_context() -> Any:
+    """multiprocessing's fork server context, made on first use."""
     global _forkserver
-    import multiprocessing
-
-    if start_method != "forkserver":
-        return multiprocessing.get_context(start_method)
     if _forkserver is None:
+        import multiprocessing
+
         _forkserver = multiprocessing.get_context("forkserver")
         # The fork server imports the extraction pipeline once; each child
         # then starts as a cheap fork of it instead of a fresh interpreter.
@@ -75,6 +71,69 @@ def _context(start_method: str) -> Any:
         # otherwise cost each new child a quarter of a second.
         _forkserver.set_forkserver_preload(["__main__", "docmill.extract.child"])
     return _forkserver
+
+
+class _ForkedProcess:
+    """
+    A child made by ``os.fork``, with the part of multiprocessing's Process
+    that ExtractionChild uses.
+
+    For a parent that forks before it starts any thread (``docmill
+    extract``), where importing multiprocessing would only add to the start.
+    The child closes the parent's end of the socket pair: holding it, as a
+    child forked by multiprocessing did, it never saw the parent go and
+    outlived a killed ``docmill extract``.
+    """
+
+    def __init__(
+        self, target: Callable[..., None], args: tuple[Any, ...], parent_end: Any
+    ) -> None:
+        self._target, self._args, self._parent_end = target, args, parent_end
+        self.pid = 0
+        self.exitcode: int | None = None
+
+    def start(self) -> None:
+        # What the child would otherwise write a second time.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                stream.flush()
+        pid = os.fork()
+        if pid:
+            self.pid = pid
+            return
+        code = 1
+        try:
+            self._parent_end.close()
+            self._target(*self._args)
+            code = 0
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            # Never the parent's exit handlers, nor its buffers, in the child.
+            os._exit(code)
+
+    def is_alive(self) -> bool:
+        return self.pid != 0 and self._poll(os.WNOHANG) is None
+
+    def join(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        pause = 0.0005
+        while self._poll(os.WNOHANG) is None and time.monotonic() < deadline:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+    def kill(self) -> None:
+        if self.is_alive():
+            os.kill(self.pid, signal.SIGKILL)
+
+    def _poll(self, flags: int) -> int | None:
+        if self.exitcode is None:
+            pid, status = os.waitpid(self.pid, flags)
+            if pid:
+                self.exitcode = os.waitstatus_to_exitcode(status)
+        return self.exitcode
 
 
 def to_payload(result: Any, processing_ms: float) -> Payload:
@@ -203,12 +262,17 @@ def _child_main(
                     channel, ("progress", {"done": done, "total": total, "unit": unit})
                 )
 
+        reply: tuple[Any, ...]
         try:
             payload = extract_in_process(Path(path), name, limits, password, progress)
         except ExtractionError as exc:
-            _send(channel, ("error", type(exc).__name__, exc.message))
+            reply = ("error", type(exc).__name__, exc.message)
         else:
-            _send(channel, ("ok", payload))
+            reply = ("ok", payload)
+        try:
+            _send(channel, reply)
+        except OSError:
+            return  # the parent is gone, and with it the need for an answer
 
 
 class ExtractionChild:
@@ -235,7 +299,7 @@ class ExtractionChild:
         self.limits = limits
         self.memory_mb = memory_mb
         self.plugins = plugins or []
-        self._context = _context(start_method)
+        self.start_method = start_method
         self._process: Any = None
         self._channel: socket.socket | None = None
         self._buffer = bytearray()
@@ -250,12 +314,20 @@ class ExtractionChild:
 
     def _start(self) -> socket.socket:
         parent_end, child_end = socket.socketpair()
-        process = self._context.Process(
-            target=_child_main,
-            args=(child_end, self.limits, self.memory_mb, self.plugins),
-            daemon=True,
-            name="docmill-extract",
-        )
+        args = (child_end, self.limits, self.memory_mb, self.plugins)
+        process: Any
+        if self.start_method == "fork":
+            process = _ForkedProcess(_child_main, args, parent_end)
+        else:
+            if self.start_method == "forkserver":
+                context = _forkserver_context()
+            else:
+                import multiprocessing
+
+                context = multiprocessing.get_context(self.start_method)
+            process = context.Process(
+                target=_child_main, args=args, daemon=True, name="docmill-extract"
+            )
         process.start()
         child_end.close()
         parent_end.setblocking(False)
