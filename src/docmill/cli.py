@@ -15,6 +15,7 @@ converts values itself, would give that time back.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 from pathlib import Path
@@ -86,6 +87,10 @@ def _settings(**given: Any) -> Settings:
 
 
 def main() -> None:
+    # What the imports made lives as long as the process: the collector
+    # need not walk it again at every collection, nor at exit, nor in the
+    # forked extraction children (a tenth of a one-file extract's start).
+    gc.freeze()
     try:
         app()
     except Exception as exc:
