@@ -13,7 +13,9 @@ start (docs/design.md, "Start-up of the CLI"). Typer 0.28, or a parser that
 converts values itself, would give that time back.
 """
 
-from __future__ import annotations
+# Annotations here are evaluated when a command is defined, not kept as text
+# (no `from __future__ import annotations`): Typer reads the annotations of
+# every command at each start, and each one kept as text costs it an eval.
 
 import gc
 import math
@@ -77,7 +79,7 @@ class _SettingsHelp(PlainCommand):
         super().format_help(ctx, formatter)
 
 
-def _settings(**given: Any) -> Settings:
+def _settings(**given: Any) -> "Settings":
     """Settings from the environment, with the flags the user gave on top."""
     from docmill.settings import Settings
 
@@ -267,7 +269,7 @@ def db_upgrade(
     typer.echo("database schema is current", err=True)
 
 
-def _run_on_store(settings: Settings, operation: Any) -> Any:
+def _run_on_store(settings: "Settings", operation: Any) -> Any:
     """Run ``operation(store, storage)`` against the configured database."""
     import asyncio
 

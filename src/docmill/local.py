@@ -10,7 +10,6 @@ the progress bar and the summary go to stderr so stdout stays clean.
 from __future__ import annotations
 
 import contextlib
-import json
 import select
 import sys
 import time
@@ -206,6 +205,10 @@ def _sha256(path: Path) -> str:
 def _emit(record: dict[str, Any], output_format: str, include_text: bool) -> None:
     result = record.get("result")
     if output_format == "json":
+        # Imported here, as hashlib is, so that the import runs while the
+        # first child reads its file rather than before the child is forked.
+        import json
+
         if result is not None and not include_text:
             result = dict(result)
             for key in ("text", "markdown", "pages"):

@@ -12,7 +12,6 @@ itself, and every other slot, carries on.
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import pickle
 import signal
@@ -232,9 +231,6 @@ def _child_main(
     # Ctrl-C in a terminal reaches the whole process group; the parent decides
     # when its children stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # pypdf narrates every oddity of a damaged PDF as a warning on stderr; the
-    # outcome reaches the user as the document's result or error instead.
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
     if plugins:
         from docmill.extract.registry import load_plugins
 

@@ -7,7 +7,9 @@ extracts each file in the same killable child process the workers use and
 prints what the rules found, with where they matched, as JSON Lines.
 """
 
-from __future__ import annotations
+# Annotations here are evaluated when a command is defined, not kept as text
+# (no `from __future__ import annotations`): Typer reads the annotations of
+# every command at each start, and each one kept as text costs it an eval.
 
 import json
 import sys
@@ -24,7 +26,7 @@ parsers_app = typer.Typer(
 )
 
 
-def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
+def _settings(data_dir: Path | None, database_url: str | None) -> "Settings":
     from docmill.settings import Settings
 
     given: dict[str, Any] = {"data_dir": data_dir, "database_url": database_url}
@@ -119,7 +121,7 @@ def parse(
     raise typer.Exit(1 if failed else 0)
 
 
-async def _parse_all(spec: Any, documents: list[Path], settings: Settings) -> int:
+async def _parse_all(spec: Any, documents: list[Path], settings: "Settings") -> int:
     import asyncio
 
     from docmill.exceptions import ExtractionError
