@@ -7,10 +7,16 @@ the format libraries load only in the commands that use them, and pydantic
 only where settings are read (``docmill extract`` reads them without it when
 nothing is configured; see docmill.extract_settings).
 
-TODO: Typer 0.29 converts every option value through a pydantic TypeAdapter,
-which costs a one-file ``docmill extract`` more than any other part of its
-start (docs/design.md, "Start-up of the CLI"). Typer 0.28, or a parser that
-converts values itself, would give that time back.
+Option values are converted without pydantic (docmill._cli_values), and
+``docmill extract`` runs its children without asyncio or multiprocessing
+(docmill.local).
+
+TODO: Typer converts all sixteen commands into Click commands at every start,
+though one runs (20 M instructions of a one-file ``docmill extract``, a
+tenth of what its 2x start-up target leaves after the interpreter and
+Typer's import; docs/design.md, "Start-up of the CLI"). Typer has no lazy
+command; registering the commands of a group only when it is invoked, if a
+Typer release allows it, would give that back.
 """
 
 # Annotations here are evaluated when a command is defined, not kept as text
