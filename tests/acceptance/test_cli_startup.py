@@ -102,7 +102,7 @@ def test_extract_loads_no_service_stack_when_nothing_is_configured(
     assert "docmill.local" in modules
     # pydantic here means Typer converted a value itself: a Typer release
     # changed what docmill._cli_values hooks into.
-    assert loaded(modules, [*SERVICE_STACK, "rich", "asyncio"]) == []
+    assert loaded(modules, [*SERVICE_STACK, "rich", "asyncio", "multiprocessing"]) == []
 
 
 def test_help_loads_no_service_stack() -> None:
