@@ -21,18 +21,22 @@ upgrade that breaks the hook gets noticed.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, get_args, get_origin
 
 from typer.core import TyperCommand, TyperGroup
 
-# Values whose conversion is the same by every reading: pydantic's lax
-# parsing also takes spaces, underscores and "3.0" for an int, which go to
-# Typer. The digit count keeps int() clear of its limit on long strings.
-_INT = re.compile(r"[+-]?[0-9]{1,18}")
-_FLOAT = re.compile(r"[+-]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})")
+# Numbers are converted here only in their plainest spelling (a sign, ASCII
+# digits, a point), which every reading converts alike: pydantic's lax
+# parsing also takes spaces, underscores and "3.0" for an int, and those go
+# to Typer. The length bound keeps int() clear of its limit on long strings.
+_MAX_DIGITS = 18
+
+
+def _unsigned(value: str) -> str:
+    return value[1:] if value[:1] in ("+", "-") else value
+
 
 # ParameterInfo attributes that change a conversion, with the values under
 # which the plain conversions below are Typer's. A parameter with any other
@@ -73,7 +77,10 @@ def _to_str(value: Any) -> str:
 def _to_int(value: Any) -> int:
     if type(value) is int:
         return value
-    if type(value) is not str or not _INT.fullmatch(value):
+    if type(value) is not str:
+        raise _Unsure
+    digits = _unsigned(value)
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= _MAX_DIGITS):
         raise _Unsure
     return int(value)
 
@@ -81,7 +88,11 @@ def _to_int(value: Any) -> int:
 def _to_float(value: Any) -> float:
     if type(value) is float:
         return value
-    if type(value) is not str or not _FLOAT.fullmatch(value):
+    if type(value) is not str:
+        raise _Unsure
+    whole, _point, fraction = _unsigned(value).partition(".")
+    digits = whole + fraction
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= _MAX_DIGITS):
         raise _Unsure
     return float(value)
 
