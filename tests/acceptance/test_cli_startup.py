@@ -19,12 +19,22 @@ from typing import Any
 import pytest
 
 # Runs the CLI like the `docmill` script does, then reports the parent's
-# modules on exit. The extraction child leaves by os._exit and reports none.
+# modules on exit, by either road: `extract` ends its process with
+# os._exit, which runs no atexit handler. Its extraction children, which
+# leave by os._exit too, report none.
 PROBE = """
-import atexit, sys
-atexit.register(
-    lambda: sys.stderr.write("\\nMODULES " + " ".join(sorted(sys.modules)) + "\\n")
-)
+import atexit, os, sys
+parent = os.getpid()
+def report():
+    if os.getpid() == parent:
+        sys.stderr.write("\\nMODULES " + " ".join(sorted(sys.modules)) + "\\n")
+        sys.stderr.flush()
+atexit.register(report)
+leave = os._exit
+def report_and_leave(code):
+    report()
+    leave(code)
+os._exit = report_and_leave
 sys.argv = ["docmill", *sys.argv[1:]]
 from docmill.cli import main
 main()

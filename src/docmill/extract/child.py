@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import select
 import signal
 import socket
 import struct
@@ -117,11 +118,21 @@ class _ForkedProcess:
         return self.pid != 0 and self._poll(os.WNOHANG) is None
 
     def join(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        pause = 0.0005
-        while self._poll(os.WNOHANG) is None and time.monotonic() < deadline:
-            time.sleep(pause)
-            pause = min(pause * 2, 0.05)
+        if self._poll(os.WNOHANG) is not None:
+            return
+        try:
+            # Readable the moment the child has exited: no polling delay.
+            pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):  # not Linux 5.3+
+            deadline = time.monotonic() + timeout
+            while self._poll(os.WNOHANG) is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            return
+        try:
+            select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+        self._poll(os.WNOHANG)
 
     def kill(self) -> None:
         if self.is_alive():
