@@ -7,29 +7,40 @@ the format libraries load only in the commands that use them, and pydantic
 only where settings are read (``docmill extract`` reads them without it when
 nothing is configured; see docmill.extract_settings).
 
-TODO: Typer 0.29 converts every option value through a pydantic TypeAdapter,
-which costs a one-file ``docmill extract`` more than any other part of its
-start (docs/design.md, "Start-up of the CLI"). Typer 0.28, or a parser that
-converts values itself, would give that time back.
+Option values are converted without pydantic (docmill._cli_values), and
+``docmill extract`` runs its children without asyncio or multiprocessing
+(docmill.local).
+
+TODO: Typer converts all sixteen commands into Click commands at every start,
+though one runs (20 M instructions of a one-file ``docmill extract``, a
+tenth of what its 2x start-up target leaves after the interpreter and
+Typer's import; docs/design.md, "Start-up of the CLI"). Typer has no lazy
+command; registering the commands of a group only when it is invoked, if a
+Typer release allows it, would give that back.
 """
 
-from __future__ import annotations
+# Annotations here are evaluated when a command is defined, not kept as text
+# (no `from __future__ import annotations`): Typer reads the annotations of
+# every command at each start, and each one kept as text costs it an eval.
 
+import gc
 import math
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
-from typer.core import TyperCommand
 
 from docmill import remote
+from docmill._cli_values import PlainCommand, PlainGroup
 from docmill.parsing.commands import parse, parsers_app
 
 if TYPE_CHECKING:
     from docmill.settings import Settings
 
 app = typer.Typer(
+    cls=PlainGroup,
     help="docmill: a self-hosted document processing service.",
     no_args_is_help=True,
     add_completion=False,
@@ -42,10 +53,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
 app.add_typer(storage_app, name="storage")
 app.add_typer(parsers_app, name="parsers")
-app.command("parse")(parse)
+app.command("parse", cls=PlainCommand)(parse)
 app.add_typer(remote.keys_app, name="keys")
-app.command("submit")(remote.submit)
-app.command("status")(remote.status)
+app.command("submit", cls=PlainCommand)(remote.submit)
+app.command("status", cls=PlainCommand)(remote.status)
 
 # Help text placeholder -> the settings field whose description it stands for.
 _HELP_FIELDS: dict[str, str] = {}
@@ -57,7 +68,7 @@ def _help(field: str) -> str:
     return text
 
 
-class _SettingsHelp(TyperCommand):
+class _SettingsHelp(PlainCommand):
     """
     A command whose option help quotes the descriptions of ``Settings`` fields.
 
@@ -77,7 +88,7 @@ class _SettingsHelp(TyperCommand):
         super().format_help(ctx, formatter)
 
 
-def _settings(**given: Any) -> Settings:
+def _settings(**given: Any) -> "Settings":
     """Settings from the environment, with the flags the user gave on top."""
     from docmill.settings import Settings
 
@@ -86,7 +97,18 @@ def _settings(**given: Any) -> Settings:
     )
 
 
+# True in the `docmill` program (main() runs it), where a command may end the
+# process itself; False where the app is called, as tests call it.
+_PROGRAM = False
+
+
 def main() -> None:
+    global _PROGRAM
+    _PROGRAM = True
+    # What the imports made lives as long as the process: the collector
+    # need not walk it again, at each collection or in the interpreter's
+    # teardown at exit (71 M instructions of `docmill --help`'s 668 M).
+    gc.freeze()
     try:
         app()
     except Exception as exc:
@@ -103,8 +125,6 @@ def main() -> None:
 
 def _settings_problems(exc: Exception) -> list[str] | None:
     """One line per invalid setting when ``exc`` is Settings' validation error."""
-    import sys
-
     # Only a command that built Settings can have loaded pydantic_core.
     core = sys.modules.get("pydantic_core")
     if core is None or not isinstance(exc, core.ValidationError):
@@ -247,7 +267,15 @@ def extract(
         password=password,
         include_text=include_text,
     )
-    raise typer.Exit(1 if failed else 0)
+    code = 1 if failed else 0
+    if _PROGRAM:
+        # Nothing is left to clean up: the children are gone and the output
+        # is written. The interpreter's teardown of every module would cost
+        # a one-file run more than its own output does.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise typer.Exit(code)
 
 
 @db_app.command("upgrade", cls=_SettingsHelp)
@@ -262,7 +290,7 @@ def db_upgrade(
     typer.echo(upgrade_database(settings), err=True)
 
 
-def _run_on_store(settings: Settings, operation: Any) -> Any:
+def _run_on_store(settings: "Settings", operation: Any) -> Any:
     """Run ``operation(store, storage)`` against the configured database."""
     from docmill.runtime import DatabaseNotReady, run_admin
 

@@ -3,7 +3,9 @@ CLI verbs that talk to a docmill server (``submit``, ``status``) or manage
 its API keys (``keys``).
 """
 
-from __future__ import annotations
+# Annotations here are evaluated when a command is defined, not kept as text
+# (no `from __future__ import annotations`): Typer reads the annotations of
+# every command at each start, and each one kept as text costs it an eval.
 
 import sys
 from pathlib import Path

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 
 def run_extract(*args: str) -> subprocess.CompletedProcess[str]:
@@ -100,3 +101,105 @@ def test_submit_to_a_server_that_is_not_there_says_so(tmp_path: Path) -> None:
         assert done.returncode == 1
         assert f"cannot reach the docmill server at {server}" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_extract_contains_timeouts_and_crashes_per_file(tmp_path: Path) -> None:
+    """Each file gets its own deadline and killable child, on every slot."""
+    (tmp_path / "1-stall").write_bytes(b"DOCMILL-TEST-STALL 30\nnever")
+    (tmp_path / "2-crash").write_bytes(b"DOCMILL-TEST-CRASH")
+    (tmp_path / "3-fine.txt").write_text("fine")
+    (tmp_path / "4-slow").write_bytes(b"DOCMILL-TEST-SLEEP 0.3\nslow but in time")
+    environment = {
+        **os.environ,
+        "DOCMILL_EXTRACTOR_PLUGINS": '["docmill.testing"]',
+    }
+
+    for jobs in ("1", "2"):
+        command = ["extract", "-j", jobs, "--timeout", "2", "--no-text"]
+        done = subprocess.run(
+            [sys.executable, "-m", "docmill.cli", *command, str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=environment,
+        )
+
+        records = sorted(
+            (json.loads(line) for line in done.stdout.splitlines()),
+            key=lambda r: r["path"],
+        )
+        outcomes = [r.get("error", {}).get("code", r["status"]) for r in records]
+        assert outcomes == ["timeout", "worker_crash", "completed", "completed"]
+        assert done.returncode == 1
+        assert "2 completed, 2 failed" in done.stderr
+
+
+def test_extract_reports_a_missing_file_as_unreadable(tmp_path: Path) -> None:
+    done = run_extract(str(tmp_path / "gone.pdf"))
+
+    record = json.loads(done.stdout)
+    assert (record["status"], record["error"]["code"]) == ("failed", "unreadable")
+    assert "sha256" not in record
+    assert done.returncode == 1
+
+
+def test_extract_children_go_when_extract_is_killed(tmp_path: Path) -> None:
+    """
+    A child forked by extract held its parent's socket end and lived on.
+
+    It waited for its next document forever; now it finds its parent gone as
+    soon as it is done with the one at hand.
+    """
+    import signal
+
+    (tmp_path / "stall").write_bytes(b"DOCMILL-TEST-STALL 1\nlate")
+    environment = {**os.environ, "DOCMILL_EXTRACTOR_PLUGINS": '["docmill.testing"]'}
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "docmill.cli", "extract", str(tmp_path / "stall")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=environment,
+    )
+    try:
+        children = _wait_for(lambda: _children_of(parent.pid))
+    finally:
+        parent.kill()
+        parent.wait()
+
+    try:
+        assert _wait_for(lambda: not any(_running(pid) for pid in children))
+    finally:
+        for pid in children:
+            if _running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _wait_for(check: Any, seconds: float = 10) -> Any:
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not (result := check()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return result
+
+
+def _children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and _stat(int(entry.name))[1:2] == [str(pid)]:
+            found.append(int(entry.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a container's init may never reap it)."""
+    return _stat(pid)[:1] not in ([], ["Z"])
+
+
+def _stat(pid: int) -> list[str]:
+    """State and parent pid of ``pid``; empty when it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return []
+    return text.rsplit(")", 1)[1].split()[:2]

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import select
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,6 +89,60 @@ def test_large_result_arrives_whole_under_uvloop(tmp_path: Path) -> None:
 
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         counts = runner.run(extract_twice())
+
+    assert counts == [200_000, 200_000]
+
+
+def extract_blocking(child: ExtractionChild, path: Path, timeout: float) -> Any:
+    """begin() then collect() as ``docmill extract`` drives them, with select()."""
+    child.begin(path, None, timeout)
+    while True:
+        select.select([child], [], [], max(child.deadline - time.monotonic(), 0))
+        payload = child.collect()
+        if payload is not None:
+            return payload
+
+
+def test_blocking_use_times_out_and_the_child_is_replaced(
+    child: ExtractionChild, tmp_path: Path
+) -> None:
+    stall = write(tmp_path, "stall", b"DOCMILL-TEST-STALL 30\nnever")
+    quick = write(tmp_path, "quick", b"DOCMILL-TEST-SLEEP 0\nafter")
+
+    with pytest.raises(ExtractionTimeout, match=r"within 0\.5 seconds"):
+        extract_blocking(child, stall, 0.5)
+    payload = extract_blocking(child, quick, 10)
+
+    assert payload["text"] == "after"
+
+
+def test_blocking_use_skips_progress_and_reports_a_crash(
+    child: ExtractionChild, tmp_path: Path
+) -> None:
+    slow = write(tmp_path, "slow", b"DOCMILL-TEST-SLEEP 0.3\ndone")
+    crash = write(tmp_path, "crash", b"DOCMILL-TEST-CRASH")
+
+    assert extract_blocking(child, slow, 10)["text"] == "done"
+    with pytest.raises(WorkerCrash, match="SIGKILL"):
+        extract_blocking(child, crash, 10)
+
+
+def test_blocking_use_stops_a_memory_hog_at_the_cap(
+    child: ExtractionChild, tmp_path: Path
+) -> None:
+    hog = write(tmp_path, "hog", b"DOCMILL-TEST-HOG")
+
+    with pytest.raises(LimitExceeded):
+        extract_blocking(child, hog, 30)
+
+
+def test_blocking_use_receives_a_large_result_whole(tmp_path: Path) -> None:
+    big = write(tmp_path, "big.txt", ("word " * 200_000).encode())
+    child = ExtractionChild(Limits(), memory_mb=1024, start_method="fork")
+    try:
+        counts = [extract_blocking(child, big, 60)["word_count"] for _ in range(2)]
+    finally:
+        child.close()
 
     assert counts == [200_000, 200_000]
 

@@ -11,13 +11,14 @@ itself, and every other slot, carries on.
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import multiprocessing
+import contextlib
+import os
 import pickle
+import select
 import signal
 import socket
 import struct
+import sys
 import time
 import zipfile
 import zlib
@@ -53,13 +54,96 @@ _READ_SIZE = 256 * 1024
 # are not built on the event loop while requests wait.
 _UNPICKLE_IN_THREAD_BYTES = 1024 * 1024
 
-_context = multiprocessing.get_context("forkserver")
-# The fork server imports the extraction pipeline once; each child then starts
-# as a cheap fork of it instead of a fresh interpreter. "__main__" makes the
-# server, not every child, import the program's main module (the `docmill`
-# script and with it the CLI), which would otherwise cost each new child
-# a quarter of a second.
-_context.set_forkserver_preload(["__main__", "docmill.extract.child"])
+_forkserver: Any = None
+
+
+def _forkserver_context() -> Any:
+    """multiprocessing's fork server context, made on first use."""
+    global _forkserver
+    if _forkserver is None:
+        import multiprocessing
+
+        _forkserver = multiprocessing.get_context("forkserver")
+        # The fork server imports the extraction pipeline once; each child
+        # then starts as a cheap fork of it instead of a fresh interpreter.
+        # "__main__" makes the server, not every child, import the program's
+        # main module (the `docmill` script and with it the CLI), which would
+        # otherwise cost each new child a quarter of a second.
+        _forkserver.set_forkserver_preload(["__main__", "docmill.extract.child"])
+    return _forkserver
+
+
+class _ForkedProcess:
+    """
+    A child made by ``os.fork``, with the part of multiprocessing's Process
+    that ExtractionChild uses.
+
+    For a parent that forks before it starts any thread (``docmill
+    extract``), where importing multiprocessing would only add to the start.
+    The child closes the parent's end of the socket pair: holding it, as a
+    child forked by multiprocessing did, it never saw the parent go and
+    outlived a killed ``docmill extract``.
+    """
+
+    def __init__(
+        self, target: Callable[..., None], args: tuple[Any, ...], parent_end: Any
+    ) -> None:
+        self._target, self._args, self._parent_end = target, args, parent_end
+        self.pid = 0
+        self.exitcode: int | None = None
+
+    def start(self) -> None:
+        # What the child would otherwise write a second time.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(AttributeError, ValueError, OSError):
+                stream.flush()
+        pid = os.fork()
+        if pid:
+            self.pid = pid
+            return
+        code = 1
+        try:
+            self._parent_end.close()
+            self._target(*self._args)
+            code = 0
+        except BaseException:
+            import traceback
+
+            traceback.print_exc()
+        finally:
+            # Never the parent's exit handlers, nor its buffers, in the child.
+            os._exit(code)
+
+    def is_alive(self) -> bool:
+        return self.pid != 0 and self._poll(os.WNOHANG) is None
+
+    def join(self, timeout: float) -> None:
+        if self._poll(os.WNOHANG) is not None:
+            return
+        try:
+            # Readable the moment the child has exited: no polling delay.
+            pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):  # not Linux 5.3+
+            deadline = time.monotonic() + timeout
+            while self._poll(os.WNOHANG) is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            return
+        try:
+            select.select([pidfd], [], [], timeout)
+        finally:
+            os.close(pidfd)
+        self._poll(os.WNOHANG)
+
+    def kill(self) -> None:
+        if self.is_alive():
+            os.kill(self.pid, signal.SIGKILL)
+
+    def _poll(self, flags: int) -> int | None:
+        if self.exitcode is None:
+            pid, status = os.waitpid(self.pid, flags)
+            if pid:
+                self.exitcode = os.waitstatus_to_exitcode(status)
+        return self.exitcode
 
 
 def to_payload(result: Any, processing_ms: float) -> Payload:
@@ -158,9 +242,6 @@ def _child_main(
     # Ctrl-C in a terminal reaches the whole process group; the parent decides
     # when its children stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # pypdf narrates every oddity of a damaged PDF as a warning on stderr; the
-    # outcome reaches the user as the document's result or error instead.
-    logging.getLogger("pypdf").setLevel(logging.ERROR)
     if plugins:
         from docmill.extract.registry import load_plugins
 
@@ -188,12 +269,17 @@ def _child_main(
                     channel, ("progress", {"done": done, "total": total, "unit": unit})
                 )
 
+        reply: tuple[Any, ...]
         try:
             payload = extract_in_process(Path(path), name, limits, password, progress)
         except ExtractionError as exc:
-            _send(channel, ("error", type(exc).__name__, exc.message))
+            reply = ("error", type(exc).__name__, exc.message)
         else:
-            _send(channel, ("ok", payload))
+            reply = ("ok", payload)
+        try:
+            _send(channel, reply)
+        except OSError:
+            return  # the parent is gone, and with it the need for an answer
 
 
 class ExtractionChild:
@@ -220,14 +306,13 @@ class ExtractionChild:
         self.limits = limits
         self.memory_mb = memory_mb
         self.plugins = plugins or []
-        self._context: Any = (
-            _context
-            if start_method == "forkserver"
-            else multiprocessing.get_context(start_method)
-        )
+        self.start_method = start_method
         self._process: Any = None
         self._channel: socket.socket | None = None
         self._buffer = bytearray()
+        # The document handed over by begin(), for callers without a loop.
+        self.deadline = 0.0
+        self._timeout_seconds = 0.0
 
     def start(self) -> None:
         """Start the child now rather than at the first document."""
@@ -236,12 +321,20 @@ class ExtractionChild:
 
     def _start(self) -> socket.socket:
         parent_end, child_end = socket.socketpair()
-        process = self._context.Process(
-            target=_child_main,
-            args=(child_end, self.limits, self.memory_mb, self.plugins),
-            daemon=True,
-            name="docmill-extract",
-        )
+        args = (child_end, self.limits, self.memory_mb, self.plugins)
+        process: Any
+        if self.start_method == "fork":
+            process = _ForkedProcess(_child_main, args, parent_end)
+        else:
+            if self.start_method == "forkserver":
+                context = _forkserver_context()
+            else:
+                import multiprocessing
+
+                context = multiprocessing.get_context(self.start_method)
+            process = context.Process(
+                target=_child_main, args=args, daemon=True, name="docmill-extract"
+            )
         process.start()
         child_end.close()
         parent_end.setblocking(False)
@@ -266,6 +359,8 @@ class ExtractionChild:
             ExtractionError: the document could not be read (its subclass
                 names why).
         """
+        import asyncio
+
         channel = self._channel or self._start()
         loop = asyncio.get_running_loop()
         request = pickle.dumps((str(path), name, password))
@@ -284,9 +379,7 @@ class ExtractionChild:
                         if on_progress is not None:
                             on_progress(message[1])
             except TimeoutError:
-                raise ExtractionTimeout(
-                    f"extraction did not finish within {timeout_seconds:g} seconds"
-                ) from None
+                raise _timeout(timeout_seconds) from None
         except (EOFError, OSError) as exc:
             exitcode = None
             if self._process is not None:
@@ -301,14 +394,105 @@ class ExtractionChild:
             # child may still be working on it, so it cannot be reused.
             self.kill()
             raise
-        if message[0] == "ok":
-            payload: Payload = message[1]
-            return payload
-        _kind, class_name, text = message
-        raise error_class(class_name)(text)
+        return _outcome(message)
+
+    # Blocking use, for a caller with no event loop (``docmill extract``):
+    # begin() hands over a document, then collect() is called whenever
+    # fileno() is readable or the deadline has passed. Several children are
+    # watched at once with select() on their fileno().
+
+    def begin(
+        self,
+        path: Path,
+        name: str | None,
+        timeout_seconds: float,
+        password: str | None = None,
+    ) -> None:
+        """
+        Hand the child one document; its outcome comes from collect().
+
+        Raises:
+            WorkerCrash: the child had died; the next begin() starts another.
+        """
+        channel = self._channel or self._start()
+        self.deadline = time.monotonic() + timeout_seconds
+        self._timeout_seconds = timeout_seconds
+        request = pickle.dumps((str(path), name, password))
+        channel.setblocking(True)
+        try:
+            channel.sendall(_LENGTH.pack(len(request)) + request)
+        except OSError as exc:
+            self._crashed(exc)
+        finally:
+            channel.setblocking(False)
+
+    def fileno(self) -> int:
+        """The socket to watch for the outcome of the document begun."""
+        if self._channel is None:
+            raise ValueError("no document is being extracted")
+        return self._channel.fileno()
+
+    def collect(self) -> Payload | None:
+        """
+        The payload of the document begun, or None while it is not done.
+
+        Raises what extract() raises; after a timeout or a crash the child
+        is gone and the next begin() starts a fresh one.
+        """
+        channel = self._channel
+        if channel is None:
+            raise ValueError("no document is being extracted")
+        try:
+            while True:
+                message = self._take_message()
+                if message is None:
+                    if not self._read_available(channel):
+                        break
+                elif message[0] != "progress":
+                    return _outcome(message)
+        except (EOFError, OSError) as exc:
+            self._crashed(exc)
+        if time.monotonic() >= self.deadline:
+            self.kill()
+            raise _timeout(self._timeout_seconds)
+        return None
+
+    def _read_available(self, channel: socket.socket) -> bool:
+        """Add what the socket holds to the buffer; False when it holds nothing."""
+        try:
+            chunk = channel.recv(_READ_SIZE)
+        except BlockingIOError:
+            return False
+        if not chunk:
+            raise EOFError
+        self._buffer += chunk
+        return True
+
+    def _take_message(self) -> Any:
+        """The next whole message in the buffer, or None."""
+        buffer = self._buffer
+        if len(buffer) < _LENGTH.size:
+            return None
+        (size,) = _LENGTH.unpack_from(buffer)
+        end = _LENGTH.size + size
+        if len(buffer) < end:
+            return None
+        message = pickle.loads(memoryview(buffer)[_LENGTH.size : end])
+        self._buffer = buffer[end:]
+        return message
+
+    def _crashed(self, exc: BaseException) -> None:
+        exitcode = None
+        if self._process is not None:
+            self._process.join(2)
+            exitcode = self._process.exitcode
+        self.kill()
+        raise WorkerCrash(_describe_exit(exitcode)) from exc
 
     async def _receive(self, channel: socket.socket) -> Any:
         """The child's next message; EOFError when it is gone."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         buffer = self._buffer
         size = None
@@ -347,6 +531,21 @@ class ExtractionChild:
 
     def close(self) -> None:
         self.kill()
+
+
+def _outcome(message: Any) -> Payload:
+    """The payload of the child's answer, or the error it reports, raised."""
+    if message[0] == "ok":
+        payload: Payload = message[1]
+        return payload
+    _kind, class_name, text = message
+    raise error_class(class_name)(text)
+
+
+def _timeout(timeout_seconds: float) -> ExtractionTimeout:
+    return ExtractionTimeout(
+        f"extraction did not finish within {timeout_seconds:g} seconds"
+    )
 
 
 def _describe_exit(exitcode: int | None) -> str:

@@ -215,6 +215,9 @@ def _extract_with_pypdf(
 ) -> ExtractionResult:
     import pypdf
 
+    # pypdf narrates every oddity of a damaged PDF as a warning on stderr; the
+    # outcome reaches the user as the document's result or error instead.
+    logging.getLogger("pypdf").setLevel(logging.ERROR)
     try:
         with open_source(source) as stream:
             reader = pypdf.PdfReader(stream, strict=False)

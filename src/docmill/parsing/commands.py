@@ -7,9 +7,10 @@ extracts each file in the same killable child process the workers use and
 prints what the rules found, with where they matched, as JSON Lines.
 """
 
-from __future__ import annotations
+# Annotations here are evaluated when a command is defined, not kept as text
+# (no `from __future__ import annotations`): Typer reads the annotations of
+# every command at each start, and each one kept as text costs it an eval.
 
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -25,7 +26,7 @@ parsers_app = typer.Typer(
 )
 
 
-def _settings(data_dir: Path | None, database_url: str | None) -> Settings:
+def _settings(data_dir: Path | None, database_url: str | None) -> "Settings":
     from docmill.settings import Settings
 
     given: dict[str, Any] = {"data_dir": data_dir, "database_url": database_url}
@@ -53,6 +54,8 @@ def apply(
     database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
 ) -> None:
     """Validate each file and store it as the next version of its shared parser."""
+    import asyncio
+
     specs = [_load(path) for path in files]
     settings = _settings(data_dir, database_url)
 
@@ -80,6 +83,8 @@ def list_parsers(
     database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
 ) -> None:
     """Name, newest version and field names of every shared parser."""
+    import asyncio
+
     settings = _settings(data_dir, database_url)
 
     async def run() -> None:
@@ -107,6 +112,8 @@ def parse(
     Each line has the fields, fields_errors and, per field, where it
     matched. Exits 1 if any document could not be read or has a field error.
     """
+    import asyncio
+
     from docmill.settings import Settings
 
     spec = _load(rules)
@@ -114,7 +121,9 @@ def parse(
     raise typer.Exit(1 if failed else 0)
 
 
-async def _parse_all(spec: Any, documents: list[Path], settings: Settings) -> int:
+async def _parse_all(spec: Any, documents: list[Path], settings: "Settings") -> int:
+    import asyncio
+
     from docmill.exceptions import ExtractionError
     from docmill.extract.child import ExtractionChild
     from docmill.parsing.engine import parse_payload

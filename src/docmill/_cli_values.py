@@ -1,0 +1,204 @@
+"""
+Option and argument values converted without pydantic.
+
+Typer 0.29 converts every value through a pydantic ``TypeAdapter`` that it
+builds on first use: importing pydantic and building the adapters costs a
+one-file ``docmill extract`` more than all of its extraction work
+(docs/design.md, "Start-up of the CLI"). docmill's commands take plain
+values (text, whole numbers, decimals, paths, lists of them), which need no
+schema. ``PlainCommand`` converts those values itself when the result is
+certain to be the one Typer's own conversion gives, and hands everything
+else, every value in doubt and every invalid one, to Typer, so that what is
+accepted, what it becomes and the message for a bad value stay Typer's.
+
+The hook rests on Typer internals (the lazily built ``_runtime_param`` of
+``typer.core._TyperParameter``, and its ``type_descriptor``). Where they are
+missing, a parameter is left to Typer as it is; a test then fails because a
+one-file ``docmill extract`` imports pydantic again, which is how a Typer
+upgrade that breaks the hook gets noticed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+from typer.core import TyperCommand, TyperGroup
+
+# Numbers are converted here only in their plainest spelling (a sign, ASCII
+# digits, a point), which every reading converts alike: pydantic's lax
+# parsing also takes spaces, underscores and "3.0" for an int, and those go
+# to Typer. The length bound keeps int() clear of its limit on long strings.
+_MAX_DIGITS = 18
+
+
+def _unsigned(value: str) -> str:
+    return value[1:] if value[:1] in ("+", "-") else value
+
+
+# ParameterInfo attributes that change a conversion, with the values under
+# which the plain conversions below are Typer's. A parameter with any other
+# value, or without the attribute, is Typer's to convert.
+_PLAIN_INFO: dict[str, Any] = {
+    "parser": None,
+    "min": None,
+    "max": None,
+    "clamp": False,
+    "allow_dash": False,
+    "path_type": None,
+    "resolve_path": False,
+    "exists": False,
+    "file_okay": True,
+    "dir_okay": True,
+    "writable": False,
+    "readable": True,
+}
+
+
+class _Unsure(Exception):
+    """The plain conversion cannot vouch for this value: Typer decides."""
+
+
+def _to_bool(value: Any) -> bool:
+    # Flags arrive as bools; text such as an environment variable's does not.
+    if type(value) is not bool:
+        raise _Unsure
+    return value
+
+
+def _to_str(value: Any) -> str:
+    if type(value) is not str:
+        raise _Unsure
+    return value
+
+
+def _to_int(value: Any) -> int:
+    if type(value) is int:
+        return value
+    if type(value) is not str:
+        raise _Unsure
+    digits = _unsigned(value)
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= _MAX_DIGITS):
+        raise _Unsure
+    return int(value)
+
+
+def _to_float(value: Any) -> float:
+    if type(value) is float:
+        return value
+    if type(value) is not str:
+        raise _Unsure
+    whole, _point, fraction = _unsigned(value).partition(".")
+    digits = whole + fraction
+    if not (digits.isascii() and digits.isdigit() and len(digits) <= _MAX_DIGITS):
+        raise _Unsure
+    return float(value)
+
+
+def _to_path(value: Any) -> Path:
+    # Typer makes the Path, then stats it: a path that exists must be
+    # readable, and a NUL makes os.stat raise; both are left to Typer.
+    if type(value) is not str or "\x00" in value:
+        raise _Unsure
+    path = Path(value)
+    try:
+        os.stat(path)
+    except OSError:
+        return path
+    if not os.access(path, os.R_OK):
+        raise _Unsure
+    return path
+
+
+_CONVERSIONS: dict[Any, Callable[[Any], Any]] = {
+    bool: _to_bool,
+    str: _to_str,
+    int: _to_int,
+    float: _to_float,
+    Path: _to_path,
+}
+
+
+class _PlainValue:
+    """What Typer's runtime conversion of one parameter does, for plain values."""
+
+    def __init__(self, convert: Callable[[Any], Any], many: bool) -> None:
+        self.convert = convert
+        self.many = many
+        self.typer: Any = None
+
+    def coerce(self, value: Any, param: Any, ctx: Any) -> Any:
+        if value is None:
+            return () if self.many else None
+        try:
+            if not self.many:
+                return self.convert(value)
+            if not isinstance(value, (list, tuple)):
+                raise _Unsure
+            return [self.convert(item) for item in value]
+        except _Unsure:
+            return self._typers(param).coerce(value, param=param, ctx=ctx)
+
+    def _typers(self, param: Any) -> Any:
+        """Typer's own conversion of this parameter, built the way it builds it."""
+        if self.typer is None:
+            param._runtime_param = None
+            try:
+                self.typer = param.get_runtime_param()
+            finally:
+                param._runtime_param = self
+        return self.typer
+
+
+def plain_value(param: Any) -> _PlainValue | None:
+    """The plain conversion for ``param``; None when it is Typer's to convert."""
+    if getattr(param, "_runtime_param", False) is not None:
+        return None
+    if not callable(getattr(param, "get_runtime_param", None)):
+        return None
+    descriptor: Any = getattr(param, "type_descriptor", None)
+    info = getattr(descriptor, "parameter_info", None)
+    if info is None or getattr(descriptor, "file_annotation", True) is not None:
+        return None
+    if any(
+        getattr(info, name, _Unsure) != plain for name, plain in _PLAIN_INFO.items()
+    ):
+        return None
+    annotation = getattr(descriptor, "annotation", None)
+    many = bool(param.multiple) or param.nargs == -1
+    if get_origin(annotation) is list:
+        if not many:
+            return None
+        (annotation,) = get_args(annotation)
+    elif many or param.nargs != 1:
+        return None
+    convert = _CONVERSIONS.get(annotation)
+    if convert is None:
+        return None
+    return _PlainValue(convert, many)
+
+
+def _install(command: Any, ctx: Any) -> None:
+    # get_params, not params: the --help option is one too, and converted.
+    for param in command.get_params(ctx):
+        value = plain_value(param)
+        if value is not None:
+            param._runtime_param = value
+
+
+class PlainCommand(TyperCommand):
+    """A Typer command that converts plain values without pydantic."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _install(self, ctx)
+        return super().parse_args(ctx, args)
+
+
+class PlainGroup(TyperGroup):
+    """A Typer group that converts its own plain values without pydantic."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        _install(self, ctx)
+        return super().parse_args(ctx, args)

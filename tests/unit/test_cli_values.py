@@ -1,0 +1,181 @@
+"""
+Plain option values: the same results as Typer's own conversion, without pydantic.
+
+Typer's conversion (through pydantic) is the reference: every value the
+plain conversion answers for must come out as Typer makes it, and every
+other value must reach Typer.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+import typer.main
+from typer.testing import CliRunner
+
+from docmill._cli_values import PlainCommand, plain_value
+from docmill.cli import app
+
+probe = typer.Typer()
+
+
+@probe.command(cls=PlainCommand)
+def _probe(
+    paths: list[Path] = typer.Argument(None),
+    text: str | None = typer.Option(None),
+    count: int = typer.Option(0),
+    seconds: float | None = typer.Option(None),
+    flag: bool = typer.Option(True, "--flag/--no-flag"),
+    rules: Path | None = typer.Option(None),
+    names: list[str] = typer.Option([], "--name"),
+) -> None:
+    """A command with each plain type."""
+
+
+def params() -> dict[str, Any]:
+    command = typer.main.get_command(probe)
+    return {param.name: param for param in command.params}
+
+
+def outcome(convert: Any, value: Any) -> Any:
+    try:
+        return convert(value)
+    except Exception as exc:
+        return exc
+
+
+def typers_own(param: Any, value: Any) -> Any:
+    """What Typer's conversion makes of ``value``; the exception it raises."""
+    from typer._coercion import build_runtime_param
+
+    converter = build_runtime_param(param.type_descriptor)
+    return outcome(lambda v: converter.coerce(v, param=param, ctx=None), value)
+
+
+def key(result: Any) -> tuple[type, str]:
+    """What must match: the type, and the value or the error's message."""
+    if isinstance(result, Exception):
+        return (type(result), str(result))
+    return (type(result), repr(result))
+
+
+VALUES = [
+    None,
+    "",
+    "0",
+    "7",
+    "007",
+    "-0",
+    "+3",
+    "-12",
+    " 3",
+    "3 ",
+    "1_0",
+    "3.0",
+    "3.",
+    "3.5",
+    ".5",
+    "-.5",
+    "1e3",
+    "inf",
+    "nan",
+    "0x10",
+    "٣",
+    "9" * 18,
+    "9" * 40,
+    "1." + "5" * 30,
+    "abc",
+    "a b",
+    "~/x",
+    "a/",
+    "//a//b/",
+    "a\x00b",
+    0,
+    5,
+    2.5,
+    True,
+    False,
+    b"bytes",
+]
+
+
+@pytest.mark.parametrize("name", ["text", "count", "seconds", "flag", "rules"])
+def test_plain_values_convert_as_typer_does(name: str) -> None:
+    param = params()[name]
+    plain = plain_value(param)
+    assert plain is not None
+
+    for value in VALUES:
+        theirs = typers_own(param, value)
+        ours = outcome(lambda v: plain.coerce(v, param=param, ctx=None), value)
+        assert key(ours) == key(theirs), repr(value)
+
+
+@pytest.mark.parametrize("name", ["paths", "names"])
+def test_lists_convert_item_by_item_as_typer_does(name: str) -> None:
+    param = params()[name]
+    plain = plain_value(param)
+    assert plain is not None
+
+    for value in [None, (), ("a", "b/"), ["x"], ("a\x00b",), "a"]:
+        theirs = typers_own(param, value)
+        ours = outcome(lambda v: plain.coerce(v, param=param, ctx=None), value)
+        assert key(ours) == key(theirs), repr(value)
+
+
+def test_values_in_doubt_are_left_to_typer() -> None:
+    param = params()["count"]
+    plain = plain_value(param)
+    assert plain is not None
+
+    assert plain.coerce("1_0", param=param, ctx=None) == 10
+    with pytest.raises(typer.BadParameter, match="valid integer"):
+        plain.coerce("abc", param=param, ctx=None)
+
+
+def test_an_unreadable_path_is_left_to_typer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    param = params()["rules"]
+    plain = plain_value(param)
+    assert plain is not None
+    # Root reads every file, so the check is told the file is unreadable.
+    monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)
+
+    with pytest.raises(typer.BadParameter, match="is not readable"):
+        plain.coerce(str(tmp_path), param=param, ctx=None)
+
+
+def test_plain_conversion_needs_no_pydantic() -> None:
+    """The point of it; run in a fresh interpreter so no import is cached."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import typer.main\n"
+        "from tests.unit.test_cli_values import params\n"
+        "from docmill._cli_values import plain_value\n"
+        "ps = params()\n"
+        "for name, value in [('count', '3'), ('seconds', '2.5'), ('text', 'x'),\n"
+        "                    ('rules', 'a'), ('paths', ('a',)), ('flag', True)]:\n"
+        "    plain_value(ps[name]).coerce(value, param=ps[name], ctx=None)\n"
+        "print('pydantic' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+
+    assert done.stdout == "False\n"
+
+
+def test_a_bad_number_is_typers_usage_error() -> None:
+    result = CliRunner().invoke(app, ["extract", "--jobs", "abc", "x"])
+
+    assert result.exit_code == 2
+    assert "Invalid value for '--jobs'" in result.output
+    assert "valid integer" in result.output
