@@ -50,7 +50,13 @@ class ZipArchive(zipfile.ZipFile):
         return archive
 
     def _RealGetContents(self) -> None:
-        if not self._read_plain_directory():
+        try:
+            plain = self._read_plain_directory()
+        except (AttributeError, TypeError, IndexError):
+            # zipfile's private helpers this relies on changed shape in a
+            # newer Python (checked on 3.11 to 3.13): its own loop still works.
+            plain = False
+        if not plain:
             self.filelist = []
             self.NameToInfo = {}
             super()._RealGetContents()  # type: ignore[misc]

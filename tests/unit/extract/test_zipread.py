@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import types
 import zipfile
 from pathlib import Path
 
@@ -89,3 +90,23 @@ def test_a_local_header_naming_another_member_is_left_to_zipfile(
     archive = ZipArchive(path)
 
     assert read_member(archive, archive.getinfo("word/document.xml"), 1000) is None
+
+
+def test_a_python_without_zipfiles_private_helpers_still_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The plain loop uses zipfile's private end-record reader; should a new
+    # Python drop it, zipfile's own loop must read the archive instead.
+    from docmill.extract import zipread
+
+    changed = types.ModuleType("zipfile")
+    changed.__dict__.update(
+        {k: v for k, v in vars(zipfile).items() if k != "_EndRecData"}
+    )
+    monkeypatch.setattr(zipread, "zipfile", changed)
+    data = archive_bytes()
+
+    with ZipArchive(io.BytesIO(data)) as archive:
+        names = archive.namelist()
+
+    assert names == zipfile.ZipFile(io.BytesIO(data)).namelist()
