@@ -17,6 +17,8 @@ import re
 import resource
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
+from itertools import repeat
+from operator import add
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from python_calamine import CalamineError, CalamineWorkbook, PasswordError
 from docmill.exceptions import CorruptDocument, EncryptedDocument, LimitExceeded
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source
-from docmill.extract.ooxml import Package, iterparse, markdown_table
+from docmill.extract.ooxml import Package, markdown_table
 from docmill.extract.sniff import sniff
 
 _HEADER_FOOTER = re.compile(
@@ -71,6 +73,26 @@ _DIMENSION_END = re.compile(
 _GRID_TAG = re.compile(rb"<(/?)(?:[A-Za-z_][\w.-]*:)?(row|c)(?=[\s/>])([^>]*)>")
 _R_ATTRIBUTE = re.compile(rb"""(?:^|\s)r\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _REFERENCE = re.compile(rb"([A-Za-z]*)([0-9]*)")
+
+# ODS tags as calamine matches them (prefix and all); an attribute value may
+# hold ">" unescaped, so the tag patterns step over quoted values.
+_ODS_ATTRIBUTES = rb"""((?:[^>"']|"[^"]*"|'[^']*')*)>"""
+_ODS_TABLE = re.compile(rb"<table:table(?=[\s/>])" + _ODS_ATTRIBUTES)
+_ODS_CELL = re.compile(rb"<table:(?:covered-)?table-cell(?=[\s/>])" + _ODS_ATTRIBUTES)
+_ODS_ROW_ATTRIBUTES = re.compile(rb"(?=[\s/>])" + _ODS_ATTRIBUTES)
+_ODS_NAME = re.compile(rb"""\stable:name\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_ODS_ROWS_REPEATED = re.compile(
+    rb"""\stable:number-rows-repeated\s*=\s*["']([^"']*)["']"""
+)
+_ODS_COLUMNS_REPEATED = re.compile(
+    rb"""\stable:number-columns-repeated\s*=\s*["']([^"']*)["']"""
+)
+# What makes calamine keep a cell: a value, a formula, or a string type
+# (its text, even empty, is the value).
+_ODS_VALUE = re.compile(
+    rb"\s(?:office:(?:value|string-value|date-value|time-value|boolean-value)"
+    rb"|table:formula)\s*=|\soffice:value-type\s*=\s*[\"']string"
+)
 
 
 def extract_spreadsheet(source: Source, ctx: ExtractContext) -> ExtractionResult:
@@ -465,74 +487,85 @@ def ods_grid_extents(content: bytes) -> list[tuple[str, int, int]]:
     last, empty rows between them counted with their repeats, those before
     and after not. The columns here run from A, so they bound both the rows
     it keeps while reading and the grid it trims to the first used column.
-    """
-    from docmill.extract.odf import TABLE
 
-    table_tag, row_tag = f"{{{TABLE}}}table", f"{{{TABLE}}}table-row"
-    cell_tags = (f"{{{TABLE}}}table-cell", f"{{{TABLE}}}covered-table-cell")
-    table_name = f"{{{TABLE}}}name"
-    rows_repeated = f"{{{TABLE}}}number-rows-repeated"
-    columns_repeated = f"{{{TABLE}}}number-columns-repeated"
+    calamine matches tag names with their ``table:`` prefix, and so do the
+    scans here, on the bytes (nothing is expanded). A Python step per cell
+    (lxml's iterparse) took three times calamine's whole read, so a table
+    without repeats is bounded by counts alone (every row, and its cells,
+    counted), and elsewhere a row is walked cell by cell only when column
+    repeats remain once its empty trailing cells are cut off.
+    """
     found: list[tuple[str, int, int]] = []
-    rows = columns = waiting = 0
-    events = iterparse(content, "ODS part 'content.xml'", (table_tag, row_tag))
-    for element in events:
-        if element.tag == table_tag:
-            name = element.get(table_name)
-            if name is not None:
-                found.append((name, rows, columns))
-            rows = columns = waiting = 0
-            element.clear()
+    tables = list(_ODS_TABLE.finditer(content))
+    for number, table in enumerate(tables):
+        name = _ODS_NAME.search(table.group(1))
+        if name is None:
             continue
-        width = position = 0
-        for cell in element:
-            if cell.tag not in cell_tags:
-                continue
-            position += _repeat(cell.get(columns_repeated))
-            if cell.attrib and _holds_value(cell):
-                width = position
-        repeats = _repeat(element.get(rows_repeated))
-        if width:
-            rows += waiting + repeats
-            waiting = 0
-            columns = max(columns, width)
+        end = tables[number + 1].start() if number + 1 < len(tables) else len(content)
+        body = content[table.end() : end]
+        rows = body.split(b"<table:table-row")[1:]
+        if b"-repeated" in body:
+            extent = _repeated_extent(rows)
         elif rows:
-            waiting += repeats
-        # Rows already counted are dropped, so a large table never sits in
-        # memory as one tree.
-        element.clear()
-        while element.getprevious() is not None:
-            del element.getparent()[0]  # type: ignore[union-attr]
+            cells = map(bytes.count, rows, repeat(b"<table:table-cell"))
+            covered = map(bytes.count, rows, repeat(b"<table:covered-table-cell"))
+            extent = len(rows), max(map(add, cells, covered))
+        else:
+            extent = 0, 0
+        quoted = name.group(1) if name.group(1) is not None else name.group(2)
+        found.append((html.unescape(quoted.decode("utf-8", "replace")), *extent))
     return found
 
 
-def _repeat(value: str | None) -> int:
-    if value is None:
-        return 1
+def _repeated_extent(rows: list[bytes]) -> tuple[int, int]:
+    height = width = waiting = 0
+    for row in rows:
+        tag = _ODS_ROW_ATTRIBUTES.match(row)
+        if tag is None:
+            # <table:table-rows>, <table:table-row-group>: not a row.
+            continue
+        repeated = _ODS_ROWS_REPEATED.search(tag.group(1))
+        repeats = 1 if repeated is None else _repeat(repeated.group(1))
+        cells = _row_width(row, tag.end())
+        if cells:
+            height += waiting + repeats
+            waiting = 0
+            width = max(width, cells)
+        elif height:
+            waiting += repeats
+    return height, width
+
+
+def _row_width(row: bytes, start: int) -> int:
+    """Cells up to the last one holding a value or formula, repeats counted."""
+    end = len(row)
+    while True:
+        last = max(
+            row.rfind(b"<table:table-cell", start, end),
+            row.rfind(b"<table:covered-table-cell", start, end),
+        )
+        if last < 0:
+            return 0
+        if _ODS_VALUE.search(row, last, end):
+            break
+        end = last
+    if row.find(b"number-columns-repeated", start, end) < 0:
+        cells = row.count(b"<table:table-cell", start, end)
+        return cells + row.count(b"<table:covered-table-cell", start, end)
+    width = position = 0
+    for cell in _ODS_CELL.finditer(row, start, end):
+        attributes = cell.group(1)
+        repeated = _ODS_COLUMNS_REPEATED.search(attributes)
+        position += 1 if repeated is None else _repeat(repeated.group(1))
+        if _ODS_VALUE.search(attributes):
+            width = position
+    # The last cell was kept for a value found in it, its text perhaps.
+    return max(width, position)
+
+
+def _repeat(value: bytes) -> int:
     try:
         # calamine refuses a count that is not a number; any guess will do.
-        return max(int(value), 1)
+        return max(int(html.unescape(value.decode("ascii", "replace"))), 1)
     except ValueError:
         return 1
-
-
-_VALUE_ATTRIBUTES = frozenset(
-    f"{{{namespace}}}{name}"
-    for namespace, name in (
-        ("urn:oasis:names:tc:opendocument:xmlns:office:1.0", "value"),
-        ("urn:oasis:names:tc:opendocument:xmlns:office:1.0", "string-value"),
-        ("urn:oasis:names:tc:opendocument:xmlns:office:1.0", "date-value"),
-        ("urn:oasis:names:tc:opendocument:xmlns:office:1.0", "time-value"),
-        ("urn:oasis:names:tc:opendocument:xmlns:office:1.0", "boolean-value"),
-        ("urn:oasis:names:tc:opendocument:xmlns:table:1.0", "formula"),
-    )
-)
-_VALUE_TYPE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}value-type"
-
-
-def _holds_value(cell: Any) -> bool:
-    # A string-typed cell holds its text, even an empty one: calamine keeps
-    # it as a value.
-    return cell.get(_VALUE_TYPE) == "string" or not _VALUE_ATTRIBUTES.isdisjoint(
-        cell.keys()
-    )
