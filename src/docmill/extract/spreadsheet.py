@@ -80,6 +80,7 @@ _ODS_ATTRIBUTES = rb"""((?:[^>"']|"[^"]*"|'[^']*')*)>"""
 _ODS_TABLE = re.compile(rb"<table:table(?=[\s/>])" + _ODS_ATTRIBUTES)
 _ODS_CELL = re.compile(rb"<table:(?:covered-)?table-cell(?=[\s/>])" + _ODS_ATTRIBUTES)
 _ODS_ROW_ATTRIBUTES = re.compile(rb"(?=[\s/>])" + _ODS_ATTRIBUTES)
+_ROW_TAG_END = frozenset(bytes([byte]) for byte in b" \t\r\n/>")
 _ODS_NAME = re.compile(rb"""\stable:name\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _ODS_ROWS_REPEATED = re.compile(
     rb"""\stable:number-rows-repeated\s*=\s*["']([^"']*)["']"""
@@ -461,7 +462,7 @@ def _check_ods_grids(content: bytes) -> None:
     """
     allowance = _memory_cap() // 2 // _GRID_CELL_BYTES
     total = 0
-    for name, rows, columns in ods_grid_extents(content):
+    for name, rows, columns in ods_grid_extents(content, allowance):
         total += rows * columns
         if rows * columns > allowance:
             raise LimitExceeded(
@@ -476,9 +477,9 @@ def _check_ods_grids(content: bytes) -> None:
             )
 
 
-def ods_grid_extents(content: bytes) -> list[tuple[str, int, int]]:
+def ods_grid_extents(content: bytes, enough: int = 0) -> list[tuple[str, int, int]]:
     """
-    Each named table's rows and columns as calamine allocates them.
+    Each named table's rows and columns as calamine allocates them, or more.
 
     calamine's ODS reader (0.37, found by reading small files back) keeps,
     for each row, every cell up to its last one holding a value or formula,
@@ -490,70 +491,103 @@ def ods_grid_extents(content: bytes) -> list[tuple[str, int, int]]:
 
     calamine matches tag names with their ``table:`` prefix, and so do the
     scans here, on the bytes (nothing is expanded). A Python step per cell
-    (lxml's iterparse) took three times calamine's whole read, so a table
-    without repeats is bounded by counts alone (every row, and its cells,
-    counted), and elsewhere a row is walked cell by cell only when column
-    repeats remain once its empty trailing cells are cut off.
+    (lxml's iterparse) took three times calamine's whole read, so the scans
+    go a row at a time, C-level where they can: a row without repeats is
+    taken as holding a value when it names an ``office:`` attribute or a
+    formula, and as one cell per 19 bytes (the shortest cell tag) while the
+    table's grid stays within ``enough`` cells; past that its cells are
+    counted. Any of these only errs high.
     """
     found: list[tuple[str, int, int]] = []
-    tables = list(_ODS_TABLE.finditer(content))
-    for number, table in enumerate(tables):
+    starts = []
+    at = 0
+    while True:
+        table = _ODS_TABLE.search(content, at)
+        if table is None:
+            break
+        starts.append(table)
+        close = content.find(b"</table:table>", table.end())
+        at = len(content) if close < 0 else close
+    for number, table in enumerate(starts):
         name = _ODS_NAME.search(table.group(1))
         if name is None:
             continue
-        end = tables[number + 1].start() if number + 1 < len(tables) else len(content)
-        body = content[table.end() : end]
-        rows = body.split(b"<table:table-row")[1:]
-        if b"-repeated" in body:
-            extent = _repeated_extent(rows)
-        elif rows:
-            cells = map(bytes.count, rows, repeat(b"<table:table-cell"))
-            covered = map(bytes.count, rows, repeat(b"<table:covered-table-cell"))
-            extent = len(rows), max(map(add, cells, covered))
-        else:
-            extent = 0, 0
+        end = starts[number + 1].start() if number + 1 < len(starts) else len(content)
+        rows = content[table.end() : end].split(b"<table:table-row")[1:]
+        extent = _table_extent(rows, enough)
         quoted = name.group(1) if name.group(1) is not None else name.group(2)
         found.append((html.unescape(quoted.decode("utf-8", "replace")), *extent))
     return found
 
 
-def _repeated_extent(rows: list[bytes]) -> tuple[int, int]:
+def _table_extent(
+    rows: list[bytes], enough: int, exact: bool = False
+) -> tuple[int, int]:
+    repeated = list(map(bytes.__contains__, rows, repeat(b"-repeated")))
+    if not any(repeated):
+        # Every row counts once, and no row can be wider than its bytes allow.
+        height = len(rows)
+        width = max(map(len, rows), default=0) // 19
+        if height * width > enough:
+            plain = map(bytes.count, rows, repeat(b"<table:table-cell"))
+            covered = map(bytes.count, rows, repeat(b"<table:covered-table-cell"))
+            width = max(map(add, plain, covered), default=0)
+        return height, width
+    valued = map(bytes.__contains__, rows, repeat(b"office:"))
+    formulas = map(bytes.__contains__, rows, repeat(b"table:formula"))
     height = width = waiting = 0
-    for row in rows:
-        tag = _ODS_ROW_ATTRIBUTES.match(row)
-        if tag is None:
+    for row, has_repeats, has_value, has_formula in zip(
+        rows, repeated, valued, formulas, strict=False
+    ):
+        if row[:1] not in _ROW_TAG_END:
             # <table:table-rows>, <table:table-row-group>: not a row.
             continue
-        repeated = _ODS_ROWS_REPEATED.search(tag.group(1))
-        repeats = 1 if repeated is None else _repeat(repeated.group(1))
-        cells = _row_width(row, tag.end())
+        repeats = 1
+        if has_repeats:
+            cells = _row_width(row, exact)
+            # No "<" can stand in an attribute value: the row's tag ends
+            # before the first one.
+            tag_end = row.find(b"<")
+            if row.find(b"number-rows-repeated", 0, tag_end) >= 0:
+                found = _ODS_ROWS_REPEATED.search(row, 0, tag_end)
+                repeats = 1 if found is None else _repeat(found.group(1))
+        else:
+            cells = 0
+            if has_value or has_formula:
+                cells = _row_width(row, True) if exact else len(row) // 19
         if cells:
             height += waiting + repeats
             waiting = 0
             width = max(width, cells)
         elif height:
             waiting += repeats
+    if height * width > enough and not exact:
+        # The bounds by bytes did not clear it: count the cells.
+        return _table_extent(rows, enough, exact=True)
     return height, width
 
 
-def _row_width(row: bytes, start: int) -> int:
+def _row_width(row: bytes, exact: bool) -> int:
     """Cells up to the last one holding a value or formula, repeats counted."""
     end = len(row)
     while True:
         last = max(
-            row.rfind(b"<table:table-cell", start, end),
-            row.rfind(b"<table:covered-table-cell", start, end),
+            row.rfind(b"<table:table-cell", 0, end),
+            row.rfind(b"<table:covered-table-cell", 0, end),
         )
         if last < 0:
             return 0
         if _ODS_VALUE.search(row, last, end):
             break
         end = last
-    if row.find(b"number-columns-repeated", start, end) < 0:
-        cells = row.count(b"<table:table-cell", start, end)
-        return cells + row.count(b"<table:covered-table-cell", start, end)
+    if row.find(b"number-columns-repeated", 0, end) < 0:
+        if not exact:
+            # No cell is shorter than 19 bytes.
+            return max(end // 19, 1)
+        cells = row.count(b"<table:table-cell", 0, end)
+        return cells + row.count(b"<table:covered-table-cell", 0, end)
     width = position = 0
-    for cell in _ODS_CELL.finditer(row, start, end):
+    for cell in _ODS_CELL.finditer(row, 0, end):
         attributes = cell.group(1)
         repeated = _ODS_COLUMNS_REPEATED.search(attributes)
         position += 1 if repeated is None else _repeat(repeated.group(1))

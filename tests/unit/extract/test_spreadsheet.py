@@ -320,3 +320,19 @@ def test_ods_extents_follow_calamines_placement() -> None:
     )
 
     assert ods_grid_extents(content) == [("S", 12, 4)]
+
+
+def test_a_table_without_repeats_is_as_wide_as_its_widest_row() -> None:
+    cell = b'<table:table-cell office:value-type="string"><text:p>x</text:p>'
+    cell += b"</table:table-cell>"
+    rows = b"<table:table-row>%s</table:table-row>"
+    content = (
+        ODS_HEAD
+        + b'<table:table table:name="Ragged">'
+        + rows % (cell * 50)
+        + (rows % cell) * 3
+        + b"</table:table></office:spreadsheet></office:body>"
+        b"</office:document-content>"
+    )
+
+    assert ods_grid_extents(content) == [("Ragged", 4, 50)]
