@@ -459,6 +459,14 @@ def _check_ods_grids(content: bytes) -> None:
 
     calamine reads every table of an ODS when the workbook is opened and
     keeps them all, so the tables are summed, not weighed one by one.
+
+    Known shortcomings: the bound counts cells at 48 bytes, but a value
+    repeated across the grid becomes a Python object per cell (about 105
+    bytes a cell for numbers, 200 for short strings, measured), so a grid of
+    repeated values near the bound can still pass the cap; weighing each
+    repeated cell by its value, or reading rows lazily (iter_rows) instead of
+    to_python, would close it. A table nested in a cell starts a new table
+    for the scan, splitting its parent's rows.
     """
     allowance = _memory_cap() // 2 // _GRID_CELL_BYTES
     total = 0
