@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.odsfiles import wide_ods
+
 
 def run_extract(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -203,3 +205,20 @@ def _stat(pid: int) -> list[str]:
     except OSError:
         return []
     return text.rsplit(")", 1)[1].split()[:2]
+
+
+def test_extract_refuses_an_ods_too_wide_for_memory_without_a_crash(
+    tmp_path: Path,
+) -> None:
+    # Before the ODS grid guard, calamine aborted the child (SIGABRT, a Rust
+    # backtrace on stderr) and the file ended as worker_crash.
+    (tmp_path / "wide.ods").write_bytes(wide_ods())
+
+    done = run_extract("--no-text", str(tmp_path / "wide.ods"))
+
+    record = json.loads(done.stdout)
+    assert record["error"]["code"] == "limit_exceeded"
+    assert "'Wide' spans 5000 rows by 16384 columns" in record["error"]["message"]
+    assert done.returncode == 1
+    assert "backtrace" not in done.stderr
+    assert "Traceback" not in done.stderr

@@ -17,6 +17,8 @@ import re
 import resource
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
+from itertools import repeat
+from operator import add
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,27 @@ _GRID_TAG = re.compile(rb"<(/?)(?:[A-Za-z_][\w.-]*:)?(row|c)(?=[\s/>])([^>]*)>")
 _R_ATTRIBUTE = re.compile(rb"""(?:^|\s)r\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _REFERENCE = re.compile(rb"([A-Za-z]*)([0-9]*)")
 
+# ODS tags as calamine matches them (prefix and all); an attribute value may
+# hold ">" unescaped, so the tag patterns step over quoted values.
+_ODS_ATTRIBUTES = rb"""((?:[^>"']|"[^"]*"|'[^']*')*)>"""
+_ODS_TABLE = re.compile(rb"<table:table(?=[\s/>])" + _ODS_ATTRIBUTES)
+_ODS_CELL = re.compile(rb"<table:(?:covered-)?table-cell(?=[\s/>])" + _ODS_ATTRIBUTES)
+_ODS_ROW_ATTRIBUTES = re.compile(rb"(?=[\s/>])" + _ODS_ATTRIBUTES)
+_ROW_TAG_END = frozenset(bytes([byte]) for byte in b" \t\r\n/>")
+_ODS_NAME = re.compile(rb"""\stable:name\s*=\s*(?:"([^"]*)"|'([^']*)')""")
+_ODS_ROWS_REPEATED = re.compile(
+    rb"""\stable:number-rows-repeated\s*=\s*["']([^"']*)["']"""
+)
+_ODS_COLUMNS_REPEATED = re.compile(
+    rb"""\stable:number-columns-repeated\s*=\s*["']([^"']*)["']"""
+)
+# What makes calamine keep a cell: a value, a formula, or a string type
+# (its text, even empty, is the value).
+_ODS_VALUE = re.compile(
+    rb"\s(?:office:(?:value|string-value|date-value|time-value|boolean-value)"
+    rb"|table:formula)\s*=|\soffice:value-type\s*=\s*[\"']string"
+)
+
 
 def extract_spreadsheet(source: Source, ctx: ExtractContext) -> ExtractionResult:
     media_type = _media_type(source, ctx)
@@ -83,14 +106,6 @@ def extract_spreadsheet(source: Source, ctx: ExtractContext) -> ExtractionResult
             metadata = package.core_properties()
             _reserve_for_calamine(package)
     elif media_type == mime.ODS:
-        # Known gap: calamine also reads ODS into a dense grid, and refuses
-        # only past 100 million cells; 5,000 rows of 16,383 repeated empty
-        # cells then a value still abort the child under a 2 GiB cap. The fix
-        # is a bound like _check_grid's over content.xml, following
-        # calamine's ods.rs: rows from the first to the last row holding a
-        # value (number-rows-repeated counted), columns to the last cell
-        # with a value (number-columns-repeated counted, empty trailing
-        # cells not), for the value and formula grids alike.
         metadata = _ods_metadata(source, ctx)
 
     workbook = _open(source)
@@ -434,5 +449,165 @@ def _ods_metadata(source: Source, ctx: ExtractContext) -> dict[str, Any]:
 
     with Package(source, ctx, "ODS") as package:
         # content.xml is read (and so size-checked) before calamine inflates it.
-        package.read("content.xml")
+        _check_ods_grids(package.read("content.xml"))
         return read_meta(package)
+
+
+def _check_ods_grids(content: bytes) -> None:
+    """
+    Refuse a workbook whose tables' grids would not fit the process's memory.
+
+    calamine reads every table of an ODS when the workbook is opened and
+    keeps them all, so the tables are summed, not weighed one by one.
+
+    Known shortcomings: the bound counts cells at 48 bytes, but a value
+    repeated across the grid becomes a Python object per cell (about 105
+    bytes a cell for numbers, 200 for short strings, measured), so a grid of
+    repeated values near the bound can still pass the cap; weighing each
+    repeated cell by its value, or reading rows lazily (iter_rows) instead of
+    to_python, would close it. A table nested in a cell starts a new table
+    for the scan, splitting its parent's rows.
+    """
+    allowance = _memory_cap() // 2 // _GRID_CELL_BYTES
+    total = 0
+    for name, rows, columns in ods_grid_extents(content, allowance):
+        total += rows * columns
+        if rows * columns > allowance:
+            raise LimitExceeded(
+                f"sheet {name!r} spans {rows} rows by {columns} columns, more "
+                f"cells than can be read within the memory limit ({allowance} cells)"
+            )
+        if total > allowance:
+            raise LimitExceeded(
+                f"the sheets up to {name!r} ({rows} rows by {columns} columns) "
+                f"span {total} cells together, more than can be read within the "
+                f"memory limit ({allowance} cells)"
+            )
+
+
+def ods_grid_extents(content: bytes, enough: int = 0) -> list[tuple[str, int, int]]:
+    """
+    Each named table's rows and columns as calamine allocates them, or more.
+
+    calamine's ODS reader (0.37, found by reading small files back) keeps,
+    for each row, every cell up to its last one holding a value or formula,
+    repeats counted and the leading empty ones too; empty cells that end a
+    row are dropped. Its grid then runs from the first row holding one to the
+    last, empty rows between them counted with their repeats, those before
+    and after not. The columns here run from A, so they bound both the rows
+    it keeps while reading and the grid it trims to the first used column.
+
+    calamine matches tag names with their ``table:`` prefix, and so do the
+    scans here, on the bytes (nothing is expanded). A Python step per cell
+    (lxml's iterparse) took three times calamine's whole read, so the scans
+    go a row at a time, C-level where they can: a row without repeats is
+    taken as holding a value when it names an ``office:`` attribute or a
+    formula, and as one cell per 19 bytes (the shortest cell tag) while the
+    table's grid stays within ``enough`` cells; past that its cells are
+    counted. Any of these only errs high.
+    """
+    found: list[tuple[str, int, int]] = []
+    starts = []
+    at = 0
+    while True:
+        table = _ODS_TABLE.search(content, at)
+        if table is None:
+            break
+        starts.append(table)
+        close = content.find(b"</table:table>", table.end())
+        at = len(content) if close < 0 else close
+    for number, table in enumerate(starts):
+        name = _ODS_NAME.search(table.group(1))
+        if name is None:
+            continue
+        end = starts[number + 1].start() if number + 1 < len(starts) else len(content)
+        rows = content[table.end() : end].split(b"<table:table-row")[1:]
+        extent = _table_extent(rows, enough)
+        quoted = name.group(1) if name.group(1) is not None else name.group(2)
+        found.append((html.unescape(quoted.decode("utf-8", "replace")), *extent))
+    return found
+
+
+def _table_extent(
+    rows: list[bytes], enough: int, exact: bool = False
+) -> tuple[int, int]:
+    repeated = list(map(bytes.__contains__, rows, repeat(b"-repeated")))
+    if not any(repeated):
+        # Every row counts once, and no row can be wider than its bytes allow.
+        height = len(rows)
+        width = max(map(len, rows), default=0) // 19
+        if height * width > enough:
+            plain = map(bytes.count, rows, repeat(b"<table:table-cell"))
+            covered = map(bytes.count, rows, repeat(b"<table:covered-table-cell"))
+            width = max(map(add, plain, covered), default=0)
+        return height, width
+    valued = map(bytes.__contains__, rows, repeat(b"office:"))
+    formulas = map(bytes.__contains__, rows, repeat(b"table:formula"))
+    height = width = waiting = 0
+    for row, has_repeats, has_value, has_formula in zip(
+        rows, repeated, valued, formulas, strict=False
+    ):
+        if row[:1] not in _ROW_TAG_END:
+            # <table:table-rows>, <table:table-row-group>: not a row.
+            continue
+        repeats = 1
+        if has_repeats:
+            cells = _row_width(row, exact)
+            # No "<" can stand in an attribute value: the row's tag ends
+            # before the first one.
+            tag_end = row.find(b"<")
+            if row.find(b"number-rows-repeated", 0, tag_end) >= 0:
+                found = _ODS_ROWS_REPEATED.search(row, 0, tag_end)
+                repeats = 1 if found is None else _repeat(found.group(1))
+        else:
+            cells = 0
+            if has_value or has_formula:
+                cells = _row_width(row, True) if exact else len(row) // 19
+        if cells:
+            height += waiting + repeats
+            waiting = 0
+            width = max(width, cells)
+        elif height:
+            waiting += repeats
+    if height * width > enough and not exact:
+        # The bounds by bytes did not clear it: count the cells.
+        return _table_extent(rows, enough, exact=True)
+    return height, width
+
+
+def _row_width(row: bytes, exact: bool) -> int:
+    """Cells up to the last one holding a value or formula, repeats counted."""
+    end = len(row)
+    while True:
+        last = max(
+            row.rfind(b"<table:table-cell", 0, end),
+            row.rfind(b"<table:covered-table-cell", 0, end),
+        )
+        if last < 0:
+            return 0
+        if _ODS_VALUE.search(row, last, end):
+            break
+        end = last
+    if row.find(b"number-columns-repeated", 0, end) < 0:
+        if not exact:
+            # No cell is shorter than 19 bytes.
+            return max(end // 19, 1)
+        cells = row.count(b"<table:table-cell", 0, end)
+        return cells + row.count(b"<table:covered-table-cell", 0, end)
+    width = position = 0
+    for cell in _ODS_CELL.finditer(row, 0, end):
+        attributes = cell.group(1)
+        repeated = _ODS_COLUMNS_REPEATED.search(attributes)
+        position += 1 if repeated is None else _repeat(repeated.group(1))
+        if _ODS_VALUE.search(attributes):
+            width = position
+    # The last cell was kept for a value found in it, its text perhaps.
+    return max(width, position)
+
+
+def _repeat(value: bytes) -> int:
+    try:
+        # calamine refuses a count that is not a number; any guess will do.
+        return max(int(html.unescape(value.decode("ascii", "replace"))), 1)
+    except ValueError:
+        return 1

@@ -18,6 +18,15 @@ from docmill.extract.spreadsheet import (
     format_value,
     grid_extent,
     header_text,
+    ods_grid_extents,
+)
+from tests.odsfiles import (
+    ODS_HEAD,
+    ods,
+    ods_empty,
+    ods_row,
+    ods_value,
+    wide_ods,
 )
 
 
@@ -249,3 +258,81 @@ def test_header_codes_are_stripped_and_sections_spaced() -> None:
     code = '&L&"Arial,Bold"&12Left&CCentre &A&RR&&D'
 
     assert header_text(code, "Sheet1") == "Left Centre Sheet1 R&D"
+
+
+def test_an_ods_of_repeated_empty_cells_is_refused_not_a_crash() -> None:
+    ctx = ExtractContext()
+    ctx.media_type = mime.ODS
+
+    with pytest.raises(LimitExceeded, match="'Wide' spans 5000 rows by 16384 columns"):
+        extract_spreadsheet(wide_ods(), ctx)
+
+
+def test_an_ods_row_repeated_past_the_limit_is_refused() -> None:
+    data = ods({"Tall": ods_row(ods_value(7, 1000), 1_000_000)})
+    ctx = ExtractContext()
+    ctx.media_type = mime.ODS
+
+    with pytest.raises(LimitExceeded, match="'Tall' spans 1000000 rows by 1000"):
+        extract_spreadsheet(data, ctx)
+
+
+def test_ods_sheets_are_summed_as_calamine_holds_them_all() -> None:
+    half = ods_row(ods_value(1, 4000), 4000)
+    data = ods({"One": half, "Two": half})
+    ctx = ExtractContext()
+    ctx.media_type = mime.ODS
+
+    with pytest.raises(LimitExceeded, match=r"up to 'Two'.* 32000000 cells"):
+        extract_spreadsheet(data, ctx)
+
+
+def test_a_large_ods_with_trailing_repeats_is_read() -> None:
+    # As LibreOffice writes a sheet: each row ends in a run of empty cells,
+    # and the table in a run of empty rows to the last row of the sheet.
+    row = ods_value(1) + ods_value(2, 3) + ods_empty(1020)
+    data = ods({"Big": ods_row(row, 20_000) + ods_row(ods_empty(1024), 1_028_576)})
+    ctx = ExtractContext()
+    ctx.media_type = mime.ODS
+
+    pages = extract_spreadsheet(data, ctx).pages
+
+    assert pages[0].split("\n") == ["1\t2\t2\t2"] * 20_000
+
+
+def test_ods_extents_follow_calamines_placement() -> None:
+    content = (
+        ODS_HEAD
+        + (
+            b'<table:table table:name="S">'
+            + ods_row(ods_empty(50), 400)  # before the first value: not counted
+            + ods_row(ods_empty(3) + ods_value(1) + ods_empty(900))
+            + ods_row(ods_empty(1), 10)  # between values: counted
+            + b"<table:table-header-rows>"
+            + ods_row(b'<table:table-cell office:value-type="string"/>')
+            + b"</table:table-header-rows>"
+            + ods_row(ods_empty(2), 1000)  # after the last value: not counted
+            + b"</table:table><table:table>"
+            + ods_row(ods_value(1, 99))  # unnamed: calamine skips it
+            + b"</table:table></office:spreadsheet></office:body>"
+            b"</office:document-content>"
+        )
+    )
+
+    assert ods_grid_extents(content) == [("S", 12, 4)]
+
+
+def test_a_table_without_repeats_is_as_wide_as_its_widest_row() -> None:
+    cell = b'<table:table-cell office:value-type="string"><text:p>x</text:p>'
+    cell += b"</table:table-cell>"
+    rows = b"<table:table-row>%s</table:table-row>"
+    content = (
+        ODS_HEAD
+        + b'<table:table table:name="Ragged">'
+        + rows % (cell * 50)
+        + (rows % cell) * 3
+        + b"</table:table></office:spreadsheet></office:body>"
+        b"</office:document-content>"
+    )
+
+    assert ods_grid_extents(content) == [("Ragged", 4, 50)]
