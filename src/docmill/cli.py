@@ -254,6 +254,8 @@ def extract(
     """Process files locally, with no server: JSON Lines on stdout."""
     if output_format not in ("json", "text", "markdown"):
         raise typer.BadParameter("choose json, text or markdown", param_hint="--format")
+    if jobs < 0:
+        raise typer.BadParameter("0 (one per core) or more", param_hint="--jobs")
     from docmill.extract_settings import load_extract_settings
     from docmill.local import run_extract
 

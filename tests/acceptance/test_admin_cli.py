@@ -101,3 +101,28 @@ def test_purge_says_how_many_documents_it_deleted(tmp_path: Path) -> None:
 
     assert drained.returncode == 0, drained.stderr
     assert done.stderr.splitlines()[0] == "purged 2 document(s); 2 original(s) deleted"
+
+
+def test_the_operator_deletes_a_shared_parser(tmp_path: Path) -> None:
+    data = str(tmp_path / "data")
+    rules = tmp_path / "memo.json"
+    rules.write_text(
+        '{"name": "memo", "fields": {"v": {"rule": "constant", "value": 1}}}'
+    )
+    applied = run_cli("parsers", "apply", str(rules), "--data-dir", data, cwd=tmp_path)
+
+    deleted = run_cli("parsers", "delete", "memo", "--data-dir", data, cwd=tmp_path)
+    listed = run_cli("parsers", "list", "--data-dir", data, cwd=tmp_path)
+    again = run_cli("parsers", "delete", "memo", "--data-dir", data, cwd=tmp_path)
+
+    assert (applied.returncode, deleted.returncode, listed.stdout) == (0, 0, "")
+    assert (again.returncode, again.stderr.strip()) == (1, "no shared parser 'memo'")
+
+
+def test_parsers_before_the_first_serve_say_what_to_run(tmp_path: Path) -> None:
+    listed = run_cli("parsers", "list", cwd=tmp_path)
+    deleted = run_cli("parsers", "delete", "memo", cwd=tmp_path)
+
+    for done in (listed, deleted):
+        assert (done.returncode, len(done.stderr.splitlines())) == (2, 1)
+        assert "`docmill db upgrade`" in done.stderr

@@ -200,3 +200,20 @@ async def test_export_streams_one_row_per_document(
     assert json.loads(rows[0]["line_items"]) == good.expected["line_items"]
     lines = [json.loads(line) for line in as_jsonl.text.splitlines()]
     assert [line["fields"] for line in lines] == [good.expected, missing.expected]
+
+
+async def test_of_concurrent_creates_of_one_name_one_wins(
+    client: httpx.AsyncClient,
+) -> None:
+    import asyncio
+
+    def rules(n: int) -> dict[str, Any]:
+        return {"name": "raced", "fields": {"v": {"rule": "constant", "value": n}}}
+
+    answers = await asyncio.gather(
+        *(client.post("/parsers", json=rules(n)) for n in range(8))
+    )
+    stored = (await client.get("/parsers/raced")).json()
+
+    assert sorted(a.status_code for a in answers) == [201] + [409] * 7
+    assert stored["version"] == 1

@@ -179,3 +179,13 @@ def test_a_bad_number_is_typers_usage_error() -> None:
     assert result.exit_code == 2
     assert "Invalid value for '--jobs'" in result.output
     assert "valid integer" in result.output
+
+
+def test_a_negative_job_count_is_a_usage_error(tmp_path: Path) -> None:
+    document = tmp_path / "a.txt"
+    document.write_text("alpha")
+
+    result = CliRunner().invoke(app, ["extract", "--jobs", "-1", str(document)])
+
+    assert result.exit_code == 2
+    assert "Invalid value for --jobs" in result.output

@@ -10,7 +10,6 @@ listing endpoints without reaching into how they read their bodies.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
@@ -34,7 +33,7 @@ from docmill.api.auth import GuardedRoute
 from docmill.api.problems import Problem, problem_response
 from docmill.exceptions import DocumentNotFound, ExtractionError
 from docmill.parsing.engine import parse_payload
-from docmill.parsing.errors import ParserNotFound
+from docmill.parsing.errors import ParserExists, ParserNotFound
 from docmill.parsing.rules import NAME_PATTERN, ParserSpec, validation_errors
 from docmill.parsing.service import assign_parser, parse_stored
 from docmill.parsing.store import ParserRecord, ParserStore
@@ -167,17 +166,17 @@ _RULES_BODY = {
 async def create_parser(request: Request, response: Response) -> ParserOut:
     """Create a parser (version 1). Rule errors answer 422 naming the rule."""
     spec = await _spec(request)
-    parsers = _parsers(request)
-    owner = auth.owner(request)
-    with contextlib.suppress(ParserNotFound):
-        await parsers.get(spec.name, owner=owner)
+    try:
+        record = await _parsers(request).save(
+            spec, owner=auth.owner(request), create=True
+        )
+    except ParserExists as exc:
         raise Problem(
             409,
             "parser-exists",
             f"parser {spec.name!r} exists; "
             f"PUT /parsers/{spec.name} saves a new version",
-        )
-    record = await parsers.save(spec, owner=owner)
+        ) from exc
     response.headers["Location"] = f"/parsers/{record.name}"
     return _out(record)
 

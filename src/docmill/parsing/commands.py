@@ -83,23 +83,48 @@ def list_parsers(
     database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
 ) -> None:
     """Name, newest version and field names of every shared parser."""
-    import asyncio
+    from docmill.parsing.store import ParserStore
 
-    settings = _settings(data_dir, database_url)
+    records = _admin(
+        data_dir, database_url, lambda services: ParserStore(services.engine).list()
+    )
+    for record in records:
+        names = ", ".join(record.rules.get("fields", {}))
+        typer.echo(f"{record.name}\tv{record.version}\t{names}")
 
-    async def run() -> None:
-        from docmill.db.engine import create_engine
-        from docmill.parsing.store import ParserStore
 
-        engine = create_engine(settings.resolved_database_url)
+@parsers_app.command("delete")
+def delete_parser(
+    name: str = typer.Argument(..., help="The shared parser to remove."),
+    data_dir: Path | None = typer.Option(None, help="[env: DOCMILL_DATA_DIR]"),
+    database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
+) -> None:
+    """Remove every version of a shared parser; fields it produced stay."""
+    from docmill.parsing.errors import ParserNotFound
+    from docmill.parsing.store import ParserStore
+
+    async def delete(services: Any) -> bool:
         try:
-            for record in await ParserStore(engine).list():
-                names = ", ".join(record.rules.get("fields", {}))
-                typer.echo(f"{record.name}\tv{record.version}\t{names}")
-        finally:
-            await engine.dispose()
+            await ParserStore(services.engine).delete(name)
+        except ParserNotFound:
+            return False
+        return True
 
-    asyncio.run(run())
+    if not _admin(data_dir, database_url, delete):
+        typer.echo(f"no shared parser {name!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"parser {name} deleted", err=True)
+
+
+def _admin(data_dir: Path | None, database_url: str | None, operation: Any) -> Any:
+    """Run ``operation(services)`` on the database, or say what to run first."""
+    from docmill.runtime import DatabaseNotReady, run_admin
+
+    try:
+        return run_admin(_settings(data_dir, database_url), operation)
+    except DatabaseNotReady as exc:
+        typer.echo(f"docmill: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 def parse(

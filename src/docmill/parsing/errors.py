@@ -4,6 +4,7 @@ The errors of parsing rules, a branch of docmill's error tree::
     DocmillError
     └── ParsingError
         ├── InvalidRules        a rules document failed validation (has .errors)
+        ├── ParserExists        a create found the name taken
         └── ParserNotFound      no parser has this name (or version)
 
 A rule that matches nothing, or a value that fails its type, is not an
@@ -30,6 +31,14 @@ class InvalidRules(ParsingError):
         super().__init__(
             f"invalid rules at {first['path'] or '(top)'}: {first['message']}"
         )
+
+
+class ParserExists(ParsingError):
+    """A parser of this name exists already (for the caller)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"parser {name!r} exists")
 
 
 class ParserNotFound(ParsingError):

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from docmill.db.engine import write_transaction
 from docmill.db.models import Document, DocumentFields, Parser
-from docmill.parsing.errors import ParserNotFound
+from docmill.parsing.errors import ParserExists, ParserNotFound
 from docmill.parsing.rules import ParserSpec
 
 logger = logging.getLogger(__name__)
@@ -75,8 +75,19 @@ class ParserStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def save(self, spec: ParserSpec, owner: str | None = None) -> ParserRecord:
-        """Store ``spec`` as the next version of its name, ``owner``'s own."""
+    async def save(
+        self, spec: ParserSpec, owner: str | None = None, *, create: bool = False
+    ) -> ParserRecord:
+        """
+        Store ``spec`` as the next version of its name, ``owner``'s own.
+
+        With ``create``, only as version 1 of a name the owner does not see
+        yet (neither its own nor a shared one), decided in the same
+        transaction as the insert, so of concurrent creates one wins.
+
+        Raises:
+            ParserExists: ``create`` and the name is taken.
+        """
         rules = spec.model_dump(mode="json", exclude_defaults=True)
         rules["name"] = spec.name
         namespace = _namespace(owner)
@@ -88,6 +99,16 @@ class ParserStore:
                             Parser.owner == namespace, Parser.name == spec.name
                         )
                     )
+                    if create and (
+                        latest is not None
+                        or await connection.scalar(
+                            select(Parser.version)
+                            .where(Parser.owner == SHARED, Parser.name == spec.name)
+                            .limit(1)
+                        )
+                        is not None
+                    ):
+                        raise ParserExists(spec.name)
                     record = ParserRecord(
                         spec.name,
                         (latest or 0) + 1,
@@ -106,9 +127,11 @@ class ParserStore:
                             created_at=record.created_at,
                         )
                     )
-            except IntegrityError:
+            except IntegrityError as exc:
                 # Two saves of one name raced on PostgreSQL; the loser takes
-                # the version after the winner's.
+                # the version after the winner's, or, creating, lost the name.
+                if create:
+                    raise ParserExists(spec.name) from exc
                 continue
             logger.info(
                 "parser %s saved as version %d",
