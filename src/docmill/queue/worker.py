@@ -504,10 +504,6 @@ class Worker:
                 self.settings.job_timeout_seconds,
                 on_progress=entry.progress.update,
             )
-            if not await start:
-                self._held.pop(claim.token, None)
-                await original.aclose()
-                return None
         except (ExtractionError, StorageError, FetchError) as exc:
             await original.aclose()
             self._held.pop(claim.token, None)
@@ -529,8 +525,11 @@ class Worker:
         else:
             # From here on a lost lease cancels the storing task, not this
             # slot, which moves on to its next document.
+            # The start's commit is awaited by the storing task, not here:
+            # the slot sends its child the next document meanwhile instead of
+            # waiting on the writer (a group commit and its fsync).
             task = asyncio.create_task(
-                self._store_result(claim, payload, original, path, started)
+                self._store_result(claim, start, payload, original, path, started)
             )
             entry.task = task
             return task
@@ -557,6 +556,7 @@ class Worker:
     async def _store_result(
         self,
         claim: Claim,
+        start: asyncio.Task[bool],
         payload: dict[str, Any],
         original: contextlib.AsyncExitStack,
         path: Path,
@@ -565,6 +565,11 @@ class Worker:
         try:
             try:
                 async with original:
+                    # Nothing of the document is used before its start has
+                    # committed (see _extract).
+                    if not await start:
+                        self._held.pop(claim.token, None)
+                        return
                     # Most documents have no parser: one cheap read says so.
                     parsed = await self.store.has_parser(claim)
                     if parsed:
@@ -574,9 +579,16 @@ class Worker:
             except asyncio.CancelledError:
                 self._held.pop(claim.token, None)
                 if not self._lost(claim):
+                    # Whichever the start got to, the release undoes it.
+                    await asyncio.shield(_settled(start))
                     await asyncio.shield(self._release(claim))
                     raise
                 return
+            except Exception:
+                # A start that met a database error: the document is left to
+                # its lease, which must then stop being renewed.
+                self._held.pop(claim.token, None)
+                raise
             # The result is written in one short transaction: its lease needs
             # no more renewal, and a lost one shows as LeaseLost.
             self._held.pop(claim.token, None)
