@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 # Pauses between tries of a result write that met a transient database error.
 _STORE_RETRY_DELAYS = (0.1, 0.5, 2.0)
+# Results a slot may have waiting for their write while its child reads on.
+_STORING_PER_SLOT = 2
 
 
 class _Held:
@@ -418,10 +420,12 @@ class Worker:
             self.settings.job_memory_mb,
             self.settings.extractor_plugins,
         )
-        # The result of the slot's previous document, still being stored
-        # while the child already reads the next one. One at a time, so
-        # results never pile up in memory when the database is slow.
-        storing: asyncio.Task[None] | None = None
+        # Results of the slot's previous documents, still being stored while
+        # the child already reads the next one. A bounded few, so results
+        # never pile up in memory when the database is slow; with only one,
+        # the slot waited on the writer's commit (and its fsync) before each
+        # next document, and its child sat idle meanwhile.
+        storing: collections.deque[asyncio.Task[None]] = collections.deque()
         try:
             while (claim := await self._next_claim(drain)) is not None:
                 self._busy += 1
@@ -442,15 +446,17 @@ class Worker:
                     if task is None:
                         await self._done_with_one(drain)
                 if task is not None:
-                    if storing is not None:
-                        await self._settle(storing)
-                    storing = task
+                    storing.append(task)
+                    while len(storing) > _STORING_PER_SLOT or (
+                        storing and storing[0].done()
+                    ):
+                        await self._settle(storing.popleft())
         finally:
             child.close()
-            if storing is not None:
+            while storing:
                 # Stopping: a result the child has produced is still worth
                 # its short write.
-                await self._settle(storing)
+                await self._settle(storing.popleft())
 
     async def _settle(self, storing: asyncio.Task[None]) -> None:
         """Wait for a result write; its failure is logged, not raised."""
