@@ -296,3 +296,108 @@ async def test_worker_outlives_a_result_it_cannot_store(
         stuck = (await client.get(f"/documents/{poisoned}")).json()
 
     assert (body["status"], stuck["status"]) == ("completed", "processing")
+
+
+async def test_result_waits_for_a_slow_start_while_the_slot_moves_on(
+    client_with: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    The slot hands its child the next document without waiting for the
+    start's commit, but no result is written before its own start commits.
+    """
+    from docmill.queue.store import JobStore
+
+    original_start, original_complete = JobStore.start, JobStore.complete
+    committed: set[str] = set()
+    early: list[str] = []
+
+    async def slow_start(self: Any, claim: Any) -> None:
+        await asyncio.sleep(0.3)
+        await original_start(self, claim)
+        committed.add(claim.document_id)
+
+    async def complete(self: Any, claim: Any, payload: Any) -> Any:
+        if claim.document_id not in committed:
+            early.append(claim.document_id)
+        return await original_complete(self, claim, payload)
+
+    monkeypatch.setattr(JobStore, "start", slow_start)
+    monkeypatch.setattr(JobStore, "complete", complete)
+    async with client_with(workers=1) as client:
+        began = time.monotonic()
+        ids = [await submit(client, f"document {i}".encode()) for i in range(4)]
+        bodies = [await wait_final(client, i) for i in ids]
+        elapsed = time.monotonic() - began
+
+    assert early == []
+    assert [(b["status"], b["attempts"]) for b in bodies] == [("completed", 1)] * 4
+    # Four starts of 0.3 s each, overlapping: one after another would be 1.2 s.
+    assert elapsed < 1.1
+
+
+async def test_claim_lost_while_its_start_is_pending_is_never_stored(
+    client_with: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from docmill.queue.store import JobStore
+
+    original_start, original_complete = JobStore.start, JobStore.complete
+    may_start = asyncio.Event()
+    completed: list[str] = []
+
+    async def start_after_the_cancel(self: Any, claim: Any) -> None:
+        await may_start.wait()
+        await original_start(self, claim)
+
+    async def complete(self: Any, claim: Any, payload: Any) -> Any:
+        completed.append(claim.document_id)
+        return await original_complete(self, claim, payload)
+
+    monkeypatch.setattr(JobStore, "start", start_after_the_cancel)
+    monkeypatch.setattr(JobStore, "complete", complete)
+    async with client_with(workers=1) as client:
+        lost = await submit(client, b"read, then cancelled before its start")
+        # The child reads it while the start waits; give it time to finish.
+        await asyncio.sleep(0.5)
+        cancelled = await client.post(f"/documents/{lost}/cancel")
+        may_start.set()
+        after = await wait_final(client, await submit(client, b"after"))
+        body = (await client.get(f"/documents/{lost}")).json()
+
+    assert cancelled.json()["status"] == "cancelled"
+    assert (body["status"], body["result"], body["attempts"]) == (
+        "cancelled",
+        None,
+        0,
+    )
+    assert (after["status"], lost in completed) == ("completed", False)
+
+
+async def test_start_that_meets_a_database_error_leaves_the_document_to_its_lease(
+    client_with: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The slot carries on; the document is not renewed, so its lease runs out."""
+    from docmill.queue.store import JobStore
+
+    original_start = JobStore.start
+    failed: list[str] = []
+
+    async def start_fails_once(self: Any, claim: Any) -> None:
+        if not failed:
+            failed.append(claim.document_id)
+            raise _deadlock()
+        await original_start(self, claim)
+
+    monkeypatch.setattr(JobStore, "start", start_fails_once)
+    async with client_with(workers=1, lease_seconds=1) as client:
+        first = await submit(client, b"its start fails")
+        later = await submit(client, b"the slot is still alive")
+        after = await wait_final(client, later)
+        # Reclaimed once its lease ran out, uncharged, then read again.
+        body = await wait_final(client, first, timeout=15)
+
+    assert failed == [first]
+    assert (after["status"], body["status"], body["attempts"]) == (
+        "completed",
+        "completed",
+        1,
+    )

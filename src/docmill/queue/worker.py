@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 # Pauses between tries of a result write that met a transient database error.
 _STORE_RETRY_DELAYS = (0.1, 0.5, 2.0)
+# Results a slot may have waiting for their write while its child reads on.
+_STORING_PER_SLOT = 2
 
 
 class _Held:
@@ -418,10 +420,12 @@ class Worker:
             self.settings.job_memory_mb,
             self.settings.extractor_plugins,
         )
-        # The result of the slot's previous document, still being stored
-        # while the child already reads the next one. One at a time, so
-        # results never pile up in memory when the database is slow.
-        storing: asyncio.Task[None] | None = None
+        # Results of the slot's previous documents, still being stored while
+        # the child already reads the next one. A bounded few, so results
+        # never pile up in memory when the database is slow; with only one,
+        # the slot waited on the writer's commit (and its fsync) before each
+        # next document, and its child sat idle meanwhile.
+        storing: collections.deque[asyncio.Task[None]] = collections.deque()
         try:
             while (claim := await self._next_claim(drain)) is not None:
                 self._busy += 1
@@ -442,15 +446,17 @@ class Worker:
                     if task is None:
                         await self._done_with_one(drain)
                 if task is not None:
-                    if storing is not None:
-                        await self._settle(storing)
-                    storing = task
+                    storing.append(task)
+                    while len(storing) > _STORING_PER_SLOT or (
+                        storing and storing[0].done()
+                    ):
+                        await self._settle(storing.popleft())
         finally:
             child.close()
-            if storing is not None:
+            while storing:
                 # Stopping: a result the child has produced is still worth
                 # its short write.
-                await self._settle(storing)
+                await self._settle(storing.popleft())
 
     async def _settle(self, storing: asyncio.Task[None]) -> None:
         """Wait for a result write; its failure is logged, not raised."""
@@ -504,10 +510,6 @@ class Worker:
                 self.settings.job_timeout_seconds,
                 on_progress=entry.progress.update,
             )
-            if not await start:
-                self._held.pop(claim.token, None)
-                await original.aclose()
-                return None
         except (ExtractionError, StorageError, FetchError) as exc:
             await original.aclose()
             self._held.pop(claim.token, None)
@@ -529,8 +531,11 @@ class Worker:
         else:
             # From here on a lost lease cancels the storing task, not this
             # slot, which moves on to its next document.
+            # The start's commit is awaited by the storing task, not here:
+            # the slot sends its child the next document meanwhile instead of
+            # waiting on the writer (a group commit and its fsync).
             task = asyncio.create_task(
-                self._store_result(claim, payload, original, path, started)
+                self._store_result(claim, start, payload, original, path, started)
             )
             entry.task = task
             return task
@@ -557,6 +562,7 @@ class Worker:
     async def _store_result(
         self,
         claim: Claim,
+        start: asyncio.Task[bool],
         payload: dict[str, Any],
         original: contextlib.AsyncExitStack,
         path: Path,
@@ -565,6 +571,11 @@ class Worker:
         try:
             try:
                 async with original:
+                    # Nothing of the document is used before its start has
+                    # committed (see _extract).
+                    if not await start:
+                        self._held.pop(claim.token, None)
+                        return
                     # Most documents have no parser: one cheap read says so.
                     parsed = await self.store.has_parser(claim)
                     if parsed:
@@ -574,9 +585,16 @@ class Worker:
             except asyncio.CancelledError:
                 self._held.pop(claim.token, None)
                 if not self._lost(claim):
+                    # Whichever the start got to, the release undoes it.
+                    await asyncio.shield(_settled(start))
                     await asyncio.shield(self._release(claim))
                     raise
                 return
+            except Exception:
+                # A start that met a database error: the document is left to
+                # its lease, which must then stop being renewed.
+                self._held.pop(claim.token, None)
+                raise
             # The result is written in one short transaction: its lease needs
             # no more renewal, and a lost one shows as LeaseLost.
             self._held.pop(claim.token, None)
