@@ -8,6 +8,8 @@ import logging
 import httpx
 import pytest
 
+from tests.support import wait_final
+
 pytestmark = pytest.mark.anyio
 
 
@@ -164,3 +166,19 @@ def test_asyncpg_connection_errors_are_recognised_through_their_cause() -> None:
         True,
         False,
     )
+
+
+async def test_a_bad_file_is_a_warning_in_the_log_not_an_error(
+    client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="docmill.queue.worker"):
+        created = await client.post(
+            "/documents", files={"file": ("junk.pdf", b"%PDF-1.7\n\x00\x01 broken")}
+        )
+        document = await wait_final(client, created.json()["id"])
+
+    failed = [
+        r for r in caplog.records if getattr(r, "action", None) == "document_failed"
+    ]
+    assert document["status"] == "failed"
+    assert [r.levelno for r in failed] == [logging.WARNING]

@@ -703,7 +703,11 @@ class Worker:
             )
             return
         if outcome.final:
-            logger.error(
+            # A file that is corrupt, empty, encrypted or too large is the
+            # sender's to fix, not the operator's: a warning. A failure that
+            # outlasted its retries (timeouts, crashes, fetches) is an error.
+            logger.log(
+                logging.ERROR if retryable else logging.WARNING,
                 "document %s failed on %s in %.0f ms: %s: %s",
                 claim.document_id,
                 self.worker_id,
