@@ -64,6 +64,8 @@ STAGING_PREFIX = "staging-"
 _STAGING_FLOOR = "g"
 # How often each `docmill serve` process sweeps stale staging.
 SWEEP_INTERVAL_SECONDS = 600.0
+# How long shutdown waits for a sweep in progress before cancelling it.
+SWEEP_SHUTDOWN_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -120,10 +122,19 @@ class Storage(Protocol):
 async def sweep_periodically(
     storage: Storage,
     max_age_seconds: float,
+    stop: asyncio.Event,
     interval_seconds: float = SWEEP_INTERVAL_SECONDS,
 ) -> None:
-    """Sweep stale staging now and then every ``interval_seconds``, forever."""
-    while True:
+    """
+    Sweep stale staging now and then every ``interval_seconds``, until
+    ``stop`` is set.
+
+    The caller sets ``stop`` rather than cancelling the task: a sweep is
+    short, and cancelling one while asyncpg opens its connection leaves a
+    failed future no one retrieves (reported as "unexpected
+    connection_lost() call" at shutdown).
+    """
+    while not stop.is_set():
         try:
             report = await storage.sweep_staging(max_age_seconds)
         except Exception:
@@ -140,7 +151,8 @@ async def sweep_periodically(
                     report.removed_bytes,
                     extra={"action": "staging_swept"},
                 )
-        await asyncio.sleep(interval_seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval_seconds)
 
 
 def _deadline(timeout_seconds: float | None) -> float | None:

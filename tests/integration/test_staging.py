@@ -201,3 +201,28 @@ async def test_upload_whose_chunks_were_swept_is_not_published(
             await connection.execute(select(func.count()).select_from(Blob))
         ).scalar()
     assert (blobs, await chunk_keys(engine)) == (0, [])
+
+
+async def test_shutdown_lets_a_sweep_in_progress_finish() -> None:
+    """Cancelling a sweep mid-connect left asyncpg a future no one retrieved."""
+
+    from docmill.storage import SweepReport, sweep_periodically
+
+    started, release = asyncio.Event(), asyncio.Event()
+    finished: list[bool] = []
+
+    class SlowStorage:
+        async def sweep_staging(self, max_age_seconds: float) -> SweepReport:
+            started.set()
+            await release.wait()
+            finished.append(True)
+            return SweepReport()
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(sweep_periodically(SlowStorage(), 60, stop))  # type: ignore[arg-type]
+    await started.wait()
+    stop.set()
+    release.set()
+    await asyncio.wait_for(task, 5)
+
+    assert finished == [True] and not task.cancelled()

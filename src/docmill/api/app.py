@@ -25,6 +25,7 @@ from docmill.queue.store import JobStore
 from docmill.queue.worker import Worker
 from docmill.settings import Settings
 from docmill.storage import (
+    SWEEP_SHUTDOWN_SECONDS,
     DatabaseStorage,
     LocalStorage,
     Storage,
@@ -100,8 +101,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         app.state.services = services
         # Uploads of a process killed mid-way leave staging that nothing
         # else removes.
+        stop_sweeping = asyncio.Event()
         sweeper = asyncio.create_task(
-            sweep_periodically(services.storage, settings.staging_max_age_seconds)
+            sweep_periodically(
+                services.storage, settings.staging_max_age_seconds, stop_sweeping
+            )
         )
         worker_task = None
         if settings.workers > 0:
@@ -120,9 +124,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            stop_sweeping.set()
+            # A sweep in progress finishes; one stuck on the database is
+            # cancelled rather than holding up shutdown.
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(sweeper, SWEEP_SHUTDOWN_SECONDS)
             if services.worker is not None and worker_task is not None:
                 await services.worker.stop()
                 with contextlib.suppress(asyncio.CancelledError):
