@@ -6,26 +6,12 @@ there yet: one clear line and an exit code, never a traceback.
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 from docmill.settings import Settings
 from tests.acceptance.test_worker_cli import queue_texts
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("DOCMILL_")}
-    return subprocess.run(
-        [sys.executable, "-m", "docmill.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-        env=environment,
-    )
+from tests.support import run_cli
 
 
 def test_keys_before_the_first_serve_says_what_to_run(tmp_path: Path) -> None:

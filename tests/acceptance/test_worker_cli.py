@@ -15,6 +15,7 @@ from docmill.db.migrate import upgrade
 from docmill.queue.store import NewDocument
 from docmill.settings import Settings
 from docmill.storage import put_bytes
+from tests.support import run_cli
 
 
 async def queue_texts(settings: Settings, texts: list[str]) -> list[str]:
@@ -65,16 +66,6 @@ def test_worker_help_names_its_settings() -> None:
     )
 
     assert "--concurrency" in done.stdout and "DOCMILL_LEASE_SECONDS" in done.stdout
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "docmill.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=cwd,
-    )
 
 
 def test_admin_verbs_refuse_a_missing_database(tmp_path: Path) -> None:
