@@ -676,12 +676,6 @@ async def test_operation_waits_behind_a_completing_worker_instead_of_deadlocking
     assert await asyncio.wait_for(waiting, 10) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: only the highest priority's next document is looked "
-    "at, so one waiting for a retry hides a due document of a lower, still "
-    "outranking priority",
-)
 async def test_due_document_between_priorities_is_noticed(store: Any) -> None:
     await queue_document(store, name="w")
     (claim,) = await store.claim_batch("w:1", 1)
@@ -697,3 +691,17 @@ async def test_due_document_between_priorities_is_noticed(store: Any) -> None:
     due = await store.outranking_due_at(claim.priority)
 
     assert due is not None and due <= utcnow()
+
+
+async def test_document_waiting_for_a_retry_does_not_outrank(store: Any) -> None:
+    await queue_document(store, name="w")
+    (claim,) = await store.claim_batch("w:1", 1)
+    retrying = await queue_document(store, priority=9, name="r")
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            update(Document)
+            .where(Document.id == retrying)
+            .values(next_attempt_at=utcnow() + timedelta(hours=1))
+        )
+
+    assert await store.outranking_due_at(claim.priority) is None
