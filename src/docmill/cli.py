@@ -415,7 +415,8 @@ def queue_purge(
         ...,
         "--older-than-days",
         min=0,
-        help="Age of completed documents to delete, in days (0 or more).",
+        help="Delete those finished more than this many days ago; 0 deletes "
+        "every one finished so far (failed documents are always kept).",
     ),
     data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
     database_url: str | None = typer.Option(None, help=_help("database_url")),

@@ -295,6 +295,30 @@ async def test_purge_deletes_old_completed_documents_only(store: Any) -> None:
         await store.get(done)
 
 
+async def test_purge_of_age_zero_deletes_every_completed_and_cancelled(
+    store: Any,
+) -> None:
+    """What the README warns of: 0 days keeps only failed and unfinished work."""
+    completed = await queue_document(store, name="c")
+    failed = await queue_document(store, name="f")
+    cancelled = await queue_document(store, name="x")
+    waiting = await queue_document(store, name="w")
+    await store.cancel(cancelled)
+    await store.complete(await store.claim_next("w:1"), _payload("done"))
+    await store.fail(await store.claim_next("w:1"), "corrupt", "broken", False)
+
+    purged = await store.purge(timedelta(days=0))
+
+    assert (purged.documents, purged.unused_keys) == (2, ["c" * 64, "x" * 64])
+    assert [(await store.get(d)).status for d in (failed, waiting)] == [
+        "failed",
+        "pending",
+    ]
+    for gone in (completed, cancelled):
+        with pytest.raises(DocumentNotFound):
+            await store.get(gone)
+
+
 async def test_queue_stats_counts_and_ages(store: Any) -> None:
     await queue_document(store)
     await _make_due(store)
