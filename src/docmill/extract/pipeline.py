@@ -16,8 +16,6 @@ from docmill.extract.textcodec import forget_detections
 # Bytes that separate words: ASCII whitespace. Each other byte value maps to 1,
 # so a word starts wherever a 0 is followed by a 1.
 _WORD_BYTES = bytes(0 if byte in b" \t\n\r\x0b\x0c" else 1 for byte in range(256))
-_LETTER = re.compile(r"[^\W\d_]")
-_ASCII_NON_LETTERS = bytes(byte for byte in range(128) if not chr(byte).isalpha())
 
 
 def extract_path(
@@ -95,6 +93,11 @@ def count_words(text: str) -> int:
 
 # Language guesses on a few words are noise; below this the field stays unset.
 _MIN_LANGUAGE_CHARS = 40
+# At least that many letters ([^\W\d_], a word character that is no digit
+# and no underscore), matched from the start: the engine stops at the last
+# letter it needs, and the possessive run of non-letters never backtracks.
+_ASCII_NON_LETTERS = bytes(byte for byte in range(128) if not chr(byte).isalpha())
+_ENOUGH_LETTERS = re.compile(rf"(?:[\W\d_]*+[^\W\d_]){{{_MIN_LANGUAGE_CHARS}}}")
 # fastText is as sure of a language from a page of text as from the whole.
 _LANGUAGE_SAMPLE_CHARS = 2_000
 # fastText's probability below which the guess is not reported.
@@ -104,7 +107,7 @@ _MIN_LANGUAGE_CONFIDENCE = 0.5
 def detect_language(text: str) -> str | None:
     """ISO 639 code of the text's main language, or None when unsure."""
     sample = text[:_LANGUAGE_SAMPLE_CHARS]
-    if not _has_letters(sample, _MIN_LANGUAGE_CHARS):
+    if not _has_letters(sample):
         return None
     # fastText reads one line at a time; a newline would end the sample.
     labels, scores = _language_model().predict(" ".join(sample.split()), k=1)
@@ -113,19 +116,16 @@ def detect_language(text: str) -> str | None:
     return str(labels[0]).removeprefix("__label__")
 
 
-def _has_letters(sample: str, wanted: int) -> bool:
-    # Most texts hold enough letters near their start; counting them there
-    # first spares listing every letter of the sample. On ASCII, where the
-    # pattern's letters are exactly A-Z and a-z, one translate in C counts.
-    head = sample[: wanted * 8]
-    for text in (head, sample) if len(head) < len(sample) else (head,):
-        if text.isascii():
-            letters = len(text.encode("ascii").translate(None, _ASCII_NON_LETTERS))
-        else:
-            letters = len(_LETTER.findall(text))
-        if letters >= wanted:
+def _has_letters(sample: str) -> bool:
+    # Most texts are ASCII with enough letters near their start, which one
+    # translate in C counts (the pattern's letters there are A-Z and a-z);
+    # the pattern settles the rest without listing every letter.
+    head = sample[: _MIN_LANGUAGE_CHARS * 8]
+    if head.isascii():
+        letters = len(head.encode("ascii").translate(None, _ASCII_NON_LETTERS))
+        if letters >= _MIN_LANGUAGE_CHARS:
             return True
-    return False
+    return _ENOUGH_LETTERS.match(sample) is not None
 
 
 @cache
