@@ -12,6 +12,7 @@ from docmill.extract.pipeline import (
     _ENOUGH_LETTERS,
     _MIN_LANGUAGE_CHARS,
     _has_letters,
+    _one_line,
     detect_language,
 )
 
@@ -73,3 +74,26 @@ def test_forty_letters_among_digits_and_spaces_are_enough() -> None:
 )
 def test_the_letter_floor_reads_the_whole_sample(text: str, enough: bool) -> None:
     assert _has_letters(text) is enough
+
+
+# The bytes at which fastText's reader ends a word (``Dictionary::readWord``).
+_FASTTEXT_SPACE = re.compile("[ \n\r\t\v\f\0]+")
+
+
+def _fasttext_words(line: str) -> list[str]:
+    return [word for word in _FASTTEXT_SPACE.split(line) if word]
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet="ab \n\r\t\v\f\0\x1c\x1f\x85\xa0\u2003é", max_size=40))
+def test_the_line_fed_to_fasttext_holds_the_words_python_splits(text: str) -> None:
+    """fastText reads the same words as from the sample's words joined by spaces."""
+    line = _one_line(text)
+    assert "\n" not in line
+    assert _fasttext_words(line) == _fasttext_words(" ".join(text.split()))
+
+
+def test_an_ascii_sample_keeps_its_language_without_a_word_list() -> None:
+    text = "The committee will publish\nits findings\n\nnext week, after the vote."
+    assert _one_line(text) != " ".join(text.split())
+    assert detect_language(text) == "en"

@@ -96,6 +96,8 @@ _MIN_LANGUAGE_CHARS = 40
 # At least that many letters ([^\W\d_], a word character that is no digit
 # and no underscore), matched from the start: the engine stops at the last
 # letter it needs, and the possessive run of non-letters never backtracks.
+# The ASCII characters str.isspace() counts that fastText does not.
+_SEPARATORS = ("\x1c", "\x1d", "\x1e", "\x1f")
 _ASCII_NON_LETTERS = bytes(byte for byte in range(128) if not chr(byte).isalpha())
 _ENOUGH_LETTERS = re.compile(rf"(?:[\W\d_]*+[^\W\d_]){{{_MIN_LANGUAGE_CHARS}}}")
 # fastText is as sure of a language from a page of text as from the whole.
@@ -109,11 +111,25 @@ def detect_language(text: str) -> str | None:
     sample = text[:_LANGUAGE_SAMPLE_CHARS]
     if not _has_letters(sample):
         return None
-    # fastText reads one line at a time; a newline would end the sample.
-    labels, scores = _language_model().predict(" ".join(sample.split()), k=1)
+    labels, scores = _language_model().predict(_one_line(sample), k=1)
     if not labels or scores[0] < _MIN_LANGUAGE_CONFIDENCE:
         return None
     return str(labels[0]).removeprefix("__label__")
+
+
+def _one_line(sample: str) -> str:
+    """
+    ``sample`` as the one line fastText reads, with the words Python's
+    ``split()`` finds.
+
+    fastText ends its input at a newline and breaks words at ASCII
+    whitespace and NUL itself; Python's ``split()`` also breaks at the
+    information separators (0x1C-0x1F) and at Unicode spaces. Text free of
+    those only needs its newlines made spaces, without listing its words.
+    """
+    if sample.isascii() and not any(mark in sample for mark in _SEPARATORS):
+        return sample.replace("\n", " ")
+    return " ".join(sample.split())
 
 
 def _has_letters(sample: str) -> bool:
