@@ -13,9 +13,9 @@ from docmill.extract.registry import extractor_for
 from docmill.extract.sniff import Sniffed, sniff_open
 from docmill.extract.textcodec import forget_detections
 
-# Bytes that separate words: ASCII whitespace. Each other byte value maps to 1,
-# so a word starts wherever a 0 is followed by a 1.
-_WORD_BYTES = bytes(0 if byte in b" \t\n\r\x0b\x0c" else 1 for byte in range(256))
+# Bytes that separate words, ASCII whitespace, become the digit "0" and every
+# other byte the digit "1": the text turns into a binary number, a bit a byte.
+_WORD_BITS = bytes(0x30 if byte in b" \t\n\r\x0b\x0c" else 0x31 for byte in range(256))
 
 
 def extract_path(
@@ -77,9 +77,12 @@ def count_words(text: str) -> int:
     """
     Runs of characters between ASCII whitespace, as ``wc -w`` counts them.
 
-    Done on the UTF-8 bytes with one ``translate`` and one ``count``, both in
-    C: three times faster than ``len(text.split())`` and seven times faster
-    than a regular expression, on text that is often megabytes long.
+    Done on the UTF-8 bytes in C, on text that is often megabytes long: one
+    ``translate`` to binary digits, read as one integer (base 2 parses in
+    linear time, with no digit limit), then a shift, a mask and a bit count
+    on an integer an eighth the size of the text. ``len(text.split())`` is
+    three times slower, a regular expression seven; counting the byte pairs
+    that open a word with ``bytes.count`` took a tenth longer than this.
     """
     try:
         # A copy in C for text that fits in Latin-1 (most Western text);
@@ -87,8 +90,13 @@ def count_words(text: str) -> int:
         data = text.encode("latin-1")
     except UnicodeEncodeError:
         data = text.encode("utf-8", "surrogatepass")
-    marks = data.translate(_WORD_BYTES)
-    return marks.count(b"\x00\x01") + (marks[:1] == b"\x01")
+    if not data:
+        return 0
+    # Byte i is a bit, the first byte the highest one; a word opens at a set
+    # bit whose higher neighbour (the byte before it) is clear, and the
+    # first byte's neighbour, beyond the text, is clear too.
+    bits = int(data.translate(_WORD_BITS), 2)
+    return (bits & ~(bits >> 1)).bit_count()
 
 
 # Language guesses on a few words are noise; below this the field stays unset.
