@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from docmill.extract.pipeline import count_words
 
@@ -30,3 +32,10 @@ def test_count_agrees_with_split_on_ascii_whitespace() -> None:
     text = "The quick  brown\tfox\njumps over\x0bthe lazy dog. " * 1000
 
     assert count_words(text) == len(text.split())
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet="a0 \t\n\r\x0b\x0c\x1c\xa0\x85é字\ud800", max_size=40))
+def test_count_is_the_number_of_runs_between_ascii_whitespace(text: str) -> None:
+    # bytes.split() breaks at exactly the ASCII whitespace wc -w breaks at.
+    assert count_words(text) == len(text.encode("utf-8", "surrogatepass").split())

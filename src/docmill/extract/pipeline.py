@@ -13,11 +13,9 @@ from docmill.extract.registry import extractor_for
 from docmill.extract.sniff import Sniffed, sniff_open
 from docmill.extract.textcodec import forget_detections
 
-# Bytes that separate words: ASCII whitespace. Each other byte value maps to 1,
-# so a word starts wherever a 0 is followed by a 1.
-_WORD_BYTES = bytes(0 if byte in b" \t\n\r\x0b\x0c" else 1 for byte in range(256))
-_LETTER = re.compile(r"[^\W\d_]")
-_ASCII_NON_LETTERS = bytes(byte for byte in range(128) if not chr(byte).isalpha())
+# Bytes that separate words, ASCII whitespace, become the digit "0" and every
+# other byte the digit "1": the text turns into a binary number, a bit a byte.
+_WORD_BITS = bytes(0x30 if byte in b" \t\n\r\x0b\x0c" else 0x31 for byte in range(256))
 
 
 def extract_path(
@@ -79,9 +77,12 @@ def count_words(text: str) -> int:
     """
     Runs of characters between ASCII whitespace, as ``wc -w`` counts them.
 
-    Done on the UTF-8 bytes with one ``translate`` and one ``count``, both in
-    C: three times faster than ``len(text.split())`` and seven times faster
-    than a regular expression, on text that is often megabytes long.
+    Done on the UTF-8 bytes in C, on text that is often megabytes long: one
+    ``translate`` to binary digits, read as one integer (base 2 parses in
+    linear time, with no digit limit), then a shift, a mask and a bit count
+    on an integer an eighth the size of the text. ``len(text.split())`` is
+    three times slower, a regular expression seven; counting the byte pairs
+    that open a word with ``bytes.count`` took a tenth longer than this.
     """
     try:
         # A copy in C for text that fits in Latin-1 (most Western text);
@@ -89,12 +90,24 @@ def count_words(text: str) -> int:
         data = text.encode("latin-1")
     except UnicodeEncodeError:
         data = text.encode("utf-8", "surrogatepass")
-    marks = data.translate(_WORD_BYTES)
-    return marks.count(b"\x00\x01") + (marks[:1] == b"\x01")
+    if not data:
+        return 0
+    # Byte i is a bit, the first byte the highest one; a word opens at a set
+    # bit whose higher neighbour (the byte before it) is clear, and the
+    # first byte's neighbour, beyond the text, is clear too.
+    bits = int(data.translate(_WORD_BITS), 2)
+    return (bits & ~(bits >> 1)).bit_count()
 
 
 # Language guesses on a few words are noise; below this the field stays unset.
 _MIN_LANGUAGE_CHARS = 40
+# At least that many letters ([^\W\d_], a word character that is no digit
+# and no underscore), matched from the start: the engine stops at the last
+# letter it needs, and the possessive run of non-letters never backtracks.
+# The ASCII characters str.isspace() counts that fastText does not.
+_SEPARATORS = ("\x1c", "\x1d", "\x1e", "\x1f")
+_ASCII_NON_LETTERS = bytes(byte for byte in range(128) if not chr(byte).isalpha())
+_ENOUGH_LETTERS = re.compile(rf"(?:[\W\d_]*+[^\W\d_]){{{_MIN_LANGUAGE_CHARS}}}")
 # fastText is as sure of a language from a page of text as from the whole.
 _LANGUAGE_SAMPLE_CHARS = 2_000
 # fastText's probability below which the guess is not reported.
@@ -104,28 +117,39 @@ _MIN_LANGUAGE_CONFIDENCE = 0.5
 def detect_language(text: str) -> str | None:
     """ISO 639 code of the text's main language, or None when unsure."""
     sample = text[:_LANGUAGE_SAMPLE_CHARS]
-    if not _has_letters(sample, _MIN_LANGUAGE_CHARS):
+    if not _has_letters(sample):
         return None
-    # fastText reads one line at a time; a newline would end the sample.
-    labels, scores = _language_model().predict(" ".join(sample.split()), k=1)
+    labels, scores = _language_model().predict(_one_line(sample), k=1)
     if not labels or scores[0] < _MIN_LANGUAGE_CONFIDENCE:
         return None
     return str(labels[0]).removeprefix("__label__")
 
 
-def _has_letters(sample: str, wanted: int) -> bool:
-    # Most texts hold enough letters near their start; counting them there
-    # first spares listing every letter of the sample. On ASCII, where the
-    # pattern's letters are exactly A-Z and a-z, one translate in C counts.
-    head = sample[: wanted * 8]
-    for text in (head, sample) if len(head) < len(sample) else (head,):
-        if text.isascii():
-            letters = len(text.encode("ascii").translate(None, _ASCII_NON_LETTERS))
-        else:
-            letters = len(_LETTER.findall(text))
-        if letters >= wanted:
+def _one_line(sample: str) -> str:
+    """
+    ``sample`` as the one line fastText reads, with the words Python's
+    ``split()`` finds.
+
+    fastText ends its input at a newline and breaks words at ASCII
+    whitespace and NUL itself; Python's ``split()`` also breaks at the
+    information separators (0x1C-0x1F) and at Unicode spaces. Text free of
+    those only needs its newlines made spaces, without listing its words.
+    """
+    if sample.isascii() and not any(mark in sample for mark in _SEPARATORS):
+        return sample.replace("\n", " ")
+    return " ".join(sample.split())
+
+
+def _has_letters(sample: str) -> bool:
+    # Most texts are ASCII with enough letters near their start, which one
+    # translate in C counts (the pattern's letters there are A-Z and a-z);
+    # the pattern settles the rest without listing every letter.
+    head = sample[: _MIN_LANGUAGE_CHARS * 8]
+    if head.isascii():
+        letters = len(head.encode("ascii").translate(None, _ASCII_NON_LETTERS))
+        if letters >= _MIN_LANGUAGE_CHARS:
             return True
-    return False
+    return _ENOUGH_LETTERS.match(sample) is not None
 
 
 @cache

@@ -85,7 +85,12 @@ _HTML_START = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _XHTML_ROOT = re.compile(r"<html[\s>]", re.IGNORECASE)
-_MARKDOWN_LINE = re.compile(r"^(?:#{1,6} |[-*+] |\d+\. |```|> )", re.MULTILINE)
+# A Markdown block marker at the start of a line, found by the line break
+# before it: a pattern opening with "^" under MULTILINE is tried at every
+# character of the sample, one opening with a literal "\n" jumps from break
+# to break (a third of the sniffing time of a small text, spent on "^").
+_MARKDOWN_LINE = re.compile(r"\n(?:#{1,6} |[-*+] |\d+\. |```|> )")
+_JSON_START = re.compile(r'[{\[]\s*(?:"|\{|\[|\]|\}|-?\d|true|false|null)')
 _EXTENSION_HINTS = {
     ".md": mime.MARKDOWN,
     ".markdown": mime.MARKDOWN,
@@ -221,7 +226,7 @@ def _sniff_text(head: bytes, name: str | None) -> str:
         return hint
     if _looks_delimited(text):
         return mime.CSV
-    if len(_MARKDOWN_LINE.findall(text[:4096])) >= 2:
+    if _markdown_lines(text[:4096]) >= 2:
         return mime.MARKDOWN
     return mime.TEXT
 
@@ -254,13 +259,17 @@ def _is_json_prefix(text: str, stripped: str, head: bytes) -> bool:
         if not text[: len(text) - len(stripped)].strip(" \t\n\r"):
             remember_json(text, document)
         return True
-    return bool(re.match(r'[{\[]\s*(?:"|\{|\[|\]|\}|-?\d|true|false|null)', stripped))
+    return bool(_JSON_START.match(stripped))
 
 
 def _looks_like_mail(text: str) -> bool:
     # A header block: header lines and folded continuations up to the first
     # blank line (or the end of the head, for very long blocks), naming at
     # least two mail fields, one of them a field only mail has.
+    if not _HEADER_LINE.match(text):
+        # The first line is no header (or is blank): settled before
+        # splitting the whole head into lines, as most texts are.
+        return False
     fields: set[str] = set()
     lines = text.splitlines()
     for index, line in enumerate(lines[:200]):
@@ -275,8 +284,16 @@ def _looks_like_mail(text: str) -> bool:
     return len(known) >= 2 and bool(known & _MAIL_ONLY_FIELDS)
 
 
+def _markdown_lines(text: str) -> int:
+    """How many lines of ``text`` open with a Markdown block marker."""
+    # The "\n" put in front stands for the start of the text, where "^"
+    # matched too; no marker holds a line break, so none is lost to the
+    # break a match consumes.
+    return len(_MARKDOWN_LINE.findall("\n" + text))
+
+
 def _looks_delimited(text: str) -> bool:
-    lines = [line for line in text.splitlines()[:50] if line.strip()]
+    lines = list(filter(str.strip, text.splitlines()[:50]))
     if len(lines) < 2:
         return False
     if len(lines) == 50 or len(text) >= HEAD_BYTES - 4:

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from docmill.extract import mime
-from docmill.extract.sniff import sniff
+from docmill.extract.sniff import (
+    _HEADER_LINE,
+    _MAIL_FIELDS,
+    _MAIL_ONLY_FIELDS,
+    _looks_like_mail,
+    _markdown_lines,
+    sniff,
+)
 
 
 def _zip(members: dict[str, bytes]) -> bytes:
@@ -49,6 +59,13 @@ THUNDERBIRD_HEADERS = (
         pytest.param(b"a,b,c\n1,2,3\n4,5,6\n", None, mime.CSV, id="csv"),
         pytest.param(b"# Title\n\n- one\n- two\n", None, mime.MARKDOWN, id="markdown"),
         pytest.param(b"just words\n", "notes.md", mime.MARKDOWN, id="md-name"),
+        pytest.param(b"1. one\n2. two\n", None, mime.MARKDOWN, id="md-numbered"),
+        pytest.param(b"intro\n> quote\n```\n", None, mime.MARKDOWN, id="md-not-first"),
+        pytest.param(b"a # b\n- c\n", None, mime.TEXT, id="md-one-marker"),
+        pytest.param(b"#nospace\n-nospace\n", None, mime.TEXT, id="md-no-space"),
+        pytest.param(b"- a\r- b\r", None, mime.TEXT, id="md-cr-is-no-line-start"),
+        pytest.param(b"x\n\nReceived: y\n", None, mime.TEXT, id="mail-blank-first"),
+        pytest.param(b" From: a\nReceived: b\n", None, mime.TEXT, id="mail-indented"),
         pytest.param(b"This is not a zip file!", "x.odt", mime.TEXT, id="fake-odt"),
         pytest.param(bytes(range(256)) * 4, None, "application/octet-stream", id="bin"),
     ],
@@ -78,3 +95,56 @@ def test_a_zip_with_a_word_main_part_is_docx_whatever_its_name() -> None:
 
 def test_a_pdf_named_txt_is_a_pdf() -> None:
     assert sniff(b"%PDF-1.4\n%binary", "notes.txt") == mime.PDF
+
+
+# The definitions the sniffer had before its shortcuts, kept to hold the
+# shortcuts to the same answers.
+_LINE_START_MARKER = re.compile(r"^(?:#{1,6} |[-*+] |\d+\. |```|> )", re.MULTILINE)
+
+
+def _mail_by_every_line(text: str) -> bool:
+    fields: set[str] = set()
+    for index, line in enumerate(text.splitlines()[:200]):
+        if not line.strip():
+            break
+        if line[:1] in (" ", "\t") and index > 0:
+            continue
+        if not _HEADER_LINE.match(line):
+            return False
+        fields.add(line.split(":", 1)[0].lower())
+    known = fields & _MAIL_FIELDS
+    return len(known) >= 2 and bool(known & _MAIL_ONLY_FIELDS)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(alphabet="#-*+>`. 1\u0663a\n\r\x85\u2028", max_size=60))
+def test_markdown_markers_are_counted_at_every_line_start(text: str) -> None:
+    assert len(_LINE_START_MARKER.findall(text)) == _markdown_lines(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.lists(
+        st.sampled_from(
+            [
+                "From: a",
+                "Received: b",
+                "Subject: c",
+                " folded",
+                "\tx",
+                "",
+                " ",
+                "prose",
+                "x-y:z",
+                "a b: c",
+                "\r",
+                "\x0c",
+                "\x85",
+                "Date: d",
+            ]
+        ),
+        max_size=8,
+    ).map("\n".join)
+)
+def test_the_mail_check_answers_as_a_check_of_every_line(text: str) -> None:
+    assert _mail_by_every_line(text) == _looks_like_mail(text)
