@@ -3,18 +3,25 @@ The worker: claim a document, extract it in a child process, record the outcome.
 
 A worker runs ``concurrency`` slots. Each slot owns one extraction child and
 loops: take the next claimed document, record its start while the child
-reads it, then complete or fail it in one fenced transaction. A claimer task
-keeps a next document held for every slot (still pending, no attempt
-counted), claiming several per transaction, so a slot starts its next
-document without waiting on a claim; it sleeps until this process queues a
-document or the poll interval passes, and makes a held claim give way to a
-more urgent document. One heartbeat task renews the leases of every
-document the worker holds and notices those it lost.
+reads it, then complete or fail it in one fenced transaction. While the
+child reads one document, the slot queues the next in it (sent, not started:
+the child reads requests in order), and records that one's start when the
+child answers the first. A claimer task keeps documents held for the slots
+(still pending, no attempt counted), claiming several per transaction, so a
+slot starts its next document without waiting on a claim; it sleeps until
+this process queues a document or the poll interval passes, and makes a held
+claim give way to a more urgent document. One heartbeat task renews the
+leases of every document the worker holds and notices those it lost.
+
+A kill of the child (timeout, crash, lost lease) takes the queued document
+with it unread: it goes to a fresh child, its attempt not counted twice. A
+queued document whose claim is lost, or that stopping gives back, is never
+read: the child is stopped when it answers the one before.
 
 Shutdown (``stop``) stops claiming at once, gives back the documents claimed
 ahead, lets running extractions finish for a grace period, then kills the
-rest and releases their documents so another worker takes them without
-waiting for the lease to run out.
+rest and releases their documents (queued ones too) so another worker takes
+them without waiting for the lease to run out.
 """
 
 from __future__ import annotations
@@ -50,6 +57,8 @@ logger = logging.getLogger(__name__)
 _STORE_RETRY_DELAYS = (0.1, 0.5, 2.0)
 # Results a slot may have waiting for their write while its child reads on.
 _STORING_PER_SLOT = 2
+# Claimed documents kept waiting for each slot (see Worker._claim_ahead).
+_WAITING_PER_SLOT = 4
 
 
 class _Held:
@@ -264,23 +273,25 @@ class Worker:
 
     async def _claim_ahead(self) -> None:
         """
-        Keep a next document ready for every slot, claimed in batches.
+        Keep documents ready for the slots, claimed in batches.
 
         A slot that finishes a document takes the next one at once instead
         of opening a write transaction for it, and one transaction claims
-        for several slots. One more than the slots are kept, so that a slot
-        that takes its next document also finds one to queue behind it in
-        its child. The cost: a worker holds up to two documents per slot,
-        plus one, that it has not started yet (waiting here, or queued in a
-        child), which an idle worker elsewhere could have taken. Their
-        leases are renewed like the running ones.
+        for several slots. A slot also queues one in its child behind the
+        document it reads, so the child never waits for the event loop
+        between documents; for that, a waiting document must be there
+        whenever a slot hands its child one, and a claim on SQLite waits
+        for a group commit and its fsync (10-25 ms on a busy machine, in
+        which two slots read several documents). So up to four per slot
+        are kept, refilled when fewer than two per slot wait. The cost: a
+        worker holds up to five documents per slot that it has not started
+        (waiting here, or queued in a child), which an idle worker elsewhere
+        could have taken. Their leases are renewed like the running ones.
         """
-        # Refill when fewer than half the slots have a document waiting, so
-        # that each claim takes several documents rather than one.
-        low = max(1, self.concurrency // 2)
+        low = _WAITING_PER_SLOT // 2 * self.concurrency
         while not self._stopping.is_set():
             self._wakeup.clear()
-            want = self.concurrency + 1 - len(self._ready)
+            want = _WAITING_PER_SLOT * self.concurrency - len(self._ready)
             if len(self._ready) >= low:
                 await self._make_way()
                 await self._wakeup.wait()
