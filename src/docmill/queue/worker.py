@@ -58,7 +58,8 @@ _STORE_RETRY_DELAYS = (0.1, 0.5, 2.0)
 # Results a slot may have waiting for their write while its child reads on.
 _STORING_PER_SLOT = 2
 # Claimed documents kept waiting for each slot (see Worker._claim_ahead).
-_WAITING_PER_SLOT = 4
+_WAITING_PER_SLOT = {"sqlite": 4}
+_WAITING_PER_SLOT_ELSEWHERE = 2
 
 
 class _Held:
@@ -283,15 +284,20 @@ class Worker:
         whenever a slot hands its child one, and a claim on SQLite waits
         for a group commit and its fsync (10-25 ms on a busy machine, in
         which two slots read several documents). So up to four per slot
-        are kept, refilled when fewer than two per slot wait. The cost: a
-        worker holds up to five documents per slot that it has not started
+        are kept there, refilled when fewer than two per slot wait; on
+        PostgreSQL, where a claim needs no fsync of the one writer and
+        several workers share the queue, two, refilled below one. The cost:
+        a worker holds up to five documents per slot that it has not started
         (waiting here, or queued in a child), which an idle worker elsewhere
         could have taken. Their leases are renewed like the running ones.
         """
-        low = _WAITING_PER_SLOT // 2 * self.concurrency
+        per_slot = _WAITING_PER_SLOT.get(
+            self.store.engine.dialect.name, _WAITING_PER_SLOT_ELSEWHERE
+        )
+        low = per_slot // 2 * self.concurrency
         while not self._stopping.is_set():
             self._wakeup.clear()
-            want = _WAITING_PER_SLOT * self.concurrency - len(self._ready)
+            want = per_slot * self.concurrency - len(self._ready)
             if len(self._ready) >= low:
                 await self._make_way()
                 await self._wakeup.wait()
@@ -573,6 +579,8 @@ class Worker:
                 on_progress=reading.entry.progress.update,
             )
         except (ExtractionError, StorageError, FetchError) as exc:
+            # No longer held: a lost lease now must not cancel this slot.
+            self._held.pop(reading.claim.token, None)
             ahead = await self._begin_ahead(ahead, child)
             await reading.original.aclose()
             await self._fail(reading, exc)
@@ -600,7 +608,6 @@ class Worker:
             if ahead is not None:
                 await asyncio.shield(self._give_back(ahead))
             raise
-        ahead = await self._begin_ahead(ahead, child)
         # From here on a lost lease cancels the storing task, not this slot,
         # which moves on to its next document. The start's commit is awaited
         # by the storing task, not here: the slot goes on at once instead of
@@ -617,7 +624,7 @@ class Worker:
             )
         )
         reading.entry.task = task
-        return task, ahead
+        return task, await self._begin_ahead(ahead, child)
 
     async def _hand_over(self, reading: _Reading, child: ExtractionChild) -> bool:
         """
@@ -704,7 +711,14 @@ class Worker:
         return ahead
 
     async def _give_back(self, ahead: _Reading) -> None:
-        """Release a document the child has not begun (unless lost meanwhile)."""
+        """
+        Release a document taken to be queued in the child (unless lost
+        meanwhile).
+        """
+        if ahead.start is not None:
+            # Begun, then a stop: whichever the start got to, the release
+            # undoes it.
+            await _settled(ahead.start)
         await ahead.original.aclose()
         if self._held.pop(ahead.claim.token, None) is not None:
             await self._release(ahead.claim)
