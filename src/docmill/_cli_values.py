@@ -188,12 +188,37 @@ def _install(command: Any, ctx: Any) -> None:
             param._runtime_param = value
 
 
+def _usage_pieces(param: Any, ctx: Any) -> list[str]:
+    # Typer 0.29 writes a required argument as {paths}..., a spelling of its
+    # own; docmill's usage lines keep Click's, PATHS... and [PATHS]..., which
+    # the README and most shell tools' help use.
+    if param.param_type_name != "argument":
+        pieces: list[str] = param.get_usage_pieces(ctx)
+        return pieces
+    name = param.metavar or param.name.upper()
+    if not param.required:
+        name = f"[{name}]"
+    if param.nargs != 1:
+        name += "..."
+    return [name]
+
+
 class PlainCommand(TyperCommand):
-    """A Typer command that converts plain values without pydantic."""
+    """
+    A Typer command that converts plain values without pydantic.
+
+    It also writes its usage line's arguments as Click does (``PATHS...``).
+    """
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         _install(self, ctx)
         return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            pieces.extend(_usage_pieces(param, ctx))
+        return pieces
 
 
 class PlainGroup(TyperGroup):

@@ -11,18 +11,17 @@ Option values are converted without pydantic (docmill._cli_values), and
 ``docmill extract`` runs its children without asyncio or multiprocessing
 (docmill.local).
 
-TODO: Typer converts all sixteen commands into Click commands at every start,
-though one runs (20 M instructions of a one-file ``docmill extract``, a
-tenth of what its 2x start-up target leaves after the interpreter and
-Typer's import; docs/design.md, "Start-up of the CLI"). Typer has no lazy
-command; registering the commands of a group only when it is invoked, if a
-Typer release allows it, would give that back.
+Typer converts every registered command into a Click command at each
+start, though one runs (20 M instructions of a one-file ``docmill
+extract``); ``main`` hands it only the command or group named on the
+command line (``_solo``).
 """
 
 # Annotations here are evaluated when a command is defined, not kept as text
 # (no `from __future__ import annotations`): Typer reads the annotations of
 # every command at each start, and each one kept as text costs it an eval.
 
+import copy
 import gc
 import math
 import os
@@ -110,7 +109,7 @@ def main() -> None:
     # teardown at exit (71 M instructions of `docmill --help`'s 668 M).
     gc.freeze()
     try:
-        app()
+        _run(app, sys.argv[1:2])
     except Exception as exc:
         problems = _settings_problems(exc)
         if problems is None:
@@ -121,6 +120,40 @@ def main() -> None:
         for line in problems:
             typer.echo(f"  {line}", err=True)
         raise SystemExit(2) from None
+
+
+def _run(whole: typer.Typer, first: list[str]) -> None:
+    """
+    Run ``whole``, converting only the command or group ``first`` names.
+
+    What the user sees is the same: Click looks only at the command named,
+    and as a group of one, usage lines and errors still read ``docmill
+    <command> ...``. Anything else (no argument, an option, a name that is
+    not a command) runs the whole app, so ``--help`` lists every command
+    and a mistyped name gets Click's own error.
+    """
+    name = first[0] if first else None
+    commands = [
+        command
+        for command in whole.registered_commands
+        if (command.name or _command_name(command.callback)) == name
+    ]
+    groups = [group for group in whole.registered_groups if group.name == name]
+    if not commands and not groups:
+        whole()
+        return
+    solo = copy.copy(whole)
+    solo.registered_commands = commands
+    solo.registered_groups = groups
+    # get_group, not the app's call: with one command and no callback,
+    # Typer would build a lone command, whose usage drops the command's
+    # name. Typer's call adds only its exception hook, which this app
+    # turns off (pretty_exceptions_enable=False).
+    typer.main.get_group(solo)()
+
+
+def _command_name(callback: Any) -> str:
+    return str(getattr(callback, "__name__", "")).lower().replace("_", "-")
 
 
 def _settings_problems(exc: Exception) -> list[str] | None:
@@ -382,7 +415,8 @@ def queue_purge(
         ...,
         "--older-than-days",
         min=0,
-        help="Age of completed documents to delete, in days (0 or more).",
+        help="Delete those finished more than this many days ago; 0 deletes "
+        "every one finished so far (failed documents are always kept).",
     ),
     data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
     database_url: str | None = typer.Option(None, help=_help("database_url")),

@@ -9,7 +9,8 @@ The errors docmill raises, as one tree::
     │   ├── EncryptedDocument      encrypted
     │   ├── UnsupportedFormat      unsupported_format
     │   ├── LimitExceeded          limit_exceeded
-    │   │   └── MemoryLimitExceeded  limit_exceeded (retryable)
+    │   │   ├── MemoryLimitExceeded  limit_exceeded (retryable)
+    │   │   └── EntityBomb           limit_exceeded: XML entities refused
     │   ├── TooLarge               too_large
     │   ├── ExtractionTimeout      timeout           (retryable)
     │   └── WorkerCrash            worker_crash      (retryable)
@@ -86,6 +87,10 @@ class MemoryLimitExceeded(LimitExceeded):
     # A neighbour's allocation, not only the document, can push a process
     # over its cap, so the attempt is worth repeating.
     retryable = True
+
+
+class EntityBomb(LimitExceeded):
+    """An XML part's entity references would expand past the parser's limit."""
 
 
 class TooLarge(ExtractionError):

@@ -13,6 +13,8 @@ from typing import Any, NoReturn
 
 import typer
 
+from docmill._cli_values import PlainCommand
+
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 
 _SERVER = typer.Option(
@@ -113,7 +115,7 @@ def _keys(data_dir: Path | None, database_url: str | None, operation: Any) -> An
         raise typer.Exit(2) from None
 
 
-@keys_app.command("create")
+@keys_app.command("create", cls=PlainCommand)
 def keys_create(
     name: str = typer.Argument(..., help="Who or what uses it."),
     data_dir: Path | None = _DATA_DIR,
@@ -125,7 +127,7 @@ def keys_create(
     typer.echo(f"key {key.id} ({name}) created; store the token now", err=True)
 
 
-@keys_app.command("list")
+@keys_app.command("list", cls=PlainCommand)
 def keys_list(
     data_dir: Path | None = _DATA_DIR, database_url: str | None = _DATABASE_URL
 ) -> None:
@@ -138,7 +140,7 @@ def keys_list(
         )
 
 
-@keys_app.command("revoke")
+@keys_app.command("revoke", cls=PlainCommand)
 def keys_revoke(
     key_id: str = typer.Argument(...),
     data_dir: Path | None = _DATA_DIR,

@@ -109,7 +109,10 @@ class Settings(BaseSettings):
     max_archive_members: int = Field(
         Limits.max_archive_members,
         ge=0,
-        description="An archive with more members than this is refused whole.",
+        description=(
+            "An archive with more members, or a mail message with more "
+            "attachments, than this is refused whole."
+        ),
     )
     max_unpacked_bytes: int = Field(
         Limits.max_unpacked_bytes,

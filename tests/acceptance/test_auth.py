@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -84,6 +85,37 @@ async def test_contract_names_the_bearer_scheme_on_guarded_routes(
     }
     assert schema["paths"]["/documents"]["post"]["security"] == [{"HTTPBearer": []}]
     assert schema["paths"]["/metrics"]["get"]["security"] == [{"HTTPBearer": []}]
+
+
+@pytest.mark.parametrize(
+    ("changes", "open_paths"),
+    [
+        pytest.param({}, ["/healthz", "/readyz"], id="probes"),
+        pytest.param(
+            {"metrics_public": True},
+            ["/healthz", "/metrics", "/readyz"],
+            id="public-metrics",
+        ),
+    ],
+)
+async def test_contract_names_a_key_exactly_where_one_is_asked_for(
+    make_client: MakeClient, changes: dict[str, Any], open_paths: list[str]
+) -> None:
+    client = await make_client(auth="on", **changes)
+    schema = (await client.get("/openapi.json")).json()
+
+    answered, contradicted = set(), []
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            answer = await client.request(method, re.sub(r"\{[^}]+\}", "x", path))
+            asked = answer.status_code == 401
+            said = ("security" in operation, "401" in operation["responses"])
+            if said != (asked, asked):
+                contradicted.append((method, path))
+            if not asked:
+                answered.add(path)
+
+    assert (sorted(answered), contradicted) == (open_paths, [])
 
 
 @pytest.mark.parametrize(

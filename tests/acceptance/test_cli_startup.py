@@ -190,3 +190,66 @@ def _read(fd: int) -> bytes:
         return os.read(fd, 65536)
     except OSError:  # EIO: every writer has closed the terminal
         return b""
+
+
+# Names each Click command Typer builds as it builds it (`extract` leaves by
+# os._exit, so nothing can be said at the end), then runs the CLI.
+CONVERSIONS = """
+import sys
+import typer.main
+convert = typer.main.get_command_from_info
+def reporting(command_info, **options):
+    command = convert(command_info, **options)
+    sys.stderr.write("\\nBUILT " + str(command.name) + "\\n")
+    return command
+typer.main.get_command_from_info = reporting
+sys.argv = ["docmill", *sys.argv[1:]]
+from docmill.cli import main
+main()
+"""
+
+
+def commands_built(*args: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", CONVERSIONS, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=unconfigured_environment(),
+    )
+    built = [
+        line.split()[1]
+        for line in done.stderr.splitlines()
+        if line.startswith("BUILT ")
+    ]
+    return done, built
+
+
+def test_a_named_command_is_the_only_one_built(small_text: Path) -> None:
+    done, built = commands_built("extract", str(small_text))
+
+    assert done.returncode == 0, done.stderr
+    assert built == ["extract"]
+
+
+def test_a_named_group_builds_only_its_own_commands() -> None:
+    done, built = commands_built("db", "--help")
+
+    assert done.returncode == 0, done.stderr
+    assert "upgrade" in built
+    assert "extract" not in built and "serve" not in built
+
+
+def test_help_of_the_whole_command_still_lists_every_command() -> None:
+    done, built = commands_built("--help")
+
+    assert done.returncode == 0, done.stderr
+    assert {"extract", "serve", "worker", "upgrade"} <= set(built)
+    assert "extract" in done.stdout and "serve" in done.stdout
+
+
+def test_a_lone_command_keeps_its_name_in_usage_errors() -> None:
+    done, _built = commands_built("extract")
+
+    assert done.returncode == 2
+    assert "Usage: docmill extract" in done.stderr

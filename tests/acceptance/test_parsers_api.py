@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -167,6 +168,34 @@ async def test_submission_with_unknown_parser_is_refused(
 
     assert response.status_code == 422
     assert response.json()["errors"][0]["loc"] == ["query", "parser"]
+
+
+async def test_a_parser_deleted_before_the_run_is_named_on_the_document(
+    make_client: Callable[..., Awaitable[httpx.AsyncClient]],
+) -> None:
+    intake = await make_client(workers=0)
+    rules = {"name": "gone", "fields": {"a": {"rule": "constant", "value": "1"}}}
+    await intake.post("/parsers", json=rules)
+    created = await intake.post(
+        "/documents", params={"parser": "gone"}, json={"content": "Invoice No: 1"}
+    )
+    await intake.delete("/parsers/gone")
+
+    worker = await make_client()
+    document = await wait_final(worker, created.json()["id"])
+    fields = (await worker.get(f"/documents/{document['id']}/fields")).json()
+
+    assert (document["status"], document["result"]["fields_errors"]) == (
+        "completed",
+        {
+            "_parser": {
+                "code": "parser_missing",
+                "message": "parser 'gone' was deleted after the document was "
+                "submitted; nothing was parsed",
+            }
+        },
+    )
+    assert (fields["parser_version"], fields["fields"]) == (0, {})
 
 
 async def test_export_streams_one_row_per_document(

@@ -295,6 +295,30 @@ async def test_purge_deletes_old_completed_documents_only(store: Any) -> None:
         await store.get(done)
 
 
+async def test_purge_of_age_zero_deletes_every_completed_and_cancelled(
+    store: Any,
+) -> None:
+    """What the README warns of: 0 days keeps only failed and unfinished work."""
+    completed = await queue_document(store, name="c")
+    failed = await queue_document(store, name="f")
+    cancelled = await queue_document(store, name="x")
+    waiting = await queue_document(store, name="w")
+    await store.cancel(cancelled)
+    await store.complete(await store.claim_next("w:1"), _payload("done"))
+    await store.fail(await store.claim_next("w:1"), "corrupt", "broken", False)
+
+    purged = await store.purge(timedelta(days=0))
+
+    assert (purged.documents, purged.unused_keys) == (2, ["c" * 64, "x" * 64])
+    assert [(await store.get(d)).status for d in (failed, waiting)] == [
+        "failed",
+        "pending",
+    ]
+    for gone in (completed, cancelled):
+        with pytest.raises(DocumentNotFound):
+            await store.get(gone)
+
+
 async def test_queue_stats_counts_and_ages(store: Any) -> None:
     await queue_document(store)
     await _make_due(store)
@@ -728,12 +752,6 @@ async def test_operation_waits_behind_a_completing_worker_instead_of_deadlocking
     assert await asyncio.wait_for(waiting, 10) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: only the highest priority's next document is looked "
-    "at, so one waiting for a retry hides a due document of a lower, still "
-    "outranking priority",
-)
 async def test_due_document_between_priorities_is_noticed(store: Any) -> None:
     await queue_document(store, name="w")
     (claim,) = await store.claim_batch("w:1", 1)
@@ -749,3 +767,17 @@ async def test_due_document_between_priorities_is_noticed(store: Any) -> None:
     due = await store.outranking_due_at(claim.priority)
 
     assert due is not None and due <= utcnow()
+
+
+async def test_document_waiting_for_a_retry_does_not_outrank(store: Any) -> None:
+    await queue_document(store, name="w")
+    (claim,) = await store.claim_batch("w:1", 1)
+    retrying = await queue_document(store, priority=9, name="r")
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            update(Document)
+            .where(Document.id == retrying)
+            .values(next_attempt_at=utcnow() + timedelta(hours=1))
+        )
+
+    assert await store.outranking_due_at(claim.priority) is None

@@ -189,3 +189,52 @@ def test_a_negative_job_count_is_a_usage_error(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "Invalid value for --jobs" in result.output
+
+
+def usage_lines(group: Any, prefix: str = "docmill") -> dict[str, str]:
+    """Every command's usage line, by its command path."""
+    lines = {}
+    for name, command in group.commands.items():
+        path = f"{prefix} {name}"
+        if hasattr(command, "commands"):
+            lines |= usage_lines(command, path)
+            continue
+        with command.make_context(path, [], resilient_parsing=True) as ctx:
+            lines[path] = command.get_usage(ctx)
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("path", "usage"),
+    [
+        pytest.param(
+            "docmill extract",
+            "Usage: docmill extract [OPTIONS] PATHS...",
+            id="required-many",
+        ),
+        pytest.param(
+            "docmill keys create", "Usage: docmill keys create [OPTIONS] NAME", id="one"
+        ),
+        pytest.param(
+            "docmill queue retry",
+            "Usage: docmill queue retry [OPTIONS] [DOCUMENT_IDS]...",
+            id="optional-many",
+        ),
+    ],
+)
+def test_usage_names_arguments_as_click_does(path: str, usage: str) -> None:
+    assert usage_lines(typer.main.get_command(app))[path] == usage
+
+
+def test_no_usage_line_keeps_typers_braces() -> None:
+    lines = usage_lines(typer.main.get_command(app))
+
+    assert [line for line in lines.values() if "{" in line] == []
+
+
+def test_extract_help_shows_the_usage_line() -> None:
+    result = CliRunner().invoke(
+        app, ["extract", "--help"], prog_name="docmill", terminal_width=100
+    )
+
+    assert "Usage: docmill extract [OPTIONS] PATHS..." in result.output

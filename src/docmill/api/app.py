@@ -154,5 +154,8 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         app.include_router(router)
     app.include_router(metrics.router)
     # /metrics admits callers itself, so that DOCMILL_METRICS_PUBLIC can open it.
-    openapi.install(app, [*guarded, metrics.router])
+    open_paths = auth.OPEN_PATHS
+    if settings.metrics_public:
+        open_paths |= {"/metrics"}
+    openapi.install(app, [*guarded, metrics.router], open_paths)
     return app

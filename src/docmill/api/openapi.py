@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
-from docmill.api.auth import BEARER_SCHEME
+from docmill.api.auth import BEARER_SCHEME, OPEN_PATHS
 from docmill.api.schemas import BatchSubmission, TextSubmission
 
 PROBLEM = {
@@ -39,16 +39,21 @@ _GUARDED = {
     "429": "Rate limited, or the queue is full; see Retry-After",
     "503": "Database unavailable; see Retry-After",
 }
-_OPEN = {"/healthz", "/readyz"}
 
 
-def install(app: FastAPI, guarded: Sequence[APIRouter]) -> None:
+def install(
+    app: FastAPI,
+    guarded: Sequence[APIRouter],
+    open_paths: frozenset[str] = OPEN_PATHS,
+) -> None:
     """
     Complete the app's OpenAPI document.
 
     Args:
         app: the application.
         guarded: the routers whose routes need an API key when auth is on.
+        open_paths: paths on those routers that ``auth.admit`` lets through
+            without a key or a rate limit.
     """
     build = app.openapi
 
@@ -62,10 +67,10 @@ def install(app: FastAPI, guarded: Sequence[APIRouter]) -> None:
                 ref_template="#/components/schemas/{model}"
             )
         components["Problem"] = PROBLEM
-        _bearer(schema, guarded)
+        _bearer(schema, guarded, open_paths)
         for path, operations in schema["paths"].items():
             for operation in operations.values():
-                _problems(path, operation)
+                _problems(path, operation, open_paths)
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)
         app.openapi_schema = schema
@@ -74,11 +79,11 @@ def install(app: FastAPI, guarded: Sequence[APIRouter]) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _problems(path: str, operation: dict[str, Any]) -> None:
+def _problems(path: str, operation: dict[str, Any], open_paths: frozenset[str]) -> None:
     responses = operation.setdefault("responses", {})
     # The request middleware refuses a NUL anywhere in the URL, on any path.
     extra: dict[str, str] = {"400": "NUL characters in the URL"}
-    if path not in _OPEN:
+    if path not in open_paths:
         extra |= _GUARDED
     if "{" in path:
         extra["404"] = "No such document or resource"
@@ -91,13 +96,17 @@ def _problems(path: str, operation: dict[str, Any]) -> None:
             response["content"] = _PROBLEM_CONTENT
 
 
-def _bearer(schema: dict[str, Any], guarded: Sequence[APIRouter]) -> None:
+def _bearer(
+    schema: dict[str, Any], guarded: Sequence[APIRouter], open_paths: frozenset[str]
+) -> None:
     """Name the bearer scheme on every operation that ``auth.admit`` guards."""
     components = schema.setdefault("components", {})
     components.setdefault("securitySchemes", {})["HTTPBearer"] = BEARER_SCHEME
     for router in guarded:
         for route in router.routes:
             if not isinstance(route, APIRoute) or not route.include_in_schema:
+                continue
+            if route.path_format in open_paths:
                 continue
             operations = schema["paths"].get(route.path_format, {})
             for method in route.methods or ():

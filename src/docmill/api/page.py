@@ -67,7 +67,8 @@ async function call(path, options = {}) {
 keyForm.onsubmit = (event) => {
   event.preventDefault();
   sessionStorage.setItem("docmill-key", event.target.key.value.trim());
-  event.target.reset(); keyForm.hidden = true; refresh();
+  event.target.reset(); keyForm.hidden = true;
+  return Promise.all([refresh(), upload(waiting.splice(0))]);
 };
 async function refresh() {
   const answer = await call("/documents?limit=50");
@@ -116,16 +117,31 @@ async function showText(id) {
     : "";
   note.hidden = !more; pre.hidden = false;
 }
-document.getElementById("upload").onsubmit = async (event) => {
-  event.preventDefault();
-  const files = event.target.file.files;
-  for (const file of files) {
+// Files refused for want of a key wait here, and go again once one is given,
+// so that a user who picked them before typing a key need not pick them twice.
+let waiting = [];
+async function upload(files) {
+  const note = document.getElementById("note");
+  for (const [i, file] of files.entries()) {
     const body = new FormData(); body.append("file", file);
     const answer = await call("/documents", { method: "POST", body });
-    document.getElementById("note").textContent =
+    if (answer.status === 401) {
+      // The rest would meet the same key, so they wait without being sent.
+      waiting.push(...files.slice(i));
+      note.textContent = waiting.length === 1
+        ? "1 file waits for an API key" : `${waiting.length} files wait for an API key`;
+      return;
+    }
+    note.textContent =
       answer.ok ? `queued ${file.name}` : `refused ${file.name}: ${answer.status}`;
   }
-  event.target.reset(); refresh();
+  if (files.length) await refresh();
+}
+document.getElementById("upload").onsubmit = async (event) => {
+  event.preventDefault();
+  const files = [...event.target.file.files];
+  event.target.reset();
+  await upload(files);
 };
 refresh(); setInterval(refresh, 2000);
 </script>

@@ -70,10 +70,14 @@ class ParseOut(BaseModel):
 
     document_id: str | None = None
     parser: str
-    parser_version: int
+    parser_version: int = Field(
+        description="The version that ran; 0 when the parser was deleted before "
+        "it could run (`fields_errors._parser` says so)."
+    )
     fields: dict[str, Any]
     fields_errors: dict[str, Any] = Field(
-        description="Per field: code (missing, invalid, timeout) and message."
+        description="Per field: code (missing, invalid, timeout) and message; "
+        "`_parser` for the run as a whole (parser_failed, parser_missing)."
     )
     matches: dict[str, Any] | None = Field(
         None,

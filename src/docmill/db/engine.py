@@ -158,7 +158,7 @@ class RowReader:
         self._sqlite_path: str | None = None
         # At most one connection; a list so the finalizer need not hold self.
         self._sqlite: list[sqlite3.Connection] = []
-        self._compiled: dict[Any, tuple[str, list[str], _RowConverter]] = {}
+        self._compiled: dict[Any, tuple[str, list[tuple[str, Any]], _RowConverter]] = {}
         database = engine.url.database
         if engine.dialect.name == "sqlite" and database and database != ":memory:":
             self._sqlite_path = database
@@ -238,7 +238,7 @@ class RowReader:
         sql, names, convert = self._compile(statement)
         if not self._sqlite:
             self._sqlite.append(_open_sqlite_reader(self._sqlite_path or ""))
-        raw = self._sqlite[0].execute(sql, [params[name] for name in names]).fetchone()
+        raw = self._sqlite[0].execute(sql, _bound(names, params)).fetchone()
         return None if raw is None else convert(raw)
 
     async def _asyncpg_first(
@@ -246,7 +246,7 @@ class RowReader:
     ) -> Any:
         sql, names, convert = self._compile(statement)
         pool = await self._asyncpg_pool()
-        raw = await pool.fetchrow(sql, *[params[name] for name in names])
+        raw = await pool.fetchrow(sql, *_bound(names, params))
         return None if raw is None else convert(raw)
 
     async def _asyncpg_pool(self) -> Any:
@@ -312,10 +312,13 @@ class RowReader:
                 if not future.done():
                     future.set_result(row)
 
-    def _compile(self, statement: Select[Any]) -> tuple[str, list[str], _RowConverter]:
-        # Compiled once per statement object, with the dialect's own result
-        # conversions (JSON, UTC timestamps, booleans), so a row reads the
-        # same as one that came through the engine.
+    def _compile(
+        self, statement: Select[Any]
+    ) -> tuple[str, list[tuple[str, Any]], _RowConverter]:
+        # Compiled once per statement object, with the dialect's own
+        # conversions (JSON, UTC timestamps, booleans) of results and of the
+        # parameters that need one, so a row reads the same as one that came
+        # through the engine, and a timestamp compares as the engine's would.
         found = self._compiled.get(statement)
         if found is None:
             dialect = self.engine.dialect
@@ -325,11 +328,11 @@ class RowReader:
             row_type = collections.namedtuple(  # type: ignore[misc]
                 "ReadRow", [str(c.key) for c in columns]
             )
-            found = (
-                str(compiled),
-                list(compiled.positiontup or []),
-                _RowConverter(processors, row_type),
-            )
+            names = [
+                (name, _bind_processor(compiled.binds[name].type, dialect))
+                for name in compiled.positiontup or []
+            ]
+            found = (str(compiled), names, _RowConverter(processors, row_type))
             self._compiled[statement] = found
         return found
 
@@ -353,6 +356,20 @@ class _ReadBatch:
         """True for the first reader to count this batch's failure."""
         first, self.blamed = not self.blamed, True
         return first
+
+
+def _bound(names: list[tuple[str, Any]], params: dict[str, Any]) -> list[Any]:
+    return [
+        params[name] if process is None else process(params[name])
+        for name, process in names
+    ]
+
+
+def _bind_processor(type_: Any, dialect: Any) -> Any:
+    try:
+        return type_.dialect_impl(dialect).bind_processor(dialect)
+    except TypeError:
+        return None  # as for results: asyncpg converts what it is given
 
 
 def _result_processor(type_: Any, dialect: Any) -> Any:

@@ -14,7 +14,12 @@ from urllib.parse import unquote
 
 from lxml import etree
 
-from docmill.exceptions import CorruptDocument, EmptyDocument, EncryptedDocument
+from docmill.exceptions import (
+    CorruptDocument,
+    EmptyDocument,
+    EncryptedDocument,
+    EntityBomb,
+)
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source
 from docmill.extract.html import extract_html
@@ -178,10 +183,10 @@ def _ncx_labels(package: Package, name: str, labels: dict[str, str]) -> None:
 
 
 def _parse_quietly(package: Package, name: str) -> etree._Element | None:
-    # A broken table of contents costs the headings, never the book.
+    # A broken or hostile table of contents costs the headings, never the book.
     try:
         return package.parse_optional(name)
-    except CorruptDocument:
+    except (CorruptDocument, EntityBomb):
         return None
 
 

@@ -8,15 +8,18 @@ of an object.
 
 The sniffer sends only complete, valid JSON here, but it judges a large file
 by its head alone; a file that turns out not to parse is read as plain text
-rather than failed.
+rather than failed. One nested deeper than ``json.loads`` goes (about a
+thousand levels, Python's recursion limit) fails as ``limit_exceeded``.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
+from docmill.exceptions import LimitExceeded
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source, read_source
 from docmill.extract.text import encoding_metadata, extract_text, undecodable_warning
@@ -28,8 +31,12 @@ def extract_json(source: Source, ctx: ExtractContext) -> ExtractionResult:
     decoded = decode(data)
     try:
         document = _parse(decoded.text)
-    except (ValueError, RecursionError) as exc:
-        # RecursionError: nesting deeper than the interpreter's stack allows.
+    except RecursionError as exc:
+        raise LimitExceeded(
+            "the JSON nests its arrays and objects too deeply to read (deeper "
+            f"than about {sys.getrecursionlimit()} levels); nothing was read"
+        ) from exc
+    except ValueError as exc:
         result = extract_text(data, ctx)
         result.warnings.append(f"not valid JSON, read as plain text: {exc}")
         return result

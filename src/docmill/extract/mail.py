@@ -7,7 +7,8 @@ not an attachment, taking the plain version of a multipart/alternative and
 the HTML one, converted to text, only when there is no plain version. Parts
 with a file name are attachments: each is extracted as a child document and
 counted in ``metadata["attachments"]``; an attached message without a name
-is a child too, named after its subject.
+is a child too, named after its subject. A message with more attachments
+than ``max_archive_members`` is refused whole, as such an archive is.
 """
 
 from __future__ import annotations
@@ -20,10 +21,9 @@ from email.parser import BytesParser
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 
-from docmill.exceptions import EmptyDocument
+from docmill.exceptions import EmptyDocument, LimitExceeded
 from docmill.extract import mime
 from docmill.extract.base import (
-    ChildResult,
     ExtractContext,
     ExtractionResult,
     Source,
@@ -52,9 +52,16 @@ def extract_email(source: Source, ctx: ExtractContext) -> ExtractionResult:
             metadata[name] = value
     if "date" in metadata:
         metadata["date"] = _normal_date(metadata["date"])
-    reader = _PartReader(ctx)
+    reader = _PartReader()
     reader.read(message)
-    metadata["attachments"] = len(reader.children)
+    limit = ctx.limits.max_archive_members
+    if len(reader.attachments) > limit:
+        raise LimitExceeded(
+            f"the message holds {len(reader.attachments)} attachments, more "
+            f"than the limit of {limit}"
+        )
+    children = [ctx.extract_child(name, data) for name, data in reader.attachments]
+    metadata["attachments"] = len(children)
 
     lines = [
         f"{name.title()}: {metadata[name]}" for name in _HEADERS if name in metadata
@@ -64,7 +71,7 @@ def extract_email(source: Source, ctx: ExtractContext) -> ExtractionResult:
         mime.EMAIL,
         "\n\n".join(part for part in parts if part),
         metadata=metadata,
-        children=reader.children,
+        children=children,
         warnings=reader.warnings,
     )
 
@@ -112,10 +119,11 @@ def _unescape_8bit(value: str) -> str:
 class _PartReader:
     """Walks a message's MIME tree, collecting body texts and attachments."""
 
-    def __init__(self, ctx: ExtractContext) -> None:
-        self.ctx = ctx
+    def __init__(self) -> None:
         self.bodies: list[str] = []
-        self.children: list[ChildResult] = []
+        # Extracted once the walk has counted them all, so that a message
+        # past the limit is refused before any attachment is read.
+        self.attachments: list[tuple[str, bytes]] = []
         self.warnings: list[str] = []
 
     def read(self, part: Message) -> None:
@@ -147,7 +155,7 @@ class _PartReader:
             self.bodies.append(text)
 
     def _attach(self, name: str, payload: bytes) -> None:
-        self.children.append(self.ctx.extract_child(name, payload))
+        self.attachments.append((name, payload))
 
     def _attach_message(self, part: Message) -> None:
         inner = part.get_payload()

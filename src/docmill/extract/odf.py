@@ -16,7 +16,7 @@ from typing import Any
 
 from lxml import etree
 
-from docmill.exceptions import CorruptDocument, EncryptedDocument
+from docmill.exceptions import CorruptDocument, EncryptedDocument, EntityBomb
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source
 from docmill.extract.ooxml import (
@@ -178,7 +178,7 @@ def read_meta(package: Package) -> dict[str, Any]:
     """Return ``meta.xml``'s title, author and dates as metadata."""
     try:
         root = package.parse_optional("meta.xml")
-    except CorruptDocument:
+    except (CorruptDocument, EntityBomb):
         return {}
     metadata: dict[str, Any] = {}
     meta = None if root is None else root.find(f"{{{OFFICE}}}meta")

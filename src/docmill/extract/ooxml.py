@@ -23,7 +23,13 @@ from typing import IO, Any, NamedTuple
 
 from lxml import etree
 
-from docmill.exceptions import CorruptDocument, EncryptedDocument, LimitExceeded
+from docmill.exceptions import (
+    CorruptDocument,
+    EncryptedDocument,
+    EntityBomb,
+    ExtractionError,
+    LimitExceeded,
+)
 from docmill.extract.base import ExtractContext, Source, open_source
 from docmill.extract.zipread import DEFLATE_MAX_RATIO, ZipArchive, read_member
 
@@ -300,8 +306,8 @@ class Package:
         part = next((name for name in names if name in self.names), None)
         try:
             root = self.parse_optional(part)
-        except CorruptDocument:
-            # Broken properties never cost the document its text.
+        except (CorruptDocument, EntityBomb):
+            # Broken or hostile properties never cost the document its text.
             return {}
         return core_properties(root) if root is not None else {}
 
@@ -324,7 +330,7 @@ def parse_xml(data: bytes, what: str) -> etree._Element:
     try:
         return etree.fromstring(data, _PARSER)
     except etree.XMLSyntaxError as exc:
-        raise CorruptDocument(f"the {what} is not well-formed XML ({exc})") from exc
+        raise _refusal(exc, what) from exc
 
 
 def iterparse(
@@ -348,7 +354,20 @@ def iterparse(
         for _event, element in events:
             yield element
     except etree.XMLSyntaxError as exc:
-        raise CorruptDocument(f"the {what} is not well-formed XML ({exc})") from exc
+        raise _refusal(exc, what) from exc
+
+
+def _refusal(exc: etree.XMLSyntaxError, what: str) -> ExtractionError:
+    if "amplification" in str(exc):
+        # libxml2 weighs what the entity references would expand to even
+        # though it is told not to expand them, and stops past a factor: the
+        # part is hostile (billion laughs, quadratic blow-up), not damaged.
+        return EntityBomb(
+            f"the {what} was refused: its entity references would expand past "
+            "the XML parser's amplification limit (an entity bomb); docmill "
+            "expands no entities"
+        )
+    return CorruptDocument(f"the {what} is not well-formed XML ({exc})")
 
 
 def core_properties(root: etree._Element) -> dict[str, Any]:

@@ -245,6 +245,10 @@ def _is_json_prefix(text: str, stripped: str, head: bytes) -> bool:
             document = json.loads(stripped)
         except ValueError:
             return False
+        except RecursionError:
+            # Too deep to parse, so too deep to check: the JSON extractor
+            # refuses it, saying so, as it does a large file.
+            return True
         # json.loads itself skips only JSON's whitespace; text led by other
         # spaces (no-break, em) must fail in the extractor as before.
         if not text[: len(text) - len(stripped)].strip(" \t\n\r"):

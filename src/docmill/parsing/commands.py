@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from docmill._cli_values import PlainCommand
+
 if TYPE_CHECKING:
     from docmill.settings import Settings
 
@@ -47,7 +49,7 @@ def _load(path: Path) -> Any:
         raise typer.Exit(1) from exc
 
 
-@parsers_app.command("apply")
+@parsers_app.command("apply", cls=PlainCommand)
 def apply(
     files: list[Path] = typer.Argument(..., help="Parser files, YAML or JSON."),
     data_dir: Path | None = typer.Option(None, help="[env: DOCMILL_DATA_DIR]"),
@@ -77,7 +79,7 @@ def apply(
     asyncio.run(run())
 
 
-@parsers_app.command("list")
+@parsers_app.command("list", cls=PlainCommand)
 def list_parsers(
     data_dir: Path | None = typer.Option(None, help="[env: DOCMILL_DATA_DIR]"),
     database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
@@ -93,7 +95,7 @@ def list_parsers(
         typer.echo(f"{record.name}\tv{record.version}\t{names}")
 
 
-@parsers_app.command("delete")
+@parsers_app.command("delete", cls=PlainCommand)
 def delete_parser(
     name: str = typer.Argument(..., help="The shared parser to remove."),
     data_dir: Path | None = typer.Option(None, help="[env: DOCMILL_DATA_DIR]"),

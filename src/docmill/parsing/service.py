@@ -35,6 +35,7 @@ from docmill.db.engine import write_transaction
 from docmill.db.models import Document, DocumentContent
 from docmill.exceptions import DocumentNotFound, StorageError
 from docmill.parsing.engine import PDF_MIME_TYPE, parse_payload
+from docmill.parsing.errors import ParserNotFound
 from docmill.parsing.store import ParserRecord, ParserStore
 from docmill.storage import Storage
 
@@ -53,7 +54,7 @@ async def run_before_completion(
     """
     parsers = ParserStore(engine)
     try:
-        request = await parsers.request_for(document_id)
+        request = await _request_for(parsers, document_id)
         if request is None:
             return False
         local = path if payload.get("mime_type") == PDF_MIME_TYPE else None
@@ -83,7 +84,7 @@ async def run_after_completion(
     """
     parsers = ParserStore(engine)
     try:
-        request = await parsers.request_for(document_id)
+        request = await _request_for(parsers, document_id)
         if request is not None:
             await _run_and_save(
                 parsers, storage, document_id, storage_key, request, payload
@@ -94,6 +95,45 @@ async def run_after_completion(
             document_id,
             extra={"action": "parser_failed", "document_id": document_id},
         )
+
+
+async def _request_for(parsers: ParserStore, document_id: str) -> dict[str, Any] | None:
+    """
+    The document's parse request; None without one to run.
+
+    A parser deleted since the submission is recorded on the document as its
+    parser's run, with a ``_parser`` error as a failed run has, so that the
+    document says why it has no fields.
+    """
+    try:
+        return await parsers.request_for(document_id)
+    except ParserNotFound as exc:
+        logger.warning(
+            "document %s names parser %s, which no longer exists",
+            document_id,
+            exc.name,
+            extra={"action": "parser_missing", "document_id": document_id},
+        )
+        await parsers.save_fields(document_id, _missing_parser(exc.name))
+        return None
+
+
+def _missing_parser(name: str) -> dict[str, Any]:
+    """The run recorded for parser ``name`` when it no longer exists."""
+    return {
+        "parser": name,
+        # Versions count from 1: none of this parser ran.
+        "parser_version": 0,
+        "fields": {},
+        "matches": {},
+        "errors": {
+            "_parser": {
+                "code": "parser_missing",
+                "message": f"parser {name!r} was deleted after the document was "
+                "submitted; nothing was parsed",
+            }
+        },
+    }
 
 
 async def assign_parser(

@@ -211,7 +211,14 @@ class ParserStore:
             raise ParserNotFound(name)
 
     async def request_for(self, document_id: str) -> dict[str, Any] | None:
-        """The child's parse request for a document submitted with a parser."""
+        """
+        The child's parse request for a document submitted with a parser;
+        None for a document without one.
+
+        Raises:
+            ParserNotFound: the document names a parser that no longer exists
+                (as its owner sees it): one deleted after the submission.
+        """
         async with self.engine.connect() as connection:
             row = (
                 await connection.execute(
@@ -226,18 +233,9 @@ class ParserStore:
             ).first()
         if row is None or row.parser is None:
             return None
-        try:
-            # Resolved as the document's owner would see it, so a document
-            # is never parsed by another key's rules of the same name.
-            record = await self.get(row.parser, owner=row.owner)
-        except ParserNotFound:
-            logger.warning(
-                "document %s names parser %s, which no longer exists",
-                document_id,
-                row.parser,
-                extra={"action": "parser_missing", "document_id": document_id},
-            )
-            return None
+        # Resolved as the document's owner would see it, so a document is
+        # never parsed by another key's rules of the same name.
+        record = await self.get(row.parser, owner=row.owner)
         return record.request(
             filename=row.filename, title=row.title, user_metadata=row.user_metadata
         )

@@ -874,16 +874,15 @@ class JobStore:
         When the next document above ``priority`` that no worker holds, in
         queue order, is (or was) due; None if there is none.
 
-        A cheap read (off the pool, one index entry) that tells a worker
-        whether the claims waiting for its slots should make way
-        (``claim_ahead_of``). Known gap: it looks at the highest priority
-        only, so while that one's next document waits for a retry, a due
-        document of a priority between it and ``priority`` is not noticed
-        until a slot claims again. Comparing with the clock in the query
-        (or a reader that binds timestamps) would close it.
+        A cheap read (off the pool) that tells a worker whether the claims
+        waiting for its slots should make way (``claim_ahead_of``). Only due
+        documents count, so one waiting for a retry does not hide a due
+        document of a lower, still outranking priority. It walks the claim
+        index in queue order, so it reads past only the documents of higher
+        priorities that wait for a retry (few) before the first due one.
         """
         row = await self.reads.first(
-            _OUTRANKING, pending=PENDING, priority=priority, one=1, zero=0
+            _OUTRANKING, pending=PENDING, priority=priority, now=utcnow(), one=1, zero=0
         )
         return None if row is None else row.due
 
@@ -1613,14 +1612,15 @@ _DUE_ABOVE = (
     .with_for_update(skip_locked=True)
 )
 
-# The first free document above a priority, in queue order: one index
-# entry. Parameters by name only: RowReader passes no others.
+# The first free, due document above a priority, in queue order.
+# Parameters by name only: RowReader passes no others.
 _OUTRANKING = (
     select(_documents.c.next_attempt_at.label("due"))
     .where(
         _documents.c.status == bindparam("pending"),
         _documents.c.claim_token.is_(None),
         _documents.c.priority > bindparam("priority"),
+        _documents.c.next_attempt_at <= bindparam("now"),
     )
     .order_by(*_QUEUE_ORDER)
     # SQLite's LIMIT comes with an OFFSET: both named, or it gets its own.

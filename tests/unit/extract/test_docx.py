@@ -246,6 +246,47 @@ def test_entities_in_a_part_are_never_expanded() -> None:
     assert extract(data).text == "kept"
 
 
+# Billion laughs: nine levels of ten references each, 10^9 "lol"s expanded.
+LAUGHS = '<!DOCTYPE {root} [<!ENTITY l0 "lol">{levels}]>'.format(
+    root="{root}",
+    levels="".join(
+        f'<!ENTITY l{level} "{f"&l{level - 1};" * 10}">' for level in range(1, 10)
+    ),
+)
+
+
+def test_an_entity_bomb_in_the_body_is_refused_as_a_limit() -> None:
+    data = build_docx(paragraph("&l9;"), prolog=LAUGHS.format(root="w:document"))
+
+    with pytest.raises(LimitExceeded) as caught:
+        extract(data)
+
+    assert (caught.value.code, str(caught.value)) == (
+        "limit_exceeded",
+        "the DOCX body was refused: its entity references would expand past the "
+        "XML parser's amplification limit (an entity bomb); docmill expands no "
+        "entities",
+    )
+
+
+def test_an_entity_bomb_in_the_properties_costs_only_the_properties() -> None:
+    buffer = io.BytesIO(build_docx(paragraph("Body text")))
+    with zipfile.ZipFile(buffer, "a") as package:
+        package.writestr(
+            "docProps/core.xml",
+            LAUGHS.format(root="cp:coreProperties")
+            + '<cp:coreProperties xmlns:cp="urn:x"><title>&l9;</title>'
+            "</cp:coreProperties>",
+        )
+
+    result = extract(buffer.getvalue())
+
+    assert (result.text, result.metadata) == (
+        "Body text",
+        {"sections": 0, "tables": 0},
+    )
+
+
 HEADING_BODY = (
     '<w:p><w:pPr><w:pStyle w:val="Big"/></w:pPr><w:r><w:t>Title</w:t></w:r></w:p>'
     '<w:p><w:pPr><w:pStyle w:val="Plain"/></w:pPr><w:r><w:t>Body</w:t></w:r></w:p>'

@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from docmill.exceptions import LimitExceeded
 from docmill.extract import mime
-from docmill.extract.base import ExtractContext, ExtractionResult
+from docmill.extract.base import ExtractContext, ExtractionResult, Limits
+from docmill.extract.child import extract_in_process
 from docmill.extract.jsondoc import extract_json, json_lines
 from docmill.extract.pipeline import extract_path
 
@@ -47,9 +50,39 @@ def test_invalid_json_is_read_as_plain_text() -> None:
     assert (result.mime_type, result.text) == (mime.TEXT, '{"name": "John Doe",')
 
 
-def test_deep_nesting_does_not_exhaust_the_stack() -> None:
+def test_nesting_past_the_parser_is_a_limit_exceeded() -> None:
     data = b"[" * 100_000 + b"]" * 100_000
-    assert _extract(data).mime_type == mime.TEXT
+
+    with pytest.raises(LimitExceeded, match="nests its arrays and objects too deeply"):
+        _extract(data)
+
+
+@pytest.mark.parametrize(
+    "depth",
+    [
+        pytest.param(3_000, id="small-file-parsed-by-the-sniffer"),
+        pytest.param(100_000, id="large-file-judged-by-its-head"),
+    ],
+)
+def test_a_deeply_nested_file_fails_saying_so(tmp_path: Path, depth: int) -> None:
+    path = tmp_path / "deep.json"
+    path.write_bytes(b'{"a":' * depth + b"1" + b"}" * depth)
+
+    with pytest.raises(LimitExceeded) as caught:
+        extract_in_process(path, "deep.json", Limits())
+
+    assert (caught.value.code, str(caught.value)) == (
+        "limit_exceeded",
+        "the JSON nests its arrays and objects too deeply to read (deeper than "
+        f"about {sys.getrecursionlimit()} levels); nothing was read",
+    )
+
+
+def test_nesting_within_the_parser_is_read() -> None:
+    depth = 900
+    data = b'{"a":' * depth + b"1" + b"}" * depth
+
+    assert _extract(data).text == "a" + ".a" * (depth - 1) + ": 1"
 
 
 def _reference_lines(value: object, path: str = "") -> list[str]:

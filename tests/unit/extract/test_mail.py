@@ -2,8 +2,11 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 
+import pytest
+
+from docmill.exceptions import LimitExceeded
 from docmill.extract import mime
-from docmill.extract.base import ExtractContext, ExtractionResult
+from docmill.extract.base import ExtractContext, ExtractionResult, Limits
 from docmill.extract.mail import extract_email
 
 
@@ -16,8 +19,8 @@ def _message(subject: str = "Quarterly report") -> EmailMessage:
     return message
 
 
-def _extract(message: EmailMessage) -> ExtractionResult:
-    ctx = ExtractContext()
+def _extract(message: EmailMessage, limits: Limits | None = None) -> ExtractionResult:
+    ctx = ExtractContext(limits or Limits())
     ctx.media_type = mime.EMAIL
     return extract_email(message.as_bytes(), ctx)
 
@@ -67,6 +70,30 @@ def test_attachments_become_children_and_are_counted() -> None:
         for child in result.children
     ] == [("a.txt", "alpha notes\n"), ("empty.bin", "empty")]
     assert result.metadata["attachments"] == 2
+
+
+def _with_attachments(count: int) -> EmailMessage:
+    message = _message()
+    message.set_content("see attached")
+    for index in range(count):
+        message.add_attachment(b"x", "text", "plain", filename=f"{index}.txt")
+    return message
+
+
+def test_more_attachments_than_archive_members_allowed_is_a_limit() -> None:
+    with pytest.raises(LimitExceeded) as caught:
+        _extract(_with_attachments(4), Limits(max_archive_members=3))
+
+    assert (caught.value.code, str(caught.value)) == (
+        "limit_exceeded",
+        "the message holds 4 attachments, more than the limit of 3",
+    )
+
+
+def test_attachments_up_to_the_limit_are_read() -> None:
+    result = _extract(_with_attachments(3), Limits(max_archive_members=3))
+
+    assert [child.name for child in result.children] == ["0.txt", "1.txt", "2.txt"]
 
 
 def test_an_attached_message_is_a_child_named_after_its_subject() -> None:
