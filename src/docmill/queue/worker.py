@@ -537,6 +537,11 @@ class Worker:
         A claimed document to queue in the child behind the one it reads,
         unless an idle slot needs it, or it is a URL (its start and download
         come before its child may have it).
+
+        Only looked for as the child begins a document: one claimed later
+        waits for the next answer, which is why the claimer keeps several
+        per slot. Having the claimer hand a fresh claim to a slot whose
+        child has none queued would close that gap.
         """
         if (
             len(self._ready) <= self._idle_slots
