@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -401,3 +402,160 @@ async def test_start_that_meets_a_database_error_leaves_the_document_to_its_leas
         "completed",
         1,
     )
+
+
+# -- a document queued in the child behind the one it reads -------------------
+
+
+async def submit_before_the_worker(
+    client_with: ClientFactory, running: bytes, queued: bytes, **overrides: Any
+) -> tuple[str, str]:
+    """
+    Two documents queued before a one-slot worker starts: its first claim
+    takes both, so the second is sent to the child behind the first.
+    """
+    async with client_with(workers=0, **overrides) as client:
+        return await submit(client, running), await submit(client, queued)
+
+
+def queued_ids(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.document_id
+        for record in caplog.records
+        if getattr(record, "action", None) == "document_queued"
+    ]
+
+
+async def attempt_rows(settings: Settings, document_id: str) -> list[str]:
+    from docmill.api.app import build_services
+
+    services = build_services(settings)
+    try:
+        return [row.outcome for row in await services.store.attempts(document_id)]
+    finally:
+        await services.engine.dispose()
+
+
+@pytest.fixture
+def worker_debug(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG, logger="docmill.queue.worker")
+    return caplog
+
+
+@pytest.mark.parametrize(
+    ("running", "code"),
+    [
+        pytest.param(b"DOCMILL-TEST-SLEEP 30\nnever", "timeout", id="timeout"),
+        pytest.param(b"DOCMILL-TEST-CRASH", "worker_crash", id="crash"),
+    ],
+)
+async def test_document_queued_behind_a_killed_child_goes_to_a_fresh_one(
+    client_with: ClientFactory,
+    settings: Settings,
+    worker_debug: pytest.LogCaptureFixture,
+    running: bytes,
+    code: str,
+) -> None:
+    """The kill takes the queued request with it; its attempt is counted once."""
+    first, queued = await submit_before_the_worker(
+        client_with, running, b"queued behind", max_attempts=1
+    )
+    async with client_with(workers=1, max_attempts=1, job_timeout_seconds=1) as client:
+        failed = await wait_final(client, first)
+        body = await wait_final(client, queued)
+
+    assert queued_ids(worker_debug) == [queued]
+    assert (failed["status"], failed["error"]["code"]) == ("failed", code)
+    assert (body["status"], body["attempts"], body["result"]["word_count"]) == (
+        "completed",
+        1,
+        2,
+    )
+    assert await attempt_rows(settings, queued) == ["completed"]
+
+
+async def test_document_queued_behind_a_cancelled_one_goes_to_a_fresh_child(
+    client_with: ClientFactory,
+    settings: Settings,
+    worker_debug: pytest.LogCaptureFixture,
+) -> None:
+    first, queued = await submit_before_the_worker(
+        client_with, b"DOCMILL-TEST-STALL 30\nnever", b"queued behind"
+    )
+    async with client_with(workers=1) as client:
+        await wait_status(client, first, "processing")
+        await client.post(f"/documents/{first}/cancel")
+        body = await wait_final(client, queued, timeout=5)
+
+    assert queued_ids(worker_debug) == [queued]
+    assert (body["status"], body["attempts"]) == ("completed", 1)
+    assert await attempt_rows(settings, queued) == ["completed"]
+
+
+async def test_queued_document_cancelled_is_never_read(
+    client_with: ClientFactory,
+    settings: Settings,
+    worker_debug: pytest.LogCaptureFixture,
+) -> None:
+    """
+    The child is stopped before it reads a queued document whose claim was
+    lost: a follower completes long before the 30 s that reading it would take.
+    """
+    first, queued = await submit_before_the_worker(
+        client_with, b"DOCMILL-TEST-SLEEP 1\nslow", b"DOCMILL-TEST-STALL 30\nnever"
+    )
+    async with client_with(workers=1) as client:
+        await wait_status(client, first, "processing")
+        cancelled = await client.post(f"/documents/{queued}/cancel")
+        follower = await wait_final(client, await submit(client, b"after"), timeout=8)
+        body = (await client.get(f"/documents/{queued}")).json()
+        done = (await client.get(f"/documents/{first}")).json()
+
+    assert queued_ids(worker_debug) == [queued]
+    assert cancelled.json()["status"] == "cancelled"
+    assert (body["status"], body["attempts"]) == ("cancelled", 0)
+    assert (done["status"], follower["status"]) == ("completed", "completed")
+    assert await attempt_rows(settings, queued) == []
+
+
+async def test_shutdown_gives_back_a_queued_document_unread(
+    client_with: ClientFactory,
+    settings: Settings,
+    worker_debug: pytest.LogCaptureFixture,
+) -> None:
+    first, queued = await submit_before_the_worker(
+        client_with, b"DOCMILL-TEST-SLEEP 0.5\nslow", b"DOCMILL-TEST-STALL 30\nnever"
+    )
+    began = time.monotonic()
+    async with client_with(workers=1, shutdown_grace_seconds=10) as client:
+        await wait_status(client, first, "processing")
+    elapsed = time.monotonic() - began
+    async with client_with(workers=0) as client:
+        finished = (await client.get(f"/documents/{first}")).json()
+        released = (await client.get(f"/documents/{queued}")).json()
+
+    assert queued_ids(worker_debug) == [queued]
+    assert finished["status"] == "completed"
+    assert (released["status"], released["attempts"]) == ("pending", 0)
+    assert await attempt_rows(settings, queued) == []
+    assert elapsed < 8
+
+
+async def test_shutdown_past_its_grace_gives_back_both_documents(
+    client_with: ClientFactory,
+    settings: Settings,
+    worker_debug: pytest.LogCaptureFixture,
+) -> None:
+    first, queued = await submit_before_the_worker(
+        client_with, b"DOCMILL-TEST-STALL 30\nnever", b"queued behind"
+    )
+    async with client_with(workers=1, shutdown_grace_seconds=0.3) as client:
+        await wait_status(client, first, "processing")
+    async with client_with(workers=0) as client:
+        running = (await client.get(f"/documents/{first}")).json()
+        released = (await client.get(f"/documents/{queued}")).json()
+
+    assert queued_ids(worker_debug) == [queued]
+    assert (running["status"], released["status"]) == ("pending", "pending")
+    assert released["attempts"] == 0
+    assert await attempt_rows(settings, queued) == []

@@ -574,6 +574,58 @@ async def _lose_by_lease_expiry(store: JobStore, document_id: str) -> None:
     assert await store.reclaim_expired() == 1
 
 
+async def test_claim_shares_the_transaction_of_results_in_flight(
+    store: Any,
+) -> None:
+    """
+    On SQLite a claim rides in the start/result group instead of taking the
+    one writer for a transaction (and an fsync) of its own.
+    """
+    ids = [await queue_document(store, name=name) for name in "abc"]
+    (claim,) = await store.claim_batch("w:1", 1)
+    await store.start(claim)
+    transactions = 0
+    if store._writer is not None:
+        run = store._writer.run
+
+        async def counted(work: Any) -> Any:
+            nonlocal transactions
+            transactions += 1
+            return await run(work)
+
+        store._writer.run = counted
+
+    parser, claimed = await asyncio.gather(
+        store.complete(claim, _payload("words a")),
+        store.claim_batch("w:1", 5),
+    )
+
+    assert (parser, sorted(c.document_id for c in claimed)) == (None, ids[1:])
+    assert transactions == (1 if store._writer is not None else 0)
+    assert [(await store.get(i)).status for i in ids] == [
+        "completed",
+        "pending",
+        "pending",
+    ]
+
+
+async def test_claim_in_a_group_that_fails_is_made_alone(store: Any) -> None:
+    ids = [await queue_document(store, name=name) for name in "ab"]
+    (claim,) = await store.claim_batch("w:1", 1)
+    await store.start(claim)
+    unwritable = _payload("bad") | {"metadata": {"not json": object()}}
+
+    failed, claimed = await asyncio.gather(
+        store.complete(claim, unwritable),
+        store.claim_batch("w:1", 5),
+        return_exceptions=True,
+    )
+
+    assert isinstance(failed, Exception)
+    assert [c.document_id for c in claimed] == ids[1:]
+    assert (await store.get(ids[1])).claim_token == claimed[0].token
+
+
 @pytest.mark.parametrize(
     "lose",
     [

@@ -43,6 +43,37 @@ async def test_slow_extraction_times_out_and_child_is_replaced(
     assert payload["text"] == "after"
 
 
+async def test_documents_sent_ahead_are_answered_in_order(
+    child: ExtractionChild, tmp_path: Path
+) -> None:
+    first = write(tmp_path, "first", b"DOCMILL-TEST-SLEEP 0.2\nfirst")
+    second = write(tmp_path, "second", b"DOCMILL-TEST-SLEEP 0\nsecond")
+    loop = asyncio.get_running_loop()
+
+    await child.send(first, None)
+    await child.send(second, None)
+    texts = [(await child.receive(10, loop.time()))["text"] for _ in range(2)]
+
+    assert (texts, child.unanswered) == (["first", "second"], 0)
+
+
+async def test_timeout_takes_the_document_queued_behind_with_the_child(
+    child: ExtractionChild, tmp_path: Path
+) -> None:
+    slow = write(tmp_path, "slow", b"DOCMILL-TEST-SLEEP 30\nnever")
+    queued = write(tmp_path, "queued", b"DOCMILL-TEST-SLEEP 0\nqueued")
+    loop = asyncio.get_running_loop()
+    await child.send(slow, None)
+    await child.send(queued, None)
+
+    with pytest.raises(ExtractionTimeout):
+        await child.receive(0.5, loop.time())
+    unanswered = child.unanswered
+    payload = await child.extract(queued, None, timeout_seconds=10)
+
+    assert (unanswered, payload["text"]) == (0, "queued")
+
+
 async def test_crashing_extraction_is_reported_as_worker_crash(
     child: ExtractionChild, tmp_path: Path
 ) -> None:

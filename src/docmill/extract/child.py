@@ -310,6 +310,8 @@ class ExtractionChild:
         self._process: Any = None
         self._channel: socket.socket | None = None
         self._buffer = bytearray()
+        # Documents sent (``send``) whose answer has not been read yet.
+        self.unanswered = 0
         # The document handed over by begin(), for callers without a loop.
         self.deadline = 0.0
         self._timeout_seconds = 0.0
@@ -361,17 +363,66 @@ class ExtractionChild:
         """
         import asyncio
 
+        since = asyncio.get_running_loop().time()
+        await self.send(path, name, password)
+        return await self.receive(timeout_seconds, since, on_progress)
+
+    async def send(
+        self, path: Path, name: str | None, password: str | None = None
+    ) -> None:
+        """
+        Queue one document behind those the child has not answered yet.
+
+        The child reads requests in order, so a document sent while it reads
+        another begins the moment that one is answered, without waiting for
+        the caller to read the answer. A child is started if none runs.
+        """
+        import asyncio
+
         channel = self._channel or self._start()
-        loop = asyncio.get_running_loop()
         request = pickle.dumps((str(path), name, password))
+        self.unanswered += 1
+        try:
+            await asyncio.get_running_loop().sock_sendall(
+                channel, _LENGTH.pack(len(request)) + request
+            )
+        except OSError:
+            # The child is gone; reading its answer reports the crash.
+            pass
+        except BaseException:
+            # A request cut short would garble every later one.
+            self.kill()
+            raise
+
+    async def receive(
+        self,
+        timeout_seconds: float,
+        since: float,
+        on_progress: ProgressHandler | None = None,
+    ) -> Payload:
+        """
+        The outcome of the oldest document sent and not yet answered.
+
+        Args:
+            timeout_seconds: how long the child may read the document.
+            since: the event loop's time when the child began it (for a
+                document queued behind another, when that one was answered).
+            on_progress: called with each progress report of the document.
+
+        Raises what ``extract`` raises. After a timeout, a crash or a
+        cancellation the child is killed, and with it every document queued
+        behind; the next ``send`` starts a fresh child.
+        """
+        import asyncio
+
+        channel = self._channel
+        if channel is None or not self.unanswered:
+            raise ValueError("no document is waiting for its answer")
         try:
             try:
                 # One deadline for the whole document; wait_for around each
                 # message cost a task of its own per message.
-                async with asyncio.timeout(timeout_seconds):
-                    await loop.sock_sendall(
-                        channel, _LENGTH.pack(len(request)) + request
-                    )
+                async with asyncio.timeout_at(since + timeout_seconds):
                     while True:
                         message = await self._receive(channel)
                         if message[0] != "progress":
@@ -394,6 +445,7 @@ class ExtractionChild:
             # child may still be working on it, so it cannot be reused.
             self.kill()
             raise
+        self.unanswered -= 1
         return _outcome(message)
 
     # Blocking use, for a caller with no event loop (``docmill extract``):
@@ -523,6 +575,7 @@ class ExtractionChild:
     def kill(self) -> None:
         process, channel = self._process, self._channel
         self._process = self._channel = None
+        self.unanswered = 0
         if channel is not None:
             channel.close()
         if process is not None and process.is_alive():

@@ -167,6 +167,8 @@ Answer = TypeVar("Answer")
 _Submission = tuple[tuple[dict[str, Any], NewDocument], asyncio.Future[Any]]
 # A payload of None is a start (see CompletionCommit).
 _Completion = tuple[tuple[Claim, dict[str, Any] | None], asyncio.Future[str | None]]
+# A worker's request to hold up to so many documents (see CompletionCommit).
+_Wanted = tuple[tuple[str, int], asyncio.Future[Sequence[Claim]]]
 
 
 class _Grouped(Generic[Item, Answer]):
@@ -186,6 +188,10 @@ class _Grouped(Generic[Item, Answer]):
     async def _enqueue(self, item: Item) -> Answer:
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self.waiting.append((item, future))
+        self._commit_soon(future)
+        return await future
+
+    def _commit_soon(self, future: asyncio.Future[Any]) -> None:
         committer = self.committer
         if (
             committer is None
@@ -193,7 +199,6 @@ class _Grouped(Generic[Item, Answer]):
             or committer.get_loop() is not future.get_loop()
         ):
             self.committer = asyncio.create_task(self._commit_all())
-        return await future
 
     async def _commit_all(self) -> None:
         while self.waiting:
@@ -276,7 +281,16 @@ class CompletionCommit(_Grouped[tuple[Claim, dict[str, Any] | None], str | None]
     document, one after the other on the one writer. Each start is fenced
     by its own token as before; a lost one is left out and its caller gets
     LeaseLost.
+
+    Claims (holding the next documents for a worker's slots) join the group
+    too on SQLite: with every commit an fsync, a claim of its own queued on
+    the one writer behind the results, and a slot could find no document
+    waiting when its child finished one.
     """
+
+    def __init__(self, store: JobStore) -> None:
+        super().__init__(store)
+        self.wanted: list[_Wanted] = []
 
     async def add(self, claim: Claim, payload: dict[str, Any]) -> str | None:
         return await self._enqueue((claim, payload))
@@ -284,19 +298,47 @@ class CompletionCommit(_Grouped[tuple[Claim, dict[str, Any] | None], str | None]
     async def start(self, claim: Claim) -> None:
         await self._enqueue((claim, None))
 
-    async def _commit_batch(self, batch: list[_Completion]) -> None:
-        if len(batch) > 1 and await self._commit(batch, answer_errors=False):
+    async def claim(self, worker_id: str, limit: int) -> Sequence[Claim]:
+        """Hold up to ``limit`` due documents, in the next transaction."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Sequence[Claim]] = loop.create_future()
+        self.wanted.append(((worker_id, limit), future))
+        self._commit_soon(future)
+        return await future
+
+    async def _commit_all(self) -> None:
+        while self.waiting or self.wanted:
+            batch, self.waiting = self.waiting, []
+            wanted, self.wanted = self.wanted, []
+            await self._commit_group(batch, wanted)
+
+    async def _commit_group(
+        self, batch: list[_Completion], wanted: list[_Wanted]
+    ) -> None:
+        if len(batch) + len(wanted) > 1 and await self._commit(
+            batch, wanted, answer_errors=False
+        ):
             return
         for one in batch:
-            await self._commit([one], answer_errors=True)
+            await self._commit([one], [], answer_errors=True)
+        for request in wanted:
+            await self._commit([], [request], answer_errors=True)
 
-    async def _commit(self, batch: list[_Completion], *, answer_errors: bool) -> bool:
-        """Write ``batch`` in one transaction; whether it committed."""
+    async def _commit(
+        self, batch: list[_Completion], wanted: list[_Wanted], *, answer_errors: bool
+    ) -> bool:
+        """Write ``batch`` and make ``wanted``'s claims in one transaction."""
+        futures: list[asyncio.Future[Any]] = [
+            *(future for _, future in batch),
+            *(future for _, future in wanted),
+        ]
         try:
-            outcomes = await self.store._write_results([item for item, _ in batch])
+            outcomes, claimed = await self.store._write_results(
+                [item for item, _ in batch], [request for request, _ in wanted]
+            )
         except BaseException as exc:
             if answer_errors or not isinstance(exc, Exception):
-                for _, future in batch:
+                for future in futures:
                     if not future.done():
                         future.set_exception(exc)
             if not isinstance(exc, Exception):
@@ -309,6 +351,11 @@ class CompletionCommit(_Grouped[tuple[Claim, dict[str, Any] | None], str | None]
                 future.set_exception(outcome)
             else:
                 future.set_result(outcome)
+        for (_, claims_future), claims in zip(wanted, claimed, strict=True):
+            # A claimer that stopped waiting gets its claims back by their
+            # lease: recovery returns an unstarted hold uncounted.
+            if not claims_future.done():
+                claims_future.set_result(claims)
         return True
 
 
@@ -726,9 +773,7 @@ class JobStore:
         skipping rows another worker holds), so none can change in between.
         """
         if self._writer is not None:
-            return await self._writer.run(
-                functools.partial(self._claim_now, worker_id=worker_id, limit=limit)
-            )
+            return await self._completions.claim(worker_id, limit)
         async with write_transaction(self.engine) as connection:
             return await self._claim(connection, worker_id, limit)
 
@@ -953,42 +998,61 @@ class JobStore:
         return await self._completions.add(claim, payload)
 
     async def _write_results(
-        self, items: Sequence[tuple[Claim, dict[str, Any] | None]]
-    ) -> Sequence[str | LeaseLost | None]:
+        self,
+        items: Sequence[tuple[Claim, dict[str, Any] | None]],
+        wanted: Sequence[tuple[str, int]] = (),
+    ) -> tuple[Sequence[str | LeaseLost | None], Sequence[Sequence[Claim]]]:
         """
         Write ``items`` in one transaction: results, and starts (no payload);
         for each, in order, the parser at completion (None for a start) or
         LeaseLost when its claim was no longer held and nothing of it was
-        written.
+        written. The same transaction then holds documents for each
+        ``(worker_id, limit)`` in ``wanted``, and gives back those claims.
         """
         starts = [claim for claim, payload in items if payload is None]
         results = [(claim, payload) for claim, payload in items if payload is not None]
         started: Sequence[LeaseLost | None]
         completed: Sequence[str | LeaseLost | None]
+        claimed: Sequence[Sequence[Claim]]
         if self._writer is not None and not any(
             claim.had_result or claim.callback_url or self.webhook_url
             for claim, _ in results
         ):
-            started, completed = await self._writer.run(
-                functools.partial(self._write_now, starts=starts, results=results)
+            started, completed, claimed = await self._writer.run(
+                functools.partial(
+                    self._write_now, starts=starts, results=results, wanted=wanted
+                )
             )
         else:
             async with write_transaction(self.engine) as connection:
                 started = await self._start_each(connection, starts)
                 completed = await self._complete_many(connection, results)
+                claimed = [
+                    await self._claim(connection, worker_id, limit)
+                    for worker_id, limit in wanted
+                ]
         start_outcomes, result_outcomes = iter(started), iter(completed)
-        return [
+        outcomes = [
             next(start_outcomes) if payload is None else next(result_outcomes)
             for _, payload in items
         ]
+        return outcomes, claimed
 
     def _write_now(
         self,
         transaction: SqliteTransaction,
         starts: Sequence[Claim],
         results: Sequence[tuple[Claim, dict[str, Any]]],
-    ) -> tuple[Sequence[LeaseLost | None], Sequence[str | LeaseLost | None]]:
-        """Starts and results in one transaction on the SQLite writer's thread."""
+        wanted: Sequence[tuple[str, int]],
+    ) -> tuple[
+        Sequence[LeaseLost | None],
+        Sequence[str | LeaseLost | None],
+        Sequence[Sequence[Claim]],
+    ]:
+        """
+        Starts, results and claims in one transaction on the SQLite
+        writer's thread.
+        """
         now = utcnow()
         started = [
             None
@@ -999,7 +1063,12 @@ class JobStore:
         transaction.executemany(
             _OPEN_ATTEMPT, _attempt_parameters(_opened(starts, started), now)
         )
-        return started, self._complete_now(transaction, results) if results else []
+        completed = self._complete_now(transaction, results) if results else []
+        claimed = [
+            self._claim_now(transaction, worker_id=worker_id, limit=limit)
+            for worker_id, limit in wanted
+        ]
+        return started, completed, claimed
 
     async def _start_each(
         self, connection: Any, claims: Sequence[Claim]

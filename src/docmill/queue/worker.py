@@ -3,18 +3,25 @@ The worker: claim a document, extract it in a child process, record the outcome.
 
 A worker runs ``concurrency`` slots. Each slot owns one extraction child and
 loops: take the next claimed document, record its start while the child
-reads it, then complete or fail it in one fenced transaction. A claimer task
-keeps a next document held for every slot (still pending, no attempt
-counted), claiming several per transaction, so a slot starts its next
-document without waiting on a claim; it sleeps until this process queues a
-document or the poll interval passes, and makes a held claim give way to a
-more urgent document. One heartbeat task renews the leases of every
-document the worker holds and notices those it lost.
+reads it, then complete or fail it in one fenced transaction. While the
+child reads one document, the slot queues the next in it (sent, not started:
+the child reads requests in order), and records that one's start when the
+child answers the first. A claimer task keeps documents held for the slots
+(still pending, no attempt counted), claiming several per transaction, so a
+slot starts its next document without waiting on a claim; it sleeps until
+this process queues a document or the poll interval passes, and makes a held
+claim give way to a more urgent document. One heartbeat task renews the
+leases of every document the worker holds and notices those it lost.
+
+A kill of the child (timeout, crash, lost lease) takes the queued document
+with it unread: it goes to a fresh child, its attempt not counted twice. A
+queued document whose claim is lost, or that stopping gives back, is never
+read: the child is stopped when it answers the one before.
 
 Shutdown (``stop``) stops claiming at once, gives back the documents claimed
 ahead, lets running extractions finish for a grace period, then kills the
-rest and releases their documents so another worker takes them without
-waiting for the lease to run out.
+rest and releases their documents (queued ones too) so another worker takes
+them without waiting for the lease to run out.
 """
 
 from __future__ import annotations
@@ -50,6 +57,9 @@ logger = logging.getLogger(__name__)
 _STORE_RETRY_DELAYS = (0.1, 0.5, 2.0)
 # Results a slot may have waiting for their write while its child reads on.
 _STORING_PER_SLOT = 2
+# Claimed documents kept waiting for each slot (see Worker._claim_ahead).
+_WAITING_PER_SLOT = {"sqlite": 4}
+_WAITING_PER_SLOT_ELSEWHERE = 2
 
 
 class _Held:
@@ -63,6 +73,27 @@ class _Held:
         self.task: asyncio.Task[Any] | None = None
         # Whether the start is recorded (the document shows processing).
         self.started = False
+
+
+@dataclasses.dataclass(eq=False)
+class _Reading:
+    """A document a slot has taken: read by its child, or queued behind."""
+
+    claim: Claim
+    entry: _Held
+    # The original's local copy, open while the child may read it.
+    original: contextlib.AsyncExitStack
+    # When the child began it (perf_counter), for the durations logged.
+    taken: float
+    path: Path | None = None
+    # The start's write, made when the child begins the document.
+    start: asyncio.Task[bool] | None = None
+    # The event loop's time when the child began it: its deadline runs from here.
+    since: float = 0.0
+    # Taken to be queued behind another document in the child.
+    behind: bool = False
+    # Sent to the child and not yet begun.
+    queued: bool = False
 
 
 class Worker:
@@ -102,6 +133,8 @@ class Worker:
         self._swapping = False
         self._slots: list[asyncio.Task[None]] = []
         self._busy = 0
+        # Slots waiting for a claim: they go before a queue in a busy child.
+        self._idle_slots = 0
         self._lost_tokens: set[str] = set()
         store.on_enqueue(self._wakeup.set)
         self.deliveries = DeliveryLoop(
@@ -241,20 +274,30 @@ class Worker:
 
     async def _claim_ahead(self) -> None:
         """
-        Keep a next document ready for every slot, claimed in batches.
+        Keep documents ready for the slots, claimed in batches.
 
         A slot that finishes a document takes the next one at once instead
         of opening a write transaction for it, and one transaction claims
-        for several slots. The cost: a worker holds up to one document per
-        slot that it has not started yet, which an idle worker elsewhere
+        for several slots. A slot also queues one in its child behind the
+        document it reads, so the child never waits for the event loop
+        between documents; for that, a waiting document must be there
+        whenever a slot hands its child one, and a claim on SQLite waits
+        for a group commit and its fsync (10-25 ms on a busy machine, in
+        which two slots read several documents). So up to four per slot
+        are kept there, refilled when fewer than two per slot wait; on
+        PostgreSQL, where a claim needs no fsync of the one writer and
+        several workers share the queue, two, refilled below one. The cost:
+        a worker holds up to five documents per slot that it has not started
+        (waiting here, or queued in a child), which an idle worker elsewhere
         could have taken. Their leases are renewed like the running ones.
         """
-        # Refill when fewer than half the slots have a document waiting, so
-        # that each claim takes several documents rather than one.
-        low = max(1, self.concurrency // 2)
+        per_slot = _WAITING_PER_SLOT.get(
+            self.store.engine.dialect.name, _WAITING_PER_SLOT_ELSEWHERE
+        )
+        low = per_slot // 2 * self.concurrency
         while not self._stopping.is_set():
             self._wakeup.clear()
-            want = self.concurrency - len(self._ready)
+            want = per_slot * self.concurrency - len(self._ready)
             if len(self._ready) >= low:
                 await self._make_way()
                 await self._wakeup.wait()
@@ -338,8 +381,12 @@ class Worker:
                 or (drain and self._dry and self._busy == 0 and not self._swapping)
             )
 
-        async with self._claims_changed:
-            await self._claims_changed.wait_for(settled)
+        self._idle_slots += 1
+        try:
+            async with self._claims_changed:
+                await self._claims_changed.wait_for(settled)
+        finally:
+            self._idle_slots -= 1
         if self._stopping.is_set() or not self._ready:
             return None
         claim = self._ready.popleft()
@@ -426,21 +473,27 @@ class Worker:
         # the slot waited on the writer's commit (and its fsync) before each
         # next document, and its child sat idle meanwhile.
         storing: collections.deque[asyncio.Task[None]] = collections.deque()
+        # The document queued in the child behind the one it reads.
+        ahead: _Reading | None = None
         try:
-            while (claim := await self._next_claim(drain)) is not None:
-                self._busy += 1
+            while True:
+                if ahead is not None:
+                    reading, ahead = ahead, None
+                else:
+                    claim = await self._next_claim(drain)
+                    if claim is None:
+                        break
+                    reading = self._take(claim)
                 task = None
                 try:
-                    task = await self._extract(claim, child)
+                    task, ahead = await self._read(reading, child)
                 except Exception:
-                    # One document's trouble (a database error while its
-                    # failure was recorded, say) must not end the slot, and
-                    # with it the worker: its lease expires and it is
-                    # claimed again.
-                    self._held.pop(claim.token, None)
+                    # One document's trouble must not end the slot, and with
+                    # it the worker: its lease expires and it is claimed again.
+                    self._held.pop(reading.claim.token, None)
                     logger.exception(
                         "document %s: unexpected error; left to its lease",
-                        claim.document_id,
+                        reading.claim.document_id,
                     )
                 finally:
                     if task is None:
@@ -453,6 +506,8 @@ class Worker:
                         await self._settle(storing.popleft())
         finally:
             child.close()
+            if ahead is not None:
+                await asyncio.shield(self._give_back(ahead))
             while storing:
                 # Stopping: a result the child has produced is still worth
                 # its short write.
@@ -472,14 +527,116 @@ class Worker:
         if drain:
             await self._notify_slots()
 
-    async def _extract(
-        self, claim: Claim, child: ExtractionChild
-    ) -> asyncio.Task[None] | None:
+    def _take(self, claim: Claim) -> _Reading:
+        self._busy += 1
+        entry = self._held.get(claim.token) or _Held(claim)
+        return _Reading(claim, entry, contextlib.AsyncExitStack(), time.perf_counter())
+
+    def _take_ahead(self) -> _Reading | None:
         """
-        Read the document in the child; return the task that stores its
-        result, or None when the document ended here (failed, or lost).
+        A claimed document to queue in the child behind the one it reads,
+        unless an idle slot needs it, or it is a URL (its start and download
+        come before its child may have it).
+
+        Only looked for as the child begins a document: one claimed later
+        waits for the next answer, which is why the claimer keeps several
+        per slot. Having the claimer hand a fresh claim to a slot whose
+        child has none queued would close that gap.
         """
-        started = time.perf_counter()
+        if (
+            len(self._ready) <= self._idle_slots
+            or self._stopping.is_set()
+            or self._ready[0].source_url
+        ):
+            return None
+        claim = self._ready.popleft()
+        self._wakeup.set()
+        reading = self._take(claim)
+        reading.behind = True
+        return reading
+
+    async def _read(
+        self, reading: _Reading, child: ExtractionChild
+    ) -> tuple[asyncio.Task[None] | None, _Reading | None]:
+        """
+        Have the child read ``reading``, with the slot's next document queued
+        behind it; the task that stores the result (None when the document
+        ended here: failed, or lost) and the document queued behind, if any.
+        """
+        if reading.behind and reading.claim.token not in self._held:
+            # Lost since it was queued: the child must not (go on) read it.
+            if reading.start is not None:
+                child.kill()
+                await asyncio.shield(_settled(reading.start))
+            await reading.original.aclose()
+            return None, None
+        reading.entry.task = asyncio.current_task()
+        ahead = None
+        try:
+            if reading.start is None and not await self._hand_over(reading, child):
+                return None, None
+            ahead = self._take_ahead()
+            if ahead is not None:
+                await self._queue_behind(ahead, child)
+            payload = await child.receive(
+                self.settings.job_timeout_seconds,
+                reading.since,
+                on_progress=reading.entry.progress.update,
+            )
+        except (ExtractionError, StorageError, FetchError) as exc:
+            # No longer held: a lost lease now must not cancel this slot.
+            self._held.pop(reading.claim.token, None)
+            ahead = await self._begin_ahead(ahead, child)
+            await reading.original.aclose()
+            await self._fail(reading, exc)
+            return None, ahead
+        except asyncio.CancelledError:
+            child.kill()
+            claim = reading.claim
+            await asyncio.shield(reading.original.aclose())
+            self._held.pop(claim.token, None)
+            if reading.start is not None:
+                # Whichever the start got to, the release undoes it.
+                await asyncio.shield(_settled(reading.start))
+            if not self._lost(claim):
+                await asyncio.shield(self._release(claim))
+                if ahead is not None:
+                    await asyncio.shield(self._give_back(ahead))
+                raise
+            # The document queued behind was not begun: a fresh child gets it.
+            return None, ahead
+        except BaseException:
+            child.kill()
+            await asyncio.shield(reading.original.aclose())
+            if reading.start is not None:
+                await asyncio.shield(_settled(reading.start))
+            if ahead is not None:
+                await asyncio.shield(self._give_back(ahead))
+            raise
+        # From here on a lost lease cancels the storing task, not this slot,
+        # which moves on to its next document. The start's commit is awaited
+        # by the storing task, not here: the slot goes on at once instead of
+        # waiting on the writer (a group commit and its fsync).
+        assert reading.start is not None and reading.path is not None
+        task = asyncio.create_task(
+            self._store_result(
+                reading.claim,
+                reading.start,
+                payload,
+                reading.original,
+                reading.path,
+                reading.taken,
+            )
+        )
+        reading.entry.task = task
+        return task, await self._begin_ahead(ahead, child)
+
+    async def _hand_over(self, reading: _Reading, child: ExtractionChild) -> bool:
+        """
+        Start ``reading`` and send it to the (idle) child; False when it
+        ended here, its claim lost before a download.
+        """
+        claim = reading.claim
         logger.info(
             "document %s processing on %s (attempt %d)",
             claim.document_id,
@@ -487,59 +644,112 @@ class Worker:
             claim.attempt,
             extra=_fields("document_claimed", claim),
         )
-        entry = self._held.get(claim.token) or _Held(claim)
-        entry.task = asyncio.current_task()
         # The start is written while the child already reads: nothing this
         # process does with the document (fetch, result, failure) happens
         # before it has committed, so a crash of this process before then
         # cannot have been the document's doing.
-        start = asyncio.create_task(self._start(entry))
-        original = contextlib.AsyncExitStack()
+        reading.taken = time.perf_counter()
+        reading.start = asyncio.create_task(self._start(reading.entry))
+        if claim.source_url:
+            if not await reading.start:
+                self._held.pop(claim.token, None)
+                return False
+            reading.claim = await self._fetch(claim)
+        if reading.path is None:
+            reading.path = await reading.original.enter_async_context(
+                self.storage.local_copy(reading.claim.storage_key)
+            )
+        reading.since = asyncio.get_running_loop().time()
+        await child.send(reading.path, reading.claim.filename)
+        return True
+
+    async def _queue_behind(self, ahead: _Reading, child: ExtractionChild) -> None:
+        """
+        Send ``ahead`` to the child behind the document it reads. A missing
+        original is left for the hand-over, which records the failure.
+        """
         try:
-            if claim.source_url:
-                if not await start:
-                    self._held.pop(claim.token, None)
-                    return None
-                claim = await self._fetch(claim)
-            path = await original.enter_async_context(
-                self.storage.local_copy(claim.storage_key)
+            ahead.path = await ahead.original.enter_async_context(
+                self.storage.local_copy(ahead.claim.storage_key)
             )
-            payload = await child.extract(
-                path,
-                claim.filename,
-                self.settings.job_timeout_seconds,
-                on_progress=entry.progress.update,
-            )
-        except (ExtractionError, StorageError, FetchError) as exc:
-            await original.aclose()
-            self._held.pop(claim.token, None)
-            if await start:
+        except StorageError:
+            return
+        await child.send(ahead.path, ahead.claim.filename)
+        ahead.queued = True
+        logger.debug(
+            "document %s queued in the child behind another",
+            ahead.claim.document_id,
+            extra=_fields("document_queued", ahead.claim),
+        )
+
+    async def _begin_ahead(
+        self, ahead: _Reading | None, child: ExtractionChild
+    ) -> _Reading | None:
+        """
+        The child has answered: the document queued behind begins now, so
+        its start is written and its deadline runs from here. A queued
+        document whose claim was lost, or that stopping gives back, must not
+        be read: the child is stopped before it gets far.
+        """
+        if ahead is None:
+            return None
+        # Not in the child if a kill took it with the one before, or it was
+        # never sent; the next hand-over gives it to a fresh child.
+        ahead.queued = ahead.queued and child.unanswered > 0
+        if ahead.claim.token not in self._held or self._stopping.is_set():
+            if ahead.queued:
+                child.kill()
+            await self._give_back(ahead)
+            return None
+        if not ahead.queued:
+            return ahead
+        logger.info(
+            "document %s processing on %s (attempt %d)",
+            ahead.claim.document_id,
+            self.worker_id,
+            ahead.claim.attempt,
+            extra=_fields("document_claimed", ahead.claim),
+        )
+        ahead.start = asyncio.create_task(self._start(ahead.entry))
+        ahead.since = asyncio.get_running_loop().time()
+        ahead.taken = time.perf_counter()
+        return ahead
+
+    async def _give_back(self, ahead: _Reading) -> None:
+        """
+        Release a document taken to be queued in the child (unless lost
+        meanwhile).
+        """
+        if ahead.start is not None:
+            # Begun, then a stop: whichever the start got to, the release
+            # undoes it.
+            await _settled(ahead.start)
+        await ahead.original.aclose()
+        if self._held.pop(ahead.claim.token, None) is not None:
+            await self._release(ahead.claim)
+        await self._done_with_one(self._draining)
+
+    async def _fail(
+        self, reading: _Reading, exc: ExtractionError | StorageError | FetchError
+    ) -> None:
+        """Record a failure once the start has committed; never raises."""
+        claim = reading.claim
+        self._held.pop(claim.token, None)
+        assert reading.start is not None
+        try:
+            if await reading.start:
                 code, message, retryable = _failure(exc)
-                await self._record_failure(claim, code, message, retryable, started)
-        except asyncio.CancelledError:
-            await asyncio.shield(original.aclose())
-            self._held.pop(claim.token, None)
-            # Whichever the start got to, the release undoes it.
-            await asyncio.shield(_settled(start))
-            if not self._lost(claim):
-                await asyncio.shield(self._release(claim))
-                raise
-        except BaseException:
-            await asyncio.shield(original.aclose())
-            await asyncio.shield(_settled(start))
-            raise
-        else:
-            # From here on a lost lease cancels the storing task, not this
-            # slot, which moves on to its next document.
-            # The start's commit is awaited by the storing task, not here:
-            # the slot sends its child the next document meanwhile instead of
-            # waiting on the writer (a group commit and its fsync).
-            task = asyncio.create_task(
-                self._store_result(claim, start, payload, original, path, started)
+                await self._record_failure(
+                    claim, code, message, retryable, reading.taken
+                )
+        except Exception:
+            # One document's trouble (a database error while its failure
+            # was recorded, say) must not end the slot, and with it the
+            # worker: its lease expires and it is claimed again.
+            logger.exception(
+                "document %s: unexpected error; left to its lease",
+                claim.document_id,
             )
-            entry.task = task
-            return task
-        return None
 
     async def _start(self, entry: _Held) -> bool:
         """
@@ -572,7 +782,7 @@ class Worker:
             try:
                 async with original:
                     # Nothing of the document is used before its start has
-                    # committed (see _extract).
+                    # committed (see _hand_over).
                     if not await start:
                         self._held.pop(claim.token, None)
                         return
