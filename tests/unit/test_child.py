@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import select
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,23 @@ async def test_timeout_takes_the_document_queued_behind_with_the_child(
     payload = await child.extract(queued, None, timeout_seconds=10)
 
     assert (unanswered, payload["text"]) == (0, "queued")
+
+
+async def test_child_killed_while_idle_is_replaced_without_blaming_the_next(
+    child: ExtractionChild, tmp_path: Path
+) -> None:
+    """The out-of-memory killer may pick an idle child; no document was in it."""
+    first = write(tmp_path, "first", b"DOCMILL-TEST-SLEEP 0\nfirst")
+    innocent = write(tmp_path, "innocent", b"DOCMILL-TEST-SLEEP 0\ninnocent")
+    await child.extract(first, None, timeout_seconds=10)
+    idle = child._process
+    os.kill(idle.pid, signal.SIGKILL)
+    await asyncio.to_thread(idle.join, 5)
+
+    payload = await child.extract(innocent, None, timeout_seconds=10)
+
+    assert payload["text"] == "innocent"
+    assert child._process is not idle
 
 
 async def test_crashing_extraction_is_reported_as_worker_crash(

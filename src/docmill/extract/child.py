@@ -379,7 +379,20 @@ class ExtractionChild:
         """
         import asyncio
 
-        channel = self._channel or self._start()
+        channel = self._channel
+        if channel is not None and not self.unanswered and _hung_up(channel):
+            # The child died while idle (the out-of-memory killer picks a
+            # large idle process too). No document was in it, so none is
+            # blamed: this one goes to a fresh child.
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "an idle extraction process had died; starting another",
+                extra={"action": "child_replaced"},
+            )
+            self.kill()
+            channel = None
+        channel = channel or self._start()
         request = pickle.dumps((str(path), name, password))
         self.unanswered += 1
         try:
@@ -584,6 +597,18 @@ class ExtractionChild:
 
     def close(self) -> None:
         self.kill()
+
+
+def _hung_up(channel: socket.socket) -> bool:
+    """Whether the child's end of ``channel`` is closed: the child is gone."""
+    # The kernel closes a dead process's sockets as it dies, before anyone
+    # reaps it, so this tells at once what is_alive() learns only later.
+    try:
+        return channel.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
 
 
 def _outcome(message: Any) -> Payload:
