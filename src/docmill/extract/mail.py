@@ -41,7 +41,7 @@ def extract_email(source: Source, ctx: ExtractContext) -> ExtractionResult:
     # builds a parsed header object for every header the parser or this
     # module touches, which was most of the time spent on a small message.
     # Encoded words are decoded here, only for the headers shown.
-    message = BytesParser(_Message, policy=policy.compat32).parsebytes(data)
+    message = BytesParser(policy=policy.compat32).parsebytes(data)
     if not message.keys() and not message.get_payload():
         raise EmptyDocument("the message has neither headers nor a body")
 
@@ -69,59 +69,11 @@ def extract_email(source: Source, ctx: ExtractContext) -> ExtractionResult:
     )
 
 
-class _Message(Message):
-    """
-    A message whose header lookups go through an index of its headers.
-
-    ``Message.get`` lowers every header name on each call, and the parser
-    and the walk over the parts call it some thirty times for a small
-    message: a quarter of the time spent parsing one. The index maps each
-    lowered name to its first header, as ``get`` finds it, and is rebuilt
-    whenever the header list is replaced or changes length;
-    ``replace_header``, the one change in place, drops it.
-    """
-
-    _index: dict[str, tuple[str, Any]] | None = None
-    _indexed: list[tuple[str, Any]] | None = None
-    _indexed_length = -1
-
-    def first_header(self, name: str) -> tuple[str, Any] | None:
-        """The first header called ``name`` (lowercase), as stored."""
-        headers: list[tuple[str, Any]] = self._headers  # type: ignore[attr-defined]
-        index = self._index
-        if (
-            index is None
-            or self._indexed is not headers
-            or self._indexed_length != len(headers)
-        ):
-            index = {}
-            for key, value in headers:
-                index.setdefault(key.lower(), (key, value))
-            self._index, self._indexed = index, headers
-            self._indexed_length = len(headers)
-        return index.get(name)
-
-    def get(self, name: str, failobj: Any = None) -> Any:
-        found = self.first_header(name.lower())
-        if found is None:
-            return failobj
-        return self.policy.header_fetch_parse(*found)
-
-    def replace_header(self, _name: str, _value: Any) -> None:
-        self._index = None
-        super().replace_header(_name, _value)
-
-
 def header(message: Message, name: str) -> str | None:
     """A header's decoded value with folding removed, or None if absent."""
-    if isinstance(message, _Message):
-        found = message.first_header(name)
-        raw = found[1] if found is not None else None
-    else:
-        raw = next(
-            (value for key, value in message.raw_items() if key.lower() == name),
-            None,
-        )
+    raw = next(
+        (value for key, value in message.raw_items() if key.lower() == name), None
+    )
     if raw is None:
         return None
     return " ".join(decode_words(_unescape_8bit(raw)).split()) or None

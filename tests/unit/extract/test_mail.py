@@ -1,14 +1,10 @@
 from __future__ import annotations
 
-from email import policy
-from email.message import EmailMessage, Message
-from email.parser import BytesParser
-
-import pytest
+from email.message import EmailMessage
 
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult
-from docmill.extract.mail import _Message, extract_email
+from docmill.extract.mail import extract_email
 
 
 def _message(subject: str = "Quarterly report") -> EmailMessage:
@@ -118,41 +114,3 @@ def test_an_encoded_attachment_name_is_decoded() -> None:
     message.set_content("see attached")
     message.add_attachment(b"notes\n", "text", "plain", filename="Grüße.txt")
     assert [child.name for child in _extract(message).children] == ["Grüße.txt"]
-
-
-_HEADERS = (
-    b"From: a@example.com\r\n"
-    b"Content-Type: multipart/mixed; boundary=one\r\n"
-    b"X-Note: first\r\n"
-    b"x-note: second\r\n"
-    b"SUBJECT: Shouting\r\n"
-    b"\r\n"
-    b"--one\r\n\r\nbody\r\n--one--\r\n"
-)
-
-
-def _lookups(message: Message) -> list[object]:
-    names = ["from", "X-NOTE", "x-note", "subject", "content-type", "missing"]
-    return [message.get(name, "none") for name in names]
-
-
-def _changed(message: Message, change: str) -> Message:
-    if change == "replace":
-        message.replace_header("X-Note", "replaced")
-    elif change == "delete":
-        del message["x-note"]
-    elif change == "add":
-        message["Missing"] = "added"
-    elif change == "boundary":
-        message.set_boundary("two")
-    return message
-
-
-@pytest.mark.parametrize("change", ["none", "replace", "delete", "add", "boundary"])
-def test_indexed_header_lookups_find_what_message_get_finds(change: str) -> None:
-    parse = BytesParser(policy=policy.compat32).parsebytes
-    indexed = BytesParser(_Message, policy=policy.compat32).parsebytes(_HEADERS)
-    _lookups(indexed)
-
-    expected = _lookups(_changed(parse(_HEADERS), change))
-    assert expected == _lookups(_changed(indexed, change))
