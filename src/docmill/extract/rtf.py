@@ -190,7 +190,7 @@ def _rtf_to_text(text: str, encoding: str) -> str:
                 if word in _SPECIAL:
                     out.append(_SPECIAL[word])
                 elif word == "uc":
-                    # A \\uc without a count fails here, as it does in striprtf.
+                    # A \uc without a count fails here, as it does in striprtf.
                     ucskip = int(argument or None)  # type: ignore[arg-type]
                 elif word == "u":
                     if argument:
