@@ -25,6 +25,9 @@ _PLAIN_FLAGS = 0x0002 | 0x0004 | 0x0008 | 0x0800
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
 _CENTRAL_MAGIC = b"PK\x01\x02"
 _UTF8_NAME = 0x800
+_EXTRA_HEADER = struct.Struct("<HH")
+# Zip64 sizes and offsets; Info-ZIP Unicode path.
+_ACTIVE_EXTRAS = frozenset({0x0001, 0x7075})
 
 
 class ZipArchive(zipfile.ZipFile):
@@ -36,7 +39,8 @@ class ZipArchive(zipfile.ZipFile):
     for a deck of a hundred parts, a tenth of reading a small one. This
     loop builds the same ``ZipInfo`` objects from the directory's bytes and
     only for what office packages hold: one disk, no archive prefix, no
-    extra fields, no Zip64. Anything else, and every error, is left to
+    Zip64, and extra fields only of kinds ``ZipFile`` keeps as they are
+    (a zip tool's timestamps, say). Anything else, and every error, is left to
     ``ZipFile``'s own loop, which reads the directory again from the start.
     """
 
@@ -108,20 +112,25 @@ class ZipArchive(zipfile.ZipFile):
                 external_attr,
                 header_offset,
             ) = unpack(data, position)
-            if (
-                magic != _CENTRAL_MAGIC
-                or extra_length
-                or extract_version > zipfile.MAX_EXTRACT_VERSION
-            ):
+            if magic != _CENTRAL_MAGIC or extract_version > zipfile.MAX_EXTRACT_VERSION:
                 return False
             start = position + _CENTRAL.size
             raw_name = data[start : start + name_length]
-            position = start + name_length + comment_length
+            extra_start = start + name_length
+            comment_start = extra_start + extra_length
+            position = comment_start + comment_length
             if position > size:
                 return False
+            extra = data[extra_start:comment_start]
+            if extra and not _inert_extra(extra):
+                return False
             try:
+                # Every encoding a name can be in agrees on ASCII, and the
+                # ASCII codec is in C where cp437's is a Python call.
                 name = raw_name.decode(
-                    "utf-8"
+                    "ascii"
+                    if raw_name.isascii()
+                    else "utf-8"
                     if flag_bits & _UTF8_NAME
                     else (self.metadata_encoding or "cp437")  # type: ignore[attr-defined]
                 )
@@ -141,8 +150,8 @@ class ZipArchive(zipfile.ZipFile):
             )
             info._raw_time = time  # type: ignore[attr-defined]
             info.compress_type = compress_type
-            info.comment = data[start + name_length : position]
-            info.extra = b""
+            info.comment = data[comment_start:position]
+            info.extra = extra
             info.create_system = create_system
             info.create_version = create_version
             info.extract_version = extract_version
@@ -159,6 +168,24 @@ class ZipArchive(zipfile.ZipFile):
         self.filelist = infos
         self.NameToInfo = {info.filename: info for info in infos}
         return True
+
+
+def _inert_extra(extra: bytes) -> bool:
+    """
+    Whether ``ZipFile`` would keep an entry's extra field as it is: whole
+    fields only, none of them Zip64 (which changes sizes and offsets) or an
+    Info-ZIP Unicode path (which a newer Python may read as the name).
+    Timestamps and Unix owners, which zip tools add, are inert.
+    """
+    position = 0
+    while position < len(extra):
+        if position + 4 > len(extra):
+            return False
+        kind, length = _EXTRA_HEADER.unpack_from(extra, position)
+        if kind in _ACTIVE_EXTRAS:
+            return False
+        position += 4 + length
+    return position == len(extra)
 
 
 def read_member(

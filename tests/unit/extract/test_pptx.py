@@ -13,7 +13,12 @@ from pptx.util import Inches
 from docmill.exceptions import CorruptDocument
 from docmill.extract.base import ExtractContext, ExtractionResult
 from docmill.extract.ooxml import P, Package
-from docmill.extract.pptx import _read_shape_tree, _shape_tree, extract_pptx
+from docmill.extract.pptx import (
+    _read_shape_tree,
+    _read_slide_list,
+    _shape_tree,
+    extract_pptx,
+)
 
 TITLE_AND_CONTENT = 1
 BLANK = 6
@@ -243,3 +248,70 @@ def test_part_broken_inside_the_shapes_is_corrupt() -> None:
 
     with pytest.raises(CorruptDocument, match="slide1"):
         shape_tree_of(part.encode())
+
+
+def slide_ids_of(part: str) -> list[str | None]:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("ppt/presentation.xml", part.encode())
+    with Package(buffer.getvalue(), ExtractContext(), "PPTX") as package:
+        root = _read_slide_list(package, "ppt/presentation.xml")
+    return [element.get("id") for element in root.iter(f"{{{P}}}sldId")]
+
+
+DECK = f'<?xml version="1.0"?><p:presentation xmlns:p="{P}">{{}}</p:presentation>'
+SLIDES = "<p:sldIdLst><p:sldId id='1'/><p:sldId id='2'/></p:sldIdLst>"
+STYLES = "<p:defaultTextStyle><p:x/></p:defaultTextStyle>"
+
+
+@pytest.mark.parametrize(
+    ("part", "expected"),
+    [
+        pytest.param(DECK.format(SLIDES + STYLES), ["1", "2"], id="cut"),
+        pytest.param(
+            DECK.format(SLIDES + "<p:sldIdLst><p:sldId id='3'/></p:sldIdLst>"),
+            ["1", "2", "3"],
+            id="a-second-list",
+        ),
+        pytest.param(
+            DECK.format(SLIDES + f"<q:sldId xmlns:q='{P}' id='3'/>"),
+            ["1", "2", "3"],
+            id="namespace-bound-again",
+        ),
+        pytest.param(
+            f'<p:presentation xmlns:p="{P}" xmlns:q="{P}">{SLIDES}'
+            "<q:sldId id='3'/></p:presentation>",
+            ["1", "2", "3"],
+            id="root-binds-two-prefixes",
+        ),
+        pytest.param(
+            DECK.format(
+                "<p:sldIdLst><p:sldId id='1'/><!-- </p:sldIdLst> -->"
+                "<p:sldId id='2'/></p:sldIdLst>"
+            ),
+            ["1", "2"],
+            id="comment-hides-an-end-tag",
+        ),
+        pytest.param(
+            DECK.format("<p:x>" + SLIDES + "</p:x>" + STYLES),
+            ["1", "2"],
+            id="list-nested",
+        ),
+        # Deliberate: as with a slide's shapes, a part broken after what is
+        # read keeps the deck readable.
+        pytest.param(
+            DECK.format(SLIDES + "<p:defaultTextStyle>"),
+            ["1", "2"],
+            id="broken-after-the-list",
+        ),
+    ],
+)
+def test_slide_list_read_from_a_cut_matches_the_whole_part(
+    part: str, expected: list[str]
+) -> None:
+    assert expected == slide_ids_of(part)
+
+
+def test_presentation_broken_inside_the_slide_list_is_corrupt() -> None:
+    with pytest.raises(CorruptDocument, match="presentation"):
+        slide_ids_of(DECK.format("<p:sldIdLst><p:sldId id='1'></p:sldIdLst>"))

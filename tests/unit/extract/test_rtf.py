@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from striprtf.striprtf import rtf_to_text
+
 from docmill.extract.base import ExtractContext
-from docmill.extract.rtf import extract_rtf
+from docmill.extract.rtf import _rtf_to_text, extract_rtf
 
 POLISH = (
     rb"{\rtf1\ansi\ansicpg1250\deff0{\fonttbl{\f0\fswiss\fcharset238 Arial CE;}}"
@@ -38,3 +44,106 @@ def test_shift_jis_escapes_decode_with_the_font_charset() -> None:
 def test_raw_bytes_outside_escapes_decode_with_the_code_page() -> None:
     data = "{\\rtf1\\ansi\\ansicpg1251 Привет\\par}".encode("cp1251")
     assert extract_rtf(data, ExtractContext()).text == "Привет\n"
+
+
+# Pieces of RTF that steer striprtf's loop down each of its branches: groups
+# and ignorable destinations, fonts with charsets, code pages (known,
+# unknown, misspelt), \u escapes with their \uc skip counts, hex escapes
+# (whole, cut short, in runs), escaped symbols, pictures, a hyperlink field,
+# line breaks, and letters that match [a-z] only when case is ignored. A few
+# pieces chain escapes whose meaning depends on the one before.
+_RTF_PIECES = st.sampled_from(
+    [
+        "{",
+        "}",
+        "{\\rtf1\\ansi ",
+        "\\par ",
+        "\\line",
+        "\\tab ",
+        "\\*",
+        "{\\*\\generator x;}",
+        "{\\fonttbl{\\f0\\fcharset128 Gothic;}{\\f1\\fcharset0 Arial;}}",
+        "{\\f2\\fcharset238 CE;}",
+        "\\fonttbl",
+        "\\f0 ",
+        "\\f1",
+        "\\f2 ",
+        "\\deff0",
+        "\\ansicpg1250",
+        "\\ansicpg932 ",
+        "\\ansicpg99999",
+        "\\ansicpgx",
+        "\\ANSICPG1251",
+        "{\\info{\\title T}{\\author A}}",
+        "\\title ",
+        "\\u-10179?",
+        "\\u8212 ",
+        "\\u",
+        "\\uc0 ",
+        "\\uc2",
+        "\\uc-1 ",
+        "\\'e9",
+        "\\'83\\'5d",
+        "{\\*\\ansicpg1250}",
+        "{\\title \\ansicpg932 {x}}",
+        "\\uc-1 \\u8212 xy",
+        "\\uc2\\u8212 \\'e9\\'e9\\'e9x",
+        "\\u8212 \\'83\\'5d",
+        "\\'8",
+        "\\'zz",
+        "\\\\",
+        "\\{",
+        "\\}",
+        "\\~",
+        "\\-",
+        "\\_",
+        "\\\u017f",
+        "\\\u212ax",
+        "{\\pict\\bin3 abc}",
+        "{\\pict ab}",
+        '{\\field{\\*\\fldinst{HYPERLINK "http://a.example/"}}{\\fldrslt{link}}}',
+        "\\rquote ",
+        "\\emdash",
+        "\\cell ",
+        "\r\n",
+        "\n",
+        "\r",
+        " ",
+        ";",
+        "text",
+        "é",
+        "x" * 40,
+        "\\" + "a" * 40,
+        "\\",
+    ]
+)
+
+
+def _striprtf_or_error(text: str, encoding: str) -> object:
+    try:
+        return rtf_to_text(text, encoding=encoding, errors="replace")
+    except Exception as exc:
+        return type(exc)
+
+
+def _ours_or_error(text: str, encoding: str) -> object:
+    try:
+        return _rtf_to_text(text, encoding)
+    except Exception as exc:
+        return type(exc)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    text=st.lists(_RTF_PIECES, max_size=40).map("".join),
+    encoding=st.sampled_from(["cp1252", "cp932", "cp1250"]),
+)
+def test_the_text_is_striprtfs(text: str, encoding: str) -> None:
+    assert _striprtf_or_error(text, encoding) == _ours_or_error(text, encoding)
+
+
+def test_the_corpus_text_is_striprtfs(corpus_dir: Path) -> None:
+    for path in sorted(corpus_dir.glob("rtf/*.rtf")):
+        text = path.read_bytes().decode("latin-1")
+        expected = rtf_to_text(text, encoding="cp1252", errors="replace")
+        assert expected == _rtf_to_text(text, "cp1252"), path.name

@@ -9,6 +9,12 @@ import pytest
 
 from docmill.extract.zipread import ZipArchive, read_member
 
+# An extended timestamp, as zip tools add; a Zip64 field that changes no
+# size; an Info-ZIP Unicode path.
+_TIMESTAMP = b"\x55\x54\x05\x00\x01\x00\x00\x00\x00"
+_ZIP64 = b"\x01\x00\x08\x00" + bytes(8)
+_UNICODE_PATH = b"\x75\x70\x06\x00\x01" + bytes(4) + b"x"
+
 
 def archive_bytes(*, extra: bytes = b"", comment: bytes = b"") -> bytes:
     buffer = io.BytesIO()
@@ -31,10 +37,12 @@ def fields(info: zipfile.ZipInfo) -> dict[str, object]:
     [
         pytest.param(archive_bytes(), id="plain"),
         pytest.param(archive_bytes(comment=b"a note"), id="entry-comment"),
-        # Extra fields and bytes ahead of the archive take zipfile's own loop.
-        pytest.param(
-            archive_bytes(extra=b"\x55\x54\x05\x00\x01\x00\x00\x00\x00"), id="extra"
-        ),
+        pytest.param(archive_bytes(extra=_TIMESTAMP), id="extra"),
+        # Zip64 and Unicode-path extra fields, a cut extra field and bytes
+        # ahead of the archive take zipfile's own loop.
+        pytest.param(archive_bytes(extra=_ZIP64), id="zip64-extra"),
+        pytest.param(archive_bytes(extra=_UNICODE_PATH), id="unicode-path-extra"),
+        pytest.param(archive_bytes(extra=_TIMESTAMP[:3]), id="cut-extra"),
         pytest.param(b"#!stub\n" + archive_bytes(), id="prefixed"),
     ],
 )
@@ -49,6 +57,28 @@ def test_the_directory_reads_as_zipfile_reads_it(data: bytes) -> None:
     assert [fast.read(name) for name in fast.namelist()] == [
         plain.read(name) for name in plain.namelist()
     ]
+
+
+@pytest.mark.parametrize(
+    ("extra", "plain"),
+    [
+        pytest.param(_TIMESTAMP, True, id="timestamp"),
+        pytest.param(_TIMESTAMP + _TIMESTAMP, True, id="two-fields"),
+        pytest.param(_TIMESTAMP + _ZIP64, False, id="zip64"),
+        pytest.param(_UNICODE_PATH, False, id="unicode-path"),
+    ],
+)
+def test_only_extra_fields_zipfile_keeps_as_they_are_take_the_plain_loop(
+    extra: bytes, plain: bool
+) -> None:
+    archive = ZipArchive(io.BytesIO(archive_bytes(extra=extra)))
+
+    assert archive._read_plain_directory() is plain
+
+
+def test_an_extra_field_longer_than_its_entry_fails_as_in_zipfile() -> None:
+    with pytest.raises(zipfile.BadZipFile, match="Corrupt extra field 5455"):
+        ZipArchive(io.BytesIO(archive_bytes(extra=_TIMESTAMP[:7])))
 
 
 def test_a_damaged_directory_fails_as_in_zipfile() -> None:
