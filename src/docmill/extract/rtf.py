@@ -58,7 +58,11 @@ def _strip(data: bytes, codec: str) -> str:
     else:
         rtf = data.decode(codec, errors="replace")
     try:
-        text = _rtf_to_text(rtf, codec)
+        if _OWN_LOOP:
+            text = _rtf_to_text(rtf, codec)
+        else:
+            own = striprtf.rtf_to_text  # ships no type hints
+            text = own(rtf, codec, errors="replace")
     except (ValueError, LookupError, IndexError) as exc:
         # striprtf reads control words' numbers with int() and looks up the
         # codecs documents name; a damaged document fails there.
@@ -92,8 +96,21 @@ _SKIPPED = re.compile(
     r"(?:[^\\{}]+|\\(?!ansicpg)[\s\S])*(?:([{}])|\\([a-z]{1,32})(-?\d{1,10})?)?",
     re.IGNORECASE,
 )
-_DESTINATIONS: frozenset[str] = striprtf.destinations
-_SPECIAL: dict[str, str] = striprtf.specialchars
+# The loop below reads striprtf's tables and helpers, which are not its
+# public API: should a later striprtf drop one, its own rtf_to_text runs
+# instead (slower, same text), rather than docmill failing to import.
+_STRIPRTF_PARTS = (
+    "destinations",
+    "specialchars",
+    "remove_pict_groups",
+    "HYPERLINKS",
+    "FONTTABLE",
+    "font_table_group",
+    "charset_map",
+)
+_OWN_LOOP = all(hasattr(striprtf, part) for part in _STRIPRTF_PARTS)
+_DESTINATIONS: frozenset[str] = getattr(striprtf, "destinations", frozenset())
+_SPECIAL: dict[str, str] = getattr(striprtf, "specialchars", {})
 # A control word: its name, its numeric argument, the space that ends it.
 _WORDS = re.compile(r"\\([a-z]{1,32})(-?\d{1,10})?[ ]?", re.IGNORECASE)
 
@@ -109,7 +126,8 @@ def _rtf_to_text(text: str, encoding: str) -> str:
     group (font table, style sheet, info) is passed over to its closing
     brace by ``_skip_group``. The differential test in
     tests/unit/extract/test_rtf.py holds it to striprtf's output; it was
-    written against striprtf 0.0.35, which pyproject.toml pins.
+    written against striprtf 0.0.35, the lowest version pyproject.toml allows;
+    it runs against whichever striprtf is installed.
     """
     # striprtf ships no type hints.
     text = striprtf.remove_pict_groups(text)  # type: ignore[no-untyped-call]

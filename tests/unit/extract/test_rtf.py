@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from striprtf.striprtf import rtf_to_text
@@ -44,6 +45,17 @@ def test_shift_jis_escapes_decode_with_the_font_charset() -> None:
 def test_raw_bytes_outside_escapes_decode_with_the_code_page() -> None:
     data = "{\\rtf1\\ansi\\ansicpg1251 Привет\\par}".encode("cp1251")
     assert extract_rtf(data, ExtractContext()).text == "Привет\n"
+
+
+def test_striprtfs_own_loop_runs_if_its_internals_are_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from docmill.extract import rtf
+
+    monkeypatch.setattr(rtf, "_OWN_LOOP", False)
+    monkeypatch.setattr(rtf, "_rtf_to_text", None)  # would fail if called
+
+    assert extract_rtf(POLISH, ExtractContext()).text == "zażółć gęślą jaźń\n"
 
 
 # Pieces of RTF that steer striprtf's loop down each of its branches: groups
