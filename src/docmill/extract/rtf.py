@@ -61,7 +61,7 @@ def _strip(data: bytes, codec: str) -> str:
         if _OWN_LOOP:
             text = _rtf_to_text(rtf, codec)
         else:
-            own = striprtf.rtf_to_text  # ships no type hints
+            own: Any = striprtf.rtf_to_text  # striprtf ships no type hints
             text = own(rtf, codec, errors="replace")
     except (ValueError, LookupError, IndexError) as exc:
         # striprtf reads control words' numbers with int() and looks up the
