@@ -236,6 +236,10 @@ class _Reader:
             tag = child.tag
             if tag == _T:
                 parts.append(child.text or "")
+                if len(child):
+                    # Entity references are left unexpanded, as nodes; the
+                    # text after each is that node's tail.
+                    parts.extend(node.tail or "" for node in child)
             elif tag == _R:
                 self._collect(child, parts, marks, boxes)
             elif tag in _SKIPPED:
