@@ -224,15 +224,49 @@ class RowReader:
             row = (await connection.execute(statement, params)).first()
         if pool_failed:
             # The engine could read what the pool could not.
-            self._pool_failures += 1
-            if self._pool_failures == POOL_FAILURES_TO_GIVE_UP:
-                logger.warning(
-                    "status reads go through the engine from now on: the "
-                    "asyncpg pool failed %d reads in a row that the engine served",
-                    POOL_FAILURES_TO_GIVE_UP,
-                    extra={"action": "fast_reads_off"},
-                )
+            self._count_pool_failure()
         return row
+
+    @property
+    def pooled(self) -> bool:
+        """Whether statements go to the asyncpg pool (``execute_pooled``)."""
+        return self._asyncpg and self._pool_failures < POOL_FAILURES_TO_GIVE_UP
+
+    async def execute_pooled(self, sql: str, *args: Any) -> bool:
+        """
+        Run one statement of asyncpg's SQL on the pool, in autocommit (one
+        statement, one transaction); False if the pool failed, for the
+        caller to do the work through the engine instead.
+
+        A failure counts with the reads' towards giving the pool up once
+        the caller reports (``engine_served``) that the engine did the work.
+        """
+        if not self.pooled:
+            return False
+        try:
+            pool = await self._asyncpg_pool()
+            await pool.execute(sql, *args)
+        except Exception:
+            # As for reads: the engine tells an outage from a bad statement,
+            # and its errors are the ones the API maps to answers.
+            return False
+        self._pool_failures = 0
+        return True
+
+    def engine_served(self) -> None:
+        """The engine did what ``execute_pooled`` could not."""
+        self._count_pool_failure()
+
+    def _count_pool_failure(self) -> None:
+        self._pool_failures += 1
+        if self._pool_failures == POOL_FAILURES_TO_GIVE_UP:
+            logger.warning(
+                "status reads and submissions go through the engine from now "
+                "on: the asyncpg pool failed %d times in a row where the "
+                "engine did not",
+                POOL_FAILURES_TO_GIVE_UP,
+                extra={"action": "fast_reads_off"},
+            )
 
     def _sqlite_first(self, statement: Select[Any], params: dict[str, Any]) -> Any:
         sql, names, convert = self._compile(statement)
