@@ -617,6 +617,16 @@ class _CompiledForSqlite:
             kinds.setdefault((type(binds[n].type), repr(binds[n].type)), len(kinds))
             for n in self.names
         ]
+        # Only these positions convert: a new document has 20 values and 4
+        # conversions, and the loop over every value once cost more than the
+        # conversions (a submission's bind went from about 18 to 10 µs).
+        self.conversions = [
+            (index, convert, kind)
+            for index, (convert, kind) in enumerate(
+                zip(self.converters, self.kinds, strict=True)
+            )
+            if convert is not None
+        ]
         # A SELECT's columns, or those of RETURNING.
         columns = list(getattr(statement, "exported_columns", ()))
         self.convert = _RowConverter(
@@ -633,20 +643,19 @@ class _CompiledForSqlite:
         return f"{head} VALUES {', '.join([row] * count)}{rest[len(row) :]}"
 
     def bind(self, params: dict[str, Any]) -> list[Any]:
-        values = []
+        defaults = self.defaults
+        values = [
+            params[name] if name in params else defaults[name] for name in self.names
+        ]
         converted: dict[tuple[int, int], Any] = {}
-        for name, convert, kind in zip(
-            self.names, self.converters, self.kinds, strict=True
-        ):
-            value = params[name] if name in params else self.defaults[name]
-            if convert is not None:
-                # By identity: ``params`` holds the value for the whole call.
-                key = (kind, id(value))
-                if key in converted:
-                    value = converted[key]
-                else:
-                    value = converted[key] = convert(value)
-            values.append(value)
+        for index, convert, kind in self.conversions:
+            value = values[index]
+            # By identity: ``params`` holds the value for the whole call.
+            key = (kind, id(value))
+            if key in converted:
+                values[index] = converted[key]
+            else:
+                values[index] = converted[key] = convert(value)
         return values
 
 
