@@ -239,14 +239,19 @@ class GroupCommit(_Grouped[tuple[dict[str, Any], NewDocument], Any]):
                 await writer.run(
                     functools.partial(_insert_now, rows=rows, originals=originals)
                 )
-            elif not (reads.pooled and await self._insert_pooled(rows, originals)):
-                async with write_transaction(self.store.engine) as connection:
-                    if originals:
-                        await insert_small_blobs(connection, originals)
-                    await connection.execute(insert(Document), rows)
-                    await self.store._announce(connection)
-                if reads.pooled:
-                    reads.engine_served()
+            else:
+                pooled = _pooled_insert_for(self.store, rows)
+                if pooled is None or not await reads.execute_pooled(
+                    pooled.sql, *pooled.arguments(rows, originals, utcnow())
+                ):
+                    async with write_transaction(self.store.engine) as connection:
+                        if originals:
+                            await insert_small_blobs(connection, originals)
+                        await connection.execute(insert(Document), rows)
+                        await self.store._announce(connection)
+                    if pooled is not None:
+                        # The pool failed where the engine did not.
+                        reads.engine_served()
         except BaseException as exc:
             for _, future in batch:
                 if not future.done():
@@ -257,24 +262,6 @@ class GroupCommit(_Grouped[tuple[dict[str, Any], NewDocument], Any]):
         for (values, _), future in batch:
             if not future.done():
                 future.set_result(_inserted_row(values))
-
-    async def _insert_pooled(
-        self, rows: list[dict[str, Any]], originals: dict[str, bytes]
-    ) -> bool:
-        """
-        The group as one statement on the asyncpg pool (PostgreSQL); False
-        if the pool failed, and nothing was written.
-
-        Through the engine a group cost a ping, BEGIN, the blobs, the rows,
-        the NOTIFY and COMMIT: six round trips, each with SQLAlchemy's and
-        PostgreSQL's own work per statement, on the cores the API shares
-        with PostgreSQL.
-        """
-        statement = _pooled_insert(self.store.engine.dialect, _columns(rows[0]))
-        if any(_columns(row) != statement.columns for row in rows):
-            return False  # rows of other shapes: the engine takes them
-        arguments = statement.arguments(rows, originals, utcnow())
-        return await self.store.reads.execute_pooled(statement.sql, *arguments)
 
 
 class CompletionCommit(_Grouped[tuple[Claim, dict[str, Any] | None], str | None]):
@@ -1922,6 +1909,26 @@ class _PooledInsert:
 @functools.cache
 def _pooled_insert(dialect: Any, columns: tuple[str, ...]) -> _PooledInsert:
     return _PooledInsert(dialect, columns)
+
+
+def _pooled_insert_for(
+    store: JobStore, rows: list[dict[str, Any]]
+) -> _PooledInsert | None:
+    """
+    The one statement for a group of submissions on the asyncpg pool
+    (PostgreSQL), or None when the group goes through the engine.
+
+    Through the engine a group cost a ping, BEGIN, the blobs, the rows, the
+    NOTIFY and COMMIT: six round trips, each with SQLAlchemy's and
+    PostgreSQL's own work per statement, on the cores the API shares with
+    PostgreSQL.
+    """
+    if not store.reads.pooled:
+        return None
+    statement = _pooled_insert(store.engine.dialect, _columns(rows[0]))
+    if any(_columns(row) != statement.columns for row in rows):
+        return None  # rows of other shapes: the engine takes them
+    return statement
 
 
 @functools.cache
