@@ -572,9 +572,7 @@ class SqliteTransaction:
         if not rows:
             return 0
         compiled = self._statements.get(statement)
-        cursor = self._connection.executemany(
-            compiled.sql, [compiled.bind(row) for row in rows]
-        )
+        cursor = self._connection.executemany(compiled.sql, compiled.bind_all(rows))
         return int(cursor.rowcount)
 
     def insert_all(self, statement: Any, rows: Sequence[dict[str, Any]]) -> None:
@@ -587,9 +585,10 @@ class SqliteTransaction:
             return
         compiled = self._statements.get(statement)
         per_statement = max(1, SQLITE_SAFE_VARIABLES // max(1, len(compiled.names)))
+        bound = compiled.bind_all(rows)
         for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            values = [value for row in chunk for value in compiled.bind(row)]
+            chunk = bound[start : start + per_statement]
+            values = [value for row in chunk for value in row]
             self._connection.execute(compiled.many_sql(len(chunk)), values)
 
     def rows(self, statement: Any, params: dict[str, Any] | None = None) -> list[Any]:
@@ -642,15 +641,33 @@ class _CompiledForSqlite:
             raise ValueError(f"not a one-row INSERT of parameters: {self.sql}")
         return f"{head} VALUES {', '.join([row] * count)}{rest[len(row) :]}"
 
-    def bind(self, params: dict[str, Any]) -> list[Any]:
+    def bind_all(self, rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+        """
+        Each row's values; a value shared by rows converts once (a group's
+        blobs share their ``created_at``, its new rows their empty metadata).
+        """
+        converted: dict[tuple[int, int], Any] = {}
+        return [self.bind(row, converted) for row in rows]
+
+    def bind(
+        self,
+        params: dict[str, Any],
+        converted: dict[tuple[int, int], Any] | None = None,
+    ) -> list[Any]:
+        """
+        The values of ``params`` in order, converted. ``converted`` holds
+        conversions by identity, so it must not outlive the values it was
+        filled from (``bind_all`` holds them for the call).
+        """
         defaults = self.defaults
         values = [
             params[name] if name in params else defaults[name] for name in self.names
         ]
-        converted: dict[tuple[int, int], Any] = {}
+        if converted is None:
+            converted = {}
         for index, convert, kind in self.conversions:
             value = values[index]
-            # By identity: ``params`` holds the value for the whole call.
+            # By identity: the caller holds the value for the whole call.
             key = (kind, id(value))
             if key in converted:
                 values[index] = converted[key]
