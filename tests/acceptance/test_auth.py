@@ -10,6 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import Depends, FastAPI, Request, Response
+from fastapi.routing import APIRouter
+
+from docmill.api.auth import GuardedRoute
 
 pytestmark = pytest.mark.anyio
 
@@ -467,3 +471,48 @@ async def test_the_upload_page_asks_for_a_key_and_sends_it(
     # on a 401; any other fetch would go out without the key.
     assert script.count("fetch(") == 1
     assert 'id="key"' in page.text and "Authorization: `Bearer ${key}`" in script
+
+
+def _guarded_app(**include: Any) -> FastAPI:
+    router = APIRouter(route_class=GuardedRoute)
+
+    # /healthz is an open path: admit lets it through without services.
+    @router.get("/healthz")
+    async def plain(request: Request) -> Response:
+        return Response(request.headers.get("x-seen", "endpoint"))
+
+    app = FastAPI()
+    app.include_router(router, **include)
+    return app
+
+
+async def test_a_request_only_endpoint_keeps_its_router_dependencies() -> None:
+    """
+    The direct call of an endpoint that takes only the request must not skip
+    a dependency that the router's inclusion adds.
+    """
+    calls: list[str] = []
+
+    async def record(request: Request) -> None:
+        calls.append(request.url.path)
+
+    app = _guarded_app(dependencies=[Depends(record)])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/healthz")
+
+    assert (response.text, calls) == ("endpoint", ["/healthz"])
+
+
+def test_status_and_submit_are_called_without_fastapi_handler() -> None:
+    from docmill.api import routes
+    from docmill.api.auth import _request_only_endpoint
+
+    direct = {
+        (method, route.path)
+        for route in routes.router.routes
+        if _request_only_endpoint(route) is not None  # type: ignore[arg-type]
+        for method in route.methods  # type: ignore[attr-defined]
+    }
+
+    assert direct == {("POST", "/documents"), ("GET", "/documents/{document_id}")}

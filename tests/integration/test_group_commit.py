@@ -34,6 +34,12 @@ def plain(n: int) -> NewDocument:
     )
 
 
+def replace_sql(statement: Any, sql: str) -> Any:
+    copy = object.__new__(type(statement))
+    copy.__dict__.update(statement.__dict__, sql=sql)
+    return copy
+
+
 async def count_documents(store: JobStore) -> int:
     async with store.engine.connect() as connection:
         return int(
@@ -63,9 +69,16 @@ async def test_failed_commit_fails_every_submission_in_it(
         inserted(transaction, **kwargs)
         raise RuntimeError("commit refused")
 
-    # The last step of the transaction fails, on whichever path writes it.
+    def pooled_then_fail(dialect: Any, columns: tuple[str, ...]) -> Any:
+        statement = pooled(dialect, columns)
+        return replace_sql(statement, statement.sql + ", 1 / 0")
+
+    # The last step of the transaction fails, on whichever path writes it
+    # (PostgreSQL's one statement on the pool fails, then the engine's).
     inserted = store_module._insert_now
+    pooled = store_module._pooled_insert
     monkeypatch.setattr(store_module, "_insert_now", insert_then_fail)
+    monkeypatch.setattr(store_module, "_pooled_insert", pooled_then_fail)
     monkeypatch.setattr(store, "_announce", broken)
 
     outcomes = await asyncio.gather(
@@ -130,3 +143,101 @@ async def test_a_large_group_is_stored_whole_and_numbered_in_order(
             )
         ids = [first.document_id, *(a.document_id for a in submitted)]
         assert [numbers[i] for i in [*ids, last.document_id]] == list(range(1, 123))
+
+
+def with_original(n: int, **changes: Any) -> NewDocument:
+    data = f"text {n}".encode()
+    stored = describe_small(data, 1 << 20)
+    return replace(
+        plain(n),
+        sha256=stored.sha256,
+        size_bytes=stored.size_bytes,
+        storage_key=stored.key,
+        original_bytes=data,
+        **changes,
+    )
+
+
+# Every column of a new row and of its original, as PostgreSQL stores them.
+STORED = text(
+    "SELECT d.title, d.filename, d.source, d.user_metadata::text AS metadata, "
+    "d.sha256, d.size_bytes, d.storage_key, d.status, d.priority, d.attempts, "
+    "d.max_attempts, d.next_attempt_at = d.created_at AS due_at_once, "
+    "d.updated_at = d.created_at AS untouched, d.lease_expires_at, d.worker_id, "
+    "d.claim_token, d.progress::text AS progress, d.client_ref, d.owner, "
+    "d.source_url, d.callback_url, d.duplicate_of, b.size_bytes AS blob_size, "
+    "b.chunk_count, c.seq, c.data "
+    "FROM documents d LEFT JOIN blobs b ON b.key = d.storage_key "
+    "LEFT JOIN blob_chunks c ON c.key = d.storage_key "
+    "WHERE d.id = :id"
+)
+
+
+async def stored_rows(store: JobStore, ids: list[str]) -> list[Any]:
+    async with store.engine.connect() as connection:
+        return [tuple((await connection.execute(STORED, {"id": i})).one()) for i in ids]
+
+
+def postgres_only(store: JobStore) -> None:
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("the one-statement group insert is PostgreSQL's")
+
+
+def submissions(first: int) -> list[NewDocument]:
+    return [
+        with_original(first),
+        with_original(first + 1, user_metadata=None, title=None, priority=3),
+        replace(plain(first + 2), owner="k1", client_ref="ref", user_metadata={}),
+        # Same bytes as the first: its original is stored once.
+        replace(with_original(first), title="again"),
+    ]
+
+
+async def test_pooled_group_stores_what_the_engine_stores(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    postgres_only(store)
+    pooled = await asyncio.gather(*(store.submit(new) for new in submissions(0)))
+    monkeypatch.setattr(type(store.reads), "pooled", property(lambda self: False))
+    engine = await asyncio.gather(*(store.submit(new) for new in submissions(0)))
+
+    assert await stored_rows(store, [s.document_id for s in pooled]) == (
+        await stored_rows(store, [s.document_id for s in engine])
+    )
+
+
+async def test_group_goes_to_postgres_as_one_statement(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    postgres_only(store)
+    import asyncpg
+
+    await store.get_summary(await store.create(plain(99)))  # the pool is open
+    sent: list[str] = []
+    execute = asyncpg.Pool.execute
+
+    async def recording(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        sent.append(query)
+        return await execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Pool, "execute", recording)
+    await asyncio.gather(*(store.submit(new) for new in submissions(0)))
+
+    assert 1 <= len(sent) <= 2  # the first submission alone, then the rest
+    assert await count_documents(store) == 5
+
+
+async def test_failed_pool_leaves_the_group_to_the_engine(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    postgres_only(store)
+    import asyncpg
+
+    async def refused(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        raise asyncpg.InterfaceError("pool closed")
+
+    monkeypatch.setattr(asyncpg.Pool, "execute", refused)
+    for n in range(3):
+        await store.submit(with_original(n))
+
+    assert (await count_documents(store), store.reads.pooled) == (3, False)

@@ -238,17 +238,25 @@ class GroupCommit(_Grouped[tuple[dict[str, Any], NewDocument], Any]):
         }
         rows = [values for (values, _), _ in batch]
         writer = self.store._writer
+        reads = self.store.reads
         try:
             if writer is not None:
                 await writer.run(
                     functools.partial(_insert_now, rows=rows, originals=originals)
                 )
             else:
-                async with write_transaction(self.store.engine) as connection:
-                    if originals:
-                        await insert_small_blobs(connection, originals)
-                    await connection.execute(insert(Document), rows)
-                    await self.store._announce(connection)
+                pooled = _pooled_insert_for(self.store, rows)
+                if pooled is None or not await reads.execute_pooled(
+                    pooled.sql, *pooled.arguments(rows, originals, utcnow())
+                ):
+                    async with write_transaction(self.store.engine) as connection:
+                        if originals:
+                            await insert_small_blobs(connection, originals)
+                        await connection.execute(insert(Document), rows)
+                        await self.store._announce(connection)
+                    if pooled is not None:
+                        # The pool failed where the engine did not.
+                        reads.engine_served()
         except BaseException as exc:
             for _, future in batch:
                 if not future.done():
@@ -1876,6 +1884,122 @@ def _columns(row: dict[str, Any]) -> tuple[str, ...]:
     return tuple(row)
 
 
+class _Unnested:
+    """
+    A multi-row ``INSERT`` of ``columns`` into ``table`` whose rows come
+    from one array parameter per column (``unnest``), so one prepared
+    statement takes a group of any size. Values are converted by the
+    dialect's own bind processors, as the engine would send them; JSON goes
+    as text and is cast, since the pool's JSON codec would encode it again.
+    """
+
+    def __init__(
+        self, table: Table, columns: tuple[str, ...], dialect: Any, first: int
+    ) -> None:
+        self.columns = columns
+        types = [table.c[name].type for name in columns]
+        self.processors = [
+            t.dialect_impl(dialect).bind_processor(dialect) for t in types
+        ]
+        sql_types = [t.compile(dialect=dialect) for t in types]
+        arrays = ", ".join(
+            f"${first + n}::{'TEXT' if kind == 'JSON' else kind}[]"
+            for n, kind in enumerate(sql_types)
+        )
+        picked = ", ".join(
+            f'u."{name}"::JSON' if kind == "JSON" else f'u."{name}"'
+            for name, kind in zip(columns, sql_types, strict=True)
+        )
+        names = ", ".join(f'"{name}"' for name in columns)
+        self.sql = (
+            f"INSERT INTO {table.name} ({names}) SELECT {picked} "
+            f"FROM unnest({arrays}) AS u({names})"
+        )
+
+    def arrays(self, rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
+        arrays = []
+        for name, process in zip(self.columns, self.processors, strict=True):
+            values = [row[name] for row in rows]
+            arrays.append(values if process is None else [process(v) for v in values])
+        return arrays
+
+
+class _PooledInsert:
+    """
+    A group of submissions in one statement: the small originals' chunks
+    and blobs (a key already stored is left alone, as ``insert_small_blobs``
+    does), the documents rows, and the NOTIFY that wakes the workers, which
+    PostgreSQL delivers at the statement's commit.
+    """
+
+    def __init__(self, dialect: Any, columns: tuple[str, ...]) -> None:
+        self.columns = columns
+        self.chunks = _Unnested(_chunks, ("key", "seq", "data"), dialect, 1)
+        self.blobs = _Unnested(
+            _blobs, ("key", "size_bytes", "chunk_count", "created_at"), dialect, 4
+        )
+        self.documents = _Unnested(_documents, columns, dialect, 8)
+        channel = 8 + len(columns)
+        self.sql = (
+            f"WITH new_chunks AS ({self.chunks.sql} ON CONFLICT DO NOTHING), "
+            f"new_blobs AS ({self.blobs.sql} ON CONFLICT DO NOTHING), "
+            f"new_documents AS ({self.documents.sql}) "
+            f"SELECT pg_notify(${channel}, '')"
+        )
+
+    def arguments(
+        self,
+        rows: Sequence[dict[str, Any]],
+        originals: dict[str, bytes],
+        now: datetime,
+    ) -> list[Any]:
+        chunks = [
+            {"key": key, "seq": 0, "data": data}
+            for key, data in originals.items()
+            if data
+        ]
+        blobs = [
+            {
+                "key": key,
+                "size_bytes": len(data),
+                "chunk_count": 1 if data else 0,
+                "created_at": now,
+            }
+            for key, data in originals.items()
+        ]
+        return [
+            *self.chunks.arrays(chunks),
+            *self.blobs.arrays(blobs),
+            *self.documents.arrays(rows),
+            NOTIFY_CHANNEL,
+        ]
+
+
+@functools.cache
+def _pooled_insert(dialect: Any, columns: tuple[str, ...]) -> _PooledInsert:
+    return _PooledInsert(dialect, columns)
+
+
+def _pooled_insert_for(
+    store: JobStore, rows: list[dict[str, Any]]
+) -> _PooledInsert | None:
+    """
+    The one statement for a group of submissions on the asyncpg pool
+    (PostgreSQL), or None when the group goes through the engine.
+
+    Through the engine a group cost a ping, BEGIN, the blobs, the rows, the
+    NOTIFY and COMMIT: six round trips, each with SQLAlchemy's and
+    PostgreSQL's own work per statement, on the cores the API shares with
+    PostgreSQL.
+    """
+    if not store.reads.pooled:
+        return None
+    statement = _pooled_insert(store.engine.dialect, _columns(rows[0]))
+    if any(_columns(row) != statement.columns for row in rows):
+        return None  # rows of other shapes: the engine takes them
+    return statement
+
+
 @functools.cache
 def _new_document(columns: tuple[str, ...]) -> Any:
     # Exactly the columns given: the values _new_row sets and the number.
@@ -1893,6 +2017,8 @@ _NUMBERED = _numbered_documents()
 _TOP_SEQ = select(func.coalesce(func.max(_NUMBERED.c.seq), 0).label("top"))
 
 
+_chunks = cast(Table, BlobChunk.__table__)
+_blobs = cast(Table, Blob.__table__)
 _NEW_CHUNK = sqlite.insert(cast(Table, BlobChunk.__table__)).on_conflict_do_nothing()
 _NEW_BLOB = sqlite.insert(cast(Table, Blob.__table__)).on_conflict_do_nothing()
 
