@@ -317,11 +317,19 @@ def _placeholder(shape: etree._Element) -> etree._Element | None:
     return None
 
 
+def _run_text(piece: etree._Element) -> str:
+    if not len(piece):
+        return piece.text or ""
+    # Entity references are left unexpanded, as nodes; the text after each
+    # is that node's tail.
+    return (piece.text or "") + "".join(node.tail or "" for node in piece)
+
+
 def _paragraphs(container: etree._Element) -> list[str]:
     found = []
     for paragraph in container.iter(_A_P):
         text = "".join(
-            (piece.text or "") if piece.tag == _A_T else "\n"
+            _run_text(piece) if piece.tag == _A_T else "\n"
             for piece in paragraph.iter(_A_T, _A_BR)
         ).strip()
         if text:

@@ -315,3 +315,26 @@ def test_slide_list_read_from_a_cut_matches_the_whole_part(
 def test_presentation_broken_inside_the_slide_list_is_corrupt() -> None:
     with pytest.raises(CorruptDocument, match="presentation"):
         slide_ids_of(DECK.format("<p:sldIdLst><p:sldId id='1'></p:sldIdLst>"))
+
+
+def test_text_after_an_unexpanded_entity_reference_is_kept() -> None:
+    deck = Presentation()
+    titled_slide(deck, "Plan", "MARKER")
+    source = io.BytesIO(saved(deck))
+    target = io.BytesIO()
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            if item.filename == "ppt/slides/slide1.xml":
+                declaration, rest = data.split(b"?>", 1)
+                data = (
+                    declaration
+                    + b'?><!DOCTYPE p:sld [<!ENTITY e "expanded">]>'
+                    + rest.replace(b"MARKER", b"kept &e; and after")
+                )
+            new.writestr(item, data)
+
+    result = extract_pptx(target.getvalue(), ExtractContext())
+
+    # The reference is dropped, not expanded; the text after it stays.
+    assert result.pages == ["Plan\nkept  and after"]
