@@ -16,7 +16,8 @@ The errors docmill raises, as one tree::
     │   └── WorkerCrash            worker_crash      (retryable)
     ├── QueueError
     │   ├── DocumentNotFound
-    │   └── LeaseLost              the claim's token no longer matches the row
+    │   ├── LeaseLost              the claim's token no longer matches the row
+    │   └── QueueFull              DOCMILL_MAX_PENDING documents are waiting
     ├── StorageError
     │   ├── OriginalMissing
     │   └── UploadTimeout          an original took too long to reach storage
@@ -139,6 +140,17 @@ class LeaseLost(QueueError):
     def __init__(self, document_id: str) -> None:
         self.document_id = document_id
         super().__init__(f"lease on document {document_id!r} was lost")
+
+
+class QueueFull(QueueError):
+    """As many documents are waiting as the queue takes."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(
+            f"{limit} or more documents are waiting, the limit is {limit}; "
+            "retry after the time in Retry-After"
+        )
 
 
 class StorageError(DocmillError):

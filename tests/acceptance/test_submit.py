@@ -334,6 +334,34 @@ async def test_full_queue_answers_429_with_retry_after(
     assert int(response.headers["retry-after"]) > 0
 
 
+async def test_parallel_uploads_stop_at_max_pending(make_client: MakeClient) -> None:
+    client = await make_client(max_pending=5, workers=0)
+
+    responses = await asyncio.gather(
+        *(
+            client.post("/documents", files={"file": (f"{n}.txt", b"words")})
+            for n in range(40)
+        )
+    )
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [202] * 5 + [429] * 35
+    assert len((await client.get("/documents")).json()["items"]) == 5
+
+
+async def test_batch_past_max_pending_is_refused_whole(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(max_pending=5, workers=0)
+    await client.post("/documents", json={"content": "waits"})
+    items = [{"content": f"item {n}"} for n in range(5)]
+
+    response = await client.post("/documents/batch", json={"items": items})
+
+    assert (response.status_code, response.json()["pending"]) == (429, 1)
+    assert len((await client.get("/documents")).json()["items"]) == 1
+
+
 async def test_unreachable_database_answers_503_not_429(
     make_client: MakeClient,
 ) -> None:

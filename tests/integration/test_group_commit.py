@@ -197,6 +197,7 @@ async def test_pooled_group_stores_what_the_engine_stores(
     store: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     postgres_only(store)
+    store.max_pending = 0  # the pooled statement serves no queue limit
     pooled = await asyncio.gather(*(store.submit(new) for new in submissions(0)))
     monkeypatch.setattr(type(store.reads), "pooled", property(lambda self: False))
     engine = await asyncio.gather(*(store.submit(new) for new in submissions(0)))
@@ -210,6 +211,7 @@ async def test_group_goes_to_postgres_as_one_statement(
     store: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     postgres_only(store)
+    store.max_pending = 0  # the pooled statement serves no queue limit
     import asyncpg
 
     await store.get_summary(await store.create(plain(99)))  # the pool is open
@@ -231,6 +233,7 @@ async def test_failed_pool_leaves_the_group_to_the_engine(
     store: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     postgres_only(store)
+    store.max_pending = 0  # the pooled statement serves no queue limit
     import asyncpg
 
     async def refused(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
@@ -241,3 +244,69 @@ async def test_failed_pool_leaves_the_group_to_the_engine(
         await store.submit(with_original(n))
 
     assert (await count_documents(store), store.reads.pooled) == (3, False)
+
+
+async def outcomes_of(store: JobStore, news: list[NewDocument]) -> list[str]:
+    answers = await asyncio.gather(
+        *(store.submit(new) for new in news), return_exceptions=True
+    )
+    return sorted(type(answer).__name__ for answer in answers)
+
+
+async def test_max_pending_holds_for_concurrent_submissions(store: Any) -> None:
+    store.max_pending = 5
+
+    outcomes = await outcomes_of(store, [plain(n) for n in range(40)])
+
+    assert outcomes == ["QueueFull"] * 35 + ["Submitted"] * 5
+    assert await count_documents(store) == 5
+
+
+async def test_max_pending_holds_across_processes(settings: Any, store: Any) -> None:
+    """Two API processes' stores (engines of their own) share one limit."""
+    from docmill.api.app import build_services
+
+    other = build_services(settings).store
+    store.max_pending = other.max_pending = 6
+    try:
+        answers = await asyncio.gather(
+            outcomes_of(store, [plain(n) for n in range(20)]),
+            outcomes_of(other, [plain(n) for n in range(20, 40)]),
+        )
+    finally:
+        await other.engine.dispose()
+        await other.reads.close()
+
+    assert sum(outcome.count("Submitted") for outcome in answers) == 6
+    assert await count_documents(store) == 6
+
+
+async def test_max_pending_sends_a_postgres_group_through_the_engine(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pooled statement counts in a snapshot taken before any lock."""
+    postgres_only(store)
+    import asyncpg
+
+    async def refused(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a limited group went to the pool")
+
+    monkeypatch.setattr(asyncpg.Pool, "execute", refused)
+    store.max_pending = 3
+
+    outcomes = await outcomes_of(store, [plain(n) for n in range(5)])
+
+    assert (outcomes, store.reads.pooled) == (
+        ["QueueFull"] * 2 + ["Submitted"] * 3,
+        True,
+    )
+
+
+async def test_max_pending_refuses_a_keyed_submission(store: Any) -> None:
+    store.max_pending = 1
+    await store.submit(plain(1))
+
+    with pytest.raises(store_module.QueueFull):
+        await store.submit(replace(plain(2), idempotency_key="k", fingerprint="f"))
+
+    assert await count_documents(store) == 1

@@ -59,6 +59,7 @@ def build_services(settings: Settings) -> Services:
         ),
         lease_seconds=settings.lease_seconds,
         webhook_url=settings.webhook_url,
+        max_pending=settings.max_pending,
     )
     storage: Storage
     timeout = settings.upload_timeout_seconds

@@ -25,7 +25,7 @@ from docmill.api.auth import GuardedRoute
 from docmill.api.intake import Form, fingerprint, read_multipart
 from docmill.api.problems import PROBLEM_TYPE_PREFIX, Problem
 from docmill.api.schemas import BatchItemOut, BatchOut, TextSubmission
-from docmill.exceptions import IdempotencyConflict
+from docmill.exceptions import IdempotencyConflict, QueueFull
 from docmill.queue.store import NewDocument, Submitted
 from docmill.storage import (
     StoredOriginal,
@@ -123,14 +123,19 @@ async def check_capacity(services: Any) -> None:
             lambda: services.store.count_pending(up_to=limit)
         )
     if pending >= limit:
-        raise Problem(
-            429,
-            "queue-full",
-            f"{limit} or more documents are waiting, the limit is {limit}; "
-            "retry after the time in Retry-After",
-            headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
-            pending=pending,
-        )
+        raise queue_full(limit, pending)
+
+
+def queue_full(limit: int, pending: int, detail: str | None = None) -> Problem:
+    return Problem(
+        429,
+        "queue-full",
+        detail
+        or f"{limit} or more documents are waiting, the limit is {limit}; "
+        "retry after the time in Retry-After",
+        headers={"Retry-After": str(QUEUE_FULL_RETRY_SECONDS)},
+        pending=pending,
+    )
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -246,6 +251,11 @@ async def queue_new(services: Any, new: NewDocument) -> Submitted:
             str(exc),
             document_id=exc.document_id,
         ) from exc
+    except QueueFull as exc:
+        # The check that holds: made in the inserting transaction, so
+        # submissions that passed check_capacity together cannot all land.
+        await discard_unused(services, new.storage_key)
+        raise queue_full(exc.limit, exc.limit) from exc
     services.pending.queued()
     return submitted
 
@@ -503,6 +513,7 @@ async def submit_batch(request: Request) -> BatchOut:
             "send multipart/form-data with `file` parts, or JSON with `items`",
         )
 
+    await check_batch_room(services, outcomes)
     answers = []
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, NewDocument):
@@ -522,6 +533,36 @@ async def submit_batch(request: Request) -> BatchOut:
             )
         )
     return BatchOut(items=answers)
+
+
+async def check_batch_room(
+    services: Any, outcomes: list[NewDocument | Problem]
+) -> None:
+    """
+    Refuse a whole batch whose documents would carry the queue past
+    ``max_pending``, removing the originals it stored.
+
+    A batch that fits here can still meet a full queue item by item when
+    other submissions race it: each insert checks again in its transaction,
+    and an item refused there is answered 429 in its place.
+    """
+    limit = services.settings.max_pending
+    new = [outcome for outcome in outcomes if isinstance(outcome, NewDocument)]
+    if not limit or not new:
+        return
+    pending = await services.store.count_pending(up_to=limit)
+    services.pending.count(pending)
+    if pending + len(new) <= limit:
+        return
+    for document in new:
+        await discard_unused(services, document.storage_key)
+    raise queue_full(
+        limit,
+        pending,
+        f"the batch's {len(new)} documents would carry the queue past its "
+        f"limit of {limit} ({pending} are waiting); retry after the time in "
+        "Retry-After",
+    )
 
 
 def accepted_headers(submitted: Submitted) -> list[tuple[bytes, bytes]]:

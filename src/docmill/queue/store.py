@@ -61,7 +61,12 @@ from docmill.db.models import (
     IdempotencyKey,
     JobStatus,
 )
-from docmill.exceptions import DocumentNotFound, IdempotencyConflict, LeaseLost
+from docmill.exceptions import (
+    DocumentNotFound,
+    IdempotencyConflict,
+    LeaseLost,
+    QueueFull,
+)
 from docmill.queue import outbox, search
 from docmill.queue.ids import new_claim_token, new_document_id
 from docmill.queue.retry import RetryPolicy
@@ -231,29 +236,42 @@ class GroupCommit(_Grouped[tuple[dict[str, Any], NewDocument], Any]):
         self,
         batch: list[tuple[tuple[dict[str, Any], NewDocument], asyncio.Future[Any]]],
     ) -> None:
-        originals = {
-            new.storage_key: new.original_bytes
-            for (_, new), _ in batch
-            if new.original_bytes is not None
-        }
+        limit = self.store.max_pending
         rows = [values for (values, _), _ in batch]
         writer = self.store._writer
         reads = self.store.reads
         try:
             if writer is not None:
-                await writer.run(
-                    functools.partial(_insert_now, rows=rows, originals=originals)
+                admitted = await writer.run(
+                    functools.partial(
+                        _insert_now,
+                        rows=rows,
+                        originals=_originals(batch, len(rows)),
+                        max_pending=limit,
+                    )
                 )
             else:
-                pooled = _pooled_insert_for(self.store, rows)
-                if pooled is None or not await reads.execute_pooled(
-                    pooled.sql, *pooled.arguments(rows, originals, utcnow())
+                # A limit is counted under a lock before the insert, which
+                # the one pooled statement cannot do (its snapshot is taken
+                # before any lock it would wait for): with a limit, the group
+                # goes through the engine.
+                pooled = None if limit else _pooled_insert_for(self.store, rows)
+                if pooled is not None and await reads.execute_pooled(
+                    pooled.sql,
+                    *pooled.arguments(rows, _originals(batch, len(rows)), utcnow()),
                 ):
+                    admitted = len(rows)
+                else:
                     async with write_transaction(self.store.engine) as connection:
+                        admitted = len(rows)
+                        if limit:
+                            admitted = min(admitted, await _room(connection, limit))
+                        originals = _originals(batch, admitted)
                         if originals:
                             await insert_small_blobs(connection, originals)
-                        await connection.execute(insert(Document), rows)
-                        await self.store._announce(connection)
+                        if admitted:
+                            await connection.execute(insert(Document), rows[:admitted])
+                            await self.store._announce(connection)
                     if pooled is not None:
                         # The pool failed where the engine did not.
                         reads.engine_served()
@@ -264,9 +282,44 @@ class GroupCommit(_Grouped[tuple[dict[str, Any], NewDocument], Any]):
             if not isinstance(exc, Exception):
                 raise
             return
-        for (values, _), future in batch:
-            if not future.done():
+        for n, ((values, _), future) in enumerate(batch):
+            if future.done():
+                continue
+            if n < admitted:
                 future.set_result(_inserted_row(values))
+            else:
+                future.set_exception(QueueFull(limit))
+
+
+def _originals(
+    batch: list[tuple[tuple[dict[str, Any], NewDocument], asyncio.Future[Any]]],
+    admitted: int,
+) -> dict[str, bytes]:
+    """The small originals to write with the first ``admitted`` rows."""
+    return {
+        new.storage_key: new.original_bytes
+        for (_, new), _ in batch[:admitted]
+        if new.original_bytes is not None
+    }
+
+
+async def _room(connection: Any, limit: int) -> int:
+    """
+    How many more documents the queue takes, counted in the transaction
+    that inserts them.
+
+    SQLite's write lock (BEGIN IMMEDIATE) already keeps every other writer,
+    in this process or another, out until the commit. PostgreSQL's
+    transactions run side by side, so each submitting transaction first
+    takes one advisory lock, held to its commit: two API processes cannot
+    both count the same last free place.
+    """
+    if connection.dialect.name == "postgresql":
+        await connection.execute(_PENDING_LOCK)
+    pending = (
+        await connection.execute(_PENDING_COUNT_UP_TO, {"up_to": limit})
+    ).scalar_one()
+    return max(0, limit - int(pending))
 
 
 class CompletionCommit(_Grouped[tuple[Claim, dict[str, Any] | None], str | None]):
@@ -383,8 +436,11 @@ class JobStore:
         retry: RetryPolicy | None = None,
         lease_seconds: float = 30.0,
         webhook_url: str | None = None,
+        max_pending: int = 0,
     ) -> None:
         self.engine = engine
+        # Checked inside each inserting transaction; 0 is no limit.
+        self.max_pending = max_pending
         self.retry = retry or RetryPolicy()
         self.lease = timedelta(seconds=lease_seconds)
         self.webhook_url = webhook_url
@@ -452,6 +508,13 @@ class JobStore:
             original = None
             if new.dedupe and new.sha256:
                 original = await self._completed_twin(connection, new)
+            # A reused result is final at once: only a pending one counts.
+            if (
+                original is None
+                and self.max_pending
+                and not await _room(connection, self.max_pending)
+            ):
+                raise QueueFull(self.max_pending)
             if original is not None:
                 values |= _result_copy(original, now)
             row = (
@@ -1842,11 +1905,22 @@ def _insert_now(
     transaction: SqliteTransaction,
     rows: list[dict[str, Any]],
     originals: dict[str, bytes],
-) -> None:
+    max_pending: int = 0,
+) -> int:
     """
     A group of submissions on the SQLite writer's thread: their small
     originals (as ``storage.insert_small_blobs`` writes them) and rows.
+
+    Returns how many of ``rows``, from the first, were inserted: under
+    ``max_pending`` (0: no limit) those past the queue's room are not.
     """
+    if max_pending:
+        counted = transaction.rows(_PENDING_COUNT_UP_TO, {"up_to": max_pending})
+        rows = rows[: max(0, max_pending - int(counted[0].pending))]
+        keys = {row["storage_key"] for row in rows}
+        originals = {k: d for k, d in originals.items() if k in keys}
+        if not rows:
+            return 0
     if originals:
         now = utcnow()
         transaction.insert_all(
@@ -1878,6 +1952,7 @@ def _insert_now(
         numbered = [row | {"seq": top + n} for n, row in enumerate(rows, 1)]
     for columns, same in itertools.groupby(numbered, key=_columns):
         transaction.insert_all(_new_document(columns), list(same))
+    return len(rows)
 
 
 def _columns(row: dict[str, Any]) -> tuple[str, ...]:
@@ -2069,7 +2144,9 @@ _SUMMARIES = _SUMMARY_OF.where(
 # Built once: the API counts on submissions (see api.submit.PendingGauge),
 # and building the statement cost more than the count.
 _PENDING_COUNT = select(func.count()).where(_documents.c.status == PENDING)
-_PENDING_COUNT_UP_TO = select(func.count()).select_from(
+# One arbitrary 64-bit key: the lock that PostgreSQL submissions count under.
+_PENDING_LOCK = text("SELECT pg_advisory_xact_lock(7306292710405662032)")
+_PENDING_COUNT_UP_TO = select(func.count().label("pending")).select_from(
     select(_documents.c.id)
     .where(_documents.c.status == PENDING)
     .limit(bindparam("up_to"))
