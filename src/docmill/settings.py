@@ -117,7 +117,10 @@ class Settings(BaseSettings):
     max_unpacked_bytes: int = Field(
         Limits.max_unpacked_bytes,
         gt=0,
-        description="Most bytes unpacked from one archive or container part.",
+        description=(
+            "Most bytes unpacked from one zip archive, the archives nested in "
+            "it included; an office package counts its own parts apart."
+        ),
     )
     extractor_plugins: list[str] = Field(
         default_factory=list,

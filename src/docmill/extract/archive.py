@@ -3,11 +3,13 @@ ZIP archives: every member extracted as a child document.
 
 The text holds each readable member's text under a ``== name ==`` line.
 Members are read within the context's limits: at most
-``max_archive_members`` files and ``max_unpacked_bytes`` in all, counted
-while inflating because a member's declared size can lie; nesting depth is
-``extract_child``'s business. A member that is a byte-for-byte copy of its
-own archive (a zip quine) is recorded as ``limit_exceeded`` without being
-opened again.
+``max_archive_members`` files, and ``max_unpacked_bytes`` in all for the
+whole document, archives nested in it included, counted while inflating
+because a member's declared size can lie; nesting depth is
+``extract_child``'s business. Passing the budget anywhere, even deep in a
+nested archive, fails the document as ``limit_exceeded``. A member that is a
+byte-for-byte copy of its own archive (a zip quine) is recorded as
+``limit_exceeded`` without being opened again.
 
 The sniffer calls a ZIP generic when it finds no OOXML, ODF or EPUB marker
 in it; such an archive submitted under an office document's name is a broken
@@ -32,6 +34,7 @@ from docmill.extract.base import (
     ExtractContext,
     ExtractionResult,
     Source,
+    UnpackBudget,
     open_source,
     read_source,
 )
@@ -97,7 +100,7 @@ def _read_members(
     ctx: ExtractContext,
 ) -> list[ChildResult]:
     own_size = len(source) if isinstance(source, bytes) else source.stat().st_size
-    budget = ctx.limits.max_unpacked_bytes
+    budget = ctx.unpacked
     children = []
     for done, info in enumerate(members, start=1):
         try:
@@ -125,7 +128,6 @@ def _read_members(
             raise CorruptDocument(
                 f"member {info.filename!r} of the archive is damaged: {exc}"
             ) from exc
-        budget -= len(data)
         if len(data) == own_size and data == read_source(source):
             children.append(_quine(info.filename))
         else:
@@ -134,19 +136,25 @@ def _read_members(
     return children
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: int) -> bytes:
-    chunks = []
-    read = 0
+def _read_member(
+    archive: zipfile.ZipFile, info: zipfile.ZipInfo, budget: UnpackBudget
+) -> bytes:
+    chunks: list[bytes] = []
     with archive.open(info) as member:
-        while chunk := member.read(min(_CHUNK_BYTES, budget - read + 1)):
-            read += len(chunk)
-            if read > budget:
+        while True:
+            # Spent by an earlier member: reading on (a read of 0 or fewer
+            # bytes) would take this one for empty, or read it whole.
+            if budget.left < 0:
                 raise LimitExceeded(
                     f"unpacking {info.filename!r} passes the limit of "
-                    "unpacked bytes for one archive"
+                    f"{budget.limit} unpacked bytes for one document, the "
+                    "archives nested in it included"
                 )
+            chunk = member.read(min(_CHUNK_BYTES, budget.left + 1))
+            if not chunk:
+                return b"".join(chunks)
+            budget.left -= len(chunk)
             chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _quine(name: str) -> ChildResult:

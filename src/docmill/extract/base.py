@@ -89,6 +89,18 @@ class ExtractionResult:
         }
 
 
+class UnpackBudget:
+    """
+    The bytes a document may still unpack, shared by every archive nested in
+    it: a budget per archive let a 7 KB zip of zips unpack its limit at each
+    of its hundred inner archives.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.left = limit
+
+
 class ExtractContext:
     """
     What an extractor may ask of its caller: limits, progress, recursion.
@@ -100,6 +112,8 @@ class ExtractContext:
             are read; the worker stores it on the document.
         password: the password the submitter gave for an encrypted document;
             extractors try the empty password when it is None.
+        unpacked: the unpacking budget of the outermost document; a fresh
+            one of ``limits.max_unpacked_bytes`` when omitted.
     """
 
     def __init__(
@@ -108,9 +122,11 @@ class ExtractContext:
         depth: int = 0,
         on_progress: ProgressCallback | None = None,
         password: str | None = None,
+        unpacked: UnpackBudget | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.depth = depth
+        self.unpacked = unpacked or UnpackBudget(self.limits.max_unpacked_bytes)
         self._on_progress = on_progress
         self.password = password
         # Set by the pipeline before the extractor runs: the sniffed media type
@@ -131,7 +147,9 @@ class ExtractContext:
         Extract an embedded document, recording its failure instead of raising.
 
         A child past the depth limit is recorded as ``limit_exceeded``; the
-        parent still completes.
+        parent still completes. A child that spends the document's unpacking
+        budget fails the document: the budget is the whole document's, and
+        recording it on the child let the next sibling start unpacking again.
         """
         from docmill.exceptions import ExtractionError
         from docmill.extract.pipeline import extract_bytes
@@ -145,10 +163,12 @@ class ExtractContext:
                     f"of {self.limits.max_archive_depth}"
                 ),
             )
-        child_ctx = ExtractContext(self.limits, self.depth + 1)
+        child_ctx = ExtractContext(self.limits, self.depth + 1, unpacked=self.unpacked)
         try:
             return ChildResult(name, result=extract_bytes(data, child_ctx))
         except ExtractionError as exc:
+            if self.unpacked.left < 0:
+                raise
             return ChildResult(name, error_code=exc.code, error_message=exc.message)
 
 

@@ -57,6 +57,32 @@ def test_unpacked_bytes_are_counted_while_reading() -> None:
         _extract(data, Limits(max_unpacked_bytes=5_000))
 
 
+def test_unpacked_bytes_are_one_budget_across_nested_archives() -> None:
+    """Each inner archive fits the limit alone; together they pass it."""
+    inner = _zip({f"{n}.txt": b"a" * 1_000 for n in range(3)})
+    data = _zip({f"inner{n}.zip": inner for n in range(4)})
+
+    # Two inner archives whole, the third and the first member in it.
+    limit = 2 * (len(inner) + 3_000) + len(inner) + 1_500
+
+    with pytest.raises(LimitExceeded) as caught:
+        _extract(data, Limits(max_unpacked_bytes=limit))
+
+    assert caught.value.message == (
+        f"unpacking '1.txt' passes the limit of {limit} unpacked bytes for one "
+        "document, the archives nested in it included"
+    )
+
+
+def test_nested_archives_within_the_budget_are_read_whole() -> None:
+    inner = _zip({f"{n}.txt": b"a" * 1_000 for n in range(3)})
+    data = _zip({f"inner{n}.zip": inner for n in range(2)})
+
+    result = _extract(data, Limits(max_unpacked_bytes=2 * (3_000 + len(inner))))
+
+    assert [child.error_code for child in result.children] == [None, None]
+
+
 def _lying_zip() -> bytes:
     """A stored member whose headers declare 2 GB but hold 11 bytes."""
     data = bytearray(_zip_stored({"hello.txt": b"Hello World"}))
