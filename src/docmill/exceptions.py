@@ -9,7 +9,7 @@ The errors docmill raises, as one tree::
     │   ├── EncryptedDocument      encrypted
     │   ├── UnsupportedFormat      unsupported_format
     │   ├── LimitExceeded          limit_exceeded
-    │   │   ├── MemoryLimitExceeded  limit_exceeded (retryable)
+    │   │   ├── MemoryLimitExceeded  limit_exceeded: the memory cap
     │   │   └── EntityBomb           limit_exceeded: XML entities refused
     │   ├── TooLarge               too_large
     │   ├── ExtractionTimeout      timeout           (retryable)
@@ -85,9 +85,12 @@ class LimitExceeded(ExtractionError):
 class MemoryLimitExceeded(LimitExceeded):
     """Extraction ran out of its memory allowance."""
 
-    # A neighbour's allocation, not only the document, can push a process
-    # over its cap, so the attempt is worth repeating.
-    retryable = True
+    # Not retried: the cap is the child process's own (RLIMIT_AS), which no
+    # other slot's allocations count against, and a document that needed
+    # more than the cap once needs it again; retrying only ran the heaviest
+    # documents into the cap three times over. What an earlier document left
+    # in a reused child's heap could tip one over, but that is little beside
+    # a cap of hundreds of megabytes.
 
 
 class EntityBomb(LimitExceeded):

@@ -134,7 +134,7 @@ async def test_new_work_starts_without_waiting_for_a_poll(
     assert time.monotonic() - started < 5
 
 
-async def test_memory_hog_fails_as_limit_exceeded_after_its_attempts(
+async def test_memory_hog_fails_as_limit_exceeded_without_a_retry(
     client_with: ClientFactory,
 ) -> None:
     async with client_with(job_memory_mb=400) as client:
@@ -145,7 +145,7 @@ async def test_memory_hog_fails_as_limit_exceeded_after_its_attempts(
     assert (body["status"], body["error"]["code"], body["attempts"]) == (
         "failed",
         "limit_exceeded",
-        3,
+        1,
     )
 
 
