@@ -218,7 +218,16 @@ def serve(
     configure_logging(settings.log_level)
     # On the embedded default the schema is brought up to date at start. On
     # PostgreSQL, several API processes may start at once, so migrating stays
-    # an explicit step (`docmill db upgrade`); /readyz reports a stale schema.
+    # an explicit step (`docmill db upgrade`), and serve refuses to start
+    # without it; /readyz reports a schema that goes stale while serving.
+    if not settings.is_sqlite:
+        from docmill.runtime import DatabaseNotReady, require_schema
+
+        try:
+            require_schema(settings)
+        except DatabaseNotReady as exc:
+            typer.echo(f"docmill: {exc}", err=True)
+            raise typer.Exit(2) from None
     application = create_app(settings, migrate=settings.is_sqlite)
     uvicorn.run(
         application,

@@ -79,6 +79,40 @@ def upgrade_database(settings: Settings) -> str:
     return asyncio.run(_upgrade())
 
 
+def require_schema(settings: Settings) -> None:
+    """
+    Refuse to serve from a database whose schema is missing or older than
+    this docmill, when the database can be reached.
+
+    An API on such a database started and answered every request with 500.
+    One that cannot be reached yet (PostgreSQL still starting beside it)
+    still starts: ``/readyz`` says so until it can.
+
+    Raises:
+        DatabaseNotReady: with a sentence that says what to run first.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from docmill.db.engine import create_engine
+    from docmill.db.migrate import is_current
+
+    async def _check() -> bool | None:
+        engine = create_engine(settings.resolved_database_url)
+        try:
+            return await is_current(engine)
+        except (OSError, DBAPIError):
+            return None
+        finally:
+            await engine.dispose()
+
+    if asyncio.run(_check()) is False:
+        raise DatabaseNotReady(
+            "the database schema is missing or older than this docmill; run "
+            "`docmill db upgrade` first (with the same --database-url), then "
+            "serve"
+        )
+
+
 def run_admin(settings: Settings, operation: Callable[[Services], Awaitable[T]]) -> T:
     """
     Run ``operation`` against the configured database, which must exist and

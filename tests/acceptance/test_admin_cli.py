@@ -9,8 +9,11 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from docmill.settings import Settings
 from tests.acceptance.test_worker_cli import queue_texts
+from tests.conftest import reset_postgres
 from tests.support import run_cli
 
 
@@ -112,3 +115,21 @@ def test_parsers_before_the_first_serve_say_what_to_run(tmp_path: Path) -> None:
     for done in (listed, deleted):
         assert (done.returncode, len(done.stderr.splitlines())) == (2, 1)
         assert "`docmill db upgrade`" in done.stderr
+
+
+@pytest.mark.postgres
+def test_serve_on_an_unmigrated_postgres_refuses_to_start(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    asyncio.run(reset_postgres(postgres_url))
+
+    done = run_cli(
+        "serve", "--database-url", postgres_url, "--port", "18791", cwd=tmp_path
+    )
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "docmill: the database schema is missing or older than this docmill; "
+        "run `docmill db upgrade` first (with the same --database-url), then "
+        "serve\n"
+    )
