@@ -236,6 +236,29 @@ async def test_redeliver_of_unknown_delivery_is_404(client: httpx.AsyncClient) -
     assert response.json()["type"] == "urn:docmill:problem:delivery-not-found"
 
 
+@pytest.mark.parametrize(
+    "number",
+    [
+        pytest.param("3000000000", id="past-int32"),
+        pytest.param("99999999999999999999999", id="past-int64"),
+        pytest.param("0", id="zero"),
+    ],
+)
+async def test_redeliver_of_an_out_of_range_number_is_422(
+    client: httpx.AsyncClient, number: str
+) -> None:
+    created = await client.post("/documents", json={"content": "x"})
+
+    response = await client.post(
+        f"/documents/{created.json()['id']}/deliveries/{number}/redeliver"
+    )
+
+    assert (response.status_code, response.json()["type"]) == (
+        422,
+        "urn:docmill:problem:validation",
+    )
+
+
 def test_signature_of_other_bytes_does_not_verify() -> None:
     from docmill.webhooks import sign
 

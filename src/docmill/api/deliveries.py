@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
 
 from docmill.api import auth
 from docmill.api.auth import GuardedRoute
@@ -47,7 +49,13 @@ async def list_deliveries(document_id: str, request: Request) -> list[DeliveryOu
     responses={404: {"description": "No such delivery"}},
     tags=["webhooks"],
 )
-async def redeliver(document_id: str, number: int, request: Request) -> DeliveryOut:
+async def redeliver(
+    document_id: str,
+    # Numbers are stored as 32-bit integers on PostgreSQL, which refused a
+    # larger one with a 500; SQLite overflowed past 64 bits.
+    number: Annotated[int, Path(ge=1, le=2**31 - 1)],
+    request: Request,
+) -> DeliveryOut:
     """Send a delivery again, with a fresh set of tries, whatever its status."""
     await _check_owner(request, document_id)
     outbox = request.app.state.services.outbox
