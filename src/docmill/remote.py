@@ -122,6 +122,12 @@ def keys_create(
     database_url: str | None = _DATABASE_URL,
 ) -> None:
     """Create a key and print its token, which is shown this once only."""
+    from docmill.queue.keys import name_problem
+
+    problem = name_problem(name)
+    if problem is not None:
+        typer.echo(f"docmill: {problem}", err=True)
+        raise typer.Exit(2)
     key = _keys(data_dir, database_url, lambda keys: keys.create(name))
     typer.echo(key.token)
     typer.echo(f"key {key.id} ({name}) created; store the token now", err=True)

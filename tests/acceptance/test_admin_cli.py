@@ -133,3 +133,41 @@ def test_serve_on_an_unmigrated_postgres_refuses_to_start(
         "run `docmill db upgrade` first (with the same --database-url), then "
         "serve\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        pytest.param("", "a key's name must not be empty", id="empty"),
+        pytest.param("  ", "a key's name must not be empty", id="blank"),
+        pytest.param(
+            "k" * 10_000,
+            "a key's name has at most 200 characters, not 10000",
+            id="long",
+        ),
+        pytest.param(
+            "two\nlines",
+            "a key's name must be one line of printable characters",
+            id="newline",
+        ),
+    ],
+)
+def test_keys_create_refuses_a_bad_name_in_one_line(
+    tmp_path: Path, database_url: str, name: str, error: str
+) -> None:
+    url = ["--database-url", database_url]
+    run_cli("db", "upgrade", *url, cwd=tmp_path)
+
+    done = run_cli("keys", "create", name, *url, cwd=tmp_path)
+    listed = run_cli("keys", "list", *url, cwd=tmp_path)
+
+    assert (done.returncode, done.stdout, done.stderr) == (2, "", f"docmill: {error}\n")
+    assert listed.stdout == ""
+
+
+def test_keys_create_takes_a_name_of_200_characters(tmp_path: Path) -> None:
+    run_cli("db", "upgrade", cwd=tmp_path)
+
+    done = run_cli("keys", "create", "k" * 200, cwd=tmp_path)
+
+    assert done.returncode == 0, done.stderr

@@ -28,6 +28,8 @@ TOKEN_PREFIX = "dm"
 # last_used_at is a hint for operators, not an audit log: one write per key
 # per interval keeps the request path read-only.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+# The column's width (varchar(200) on PostgreSQL).
+MAX_NAME_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,18 @@ class NewKey:
     id: str
     name: str
     token: str
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with ``name`` for a key, or None when it will do."""
+    if not name.strip():
+        return "a key's name must not be empty"
+    if len(name) > MAX_NAME_CHARS:
+        return f"a key's name has at most {MAX_NAME_CHARS} characters, not {len(name)}"
+    if not name.isprintable():
+        # `keys list` shows one key a line, the name last.
+        return "a key's name must be one line of printable characters"
+    return None
 
 
 def _digest(secret: str) -> str:
@@ -48,7 +62,15 @@ class KeyStore:
         self.engine = engine
 
     async def create(self, name: str) -> NewKey:
-        """Make a key; its token is returned here and never again."""
+        """
+        Make a key; its token is returned here and never again.
+
+        Raises:
+            ValueError: ``name`` is empty, too long or not one printable line.
+        """
+        problem = name_problem(name)
+        if problem is not None:
+            raise ValueError(problem)
         key_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
         async with write_transaction(self.engine) as connection:
