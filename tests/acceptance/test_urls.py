@@ -84,25 +84,61 @@ async def test_redirect_to_a_forbidden_address_fails_the_document(
     assert (body["status"], body["error"]["code"]) == ("failed", "forbidden_address")
 
 
-async def test_loopback_url_without_allow_list_is_forbidden(
-    client: httpx.AsyncClient,
-) -> None:
-    created = await client.post("/documents", json={"url": "http://127.0.0.1:9/"})
-
-    body = await wait_final(client, created.json()["id"])
-
-    assert body["error"]["code"] == "forbidden_address"
-
-
-async def test_name_resolving_to_loopback_is_forbidden(
-    client: httpx.AsyncClient, resolver: dict[str, list[str]]
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("http://127.0.0.1:9/", id="loopback"),
+        pytest.param("http://[::1]/", id="loopback-v6"),
+        pytest.param("http://10.0.0.5/", id="private"),
+        pytest.param("http://169.254.169.254/latest/meta-data/", id="metadata"),
+        pytest.param("http://intranet.example/x", id="name-to-loopback"),
+    ],
+)
+async def test_url_to_a_forbidden_address_is_refused_at_submit(
+    client: httpx.AsyncClient, resolver: dict[str, list[str]], url: str
 ) -> None:
     resolver["intranet.example"] = ["127.0.0.1"]
-    created = await client.post("/documents", json={"url": "http://intranet.example/x"})
+
+    created = await client.post("/documents", json={"url": url})
+
+    assert (created.status_code, created.json()["type"]) == (
+        422,
+        "urn:docmill:problem:forbidden-address",
+    )
+    assert created.json()["errors"][0]["loc"] == ["url"]
+
+
+async def test_batch_item_with_a_forbidden_url_fails_alone(
+    client: httpx.AsyncClient,
+) -> None:
+    items = [{"url": "http://127.0.0.1:9/"}, {"content": "fine"}]
+
+    response = await client.post("/documents/batch", json={"items": items})
+
+    assert [item["status"] for item in response.json()["items"]] == [422, 202]
+
+
+async def test_name_that_resolves_to_loopback_after_submit_is_forbidden(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    The worker checks again: a name that did not resolve at submission (so
+    was accepted) may resolve to a refused address by then.
+    """
+    calls = []
+
+    async def resolve(host: str, port: int) -> list[str]:
+        calls.append(host)
+        if len(calls) == 1:
+            raise OSError(f"unknown host {host}")
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(fetch, "resolve", resolve)
+    created = await client.post("/documents", json={"url": "http://flip.example/"})
 
     body = await wait_final(client, created.json()["id"])
 
-    assert body["error"]["code"] == "forbidden_address"
+    assert (created.status_code, body["error"]["code"]) == (202, "forbidden_address")
 
 
 async def test_http_error_fails_as_fetch_failed(make_client: MakeClient) -> None:

@@ -235,9 +235,12 @@ def new_document(
 
 
 async def queue_new(services: Any, new: NewDocument) -> Submitted:
-    if new.callback_url is not None:
+    targets = {"url": new.source_url, "callback_url": new.callback_url}
+    for field, url in targets.items():
+        if url is None:
+            continue
         try:
-            await check_callback(services, new.callback_url)
+            await check_target(services, url, field)
         except Problem:
             await discard_unused(services, new.storage_key)
             raise
@@ -260,20 +263,21 @@ async def queue_new(services: Any, new: NewDocument) -> Submitted:
     return submitted
 
 
-# How long a submission waits for the callback host's name to resolve.
-CALLBACK_RESOLVE_SECONDS = 2.0
+# How long a submission waits for a URL's host name to resolve.
+RESOLVE_SECONDS = 2.0
 
 
-async def check_callback(services: Any, url: str) -> None:
+async def check_target(services: Any, url: str, field: str) -> None:
     """
-    Refuse a callback URL whose host the webhook guard would refuse.
+    Refuse a URL (the document's ``url`` or its ``callback_url``) whose host
+    the fetch or webhook guard would refuse.
 
-    Delivery checks again (a name can point elsewhere by then); a name that
-    does not resolve now is accepted and left to that check.
+    The worker and each delivery check again (a name can point elsewhere by
+    then); a name that does not resolve now is accepted and left to them.
 
     Raises:
-        Problem: 422 for a URL without a host, or one that resolves to a
-            private, loopback, link-local or reserved address not allowed
+        Problem: 422 for a URL without a host, or one that is or resolves to
+            a private, loopback, link-local or reserved address not allowed
             by ``DOCMILL_FETCH_ALLOW_NETWORKS``.
     """
     import httpx
@@ -282,8 +286,8 @@ async def check_callback(services: Any, url: str) -> None:
     from docmill.fetch import guard_from
 
     def refused(slug: str, message: str) -> Problem:
-        error = {"loc": ["callback_url"], "msg": message, "type": slug}
-        return Problem(422, slug, f"`callback_url`: {message}", errors=[error])
+        error = {"loc": [field], "msg": message, "type": slug}
+        return Problem(422, slug, f"`{field}`: {message}", errors=[error])
 
     try:
         target = httpx.URL(url)
@@ -292,7 +296,7 @@ async def check_callback(services: Any, url: str) -> None:
     if not target.host:
         raise refused("validation", "the URL has no host")
     try:
-        async with asyncio.timeout(CALLBACK_RESOLVE_SECONDS):
+        async with asyncio.timeout(RESOLVE_SECONDS):
             await guard_from(services.settings).pin(target)
     except ForbiddenAddress as exc:
         raise refused("forbidden-address", str(exc)) from exc
