@@ -6,6 +6,9 @@ must be a non-5xx that matches the schema (status, content type, body).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given
@@ -64,3 +67,41 @@ def test_api_honours_its_openapi_contract(
         shutdown_lifespans()
 
     assert failures == {}
+
+
+def _references(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _references(value)
+
+
+def _resolves(schema: dict[str, Any], reference: str) -> bool:
+    node: Any = schema
+    for part in reference.removeprefix("#/").split("/"):
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
+
+
+def test_every_reference_in_the_contract_resolves(settings: Settings) -> None:
+    schema = create_app(settings).openapi()
+
+    references = set(_references(schema))
+
+    assert "#/components/schemas/ParserSpec" in references
+    assert sorted(r for r in references if not _resolves(schema, r)) == []
+
+
+def test_original_is_described_as_any_media_type(settings: Settings) -> None:
+    schema = create_app(settings).openapi()
+
+    answer = schema["paths"]["/documents/{document_id}/original"]["get"]["responses"]
+
+    assert list(answer["200"]["content"]) == ["*/*"]

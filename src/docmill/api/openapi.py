@@ -16,6 +16,7 @@ from fastapi.routing import APIRoute
 
 from docmill.api.auth import BEARER_SCHEME, OPEN_PATHS
 from docmill.api.schemas import BatchSubmission, TextSubmission
+from docmill.parsing.rules import ParserSpec
 
 PROBLEM = {
     "type": "object",
@@ -62,10 +63,16 @@ def install(
             return app.openapi_schema
         schema = build()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in (TextSubmission, BatchSubmission):
-            components[model.__name__] = model.model_json_schema(
+        from docmill.api.parsers import DryRun
+
+        for model in (TextSubmission, BatchSubmission, ParserSpec, DryRun):
+            described = model.model_json_schema(
                 ref_template="#/components/schemas/{model}"
             )
+            # The models it refers to become components of their own, where
+            # the template points.
+            components.update(described.pop("$defs", {}))
+            components[model.__name__] = described
         components["Problem"] = PROBLEM
         _bearer(schema, guarded, open_paths)
         for path, operations in schema["paths"].items():

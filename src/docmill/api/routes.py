@@ -402,7 +402,11 @@ async def reprocess_document(
     "/documents/{document_id}/original",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"application/octet-stream": {}}},
+        200: {
+            "description": "The original's bytes, as the media type detected "
+            "when it was processed (application/octet-stream until then)",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        },
         409: {"description": "Not fetched yet"},
     },
     tags=["documents"],
