@@ -36,6 +36,22 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+# How much of a caller's value an error message repeats: an id or name of
+# thousands of characters was echoed whole, in the detail and beside it.
+SHOWN_CHARS = 64
+
+
+def shown(value: str) -> str:
+    """``value`` in ``!r`` form, cut to ``SHOWN_CHARS`` with its length noted."""
+    if len(value) <= SHOWN_CHARS:
+        return repr(value)
+    return f"{value[:SHOWN_CHARS]!r}... ({len(value)} characters)"
+
+
+def echoed(value: str) -> str | None:
+    """``value`` to repeat as a field of an answer, or None when too long."""
+    return value if len(value) <= SHOWN_CHARS else None
+
 
 class DocmillError(Exception):
     """Something docmill could not do."""
@@ -134,7 +150,7 @@ class DocumentNotFound(QueueError):
 
     def __init__(self, document_id: str) -> None:
         self.document_id = document_id
-        super().__init__(f"no document with id {document_id!r}")
+        super().__init__(f"no document with id {shown(document_id)}")
 
 
 class LeaseLost(QueueError):

@@ -182,3 +182,46 @@ async def test_a_bad_file_is_a_warning_in_the_log_not_an_error(
     ]
     assert document["status"] == "failed"
     assert [r.levelno for r in failed] == [logging.WARNING]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param("/documents/{}", id="document"),
+        pytest.param("/documents/{}/text", id="text"),
+        pytest.param("/parsers/{}", id="parser"),
+    ],
+)
+async def test_a_long_unknown_id_is_not_echoed_whole(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    body = (await client.get(path.format("a" * 5000))).json()
+
+    assert body["detail"].endswith(f"'{'a' * 64}'... (5000 characters)")
+    assert {"document_id", "parser"} & set(body) == set()
+
+
+async def test_an_unknown_short_id_is_named_in_full(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/documents/nosuchdocument")).json()
+
+    assert (body["detail"], body["document_id"]) == (
+        "no document with id 'nosuchdocument'",
+        "nosuchdocument",
+    )
+
+
+async def test_a_foreign_cursor_is_a_422_with_errors(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/documents", params={"cursor": "not-ours"})
+
+    assert (response.status_code, response.json()["errors"]) == (
+        422,
+        [
+            {
+                "loc": ["query", "cursor"],
+                "msg": "not a cursor this API issued",
+                "type": "value_error",
+            }
+        ],
+    )

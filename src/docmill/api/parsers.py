@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from docmill.api import auth
 from docmill.api.auth import GuardedRoute
 from docmill.api.problems import Problem, problem_response
-from docmill.exceptions import DocumentNotFound, ExtractionError
+from docmill.exceptions import DocumentNotFound, ExtractionError, echoed
 from docmill.parsing.engine import parse_payload
 from docmill.parsing.errors import ParserExists, ParserNotFound
 from docmill.parsing.rules import NAME_PATTERN, ParserSpec, validation_errors
@@ -147,7 +147,8 @@ async def _get(request: Request, name: str, version: int | None = None) -> Parse
     try:
         return await _parsers(request).get(name, version, owner=auth.owner(request))
     except ParserNotFound as exc:
-        raise Problem(404, "parser-not-found", str(exc), parser=name) from exc
+        named: dict[str, Any] = {} if echoed(name) is None else {"parser": name}
+        raise Problem(404, "parser-not-found", str(exc), **named) from exc
 
 
 _RULES_BODY = {

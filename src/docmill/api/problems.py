@@ -20,7 +20,7 @@ from sqlalchemy.exc import InterfaceError as SQLAlchemyInterfaceError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from docmill.exceptions import DocumentNotFound, TooLarge, UploadTimeout
+from docmill.exceptions import DocumentNotFound, TooLarge, UploadTimeout, echoed
 
 logger = logging.getLogger(__name__)
 
@@ -85,9 +85,11 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DocumentNotFound)
     async def _not_found(request: Request, exc: DocumentNotFound) -> JSONResponse:
-        return problem_response(
-            request, 404, "document-not-found", str(exc), document_id=exc.document_id
+        document_id = echoed(exc.document_id)
+        named: dict[str, Any] = (
+            {} if document_id is None else {"document_id": document_id}
         )
+        return problem_response(request, 404, "document-not-found", str(exc), **named)
 
     @app.exception_handler(TooLarge)
     async def _too_large(request: Request, exc: TooLarge) -> JSONResponse:

@@ -326,7 +326,11 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
             raise ValueError("naive cursor time")
         return created_at, document_id
     except (ValueError, UnicodeDecodeError) as exc:
-        raise Problem(422, "validation", "`cursor` is not one this API issued") from exc
+        message = "not a cursor this API issued"
+        error = {"loc": ["query", "cursor"], "msg": message, "type": "value_error"}
+        raise Problem(
+            422, "validation", f"`cursor`: {message}", errors=[error]
+        ) from exc
 
 
 @router.delete(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from docmill.exceptions import DocmillError
+from docmill.exceptions import DocmillError, shown
 
 
 class ParsingError(DocmillError):
@@ -47,5 +47,5 @@ class ParserNotFound(ParsingError):
     def __init__(self, name: str, version: int | None = None) -> None:
         self.name = name
         self.version = version
-        which = f"{name!r} version {version}" if version is not None else repr(name)
+        which = shown(name) + (f" version {version}" if version is not None else "")
         super().__init__(f"no parser named {which}")
