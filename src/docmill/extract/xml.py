@@ -53,6 +53,13 @@ def extract_xml(source: Source, ctx: ExtractContext) -> ExtractionResult:
                 "the XML's entity references would expand past the parser's "
                 "amplification limit (an entity bomb); nothing was expanded"
             ) from exc
+        if "Excessive depth" in str(exc):
+            # As for JSON: elements nested past libxml2's limit are a limit
+            # reached, not damage, and as plain text they were only markup.
+            raise LimitExceeded(
+                "the XML nests its elements too deeply to read (deeper than "
+                f"{_MAX_DEPTH} levels); nothing was read"
+            ) from exc
         result = extract_text(data, ctx)
         result.warnings.append(f"not well-formed XML, read as plain text: {exc}")
         return result
@@ -79,6 +86,11 @@ def extract_xml(source: Source, ctx: ExtractContext) -> ExtractionResult:
     return ExtractionResult(
         mime.XML, "\n".join(lines), metadata=metadata, warnings=warnings
     )
+
+
+# libxml2's nesting limit without XML_PARSE_HUGE (huge_tree), which stays
+# off: it would lift the limits on text and names too.
+_MAX_DEPTH = 256
 
 
 def _parser() -> etree.XMLParser:

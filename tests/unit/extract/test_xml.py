@@ -66,6 +66,27 @@ def test_a_quadratic_blowup_stops_at_the_amplification_limit() -> None:
         _extract(data)
 
 
+@pytest.mark.parametrize(
+    "levels", [pytest.param(257, id="past-the-limit"), pytest.param(300_000, id="deep")]
+)
+def test_elements_nested_too_deeply_are_a_limit(levels: int) -> None:
+    data = b"<a>" * levels + b"x" + b"</a>" * levels
+
+    with pytest.raises(LimitExceeded) as caught:
+        _extract(data)
+
+    assert caught.value.message == (
+        "the XML nests its elements too deeply to read (deeper than 256 "
+        "levels); nothing was read"
+    )
+
+
+def test_elements_nested_to_the_limit_are_read() -> None:
+    data = b"<a>" * 256 + b"x" + b"</a>" * 256
+
+    assert _extract(data).text == "x"
+
+
 def test_utf16_that_declares_utf8_reads() -> None:
     data = '<?xml version="1.0" encoding="UTF-8"?><c>Washington, DC</c>'
     assert _extract(data.encode("utf-16")).text == "Washington, DC"
