@@ -254,7 +254,9 @@ class GroupCommit(_Grouped[tuple[dict[str, Any], NewDocument], Any]):
                 # A limit is counted under a lock before the insert, which
                 # the one pooled statement cannot do (its snapshot is taken
                 # before any lock it would wait for): with a limit, the group
-                # goes through the engine.
+                # goes through the engine. TODO: a transaction on the pool
+                # (the lock, the count, then this statement) would keep most
+                # of the pool's saving under a limit.
                 pooled = None if limit else _pooled_insert_for(self.store, rows)
                 if pooled is not None and await reads.execute_pooled(
                     pooled.sql,
