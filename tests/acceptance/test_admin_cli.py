@@ -9,6 +9,9 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from docmill.api.app import build_services
+from docmill.db.migrate import upgrade
+from docmill.queue.store import NewDocument
 from docmill.settings import Settings
 from tests.acceptance.test_worker_cli import queue_texts
 from tests.support import run_cli
@@ -112,3 +115,21 @@ def test_parsers_before_the_first_serve_say_what_to_run(tmp_path: Path) -> None:
     for done in (listed, deleted):
         assert (done.returncode, len(done.stderr.splitlines())) == (2, 1)
         assert "`docmill db upgrade`" in done.stderr
+
+
+def test_failed_lists_a_url_submission_by_its_url(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "docmill-data")
+    url = "http://127.0.0.1:9/report.pdf"
+
+    async def queue_url() -> None:
+        services = build_services(settings)
+        await upgrade(services.engine)
+        await services.store.create(NewDocument("url", "", 0, "", source_url=url))
+        await services.engine.dispose()
+
+    asyncio.run(queue_url())
+    run_cli("worker", "--once", cwd=tmp_path)
+
+    done = run_cli("queue", "failed", cwd=tmp_path)
+
+    assert done.stdout.split("  ")[-1].startswith(f"{url}: ")
