@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import logging
 
 import httpx
@@ -21,6 +22,28 @@ async def test_nul_in_query_is_a_400_problem(client: httpx.AsyncClient) -> None:
         "application/problem+json",
     )
     assert "x-request-id" in response.headers
+
+
+async def test_nul_problem_is_written_like_every_other_problem(
+    client: httpx.AsyncClient,
+) -> None:
+    nul = await client.get("/documents", params={"q": "a\x00b"})
+    other = await client.get("/documents/nope")
+
+    assert (
+        nul.content
+        == json.dumps(
+            {
+                "type": "urn:docmill:problem:bad-request",
+                "title": "Bad Request",
+                "status": 400,
+                "detail": "NUL characters are not allowed in URLs",
+                "instance": "/documents",
+            },
+            separators=(",", ":"),
+        ).encode()
+    )
+    assert b", " not in other.content
 
 
 async def test_deeply_nested_metadata_is_a_422(client: httpx.AsyncClient) -> None:

@@ -168,7 +168,10 @@ async def _send_problem(
             "status": status,
             "detail": detail,
             "instance": _printable(scope),
-        }
+        },
+        # As JSONResponse writes every other problem, byte for byte.
+        ensure_ascii=False,
+        separators=(",", ":"),
     ).encode()
     await send(
         {
