@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import logging
@@ -44,6 +45,22 @@ async def test_nul_problem_is_written_like_every_other_problem(
         ).encode()
     )
     assert b", " not in other.content
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        pytest.param("2026-01-01T00:00:00+00:00|", id="empty-id"),
+        pytest.param("2026-01-01T00:00:00|abc", id="naive-time"),
+        pytest.param("abc", id="no-separator"),
+    ],
+)
+async def test_forged_cursor_is_a_422(client: httpx.AsyncClient, cursor: str) -> None:
+    forged = base64.urlsafe_b64encode(cursor.encode()).decode().rstrip("=")
+
+    response = await client.get("/documents", params={"cursor": forged})
+
+    assert response.status_code == 422
 
 
 async def test_deeply_nested_metadata_is_a_422(client: httpx.AsyncClient) -> None:

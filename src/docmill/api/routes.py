@@ -332,6 +332,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         created_at = datetime.fromisoformat(created)
         if created_at.tzinfo is None:
             raise ValueError("naive cursor time")
+        if not document_id:
+            raise ValueError("cursor without an id")
         return created_at, document_id
     except (ValueError, UnicodeDecodeError) as exc:
         raise Problem(422, "validation", "`cursor` is not one this API issued") from exc
