@@ -72,7 +72,23 @@ async def test_deeply_nested_metadata_is_a_422(client: httpx.AsyncClient) -> Non
         data={"metadata": deep},
     )
 
-    assert response.status_code == 422
+    assert (response.status_code, response.json()["detail"]) == (
+        422,
+        "`metadata` is nested too deeply",
+    )
+
+
+async def test_deeply_nested_body_says_so(client: httpx.AsyncClient) -> None:
+    deep = '{"content": "x", "metadata": {"a":' + "[" * 5_000 + "]" * 5_000 + "}}"
+
+    response = await client.post(
+        "/documents", content=deep, headers={"content-type": "application/json"}
+    )
+
+    assert (response.status_code, response.json()["detail"]) == (
+        422,
+        "the body is nested too deeply",
+    )
 
 
 @pytest.mark.parametrize(
