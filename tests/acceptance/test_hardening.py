@@ -91,6 +91,38 @@ async def test_deeply_nested_body_says_so(client: httpx.AsyncClient) -> None:
     )
 
 
+def _nested(levels: int) -> dict[str, object]:
+    """Metadata ``levels`` objects and arrays deep, itself included."""
+    value: object = 1
+    for _ in range(levels - 1):
+        value = [value]
+    return {"a": value}
+
+
+async def test_metadata_too_deep_to_echo_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    """Deeper than pydantic serialises: it was stored, then every read a 500."""
+    response = await client.post(
+        "/documents", json={"content": "x", "metadata": _nested(300)}
+    )
+
+    assert (response.status_code, response.json()["errors"][0]["msg"]) == (
+        422,
+        "Value error, `metadata` is nested deeper than 64 levels",
+    )
+
+
+async def test_metadata_64_levels_deep_is_kept(client: httpx.AsyncClient) -> None:
+    created = await client.post(
+        "/documents", json={"content": "x", "metadata": _nested(64)}
+    )
+
+    read = await client.get(f"/documents/{created.json()['id']}")
+
+    assert read.json()["metadata"] == _nested(64)
+
+
 @pytest.mark.parametrize(
     "body",
     [
