@@ -376,7 +376,9 @@ def queue_failed(
         settings, lambda store, _storage: store.list(status="failed", limit=limit)
     )
     for row in rows:
-        name = row.title or row.filename or "-"
+        # A URL submission that failed to fetch has no file name: its URL is
+        # what the operator needs to see.
+        name = row.title or row.filename or row.source_url or "-"
         typer.echo(
             f"{row.id}  {row.error_code:<20} attempts={row.attempts}  {name}: "
             f"{row.error_message}"

@@ -149,11 +149,17 @@ async def fetch_to_storage(
 async def _follow(
     url: httpx.URL, storage: Storage, settings: Settings, guard: AddressGuard
 ) -> tuple[StoredOriginal, str | None]:
+    submitted = url
     # trust_env off: a proxy from the environment would connect on our behalf
     # to addresses the guard never saw.
     async with httpx.AsyncClient(trust_env=False, follow_redirects=False) as client:
         for _hop in range(settings.fetch_max_redirects + 1):
-            pinned = await guard.pin(url)
+            try:
+                pinned = await guard.pin(url)
+            except FetchError as exc:
+                if url != submitted:
+                    _name_redirect(exc, submitted, url)
+                raise
             try:
                 async with client.stream(
                     "GET",
@@ -166,7 +172,8 @@ async def _follow(
                         continue
                     if response.status_code >= 400:
                         raise FetchError(
-                            f"{str(url)!r} answered HTTP {response.status_code}",
+                            f"{_named(submitted, url)} answered HTTP "
+                            f"{response.status_code}",
                             retryable=response.status_code >= 500
                             or response.status_code == 429,
                         )
@@ -176,9 +183,26 @@ async def _follow(
                     return stored, _filename(response, url)
             except httpx.HTTPError as exc:
                 raise FetchError(
-                    f"fetching {str(url)!r} failed: {type(exc).__name__}: {exc}",
+                    f"fetching {_named(submitted, url)} failed: "
+                    f"{type(exc).__name__}: {exc}",
                     retryable=True,
                 ) from exc
     raise FetchError(
-        f"more than {settings.fetch_max_redirects} redirects from {str(url)!r}"
+        f"more than {settings.fetch_max_redirects} redirects from "
+        f"{str(submitted)!r} (the last to {str(url)!r})"
     )
+
+
+# Errors name the URL the caller submitted, which is the one they know; the
+# address a redirect led to follows, since that is where the fault is.
+def _named(submitted: httpx.URL, url: httpx.URL) -> str:
+    if url == submitted:
+        return repr(str(url))
+    return f"{str(submitted)!r} (redirected to {str(url)!r})"
+
+
+def _name_redirect(exc: FetchError, submitted: httpx.URL, url: httpx.URL) -> None:
+    # The guard's errors name only the host it refused; the class (and so
+    # the error code) stays, the message gains where the redirect started.
+    exc.message = f"{exc.message}; {str(submitted)!r} redirected to {str(url)!r}"
+    exc.args = (exc.message,)

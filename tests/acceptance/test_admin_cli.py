@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from docmill.api.app import build_services
+from docmill.db.migrate import upgrade
+from docmill.queue.store import NewDocument
 from docmill.settings import Settings
 from tests.acceptance.test_worker_cli import queue_texts
 from tests.conftest import reset_postgres
@@ -171,3 +174,21 @@ def test_keys_create_takes_a_name_of_200_characters(tmp_path: Path) -> None:
     done = run_cli("keys", "create", "k" * 200, cwd=tmp_path)
 
     assert done.returncode == 0, done.stderr
+
+
+def test_failed_lists_a_url_submission_by_its_url(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "docmill-data")
+    url = "http://127.0.0.1:9/report.pdf"
+
+    async def queue_url() -> None:
+        services = build_services(settings)
+        await upgrade(services.engine)
+        await services.store.create(NewDocument("url", "", 0, "", source_url=url))
+        await services.engine.dispose()
+
+    asyncio.run(queue_url())
+    run_cli("worker", "--once", cwd=tmp_path)
+
+    done = run_cli("queue", "failed", cwd=tmp_path)
+
+    assert done.stdout.split("  ")[-1].startswith(f"{url}: ")

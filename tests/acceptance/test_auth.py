@@ -212,6 +212,17 @@ async def test_open_api_on_loopback_is_announced_loudly(
     assert any("API keys are OFF" in r.getMessage() for r in caplog.records)
 
 
+async def test_open_api_warning_names_a_reverse_proxy(
+    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A proxy on the same host reaches a loopback API: keys are off for all."""
+    with caplog.at_level(logging.WARNING, logger="docmill.api.auth"):
+        await make_client()
+
+    [warning] = [r for r in caplog.records if r.name == "docmill.api.auth"]
+    assert "including through a reverse proxy on this host" in warning.getMessage()
+
+
 async def test_rate_limit_answers_429_with_headers(make_client: MakeClient) -> None:
     client = await make_client(rate_limit="2/minute")
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import logging
 
 import httpx
@@ -23,6 +25,44 @@ async def test_nul_in_query_is_a_400_problem(client: httpx.AsyncClient) -> None:
     assert "x-request-id" in response.headers
 
 
+async def test_nul_problem_is_written_like_every_other_problem(
+    client: httpx.AsyncClient,
+) -> None:
+    nul = await client.get("/documents", params={"q": "a\x00b"})
+    other = await client.get("/documents/nope")
+
+    assert (
+        nul.content
+        == json.dumps(
+            {
+                "type": "urn:docmill:problem:bad-request",
+                "title": "Bad Request",
+                "status": 400,
+                "detail": "NUL characters are not allowed in URLs",
+                "instance": "/documents",
+            },
+            separators=(",", ":"),
+        ).encode()
+    )
+    assert b", " not in other.content
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        pytest.param("2026-01-01T00:00:00+00:00|", id="empty-id"),
+        pytest.param("2026-01-01T00:00:00|abc", id="naive-time"),
+        pytest.param("abc", id="no-separator"),
+    ],
+)
+async def test_forged_cursor_is_a_422(client: httpx.AsyncClient, cursor: str) -> None:
+    forged = base64.urlsafe_b64encode(cursor.encode()).decode().rstrip("=")
+
+    response = await client.get("/documents", params={"cursor": forged})
+
+    assert response.status_code == 422
+
+
 async def test_deeply_nested_metadata_is_a_422(client: httpx.AsyncClient) -> None:
     deep = '{"a":' + "[" * 5_000 + "]" * 5_000 + "}"
 
@@ -32,7 +72,55 @@ async def test_deeply_nested_metadata_is_a_422(client: httpx.AsyncClient) -> Non
         data={"metadata": deep},
     )
 
-    assert response.status_code == 422
+    assert (response.status_code, response.json()["detail"]) == (
+        422,
+        "`metadata` is nested too deeply",
+    )
+
+
+async def test_deeply_nested_body_says_so(client: httpx.AsyncClient) -> None:
+    deep = '{"content": "x", "metadata": {"a":' + "[" * 5_000 + "]" * 5_000 + "}}"
+
+    response = await client.post(
+        "/documents", content=deep, headers={"content-type": "application/json"}
+    )
+
+    assert (response.status_code, response.json()["detail"]) == (
+        422,
+        "the body is nested too deeply",
+    )
+
+
+def _nested(levels: int) -> dict[str, object]:
+    """Metadata ``levels`` objects and arrays deep, itself included."""
+    value: object = 1
+    for _ in range(levels - 1):
+        value = [value]
+    return {"a": value}
+
+
+async def test_metadata_too_deep_to_echo_is_refused(
+    client: httpx.AsyncClient,
+) -> None:
+    """Deeper than pydantic serialises: it was stored, then every read a 500."""
+    response = await client.post(
+        "/documents", json={"content": "x", "metadata": _nested(300)}
+    )
+
+    assert (response.status_code, response.json()["errors"][0]["msg"]) == (
+        422,
+        "Value error, `metadata` is nested deeper than 64 levels",
+    )
+
+
+async def test_metadata_64_levels_deep_is_kept(client: httpx.AsyncClient) -> None:
+    created = await client.post(
+        "/documents", json={"content": "x", "metadata": _nested(64)}
+    )
+
+    read = await client.get(f"/documents/{created.json()['id']}")
+
+    assert read.json()["metadata"] == _nested(64)
 
 
 @pytest.mark.parametrize(

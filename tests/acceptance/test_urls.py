@@ -163,6 +163,54 @@ async def test_too_many_redirects_fail_as_fetch_failed(
     assert body["error"]["code"] == "fetch_failed"
 
 
+async def test_error_after_a_redirect_names_the_submitted_url(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(fetch_allow_networks=LOCAL)
+    routes = {"/old": lambda h: h.answer(302, headers={"Location": "/gone"})}
+    with local_server(routes) as server:
+        created = await client.post("/documents", json={"url": server.url("/old")})
+        body = await wait_final(client, created.json()["id"])
+
+    assert body["error"]["message"] == (
+        f"{server.url('/old')!r} (redirected to {server.url('/gone')!r}) "
+        "answered HTTP 404"
+    )
+
+
+async def test_forbidden_redirect_names_the_submitted_url(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(fetch_allow_networks=LOCAL)
+    target = "http://10.0.0.5/x"
+    routes = {"/hop": lambda h: h.answer(302, headers={"Location": target})}
+    with local_server(routes) as server:
+        created = await client.post("/documents", json={"url": server.url("/hop")})
+        body = await wait_final(client, created.json()["id"])
+
+    assert body["error"]["message"].endswith(
+        f"; {server.url('/hop')!r} redirected to {target!r}"
+    )
+
+
+async def test_too_many_redirects_name_the_submitted_url(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(fetch_allow_networks=LOCAL, fetch_max_redirects=1)
+    routes = {
+        "/a": lambda h: h.answer(302, headers={"Location": "/b"}),
+        "/b": lambda h: h.answer(302, headers={"Location": "/c"}),
+    }
+    with local_server(routes) as server:
+        created = await client.post("/documents", json={"url": server.url("/a")})
+        body = await wait_final(client, created.json()["id"])
+
+    assert body["error"]["message"] == (
+        f"more than 1 redirects from {server.url('/a')!r} "
+        f"(the last to {server.url('/c')!r})"
+    )
+
+
 async def test_original_of_an_unfetched_url_is_409(make_client: MakeClient) -> None:
     client = await make_client(workers=0)
     created = await client.post("/documents", json={"url": "https://example.com/a"})

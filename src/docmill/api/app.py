@@ -142,11 +142,14 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         version=docmill.__version__,
         summary="Text, metadata and structure from documents, processed durably.",
         lifespan=lifespan,
+        # docs.install adds them, served from this server when it can be.
+        docs_url=None,
+        redoc_url=None,
     )
     app.add_middleware(RequestContextMiddleware)
     problems.install(app)
 
-    from docmill.api import deliveries, events, metrics, parsers, routes, submit
+    from docmill.api import deliveries, docs, events, metrics, parsers, routes, submit
 
     # Their routes are GuardedRoutes: each request is authenticated and
     # rate-limited (auth.admit) before its endpoint runs.
@@ -159,4 +162,5 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
     if settings.metrics_public:
         open_paths |= {"/metrics"}
     openapi.install(app, [*guarded, metrics.router], open_paths)
+    docs.install(app, docs.local_assets())
     return app

@@ -50,9 +50,10 @@ def announce(settings: Settings) -> None:
     if settings.auth_required:
         return
     logger.warning(
-        "API keys are OFF: anyone who can reach %s:%d can read and submit every "
-        "document. Set DOCMILL_AUTH=on (or bind to a non-loopback address) and "
-        "create keys with `docmill keys create`.",
+        "API keys are OFF: anyone who can reach %s:%d, including through a "
+        "reverse proxy on this host, can read and submit every document. Set "
+        "DOCMILL_AUTH=on (or bind to a non-loopback address) and create keys "
+        "with `docmill keys create`.",
         settings.host,
         settings.port,
         extra={"action": "auth_disabled"},

@@ -20,6 +20,9 @@ from docmill.log import request_id_var
 logger = logging.getLogger("docmill.access")
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# On every answer: a browser must take each content type as sent, never guess
+# script or HTML from a JSON, text or original's body.
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
 
 
 class RequestContextMiddleware:
@@ -75,6 +78,7 @@ class RequestContextMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 headers.append((b"x-process-time", f"{elapsed:.6f}".encode("latin-1")))
+                headers.append(_NOSNIFF)
                 message["headers"] = headers
             await send(message)
 
@@ -164,7 +168,10 @@ async def _send_problem(
             "status": status,
             "detail": detail,
             "instance": _printable(scope),
-        }
+        },
+        # As JSONResponse writes every other problem, byte for byte.
+        ensure_ascii=False,
+        separators=(",", ":"),
     ).encode()
     await send(
         {

@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docmill.api import auth
 from docmill.api.auth import GuardedRoute
-from docmill.api.problems import Problem, problem_response
+from docmill.api.problems import Problem, load_json, problem_response
 from docmill.exceptions import DocumentNotFound, ExtractionError, echoed
 from docmill.parsing.engine import parse_payload
 from docmill.parsing.errors import ParserExists, ParserNotFound
@@ -127,10 +127,7 @@ def _invalid(errors: list[dict[str, Any]]) -> Problem:
 
 
 async def _spec(request: Request, name: str | None = None) -> ParserSpec:
-    try:
-        data = json.loads(await request.body())
-    except (ValueError, RecursionError) as exc:
-        raise Problem(422, "invalid-rules", "the body is not JSON") from exc
+    data = load_json(await request.body(), "the body", "invalid-rules")
     if (
         name is not None
         and isinstance(data, dict)

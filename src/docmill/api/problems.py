@@ -8,6 +8,7 @@ is the one place that maps docmill's errors to HTTP.
 
 from __future__ import annotations
 
+import json
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -66,6 +67,23 @@ def problem_response(
     return JSONResponse(
         body, status_code=status, headers=headers, media_type="application/problem+json"
     )
+
+
+def load_json(data: str | bytes, what: str, slug: str = "validation") -> Any:
+    """
+    Parse a JSON text a caller sent, or raise a 422 that says what is wrong.
+
+    Args:
+        what: how the detail names the text, e.g. "the body".
+    """
+    try:
+        return json.loads(data)
+    except RecursionError as exc:
+        # json gives up past the interpreter's recursion limit (about a
+        # thousand levels); that text is valid JSON, just too deep to read.
+        raise Problem(422, slug, f"{what} is nested too deeply") from exc
+    except ValueError as exc:
+        raise Problem(422, slug, f"{what} is not valid JSON") from exc
 
 
 _HTTP_SLUGS = {

@@ -33,6 +33,14 @@ from docmill.exceptions import DocumentNotFound, OriginalMissing
 
 router = APIRouter(route_class=GuardedRoute)
 
+# An original is whatever a caller uploaded, served under this origin: an
+# HTML or SVG file opened in a browser must not run script here (it could
+# read other documents with the viewer's session key), nor be framed.
+ORIGINAL_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; sandbox; frame-ancestors 'none'",
+    "X-Frame-Options": "DENY",
+}
+
 _SUBMIT_BODY = {
     "requestBody": {
         "required": True,
@@ -324,6 +332,8 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         created_at = datetime.fromisoformat(created)
         if created_at.tzinfo is None:
             raise ValueError("naive cursor time")
+        if not document_id:
+            raise ValueError("cursor without an id")
         return created_at, document_id
     except (ValueError, UnicodeDecodeError) as exc:
         message = "not a cursor this API issued"
@@ -445,7 +455,7 @@ async def get_document_original(
         finally:
             await opened.__aexit__(None, None, None)
 
-    headers = {"Content-Length": str(row.size_bytes)}
+    headers = {"Content-Length": str(row.size_bytes), **ORIGINAL_HEADERS}
     if row.filename:
         headers["Content-Disposition"] = (
             f"attachment; filename*=UTF-8''{quote(row.filename, safe='')}"
@@ -498,6 +508,6 @@ async def readyz(request: Request, response: Response) -> Readiness:
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 async def home() -> HTMLResponse:
-    from docmill.api.page import PAGE
+    from docmill.api.page import PAGE, PAGE_HEADERS
 
-    return HTMLResponse(PAGE)
+    return HTMLResponse(PAGE, headers=PAGE_HEADERS)

@@ -12,6 +12,10 @@ Status = Literal["pending", "processing", "completed", "failed", "cancelled"]
 
 
 MAX_METADATA_BYTES = 64 * 1024
+# Metadata is echoed in every answer and webhook, and pydantic refuses to
+# serialise past 255 levels: deeper metadata was stored, then every read of
+# its document was a 500. A caller's own data needs far fewer levels.
+MAX_METADATA_DEPTH = 64
 
 
 class TextSubmission(BaseModel):
@@ -68,6 +72,10 @@ class TextSubmission(BaseModel):
             if value is not None and not _is_unicode(value):
                 raise ValueError(f"`{name}` holds a lone surrogate (\\ud800-\\udfff)")
         if self.metadata is not None:
+            if _depth(self.metadata) > MAX_METADATA_DEPTH:
+                raise ValueError(
+                    f"`metadata` is nested deeper than {MAX_METADATA_DEPTH} levels"
+                )
             encoded = json.dumps(self.metadata)
             if "\\u0000" in encoded:
                 raise ValueError("`metadata` must not contain NUL characters")
@@ -78,6 +86,18 @@ class TextSubmission(BaseModel):
                     f"`metadata` is larger than {MAX_METADATA_BYTES} bytes as JSON"
                 )
         return self
+
+
+def _depth(value: Any) -> int:
+    """How many objects and arrays deep ``value`` goes, without recursing."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        value, level = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        deepest = max(deepest, level)
+        stack.extend((c, level + 1) for c in children if isinstance(c, dict | list))
+    return deepest
 
 
 def _is_unicode(text: str) -> bool:

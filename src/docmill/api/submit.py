@@ -10,7 +10,6 @@ document, and ``dedupe`` reuses a completed result for the same bytes.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -23,7 +22,7 @@ from pydantic import ValidationError
 from docmill.api import auth
 from docmill.api.auth import GuardedRoute
 from docmill.api.intake import Form, fingerprint, read_multipart
-from docmill.api.problems import PROBLEM_TYPE_PREFIX, Problem
+from docmill.api.problems import PROBLEM_TYPE_PREFIX, Problem, load_json
 from docmill.api.schemas import BatchItemOut, BatchOut, TextSubmission
 from docmill.exceptions import IdempotencyConflict, QueueFull
 from docmill.queue.store import NewDocument, Submitted
@@ -184,10 +183,7 @@ def form_submission(fields: dict[str, str]) -> TextSubmission:
     raw.pop("content", None)
     raw.pop("url", None)
     if "metadata" in raw:
-        try:
-            raw["metadata"] = json.loads(raw["metadata"])
-        except (ValueError, RecursionError) as exc:
-            raise Problem(422, "validation", "`metadata` is not valid JSON") from exc
+        raw["metadata"] = load_json(raw["metadata"], "`metadata`")
         if not isinstance(raw["metadata"], dict):
             raise Problem(422, "validation", "`metadata` must be a JSON object")
     raw["content"] = ""
@@ -357,10 +353,7 @@ async def accept_single(request: Request) -> Submitted:
             original_bytes=form.files[0].data,
         )
     elif content_type.startswith("application/json"):
-        try:
-            raw = json.loads(await request.body())
-        except (ValueError, RecursionError) as exc:
-            raise Problem(422, "validation", "the body is not valid JSON") from exc
+        raw = load_json(await request.body(), "the body")
         new = await json_document(services, raw, owner=owner, key=key)
     else:
         raise Problem(
@@ -486,12 +479,12 @@ async def submit_batch(request: Request) -> BatchOut:
                 )
             )
     elif content_type.startswith("application/json"):
-        try:
-            items = json.loads(await request.body()).get("items")
-        except (ValueError, AttributeError, RecursionError) as exc:
+        body = load_json(await request.body(), "the body")
+        if not isinstance(body, dict):
             raise Problem(
                 422, "validation", "the body must be a JSON object with `items`"
-            ) from exc
+            )
+        items = body.get("items")
         if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH_ITEMS:
             raise Problem(
                 422,
