@@ -16,7 +16,8 @@ The errors docmill raises, as one tree::
     │   └── WorkerCrash            worker_crash      (retryable)
     ├── QueueError
     │   ├── DocumentNotFound
-    │   └── LeaseLost              the claim's token no longer matches the row
+    │   ├── LeaseLost              the claim's token no longer matches the row
+    │   └── ResultChanged          a result replaced while its body was sent
     ├── StorageError
     │   ├── OriginalMissing
     │   └── UploadTimeout          an original took too long to reach storage
@@ -139,6 +140,16 @@ class LeaseLost(QueueError):
     def __init__(self, document_id: str) -> None:
         self.document_id = document_id
         super().__init__(f"lease on document {document_id!r} was lost")
+
+
+class ResultChanged(QueueError):
+    """The result being sent was replaced or deleted before its end."""
+
+    def __init__(self, document_id: str) -> None:
+        self.document_id = document_id
+        super().__init__(
+            f"the result of document {document_id!r} changed while it was sent"
+        )
 
 
 class StorageError(DocmillError):

@@ -62,7 +62,7 @@ from docmill.db.models import (
     JobStatus,
 )
 from docmill.exceptions import DocumentNotFound, IdempotencyConflict, LeaseLost
-from docmill.queue import outbox, search
+from docmill.queue import outbox, results, search
 from docmill.queue.ids import new_claim_token, new_document_id
 from docmill.queue.retry import RetryPolicy
 from docmill.storage import insert_small_blobs
@@ -659,6 +659,15 @@ class JobStore:
         if row is None:
             raise DocumentNotFound(document_id)
         return row, (row if row.has_content else None)
+
+    async def open_result(
+        self, document_id: str, *, markdown: bool = False
+    ) -> results.ResultBody | None:
+        """
+        The UTF-8 body of the document's text (or of its Markdown, its text
+        where it has none), read a slice at a time; None without a result.
+        """
+        return await results.open_result(self.reads, document_id, markdown)
 
     async def get_content(self, document_id: str) -> Row[Any] | None:
         async with self.engine.connect() as connection:
