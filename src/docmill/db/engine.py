@@ -17,7 +17,7 @@ import json
 import logging
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -251,6 +251,20 @@ class RowReader:
             # and its errors are the ones the API maps to answers.
             return False
         self._pool_failures = 0
+        return True
+
+    async def copy_pooled(
+        self, sql: str, *args: Any, output: Callable[[bytes], Awaitable[None]]
+    ) -> bool:
+        """
+        ``COPY (sql) TO STDOUT`` in PostgreSQL's binary format, on the pool,
+        its bytes handed to ``output``; False if the pool is not in use.
+        """
+        if not self.pooled:
+            return False
+        pool = await self._asyncpg_pool()
+        async with pool.acquire() as connection:
+            await connection.copy_from_query(sql, *args, output=output, format="binary")
         return True
 
     def engine_served(self) -> None:
