@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -92,3 +93,22 @@ async def test_event_streams_share_one_read_per_document(
     # Five streams waited each round; the document was read once a round.
     assert all(ids == [document_id] for ids in asked)
     assert len(asked) < len(waits)
+
+
+async def test_event_stream_reports_a_deleted_document(
+    make_client: Any,
+) -> None:
+    client = await make_client(workers=0)
+    created = await client.post("/documents", json={"content": "never processed"})
+    document_id = created.json()["id"]
+
+    async def delete_soon() -> None:
+        await asyncio.sleep(0.3)
+        await client.delete(f"/documents/{document_id}")
+
+    stream, _ = await asyncio.gather(
+        client.get(f"/documents/{document_id}/events"), delete_soon()
+    )
+
+    events = [line for line in stream.text.splitlines() if line.startswith("event:")]
+    assert events == ["event: status", "event: deleted"]

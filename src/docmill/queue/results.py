@@ -20,6 +20,7 @@ splicing two results under one Content-Length.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import struct
 import tempfile
@@ -237,7 +238,7 @@ class _Spools:
                 if self.open.get(key) is spool:
                     del self.open[key]
                 assert spool.span is not None
-                spool.span.add_done_callback(lambda _: spool.file.close())
+                spool.span.add_done_callback(functools.partial(_close, spool))
 
     async def _fill(
         self, spool: _Spool, document_id: str, markdown: bool, finished_at: Any
@@ -263,6 +264,12 @@ class _Spools:
                 await asyncio.to_thread(spool.file.flush)
                 return 0, len(body)
         return await asyncio.to_thread(_copied_span, spool.file, document_id)
+
+
+def _close(spool: _Spool, span: asyncio.Future[tuple[int, int]]) -> None:
+    if not span.cancelled():
+        span.exception()  # retrieved: its readers, if any, have seen it
+    spool.file.close()
 
 
 def _copied_span(file: Any, document_id: str) -> tuple[int, int]:
