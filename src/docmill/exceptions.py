@@ -17,7 +17,8 @@ The errors docmill raises, as one tree::
     ├── QueueError
     │   ├── DocumentNotFound
     │   ├── LeaseLost              the claim's token no longer matches the row
-    │   └── QueueFull              DOCMILL_MAX_PENDING documents are waiting
+    │   ├── QueueFull              DOCMILL_MAX_PENDING documents are waiting
+    │   └── ResultChanged          a result replaced while its body was sent
     ├── StorageError
     │   ├── OriginalMissing
     │   └── UploadTimeout          an original took too long to reach storage
@@ -169,6 +170,16 @@ class QueueFull(QueueError):
         super().__init__(
             f"{limit} or more documents are waiting, the limit is {limit}; "
             "retry after the time in Retry-After"
+        )
+
+
+class ResultChanged(QueueError):
+    """The result being sent was replaced or deleted before its end."""
+
+    def __init__(self, document_id: str) -> None:
+        self.document_id = document_id
+        super().__init__(
+            f"the result of document {document_id!r} changed while it was sent"
         )
 
 

@@ -49,6 +49,30 @@ async def test_uploaded_text_completes_with_counts_and_text(
     )
 
 
+async def test_text_sent_in_slices_keeps_body_and_headers(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from docmill.queue import results
+
+    monkeypatch.setattr(results, "SLICE_SIZE", 7)
+    text = "Grüße 東京 🙂 aus Köln\n" * 30
+    created = (await upload(client, text.encode())).json()
+    await wait_final(client, created["id"])
+
+    answers = [
+        await client.get(f"/documents/{created['id']}/{kind}")
+        for kind in ("text", "markdown")
+    ]
+
+    assert [
+        (a.content, a.headers["content-length"], a.headers["content-type"])
+        for a in answers
+    ] == [
+        (text.encode(), str(len(text.encode())), "text/plain; charset=utf-8"),
+        (text.encode(), str(len(text.encode())), "text/markdown; charset=utf-8"),
+    ]
+
+
 async def test_json_text_submission_keeps_title_and_metadata(
     client: httpx.AsyncClient,
 ) -> None:

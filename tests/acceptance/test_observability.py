@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -54,3 +56,59 @@ async def test_events_of_unknown_document_is_404(client: httpx.AsyncClient) -> N
     response = await client.get("/documents/nope/events")
 
     assert response.status_code == 404
+
+
+async def test_event_streams_share_one_read_per_document(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from docmill.api.events import StatusPoller
+    from docmill.queue.store import JobStore
+
+    asked: list[list[str]] = []
+    waits: list[str] = []
+    get_statuses, next_row = JobStore.get_statuses, StatusPoller.next_row
+
+    async def count_reads(self: JobStore, ids: list[str]) -> dict[str, object]:
+        asked.append(list(ids))
+        return await get_statuses(self, ids)
+
+    async def count_waits(self: StatusPoller, document_id: str) -> object:
+        waits.append(document_id)
+        return await next_row(self, document_id)
+
+    monkeypatch.setattr(JobStore, "get_statuses", count_reads)
+    monkeypatch.setattr(StatusPoller, "next_row", count_waits)
+    created = await client.post(
+        "/documents",
+        files={"file": ("s.txt", io.BytesIO(b"DOCMILL-TEST-SLEEP 0.6\nslow"))},
+    )
+    document_id = created.json()["id"]
+
+    streams = await asyncio.gather(
+        *(client.get(f"/documents/{document_id}/events") for _ in range(5))
+    )
+
+    finals = [json.loads(s.text.split("data: ")[-1])["status"] for s in streams]
+    assert finals == ["completed"] * 5
+    # Five streams waited each round; the document was read once a round.
+    assert all(ids == [document_id] for ids in asked)
+    assert len(asked) < len(waits)
+
+
+async def test_event_stream_reports_a_deleted_document(
+    make_client: Any,
+) -> None:
+    client = await make_client(workers=0)
+    created = await client.post("/documents", json={"content": "never processed"})
+    document_id = created.json()["id"]
+
+    async def delete_soon() -> None:
+        await asyncio.sleep(0.3)
+        await client.delete(f"/documents/{document_id}")
+
+    stream, _ = await asyncio.gather(
+        client.get(f"/documents/{document_id}/events"), delete_soon()
+    )
+
+    events = [line for line in stream.text.splitlines() if line.startswith("event:")]
+    assert events == ["event: status", "event: deleted"]

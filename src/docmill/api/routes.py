@@ -227,7 +227,9 @@ def _json_answer(document: DocumentOut, status_code: int = 200) -> Response:
     )
 
 
-async def _completed_content(request: Request, document_id: str) -> Any:
+async def _result_answer(
+    request: Request, document_id: str, media_type: str, markdown: bool
+) -> Response:
     services = _services(request)
     row = await _owned_row(request, document_id)
     if row.status != "completed":
@@ -237,10 +239,17 @@ async def _completed_content(request: Request, document_id: str) -> Any:
             f"document {document_id!r} is {row.status}, not completed",
             document_status=row.status,
         )
-    content = await services.store.get_content(document_id)
-    if content is None:
+    body = await services.store.open_result(document_id, markdown=markdown)
+    if body is None:
         raise Problem(409, "not-completed", f"document {document_id!r} has no text")
-    return content
+    # Streamed from the database a slice at a time: a whole text held per
+    # reader for the length of a slow download is what let 30 readers of
+    # one large document take the API past 2 GB.
+    return StreamingResponse(
+        body.chunks,
+        media_type=media_type,
+        headers={"Content-Length": str(body.size)},
+    )
 
 
 @router.get(
@@ -249,10 +258,11 @@ async def _completed_content(request: Request, document_id: str) -> Any:
     responses={200: {"content": {"text/plain": {}}}, 409: {"description": "Not done"}},
     tags=["documents"],
 )
-async def get_document_text(document_id: str, request: Request) -> PlainTextResponse:
+async def get_document_text(document_id: str, request: Request) -> Response:
     """The extracted plain text, as UTF-8."""
-    content = await _completed_content(request, document_id)
-    return PlainTextResponse(content.text, media_type="text/plain; charset=utf-8")
+    return await _result_answer(
+        request, document_id, "text/plain; charset=utf-8", markdown=False
+    )
 
 
 @router.get(
@@ -264,14 +274,10 @@ async def get_document_text(document_id: str, request: Request) -> PlainTextResp
     },
     tags=["documents"],
 )
-async def get_document_markdown(
-    document_id: str, request: Request
-) -> PlainTextResponse:
+async def get_document_markdown(document_id: str, request: Request) -> Response:
     """Headings, lists and tables as Markdown; plain text where a format has none."""
-    content = await _completed_content(request, document_id)
-    return PlainTextResponse(
-        content.markdown if content.markdown is not None else content.text,
-        media_type="text/markdown; charset=utf-8",
+    return await _result_answer(
+        request, document_id, "text/markdown; charset=utf-8", markdown=True
     )
 
 

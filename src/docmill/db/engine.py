@@ -17,7 +17,7 @@ import json
 import logging
 import sqlite3
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -253,6 +253,20 @@ class RowReader:
         self._pool_failures = 0
         return True
 
+    async def copy_pooled(
+        self, sql: str, *args: Any, output: Callable[[bytes], Awaitable[None]]
+    ) -> bool:
+        """
+        ``COPY (sql) TO STDOUT`` in PostgreSQL's binary format, on the pool,
+        its bytes handed to ``output``; False if the pool is not in use.
+        """
+        if not self.pooled:
+            return False
+        pool = await self._asyncpg_pool()
+        async with pool.acquire() as connection:
+            await connection.copy_from_query(sql, *args, output=output, format="binary")
+        return True
+
     def engine_served(self) -> None:
         """The engine did what ``execute_pooled`` could not."""
         self._count_pool_failure()
@@ -266,6 +280,39 @@ class RowReader:
                 "engine did not",
                 POOL_FAILURES_TO_GIVE_UP,
                 extra={"action": "fast_reads_off"},
+            )
+
+    @property
+    def sqlite_file(self) -> bool:
+        """Whether ``sqlite_slice`` can read (SQLite in a file)."""
+        return self._sqlite_path is not None
+
+    async def sqlite_slice(
+        self, locate: str, params: Sequence[Any], offset: int, size: int
+    ) -> tuple[tuple[Any, ...], int, bytes] | None:
+        """
+        ``size`` bytes from ``offset`` of one stored value, read in place.
+
+        ``locate`` is a query whose first row names the value: table,
+        column and rowid first, then whatever the caller wants to check,
+        all read in the same snapshot as the bytes. Answers those extra
+        columns, the value's length in bytes and the bytes; None when the
+        query finds no row. A text comes as it is stored, in UTF-8.
+
+        SQLite's incremental blob reads fetch only the pages asked for;
+        ``substr`` would load the whole value (megabytes) for each slice.
+        """
+        if self._sqlite_path is None:
+            raise RuntimeError("sqlite_slice needs a SQLite database in a file")
+        if not self._sqlite:
+            self._sqlite.append(_open_sqlite_reader(self._sqlite_path))
+        try:
+            return _read_slice(self._sqlite[0], locate, params, offset, size)
+        except sqlite3.OperationalError:
+            # Locked past the short timeout (recovery, a checkpoint): wait
+            # in a thread, on a connection of its own, as the engine would.
+            return await asyncio.to_thread(
+                _read_slice_apart, self._sqlite_path, locate, params, offset, size
             )
 
     def _sqlite_first(self, statement: Select[Any], params: dict[str, Any]) -> Any:
@@ -489,6 +536,39 @@ async def _open_asyncpg_pool(engine: AsyncEngine) -> Any:
 def _close_all(connections: list[sqlite3.Connection]) -> None:
     while connections:
         connections.pop().close()
+
+
+def _read_slice(
+    connection: sqlite3.Connection,
+    locate: str,
+    params: Sequence[Any],
+    offset: int,
+    size: int,
+) -> tuple[tuple[Any, ...], int, bytes] | None:
+    # One read transaction, so the row found and the bytes read agree.
+    connection.execute("BEGIN")
+    try:
+        row = connection.execute(locate, params).fetchone()
+        if row is None:
+            return None
+        table, column, rowid, *checked = row
+        with connection.blobopen(table, column, rowid, readonly=True) as blob:
+            length = len(blob)
+            blob.seek(min(offset, length))
+            return tuple(checked), length, blob.read(size)
+    finally:
+        connection.execute("COMMIT")
+
+
+def _read_slice_apart(
+    path: str, locate: str, params: Sequence[Any], offset: int, size: int
+) -> tuple[tuple[Any, ...], int, bytes] | None:
+    connection = sqlite3.connect(path, isolation_level=None)
+    try:
+        connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        return _read_slice(connection, locate, params, offset, size)
+    finally:
+        connection.close()
 
 
 def _open_sqlite_reader(path: str) -> sqlite3.Connection:

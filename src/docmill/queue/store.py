@@ -67,7 +67,7 @@ from docmill.exceptions import (
     LeaseLost,
     QueueFull,
 )
-from docmill.queue import outbox, search
+from docmill.queue import outbox, results, search
 from docmill.queue.ids import new_claim_token, new_document_id
 from docmill.queue.retry import RetryPolicy
 from docmill.storage import insert_small_blobs
@@ -724,6 +724,33 @@ class JobStore:
         if row is None:
             raise DocumentNotFound(document_id)
         return row, (row if row.has_content else None)
+
+    async def get_statuses(self, document_ids: Sequence[str]) -> dict[str, Any]:
+        """
+        The status columns of each document found (those an event shows).
+
+        Read together: on PostgreSQL they go as one query (see
+        ``RowReader.first_by_key``); on SQLite each is a primary-key read
+        in the event loop's thread.
+        """
+        rows = await asyncio.gather(
+            *(
+                self.reads.first_by_key(
+                    _STATUS, _STATUSES, "id", document_id=document_id
+                )
+                for document_id in document_ids
+            )
+        )
+        return {row.id: row for row in rows if row is not None}
+
+    async def open_result(
+        self, document_id: str, *, markdown: bool = False
+    ) -> results.ResultBody | None:
+        """
+        The UTF-8 body of the document's text (or of its Markdown, its text
+        where it has none), read a slice at a time; None without a result.
+        """
+        return await results.open_result(self.reads, document_id, markdown)
 
     async def get_content(self, document_id: str) -> Row[Any] | None:
         async with self.engine.connect() as connection:
@@ -2139,6 +2166,22 @@ _SUMMARY_OF = select(
 _SUMMARY = _SUMMARY_OF.where(Document.id == bindparam("document_id"))
 # The same read for several documents at once (see RowReader.first_by_key).
 _SUMMARIES = _SUMMARY_OF.where(
+    Document.id == func.any(bindparam("document_ids", type_=ARRAY(String)))
+)
+
+
+# What a status event shows (api.events), for one document and for several.
+_STATUS_OF = select(
+    Document.id,
+    Document.status,
+    Document.attempts,
+    Document.progress,
+    Document.error_code,
+    Document.error_message,
+    Document.client_ref,
+)
+_STATUS = _STATUS_OF.where(Document.id == bindparam("document_id"))
+_STATUSES = _STATUS_OF.where(
     Document.id == func.any(bindparam("document_ids", type_=ARRAY(String)))
 )
 
