@@ -302,6 +302,30 @@ async def test_max_pending_sends_a_postgres_group_through_the_engine(
     )
 
 
+async def test_a_limit_out_of_reach_keeps_the_postgres_pool(
+    store: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Far from the limit (the API's estimate says so) nothing is counted."""
+    postgres_only(store)
+    import asyncpg
+
+    statements: list[str] = []
+    execute = asyncpg.Pool.execute
+
+    async def recording(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        statements.append(query)
+        return await execute(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(asyncpg.Pool, "execute", recording)
+    store.max_pending = 100_000
+    store.limit_is_near = lambda: False
+
+    outcomes = await outcomes_of(store, [plain(n) for n in range(5)])
+
+    assert outcomes == ["Submitted"] * 5
+    assert statements and await count_documents(store) == 5
+
+
 async def test_max_pending_refuses_a_keyed_submission(store: Any) -> None:
     store.max_pending = 1
     await store.submit(plain(1))

@@ -115,3 +115,22 @@ async def test_a_failed_count_reaches_every_caller_and_is_tried_again() -> None:
 
     assert [type(o) for o in outcomes] == [ConnectionError, ConnectionError]
     assert await gauge.shared_count(count) == 2
+
+
+def test_a_small_limit_is_always_in_reach() -> None:
+    gauge = PendingGauge()
+    gauge.count(0)
+
+    assert gauge.within_reach(5)
+    assert gauge.within_reach(PendingGauge.REACH_MARGIN)
+
+
+def test_a_large_limit_is_in_reach_within_a_tenth() -> None:
+    gauge = PendingGauge()
+    gauge.count(50_000)
+    assert not gauge.within_reach(100_000)
+    gauge.count(89_999)
+    assert not gauge.within_reach(100_000)
+    gauge.queued()
+
+    assert gauge.within_reach(100_000)

@@ -71,7 +71,7 @@ def build_services(settings: Settings) -> Services:
         storage = LocalStorage(
             settings.originals_dir, engine, timeout, reads=store.reads
         )
-    return Services(
+    services = Services(
         settings,
         engine,
         store,
@@ -82,6 +82,10 @@ def build_services(settings: Settings) -> Services:
             engine, settings.webhook_max_attempts, settings.webhook_retry_base_seconds
         ),
     )
+    # The store counts the queue inside each insert only when this
+    # process's estimate says the limit is in reach.
+    store.limit_is_near = lambda: services.pending.within_reach(store.max_pending)
+    return services
 
 
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:

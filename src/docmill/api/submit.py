@@ -78,6 +78,17 @@ class PendingGauge:
     def near(self, limit: int) -> bool:
         return (self.counted + self.added) * 10 >= limit * 9
 
+    # Within a tenth of the limit or this many documents of it, whichever is
+    # more, the store counts the queue inside each insert: so a small limit
+    # always is (a burst of parallel uploads must not all pass one
+    # estimate), and a large one once other processes' unseen second of
+    # submissions could carry the queue past it.
+    REACH_MARGIN = 1_000
+
+    def within_reach(self, limit: int) -> bool:
+        margin = max(limit // 10, self.REACH_MARGIN)
+        return self.counted + self.added + margin >= limit
+
     def count(self, pending: int) -> None:
         self.counted, self.added = pending, 0
         self.counted_at = time.monotonic()
