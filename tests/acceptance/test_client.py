@@ -3,39 +3,25 @@
 from __future__ import annotations
 
 import json
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from docmill.api.app import create_app
 from docmill.cli import app as cli
 from docmill.client import ApiError, AsyncClient, Client
 from docmill.settings import Settings
+from tests.support import served
 
 
 @pytest.fixture
 def server(settings: Settings) -> Iterator[str]:
     """The API with its workers, served by uvicorn on a free 127.0.0.1 port."""
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_level="warning"
-    )
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not instance.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    port = instance.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(20)
+    with served(create_app(settings)) as url:
+        yield url
 
 
 def test_client_submits_waits_and_reads_text(server: str, tmp_path: Path) -> None:

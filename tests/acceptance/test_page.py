@@ -6,20 +6,18 @@ import asyncio
 import json
 import shutil
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from docmill.api.app import create_app
 from docmill.db.engine import create_engine
 from docmill.queue.keys import KeyStore
 from docmill.settings import Settings
+from tests.support import served
 
 NODE = shutil.which("node")
 USER = Path(__file__).with_name("page_user.mjs")
@@ -34,23 +32,8 @@ def database_url(tmp_path: Path) -> str:
 @pytest.fixture
 def server(settings: Settings) -> Iterator[str]:
     """The API with auth on, served by uvicorn on a free 127.0.0.1 port."""
-    config = uvicorn.Config(
-        create_app(settings.model_copy(update={"auth": "on"})),
-        host="127.0.0.1",
-        port=0,
-        log_level="warning",
-    )
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not instance.started:
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.05)
-    port = instance.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(20)
+    with served(create_app(settings.model_copy(update={"auth": "on"}))) as url:
+        yield url
 
 
 def new_token(settings: Settings) -> str:
