@@ -574,6 +574,24 @@ async def _lose_by_lease_expiry(store: JobStore, document_id: str) -> None:
     assert await store.reclaim_expired() == 1
 
 
+class _Counted:
+    count = 0
+
+
+def count_writer_transactions(store: Any) -> _Counted:
+    """Count the transactions the SQLite writer runs from now on."""
+    counted = _Counted()
+    if store._writer is not None:
+        run = store._writer.run
+
+        async def counting(work: Any) -> Any:
+            counted.count += 1
+            return await run(work)
+
+        store._writer.run = counting
+    return counted
+
+
 async def test_claim_shares_the_transaction_of_results_in_flight(
     store: Any,
 ) -> None:
@@ -584,16 +602,7 @@ async def test_claim_shares_the_transaction_of_results_in_flight(
     ids = [await queue_document(store, name=name) for name in "abc"]
     (claim,) = await store.claim_batch("w:1", 1)
     await store.start(claim)
-    transactions = 0
-    if store._writer is not None:
-        run = store._writer.run
-
-        async def counted(work: Any) -> Any:
-            nonlocal transactions
-            transactions += 1
-            return await run(work)
-
-        store._writer.run = counted
+    transactions = count_writer_transactions(store)
 
     parser, claimed = await asyncio.gather(
         store.complete(claim, _payload("words a")),
@@ -602,7 +611,7 @@ async def test_claim_shares_the_transaction_of_results_in_flight(
 
     # Ids made in the same millisecond do not sort in the order made.
     assert (parser, sorted(c.document_id for c in claimed)) == (None, sorted(ids[1:]))
-    assert transactions == (1 if store._writer is not None else 0)
+    assert transactions.count == (1 if store._writer is not None else 0)
     assert [(await store.get(i)).status for i in ids] == [
         "completed",
         "pending",
@@ -648,16 +657,7 @@ async def test_starts_and_results_written_together_are_each_fenced(
         await store.start(claims[document_id])
     await lose(store, ids[1])  # started: its result must not land
     await lose(store, ids[2])  # held: its start must not land
-    transactions = 0
-    if store._writer is not None:
-        run = store._writer.run
-
-        async def counted(work: Any) -> Any:
-            nonlocal transactions
-            transactions += 1
-            return await run(work)
-
-        store._writer.run = counted
+    transactions = count_writer_transactions(store)
 
     outcomes = await asyncio.gather(
         store.complete(claims[ids[0]], _payload("words a")),
@@ -673,7 +673,7 @@ async def test_starts_and_results_written_together_are_each_fenced(
         "LeaseLost",
         "NoneType",
     ]
-    assert transactions == (1 if store._writer is not None else 0)
+    assert transactions.count == (1 if store._writer is not None else 0)
     rows = [await store.get(document_id) for document_id in ids]
     assert [(row.status, row.attempts) for row in rows] == [
         ("completed", 1),
