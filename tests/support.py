@@ -28,6 +28,23 @@ async def wait_final(
     raise AssertionError(f"document {document_id} not final after {timeout}s: {body}")
 
 
+async def wait_logged(caplog: Any, action: str, document_id: str) -> None:
+    """
+    Wait until ``caplog`` holds a record of ``action`` for the document.
+
+    The worker logs an outcome after its commit, so a client can see the
+    document final a moment before the line is written.
+    """
+    deadline = time.monotonic() + 60
+    while not any(
+        getattr(r, "action", None) == action
+        and getattr(r, "document_id", None) == document_id
+        for r in caplog.records
+    ):
+        assert time.monotonic() < deadline, f"{document_id}: no {action} logged"
+        await asyncio.sleep(0.02)
+
+
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``docmill ARGS`` in ``cwd``, with no DOCMILL_ setting of this process."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DOCMILL_")}

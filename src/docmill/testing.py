@@ -13,6 +13,9 @@ read by extractors that misbehave on purpose:
 - ``DOCMILL-TEST-FLAKY <path>``: crashes while ``path`` does not exist, and
   creates it, so it succeeds on the second attempt.
 - ``DOCMILL-TEST-HOG``: allocates memory until the child's cap stops it.
+- ``DOCMILL-TEST-WAIT <path>``: waits until ``path`` exists, then returns
+  the rest of the document as text. A test opens the gate when it is ready,
+  rather than racing a fixed sleep.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ STALL = b"DOCMILL-TEST-STALL "
 CRASH = b"DOCMILL-TEST-CRASH"
 FLAKY = b"DOCMILL-TEST-FLAKY "
 HOG = b"DOCMILL-TEST-HOG"
+WAIT = b"DOCMILL-TEST-WAIT "
 
 
 def _sleep(source: Source, ctx: ExtractContext) -> ExtractionResult:
@@ -39,6 +43,14 @@ def _sleep(source: Source, ctx: ExtractContext) -> ExtractionResult:
     for step in range(steps):
         time.sleep(seconds / steps)
         ctx.progress(step + 1, steps, "steps")
+    return ExtractionResult("application/x-docmill-test", rest.decode())
+
+
+def _wait(source: Source, ctx: ExtractContext) -> ExtractionResult:
+    first, _, rest = read_source(source).partition(b"\n")
+    gate = Path(first[len(WAIT) :].decode().strip())
+    while not gate.exists():
+        time.sleep(0.05)
     return ExtractionResult("application/x-docmill-test", rest.decode())
 
 
@@ -72,3 +84,4 @@ register("application/x-docmill-test-stall", _stall, magic=STALL)
 register("application/x-docmill-test-crash", _crash, magic=CRASH)
 register("application/x-docmill-test-flaky", _flaky, magic=FLAKY)
 register("application/x-docmill-test-hog", _hog, magic=HOG)
+register("application/x-docmill-test-wait", _wait, magic=WAIT)

@@ -6,8 +6,8 @@ import asyncio
 import io
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import pytest
 from docmill.api.app import create_app
 from docmill.queue.store import NewDocument
 from docmill.settings import Settings
-from tests.support import wait_final
+from tests.support import wait_final, wait_logged
 
 pytestmark = pytest.mark.anyio
 
@@ -74,10 +74,12 @@ async def test_document_that_crashes_once_completes_on_retry(
 async def test_cancel_stops_a_running_extraction(client_with: ClientFactory) -> None:
     """
     The one slot is free again within seconds, long before the next lease
-    renewal (10 s here) would have told the worker.
+    renewal (100 s here) would have told the worker.
     """
-    async with client_with(lease_seconds=30, workers=1) as client:
-        document_id = await submit(client, b"DOCMILL-TEST-STALL 30\nnever")
+    async with client_with(
+        lease_seconds=300, job_timeout_seconds=600, workers=1
+    ) as client:
+        document_id = await submit(client, b"DOCMILL-TEST-STALL 300\nnever")
         while (await client.get(f"/documents/{document_id}")).json()[
             "status"
         ] != "processing":
@@ -86,7 +88,7 @@ async def test_cancel_stops_a_running_extraction(client_with: ClientFactory) -> 
         cancelled = await client.post(f"/documents/{document_id}/cancel")
         # The slot is free again once the extraction is really stopped.
         follower = await submit(client, b"quick one")
-        body = await wait_final(client, follower, timeout=5)
+        body = await wait_final(client, follower, timeout=60)
 
     assert cancelled.json()["status"] == "cancelled"
     assert body["status"] == "completed"
@@ -117,7 +119,7 @@ async def test_new_work_starts_without_waiting_for_a_poll(
 
     async with client_with(poll_seconds=30, workers=1) as client:
         other_api = build_services(settings)
-        await asyncio.sleep(0.5)  # let the slot fall idle and the listener start
+        await wait_listening(other_api.engine)
         started = time.monotonic()
         stored = await put_bytes(other_api.storage, b"wake up", 100)
         document_id = await other_api.store.create(
@@ -128,10 +130,29 @@ async def test_new_work_starts_without_waiting_for_a_poll(
                 storage_key=stored.key,
             )
         )
-        await wait_final(client, document_id, timeout=10)
+        await wait_final(client, document_id, timeout=25)
         await other_api.engine.dispose()
 
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 20
+
+
+async def wait_listening(engine: Any) -> None:
+    """Wait until some session of this database has run its LISTEN."""
+    from sqlalchemy import text
+
+    deadline = time.monotonic() + 60
+    while True:
+        async with engine.connect() as connection:
+            listening = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                    "current_database() AND query LIKE 'LISTEN %'"
+                )
+            )
+        if listening:
+            return
+        assert time.monotonic() < deadline, "the worker never listened"
+        await asyncio.sleep(0.02)
 
 
 async def test_memory_hog_fails_as_limit_exceeded_without_a_retry(
@@ -150,7 +171,7 @@ async def test_memory_hog_fails_as_limit_exceeded_without_a_retry(
 
 
 async def wait_status(client: httpx.AsyncClient, document_id: str, status: str) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while (await client.get(f"/documents/{document_id}")).json()["status"] != status:
         assert time.monotonic() < deadline, f"{document_id} never {status}"
         await asyncio.sleep(0.02)
@@ -162,7 +183,7 @@ async def wait_held(settings: Settings, document_id: str) -> None:
 
     services = build_services(settings)
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while (await services.store.get(document_id)).claim_token is None:
             assert time.monotonic() < deadline, f"{document_id} never held"
             await asyncio.sleep(0.02)
@@ -171,10 +192,14 @@ async def wait_held(settings: Settings, document_id: str) -> None:
 
 
 async def one_running_one_held(
-    client: httpx.AsyncClient, settings: Settings, seconds: float
+    client: httpx.AsyncClient, settings: Settings, gate: Path
 ) -> tuple[str, str]:
-    """With one slot: a document reading for ``seconds`` and one claimed ahead."""
-    running = await submit(client, f"DOCMILL-TEST-SLEEP {seconds}\nslow".encode())
+    """
+    With one slot: a document reading until ``gate`` exists, and one claimed
+    ahead. The test opens the gate when it has done what must happen while
+    the slot is busy.
+    """
+    running = await submit(client, f"DOCMILL-TEST-WAIT {gate}\nslow".encode())
     await wait_status(client, running, "processing")
     # The one slot is busy, so this one waits, claimed ahead.
     waiting = await submit(client, b"DOCMILL-TEST-SLEEP 0\nwaiting")
@@ -183,15 +208,21 @@ async def one_running_one_held(
 
 
 async def test_document_claimed_ahead_and_cancelled_never_starts(
-    client_with: ClientFactory, settings: Settings
+    client_with: ClientFactory,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
     from docmill.api.app import build_services
 
+    gate = tmp_path / "gate"
     async with client_with(workers=1) as client:
-        _, waiting = await one_running_one_held(client, settings, 1.5)
+        _, waiting = await one_running_one_held(client, settings, gate)
         shown = (await client.get(f"/documents/{waiting}")).json()
 
         cancelled = await client.post(f"/documents/{waiting}/cancel")
+        await wait_logged(caplog, "lease_lost", waiting)
+        gate.touch()
         after = await wait_final(client, await submit(client, b"after"))
         body = (await client.get(f"/documents/{waiting}")).json()
     services = build_services(settings)
@@ -209,10 +240,15 @@ async def test_document_claimed_ahead_and_cancelled_never_starts(
 
 
 async def test_shutdown_gives_back_documents_claimed_ahead(
-    client_with: ClientFactory, settings: Settings
+    client_with: ClientFactory,
+    settings: Settings,
+    worker_debug: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
-    async with client_with(workers=1, shutdown_grace_seconds=10) as client:
-        running, waiting = await one_running_one_held(client, settings, 0.5)
+    gate = tmp_path / "gate"
+    with _gate_opened_on("worker_stopping", gate):
+        async with client_with(workers=1, shutdown_grace_seconds=60) as client:
+            running, waiting = await one_running_one_held(client, settings, gate)
     async with client_with(workers=0) as client:
         finished = (await client.get(f"/documents/{running}")).json()
         released = (await client.get(f"/documents/{waiting}")).json()
@@ -222,11 +258,12 @@ async def test_shutdown_gives_back_documents_claimed_ahead(
 
 
 async def test_urgent_document_overtakes_one_claimed_ahead(
-    client_with: ClientFactory, settings: Settings
+    client_with: ClientFactory, settings: Settings, tmp_path: Path
 ) -> None:
     """A claim waiting for the busy slot makes way for a later, urgent one."""
+    gate = tmp_path / "gate"
     async with client_with(workers=1) as client:
-        running, waiting = await one_running_one_held(client, settings, 1.5)
+        running, waiting = await one_running_one_held(client, settings, gate)
         urgent = (
             await client.post(
                 "/documents",
@@ -234,6 +271,8 @@ async def test_urgent_document_overtakes_one_claimed_ahead(
                 data={"priority": "5"},
             )
         ).json()["id"]
+        await wait_held(settings, urgent)
+        gate.touch()
         bodies = [await wait_final(client, i) for i in (running, urgent, waiting)]
 
     started = [body["started_at"] for body in bodies]
@@ -305,15 +344,31 @@ async def test_result_waits_for_a_slow_start_while_the_slot_moves_on(
     """
     The slot hands its child the next document without waiting for the
     start's commit, but no result is written before its own start commits.
+
+    The first start is held until another one begins, which only a slot that
+    moves on can bring about; the wait is bounded so a slot that waited for
+    the commit fails the test rather than hangs it.
     """
     from docmill.queue.store import JobStore
 
     original_start, original_complete = JobStore.start, JobStore.complete
     committed: set[str] = set()
     early: list[str] = []
+    begun: list[str] = []
+    another_began = asyncio.Event()
+    overlapped: list[bool] = []
 
-    async def slow_start(self: Any, claim: Any) -> None:
-        await asyncio.sleep(0.3)
+    async def slow_first_start(self: Any, claim: Any) -> None:
+        begun.append(claim.document_id)
+        if len(begun) == 1:
+            try:
+                await asyncio.wait_for(another_began.wait(), 30)
+            except TimeoutError:
+                overlapped.append(False)
+            else:
+                overlapped.append(True)
+        else:
+            another_began.set()
         await original_start(self, claim)
         committed.add(claim.document_id)
 
@@ -322,28 +377,31 @@ async def test_result_waits_for_a_slow_start_while_the_slot_moves_on(
             early.append(claim.document_id)
         return await original_complete(self, claim, payload)
 
-    monkeypatch.setattr(JobStore, "start", slow_start)
+    monkeypatch.setattr(JobStore, "start", slow_first_start)
     monkeypatch.setattr(JobStore, "complete", complete)
     async with client_with(workers=1) as client:
-        began = time.monotonic()
         ids = [await submit(client, f"document {i}".encode()) for i in range(4)]
-        bodies = [await wait_final(client, i) for i in ids]
-        elapsed = time.monotonic() - began
+        bodies = [await wait_final(client, i, timeout=60) for i in ids]
 
-    assert early == []
+    assert (early, overlapped) == ([], [True])
     assert [(b["status"], b["attempts"]) for b in bodies] == [("completed", 1)] * 4
-    # Four starts of 0.3 s each, overlapping: one after another would be 1.2 s.
-    assert elapsed < 1.1
 
 
 async def test_claim_lost_while_its_start_is_pending_is_never_stored(
     client_with: ClientFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from docmill.extract.child import ExtractionChild
     from docmill.queue.store import JobStore
 
     original_start, original_complete = JobStore.start, JobStore.complete
-    may_start = asyncio.Event()
+    original_receive = ExtractionChild.receive
+    may_start, answered = asyncio.Event(), asyncio.Event()
     completed: list[str] = []
+
+    async def receive(self: Any, *args: Any, **kwargs: Any) -> Any:
+        payload = await original_receive(self, *args, **kwargs)
+        answered.set()
+        return payload
 
     async def start_after_the_cancel(self: Any, claim: Any) -> None:
         await may_start.wait()
@@ -355,10 +413,11 @@ async def test_claim_lost_while_its_start_is_pending_is_never_stored(
 
     monkeypatch.setattr(JobStore, "start", start_after_the_cancel)
     monkeypatch.setattr(JobStore, "complete", complete)
+    monkeypatch.setattr(ExtractionChild, "receive", receive)
     async with client_with(workers=1) as client:
         lost = await submit(client, b"read, then cancelled before its start")
-        # The child reads it while the start waits; give it time to finish.
-        await asyncio.sleep(0.5)
+        # The child reads it while the start waits.
+        await asyncio.wait_for(answered.wait(), 60)
         cancelled = await client.post(f"/documents/{lost}/cancel")
         may_start.set()
         after = await wait_final(client, await submit(client, b"after"))
@@ -480,12 +539,12 @@ async def test_document_queued_behind_a_cancelled_one_goes_to_a_fresh_child(
     worker_debug: pytest.LogCaptureFixture,
 ) -> None:
     first, queued = await submit_before_the_worker(
-        client_with, b"DOCMILL-TEST-STALL 30\nnever", b"queued behind"
+        client_with, b"DOCMILL-TEST-STALL 300\nnever", b"queued behind"
     )
-    async with client_with(workers=1) as client:
+    async with client_with(workers=1, job_timeout_seconds=600) as client:
         await wait_status(client, first, "processing")
         await client.post(f"/documents/{first}/cancel")
-        body = await wait_final(client, queued, timeout=5)
+        body = await wait_final(client, queued, timeout=60)
 
     assert queued_ids(worker_debug) == [queued]
     assert (body["status"], body["attempts"]) == ("completed", 1)
@@ -496,18 +555,26 @@ async def test_queued_document_cancelled_is_never_read(
     client_with: ClientFactory,
     settings: Settings,
     worker_debug: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
     """
     The child is stopped before it reads a queued document whose claim was
-    lost: a follower completes long before the 30 s that reading it would take.
+    lost: a follower completes long before the 300 s that reading it would
+    take. The first document is held open until the worker has dropped the
+    cancelled claim, so the order does not hang on the machine's speed.
     """
+    gate = tmp_path / "gate"
     first, queued = await submit_before_the_worker(
-        client_with, b"DOCMILL-TEST-SLEEP 1\nslow", b"DOCMILL-TEST-STALL 30\nnever"
+        client_with,
+        f"DOCMILL-TEST-WAIT {gate}\nslow".encode(),
+        b"DOCMILL-TEST-STALL 300\nnever",
     )
-    async with client_with(workers=1) as client:
+    async with client_with(workers=1, job_timeout_seconds=600) as client:
         await wait_status(client, first, "processing")
         cancelled = await client.post(f"/documents/{queued}/cancel")
-        follower = await wait_final(client, await submit(client, b"after"), timeout=8)
+        await wait_logged(worker_debug, "lease_lost", queued)
+        gate.touch()
+        follower = await wait_final(client, await submit(client, b"after"), timeout=60)
         body = (await client.get(f"/documents/{queued}")).json()
         done = (await client.get(f"/documents/{first}")).json()
 
@@ -522,14 +589,29 @@ async def test_shutdown_gives_back_a_queued_document_unread(
     client_with: ClientFactory,
     settings: Settings,
     worker_debug: pytest.LogCaptureFixture,
+    tmp_path: Path,
 ) -> None:
+    """
+    The first document finishes within the grace period, and the one queued
+    behind it is not read: the shutdown takes far less than the grace.
+
+    The first is held until the worker logs that it is stopping, so it cannot
+    finish (and its child begin the next) before the stop, however slow the
+    machine.
+    """
+    gate = tmp_path / "gate"
     first, queued = await submit_before_the_worker(
-        client_with, b"DOCMILL-TEST-SLEEP 0.5\nslow", b"DOCMILL-TEST-STALL 30\nnever"
+        client_with,
+        f"DOCMILL-TEST-WAIT {gate}\nslow".encode(),
+        b"DOCMILL-TEST-STALL 600\nnever",
     )
-    began = time.monotonic()
-    async with client_with(workers=1, shutdown_grace_seconds=10) as client:
-        await wait_status(client, first, "processing")
-    elapsed = time.monotonic() - began
+    with _gate_opened_on("worker_stopping", gate):
+        async with client_with(
+            workers=1, shutdown_grace_seconds=120, job_timeout_seconds=900
+        ) as client:
+            await wait_status(client, first, "processing")
+            began = time.monotonic()
+        elapsed = time.monotonic() - began
     async with client_with(workers=0) as client:
         finished = (await client.get(f"/documents/{first}")).json()
         released = (await client.get(f"/documents/{queued}")).json()
@@ -538,7 +620,34 @@ async def test_shutdown_gives_back_a_queued_document_unread(
     assert finished["status"] == "completed"
     assert (released["status"], released["attempts"]) == ("pending", 0)
     assert await attempt_rows(settings, queued) == []
-    assert elapsed < 8
+    assert elapsed < 60
+
+
+class _OpenGateOn(logging.Handler):
+    """Creates ``gate`` when the worker logs ``action``."""
+
+    def __init__(self, action: str, gate: Path) -> None:
+        super().__init__()
+        self.action, self.gate = action, gate
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "action", None) == self.action:
+            self.gate.touch()
+
+
+@contextmanager
+def _gate_opened_on(action: str, gate: Path) -> Iterator[None]:
+    """
+    Open ``gate`` when the worker logs ``action`` (at INFO or DEBUG: the
+    test must let the worker's logger pass those).
+    """
+    opener = _OpenGateOn(action, gate)
+    worker_logger = logging.getLogger("docmill.queue.worker")
+    worker_logger.addHandler(opener)
+    try:
+        yield
+    finally:
+        worker_logger.removeHandler(opener)
 
 
 async def test_shutdown_past_its_grace_gives_back_both_documents(

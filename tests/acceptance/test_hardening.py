@@ -10,7 +10,7 @@ import logging
 import httpx
 import pytest
 
-from tests.support import wait_final
+from tests.support import wait_final, wait_logged
 
 pytestmark = pytest.mark.anyio
 
@@ -264,6 +264,7 @@ async def test_a_bad_file_is_a_warning_in_the_log_not_an_error(
             "/documents", files={"file": ("junk.pdf", b"%PDF-1.7\n\x00\x01 broken")}
         )
         document = await wait_final(client, created.json()["id"])
+        await wait_logged(caplog, "document_failed", created.json()["id"])
 
     failed = [
         r for r in caplog.records if getattr(r, "action", None) == "document_failed"

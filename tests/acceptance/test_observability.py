@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -33,11 +34,25 @@ async def test_metrics_report_requests_queue_and_extraction(
 
 
 async def test_events_stream_status_changes_until_final(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    from docmill.api.events import StatusPoller
+
+    # The document finishes once the stream has seen it processing.
+    gate, next_row = tmp_path / "gate", StatusPoller.next_row
+
+    async def finish_once_seen(self: StatusPoller, document_id: str) -> Any:
+        row = await next_row(self, document_id)
+        if row is not None and row.status == "processing":
+            gate.touch()
+        return row
+
+    monkeypatch.setattr(StatusPoller, "next_row", finish_once_seen)
     created = await client.post(
         "/documents",
-        files={"file": ("s.txt", io.BytesIO(b"DOCMILL-TEST-SLEEP 0.6\nslow"))},
+        files={
+            "file": ("s.txt", io.BytesIO(f"DOCMILL-TEST-WAIT {gate}\nslow".encode()))
+        },
     )
 
     response = await client.get(f"/documents/{created.json()['id']}/events")
@@ -59,13 +74,16 @@ async def test_events_of_unknown_document_is_404(client: httpx.AsyncClient) -> N
 
 
 async def test_event_streams_share_one_read_per_document(
-    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     from docmill.api.events import StatusPoller
     from docmill.queue.store import JobStore
 
     asked: list[list[str]] = []
     waits: list[str] = []
+    waiting: set[object] = set()
+    # The document finishes once all five streams wait on it, not on a clock.
+    gate = tmp_path / "gate"
     get_statuses, next_row = JobStore.get_statuses, StatusPoller.next_row
 
     async def count_reads(self: JobStore, ids: list[str]) -> dict[str, object]:
@@ -74,13 +92,18 @@ async def test_event_streams_share_one_read_per_document(
 
     async def count_waits(self: StatusPoller, document_id: str) -> object:
         waits.append(document_id)
+        waiting.add(asyncio.current_task())
+        if len(waiting) == 5:
+            gate.touch()
         return await next_row(self, document_id)
 
     monkeypatch.setattr(JobStore, "get_statuses", count_reads)
     monkeypatch.setattr(StatusPoller, "next_row", count_waits)
     created = await client.post(
         "/documents",
-        files={"file": ("s.txt", io.BytesIO(b"DOCMILL-TEST-SLEEP 0.6\nslow"))},
+        files={
+            "file": ("s.txt", io.BytesIO(f"DOCMILL-TEST-WAIT {gate}\nslow".encode()))
+        },
     )
     document_id = created.json()["id"]
 
@@ -96,14 +119,24 @@ async def test_event_streams_share_one_read_per_document(
 
 
 async def test_event_stream_reports_a_deleted_document(
-    make_client: Any,
+    make_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from docmill.api.events import StatusPoller
+
+    next_row, watching = StatusPoller.next_row, asyncio.Event()
+
+    async def note_the_watch(self: StatusPoller, document_id: str) -> object:
+        watching.set()
+        return await next_row(self, document_id)
+
+    monkeypatch.setattr(StatusPoller, "next_row", note_the_watch)
     client = await make_client(workers=0)
     created = await client.post("/documents", json={"content": "never processed"})
     document_id = created.json()["id"]
 
     async def delete_soon() -> None:
-        await asyncio.sleep(0.3)
+        # Deleted once the stream watches, so its first event was sent.
+        await asyncio.wait_for(watching.wait(), 60)
         await client.delete(f"/documents/{document_id}")
 
     stream, _ = await asyncio.gather(

