@@ -106,8 +106,8 @@ class MemoryLimitExceeded(LimitExceeded):
     # other slot's allocations count against, and a document that needed
     # more than the cap once needs it again; retrying only ran the heaviest
     # documents into the cap three times over. What an earlier document left
-    # in a reused child's heap could tip one over, but that is little beside
-    # a cap of hundreds of megabytes.
+    # in the heap cannot tip the next over: a child that met its cap is
+    # replaced (ExtractionChild).
 
 
 class EntityBomb(LimitExceeded):

@@ -502,10 +502,18 @@ def worker_debug(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
 
 
 @pytest.mark.parametrize(
-    ("running", "code"),
+    ("running", "code", "limits"),
     [
-        pytest.param(b"DOCMILL-TEST-SLEEP 30\nnever", "timeout", id="timeout"),
-        pytest.param(b"DOCMILL-TEST-CRASH", "worker_crash", id="crash"),
+        pytest.param(
+            b"DOCMILL-TEST-SLEEP 30\nnever",
+            "timeout",
+            {"job_timeout_seconds": 1},
+            id="timeout",
+        ),
+        pytest.param(b"DOCMILL-TEST-CRASH", "worker_crash", {}, id="crash"),
+        pytest.param(
+            b"DOCMILL-TEST-HOG", "limit_exceeded", {"job_memory_mb": 400}, id="memory"
+        ),
     ],
 )
 async def test_document_queued_behind_a_killed_child_goes_to_a_fresh_one(
@@ -514,14 +522,19 @@ async def test_document_queued_behind_a_killed_child_goes_to_a_fresh_one(
     worker_debug: pytest.LogCaptureFixture,
     running: bytes,
     code: str,
+    limits: dict[str, Any],
 ) -> None:
-    """The kill takes the queued request with it; its attempt is counted once."""
+    """
+    The kill takes the queued request with it; its attempt is counted once.
+    A child that ran out of memory is replaced too (its heap may still hold
+    what that document allocated).
+    """
     first, queued = await submit_before_the_worker(
         client_with, running, b"queued behind", max_attempts=1
     )
-    async with client_with(workers=1, max_attempts=1, job_timeout_seconds=1) as client:
-        failed = await wait_final(client, first)
-        body = await wait_final(client, queued)
+    async with client_with(workers=1, max_attempts=1, **limits) as client:
+        failed = await wait_final(client, first, timeout=60)
+        body = await wait_final(client, queued, timeout=60)
 
     assert queued_ids(worker_debug) == [queued]
     assert (failed["status"], failed["error"]["code"]) == ("failed", code)

@@ -111,6 +111,39 @@ async def test_memory_hog_stops_at_the_cap(
         await child.extract(hog, None, timeout_seconds=30)
 
 
+async def test_a_child_that_ran_out_of_memory_is_replaced(
+    child: ExtractionChild, tmp_path: Path
+) -> None:
+    """What the failed document left in the heap must not count against the next."""
+    hog = write(tmp_path, "hog", b"DOCMILL-TEST-HOG")
+    after = write(tmp_path, "after", b"DOCMILL-TEST-SLEEP 0\nafter")
+    await child.extract(after, None, timeout_seconds=10)
+    first = child._process
+
+    with pytest.raises(LimitExceeded):
+        await child.extract(hog, None, timeout_seconds=30)
+    payload = await child.extract(after, None, timeout_seconds=10)
+
+    assert (payload["text"], child._process is first) == ("after", False)
+
+
+async def test_a_memory_failure_takes_the_document_queued_behind_along(
+    child: ExtractionChild, tmp_path: Path
+) -> None:
+    hog = write(tmp_path, "hog", b"DOCMILL-TEST-HOG")
+    queued = write(tmp_path, "queued", b"DOCMILL-TEST-SLEEP 0\nqueued")
+    loop = asyncio.get_running_loop()
+    await child.send(hog, None)
+    await child.send(queued, None)
+
+    with pytest.raises(LimitExceeded):
+        await child.receive(30, loop.time())
+    unanswered = child.unanswered
+    payload = await child.extract(queued, None, timeout_seconds=10)
+
+    assert (unanswered, payload["text"]) == (0, "queued")
+
+
 async def test_progress_reaches_the_parent(
     child: ExtractionChild, tmp_path: Path
 ) -> None:
@@ -184,6 +217,21 @@ def test_blocking_use_stops_a_memory_hog_at_the_cap(
 
     with pytest.raises(LimitExceeded):
         extract_blocking(child, hog, 30)
+
+
+def test_blocking_use_replaces_a_child_that_ran_out_of_memory(
+    child: ExtractionChild, tmp_path: Path
+) -> None:
+    hog = write(tmp_path, "hog", b"DOCMILL-TEST-HOG")
+    after = write(tmp_path, "after", b"DOCMILL-TEST-SLEEP 0\nafter")
+    extract_blocking(child, after, 10)
+    first = child._process
+
+    with pytest.raises(LimitExceeded):
+        extract_blocking(child, hog, 30)
+    payload = extract_blocking(child, after, 10)
+
+    assert (payload["text"], child._process is first) == ("after", False)
 
 
 def test_blocking_use_receives_a_large_result_whole(tmp_path: Path) -> None:

@@ -459,7 +459,7 @@ class ExtractionChild:
             self.kill()
             raise
         self.unanswered -= 1
-        return _outcome(message)
+        return self._outcome(message)
 
     # Blocking use, for a caller with no event loop (``docmill extract``):
     # begin() hands over a document, then collect() is called whenever
@@ -514,13 +514,29 @@ class ExtractionChild:
                     if not self._read_available(channel):
                         break
                 elif message[0] != "progress":
-                    return _outcome(message)
+                    return self._outcome(message)
         except (EOFError, OSError) as exc:
             self._crashed(exc)
         if time.monotonic() >= self.deadline:
             self.kill()
             raise _timeout(self._timeout_seconds)
         return None
+
+    def _outcome(self, message: Any) -> Payload:
+        """
+        The payload of an answer, or its error raised; a child that ran out
+        of memory is replaced, taking any document queued behind with it.
+
+        Its heap may still hold what the failed document allocated (freed
+        memory seldom goes back to the system, and a C parser may leak), and
+        under its address-space cap that can fail the next document, which
+        a fresh child would read.
+        """
+        try:
+            return _outcome(message)
+        except MemoryLimitExceeded:
+            self.kill()
+            raise
 
     def _read_available(self, channel: socket.socket) -> bool:
         """Add what the socket holds to the buffer; False when it holds nothing."""
