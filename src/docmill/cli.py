@@ -265,8 +265,16 @@ def worker(
         job_memory_mb=job_memory_mb,
         log_level=log_level,
     )
-    from docmill.runtime import run_worker
+    from docmill.runtime import DatabaseNotReady, require_schema, run_worker
 
+    # As serve: SQLite is migrated at start (run_worker), PostgreSQL must
+    # have been migrated with `docmill db upgrade`.
+    if not settings.is_sqlite:
+        try:
+            require_schema(settings, "start the worker")
+        except DatabaseNotReady as exc:
+            typer.echo(f"docmill: {exc}", err=True)
+            raise typer.Exit(2) from None
     run_worker(settings, concurrency or settings.workers or 1, drain=once)
 
 

@@ -79,14 +79,20 @@ def upgrade_database(settings: Settings) -> str:
     return asyncio.run(_upgrade())
 
 
-def require_schema(settings: Settings) -> None:
+def require_schema(settings: Settings, command: str = "serve") -> None:
     """
-    Refuse to serve from a database whose schema is missing or older than
-    this docmill, when the database can be reached.
+    Refuse to serve (or run a worker) from a database whose schema is
+    missing or older than this docmill, when the database can be reached.
 
-    An API on such a database started and answered every request with 500.
-    One that cannot be reached yet (PostgreSQL still starting beside it)
-    still starts: ``/readyz`` says so until it can.
+    An API on such a database started and answered every request with 500;
+    a worker logged a failed claim every poll, for ever. One that cannot be
+    reached yet (PostgreSQL still starting beside it) still starts: ``/readyz``
+    says so until it can, and a worker retries its claims.
+
+    Args:
+        settings: names the database.
+        command: the command to run after ``docmill db upgrade``, as the
+            message puts it.
 
     Raises:
         DatabaseNotReady: with a sentence that says what to run first.
@@ -108,8 +114,8 @@ def require_schema(settings: Settings) -> None:
     if asyncio.run(_check()) is False:
         raise DatabaseNotReady(
             "the database schema is missing or older than this docmill; run "
-            "`docmill db upgrade` first (with the same --database-url), then "
-            "serve"
+            f"`docmill db upgrade` first (with the same --database-url), then "
+            f"{command}"
         )
 
 

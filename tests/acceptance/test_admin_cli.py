@@ -138,6 +138,30 @@ def test_serve_on_an_unmigrated_postgres_refuses_to_start(
     )
 
 
+@pytest.mark.postgres
+def test_worker_on_an_unmigrated_postgres_refuses_to_start(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    asyncio.run(reset_postgres(postgres_url))
+
+    done = run_cli("worker", "--once", "--database-url", postgres_url, cwd=tmp_path)
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "docmill: the database schema is missing or older than this docmill; "
+        "run `docmill db upgrade` first (with the same --database-url), then "
+        "start the worker\n"
+    )
+
+
+def test_worker_on_a_new_sqlite_database_creates_its_schema(tmp_path: Path) -> None:
+    """As serve does: the embedded database needs no `docmill db upgrade`."""
+    drained = run_cli("worker", "--once", "-c", "1", cwd=tmp_path)
+    listed = run_cli("keys", "list", cwd=tmp_path)
+
+    assert (drained.returncode, listed.returncode) == (0, 0), drained.stderr
+
+
 @pytest.mark.parametrize(
     ("name", "error"),
     [
