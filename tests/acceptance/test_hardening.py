@@ -290,6 +290,28 @@ async def test_a_long_unknown_id_is_not_echoed_whole(
     assert {"document_id", "parser"} & set(body) == set()
 
 
+@pytest.mark.parametrize(
+    ("path", "instance"),
+    [
+        pytest.param(
+            "/documents/" + "a" * 5000 + "/text",
+            "/documents/" + "a" * 64 + ".../text",
+            id="long-id",
+        ),
+        pytest.param("/x" * 3000, "/x" * 128 + "...", id="many-segments"),
+        pytest.param(
+            "/documents/" + "b" * 64, "/documents/" + "b" * 64, id="64-characters"
+        ),
+    ],
+)
+async def test_a_long_path_is_not_echoed_whole_as_the_instance(
+    client: httpx.AsyncClient, path: str, instance: str
+) -> None:
+    body = (await client.get(path)).json()
+
+    assert (body["status"], body["instance"]) == (404, instance)
+
+
 async def test_an_unknown_short_id_is_named_in_full(client: httpx.AsyncClient) -> None:
     body = (await client.get("/documents/nosuchdocument")).json()
 

@@ -21,12 +21,20 @@ from sqlalchemy.exc import InterfaceError as SQLAlchemyInterfaceError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from docmill.exceptions import DocumentNotFound, TooLarge, UploadTimeout, echoed
+from docmill.exceptions import (
+    SHOWN_CHARS,
+    DocumentNotFound,
+    TooLarge,
+    UploadTimeout,
+    echoed,
+)
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_TYPE_PREFIX = "urn:docmill:problem:"
 DATABASE_RETRY_SECONDS = 5
+# The most of a request's path a problem repeats as its ``instance``.
+INSTANCE_CHARS = 256
 
 
 class Problem(Exception):
@@ -61,12 +69,30 @@ def problem_response(
         "title": HTTPStatus(status).phrase,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": _instance(request.url.path),
         **extensions,
     }
     return JSONResponse(
         body, status_code=status, headers=headers, media_type="application/problem+json"
     )
+
+
+def _instance(path: str) -> str:
+    """
+    ``path`` as a problem's ``instance``: a segment longer than
+    ``SHOWN_CHARS`` is cut to that and marked ``...``, as an id is in a
+    detail, and so is the whole past ``INSTANCE_CHARS``. The route's own
+    words stay readable either side of a 5,000-character id.
+    """
+    if len(path) <= SHOWN_CHARS:
+        return path
+    path = "/".join(
+        part if len(part) <= SHOWN_CHARS else part[:SHOWN_CHARS] + "..."
+        for part in path.split("/")
+    )
+    if len(path) > INSTANCE_CHARS:
+        path = path[:INSTANCE_CHARS] + "..."
+    return path
 
 
 def load_json(data: str | bytes, what: str, slug: str = "validation") -> Any:
