@@ -280,7 +280,9 @@ def worker(
 
 @app.command(cls=_SettingsHelp)
 def extract(
-    paths: list[Path] = typer.Argument(..., help="Files or directories to read."),
+    paths: list[Path] = typer.Argument(
+        ..., metavar="PATHS", help="Files or directories to read."
+    ),
     output_format: str = typer.Option(
         "json",
         "--format",

@@ -187,8 +187,14 @@ async def _follow(
                     f"{type(exc).__name__}: {exc}",
                     retryable=True,
                 ) from exc
+    most = settings.fetch_max_redirects
+    if most == 0:
+        raise FetchError(
+            f"{str(submitted)!r} redirects (to {str(url)!r}), and this server "
+            "follows no redirects"
+        )
     raise FetchError(
-        f"more than {settings.fetch_max_redirects} redirects from "
+        f"more than {most} redirect{'s' if most > 1 else ''} from "
         f"{str(submitted)!r} (the last to {str(url)!r})"
     )
 

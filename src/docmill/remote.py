@@ -26,7 +26,9 @@ _API_KEY = typer.Option(
 
 
 def submit(
-    files: list[Path] = typer.Argument(..., exists=True, dir_okay=False),
+    files: list[Path] = typer.Argument(
+        ..., metavar="FILES", exists=True, dir_okay=False
+    ),
     wait: bool = typer.Option(False, "--wait", help="Wait until each is final."),
     timeout: float = typer.Option(300.0, help="Seconds --wait waits per document."),
     title: str | None = typer.Option(None, help="Title for every file."),
@@ -72,7 +74,7 @@ def _summary(result: Any) -> Any:
 
 
 def status(
-    document_id: str = typer.Argument(...),
+    document_id: str = typer.Argument(..., metavar="DOCUMENT_ID"),
     server: str = _SERVER,
     api_key: str | None = _API_KEY,
 ) -> None:
@@ -117,7 +119,7 @@ def _keys(data_dir: Path | None, database_url: str | None, operation: Any) -> An
 
 @keys_app.command("create", cls=PlainCommand)
 def keys_create(
-    name: str = typer.Argument(..., help="Who or what uses it."),
+    name: str = typer.Argument(..., metavar="NAME", help="Who or what uses it."),
     data_dir: Path | None = _DATA_DIR,
     database_url: str | None = _DATABASE_URL,
 ) -> None:
@@ -148,7 +150,7 @@ def keys_list(
 
 @keys_app.command("revoke", cls=PlainCommand)
 def keys_revoke(
-    key_id: str = typer.Argument(...),
+    key_id: str = typer.Argument(..., metavar="KEY_ID"),
     data_dir: Path | None = _DATA_DIR,
     database_url: str | None = _DATABASE_URL,
 ) -> None:

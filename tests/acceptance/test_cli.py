@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+from typer.testing import CliRunner
+
+from docmill.cli import app
 from tests.odsfiles import wide_ods
 
 
@@ -222,3 +226,27 @@ def test_extract_refuses_an_ods_too_wide_for_memory_without_a_crash(
     assert done.returncode == 1
     assert "backtrace" not in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "usage", "name"),
+    [
+        pytest.param(["extract"], "PATHS...", "PATHS", id="extract"),
+        pytest.param(["submit"], "FILES...", "FILES", id="submit"),
+        pytest.param(["status"], "DOCUMENT_ID", "DOCUMENT_ID", id="status"),
+        pytest.param(["keys", "create"], "NAME", "NAME", id="keys-create"),
+        pytest.param(["keys", "revoke"], "KEY_ID", "KEY_ID", id="keys-revoke"),
+        pytest.param(["parsers", "apply"], "FILES...", "FILES", id="parsers-apply"),
+        pytest.param(["parsers", "delete"], "NAME", "NAME", id="parsers-delete"),
+        pytest.param(["parse"], "DOCUMENTS...", "DOCUMENTS", id="parse"),
+    ],
+)
+def test_a_missing_argument_is_named_as_the_usage_line_names_it(
+    command: list[str], usage: str, name: str
+) -> None:
+    done = CliRunner().invoke(app, command)
+    lines = done.stderr.splitlines()
+
+    assert done.exit_code == 2
+    assert lines[0].endswith(f" [OPTIONS] {usage}")
+    assert f"Missing argument '{name}'." in done.stderr

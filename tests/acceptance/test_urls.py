@@ -193,21 +193,32 @@ async def test_forbidden_redirect_names_the_submitted_url(
     )
 
 
+@pytest.mark.parametrize(
+    ("most", "message"),
+    [
+        pytest.param(
+            0,
+            "{a!r} redirects (to {b!r}), and this server follows no redirects",
+            id="0",
+        ),
+        pytest.param(1, "more than 1 redirect from {a!r} (the last to {c!r})", id="1"),
+        pytest.param(2, "more than 2 redirects from {a!r} (the last to {d!r})", id="2"),
+    ],
+)
 async def test_too_many_redirects_name_the_submitted_url(
-    make_client: MakeClient,
+    make_client: MakeClient, most: int, message: str
 ) -> None:
-    client = await make_client(fetch_allow_networks=LOCAL, fetch_max_redirects=1)
+    client = await make_client(fetch_allow_networks=LOCAL, fetch_max_redirects=most)
     routes = {
-        "/a": lambda h: h.answer(302, headers={"Location": "/b"}),
-        "/b": lambda h: h.answer(302, headers={"Location": "/c"}),
+        f"/{here}": lambda h, there=there: h.answer(302, headers={"Location": there})
+        for here, there in zip("abcd", ["/b", "/c", "/d", "/e"], strict=True)
     }
     with local_server(routes) as server:
         created = await client.post("/documents", json={"url": server.url("/a")})
         body = await wait_final(client, created.json()["id"])
 
-    assert body["error"]["message"] == (
-        f"more than 1 redirects from {server.url('/a')!r} "
-        f"(the last to {server.url('/c')!r})"
+    assert body["error"]["message"] == message.format(
+        **{name: server.url(f"/{name}") for name in "abcd"}
     )
 
 

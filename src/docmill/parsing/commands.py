@@ -51,7 +51,9 @@ def _load(path: Path) -> Any:
 
 @parsers_app.command("apply", cls=PlainCommand)
 def apply(
-    files: list[Path] = typer.Argument(..., help="Parser files, YAML or JSON."),
+    files: list[Path] = typer.Argument(
+        ..., metavar="FILES", help="Parser files, YAML or JSON."
+    ),
     data_dir: Path | None = typer.Option(None, help="[env: DOCMILL_DATA_DIR]"),
     database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
 ) -> None:
@@ -97,7 +99,9 @@ def list_parsers(
 
 @parsers_app.command("delete", cls=PlainCommand)
 def delete_parser(
-    name: str = typer.Argument(..., help="The shared parser to remove."),
+    name: str = typer.Argument(
+        ..., metavar="NAME", help="The shared parser to remove."
+    ),
     data_dir: Path | None = typer.Option(None, help="[env: DOCMILL_DATA_DIR]"),
     database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
 ) -> None:
@@ -130,7 +134,9 @@ def _admin(data_dir: Path | None, database_url: str | None, operation: Any) -> A
 
 
 def parse(
-    documents: list[Path] = typer.Argument(..., help="Files to parse."),
+    documents: list[Path] = typer.Argument(
+        ..., metavar="DOCUMENTS", help="Files to parse."
+    ),
     rules: Path = typer.Option(..., "--rules", help="A parser file, YAML or JSON."),
 ) -> None:
     """
