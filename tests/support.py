@@ -45,9 +45,15 @@ async def wait_logged(caplog: Any, action: str, document_id: str) -> None:
         await asyncio.sleep(0.02)
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """``docmill ARGS`` in ``cwd``, with no DOCMILL_ setting of this process."""
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """
+    ``docmill ARGS`` in ``cwd``, with no DOCMILL_ setting of this process
+    (only those in ``env``).
+    """
     environment = {k: v for k, v in os.environ.items() if not k.startswith("DOCMILL_")}
+    environment |= env or {}
     return subprocess.run(
         [sys.executable, "-m", "docmill.cli", *args],
         capture_output=True,

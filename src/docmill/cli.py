@@ -403,14 +403,20 @@ def queue_retry(
     error_code: str | None = typer.Option(
         None, "--code", help="Only documents that failed with this error code."
     ),
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Queue them even if that leaves more than DOCMILL_MAX_PENDING "
+        "waiting (submissions then get 429 until the queue is below it).",
+    ),
     data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
     database_url: str | None = typer.Option(None, help=_help("database_url")),
 ) -> None:
     """Queue failed documents again, with a fresh set of attempts."""
     settings = _settings(data_dir=data_dir, database_url=database_url)
 
-    async def retry(store: Any, _storage: Any) -> int | str:
-        from docmill.exceptions import DocumentNotFound
+    async def retry(store: Any, _storage: Any) -> tuple[int, int] | str:
+        from docmill.exceptions import DocumentNotFound, RetryOverLimit
 
         # A named document that cannot be retried is a mistake to report,
         # not a silent zero (a typo in an id looked like success).
@@ -421,13 +427,33 @@ def queue_retry(
                 return str(exc)
             if row.status != "failed":
                 return f"document {document_id!r} is {row.status}, not failed"
-        return int(await store.retry_failed(document_ids or None, error_code))
+        # The queue limit protects the database from a flood of work; an
+        # operator's retry is let past it only on purpose (--force).
+        try:
+            retried = await store.retry_failed(
+                document_ids or None, error_code, force=force
+            )
+        except RetryOverLimit as exc:
+            return (
+                f"{exc}; none queued again. Retry fewer (IDs, --code), raise "
+                "DOCMILL_MAX_PENDING, or pass --force"
+            )
+        pending = await store.count_pending() if force and store.max_pending else 0
+        return int(retried), pending
 
     outcome = _run_on_store(settings, retry)
     if isinstance(outcome, str):
         typer.echo(f"docmill: {outcome}", err=True)
         raise typer.Exit(1)
-    typer.echo(f"{outcome} document(s) queued again", err=True)
+    retried, pending = outcome
+    typer.echo(f"{retried} document(s) queued again", err=True)
+    if pending > settings.max_pending > 0:
+        typer.echo(
+            f"{pending} documents are waiting, past DOCMILL_MAX_PENDING "
+            f"({settings.max_pending}): submissions get 429 until the queue is "
+            "below it",
+            err=True,
+        )
 
 
 @queue_app.command("purge", cls=_SettingsHelp)

@@ -18,6 +18,7 @@ The errors docmill raises, as one tree::
     │   ├── DocumentNotFound
     │   ├── LeaseLost              the claim's token no longer matches the row
     │   ├── QueueFull              DOCMILL_MAX_PENDING documents are waiting
+    │   ├── RetryOverLimit         a retry would queue past DOCMILL_MAX_PENDING
     │   └── ResultChanged          a result replaced while its body was sent
     ├── StorageError
     │   ├── OriginalMissing
@@ -170,6 +171,17 @@ class QueueFull(QueueError):
         super().__init__(
             f"{limit} or more documents are waiting, the limit is {limit}; "
             "retry after the time in Retry-After"
+        )
+
+
+class RetryOverLimit(QueueError):
+    """Retrying these documents would leave more waiting than the queue takes."""
+
+    def __init__(self, limit: int, pending: int, retrying: int) -> None:
+        self.limit, self.pending, self.retrying = limit, pending, retrying
+        super().__init__(
+            f"retrying {retrying} document(s) would leave {pending + retrying} "
+            f"waiting, past DOCMILL_MAX_PENDING ({limit})"
         )
 
 

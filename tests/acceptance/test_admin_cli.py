@@ -84,6 +84,40 @@ def test_retry_of_a_document_that_did_not_fail_is_an_error(tmp_path: Path) -> No
     )
 
 
+async def fail_texts(settings: Settings, texts: list[str]) -> list[str]:
+    ids = await queue_texts(settings, texts)
+    services = build_services(settings)
+    for _ in ids:
+        claim = await services.store.claim_next("w:1")
+        await services.store.fail(claim, "corrupt", "broken", retryable=False)
+    await services.engine.dispose()
+    return ids
+
+
+def test_retry_past_the_queue_limit_is_refused_unless_forced(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "docmill-data")
+    asyncio.run(fail_texts(settings, ["one", "two", "three"]))
+    limit = {"DOCMILL_MAX_PENDING": "2"}
+
+    refused = run_cli("queue", "retry", cwd=tmp_path, env=limit)
+    forced = run_cli("queue", "retry", "--force", cwd=tmp_path, env=limit)
+
+    assert (refused.returncode, refused.stderr) == (
+        1,
+        "docmill: retrying 3 document(s) would leave 3 waiting, past "
+        "DOCMILL_MAX_PENDING (2); none queued again. Retry fewer (IDs, --code), "
+        "raise DOCMILL_MAX_PENDING, or pass --force\n",
+    )
+    assert (forced.returncode, forced.stderr.splitlines()) == (
+        0,
+        [
+            "3 document(s) queued again",
+            "3 documents are waiting, past DOCMILL_MAX_PENDING (2): submissions "
+            "get 429 until the queue is below it",
+        ],
+    )
+
+
 def test_purge_says_how_many_documents_it_deleted(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "docmill-data")
     asyncio.run(queue_texts(settings, ["one", "two"]))

@@ -235,6 +235,23 @@ async def test_reprocess_of_an_unfinished_document_is_409(
     )
 
 
+async def test_reprocess_into_a_full_queue_is_429(make_client: MakeClient) -> None:
+    """A reprocess is new work: it waits for room as a submission does."""
+    client = await make_client(max_pending=1, workers=0)
+    final = (await upload(client, b"cancelled, so final")).json()["id"]
+    await client.post(f"/documents/{final}/cancel")
+    await upload(client, b"fills the queue")
+
+    response = await client.post(f"/documents/{final}/reprocess")
+    shown = (await client.get(f"/documents/{final}")).json()
+
+    assert (response.status_code, response.json()["type"]) == (
+        429,
+        "urn:docmill:problem:queue-full",
+    )
+    assert (response.headers["retry-after"], shown["status"]) == ("10", "cancelled")
+
+
 async def test_original_comes_back_with_its_content_type(
     client: httpx.AsyncClient,
 ) -> None:

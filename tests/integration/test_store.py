@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import update
 
 from docmill.db.models import Attempt, Document
-from docmill.exceptions import DocumentNotFound, LeaseLost
+from docmill.exceptions import DocumentNotFound, LeaseLost, RetryOverLimit
 from docmill.queue.store import JobStore, NewDocument, utcnow
 
 pytestmark = pytest.mark.anyio
@@ -279,6 +279,42 @@ async def test_retry_failed_requeues_with_fresh_attempts(store: Any) -> None:
 
     row = await store.get(document_id)
     assert (row.status, row.attempts, row.error_code) == ("pending", 0, None)
+
+
+async def failed_documents(store: Any, count: int) -> list[str]:
+    ids = [await queue_document(store, name=str(n)) for n in range(count)]
+    for _ in ids:
+        claim = await store.claim_next("w:1")
+        await store.fail(claim, "corrupt", "broken", retryable=False)
+    return ids
+
+
+async def test_retry_past_the_queue_limit_queues_none(store: Any) -> None:
+    await failed_documents(store, 2)
+    await queue_document(store, name="w")
+    store.max_pending = 2
+
+    with pytest.raises(RetryOverLimit) as raised:
+        await store.retry_failed()
+
+    assert (raised.value.pending, raised.value.retrying) == (1, 2)
+    assert await store.count_pending() == 1
+
+
+async def test_forced_retry_goes_past_the_queue_limit(store: Any) -> None:
+    await failed_documents(store, 2)
+    await queue_document(store, name="w")
+    store.max_pending = 2
+
+    assert await store.retry_failed(force=True) == 2
+    assert await store.count_pending() == 3
+
+
+async def test_retry_within_the_queue_limit_needs_no_force(store: Any) -> None:
+    await failed_documents(store, 2)
+    store.max_pending = 2
+
+    assert await store.retry_failed() == 2
 
 
 async def test_purge_deletes_old_completed_documents_only(store: Any) -> None:

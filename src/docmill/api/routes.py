@@ -27,9 +27,9 @@ from docmill.api.schemas import (
     ResultOut,
     Status,
 )
-from docmill.api.submit import accept_single, accepted_headers
+from docmill.api.submit import accept_single, accepted_headers, queue_full
 from docmill.db.migrate import is_current
-from docmill.exceptions import DocumentNotFound, OriginalMissing
+from docmill.exceptions import DocumentNotFound, OriginalMissing, QueueFull
 
 router = APIRouter(route_class=GuardedRoute)
 
@@ -393,7 +393,10 @@ async def cancel_document(document_id: str, request: Request) -> DocumentOut:
     "/documents/{document_id}/reprocess",
     status_code=202,
     response_model=DocumentOut,
-    responses={409: {"description": "Not final yet"}},
+    responses={
+        409: {"description": "Not final yet"},
+        429: {"description": "As many documents are waiting as the queue takes"},
+    },
     tags=["documents"],
 )
 async def reprocess_document(
@@ -405,7 +408,10 @@ async def reprocess_document(
     """
     services = _services(request)
     await _owned_row(request, document_id)
-    status = await services.store.reprocess(document_id)
+    try:
+        status = await services.store.reprocess(document_id)
+    except QueueFull as exc:
+        raise queue_full(exc.limit, exc.limit) from exc
     if status is not None:
         raise Problem(
             409,

@@ -66,6 +66,7 @@ from docmill.exceptions import (
     IdempotencyConflict,
     LeaseLost,
     QueueFull,
+    RetryOverLimit,
 )
 from docmill.queue import outbox, results, search
 from docmill.queue.ids import new_claim_token, new_document_id
@@ -659,9 +660,26 @@ class JobStore:
 
         Returns None when it was queued, or else the unchanged status of a
         document that is still pending or processing.
+
+        Raises:
+            QueueFull: the document is final, but ``max_pending`` documents
+                are waiting: it is new work like a submission, and waits
+                like one.
         """
         now = utcnow()
         async with write_transaction(self.engine) as connection:
+            if (
+                self.max_pending
+                and self.limit_is_near()
+                and not await _room(connection, self.max_pending)
+            ):
+                status = (
+                    await connection.execute(
+                        select(Document.status).where(Document.id == document_id)
+                    )
+                ).scalar_one_or_none()
+                if status in (COMPLETED, FAILED, CANCELLED):
+                    raise QueueFull(self.max_pending)
             result = await connection.execute(
                 update(Document)
                 .where(
@@ -1481,8 +1499,21 @@ class JobStore:
         self,
         document_ids: Sequence[str] | None = None,
         error_code: str | None = None,
+        *,
+        force: bool = False,
     ) -> int:
-        """Queue failed documents again with a fresh set of attempts."""
+        """
+        Queue failed documents again with a fresh set of attempts.
+
+        Args:
+            force: queue them even past ``max_pending`` (an operator's
+                deliberate choice; submissions then get 429 until the queue
+                is below the limit again).
+
+        Raises:
+            RetryOverLimit: without ``force``, they would leave more than
+                ``max_pending`` waiting; none was queued.
+        """
         now = utcnow()
         condition = Document.status == FAILED
         if document_ids:
@@ -1490,6 +1521,8 @@ class JobStore:
         if error_code:
             condition &= Document.error_code == error_code
         async with write_transaction(self.engine) as connection:
+            if self.max_pending and not force:
+                await self._check_room_to_retry(connection, condition)
             result = await connection.execute(
                 update(Document).where(condition).values(**_fresh_start(now))
             )
@@ -1498,6 +1531,17 @@ class JobStore:
         for listener in self._enqueue_listeners:
             listener()
         return int(result.rowcount)
+
+    async def _check_room_to_retry(self, connection: Any, condition: Any) -> None:
+        room = await _room(connection, self.max_pending)
+        retrying = (
+            await connection.execute(
+                select(func.count()).select_from(Document).where(condition)
+            )
+        ).scalar_one()
+        if retrying > room:
+            pending = (await connection.execute(_PENDING_COUNT)).scalar_one()
+            raise RetryOverLimit(self.max_pending, int(pending), int(retrying))
 
     async def purge(self, older_than: timedelta) -> Purged:
         """Delete completed and cancelled documents finished before ``older_than``."""
