@@ -75,13 +75,35 @@ async def test_without_the_extra_docs_say_they_need_the_cdn(
         docs.CDN["favicon.png"],
         docs.CDN["swagger-ui-bundle.js"],
     ]
-    assert docs.CDN_NOTE.format(openapi="/openapi.json") in page
+    assert docs.CDN_NOTE.format(tool="Swagger UI", openapi="/openapi.json") in page
     actions = [
         getattr(r, "action", None)
         for r in caplog.records
         if r.name == "docmill.api.docs"
     ]
     assert actions == ["docs_from_cdn"]
+
+
+async def test_without_the_extra_redoc_says_it_needs_the_cdn(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(docs, "local_assets", lambda: None)
+    client = await make_client()
+    page = (await client.get("/redoc")).text
+    note = docs.CDN_NOTE.format(tool="ReDoc", openapi="/openapi.json")
+
+    assert sorted(_assets(page)) == sorted(
+        [docs.CDN["favicon.png"], docs.CDN["redoc.standalone.js"]]
+    )
+    assert f'<redoc spec-url="/openapi.json">{note}</redoc>' in page
+
+
+async def test_with_the_extra_the_docs_carry_no_cdn_note(
+    client: httpx.AsyncClient,
+) -> None:
+    pages = [(await client.get(path)).text for path in ("/docs", "/redoc")]
+
+    assert ["cdn.jsdelivr.net" in page for page in pages] == [False, False]
 
 
 async def test_without_the_extra_nothing_is_served_as_assets(

@@ -45,7 +45,7 @@ CDN = {
 }
 CDN_NOTE = (
     '<p style="font: 15px system-ui, sans-serif; margin: 2rem">'
-    "These docs load Swagger UI from cdn.jsdelivr.net, which this browser "
+    "These docs load {tool} from cdn.jsdelivr.net, which this browser "
     "cannot reach. Install docmill with its <code>docs</code> extra "
     "(<code>pip install 'docmill[docs]'</code>) to serve them from this "
     'server. The contract itself is at <a href="{openapi}">{openapi}</a>.</p>'
@@ -89,8 +89,9 @@ def install(app: FastAPI, assets: Path | None) -> None:
         app.mount(ASSETS_PATH, StaticFiles(directory=assets), name="docs-assets")
     else:
         logger.info(
-            "API docs at /docs load Swagger UI from cdn.jsdelivr.net; "
-            "install docmill[docs] to serve it from this server",
+            "API docs at /docs and /redoc load their scripts from "
+            "cdn.jsdelivr.net; install docmill[docs] to serve them from this "
+            "server",
             extra={"action": "docs_from_cdn"},
         )
 
@@ -115,7 +116,7 @@ def install(app: FastAPI, assets: Path | None) -> None:
         if assets is None:
             # Swagger UI replaces what its element holds once it loads; if it
             # never does, the note stays.
-            note = CDN_NOTE.format(openapi=root + openapi_url)
+            note = CDN_NOTE.format(tool="Swagger UI", openapi=root + openapi_url)
             html = html.replace(
                 '<div id="swagger-ui">', f'<div id="swagger-ui">{note}', 1
             )
@@ -135,4 +136,9 @@ def install(app: FastAPI, assets: Path | None) -> None:
             redoc_favicon_url=url(request, "favicon.png"),
             with_google_fonts=False,
         )
-        return HTMLResponse(bytes(page.body), headers=HEADERS)
+        html = bytes(page.body).decode()
+        if assets is None:
+            # As on /docs: ReDoc renders into its element, over the note.
+            note = CDN_NOTE.format(tool="ReDoc", openapi=root + openapi_url)
+            html = html.replace("></redoc>", f">{note}</redoc>", 1)
+        return HTMLResponse(html, headers=HEADERS)
