@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from docmill.db.models import Attempt, Document
 from docmill.exceptions import DocumentNotFound, LeaseLost, RetryOverLimit
@@ -750,6 +751,23 @@ async def test_a_result_that_cannot_be_written_spares_the_others(store: Any) -> 
     assert (await store.get_content(ids[2])).text == "third"
 
 
+async def wait_for_a_lock_wait(store: Any) -> None:
+    """Wait until some session of this database waits for a lock."""
+    deadline = time.monotonic() + 60
+    while True:
+        async with store.engine.connect() as connection:
+            waiting = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                    "current_database() AND wait_event_type = 'Lock'"
+                )
+            )
+        if waiting:
+            return
+        assert time.monotonic() < deadline, "the operation never waited for a lock"
+        await asyncio.sleep(0.02)
+
+
 @pytest.mark.parametrize(
     ("operation", "expected"),
     [
@@ -778,7 +796,7 @@ async def test_operation_waits_behind_a_completing_worker_instead_of_deadlocking
             .values(updated_at=utcnow())
         )
         waiting = asyncio.create_task(operation(store, document_id))
-        await asyncio.sleep(0.5)  # the operation now waits for a row lock
+        await wait_for_a_lock_wait(store)
         await worker.execute(
             update(Attempt)
             .where(Attempt.claim_token == claim.token)
