@@ -19,11 +19,10 @@ from itertools import repeat
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source, read_source
 from docmill.extract.text import (
+    decode_lines,
     encoding_metadata,
-    normalize_newlines,
     undecodable_warning,
 )
-from docmill.extract.textcodec import decode
 
 # csv.Sniffer runs regular expressions over the whole sample; a few dozen
 # rows settle the dialect and keep it fast on wide files.
@@ -32,8 +31,7 @@ _DELIMITERS = ",;\t|"
 
 
 def extract_delimited(source: Source, ctx: ExtractContext) -> ExtractionResult:
-    decoded = decode(read_source(source))
-    text = normalize_newlines(decoded.text)
+    decoded, text, utf8 = decode_lines(read_source(source))
     metadata = encoding_metadata(decoded)
     warnings = undecodable_warning(decoded)
     media_type = mime.TSV if ctx.media_type == mime.TSV else mime.CSV
@@ -44,7 +42,12 @@ def extract_delimited(source: Source, ctx: ExtractContext) -> ExtractionResult:
         count, columns, markdown = plain
         metadata.update(rows=count, columns=columns, delimiter=dialect.delimiter)
         return ExtractionResult(
-            media_type, text, markdown=markdown, metadata=metadata, warnings=warnings
+            media_type,
+            text,
+            markdown=markdown,
+            metadata=metadata,
+            warnings=warnings,
+            utf8=(text, utf8) if utf8 is not None else None,
         )
     try:
         rows = read_rows(text, dialect)

@@ -73,9 +73,13 @@ def _sniff_plugin(source: Source) -> str | None:
     return sniff_plugin(source[:64] if isinstance(source, bytes) else _head(source))
 
 
-def count_words(text: str) -> int:
+def count_words(text: str, utf8: bytes | None = None) -> int:
     """
     Runs of characters between ASCII whitespace, as ``wc -w`` counts them.
+
+    ``utf8`` is ``text`` encoded as UTF-8, when the caller holds it: counted
+    instead, it spares encoding a text beyond Latin-1 (as long as the count
+    itself on a large one).
 
     Done on the UTF-8 bytes in C, on text that is often megabytes long: one
     ``translate`` to binary digits, read as one integer (base 2 parses in
@@ -84,12 +88,15 @@ def count_words(text: str) -> int:
     three times slower, a regular expression seven; counting the byte pairs
     that open a word with ``bytes.count`` took a tenth longer than this.
     """
-    try:
-        # A copy in C for text that fits in Latin-1 (most Western text);
-        # bytes from 0x80 up are word bytes whichever encoding made them.
-        data = text.encode("latin-1")
-    except UnicodeEncodeError:
-        data = text.encode("utf-8", "surrogatepass")
+    if utf8 is not None:
+        data = utf8
+    else:
+        try:
+            # A copy in C for text that fits in Latin-1 (most Western text);
+            # bytes from 0x80 up are word bytes whichever encoding made them.
+            data = text.encode("latin-1")
+        except UnicodeEncodeError:
+            data = text.encode("utf-8", "surrogatepass")
     if not data:
         return 0
     # Byte i is a bit, the first byte the highest one; a word opens at a set
