@@ -47,21 +47,27 @@ def test_the_utf8_bytes_count_as_the_text(text: str) -> None:
     assert count_words(text, text.encode("utf-8")) == count_words(text)
 
 
+def test_the_bytes_are_read_for_text_beyond_latin1_only() -> None:
+    # Latin-1 text is counted on its Latin-1 bytes, fewer than its UTF-8.
+    assert count_words("a b", b"x") == 2
+    assert count_words("\u5b57 \u5b57", b"x") == 1
+
+
 def test_the_bytes_of_a_text_that_lost_its_nuls_are_not_counted() -> None:
     # NUL is a word character until the payload drops it; bytes kept for
-    # the text before that would count "a \x00 b" as three words.
+    # the text before that would count it as three words.
     from docmill.extract.base import ExtractionResult
     from docmill.extract.child import to_payload
 
-    text = "a \x00 b"
+    text = "\u5b57 \x00 \u5b57"
     result = ExtractionResult("text/plain", text, utf8=(text, text.encode()))
     payload = to_payload(result, 1.0)
-    assert (payload["text"], payload["word_count"]) == ("a  b", 2)
+    assert (payload["text"], payload["word_count"]) == ("\u5b57  \u5b57", 2)
 
 
 def test_bytes_kept_for_another_text_are_not_counted() -> None:
     from docmill.extract.base import ExtractionResult
     from docmill.extract.child import to_payload
 
-    result = ExtractionResult("text/plain", "one two", utf8=("one", b"one"))
+    result = ExtractionResult("text/plain", "\u5b57 \u5b57", utf8=("x", b"x"))
     assert to_payload(result, 1.0)["word_count"] == 2
