@@ -65,3 +65,23 @@ def test_bytes_kept_for_another_text_are_not_counted() -> None:
 
     result = ExtractionResult("text/plain", "\u5b57 \u5b57", utf8=("x", b"x"))
     assert to_payload(result, 1.0)["word_count"] == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="a0 \t\n\xa0é字", max_size=40), size=st.integers(1, 5))
+def test_a_count_in_slices_is_the_count_in_one(text: str, size: int) -> None:
+    # The slices are 64 KiB; small ones put words across every kind of cut.
+    from docmill.extract import pipeline
+
+    whole = count_words(text)
+    original = pipeline._WORD_SLICE
+    pipeline._WORD_SLICE = size
+    try:
+        assert count_words(text) == whole
+    finally:
+        pipeline._WORD_SLICE = original
+
+
+def test_a_word_across_a_slice_boundary_counts_once() -> None:
+    text = "x" * (64 * 1024 + 10) + " y"
+    assert count_words(text) == 2
