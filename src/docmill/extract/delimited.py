@@ -83,6 +83,10 @@ _ALL_BUT = {
 }
 
 
+# Characters of a table's text made Markdown at a time.
+_TABLE_SLICE = 32 * 1024
+
+
 def _even_table(
     text: str, dialect: type[csv.Dialect], utf8: bytes | None
 ) -> tuple[int, int, str] | None:
@@ -134,13 +138,21 @@ def _even_table(
     if skeleton != row * full + (b"" if ends else row[:-1]):
         return None
     rows = full if ends else full + 1
-    body = (text[:-1] if ends else text).replace(delimiter, " | ")
-    header, _, rest = body.partition("\n")
+    first = text.find("\n")
+    header = text[:first].replace(delimiter, " | ")
     separator = "|" + " --- |" * (inner + 1)
     if rows == 1:
         return 1, inner + 1, f"| {header} |\n{separator}"
-    rest = rest.replace("\n", " |\n| ")
-    return rows, inner + 1, f"| {header} |\n{separator}\n| {rest} |"
+    # The rest a slice at a time (both replaced marks are one character, so
+    # any cut will do): a slice and its replacements come from malloc's free
+    # lists, where text-sized ones would be fresh pages, a fault every 4 KiB.
+    parts = [f"| {header} |\n{separator}\n| "]
+    end = len(text) - 1 if ends else len(text)
+    for start in range(first + 1, end, _TABLE_SLICE):
+        part = text[start : min(start + _TABLE_SLICE, end)]
+        parts.append(part.replace(delimiter, " | ").replace("\n", " |\n| "))
+    parts.append(" |")
+    return rows, inner + 1, "".join(parts)
 
 
 def _plain_table(text: str, dialect: type[csv.Dialect]) -> tuple[int, int, str] | None:

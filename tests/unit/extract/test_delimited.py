@@ -251,3 +251,19 @@ def test_a_large_even_file_reads_as_the_plain_table_reads_it() -> None:
     assert result.markdown == _plain_table(text, csv.excel)[2]  # type: ignore[index]
     assert result.metadata["rows"] == 40_001
     assert _even_table(text, csv.excel, text.encode()) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="ab ,\n\x85é字", max_size=80), size=st.integers(1, 5))
+def test_the_even_table_made_in_slices_is_the_plain_table(text: str, size: int) -> None:
+    # The slices are 32 K characters; small ones cut rows, cells and marks.
+    from docmill.extract import delimited
+
+    original = delimited._TABLE_SLICE
+    delimited._TABLE_SLICE = size
+    try:
+        even = _even_table(text, csv.excel, text.encode())
+    finally:
+        delimited._TABLE_SLICE = original
+    if even is not None:
+        assert even == _plain_table(text, csv.excel)
