@@ -53,10 +53,11 @@ def decode_lines(data: bytes) -> Lines:
 
     CR and LF are ASCII, which UTF-8 never uses inside a longer sequence, so
     replacing them in the bytes and then decoding gives the text that
-    decoding and then replacing gives; ``str.replace`` on a text beyond
-    Latin-1 (two bytes a character) took three times as long as the decode.
-    The bytes are then the text's UTF-8, which the word count reads instead
-    of encoding the text again. The byte road is taken only where ``decode``
+    decoding and then replacing gives, and the bytes, with no lone CR, need
+    only their CRs deleted: replacing each two-character CRLF in the text
+    took twice as long as the decode (1.7 ms on a 730 KB CSV). The bytes are
+    then the text's UTF-8, which the word count reads instead of a fresh
+    copy of the text. The byte road is taken only where ``decode``
     would take its plain UTF-8 road: no byte-order mark and no NUL or ESC in
     the sample, which mark UTF-16 or ISO-2022 text that is valid UTF-8 too.
     """
