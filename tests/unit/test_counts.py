@@ -39,3 +39,49 @@ def test_count_agrees_with_split_on_ascii_whitespace() -> None:
 def test_count_is_the_number_of_runs_between_ascii_whitespace(text: str) -> None:
     # bytes.split() breaks at exactly the ASCII whitespace wc -w breaks at.
     assert count_words(text) == len(text.encode("utf-8", "surrogatepass").split())
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="a0 \t\n\r\x0b\x0c\x1c\xa0\x85é字", max_size=40))
+def test_the_utf8_bytes_count_as_the_text(text: str) -> None:
+    assert count_words(text, text.encode("utf-8")) == count_words(text)
+
+
+def test_the_bytes_of_a_text_that_lost_its_nuls_are_not_counted() -> None:
+    # NUL is a word character until the payload drops it; bytes kept for
+    # the text before that would count it as three words.
+    from docmill.extract.base import ExtractionResult
+    from docmill.extract.child import to_payload
+
+    text = "\u5b57 \x00 \u5b57"
+    result = ExtractionResult("text/plain", text, utf8=(text, text.encode()))
+    payload = to_payload(result, 1.0)
+    assert (payload["text"], payload["word_count"]) == ("\u5b57  \u5b57", 2)
+
+
+def test_bytes_kept_for_another_text_are_not_counted() -> None:
+    from docmill.extract.base import ExtractionResult
+    from docmill.extract.child import to_payload
+
+    result = ExtractionResult("text/plain", "\u5b57 \u5b57", utf8=("x", b"x"))
+    assert to_payload(result, 1.0)["word_count"] == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="a0 \t\n\xa0é字", max_size=40), size=st.integers(1, 5))
+def test_a_count_in_slices_is_the_count_in_one(text: str, size: int) -> None:
+    # The slices are 64 KiB; small ones put words across every kind of cut.
+    from docmill.extract import pipeline
+
+    whole = count_words(text)
+    original = pipeline._WORD_SLICE
+    pipeline._WORD_SLICE = size
+    try:
+        assert count_words(text) == whole
+    finally:
+        pipeline._WORD_SLICE = original
+
+
+def test_a_word_across_a_slice_boundary_counts_once() -> None:
+    text = "x" * (64 * 1024 + 10) + " y"
+    assert count_words(text) == 2

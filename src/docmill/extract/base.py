@@ -72,6 +72,11 @@ class ExtractionResult:
     metadata: dict[str, Any] = field(default_factory=dict)
     children: list[ChildResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # (text, its UTF-8 bytes) when the extractor holds those bytes anyway (a
+    # UTF-8 text file's own), so the word count need not encode a large text
+    # again. Kept with the text it encodes: it counts only while ``text`` is
+    # still that very object. Not part of the result's data.
+    utf8: tuple[str, bytes] | None = field(default=None, repr=False, compare=False)
 
     @property
     def page_count(self) -> int | None:

@@ -151,8 +151,13 @@ def to_payload(result: Any, processing_ms: float) -> Payload:
     from docmill.extract.pipeline import count_words
 
     data: Payload = _without_nul(result.to_dict())
-    data["word_count"] = count_words(data["text"])
-    data["char_count"] = len(data["text"])
+    text = data["text"]
+    # The bytes count only for the very text they encode: one whose NULs
+    # were just dropped, or that was cut or replaced since, is encoded anew.
+    known = result.utf8
+    utf8 = known[1] if known is not None and known[0] is text else None
+    data["word_count"] = count_words(text, utf8)
+    data["char_count"] = len(text)
     data["page_count"] = result.page_count
     data["processing_ms"] = round(processing_ms, 3)
     return data

@@ -19,11 +19,10 @@ from itertools import repeat
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source, read_source
 from docmill.extract.text import (
+    decode_lines,
     encoding_metadata,
-    normalize_newlines,
     undecodable_warning,
 )
-from docmill.extract.textcodec import decode
 
 # csv.Sniffer runs regular expressions over the whole sample; a few dozen
 # rows settle the dialect and keep it fast on wide files.
@@ -32,19 +31,23 @@ _DELIMITERS = ",;\t|"
 
 
 def extract_delimited(source: Source, ctx: ExtractContext) -> ExtractionResult:
-    decoded = decode(read_source(source))
-    text = normalize_newlines(decoded.text)
+    decoded, text, utf8 = decode_lines(read_source(source))
     metadata = encoding_metadata(decoded)
     warnings = undecodable_warning(decoded)
     media_type = mime.TSV if ctx.media_type == mime.TSV else mime.CSV
 
     dialect = sniff_dialect(text, prefer_tab=media_type == mime.TSV)
-    plain = _plain_table(text, dialect)
+    plain = _even_table(text, dialect, utf8) or _plain_table(text, dialect)
     if plain is not None:
         count, columns, markdown = plain
         metadata.update(rows=count, columns=columns, delimiter=dialect.delimiter)
         return ExtractionResult(
-            media_type, text, markdown=markdown, metadata=metadata, warnings=warnings
+            media_type,
+            text,
+            markdown=markdown,
+            metadata=metadata,
+            warnings=warnings,
+            utf8=(text, utf8) if utf8 is not None else None,
         )
     try:
         rows = read_rows(text, dialect)
@@ -70,6 +73,86 @@ def extract_delimited(source: Source, ctx: ExtractContext) -> ExtractionResult:
         metadata=metadata,
         warnings=warnings,
     )
+
+
+# Per delimiter: bytes.translate's deletion set that leaves only that
+# delimiter and line feeds, a file's row skeleton.
+_ALL_BUT = {
+    mark: bytes(byte for byte in range(256) if byte not in (ord(mark), 0x0A))
+    for mark in _DELIMITERS
+}
+
+
+# Characters of a table's text made Markdown at a time.
+_TABLE_SLICE = 32 * 1024
+
+
+def _even_table(
+    text: str, dialect: type[csv.Dialect], utf8: bytes | None
+) -> tuple[int, int, str] | None:
+    """
+    ``_plain_table``'s answer for a file whose lines all hold the same number
+    of delimiters, found without listing its lines.
+
+    The UTF-8 bytes with everything but delimiters and line feeds deleted
+    must be one row's skeleton repeated; the delimiter and the line feed
+    never occur inside a longer UTF-8 sequence, so that holds exactly when
+    every line of ``text`` has as many delimiters. No line may be empty or
+    delimiters alone (``_plain_table`` drops those), bar the empty one after
+    a final line feed. The Markdown is then the text with each delimiter
+    made a cell border and each line feed a row border: two ``str.replace``
+    over the text, where ``_plain_table``'s split, per-line strip and count
+    and join cost four times as much on a large file. None when any of that
+    does not hold, or for a one-column file (whose skeleton cannot tell an
+    empty line).
+    """
+    delimiter = dialect.delimiter
+    if utf8 is None or delimiter not in _ALL_BUT or dialect.skipinitialspace:
+        return None
+    marks = (dialect.quotechar, dialect.escapechar, "|")
+    if any(mark and mark in text for mark in marks):
+        return None
+    newline = utf8.find(b"\n")
+    if newline < 0:
+        return None
+    mark = delimiter.encode("ascii")
+    inner = utf8[:newline].count(mark)
+    row = mark * inner + b"\n"
+    if not inner or utf8.startswith(row) or b"\n" + row in utf8:
+        return None
+    ends = utf8.endswith(b"\n")
+    if not ends and utf8.endswith(b"\n" + row[:-1]):
+        return None
+    # A line longer than csv's field limit sends the file to the general
+    # path. Such a line spans a whole window of half the limit, wherever the
+    # windows start, so a window without a line feed is how one shows (a
+    # shorter line may show too, and only costs the general path).
+    window = csv.field_size_limit() // 2
+    if len(utf8) > 2 * window and any(
+        utf8.find(b"\n", start, start + window) < 0
+        for start in range(0, len(utf8), max(window, 1))
+    ):
+        return None
+    skeleton = utf8.translate(None, _ALL_BUT[delimiter])
+    full = len(skeleton) // len(row)
+    if skeleton != row * full + (b"" if ends else row[:-1]):
+        return None
+    rows = full if ends else full + 1
+    first = text.find("\n")
+    header = text[:first].replace(delimiter, " | ")
+    separator = "|" + " --- |" * (inner + 1)
+    if rows == 1:
+        return 1, inner + 1, f"| {header} |\n{separator}"
+    # The rest a slice at a time (both replaced marks are one character, so
+    # any cut will do): a slice and its replacements come from malloc's free
+    # lists, where text-sized ones would be fresh pages, a fault every 4 KiB.
+    parts = [f"| {header} |\n{separator}\n| "]
+    end = len(text) - 1 if ends else len(text)
+    for start in range(first + 1, end, _TABLE_SLICE):
+        part = text[start : min(start + _TABLE_SLICE, end)]
+        parts.append(part.replace(delimiter, " | ").replace("\n", " |\n| "))
+    parts.append(" |")
+    return rows, inner + 1, "".join(parts)
 
 
 def _plain_table(text: str, dialect: type[csv.Dialect]) -> tuple[int, int, str] | None:

@@ -146,7 +146,11 @@ def html_text(data: bytes) -> str:
 def _parse(data: bytes) -> tuple[DecodedText, LexborHTMLParser, LexborNode]:
     decoded = decode_html(data)
     check_nesting(decoded.text)
-    parser = LexborHTMLParser(decoded.text)
+    # lexbor reads UTF-8: bytes that decoded strictly as UTF-8 without a mark
+    # are the text's own encoding already, and encoding the text again was
+    # half of lexbor's parse.
+    plain = decoded.encoding == "utf-8" and decoded.bom is None and decoded.confident
+    parser = LexborHTMLParser(data if plain else decoded.text)
     root = parser.root
     if root is None:
         raise EmptyDocument("the HTML document has no elements")

@@ -16,6 +16,9 @@ from docmill.extract.textcodec import forget_detections
 # Bytes that separate words, ASCII whitespace, become the digit "0" and every
 # other byte the digit "1": the text turns into a binary number, a bit a byte.
 _WORD_BITS = bytes(0x30 if byte in b" \t\n\r\x0b\x0c" else 0x31 for byte in range(256))
+_SPACE_DIGIT = 0x30
+# Bytes turned into digits at a time, under malloc's mmap threshold.
+_WORD_SLICE = 64 * 1024
 
 
 def extract_path(
@@ -73,9 +76,16 @@ def _sniff_plugin(source: Source) -> str | None:
     return sniff_plugin(source[:64] if isinstance(source, bytes) else _head(source))
 
 
-def count_words(text: str) -> int:
+def count_words(text: str, utf8: bytes | None = None) -> int:
     """
     Runs of characters between ASCII whitespace, as ``wc -w`` counts them.
+
+    ``utf8`` is ``text`` encoded as UTF-8, when the caller holds it: counted
+    instead, it spares encoding the text again, which beyond Latin-1 costs
+    as much as the count itself. Even for Latin-1 text, whose UTF-8 is a few
+    percent longer to count, reading it is cheaper than a fresh copy of the
+    text: a new buffer the size of the text costs a page fault every 4 KiB
+    (about 0.2 ms a 500 KB file here), more than the longer count.
 
     Done on the UTF-8 bytes in C, on text that is often megabytes long: one
     ``translate`` to binary digits, read as one integer (base 2 parses in
@@ -83,20 +93,34 @@ def count_words(text: str) -> int:
     on an integer an eighth the size of the text. ``len(text.split())`` is
     three times slower, a regular expression seven; counting the byte pairs
     that open a word with ``bytes.count`` took a tenth longer than this.
+    The digits are made a slice at a time: a slice's buffer comes back from
+    malloc's free lists, where one the size of the text would be fresh
+    pages each document (a quarter fewer page faults on a text file).
     """
-    try:
-        # A copy in C for text that fits in Latin-1 (most Western text);
-        # bytes from 0x80 up are word bytes whichever encoding made them.
-        data = text.encode("latin-1")
-    except UnicodeEncodeError:
-        data = text.encode("utf-8", "surrogatepass")
-    if not data:
-        return 0
-    # Byte i is a bit, the first byte the highest one; a word opens at a set
-    # bit whose higher neighbour (the byte before it) is clear, and the
-    # first byte's neighbour, beyond the text, is clear too.
-    bits = int(data.translate(_WORD_BITS), 2)
-    return (bits & ~(bits >> 1)).bit_count()
+    if utf8 is not None:
+        data = utf8
+    else:
+        try:
+            # A copy in C for text that fits in Latin-1 (most Western text);
+            # bytes from 0x80 up are word bytes whichever encoding made them.
+            data = text.encode("latin-1")
+        except UnicodeEncodeError:
+            data = text.encode("utf-8", "surrogatepass")
+    words = 0
+    # The digit of the byte before the slice: a space before the text.
+    before = _SPACE_DIGIT
+    for start in range(0, len(data), _WORD_SLICE):
+        digits = data[start : start + _WORD_SLICE].translate(_WORD_BITS)
+        # Byte i is a bit, the first byte the highest one; a word opens at a
+        # set bit whose higher neighbour (the byte before it) is clear, and
+        # the first byte's neighbour, beyond the slice, is clear too...
+        bits = int(digits, 2)
+        words += (bits & ~(bits >> 1)).bit_count()
+        # ...so a word running on from the slice before was counted twice.
+        if before != _SPACE_DIGIT and digits[0] != _SPACE_DIGIT:
+            words -= 1
+        before = digits[-1]
+    return words
 
 
 # Language guesses on a few words are noise; below this the field stays unset.

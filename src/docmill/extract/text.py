@@ -7,16 +7,21 @@ as written, in ``markdown`` too, since its markup is already the structure.
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source, read_source
-from docmill.extract.textcodec import DecodedText, decode
+from docmill.extract.textcodec import (
+    DETECTION_SAMPLE_BYTES,
+    DecodedText,
+    decode,
+    detect_bom,
+)
 
 
 def extract_text(source: Source, ctx: ExtractContext) -> ExtractionResult:
-    decoded = decode(read_source(source))
-    text = normalize_newlines(decoded.text)
+    decoded, text, utf8 = decode_lines(read_source(source))
     media_type = mime.MARKDOWN if ctx.media_type == mime.MARKDOWN else mime.TEXT
     return ExtractionResult(
         media_type,
@@ -24,14 +29,70 @@ def extract_text(source: Source, ctx: ExtractContext) -> ExtractionResult:
         markdown=text if media_type == mime.MARKDOWN else None,
         metadata=encoding_metadata(decoded),
         warnings=undecodable_warning(decoded),
+        utf8=(text, utf8) if utf8 is not None else None,
     )
+
+
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+class Lines(NamedTuple):
+    """A decoded text file with its line breaks made ``\\n``."""
+
+    decoded: DecodedText
+    text: str
+    # ``text`` encoded as UTF-8, when the file was plain UTF-8 and so held
+    # these bytes (line breaks aside) already; None otherwise.
+    utf8: bytes | None
+
+
+def decode_lines(data: bytes) -> Lines:
+    """
+    ``decode`` and ``normalize_newlines`` in one, done on the bytes when they
+    are UTF-8.
+
+    CR and LF are ASCII, which UTF-8 never uses inside a longer sequence, so
+    replacing them in the bytes and then decoding gives the text that
+    decoding and then replacing gives, and the bytes, with no lone CR, need
+    only their CRs deleted: replacing each two-character CRLF in the text
+    took twice as long as the decode (1.7 ms on a 730 KB CSV). The bytes are
+    then the text's UTF-8, which the word count reads instead of a fresh
+    copy of the text. The byte road is taken only where ``decode``
+    would take its plain UTF-8 road: no byte-order mark and no NUL or ESC in
+    the sample, which mark UTF-16 or ISO-2022 text that is valid UTF-8 too.
+    """
+    if b"\r" in data and _plain_utf8_road(data):
+        if _LONE_CR.search(data) is None:
+            # Every CR opens a CRLF: deleting them, one byte sought with
+            # memchr, is a ninth of replacing each two-byte CRLF.
+            lines = data.replace(b"\r", b"")
+        else:
+            lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        try:
+            text = lines.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        else:
+            return Lines(DecodedText(text, "utf-8"), text, lines)
+    decoded = decode(data)
+    if "\r" in decoded.text:
+        return Lines(decoded, normalize_newlines(decoded.text), None)
+    plain = decoded.encoding == "utf-8" and decoded.bom is None and decoded.confident
+    return Lines(decoded, decoded.text, data if plain else None)
+
+
+def _plain_utf8_road(data: bytes) -> bool:
+    sample = data[:DETECTION_SAMPLE_BYTES]
+    return b"\x00" not in sample and b"\x1b" not in sample and detect_bom(data) is None
 
 
 def normalize_newlines(text: str) -> str:
     """Turn Windows and classic Mac line breaks into ``\\n``."""
     if "\r" not in text:
         return text
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.replace("\r\n", "\n")
+    # A lone CR is rare; finding none is cheaper than a second replace.
+    return text.replace("\r", "\n") if "\r" in text else text
 
 
 def encoding_metadata(decoded: DecodedText) -> dict[str, Any]:

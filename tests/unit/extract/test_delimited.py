@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult
 from docmill.extract.delimited import (
+    _even_table,
     _plain_table,
     _Sniffer,
     extract_delimited,
@@ -181,3 +182,88 @@ def test_the_quote_vote_matches_the_standard_sniffer(data: str) -> None:
     quote, doublequote, delimiter, space = standard
     found = _Sniffer()._guess_quote_and_delimiter(data, ",;\t|")
     assert found == (quote, doublequote, delimiter, bool(space))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.text(alphabet="ab ,;\t|\n\x85é字", max_size=80),
+    dialect=st.sampled_from(
+        [csv.excel, csv.excel_tab, type("Semi", (csv.excel,), {"delimiter": ";"})]
+    ),
+)
+def test_the_even_table_equals_the_plain_table(
+    text: str, dialect: type[csv.Dialect]
+) -> None:
+    # The whole-text road must answer as the line-by-line one, whenever it
+    # answers.
+    even = _even_table(text, dialect, text.encode())
+    if even is not None:
+        assert even == _plain_table(text, dialect)
+
+
+@pytest.mark.parametrize(
+    ("text", "rows"),
+    [
+        pytest.param("a,b\n1,2\n3,4\n", 3, id="final-line-feed"),
+        pytest.param("a,b\n1,2\n3,4", 3, id="no-final-line-feed"),
+        pytest.param("a,b\n", 1, id="header-only"),
+        pytest.param("a;b,c\n1;2,3\n", 2, id="the-other-mark-is-a-value"),
+    ],
+)
+def test_the_even_table_takes_rows_of_equal_width(text: str, rows: int) -> None:
+    even = _even_table(text, csv.excel, text.encode())
+    assert even is not None
+    assert even == _plain_table(text, csv.excel)
+    assert even[0] == rows
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("a,b\n,\n1,2\n", id="delimiters-alone"),
+        pytest.param(",\na,b\n", id="first-line-delimiters-alone"),
+        pytest.param("a,b\n1,2\n,", id="last-line-delimiters-alone"),
+        pytest.param("a,b\n\n1,2\n", id="empty-line"),
+        pytest.param("a,b\n1,2\n\n", id="two-final-line-feeds"),
+        pytest.param("a,b\n1,2,3\n", id="ragged"),
+        pytest.param("a\nb\n", id="one-column"),
+        pytest.param("a,b", id="one-line"),
+        pytest.param('a,b\n"1",2\n', id="quoted"),
+    ],
+)
+def test_the_even_table_leaves_the_rest_to_the_plain_table(text: str) -> None:
+    assert _even_table(text, csv.excel, text.encode()) is None
+
+
+def test_the_even_table_leaves_a_line_past_csv_limit() -> None:
+    long = "x" * (csv.field_size_limit() + 1)
+    text = f"a,b\n{long},2\n" + "1,2\n" * 10
+    assert _even_table(text, csv.excel, text.encode()) is None
+
+
+def test_a_large_even_file_reads_as_the_plain_table_reads_it() -> None:
+    # Past the field limit the long-line windows are looked at, and the
+    # shortcut still answers for short lines.
+    body = "".join(f"{i},é{i},x y\r\n" for i in range(40_000))
+    result = _extract(f"id,name,note\r\n{body}".encode())
+    text = f"id,name,note\n{body}".replace("\r\n", "\n")
+    assert result.text == text
+    assert result.markdown == _plain_table(text, csv.excel)[2]  # type: ignore[index]
+    assert result.metadata["rows"] == 40_001
+    assert _even_table(text, csv.excel, text.encode()) is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(alphabet="ab ,\n\x85é字", max_size=80), size=st.integers(1, 5))
+def test_the_even_table_made_in_slices_is_the_plain_table(text: str, size: int) -> None:
+    # The slices are 32 K characters; small ones cut rows, cells and marks.
+    from docmill.extract import delimited
+
+    original = delimited._TABLE_SLICE
+    delimited._TABLE_SLICE = size
+    try:
+        even = _even_table(text, csv.excel, text.encode())
+    finally:
+        delimited._TABLE_SLICE = original
+    if even is not None:
+        assert even == _plain_table(text, csv.excel)

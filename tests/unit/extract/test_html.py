@@ -1,12 +1,20 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from selectolax.lexbor import LexborHTMLParser
 
 from docmill.exceptions import LimitExceeded
+from docmill.extract import html
 from docmill.extract.base import ExtractContext, ExtractionResult
 from docmill.extract.html import (
     _estimated_depth,
+    _Renderer,
     check_nesting,
+    decode_html,
     extract_html,
     html_text,
 )
@@ -158,3 +166,42 @@ def test_many_tags_that_do_not_nest_deeply_are_read() -> None:
 def test_the_nesting_estimate_follows_end_tags_that_close_inner_elements() -> None:
     assert _estimated_depth("<div><span><b>x</div>" * 5000, 10_000) == 0
     assert _estimated_depth("<section>" * 10 + "<div>" * 5, 10_000) == 15
+
+
+# Markup, text beyond ASCII, a NUL, a byte-order mark inside, and a charset
+# the bytes do not use.
+_PIECES = ["<p>", "</p>", "<b>", "</b>", "<td>", "<br>", "<pre>", "</pre>", " ", "\n"]
+_PIECES += ["a", "é", "字", "&amp;", "\x00", "\ufeff", '<meta charset="windows-1252">']
+_MARKUP = st.lists(st.sampled_from(_PIECES), max_size=30).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(markup=_MARKUP)
+def test_lexbor_reads_the_utf8_bytes_as_it_reads_the_text(markup: str) -> None:
+    data = markup.encode()
+    decoded = decode_html(data)
+    from_text = _Renderer(markdown=True).render(LexborHTMLParser(decoded.text).root)
+    _decoded, _parser, root = html._parse(data)
+    assert _Renderer(markdown=True).render(root) == from_text
+
+
+@pytest.mark.parametrize(
+    ("data", "given"),
+    [
+        pytest.param("<p>café</p>".encode(), bytes, id="utf-8"),
+        pytest.param("<p>café</p>".encode("cp1252"), str, id="legacy"),
+        pytest.param("\ufeff<p>café</p>".encode(), str, id="marked"),
+    ],
+)
+def test_lexbor_is_given_the_bytes_of_plain_utf8(
+    data: bytes, given: type, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[Any] = []
+
+    def parser(markup: str | bytes) -> LexborHTMLParser:
+        seen.append(markup)
+        return LexborHTMLParser(markup)
+
+    monkeypatch.setattr(html, "LexborHTMLParser", parser)
+    assert _extract(data).text == "café"
+    assert [type(markup) for markup in seen] == [given]

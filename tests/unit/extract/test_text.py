@@ -3,10 +3,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult
-from docmill.extract.text import extract_text
+from docmill.extract.text import decode_lines, extract_text, normalize_newlines
+from docmill.extract.textcodec import decode
 
 
 def _extract(data: bytes, media_type: str = mime.TEXT) -> ExtractionResult:
@@ -60,3 +63,42 @@ def test_a_small_text_file_is_read_once(
 
     monkeypatch.setattr(Path, "read_bytes", refuse)
     assert extract_path(path).text == "Nothing but a few words.\n"
+
+
+# Text, line breaks, a stray byte, the marks of UTF-16 and ISO-2022, and
+# byte-order marks.
+_PIECES = [b"a", b" ", b"\r", b"\n", b"\r\n", b"\xc3\xa9", b"\xe5\xad\x97", b"\xff"]
+_PIECES += [b"\x00", b"\x1b", b"\xef\xbb\xbf", b"\xfe\xff"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.lists(st.sampled_from(_PIECES), max_size=30).map(b"".join))
+def test_decode_lines_is_decode_then_normalize_newlines(data: bytes) -> None:
+    # The byte road must give the text the text road gives, and bytes that
+    # are that text's UTF-8 when it gives any.
+    decoded, text, utf8 = decode_lines(data)
+    expected = decode(data)
+    assert text == normalize_newlines(expected.text)
+    assert (decoded.encoding, decoded.bom) == (expected.encoding, expected.bom)
+    assert (decoded.confident, decoded.replaced) == (
+        expected.confident,
+        expected.replaced,
+    )
+    if utf8 is not None:
+        assert utf8 == text.encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    ("data", "utf8"),
+    [
+        pytest.param(b"caf\xc3\xa9\r\nx\r\n", b"caf\xc3\xa9\nx\n", id="crlf"),
+        pytest.param(b"a\rb\r\nc", b"a\nb\nc", id="lone-cr"),
+        pytest.param(b"plain\n", b"plain\n", id="no-cr"),
+        pytest.param(b"\xef\xbb\xbfmarked\r\n", None, id="bom"),
+        pytest.param("caf\xe9\r\n".encode("cp1252") * 9, None, id="legacy"),
+    ],
+)
+def test_decode_lines_gives_the_bytes_of_plain_utf8_only(
+    data: bytes, utf8: bytes | None
+) -> None:
+    assert decode_lines(data).utf8 == utf8

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import pytest
@@ -10,7 +11,14 @@ from lxml import etree
 from docmill.exceptions import LimitExceeded
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult
-from docmill.extract.xml import _collect, _parser, _text_lines, extract_xml
+from docmill.extract.xml import (
+    SPACES_BUT_SPACE,
+    _collect,
+    _leaf_lines,
+    _parser,
+    _text_lines,
+    extract_xml,
+)
 
 CATALOG = b"""<?xml version="1.0" encoding="UTF-8"?>
 <!-- a comment -->
@@ -154,3 +162,60 @@ def test_space_that_only_python_calls_space_takes_the_walk() -> None:
     walked: list[str] = []
     _collect(root, walked)
     assert walked == ["x", "y"]
+
+
+_LEAF_TEXT = st.text(alphabet=" \n\ta|\u00e9\u00a0\u2003\u3000\x85<&", max_size=5)
+_LEAFY: st.SearchStrategy[Node] = st.recursive(
+    st.tuples(st.sampled_from("abc"), _LEAF_TEXT, st.just([]), _TEXT),
+    lambda children: st.tuples(
+        st.sampled_from("abc"), _LEAF_TEXT, st.lists(children, max_size=3), _TEXT
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(node=_LEAFY)
+def test_the_leaf_lines_are_the_walked_ones(node: Node) -> None:
+    wrapper = etree.Element("r")
+    wrapper.append(_build(node))
+    root = etree.fromstring(etree.tostring(wrapper), _parser())
+    walked: list[str] = []
+    _collect(root, walked)
+    found = _leaf_lines(root)
+    if found:
+        assert found == walked
+
+
+@pytest.mark.parametrize(
+    ("document", "lines"),
+    [
+        pytest.param("<r><a>x y</a><b> p  q </b></r>", ["x y", "p q"], id="folded"),
+        pytest.param("<r><a>x  y</a></r>", ["x y"], id="two-spaces"),
+        pytest.param("<r><a>x\ty</a></r>", ["x y"], id="tab"),
+        pytest.param("<r><a>x<?pi y?>z</a></r>", ["xz"], id="processing-instruction"),
+        pytest.param("<r><a>x|y</a><b>z</b></r>", ["x|y", "z"], id="mark-in-text"),
+        pytest.param("<r><a>x<!-- c -->y</a></r>", ["xy"], id="comment"),
+        pytest.param("<r><a>x<![CDATA[ <y> ]]>z</a></r>", ["x <y> z"], id="cdata"),
+        pytest.param("<r><a>x\u3000y</a></r>", ["x y"], id="wide-space"),
+    ],
+)
+def test_leaf_lines_read_leaves(document: str, lines: list[str]) -> None:
+    root = etree.fromstring(document.encode(), _parser())
+    assert _leaf_lines(root) == lines
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        pytest.param("<r>x<a>y</a></r>", id="mixed"),
+        pytest.param("<r><a> </a></r>", id="no-text"),
+    ],
+)
+def test_leaf_lines_leave_the_rest_to_the_xpath_lines(document: str) -> None:
+    assert not _leaf_lines(etree.fromstring(document.encode(), _parser()))
+
+
+def test_the_spaces_are_those_python_splits_at() -> None:
+    spaces = [chr(code) for code in range(sys.maxunicode + 1) if chr(code).isspace()]
+    assert sorted(SPACES_BUT_SPACE) == [space for space in spaces if space != " "]
