@@ -60,6 +60,10 @@ VERSIONED = [
     "alembic",
     "httpx",
     "psutil",
+    # uvicorn parses HTTP with httptools and runs on uvloop when they are
+    # installed (the `speed` extra), else h11 and asyncio's own loop.
+    "httptools",
+    "uvloop",
 ]
 
 
