@@ -60,6 +60,10 @@ VERSIONED = [
     "alembic",
     "httpx",
     "psutil",
+    # uvicorn parses HTTP with httptools and runs on uvloop when they are
+    # installed (the `speed` extra), else h11 and asyncio's own loop.
+    "httptools",
+    "uvloop",
 ]
 
 
@@ -115,9 +119,22 @@ def repeat_to(files: Sequence[Path], count: int) -> list[Path]:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    """
+    A free port on 127.0.0.1: any the kernel picks, or the first free one of
+    ``DOCMILL_BENCH_PORTS`` (``LOW-HIGH``), so that benches run side by side
+    on a shared machine can each keep to a range of their own.
+    """
+    ports = os.environ.get("DOCMILL_BENCH_PORTS")
+    if not ports:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+    low, _, high = ports.partition("-")
+    for port in range(int(low), int(high or low) + 1):
+        with socket.socket() as probe, contextlib.suppress(OSError):
+            probe.bind(("127.0.0.1", port))
+            return port
+    raise RuntimeError(f"no free port in DOCMILL_BENCH_PORTS={ports}")
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

@@ -358,12 +358,19 @@ def report(raw: dict[str, Any]) -> str:
         f"CPU per document while the service ran: server process "
         f"{s['server_cpu_ms_per_document']:.2f} ms, extraction children "
         f"{s['children_cpu_ms_per_document']:.2f} ms (upload client: "
-        f"{raw['client']}).",
+        f"{raw['client']}; server: {_server_stack(raw['versions'])}).",
         "",
         f"Outcomes, round 1: service {statuses['service']['statuses']}, "
         f"extract {statuses['extract']['statuses']}.",
     ]
     return "\n".join(lines)
+
+
+def _server_stack(versions: dict[str, str]) -> str:
+    """What uvicorn parses HTTP with and runs on, as it picks them."""
+    parser = "httptools" if "httptools" in versions else "h11"
+    loop = "uvloop" if "uvloop" in versions else "asyncio"
+    return f"{parser}, {loop}"
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ from docmill.storage import (
     LocalStorage,
     Storage,
     put_bytes,
+    small_original,
 )
 
 pytestmark = pytest.mark.anyio
@@ -63,6 +64,63 @@ async def test_small_original_comes_back_byte_for_byte(
         copy = path.read_bytes()
 
     assert copy == data
+
+
+@pytest.fixture(params=["database", "local-with-database"])
+async def storage_with_database(
+    request: pytest.FixtureRequest, settings: Settings, tmp_path: Path
+) -> AsyncIterator[Storage]:
+    """The stores that keep small originals in the database."""
+    services = build_services(settings)
+    await upgrade(services.engine)
+    reads = services.store.reads
+    if request.param == "database":
+        yield DatabaseStorage(services.engine, tmp_path / "scratch", reads=reads)
+    else:
+        yield LocalStorage(tmp_path / "originals", services.engine, reads=reads)
+    await services.engine.dispose()
+    await reads.close()
+
+
+async def keep_small(storage: Storage, data: bytes) -> str:
+    """Store ``data`` as a blob, as a small submission's row is written."""
+    database = storage.database if isinstance(storage, LocalStorage) else storage
+    assert isinstance(database, DatabaseStorage)
+    return (await database.put_small(data, max_bytes=SMALL_BYTES)).key
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, SMALL_BYTES], ids=["empty", "one-byte", "small-limit"]
+)
+async def test_small_original_is_read_into_memory(
+    storage_with_database: Storage, size: int
+) -> None:
+    data = bytes(index % 251 for index in range(size))
+    key = await keep_small(storage_with_database, data)
+
+    found = await small_original(storage_with_database, key, size)
+
+    assert found == data
+
+
+async def test_original_past_the_small_size_is_left_to_a_local_copy(
+    storage_with_database: Storage,
+) -> None:
+    data = b"x" * (SMALL_BYTES + 1)
+    stored = await put_bytes(storage_with_database, data, max_bytes=len(data))
+
+    found = await small_original(storage_with_database, stored.key, len(data))
+
+    assert found is None
+
+
+async def test_missing_original_is_left_to_a_local_copy(
+    storage_with_database: Storage,
+) -> None:
+    """``local_copy`` is what reports it missing, as it did before."""
+    found = await small_original(storage_with_database, "0" * 64, 10)
+
+    assert found is None
 
 
 async def test_same_bytes_share_one_key(storage: Storage) -> None:

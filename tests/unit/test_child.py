@@ -59,6 +59,61 @@ async def test_documents_sent_ahead_are_answered_in_order(
     assert (texts, child.unanswered) == (["first", "second"], 0)
 
 
+def _zip_document() -> bytes:
+    from tests.unit.extract.test_docx import build_docx
+
+    return build_docx("<w:p><w:r><w:t>Quarterly figures</w:t></w:r></w:p>")
+
+
+def _pdf_document() -> bytes:
+    from tests.unit.extract.test_pdf import make_pdf
+
+    return make_pdf(["A page of the report"], title="Report")
+
+
+@pytest.mark.parametrize(
+    ("name", "make"),
+    [
+        pytest.param("report.docx", _zip_document, id="docx"),
+        pytest.param("report.pdf", _pdf_document, id="pdf"),
+        pytest.param("table.csv", lambda: b"a,b\n1,2\n", id="csv"),
+        pytest.param("hello.txt", lambda: "Grüße aus Köln\n".encode(), id="text"),
+    ],
+)
+async def test_document_sent_as_bytes_reads_as_from_its_file(
+    child: ExtractionChild, tmp_path: Path, name: str, make: Any
+) -> None:
+    """A worker hands small originals over in memory; nothing may change."""
+    data = make()
+    path = write(tmp_path, name, data)
+
+    from_file = await child.extract(path, name, timeout_seconds=10)
+    from_memory = await child.extract(data, name, timeout_seconds=10)
+
+    for payload in (from_file, from_memory):
+        del payload["processing_ms"]
+    assert from_memory == from_file
+
+
+async def test_nameless_document_is_judged_by_its_bytes_alone(
+    child: ExtractionChild, tmp_path: Path
+) -> None:
+    """
+    A nameless upload's scratch copy has a name of its own, which says
+    nothing about the document: it must not count as its name.
+    """
+    prose = b"Plain prose, not a list.\n"
+    path = write(tmp_path, "scratch.md", prose)
+
+    from_file = await child.extract(path, None, timeout_seconds=10)
+    from_memory = await child.extract(prose, None, timeout_seconds=10)
+
+    assert (from_file["mime_type"], from_memory["mime_type"]) == (
+        "text/plain",
+        "text/plain",
+    )
+
+
 async def test_timeout_takes_the_document_queued_behind_with_the_child(
     child: ExtractionChild, tmp_path: Path
 ) -> None:

@@ -35,7 +35,7 @@ from docmill.exceptions import (
     WorkerCrash,
     error_class,
 )
-from docmill.extract.base import ExtractContext, Limits
+from docmill.extract.base import ExtractContext, Limits, Source
 
 Payload = dict[str, Any]
 ProgressHandler = Callable[[dict[str, Any]], None]
@@ -176,19 +176,23 @@ def _without_nul(value: Any) -> Any:
 
 
 def extract_in_process(
-    path: Path,
+    source: Source,
     name: str | None,
     limits: Limits,
     password: str | None = None,
     on_progress: Callable[[int, int, str], None] | None = None,
 ) -> Payload:
-    """Extract ``path`` here and now; raise ExtractionError when it cannot."""
-    from docmill.extract.pipeline import extract_path
+    """
+    Extract ``source`` (a path, or the document's bytes) here and now, under
+    the original name ``name`` (None: nameless); raise ExtractionError when
+    it cannot.
+    """
+    from docmill.extract.pipeline import extract_document
 
     started = time.perf_counter()
     ctx = ExtractContext(limits, on_progress=on_progress, password=password)
     try:
-        result = extract_path(path, ctx, name)
+        result = extract_document(source, ctx, name)
     except ExtractionError:
         raise
     except MemoryError as exc:
@@ -260,7 +264,7 @@ def _child_main(
     while True:
         try:
             (size,) = _LENGTH.unpack(_receive_exactly(channel, _LENGTH.size))
-            path, name, password = pickle.loads(_receive_exactly(channel, size))
+            document, name, password = pickle.loads(_receive_exactly(channel, size))
         except (EOFError, OSError):
             return
         last_sent = 0.0
@@ -276,7 +280,9 @@ def _child_main(
 
         reply: tuple[Any, ...]
         try:
-            payload = extract_in_process(Path(path), name, limits, password, progress)
+            # A small original comes as its bytes, anything else as a path.
+            source = document if isinstance(document, bytes) else Path(document)
+            payload = extract_in_process(source, name, limits, password, progress)
         except ExtractionError as exc:
             reply = ("error", type(exc).__name__, exc.message)
         else:
@@ -351,14 +357,14 @@ class ExtractionChild:
 
     async def extract(
         self,
-        path: Path,
+        source: Source,
         name: str | None,
         timeout_seconds: float,
         on_progress: ProgressHandler | None = None,
         password: str | None = None,
     ) -> Payload:
         """
-        Extract one document in the child.
+        Extract one document in the child: a path, or the document's bytes.
 
         Raises:
             ExtractionTimeout: the deadline passed; the child was killed.
@@ -369,14 +375,15 @@ class ExtractionChild:
         import asyncio
 
         since = asyncio.get_running_loop().time()
-        await self.send(path, name, password)
+        await self.send(source, name, password)
         return await self.receive(timeout_seconds, since, on_progress)
 
     async def send(
-        self, path: Path, name: str | None, password: str | None = None
+        self, source: Source, name: str | None, password: str | None = None
     ) -> None:
         """
-        Queue one document behind those the child has not answered yet.
+        Queue one document (a path, or its bytes) behind those the child has
+        not answered yet; ``name`` is its original name, None for none.
 
         The child reads requests in order, so a document sent while it reads
         another begins the moment that one is answered, without waiting for
@@ -398,7 +405,7 @@ class ExtractionChild:
             self.kill()
             channel = None
         channel = channel or self._start()
-        request = pickle.dumps((str(path), name, password))
+        request = _request(source, name, password)
         self.unanswered += 1
         try:
             await asyncio.get_running_loop().sock_sendall(
@@ -487,7 +494,7 @@ class ExtractionChild:
         channel = self._channel or self._start()
         self.deadline = time.monotonic() + timeout_seconds
         self._timeout_seconds = timeout_seconds
-        request = pickle.dumps((str(path), name, password))
+        request = _request(path, name, password)
         channel.setblocking(True)
         try:
             channel.sendall(_LENGTH.pack(len(request)) + request)
@@ -618,6 +625,12 @@ class ExtractionChild:
 
     def close(self) -> None:
         self.kill()
+
+
+def _request(source: Source, name: str | None, password: str | None) -> bytes:
+    """A document handed to the child: its bytes, or its path as text."""
+    document = source if isinstance(source, bytes) else str(source)
+    return pickle.dumps((document, name, password), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _hung_up(channel: socket.socket) -> bool:

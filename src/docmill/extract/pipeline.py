@@ -24,9 +24,23 @@ _WORD_SLICE = 64 * 1024
 def extract_path(
     path: Path, ctx: ExtractContext | None = None, name: str | None = None
 ) -> ExtractionResult:
-    """Extract the document stored at ``path``; ``name`` is its original name."""
+    """
+    Extract the document stored at ``path``; ``name`` is its original name
+    (the file's own name when not given).
+    """
+    return extract_document(path, ctx, name or path.name)
+
+
+def extract_document(
+    source: Source, ctx: ExtractContext | None = None, name: str | None = None
+) -> ExtractionResult:
+    """
+    Extract a top-level document, in a file or held in memory; ``name`` is
+    its original name, None for a nameless one whichever holds it (a
+    worker's scratch copy has a name of its own that says nothing).
+    """
     forget_detections()
-    return _extract(path, ctx or ExtractContext(), name or path.name)
+    return _extract(source, ctx or ExtractContext(), name)
 
 
 def extract_bytes(

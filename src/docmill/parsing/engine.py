@@ -51,8 +51,8 @@ class ParseInput:
     """
     What rules may look at: the extraction result and the submission.
 
-    ``path`` is the original file, needed only to find PDF tables by the
-    position of their characters.
+    ``original`` is the original document, its file or its bytes, needed
+    only to find PDF tables by the position of their characters.
     """
 
     text: str
@@ -63,7 +63,7 @@ class ParseInput:
     filename: str | None = None
     title: str | None = None
     user_metadata: dict[str, Any] | None = None
-    path: Path | None = None
+    original: Path | bytes | None = None
 
 
 @dataclass
@@ -305,9 +305,9 @@ class _Run:
         columns = rule.resolved_columns
         document = self.document
         found: FoundTable
-        if document.mime_type == PDF_MIME_TYPE and document.path is not None:
+        if document.mime_type == PDF_MIME_TYPE and document.original is not None:
             found = table_from_pdf(
-                document.path, columns, rule.stop_at, self.page_range(rule.pages)
+                document.original, columns, rule.stop_at, self.page_range(rule.pages)
             )
         else:
             grids = grids_from_markdown(document.markdown or "")
@@ -354,7 +354,7 @@ def _tolerant(words: str) -> str:
 
 
 def parse_payload(
-    request: dict[str, Any], payload: dict[str, Any], path: Path | None
+    request: dict[str, Any], payload: dict[str, Any], original: Path | bytes | None
 ) -> dict[str, Any]:
     """
     Run a parser over an extraction payload, as the extraction child does.
@@ -363,7 +363,7 @@ def parse_payload(
         request: ``name``, ``version`` and ``rules`` of the parser, and the
             submission's ``filename``, ``title`` and ``user_metadata``.
         payload: the extraction result, as ``to_payload`` shapes it.
-        path: the original, for PDF table geometry.
+        original: the original (file or bytes), for PDF table geometry.
 
     A bug in a rule kind must not cost the document its text, so anything
     unexpected becomes an error on the parser's run instead of escaping.
@@ -383,7 +383,7 @@ def parse_payload(
             filename=request.get("filename"),
             title=request.get("title"),
             user_metadata=request.get("user_metadata"),
-            path=path,
+            original=original,
         )
         parsed |= apply_parser(spec, document).to_dict()
     except Exception as exc:

@@ -43,7 +43,10 @@ logger = logging.getLogger(__name__)
 
 
 async def run_before_completion(
-    engine: AsyncEngine, document_id: str, payload: dict[str, Any], path: Path
+    engine: AsyncEngine,
+    document_id: str,
+    payload: dict[str, Any],
+    original: Path | bytes,
 ) -> bool:
     """
     The worker's step between extraction and ``complete``: run and store the
@@ -57,8 +60,8 @@ async def run_before_completion(
         request = await _request_for(parsers, document_id)
         if request is None:
             return False
-        local = path if payload.get("mime_type") == PDF_MIME_TYPE else None
-        parsed = await asyncio.to_thread(parse_payload, request, payload, local)
+        pdf = original if payload.get("mime_type") == PDF_MIME_TYPE else None
+        parsed = await asyncio.to_thread(parse_payload, request, payload, pdf)
         await parsers.save_fields(document_id, parsed)
         _log_parsed(document_id, parsed)
     except Exception:

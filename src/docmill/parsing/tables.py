@@ -142,18 +142,18 @@ class Line:
     em: float  # the line's font size, from its glyphs' loose boxes
 
 
-def pdf_lines(path: Path, pages: PageRange | None = None) -> Iterator[Line]:
+def pdf_lines(original: Path | bytes, pages: PageRange | None = None) -> Iterator[Line]:
     """
     The text lines of a PDF, top to bottom, from pdfium's character boxes.
 
     Args:
-        path: the PDF.
+        original: the PDF, its file or its bytes.
         pages: 0-based inclusive page range to read; all pages when None.
     """
     import pypdfium2 as pdfium
     import pypdfium2.raw as pdfium_c
 
-    document = pdfium.PdfDocument(path)
+    document = pdfium.PdfDocument(original)
     try:
         first, last = pages or (0, len(document) - 1)
         for index in range(max(first, 0), min(last, len(document) - 1) + 1):
@@ -257,7 +257,7 @@ def _assign(phrase: Word, spans: list[tuple[float, float]]) -> int:
 
 
 def table_from_pdf(
-    path: Path,
+    original: Path | bytes,
     columns: list[TableColumn],
     stop_at: list[str],
     pages: PageRange | None = None,
@@ -266,7 +266,7 @@ def table_from_pdf(
     found = FoundTable()
     spans: list[tuple[float, float]] | None = None
     header_page = -1
-    for line in pdf_lines(path, pages):
+    for line in pdf_lines(original, pages):
         if not line.words:
             continue
         header = _header_spans(line.words, columns)

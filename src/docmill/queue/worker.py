@@ -34,12 +34,12 @@ import logging
 import socket
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
 from docmill.exceptions import ExtractionError, FetchError, LeaseLost, StorageError
+from docmill.extract.base import Source
 from docmill.extract.child import ExtractionChild
 from docmill.fetch import fetch_to_storage
 from docmill.metrics import observe_extraction
@@ -48,7 +48,7 @@ from docmill.queue.ids import default_worker_id
 from docmill.queue.outbox import Outbox
 from docmill.queue.store import Claim, JobStore, claim_rank, utcnow
 from docmill.settings import Settings
-from docmill.storage import Storage
+from docmill.storage import Storage, small_original
 from docmill.webhooks import DeliveryLoop
 
 logger = logging.getLogger(__name__)
@@ -85,7 +85,8 @@ class _Reading:
     original: contextlib.AsyncExitStack
     # When the child began it (perf_counter), for the durations logged.
     taken: float
-    path: Path | None = None
+    # What the child reads: a small original's bytes, or a local file.
+    source: Source | None = None
     # The start's write, made when the child begins the document.
     start: asyncio.Task[bool] | None = None
     # The event loop's time when the child began it: its deadline runs from here.
@@ -617,14 +618,14 @@ class Worker:
         # which moves on to its next document. The start's commit is awaited
         # by the storing task, not here: the slot goes on at once instead of
         # waiting on the writer (a group commit and its fsync).
-        assert reading.start is not None and reading.path is not None
+        assert reading.start is not None and reading.source is not None
         task = asyncio.create_task(
             self._store_result(
                 reading.claim,
                 reading.start,
                 payload,
                 reading.original,
-                reading.path,
+                reading.source,
                 reading.taken,
             )
         )
@@ -655,12 +656,10 @@ class Worker:
                 self._held.pop(claim.token, None)
                 return False
             reading.claim = await self._fetch(claim)
-        if reading.path is None:
-            reading.path = await reading.original.enter_async_context(
-                self.storage.local_copy(reading.claim.storage_key)
-            )
+        if reading.source is None:
+            reading.source = await self._original(reading)
         reading.since = asyncio.get_running_loop().time()
-        await child.send(reading.path, reading.claim.filename)
+        await child.send(reading.source, reading.claim.filename)
         return True
 
     async def _queue_behind(self, ahead: _Reading, child: ExtractionChild) -> None:
@@ -669,17 +668,29 @@ class Worker:
         original is left for the hand-over, which records the failure.
         """
         try:
-            ahead.path = await ahead.original.enter_async_context(
-                self.storage.local_copy(ahead.claim.storage_key)
-            )
+            ahead.source = await self._original(ahead)
         except StorageError:
             return
-        await child.send(ahead.path, ahead.claim.filename)
+        await child.send(ahead.source, ahead.claim.filename)
         ahead.queued = True
         logger.debug(
             "document %s queued in the child behind another",
             ahead.claim.document_id,
             extra=_fields("document_queued", ahead.claim),
+        )
+
+    async def _original(self, reading: _Reading) -> Source:
+        """
+        The original for the child: a small one's bytes from its row (no
+        scratch file to write, and none for the child to open), anything
+        else a local copy, kept until the result is stored.
+        """
+        claim = reading.claim
+        data = await small_original(self.storage, claim.storage_key, claim.size_bytes)
+        if data is not None:
+            return data
+        return await reading.original.enter_async_context(
+            self.storage.local_copy(claim.storage_key)
         )
 
     async def _begin_ahead(
@@ -775,7 +786,7 @@ class Worker:
         start: asyncio.Task[bool],
         payload: dict[str, Any],
         original: contextlib.AsyncExitStack,
-        path: Path,
+        source: Source,
         started: float,
     ) -> None:
         try:
@@ -790,7 +801,7 @@ class Worker:
                     parsed = await self.store.has_parser(claim)
                     if parsed:
                         await run_before_completion(
-                            self.store.engine, claim.document_id, payload, path
+                            self.store.engine, claim.document_id, payload, source
                         )
             except asyncio.CancelledError:
                 self._held.pop(claim.token, None)

@@ -48,7 +48,7 @@ def test_generated_documents_give_their_known_fields(make: Any, tmp_path: Path) 
         mime_type=payload["mime_type"],
         metadata=payload["metadata"],
         filename=sample.filename,
-        path=path,
+        original=path,
     )
 
     outcome = apply_parser(validate_spec(sample.rules), document)
@@ -56,7 +56,11 @@ def test_generated_documents_give_their_known_fields(make: Any, tmp_path: Path) 
     assert (outcome.fields, outcome.errors) == (sample.expected, sample.errors)
 
 
-def test_pdf_table_spans_pages_and_skips_repeated_headers(tmp_path: Path) -> None:
+@pytest.mark.parametrize("held", ["file", "bytes"])
+def test_pdf_table_spans_pages_and_skips_repeated_headers(
+    tmp_path: Path, held: str
+) -> None:
+    """A worker holds a small original's bytes, a larger one's file."""
     sample = pdf_invoice(item_count=60)
     path = tmp_path / "a.pdf"
     path.write_bytes(sample.data)
@@ -68,7 +72,7 @@ def test_pdf_table_spans_pages_and_skips_repeated_headers(tmp_path: Path) -> Non
             text=payload["text"],
             pages=payload["pages"],
             mime_type=payload["mime_type"],
-            path=path,
+            original=path if held == "file" else sample.data,
         ),
     )
 
