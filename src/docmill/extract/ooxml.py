@@ -74,33 +74,6 @@ _RELS_BODY = re.compile(
 _RELS_TAIL = re.compile(r"</Relationships~*>~*".replace("~", "[ \t\r\n]"))
 _RELS_ELEMENT = re.compile(r"<Relationship([^>]*)/>")
 _RELS_ATTRIBUTE = re.compile(r"""([A-Za-z]+)[ \t\r\n]*=[ \t\r\n]*"([^"]*)\"""")
-# The plain shape of a core properties part (see plain_core_properties),
-# "~" standing for XML's whitespace and "N" for a name.
-_XML_NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
-_CORE_HEAD = re.compile(
-    r"""(?:<\?xml~+version=(["'])1\.0\1(?:~+encoding=(["'])(?i:utf-8)\2)?"""
-    r"""(?:~+standalone=(["'])(?:yes|no)\3)?~*\?>)?~*<(N):(N)"""
-    r"""((?:~+xmlns:N~*=~*"[^"<]*")*)~*>""".replace("~", "[ \t\r\n]").replace(
-        "N", _XML_NAME
-    )
-)
-_CORE_DECLARATION = re.compile(rf'xmlns:({_XML_NAME})[ \t\r\n]*=[ \t\r\n]*"([^"]*)"')
-_CORE_CHILD = re.compile(
-    r"""~*<(N):(N)((?:~+(?:N:)?N~*=~*"[^"<]*")*)~*(?:/>|>([^<]*)</\1:\2~*>)""".replace(
-        "~", "[ \t\r\n]"
-    ).replace("N", _XML_NAME)
-)
-_CORE_ATTRIBUTE = re.compile(
-    rf'(?:({_XML_NAME}):)?({_XML_NAME})[ \t\r\n]*=[ \t\r\n]*"([^"]*)"'
-)
-_CORE_TAIL = re.compile(
-    r"~*</(N):(N)~*>~*".replace("~", "[ \t\r\n]").replace("N", _XML_NAME)
-)
-# What XML refuses or rewrites: control characters, the two non-characters,
-# "]]>" in text, and references (carriage returns in text are checked apart:
-# a line end in text is read as "\n").
-_CORE_UNPLAIN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff&]|]]>")
-_XML_URI = "http://www.w3.org/XML/1998/namespace"
 # Whitespace that str.split() splits on, other than the plain space.
 _OTHER_SPACE = re.compile(r"[^\S ]")
 
@@ -355,18 +328,12 @@ class Package:
         names = [rel.target for rel in self.related("", "core-properties")]
         names.append("docProps/core.xml")
         part = next((name for name in names if name in self.names), None)
-        if part is None:
-            return {}
         try:
-            data = self.read_xml(part)
-            plain = plain_core_properties(data)
-            if plain is not None:
-                return plain
-            root = parse_xml(data, f"{self.kind} part {part!r}")
+            root = self.parse_optional(part)
         except (CorruptDocument, EntityBomb):
             # Broken or hostile properties never cost the document its text.
             return {}
-        return core_properties(root)
+        return core_properties(root) if root is not None else {}
 
 
 def plain_relationships(data: bytes) -> list[dict[str, str]] | None:
@@ -473,67 +440,6 @@ def core_properties(root: etree._Element) -> dict[str, Any]:
             metadata[name] = (
                 iso_date(value) if name in {"created", "modified"} else value
             )
-    return metadata
-
-
-def plain_core_properties(data: bytes) -> dict[str, Any] | None:
-    """
-    ``core_properties`` of a core properties part written the plain way
-    Office writers write it, or None for any other part.
-
-    Plain means UTF-8 with no reference, CDATA section, comment, processing
-    instruction or character XML refuses; an optional XML 1.0 declaration
-    in UTF-8; a prefixed root whose attributes each declare a prefix once;
-    and children of declared prefixes holding text with no line end in it
-    and no element, their attributes (which are not read) unique by local
-    name and of declared prefixes. Such a part gives what the parser gives;
-    any other is left to lxml and its errors.
-    """
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if "<!" in text or "<?" in text[2:] or _CORE_UNPLAIN.search(text):
-        return None
-    head = _CORE_HEAD.match(text)
-    if head is None:
-        return None
-    declared = _CORE_DECLARATION.findall(head.group(6))
-    namespaces = dict(declared)
-    if len(namespaces) != len(declared) or not all(namespaces.values()):
-        return None
-    namespaces["xml"] = _XML_URI
-    if head.group(4) not in namespaces:
-        return None
-    metadata: dict[str, Any] = {}
-    position = head.end()
-    while (child := _CORE_CHILD.match(text, position)) is not None:
-        prefix, local, attributes, value = child.groups()
-        found = _CORE_ATTRIBUTE.findall(attributes)
-        # openpyxl declares each child's prefixes on the child itself.
-        scope = namespaces | {n: uri for p, n, uri in found if p == "xmlns"}
-        uri = scope.get(prefix)
-        if (
-            uri is None
-            or len({name for _p, name, _v in found}) != len(found)
-            or not all(
-                v if p == "xmlns" else scope.get(p)
-                for p, n, v in found
-                if p or n == "xmlns"
-            )
-            or (value and "\r" in value)
-        ):
-            return None
-        name = _CORE_FIELDS.get(f"{{{uri}}}{local}")
-        value = (value or "").strip()
-        if name and value:
-            metadata[name] = (
-                iso_date(value) if name in {"created", "modified"} else value
-            )
-        position = child.end()
-    tail = _CORE_TAIL.fullmatch(text, position)
-    if tail is None or tail.groups() != head.group(4, 5):
-        return None
     return metadata
 
 
