@@ -57,23 +57,6 @@ _CORE_FIELDS = {
 _STRICT_MARK = b"purl.oclc.org/ooxml/"
 _STRICT_URI = re.compile(rb"http://purl\.oclc\.org/ooxml/([A-Za-z]+)/([A-Za-z]+)")
 _TRANSITIONAL_URI = rb"http://schemas.openxmlformats.org/\1/2006/\2"
-# The plain shape of a .rels part (see plain_relationships), "~" standing
-# for XML's whitespace: \s also takes the form feed, which XML refuses.
-_RELS_HEAD = re.compile(
-    r"""(?:<\?xml~+version=(["'])1\.0\1(?:~+encoding=(["'])(?i:utf-8)\2)?"""
-    r"""(?:~+standalone=(["'])(?:yes|no)\3)?~*\?>)?~*<Relationships~+xmlns~*=~*"""
-    r""""http://schemas\.openxmlformats\.org/package/2006/relationships"~*>""".replace(
-        "~", "[ \t\r\n]"
-    )
-)
-_RELS_BODY = re.compile(
-    r"""(?:~*<Relationship(?:~+[A-Za-z]+~*=~*"[^"&<>\t\r\n]*")*~*/>)*~*""".replace(
-        "~", "[ \t\r\n]"
-    )
-)
-_RELS_TAIL = re.compile(r"</Relationships~*>~*".replace("~", "[ \t\r\n]"))
-_RELS_ELEMENT = re.compile(r"<Relationship([^>]*)/>")
-_RELS_ATTRIBUTE = re.compile(r"""([A-Za-z]+)[ \t\r\n]*=[ \t\r\n]*"([^"]*)\"""")
 # Whitespace that str.split() splits on, other than the plain space.
 _OTHER_SPACE = re.compile(r"[^\S ]")
 
@@ -275,20 +258,13 @@ class Package:
     def _read_relationships(self, part: str) -> list[Relationship]:
         folder, base = posixpath.split(part)
         rels_name = posixpath.join(folder, "_rels", f"{base}.rels")
-        if rels_name not in self.names:
+        root = self.parse_optional(rels_name)
+        if root is None:
             return []
-        data = self.read_xml(rels_name)
-        entries = plain_relationships(data)
-        if entries is None:
-            root = parse_xml(data, f"{self.kind} part {rels_name!r}")
-            entries = [
-                dict(element.attrib)
-                for element in root.iter(f"{{{PACKAGE_RELS}}}Relationship")
-            ]
         found: list[Relationship] = []
-        for entry in entries:
-            target = entry.get("Target", "")
-            external = entry.get("TargetMode") == "External"
+        for element in root.iter(f"{{{PACKAGE_RELS}}}Relationship"):
+            target = element.get("Target", "")
+            external = element.get("TargetMode") == "External"
             if not external:
                 # Each slide points at the same few layouts and masters;
                 # normpath is a Python loop, so resolve each pair once.
@@ -299,7 +275,7 @@ class Package:
                 target = resolved
             found.append(
                 Relationship(
-                    entry.get("Id", ""), entry.get("Type", ""), target, external
+                    element.get("Id", ""), element.get("Type", ""), target, external
                 )
             )
         return found
@@ -334,43 +310,6 @@ class Package:
             # Broken or hostile properties never cost the document its text.
             return {}
         return core_properties(root) if root is not None else {}
-
-
-def plain_relationships(data: bytes) -> list[dict[str, str]] | None:
-    """
-    The attributes of each ``Relationship`` of a ``.rels`` part written the
-    plain way Office writers write it, or None for any other part.
-
-    A deck reads a ``.rels`` part per slide, and building an lxml tree of
-    one cost about as much as reading the slide's text. Plain means ASCII;
-    an optional declaration of XML 1.0 in UTF-8; the package namespace
-    declared on the root and nothing else there; only empty
-    ``Relationship`` elements; double-quoted attributes free of ``&``,
-    ``<``, tabs and line breaks (which XML would rewrite), none prefixed,
-    none twice; and only whitespace between tags. Such a part gives what the
-    parser gives. Anything else (comments, entities, a doctype, damage) is
-    left to lxml and its errors.
-    """
-    if not data.isascii():
-        return None
-    text = data.decode("ascii")
-    head = _RELS_HEAD.match(text)
-    end = text.rfind("</Relationships")
-    if (
-        head is None
-        or end < head.end()
-        or _RELS_TAIL.fullmatch(text, end) is None
-        or _RELS_BODY.fullmatch(text, head.end(), end) is None
-    ):
-        return None
-    entries: list[dict[str, str]] = []
-    for attributes in _RELS_ELEMENT.findall(text, head.end(), end):
-        pairs = _RELS_ATTRIBUTE.findall(attributes)
-        entry = dict(pairs)
-        if len(entry) != len(pairs):
-            return None
-        entries.append(entry)
-    return entries
 
 
 def resolve_target(folder: str, target: str) -> str:
