@@ -468,28 +468,20 @@ class _Styles:
 
 _STYLE = f"{{{W}}}style"
 _STYLE_ID = f"{{{W}}}styleId"
+# A style element's start tag with its id, and the prefix it is written with
+# (group 1). An attribute value may hold ">" (never "<"), so a start tag this
+# misses is caught by counting every "<prefix:style" in the part.
+_STYLE_TAG = re.compile(
+    rb"<((?:[A-Za-z_][\w.-]*:)?)style(?=[\s/>])[^>]*?"
+    rb"\s(?:[A-Za-z_][\w.-]*:)?styleId\s*=\s*(?:\"([^\"<&]*)\"|'([^'<&]*)')[^>]*>"
+)
+_ANY_STYLE_TAG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?style(?=[\s/>])")
 _ROOT_TAG = re.compile(rb"<([A-Za-z_][\w.:-]*)[^>]*>")
 _DECLARED_ENCODING = re.compile(rb"encoding\s*=\s*[\"']([A-Za-z0-9._-]+)")
 
 
 def _style_index(data: bytes) -> dict[str, tuple[int, int]] | None:
     """Byte spans of each style element by id, or None to parse in full."""
-    return _element_index(data, _STYLE_TAG, _ANY_STYLE_TAG, b"style")
-
-
-def _element_index(
-    data: bytes,
-    tag: re.Pattern[bytes],
-    any_tag: re.Pattern[bytes],
-    name: bytes,
-    unique: bool = False,
-) -> dict[str, tuple[int, int]] | None:
-    """
-    Byte spans by id of the elements ``tag`` finds (group 1 the prefix,
-    group 2 or 3 the id), or None to parse in full. A later element of an
-    id replaces an earlier one, as in a walk of the whole tree; with
-    ``unique``, an id given twice or empty is None instead.
-    """
     if b"<!" in data or not data.startswith((b"<?xml", b"<")):
         return None
     declaration = data[: data.find(b"?>")] if data.startswith(b"<?xml") else b""
@@ -498,62 +490,27 @@ def _element_index(
         return None
     index: dict[str, tuple[int, int]] = {}
     found = 0
-    for match in tag.finditer(data):
+    for match in _STYLE_TAG.finditer(data):
         found += 1
         prefix = match.group(1)
         start, end = match.start(), match.end()
         if data[end - 2 : end] != b"/>":
-            closing = b"</" + prefix + name + b">"
-            close = data.find(closing, end)
+            close = data.find(b"</" + prefix + b"style>", end)
             if close < 0:
                 return None
-            end = close + len(closing)
+            end = close + len(prefix) + 8
         raw_id = match.group(2) if match.group(2) is not None else match.group(3)
         try:
-            element_id = raw_id.decode("utf-8")
+            style_id = raw_id.decode("utf-8")
         except UnicodeDecodeError:
             return None
-        if unique and (not element_id or element_id in index):
-            return None
-        if element_id:
-            index[element_id] = (start, end)
-    # A start tag the pattern could not read (no id, or a ">" inside a value
-    # before the id) would be an element silently lost.
-    if found != len(any_tag.findall(data)):
+        if style_id:
+            index[style_id] = (start, end)
+    # A style start tag the pattern could not read (no id, or a ">" inside a
+    # value before the id) would be a style silently lost.
+    if found != len(_ANY_STYLE_TAG.findall(data)):
         return None
     return index
-
-
-def _id_tags(
-    name: bytes, id_name: bytes
-) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
-    # An element's start tag with its id and the prefix it is written with
-    # (group 1), and any start tag of the element. An attribute value may
-    # hold ">" (never "<"), so a start tag the first misses is caught by
-    # counting the second.
-    prefix = rb"(?:[A-Za-z_][\w.-]*:)?"
-    return (
-        re.compile(
-            rb"<("
-            + prefix
-            + rb")"
-            + name
-            + rb"(?=[\s/>])[^>]*?\s"
-            + prefix
-            + id_name
-            + rb"\s*=\s*(?:\"([^\"<&]*)\"|'([^'<&]*)')[^>]*>"
-        ),
-        re.compile(rb"<" + prefix + name + rb"(?=[\s/>])"),
-    )
-
-
-_STYLE_TAG, _ANY_STYLE_TAG = _id_tags(b"style", b"styleId")
-_NUM_TAG, _ANY_NUM_TAG = _id_tags(b"num", b"numId")
-_ABSTRACT_TAG, _ANY_ABSTRACT_TAG = _id_tags(b"abstractNum", b"abstractNumId")
-_NUM = f"{{{W}}}num"
-_NUM_ID_ATTRIBUTE = f"{{{W}}}numId"
-_ABSTRACT_NUM = f"{{{W}}}abstractNum"
-_ABSTRACT_NUM_ID = f"{{{W}}}abstractNumId"
 
 
 def _root_wrapper(data: bytes) -> tuple[bytes, bytes]:
@@ -592,107 +549,38 @@ def _read_numbering(package: Package, names: list[str]) -> _Numbering:
 class _Numbering:
     """
     Whether each list (numbering id and level) is ordered, worked out from
-    the numbering part when a paragraph first names the list.
+    the numbering part when a paragraph first asks.
 
-    Word and its templates write a numbering part into documents that number
-    nothing, and one that numbers holds definitions for many lists it never
-    uses; parsing the part whole cost as much as reading a short body. As
-    with styles, the list's ``w:num`` element and the ``w:abstractNum`` it
-    names are found in the raw bytes and only they are parsed. What could
-    make the byte search lie, an id given twice or empty, or a fragment
-    that does not parse as the element it should be, sends the part to one
-    full parse. So a numbering part broken outside the lists a document
-    uses no longer fails the document.
+    Word and the templates it starts from write a numbering part into
+    documents that number no paragraph, and parsing it cost as much as
+    reading a short body; it is read (and charged to the budget) in its
+    place, and parsed only once needed. So a numbering part broken in a
+    document that numbers nothing no longer fails the document.
     """
 
     def __init__(self, data: bytes | None, what: str) -> None:
         self._data = data
         self._what = what
-        self._lists: dict[str, dict[int, bool]] = {}
-        self._indexes: tuple[dict[str, tuple[int, int]], ...] | None = None
-        self._wrap = (b"", b"")
-        self._whole: dict[str, dict[int, bool]] | None = None
+        self._ordered: dict[tuple[str, int], bool] | None = None
 
     def get(self, key: tuple[str, int], default: bool) -> bool:
-        num_id, level = key
-        levels = self._lists.get(num_id)
-        if levels is None:
-            levels = self._lists[num_id] = self._levels(num_id)
-        return levels.get(level, default)
-
-    def _levels(self, num_id: str) -> dict[int, bool]:
-        if self._data is None:
-            return {}
-        if self._whole is None and self._indexes is None:
-            nums = _element_index(self._data, _NUM_TAG, _ANY_NUM_TAG, b"num", True)
-            abstracts = _element_index(
-                self._data, _ABSTRACT_TAG, _ANY_ABSTRACT_TAG, b"abstractNum", True
+        if self._ordered is None:
+            self._ordered = (
+                _ordered_lists(parse_xml(self._data, self._what))
+                if self._data is not None
+                else {}
             )
-            if nums is None or abstracts is None or b"<?" in self._data[2:]:
-                self._parse_all()
-            else:
-                self._indexes = (nums, abstracts)
-                self._wrap = _root_wrapper(self._data)
-        if self._whole is not None:
-            return self._whole.get(num_id, {})
-        assert self._indexes is not None
-        nums, abstracts = self._indexes
-        num = self._fragment(nums.get(num_id), _NUM, _NUM_ID_ATTRIBUTE, num_id)
-        if num is None:
-            return self._levels(num_id) if self._whole is not None else {}
-        reference = num.find(_ABSTRACT_NUM_ID)
-        if reference is None:
-            return {}
-        abstract_id = reference.get(_VAL, "")
-        abstract = self._fragment(
-            abstracts.get(abstract_id), _ABSTRACT_NUM, _ABSTRACT_NUM_ID, abstract_id
-        )
-        if abstract is None:
-            return self._levels(num_id) if self._whole is not None else {}
-        return _abstract_levels(abstract)
-
-    def _fragment(
-        self, span: tuple[int, int] | None, tag: str, id_name: str, wanted: str
-    ) -> etree._Element | None:
-        # None when the part has no such element, or (with the whole part
-        # parsed instead) when the byte search misread it.
-        if span is None:
-            return None
-        assert self._data is not None
-        head, tail = self._wrap
-        try:
-            root = parse_xml(head + self._data[span[0] : span[1]] + tail, self._what)
-        except CorruptDocument:
-            root = None
-        element = root[0] if root is not None and len(root) else None
-        if element is None or element.tag != tag or element.get(id_name) != wanted:
-            self._parse_all()
-            return None
-        return element
-
-    def _parse_all(self) -> None:
-        assert self._data is not None
-        ordered = _ordered_lists(parse_xml(self._data, self._what))
-        self._indexes = None
-        self._whole = {}
-        for (num_id, level), is_ordered in ordered.items():
-            self._whole.setdefault(num_id, {})[level] = is_ordered
-
-
-def _abstract_levels(element: etree._Element) -> dict[int, bool]:
-    levels: dict[int, bool] = {}
-    for level in element.iter(f"{{{W}}}lvl"):
-        number_format = level.find(f"{{{W}}}numFmt")
-        kind = number_format.get(_VAL) if number_format is not None else "bullet"
-        levels[_int(level.get(f"{{{W}}}ilvl"))] = kind not in ("bullet", "none")
-    return levels
+        return self._ordered.get(key, default)
 
 
 def _ordered_lists(root: etree._Element) -> dict[tuple[str, int], bool]:
     abstract: dict[str, dict[int, bool]] = {}
-    for element in root.iter(_ABSTRACT_NUM):
-        levels = abstract.setdefault(element.get(_ABSTRACT_NUM_ID, ""), {})
-        levels.update(_abstract_levels(element))
+    for element in root.iter(f"{{{W}}}abstractNum"):
+        levels = abstract.setdefault(element.get(f"{{{W}}}abstractNumId", ""), {})
+        for level in element.iter(f"{{{W}}}lvl"):
+            number_format = level.find(f"{{{W}}}numFmt")
+            kind = number_format.get(_VAL) if number_format is not None else "bullet"
+            levels[_int(level.get(f"{{{W}}}ilvl"))] = kind not in ("bullet", "none")
     ordered: dict[tuple[str, int], bool] = {}
     for element in root.iter(f"{{{W}}}num"):
         reference = element.find(f"{{{W}}}abstractNumId")
