@@ -163,7 +163,7 @@ class _Reader:
     def __init__(
         self,
         styles: _Styles,
-        ordered: dict[tuple[str, int], bool],
+        ordered: _Numbering,
         links: dict[str, str],
     ) -> None:
         self.styles = styles
@@ -539,10 +539,41 @@ def _heading_level(style_id: str, name: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def _read_numbering(package: Package, names: list[str]) -> dict[tuple[str, int], bool]:
-    root = package.parse_optional(names[0] if names else "word/numbering.xml")
-    if root is None:
-        return {}
+def _read_numbering(package: Package, names: list[str]) -> _Numbering:
+    name = names[0] if names else "word/numbering.xml"
+    if name not in package:
+        return _Numbering(None, name)
+    return _Numbering(package.read_xml(name), f"DOCX part {name!r}")
+
+
+class _Numbering:
+    """
+    Whether each list (numbering id and level) is ordered, worked out from
+    the numbering part when a paragraph first asks.
+
+    Word and the templates it starts from write a numbering part into
+    documents that number no paragraph, and parsing it cost as much as
+    reading a short body; it is read (and charged to the budget) in its
+    place, and parsed only once needed. So a numbering part broken in a
+    document that numbers nothing no longer fails the document.
+    """
+
+    def __init__(self, data: bytes | None, what: str) -> None:
+        self._data = data
+        self._what = what
+        self._ordered: dict[tuple[str, int], bool] | None = None
+
+    def get(self, key: tuple[str, int], default: bool) -> bool:
+        if self._ordered is None:
+            self._ordered = (
+                _ordered_lists(parse_xml(self._data, self._what))
+                if self._data is not None
+                else {}
+            )
+        return self._ordered.get(key, default)
+
+
+def _ordered_lists(root: etree._Element) -> dict[tuple[str, int], bool]:
     abstract: dict[str, dict[int, bool]] = {}
     for element in root.iter(f"{{{W}}}abstractNum"):
         levels = abstract.setdefault(element.get(f"{{{W}}}abstractNumId", ""), {})

@@ -25,6 +25,7 @@ def build_docx(
     links: dict[str, str] | None = None,
     prolog: str = "",
     styles: str | bytes | None = None,
+    numbering: str | None = None,
 ) -> bytes:
     """Write a minimal DOCX package around ``body`` (the w:body's inner XML)."""
     rels = [
@@ -57,6 +58,8 @@ def build_docx(
         )
         if styles is not None:
             package.writestr("word/styles.xml", styles)
+        if numbering is not None:
+            package.writestr("word/numbering.xml", numbering)
         if footnotes is not None:
             package.writestr(
                 "word/footnotes.xml",
@@ -353,3 +356,30 @@ def test_a_damaged_styles_part_still_makes_the_docx_corrupt() -> None:
 
     with pytest.raises(CorruptDocument):
         extract(data)
+
+
+NUMBERED = (
+    '<w:p><w:pPr><w:numPr><w:ilvl w:val="0"/><w:numId w:val="1"/></w:numPr>'
+    "</w:pPr><w:r><w:t>First step</w:t></w:r></w:p>"
+)
+NUMBERING = (
+    f'<w:numbering xmlns:w="{W_NS}"><w:abstractNum w:abstractNumId="0">'
+    '<w:lvl w:ilvl="0"><w:numFmt w:val="decimal"/></w:lvl></w:abstractNum>'
+    '<w:num w:numId="1"><w:abstractNumId w:val="0"/></w:num></w:numbering>'
+)
+
+
+def test_a_numbered_paragraph_reads_its_list_kind_from_the_numbering_part() -> None:
+    result = extract(build_docx(NUMBERED, numbering=NUMBERING))
+
+    assert result.markdown == "1. First step"
+
+
+def test_a_broken_numbering_part_fails_only_a_document_that_numbers() -> None:
+    broken = NUMBERING.replace("</w:numbering>", "")
+
+    result = extract(build_docx(paragraph("Plain words"), numbering=broken))
+
+    assert result.text == "Plain words"
+    with pytest.raises(CorruptDocument, match=r"numbering\.xml"):
+        extract(build_docx(NUMBERED, numbering=broken))
