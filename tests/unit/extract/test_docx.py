@@ -353,3 +353,16 @@ def test_a_damaged_styles_part_still_makes_the_docx_corrupt() -> None:
 
     with pytest.raises(CorruptDocument):
         extract(data)
+
+
+def test_a_body_nested_past_the_parsers_limit_is_a_limit_exceeded() -> None:
+    """It was `corrupt`, quoting libxml2's advice to use XML_PARSE_HUGE."""
+    deep = "<w:sdt>" * 300 + paragraph("deep") + "</w:sdt>" * 300
+
+    with pytest.raises(LimitExceeded) as caught:
+        extract(build_docx(deep))
+
+    assert caught.value.message == (
+        "the DOCX body nests its elements too deeply to read (deeper than 256 "
+        "levels); nothing was read"
+    )

@@ -129,7 +129,9 @@ def test_one_walk_writes_text_and_markdown_of_nested_markup() -> None:
 def test_markup_nested_past_the_limit_is_refused_before_parsing() -> None:
     # 100,000 unclosed <div> took lexbor's tree builder 15 s or more.
     page = b"<html><body>" + b"<div>" * 100_000 + b"deep"
-    with pytest.raises(LimitExceeded, match="nests elements more than 4096"):
+    with pytest.raises(
+        LimitExceeded, match="more than 4096 levels, refused before parsing"
+    ):
         _extract(page)
     with pytest.raises(LimitExceeded):
         html_text(page)
@@ -158,3 +160,11 @@ def test_many_tags_that_do_not_nest_deeply_are_read() -> None:
 def test_the_nesting_estimate_follows_end_tags_that_close_inner_elements() -> None:
     assert _estimated_depth("<div><span><b>x</div>" * 5000, 10_000) == 0
     assert _estimated_depth("<section>" * 10 + "<div>" * 5, 10_000) == 15
+
+
+def test_markup_past_the_renderers_depth_is_a_limit_saying_so() -> None:
+    """It failed with the child's generic sentence, not naming HTML."""
+    page = b"<html><body>" + b"<div>" * 1000 + b"deep" + b"</div>" * 1000
+
+    with pytest.raises(LimitExceeded, match="HTML nests its elements too deeply"):
+        _extract(page)
