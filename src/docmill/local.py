@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import select
+import stat
 import sys
 import time
 from collections import deque
@@ -91,6 +92,9 @@ def _run(
             path = todo.popleft()
             record: dict[str, Any] = {"path": _printable(path)}
             refused: ExtractionError | OSError | None = None
+            if not _regular(path, record):
+                finish(record)
+                continue
             try:
                 child.begin(
                     path.resolve(),
@@ -170,6 +174,24 @@ def _failure(exc: ExtractionError | OSError) -> dict[str, Any]:
 def _unreadable(exc: OSError) -> dict[str, Any]:
     message = f"cannot read the file: {exc}"
     return {"status": "failed", "error": {"code": "unreadable", "message": message}}
+
+
+def _regular(path: Path, record: dict[str, Any]) -> bool:
+    """
+    Whether ``path`` is a regular file; if not, ``record`` says why. A device
+    or a pipe has no end to reach (``/dev/zero`` ran forever, silently) and
+    no second reading for the hash.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        record |= _unreadable(exc)
+        return False
+    if stat.S_ISREG(mode):
+        return True
+    message = "not a regular file (a device, pipe or socket); not read"
+    record |= {"status": "failed", "error": {"code": "unreadable", "message": message}}
+    return False
 
 
 def _unwritable(exc: UnicodeEncodeError) -> dict[str, Any]:

@@ -272,3 +272,23 @@ def test_extract_names_a_file_whose_name_is_not_utf8(tmp_path: Path) -> None:
         "completed",
         f"{tmp_path}/bad\ufffd.txt",
     )
+
+
+def test_extract_refuses_a_device_per_file(tmp_path: Path) -> None:
+    """``/dev/zero`` was read, and hashed, for ever, with nothing printed."""
+    (tmp_path / "fine.txt").write_text("fine")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "docmill.cli", "extract", "/dev/zero", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    outcomes = {r["path"]: r.get("error", {}).get("code", r["status"]) for r in records}
+    assert outcomes == {
+        "/dev/zero": "unreadable",
+        str(tmp_path / "fine.txt"): "completed",
+    }
+    assert done.returncode == 1
