@@ -19,7 +19,8 @@ The errors docmill raises, as one tree::
     │   ├── LeaseLost              the claim's token no longer matches the row
     │   ├── QueueFull              DOCMILL_MAX_PENDING documents are waiting
     │   ├── RetryOverLimit         a retry would queue past DOCMILL_MAX_PENDING
-    │   └── ResultChanged          a result replaced while its body was sent
+    │   ├── ResultChanged          a result replaced while its body was sent
+    │   └── UnstorableResult       unstorable_result: the database refused it
     ├── StorageError
     │   ├── OriginalMissing
     │   └── UploadTimeout          an original took too long to reach storage
@@ -193,6 +194,21 @@ class ResultChanged(QueueError):
         super().__init__(
             f"the result of document {document_id!r} changed while it was sent"
         )
+
+
+class UnstorableResult(QueueError):
+    """A result holds text the database cannot store."""
+
+    code: ClassVar[str] = "unstorable_result"
+
+    def __init__(self, document_id: str, field: str) -> None:
+        self.document_id = document_id
+        self.field = field
+        self.message = (
+            f"the result could not be stored: its {field} holds text with no "
+            "UTF-8 form (a lone surrogate code point)"
+        )
+        super().__init__(self.message)
 
 
 class StorageError(DocmillError):

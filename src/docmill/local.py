@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import select
+import stat
 import sys
 import time
 from collections import deque
@@ -72,9 +73,16 @@ def _run(
 
     def finish(record: dict[str, Any]) -> None:
         nonlocal failures
+        try:
+            _emit(record, output_format, include_text)
+        except UnicodeEncodeError as exc:
+            # Nothing of the record was written (it goes out in one write):
+            # its file is reported failed and the run goes on.
+            record = {key: record[key] for key in ("path", "sha256") if key in record}
+            record |= _unwritable(exc)
+            _emit(record, output_format, include_text)
         if record["status"] == "failed":
             failures += 1
-        _emit(record, output_format, include_text)
         if progress is not None:
             progress.advance(progress.task_ids[0])
 
@@ -82,8 +90,11 @@ def _run(
         """Give ``child`` the next file, finishing those it never gets to read."""
         while todo:
             path = todo.popleft()
-            record: dict[str, Any] = {"path": str(path)}
+            record: dict[str, Any] = {"path": _printable(path)}
             refused: ExtractionError | OSError | None = None
+            if not _regular(path, record):
+                finish(record)
+                continue
             try:
                 child.begin(
                     path.resolve(),
@@ -165,6 +176,40 @@ def _unreadable(exc: OSError) -> dict[str, Any]:
     return {"status": "failed", "error": {"code": "unreadable", "message": message}}
 
 
+def _regular(path: Path, record: dict[str, Any]) -> bool:
+    """
+    Whether ``path`` is a regular file; if not, ``record`` says why. A device
+    or a pipe has no end to reach (``/dev/zero`` ran forever, silently) and
+    no second reading for the hash.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        record |= _unreadable(exc)
+        return False
+    if stat.S_ISREG(mode):
+        return True
+    message = "not a regular file (a device, pipe or socket); not read"
+    record |= {"status": "failed", "error": {"code": "unreadable", "message": message}}
+    return False
+
+
+def _unwritable(exc: UnicodeEncodeError) -> dict[str, Any]:
+    message = f"the result could not be written to stdout: {exc}"
+    return {"status": "failed", "error": {"code": "unwritable", "message": message}}
+
+
+def _printable(path: Path) -> str:
+    """
+    ``path`` as text any output can hold: a name's bytes that are not UTF-8
+    (kept by Python as lone surrogates) show as U+FFFD.
+    """
+    name = str(path)
+    if name.isascii():
+        return name
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _progress_bar(total: int) -> Any:
     """A Rich progress bar on a terminal; None otherwise."""
     # Rich costs ~0.1 s to import: a one-file run in a script or pipe should
@@ -214,14 +259,15 @@ def _emit(record: dict[str, Any], output_format: str, include_text: bool) -> Non
             for key in ("text", "markdown", "pages"):
                 result.pop(key, None)
             record = record | {"result": result}
-        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        line = json.dumps(record, ensure_ascii=False) + "\n"
     else:
-        sys.stdout.write(f"==> {record['path']} <==\n")
+        line = f"==> {record['path']} <==\n"
         if result is None:
             error = record["error"]
-            sys.stdout.write(f"[failed: {error['code']}: {error['message']}]\n\n")
+            line += f"[failed: {error['code']}: {error['message']}]\n\n"
         elif output_format == "markdown" and result.get("markdown") is not None:
-            sys.stdout.write(result["markdown"].rstrip("\n") + "\n\n")
+            line += result["markdown"].rstrip("\n") + "\n\n"
         else:
-            sys.stdout.write(result["text"].rstrip("\n") + "\n\n")
+            line += result["text"].rstrip("\n") + "\n\n"
+    sys.stdout.write(line)
     sys.stdout.flush()

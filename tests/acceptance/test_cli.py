@@ -250,3 +250,73 @@ def test_a_missing_argument_is_named_as_the_usage_line_names_it(
     assert done.exit_code == 2
     assert lines[0].endswith(f" [OPTIONS] {usage}")
     assert f"Missing argument '{name}'." in done.stderr
+
+
+def test_extract_prints_a_lone_surrogate_as_a_replacement(tmp_path: Path) -> None:
+    """A result holding one once ended the run with a traceback."""
+    (tmp_path / "a.json").write_bytes(b'{"a":"\\ud800"}')
+    (tmp_path / "b.txt").write_text("fine")
+
+    done = run_extract(str(tmp_path))
+
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert sorted((r["status"], r["result"]["text"]) for r in records) == [
+        ("completed", "a: \ufffd"),
+        ("completed", "fine"),
+    ]
+    assert done.returncode == 0
+
+
+def test_extract_reports_a_result_stdout_cannot_take_per_file(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("café", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("plain")
+    environment = {**os.environ, "PYTHONIOENCODING": "ascii"}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "docmill.cli", "extract", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
+
+    records = sorted(
+        (json.loads(line) for line in done.stdout.splitlines()),
+        key=lambda r: r["path"],
+    )
+    outcomes = [r.get("error", {}).get("code", r["status"]) for r in records]
+    assert outcomes == ["unwritable", "completed"]
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+
+
+def test_extract_names_a_file_whose_name_is_not_utf8(tmp_path: Path) -> None:
+    (tmp_path / os.fsdecode(b"bad\xff.txt")).write_text("odd name")
+
+    done = run_extract(str(tmp_path))
+
+    record = json.loads(done.stdout)
+    assert (record["status"], record["path"]) == (
+        "completed",
+        f"{tmp_path}/bad\ufffd.txt",
+    )
+
+
+def test_extract_refuses_a_device_per_file(tmp_path: Path) -> None:
+    """``/dev/zero`` was read, and hashed, for ever, with nothing printed."""
+    (tmp_path / "fine.txt").write_text("fine")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "docmill.cli", "extract", "/dev/zero", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    outcomes = {r["path"]: r.get("error", {}).get("code", r["status"]) for r in records}
+    assert outcomes == {
+        "/dev/zero": "unreadable",
+        str(tmp_path / "fine.txt"): "completed",
+    }
+    assert done.returncode == 1

@@ -681,3 +681,48 @@ async def test_shutdown_past_its_grace_gives_back_both_documents(
     assert (running["status"], released["status"]) == ("pending", "pending")
     assert released["attempts"] == 0
     assert await attempt_rows(settings, queued) == []
+
+
+async def test_json_with_a_lone_surrogate_completes_with_a_warning(
+    client_with: ClientFactory,
+) -> None:
+    """A ``\\ud800`` escape once made a result no database could store."""
+    async with client_with() as client:
+        document_id = await submit(client, b'{"a":"\\ud800"}')
+
+        body = await wait_final(client, document_id, timeout=10)
+        text = (await client.get(f"/documents/{document_id}/text")).text
+
+    assert (body["status"], text) == ("completed", "a: \ufffd")
+    assert any("surrogate" in warning for warning in body["result"]["warnings"])
+
+
+@pytest.mark.parametrize("field", ["text", "metadata"])
+async def test_result_the_database_refuses_fails_the_document(
+    client_with: ClientFactory, monkeypatch: pytest.MonkeyPatch, field: str
+) -> None:
+    """
+    A lone surrogate past the pipeline (from a reader it does not see) makes
+    the document ``unstorable_result`` at once, not a retried crash.
+    """
+    from docmill.extract.child import ExtractionChild
+
+    original = ExtractionChild.receive
+
+    async def receive_poisoned(self: Any, *args: Any, **kwargs: Any) -> Any:
+        payload = await original(self, *args, **kwargs)
+        poison = "\ud800" if field == "text" else {"title": "\ud800"}
+        return payload | {field: poison}
+
+    monkeypatch.setattr(ExtractionChild, "receive", receive_poisoned)
+    async with client_with(workers=1) as client:
+        document_id = await submit(client, b"some text")
+
+        body = await wait_final(client, document_id, timeout=10)
+
+    assert (body["status"], body["error"]["code"], body["attempts"]) == (
+        "failed",
+        "unstorable_result",
+        1,
+    )
+    assert field in body["error"]["message"]

@@ -268,6 +268,40 @@ async def test_original_comes_back_with_its_content_type(
     assert "stock.csv" in response.headers["content-disposition"]
 
 
+@pytest.mark.parametrize(
+    ("text", "codec", "charset"),
+    [
+        pytest.param(
+            "① 日本語の文書です。② これは本文のテキストです。" * 20,
+            "cp932",
+            "windows-31j",
+            id="cp932",
+        ),
+        pytest.param(
+            "Съешь же ещё этих мягких французских булок, да выпей чаю. " * 20,
+            "koi8_r",
+            "koi8-r",
+            id="koi8-r",
+        ),
+    ],
+)
+async def test_original_text_is_served_in_the_charset_it_was_read_in(
+    client: httpx.AsyncClient, text: str, codec: str, charset: str
+) -> None:
+    """Both were served as UTF-8, which they are not."""
+    data = text.encode(codec)
+    created = (await upload(client, data)).json()
+    body = await wait_final(client, created["id"])
+
+    response = await client.get(f"/documents/{created['id']}/original")
+
+    assert body["result"]["metadata"]["encoding"] == codec
+    assert (response.content, response.headers["content-type"]) == (
+        data,
+        f"text/plain; charset={charset}",
+    )
+
+
 async def test_original_of_unknown_document_is_404(client: httpx.AsyncClient) -> None:
     response = await client.get("/documents/nope/original")
 

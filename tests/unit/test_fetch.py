@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
+import tracemalloc
+import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from docmill import fetch
-from docmill.exceptions import FetchError, ForbiddenAddress
+from docmill.exceptions import FetchError, ForbiddenAddress, TooLarge
 from docmill.settings import Settings
 from docmill.storage import LocalStorage
-from tests.servers import local_server
+from tests.servers import Handler, Route, local_server
 
 pytestmark = pytest.mark.anyio
 
@@ -115,3 +119,76 @@ async def test_fetch_past_the_upload_time_limit_is_a_fetch_error(
         await fetch.fetch_to_storage(site.url("/big"), storage, settings)
 
     assert (caught.value.code, caught.value.retryable) == ("fetch_failed", True)
+
+
+def _encoded(body: bytes, encoding: str) -> Route:
+    def answer(handler: Handler) -> None:
+        handler.answer(200, body, {"Content-Encoding": encoding})
+
+    return answer
+
+
+async def test_a_gzip_bomb_is_too_large_without_inflating_whole(
+    tmp_path: Path,
+) -> None:
+    """httpx inflated each network chunk whole: 64 KB became 64 MiB at once."""
+    storage = LocalStorage(tmp_path / "originals")
+    settings = Settings(
+        data_dir=tmp_path,
+        fetch_allow_networks=["127.0.0.1/32"],
+        max_upload_bytes=1024 * 1024,
+    )
+    bomb = gzip.compress(bytes(64 * 1024 * 1024))
+
+    with local_server({"/bomb": _encoded(bomb, "gzip")}) as site:
+        tracemalloc.start()
+        try:
+            with pytest.raises(TooLarge):
+                await fetch.fetch_to_storage(site.url("/bomb"), storage, settings)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+
+    assert peak < 16 * 1024 * 1024
+    assert site.received[0].headers["Accept-Encoding"] == "gzip, deflate"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [
+        pytest.param("gzip", gzip.compress, id="gzip"),
+        pytest.param(
+            "gzip",
+            lambda b: gzip.compress(b[:5]) + gzip.compress(b[5:]),
+            id="gzip-members",
+        ),
+        pytest.param("deflate", zlib.compress, id="deflate"),
+        pytest.param(
+            "deflate", lambda b: zlib.compress(b, wbits=-15), id="raw-deflate"
+        ),
+        pytest.param("identity", lambda b: b, id="identity"),
+    ],
+)
+async def test_an_encoded_body_is_stored_decoded(
+    tmp_path: Path, encoding: str, encode: Callable[[bytes], bytes]
+) -> None:
+    storage = LocalStorage(tmp_path / "originals")
+    settings = Settings(data_dir=tmp_path, fetch_allow_networks=["127.0.0.1/32"])
+    text = b"hello, inflated world\n" * 20_000
+
+    with local_server({"/doc": _encoded(encode(text), encoding)}) as site:
+        stored, _ = await fetch.fetch_to_storage(site.url("/doc"), storage, settings)
+
+    async with storage.local_copy(stored.key) as path:
+        assert path.read_bytes() == text
+
+
+async def test_an_encoding_not_asked_for_is_a_fetch_error(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path / "originals")
+    settings = Settings(data_dir=tmp_path, fetch_allow_networks=["127.0.0.1/32"])
+
+    route = _encoded(b"\x0b\x02\x80hi\x03", "br")
+    with local_server({"/br": route}) as site, pytest.raises(FetchError) as caught:
+        await fetch.fetch_to_storage(site.url("/br"), storage, settings)
+
+    assert "'br'" in caught.value.message

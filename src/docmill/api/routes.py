@@ -30,6 +30,7 @@ from docmill.api.schemas import (
 from docmill.api.submit import accept_single, accepted_headers, queue_full
 from docmill.db.migrate import is_current
 from docmill.exceptions import DocumentNotFound, OriginalMissing, QueueFull
+from docmill.extract.textcodec import charset_label
 
 router = APIRouter(route_class=GuardedRoute)
 
@@ -472,11 +473,20 @@ async def get_document_original(
         headers["Content-Disposition"] = (
             f"attachment; filename*=UTF-8''{quote(row.filename, safe='')}"
         )
-    return StreamingResponse(
-        chunks(),
-        media_type=row.mime_type or "application/octet-stream",
-        headers=headers,
-    )
+    # Set here rather than as media_type, to which Starlette adds
+    # "charset=utf-8" for any text/ type: a cp932 file came labelled UTF-8.
+    headers["Content-Type"] = _original_type(row.mime_type, row.doc_metadata)
+    return StreamingResponse(chunks(), headers=headers)
+
+
+def _original_type(mime_type: str | None, metadata: dict[str, Any] | None) -> str:
+    """The original's content type: text with the charset it was read in."""
+    media = mime_type or "application/octet-stream"
+    encoding = (metadata or {}).get("encoding")
+    if not media.startswith("text/") or not isinstance(encoding, str):
+        return media
+    charset = charset_label(encoding)
+    return f"{media}; charset={charset}" if charset else media
 
 
 @router.get("/healthz", response_model=Health, tags=["service"])

@@ -124,7 +124,7 @@ class ErrorOut(BaseModel):
             "Stable machine-readable reason: empty, corrupt, encrypted, "
             "unsupported_format, limit_exceeded, too_large, timeout, "
             "worker_crash, extraction_failed, fetch_failed, forbidden_address, "
-            "original_missing, cancelled."
+            "original_missing, unstorable_result, cancelled."
         )
     )
     message: str = Field(description="The same, as a sentence for a person.")

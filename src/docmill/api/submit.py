@@ -324,6 +324,7 @@ async def read_form(request: Request, services: Any, max_files: int) -> Form:
         services.storage,
         services.settings.max_upload_bytes,
         max_files=max_files,
+        timeout_seconds=services.settings.upload_timeout_seconds,
     )
 
 

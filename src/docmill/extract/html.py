@@ -15,6 +15,7 @@ detection.
 from __future__ import annotations
 
 import re
+import sys
 from typing import Any
 
 from selectolax.lexbor import LexborHTMLParser, LexborNode
@@ -38,8 +39,10 @@ _HTML_SPACE = " \t\n\r\f"
 _WHITESPACE = re.compile(r"[ \t\n\r\f]+")
 _DISPLAY_NONE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
 
-# Deeper markup is refused before parsing (see check_nesting). Browsers stop
-# nesting at a few hundred levels; no real page comes near this.
+# Deeper markup is refused before parsing (see check_nesting), which spares
+# lexbor's tree builder a pathological page. A page that parses still fails
+# past about 500 levels, where the renderer meets Python's recursion limit;
+# browsers stop nesting at a few hundred levels.
 MAX_NESTING = 4096
 # A comment, or a start or end tag's name.
 _TAG = re.compile(r"<!--.*?(?:-->|\Z)|<(/?)([A-Za-z][^\s/>]*)", re.DOTALL)
@@ -176,8 +179,8 @@ def check_nesting(html: str, limit: int = MAX_NESTING) -> None:
     depth = _estimated_depth(html, limit)
     if depth > limit:
         raise LimitExceeded(
-            f"the HTML nests elements more than {limit} deep; docmill does not "
-            "parse markup that deep"
+            "the HTML nests its elements too deeply to read (more than "
+            f"{limit} levels, refused before parsing); nothing was read"
         )
 
 
@@ -344,7 +347,15 @@ class _Renderer:
     def render(self, node: LexborNode) -> tuple[str, str | None]:
         tw = _Writer()
         mw = _Writer() if self.markdown else None
-        self._children(node, tw, mw)
+        try:
+            self._children(node, tw, mw)
+        except RecursionError as exc:
+            # The walk recurses twice a level, so Python's recursion limit,
+            # not MAX_NESTING, is what a parsed page meets first.
+            raise LimitExceeded(
+                "the HTML nests its elements too deeply to read (deeper than "
+                f"about {sys.getrecursionlimit() // 2} levels); nothing was read"
+            ) from exc
         return tw.getvalue(), mw.getvalue() if mw is not None else None
 
     def _children(self, node: LexborNode, tw: _Writer, mw: _Writer | None) -> None:

@@ -68,6 +68,8 @@ _SAFE_OPTIONS: dict[str, Any] = {
     "load_dtd": False,
     "huge_tree": False,
 }
+# libxml2's own nesting limit, which only XML_PARSE_HUGE (huge_tree) lifts.
+MAX_XML_DEPTH = 256
 _PARSER = etree.XMLParser(remove_comments=True, remove_pis=True, **_SAFE_OPTIONS)
 
 # NotImplementedError: a compression method zipfile lacks (deflate64, lzma).
@@ -366,6 +368,13 @@ def _refusal(exc: etree.XMLSyntaxError, what: str) -> ExtractionError:
             f"the {what} was refused: its entity references would expand past "
             "the XML parser's amplification limit (an entity bomb); docmill "
             "expands no entities"
+        )
+    if "Excessive depth" in str(exc):
+        # libxml2 stops at 256 levels and suggests an option we must not
+        # set; nesting that deep is a limit reached, as in plain XML.
+        return LimitExceeded(
+            f"the {what} nests its elements too deeply to read (deeper than "
+            f"{MAX_XML_DEPTH} levels); nothing was read"
         )
     return CorruptDocument(f"the {what} is not well-formed XML ({exc})")
 

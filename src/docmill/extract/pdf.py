@@ -9,6 +9,7 @@ failing the document.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import re
 from datetime import UTC, datetime, timedelta, timezone
@@ -132,7 +133,7 @@ def _has_images(page: pdfium.PdfPage) -> bool:
 
 
 def _pdfium_metadata(document: pdfium.PdfDocument) -> dict[str, Any]:
-    metadata = _info_metadata(document.get_metadata_dict(skip_empty=True))
+    metadata = _info_metadata(_pdfium_info(document))
     if pdfium_c.FPDF_GetSecurityHandlerRevision(document) != -1:
         metadata["encrypted"] = True
     return metadata
@@ -161,6 +162,25 @@ def _result(
         markdown=MARKDOWN_PAGE_SEPARATOR.join(pages),
         metadata=metadata,
     )
+
+
+def _pdfium_info(document: pdfium.PdfDocument) -> dict[str, str]:
+    """
+    The Info dictionary's text entries. pypdfium2's own reading decodes them
+    strictly, and a title of bad UTF-16 (``<FEFFD800>``, half a surrogate
+    pair) failed the whole document; here bad code units become U+FFFD.
+    """
+    info: dict[str, str] = {}
+    for key in _INFO_KEYS:
+        name = key.encode("ascii") + b"\x00"
+        size = pdfium_c.FPDF_GetMetaText(document, name, None, 0)
+        # The size counts a two-byte terminator; an absent key is just that.
+        if size <= 2:
+            continue
+        buffer = ctypes.create_string_buffer(size)
+        pdfium_c.FPDF_GetMetaText(document, name, buffer, size)
+        info[key] = buffer.raw[: size - 2].decode("utf-16-le", "replace")
+    return info
 
 
 def _info_metadata(info: dict[str, Any]) -> dict[str, Any]:

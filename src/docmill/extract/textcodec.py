@@ -199,6 +199,47 @@ def codec_name(label: str) -> str | None:
     return name if name.startswith("utf") else name.replace("-", "_")
 
 
+# Python's names that no web client knows, as the label an HTTP charset
+# parameter takes (the WHATWG Encoding Standard's, which follows IANA).
+_CHARSET_LABELS = {
+    "utf-16-le": "utf-16le",
+    "utf-16-be": "utf-16be",
+    "utf-32-le": "utf-32le",
+    "utf-32-be": "utf-32be",
+    "utf-8-sig": "utf-8",
+    "cp932": "windows-31j",
+    "cp936": "gbk",
+    "cp949": "euc-kr",
+    "cp866": "ibm866",
+    "mac_cyrillic": "x-mac-cyrillic",
+    "mac_roman": "macintosh",
+    "shift_jis": "shift_jis",
+    "iso2022_jp": "iso-2022-jp",
+    "iso2022_kr": "iso-2022-kr",
+}
+_CODE_PAGE = re.compile(r"cp(125\d)")
+_ISO_8859 = re.compile(r"iso8859_(\d+)")
+_LABEL = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
+def charset_label(name: str) -> str | None:
+    """
+    The HTTP ``charset`` for a codec name ``codec_name`` gave (``koi8_r``
+    becomes ``koi8-r``, ``cp932`` ``windows-31j``), or None for no name.
+    """
+    name = name.lower()
+    if name in _CHARSET_LABELS:
+        return _CHARSET_LABELS[name]
+    if match := _CODE_PAGE.fullmatch(name):
+        return f"windows-{match.group(1)}"
+    if match := _ISO_8859.fullmatch(name):
+        return f"iso-8859-{match.group(1)}"
+    if name.startswith("cp") and name[2:].isdigit():
+        return f"ibm{name[2:]}"
+    label = name.replace("_", "-")
+    return label if _LABEL.fullmatch(label) else None
+
+
 def _drop_bom(text: str) -> str:
     return text[1:] if text.startswith("\ufeff") else text
 

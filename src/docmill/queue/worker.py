@@ -38,7 +38,13 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
-from docmill.exceptions import ExtractionError, FetchError, LeaseLost, StorageError
+from docmill.exceptions import (
+    ExtractionError,
+    FetchError,
+    LeaseLost,
+    StorageError,
+    UnstorableResult,
+)
 from docmill.extract.base import Source
 from docmill.extract.child import ExtractionChild
 from docmill.fetch import fetch_to_storage
@@ -829,6 +835,9 @@ class Worker:
                     extra=_fields("lease_lost", claim),
                 )
                 return
+            except UnstorableResult as exc:
+                await self._record_failure(claim, exc.code, exc.message, False, started)
+                return
             logger.info(
                 "document %s completed on %s in %.0f ms",
                 claim.document_id,
@@ -858,6 +867,12 @@ class Worker:
         by the claim token, so repeating it is safe: if the first try did
         commit, the repeat finds no claim and says LeaseLost.
         """
+        field = _unencodable_field(payload)
+        if field is not None:
+            # Either database refuses it (SQLite's JSON columns took it
+            # escaped, and every read of it then failed): no retry, and no
+            # lease expiry, can store it.
+            raise UnstorableResult(claim.document_id, field)
         for delay in _STORE_RETRY_DELAYS:
             try:
                 return await self.store.complete(claim, payload)
@@ -979,6 +994,32 @@ def _failure(
     if isinstance(exc, StorageError):
         return "original_missing", str(exc), False
     return exc.code, exc.message, exc.retryable
+
+
+def _unencodable_field(payload: dict[str, Any]) -> str | None:
+    """The field of ``payload`` (``text``, ``metadata``...) with no UTF-8 form."""
+    for field, value in payload.items():
+        if not _encodable(value):
+            return str(field)
+    return None
+
+
+def _encodable(value: Any) -> bool:
+    if isinstance(value, str):
+        # isascii() costs nothing (CPython keeps the answer), so only text
+        # with other characters pays for an encoding, a few ms a megabyte.
+        if value.isascii():
+            return True
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, dict):
+        return all(_encodable(key) and _encodable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_encodable(item) for item in value)
+    return True
 
 
 def _fields(action: str, claim: Claim) -> dict[str, Any]:

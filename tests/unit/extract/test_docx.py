@@ -383,3 +383,16 @@ def test_a_broken_numbering_part_fails_only_a_document_that_numbers() -> None:
     assert result.text == "Plain words"
     with pytest.raises(CorruptDocument, match=r"numbering\.xml"):
         extract(build_docx(NUMBERED, numbering=broken))
+
+
+def test_a_body_nested_past_the_parsers_limit_is_a_limit_exceeded() -> None:
+    """It was `corrupt`, quoting libxml2's advice to use XML_PARSE_HUGE."""
+    deep = "<w:sdt>" * 300 + paragraph("deep") + "</w:sdt>" * 300
+
+    with pytest.raises(LimitExceeded) as caught:
+        extract(build_docx(deep))
+
+    assert caught.value.message == (
+        "the DOCX body nests its elements too deeply to read (deeper than 256 "
+        "levels); nothing was read"
+    )

@@ -137,7 +137,9 @@ def test_one_walk_writes_text_and_markdown_of_nested_markup() -> None:
 def test_markup_nested_past_the_limit_is_refused_before_parsing() -> None:
     # 100,000 unclosed <div> took lexbor's tree builder 15 s or more.
     page = b"<html><body>" + b"<div>" * 100_000 + b"deep"
-    with pytest.raises(LimitExceeded, match="nests elements more than 4096"):
+    with pytest.raises(
+        LimitExceeded, match="more than 4096 levels, refused before parsing"
+    ):
         _extract(page)
     with pytest.raises(LimitExceeded):
         html_text(page)
@@ -205,3 +207,11 @@ def test_lexbor_is_given_the_bytes_of_plain_utf8(
     monkeypatch.setattr(html, "LexborHTMLParser", parser)
     assert _extract(data).text == "café"
     assert [type(markup) for markup in seen] == [given]
+
+
+def test_markup_past_the_renderers_depth_is_a_limit_saying_so() -> None:
+    """It failed with the child's generic sentence, not naming HTML."""
+    page = b"<html><body>" + b"<div>" * 1000 + b"deep" + b"</div>" * 1000
+
+    with pytest.raises(LimitExceeded, match="HTML nests its elements too deeply"):
+        _extract(page)

@@ -147,3 +147,43 @@ def test_json_after_a_no_break_space_is_still_read_as_text(tmp_path: Path) -> No
     result = extract_path(path)
     assert result.mime_type == mime.TEXT
     assert result.warnings[0].startswith("not valid JSON, read as plain text")
+
+
+def test_a_lone_surrogate_escape_becomes_a_replacement_character(
+    tmp_path: Path,
+) -> None:
+    """Every string of the result, metadata keys too, can be stored as UTF-8."""
+    path = tmp_path / "sur.json"
+    path.write_bytes(b'{"a":"\\ud800", "\\udfff":"\\ud83d\\ude00"}')
+
+    result = extract_path(path)
+
+    assert result.text == "a: \ufffd\n\ufffd: \U0001f600"
+    assert result.warnings == [
+        "2 lone surrogate code point(s) replaced with U+FFFD: they have no UTF-8 form"
+    ]
+    json.dumps(result.to_dict(), ensure_ascii=False).encode("utf-8")
+
+
+def test_a_split_surrogate_pair_is_joined_in_metadata() -> None:
+    from docmill.extract.pipeline import _replace_surrogates
+
+    result = ExtractionResult(
+        "text/plain", "ok", metadata={"title": "\ud83d\ude00", "n": [1, "\udc80"]}
+    )
+
+    _replace_surrogates(result)
+
+    assert result.metadata == {"title": "\U0001f600", "n": [1, "\ufffd"]}
+    assert len(result.warnings) == 1
+
+
+@pytest.mark.parametrize("at", [0, 16 * 1024 - 1, 16 * 1024, 40_000])
+def test_a_lone_surrogate_is_found_in_any_slice_of_a_long_text(at: int) -> None:
+    from docmill.extract.pipeline import _holds_surrogate
+
+    text = "é" * 40_001
+    assert not _holds_surrogate(text)
+    assert _holds_surrogate(text[:at] + "\udc80" + text[at:])
+    # A character beyond the BMP is one code point in a str, not a pair.
+    assert not _holds_surrogate(text[:at] + "\U0001f600" + text[at:])

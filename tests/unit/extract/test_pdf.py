@@ -138,3 +138,18 @@ def test_pypdf_reads_what_pdfium_refuses(monkeypatch: pytest.MonkeyPatch) -> Non
 )
 def test_pdf_dates_become_iso_8601(raw: str, expected: str) -> None:
     assert parse_pdf_date(raw) == expected
+
+
+def test_info_text_of_broken_utf16_is_replaced_not_fatal() -> None:
+    """A title of half a surrogate pair failed the whole document."""
+    data = make_pdf(["Body"], title="ABCDEFGH", author="Ada")
+    # Of the same length, so every offset in the cross-reference table holds.
+    data = data.replace(b"(ABCDEFGH)", b"<FEFFD800>")
+
+    result = extract_pdf(data, ExtractContext())
+
+    assert (result.text, result.metadata["title"], result.metadata["author"]) == (
+        "Body",
+        "\ufffd",
+        "Ada",
+    )
