@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -73,17 +74,41 @@ def load_json(data: str | bytes, what: str, slug: str = "validation") -> Any:
     """
     Parse a JSON text a caller sent, or raise a 422 that says what is wrong.
 
+    Python's reader takes ``NaN``, ``Infinity`` and numbers too large for a
+    float (``1e400`` becomes infinity), none of which JSON has: PostgreSQL
+    refused to store them (a 500) and SQLite kept a null. They are refused
+    here, where every caller's JSON comes in.
+
     Args:
         what: how the detail names the text, e.g. "the body".
     """
     try:
-        return json.loads(data)
+        return json.loads(data, parse_float=_finite, parse_constant=_no_constant)
     except RecursionError as exc:
         # json gives up past the interpreter's recursion limit (about a
         # thousand levels); that text is valid JSON, just too deep to read.
         raise Problem(422, slug, f"{what} is nested too deeply") from exc
+    except _NotFinite as exc:
+        raise Problem(
+            422, slug, f"{what} holds {exc}, which is not a finite number"
+        ) from exc
     except ValueError as exc:
         raise Problem(422, slug, f"{what} is not valid JSON") from exc
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text[:40])
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotFinite(name)
 
 
 _HTTP_SLUGS = {
