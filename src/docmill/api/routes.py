@@ -428,6 +428,7 @@ async def reprocess_document(
             "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
         },
         409: {"description": "Not fetched yet"},
+        410: {"description": "The stored original is gone (`original-missing`)"},
     },
     tags=["documents"],
 )
