@@ -174,3 +174,22 @@ async def test_a_field_name_ending_in_a_newline_is_refused(
     answer = await client.post("/parsers", json=rules)
 
     assert answer.status_code == 422
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        pytest.param("OPTIONS", "/documents", "GET, POST", id="documents"),
+        pytest.param("OPTIONS", "/documents/x", "GET, DELETE", id="document"),
+        pytest.param("PATCH", "/parsers/p", "GET, PUT, DELETE", id="parser"),
+        pytest.param("OPTIONS", "/healthz", "GET", id="probe"),
+    ],
+)
+async def test_a_405_allows_every_method_of_the_path(
+    client: httpx.AsyncClient, method: str, path: str, allow: str
+) -> None:
+    answer = await client.request(method, path)
+
+    assert (answer.status_code, answer.headers["allow"]) == (405, allow)
+    assert answer.json()["type"] == "urn:docmill:problem:method-not-allowed"

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError as SQLAlchemyDBAPIError
 from sqlalchemy.exc import InterfaceError as SQLAlchemyInterfaceError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from docmill.exceptions import DocumentNotFound, TooLarge, UploadTimeout, echoed
 
@@ -186,9 +187,32 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug = _HTTP_SLUGS.get(exc.status_code, f"http-{exc.status_code}")
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            named = (headers or {}).get("Allow", "")
+            headers = (headers or {}) | {"Allow": _allowed_methods(request, named)}
         return problem_response(
             request, exc.status_code, slug, str(exc.detail), headers
         )
+
+
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request, named: str) -> str:
+    """
+    Every method this path answers, for a 405's ``Allow``: those the
+    OpenAPI document lists for it, and ``named``, what Starlette found.
+
+    Starlette names only the first route whose path matched, so
+    ``/documents/{id}`` said ``GET`` although it also answers DELETE.
+    """
+    methods = {m.strip().upper() for m in named.split(",") if m.strip()}
+    path = request.scope["path"]
+    for template, operations in request.app.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            methods |= {m.upper() for m in operations if m.upper() in _METHOD_ORDER}
+    order = {method: n for n, method in enumerate(_METHOD_ORDER)}
+    return ", ".join(sorted(methods, key=lambda m: (order.get(m, len(order)), m)))
 
 
 def _lost_connection(error: BaseException | None) -> bool:
