@@ -296,6 +296,35 @@ async def test_csv_export_keeps_formulas_when_asked(
     assert rows[0]["filename"] == "=1+2.txt"
 
 
+async def test_documents_filter_by_parser(client: httpx.AsyncClient) -> None:
+    rules = {"name": "notes", "fields": {"n": {"rule": "constant", "value": 1}}}
+    assert (await client.post("/parsers", json=rules)).status_code == 201
+    ids = {}
+    for name, params in (("submitted", {"parser": "notes"}), ("other", {})):
+        response = await client.post(
+            "/documents", params=params, json={"content": "N1"}
+        )
+        ids[name] = (await wait_final(client, response.json()["id"]))["id"]
+    later = await client.post("/documents", json={"content": "N2"})
+    ids["parsed_later"] = (await wait_final(client, later.json()["id"]))["id"]
+    await client.post(
+        f"/documents/{ids['parsed_later']}/parse", params={"parser": "notes"}
+    )
+
+    def listed(answer: httpx.Response) -> set[str]:
+        assert answer.status_code == 200
+        return {item["id"] for item in answer.json()["items"]}
+
+    assert listed(await client.get("/documents", params={"parser": "notes"})) == {
+        ids["submitted"],
+        ids["parsed_later"],
+    }
+    assert listed(await client.get("/documents", params={"parser": "unknown"})) == set()
+    assert listed(await client.get("/documents", params={"parser": ""})) == set(
+        ids.values()
+    )
+
+
 async def test_of_concurrent_creates_of_one_name_one_wins(
     client: httpx.AsyncClient,
 ) -> None:
