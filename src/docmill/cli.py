@@ -25,6 +25,7 @@ import copy
 import gc
 import math
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -229,16 +230,30 @@ def serve(
             typer.echo(f"docmill: {exc}", err=True)
             raise typer.Exit(2) from None
     application = create_app(settings, migrate=settings.is_sqlite)
+    # uvicorn stops gracefully on SIGTERM and then raises the signal again
+    # under the handler it found, so by default the process died of it (exit
+    # 143). A stop that was asked for and done is a success, as it is for
+    # `docmill worker`; before uvicorn starts, SIGTERM ends serve the same way.
+    signal.signal(signal.SIGTERM, _stopped)
     uvicorn.run(
         application,
         host=settings.host,
         port=settings.port,
         log_level="warning",
         access_log=False,
+        # Anyone can send X-Forwarded-For: believed from any loopback
+        # client, as uvicorn does by default, each made-up address got a
+        # rate-limit budget of its own.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies),
         # Uploads can be large and slow; the extraction grace period, not
         # uvicorn's, decides how long shutdown waits for work.
         timeout_graceful_shutdown=max(5, int(settings.shutdown_grace_seconds) + 5),
     )
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 @app.command(cls=_SettingsHelp)

@@ -8,7 +8,9 @@ private, loopback, link-local (which includes cloud metadata at
 network (``DOCMILL_FETCH_ALLOW_NETWORKS``) contains it, and then connects to
 the address it checked, not to a second lookup of the name, so a DNS answer
 that changes between check and connect (rebinding) gains nothing. Redirects
-are followed by hand, and every hop passes the same check.
+are followed by hand, and every hop passes the same check. An IPv6 address
+that carries an IPv4 one (NAT64, 6to4, Teredo, IPv4-mapped or -compatible)
+is judged by the IPv4 address a gateway would deliver it to.
 """
 
 from __future__ import annotations
@@ -67,10 +69,21 @@ class AddressGuard:
         self.allow = [ipaddress.ip_network(net, strict=False) for net in allow]
 
     def permits(self, address: IPAddress) -> bool:
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if any(address in network for network in self.allow):
+        if self._allowed(address):
             return True
+        if isinstance(address, ipaddress.IPv6Address):
+            if address in _LOCAL_NAT64:
+                return False
+            embedded = _embedded_ipv4(address)
+            if embedded:
+                return all(self._public(v4) or self._allowed(v4) for v4 in embedded)
+        return self._public(address)
+
+    def _allowed(self, address: IPAddress) -> bool:
+        return any(address in network for network in self.allow)
+
+    @staticmethod
+    def _public(address: IPAddress) -> bool:
         return address.is_global and not address.is_multicast
 
     async def pin(self, url: httpx.URL) -> PinnedRequest:
@@ -106,6 +119,36 @@ class AddressGuard:
         if url.scheme == "https":
             extensions["sni_hostname"] = host
         return PinnedRequest(url.copy_with(host=str(chosen)), headers, extensions)
+
+
+# RFC 8215's local-use NAT64 prefix: the operator picks its length, so where
+# the IPv4 address sits inside is unknown here, and nothing in it is global.
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_V4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """
+    The IPv4 addresses an IPv6 address carries and would be routed to.
+
+    Python's ``is_global`` judges NAT64, 6to4 and IPv4-compatible addresses
+    by their IPv6 prefix alone, so ``[64:ff9b::a9fe:a9fe]`` looked public
+    while a NAT64 gateway delivers it to 169.254.169.254.
+    """
+    if address.ipv4_mapped:
+        return [address.ipv4_mapped]
+    if address.sixtofour:
+        return [address.sixtofour]
+    if address.teredo:
+        return list(address.teredo)
+    low = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    if address in _NAT64:
+        return [low]
+    # :: and ::1 are themselves (unspecified, loopback), not IPv4-compatible.
+    if address in _V4_COMPATIBLE and int(address) > 1:
+        return [low]
+    return []
 
 
 def guard_from(settings: Settings) -> AddressGuard:

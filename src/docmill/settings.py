@@ -8,11 +8,12 @@ write into the same fields, so a flag and a variable can never disagree.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from docmill.extract.base import Limits
@@ -197,6 +198,15 @@ class Settings(BaseSettings):
             "`limits` notation such as 100/minute; empty: no limit."
         ),
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            "JSON list of proxy addresses or networks (CIDR) whose "
+            "X-Forwarded-For and X-Forwarded-Proto headers name the client; "
+            "empty: those headers are ignored, and every request is the "
+            "address that connected."
+        ),
+    )
     redis_url: str | None = Field(
         None,
         description=(
@@ -204,6 +214,15 @@ class Settings(BaseSettings):
             "redis://127.0.0.1:6379 (needs the `redis` extra); memory otherwise."
         ),
     )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        # uvicorn would take a word it cannot parse as a literal host name
+        # and silently trust nothing (or the wrong thing); say so at start.
+        for entry in value:
+            ipaddress.ip_network(entry, strict=False)
+        return value
 
     @property
     def resolved_database_url(self) -> str:

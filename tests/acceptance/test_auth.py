@@ -275,6 +275,29 @@ async def test_rate_limit_is_per_key(make_client: MakeClient) -> None:
     assert [a.status_code for a in answers] == [200, 200, 429]
 
 
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="no-key"),
+        pytest.param({"Authorization": "Bearer dm_nokey_guess"}, id="wrong-key"),
+    ],
+)
+async def test_failed_keys_spend_the_client_address_budget(
+    make_client: MakeClient, headers: dict[str, str]
+) -> None:
+    client = await make_client(auth="on", rate_limit="2/minute")
+    token = await new_token(client)
+
+    answers = [await client.get("/documents", headers=headers) for _ in range(3)]
+    keyed = await client.get("/documents", headers=bearer(token))
+
+    assert [a.status_code for a in answers] == [401, 401, 429]
+    assert int(answers[2].headers["retry-after"]) in range(1, 61)
+    assert answers[1].headers["ratelimit-remaining"] == "0"
+    # A key's own budget is not the address's.
+    assert keyed.status_code == 200
+
+
 async def test_redis_counters_are_shared_by_api_processes(
     make_client: MakeClient,
 ) -> None:

@@ -336,3 +336,72 @@ async def test_a_foreign_cursor_is_a_422_with_errors(
             }
         ],
     )
+
+
+NON_FINITE = [
+    pytest.param("1e400", id="overflow"),
+    pytest.param("-1e400", id="negative-overflow"),
+    pytest.param("NaN", id="nan"),
+    pytest.param("Infinity", id="infinity"),
+    pytest.param("-Infinity", id="negative-infinity"),
+]
+
+
+@pytest.mark.parametrize("number", NON_FINITE)
+async def test_non_finite_number_in_metadata_is_a_422_and_stores_nothing(
+    client: httpx.AsyncClient, number: str
+) -> None:
+    body = '{"content": "ok", "metadata": {"n": ' + number + "}}"
+
+    response = await client.post(
+        "/documents", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert (response.status_code, response.json()["detail"]) == (
+        422,
+        f"the body holds {number}, which is not a finite number",
+    )
+    listing = await client.get("/documents")
+    assert listing.json()["items"] == []
+
+
+@pytest.mark.parametrize("number", NON_FINITE)
+async def test_non_finite_number_in_form_metadata_is_a_422(
+    client: httpx.AsyncClient, number: str
+) -> None:
+    response = await client.post(
+        "/documents",
+        files={"file": ("a.txt", io.BytesIO(b"x"))},
+        data={"metadata": '{"n": [' + number + "]}"},
+    )
+
+    assert response.status_code == 422
+
+
+async def test_non_finite_number_in_parser_rules_is_a_422(
+    client: httpx.AsyncClient,
+) -> None:
+    body = '{"name": "p", "fields": {"a": {"regex": "x"}}, "version": NaN}'
+
+    response = await client.post(
+        "/parsers", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert (response.status_code, response.json()["type"]) == (
+        422,
+        "urn:docmill:problem:invalid-rules",
+    )
+    assert "not a finite number" in response.json()["detail"]
+
+
+async def test_large_finite_numbers_in_metadata_are_kept(
+    client: httpx.AsyncClient,
+) -> None:
+    body = '{"content": "ok", "metadata": {"n": 1.5e308, "m": -2e-300}}'
+
+    response = await client.post(
+        "/documents", content=body, headers={"content-type": "application/json"}
+    )
+    read = await client.get(f"/documents/{response.json()['id']}")
+
+    assert read.json()["metadata"] == {"n": 1.5e308, "m": -2e-300}

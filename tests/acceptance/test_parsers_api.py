@@ -231,6 +231,100 @@ async def test_export_streams_one_row_per_document(
     assert [line["fields"] for line in lines] == [good.expected, missing.expected]
 
 
+FORMULAS = {
+    "link": '=HYPERLINK("http://x.example","go")',
+    "plus": "+1+2",
+    "minus": "-2+3",
+    "at": "@SUM(A1)",
+    "plain": "a=b",
+}
+
+
+async def formula_export(
+    client: httpx.AsyncClient, **params: str
+) -> tuple[str, list[dict[str, Any]], str]:
+    fields: dict[str, Any] = {
+        name: {"rule": "constant", "value": value} for name, value in FORMULAS.items()
+    }
+    fields["negative"] = {"rule": "constant", "value": -5}
+    fields["refund"] = {"rule": "constant", "value": "-12.50", "type": "decimal"}
+    await client.post("/parsers", json={"name": "sheet", "fields": fields})
+    response = await client.post(
+        "/documents", params={"parser": "sheet"}, files={"file": ("=1+2.txt", b"x")}
+    )
+    document_id = (await wait_final(client, response.json()["id"]))["id"]
+    as_csv = await client.get(
+        "/documents", params={"parser": "sheet", "format": "csv", **params}
+    )
+    as_jsonl = await client.get(
+        "/documents", params={"parser": "sheet", "format": "jsonl"}
+    )
+    rows = list(csv.DictReader(io.StringIO(as_csv.text, newline="")))
+    return document_id, rows, as_jsonl.text
+
+
+async def test_csv_export_neutralises_formulas(client: httpx.AsyncClient) -> None:
+    document_id, rows, jsonl = await formula_export(client)
+
+    assert rows == [
+        {
+            "document_id": document_id,
+            "filename": "'=1+2.txt",
+            "parser_version": "1",
+            **{
+                name: value if name == "plain" else "'" + value
+                for name, value in FORMULAS.items()
+            },
+            "negative": "-5",
+            "refund": "-12.50",
+            "fields_errors": "",
+        }
+    ]
+    line = json.loads(jsonl)
+    assert (line["filename"], line["fields"]) == (
+        "=1+2.txt",
+        {**FORMULAS, "negative": "-5", "refund": "-12.50"},
+    )
+
+
+async def test_csv_export_keeps_formulas_when_asked(
+    client: httpx.AsyncClient,
+) -> None:
+    _, rows, _ = await formula_export(client, escape_formulas="false")
+
+    assert [rows[0][name] for name in FORMULAS] == list(FORMULAS.values())
+    assert rows[0]["filename"] == "=1+2.txt"
+
+
+async def test_documents_filter_by_parser(client: httpx.AsyncClient) -> None:
+    rules = {"name": "notes", "fields": {"n": {"rule": "constant", "value": 1}}}
+    assert (await client.post("/parsers", json=rules)).status_code == 201
+    ids = {}
+    for name, params in (("submitted", {"parser": "notes"}), ("other", {})):
+        response = await client.post(
+            "/documents", params=params, json={"content": "N1"}
+        )
+        ids[name] = (await wait_final(client, response.json()["id"]))["id"]
+    later = await client.post("/documents", json={"content": "N2"})
+    ids["parsed_later"] = (await wait_final(client, later.json()["id"]))["id"]
+    await client.post(
+        f"/documents/{ids['parsed_later']}/parse", params={"parser": "notes"}
+    )
+
+    def listed(answer: httpx.Response) -> set[str]:
+        assert answer.status_code == 200
+        return {item["id"] for item in answer.json()["items"]}
+
+    assert listed(await client.get("/documents", params={"parser": "notes"})) == {
+        ids["submitted"],
+        ids["parsed_later"],
+    }
+    assert listed(await client.get("/documents", params={"parser": "unknown"})) == set()
+    assert listed(await client.get("/documents", params={"parser": ""})) == set(
+        ids.values()
+    )
+
+
 async def test_of_concurrent_creates_of_one_name_one_wins(
     client: httpx.AsyncClient,
 ) -> None:

@@ -43,7 +43,6 @@ class Server:
     def start(self, **settings: str) -> None:
         env = (
             os.environ
-            | settings
             | {
                 "DOCMILL_DATA_DIR": str(self.data_dir),
                 "DOCMILL_EXTRACTOR_PLUGINS": json.dumps(["docmill.testing"]),
@@ -53,6 +52,7 @@ class Server:
                 "DOCMILL_POLL_SECONDS": "0.1",
                 "DOCMILL_SHUTDOWN_GRACE_SECONDS": "0.5",
             }
+            | settings
         )
         command = [
             sys.executable,

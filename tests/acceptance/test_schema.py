@@ -6,9 +6,13 @@ must be a non-5xx that matches the schema (status, content type, body).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given
@@ -23,7 +27,9 @@ from schemathesis.python.asgi import shutdown_lifespans
 
 from docmill import fetch
 from docmill.api.app import create_app
+from docmill.exceptions import OriginalMissing
 from docmill.settings import Settings
+from tests.support import wait_final
 
 MAX_EXAMPLES = 20
 CHECKS = [
@@ -105,3 +111,85 @@ def test_original_is_described_as_any_media_type(settings: Settings) -> None:
     answer = schema["paths"]["/documents/{document_id}/original"]["get"]["responses"]
 
     assert list(answer["200"]["content"]) == ["*/*"]
+
+
+@pytest.mark.anyio
+async def test_a_missing_original_is_a_documented_410(
+    make_client: Callable[..., Awaitable[httpx.AsyncClient]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = await make_client()
+    app: Any = client.app  # type: ignore[attr-defined]
+    created = await client.post("/documents", json={"content": "x"})
+    document = await wait_final(client, created.json()["id"])
+
+    @contextlib.asynccontextmanager
+    async def gone(key: str) -> AsyncIterator[Path]:
+        raise OriginalMissing(key)
+        yield Path()  # pragma: no cover - makes this a generator
+
+    monkeypatch.setattr(app.state.services.storage, "local_copy", gone)
+    answer = await client.get(f"/documents/{document['id']}/original")
+    documented = app.openapi()["paths"]["/documents/{document_id}/original"]["get"]
+
+    assert (answer.status_code, answer.json()["type"]) == (
+        410,
+        "urn:docmill:problem:original-missing",
+    )
+    assert "410" in documented["responses"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [
+        pytest.param("", 422, id="empty"),
+        pytest.param("1st", 422, id="leading-digit"),
+        pytest.param("a-b", 422, id="dash"),
+        pytest.param("total_2", 201, id="word"),
+    ],
+)
+async def test_field_names_the_contract_allows_are_the_ones_accepted(
+    make_client: Callable[..., Awaitable[httpx.AsyncClient]], name: str, status: int
+) -> None:
+    client = await make_client()
+    app: Any = client.app  # type: ignore[attr-defined]
+    spec = app.openapi()["components"]["schemas"]["ParserSpec"]
+    pattern = spec["properties"]["fields"]["propertyNames"]["pattern"]
+    rules = {"name": "p", "fields": {name: {"rule": "constant", "value": 1}}}
+
+    answer = await client.post("/parsers", json=rules)
+
+    assert answer.status_code == status
+    assert bool(re.fullmatch(pattern, name)) == (status == 201)
+
+
+@pytest.mark.anyio
+async def test_a_field_name_ending_in_a_newline_is_refused(
+    make_client: Callable[..., Awaitable[httpx.AsyncClient]],
+) -> None:
+    client = await make_client()
+    rules = {"name": "p", "fields": {"total\n": {"rule": "constant", "value": 1}}}
+
+    answer = await client.post("/parsers", json=rules)
+
+    assert answer.status_code == 422
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        pytest.param("OPTIONS", "/documents", "GET, POST", id="documents"),
+        pytest.param("OPTIONS", "/documents/x", "GET, DELETE", id="document"),
+        pytest.param("PATCH", "/parsers/p", "GET, PUT, DELETE", id="parser"),
+        pytest.param("OPTIONS", "/healthz", "GET", id="probe"),
+    ],
+)
+async def test_a_405_allows_every_method_of_the_path(
+    client: httpx.AsyncClient, method: str, path: str, allow: str
+) -> None:
+    answer = await client.request(method, path)
+
+    assert (answer.status_code, answer.headers["allow"]) == (405, allow)
+    assert answer.json()["type"] == "urn:docmill:problem:method-not-allowed"

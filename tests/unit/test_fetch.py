@@ -44,11 +44,42 @@ def resolver(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
         pytest.param("http://169.254.169.254/latest/meta-data/", id="metadata"),
         pytest.param("http://[::ffff:127.0.0.1]/", id="v4-mapped-loopback"),
         pytest.param("http://0.0.0.0/", id="unspecified"),
+        pytest.param("http://[64:ff9b::7f00:1]/", id="nat64-loopback"),
+        pytest.param("http://[64:ff9b::a9fe:a9fe]/", id="nat64-metadata"),
+        pytest.param("http://[64:ff9b:1::808:808]/", id="nat64-local-use"),
+        pytest.param("http://[2002:7f00:1::]/", id="6to4-loopback"),
+        pytest.param("http://[2002:a00:1::1]/", id="6to4-private"),
+        pytest.param("http://[::127.0.0.1]/", id="v4-compatible-loopback"),
+        pytest.param("http://[::10.0.0.1]/", id="v4-compatible-private"),
+        pytest.param(
+            "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", id="teredo-test-net"
+        ),
     ],
 )
 async def test_guard_refuses_non_public_addresses(url: str) -> None:
     with pytest.raises(ForbiddenAddress):
         await fetch.AddressGuard().pin(httpx.URL(url))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("http://[64:ff9b::5db8:d822]/", id="nat64"),
+        pytest.param("http://[2002:5db8:d822::1]/", id="6to4"),
+    ],
+)
+async def test_guard_admits_an_embedded_public_ipv4_address(url: str) -> None:
+    pinned = await fetch.AddressGuard().pin(httpx.URL(url))
+
+    assert pinned.headers["Host"] == httpx.URL(url).netloc.decode("ascii")
+
+
+async def test_allow_list_admits_an_embedded_private_ipv4_address() -> None:
+    guard = fetch.AddressGuard(["127.0.0.0/8"])
+
+    pinned = await guard.pin(httpx.URL("http://[64:ff9b::7f00:1]:8080/x"))
+
+    assert pinned.url.port == 8080
 
 
 async def test_guard_refuses_a_name_resolving_to_loopback(

@@ -67,6 +67,9 @@ async def admit(request: Request) -> list[tuple[bytes, bytes]]:
     Records the caller as ``request.state.principal`` and returns the rate
     limit's headers for the answer.
 
+    A request without a valid key counts against its client address, so
+    guessing keys is throttled too.
+
     Raises:
         Problem: 401 without a valid key (when auth is on), 429 past the limit.
     """
@@ -79,23 +82,33 @@ async def admit(request: Request) -> list[tuple[bytes, bytes]]:
     if services.settings.auth_required:
         token = bearer_token(request.headers.get("authorization"))
         if token is None:
+            counted = await _count(services, f"ip:{client}")
             raise Problem(
                 401,
                 "unauthorized",
                 "send an API key as `Authorization: Bearer <key>`",
-                headers={"WWW-Authenticate": "Bearer"},
+                headers=counted.headers | {"WWW-Authenticate": "Bearer"},
             )
         key_id = await services.keys.verify(token)
         if key_id is None:
+            # Failed guesses spend the address's budget, so guessing keys
+            # is as slow as the rate limit makes it.
+            counted = await _count(services, f"ip:{client}")
             raise Problem(
                 401,
                 "invalid-api-key",
                 "the API key is unknown or revoked",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+                headers=counted.headers
+                | {"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
     request.state.principal = Principal(key_id, client)
 
     identity = f"key:{key_id}" if key_id else f"ip:{client}"
+    return (await _count(services, identity)).raw_headers()
+
+
+async def _count(services: Any, identity: str) -> Verdict:
+    """Count a request against ``identity``'s limit; past it, answer 429."""
     verdict: Verdict = await services.limiter.hit(identity)
     if not verdict.allowed:
         raise Problem(
@@ -104,7 +117,7 @@ async def admit(request: Request) -> list[tuple[bytes, bytes]]:
             "too many requests; retry after the time in Retry-After",
             headers=verdict.headers | {"Retry-After": str(verdict.retry_after)},
         )
-    return verdict.raw_headers()
+    return verdict
 
 
 class GuardedRoute(APIRoute):

@@ -394,6 +394,12 @@ async def export_fields(
     name: str,
     request: Request,
     format: Literal["csv", "jsonl"] = "jsonl",
+    escape_formulas: bool = Query(
+        True,
+        description="CSV: put `'` before a text cell that starts with "
+        "`=`, `+`, `-`, `@`, tab or carriage return, so a spreadsheet shows "
+        "it rather than running it as a formula.",
+    ),
 ) -> StreamingResponse:
     """
     One row per document parsed by `name`, streamed; also served at
@@ -401,7 +407,9 @@ async def export_fields(
 
     CSV has one column per field (tables and other nested values as JSON
     text) plus `document_id`, `filename`, `parser_version` and
-    `fields_errors`; JSON Lines has one object per document.
+    `fields_errors`; text that a spreadsheet would read as a formula gets a
+    leading `'` unless `escape_formulas=false`. JSON Lines has one object
+    per document, with the values as they are.
     """
     record = await _get(request, name)
     parsers = _parsers(request)
@@ -411,7 +419,7 @@ async def export_fields(
         body = _jsonl(rows)
         media = "application/x-ndjson"
     else:
-        body = _csv(rows, columns)
+        body = _csv(rows, columns, escape_formulas)
         media = "text/csv; charset=utf-8"
     disposition = f"attachment; filename*=UTF-8''{quote(name)}.{format}"
     return StreamingResponse(
@@ -431,16 +439,19 @@ async def _jsonl(rows: AsyncIterator[Any]) -> AsyncIterator[bytes]:
         yield (json.dumps(line, ensure_ascii=False) + "\n").encode()
 
 
-async def _csv(rows: AsyncIterator[Any], columns: list[str]) -> AsyncIterator[bytes]:
+async def _csv(
+    rows: AsyncIterator[Any], columns: list[str], escape_formulas: bool = True
+) -> AsyncIterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
+    cell = _inert_cell if escape_formulas else _cell
     header = ["document_id", "filename", "parser_version", *columns, "fields_errors"]
-    writer.writerow(header)
+    writer.writerow([cell(name) for name in header])
     async for row in rows:
-        values = [_cell(row.fields.get(column)) for column in columns]
+        values = [cell(row.fields.get(column)) for column in columns]
         errors = json.dumps(row.errors, ensure_ascii=False) if row.errors else ""
         writer.writerow(
-            [row.id, row.filename or "", row.parser_version, *values, errors]
+            [row.id, cell(row.filename), row.parser_version, *values, errors]
         )
         yield buffer.getvalue().encode()
         buffer.seek(0)
@@ -455,6 +466,24 @@ def _cell(value: Any) -> str:
     if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
+
+
+# What a spreadsheet may take for the start of a formula (OWASP's list).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A signed number alone calls nothing, and decimal fields are text ("-12.50").
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
+def _inert_cell(value: Any) -> str:
+    """
+    ``value`` as a cell no spreadsheet runs: text from a document (a field,
+    a file name) can be ``=HYPERLINK(...)``. Signed numbers stay as they
+    are, so a refund of -12.50 still sums.
+    """
+    text = _cell(value)
+    if text.startswith(_FORMULA_START) and not _PLAIN_NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 class ParserHooks:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy.exc import DBAPIError as SQLAlchemyDBAPIError
 from sqlalchemy.exc import InterfaceError as SQLAlchemyInterfaceError
 from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from docmill.exceptions import (
     SHOWN_CHARS,
@@ -99,17 +101,41 @@ def load_json(data: str | bytes, what: str, slug: str = "validation") -> Any:
     """
     Parse a JSON text a caller sent, or raise a 422 that says what is wrong.
 
+    Python's reader takes ``NaN``, ``Infinity`` and numbers too large for a
+    float (``1e400`` becomes infinity), none of which JSON has: PostgreSQL
+    refused to store them (a 500) and SQLite kept a null. They are refused
+    here, where every caller's JSON comes in.
+
     Args:
         what: how the detail names the text, e.g. "the body".
     """
     try:
-        return json.loads(data)
+        return json.loads(data, parse_float=_finite, parse_constant=_no_constant)
     except RecursionError as exc:
         # json gives up past the interpreter's recursion limit (about a
         # thousand levels); that text is valid JSON, just too deep to read.
         raise Problem(422, slug, f"{what} is nested too deeply") from exc
+    except _NotFinite as exc:
+        raise Problem(
+            422, slug, f"{what} holds {exc}, which is not a finite number"
+        ) from exc
     except ValueError as exc:
         raise Problem(422, slug, f"{what} is not valid JSON") from exc
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text[:40])
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotFinite(name)
 
 
 _HTTP_SLUGS = {
@@ -187,9 +213,32 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         slug = _HTTP_SLUGS.get(exc.status_code, f"http-{exc.status_code}")
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            named = (headers or {}).get("Allow", "")
+            headers = (headers or {}) | {"Allow": _allowed_methods(request, named)}
         return problem_response(
             request, exc.status_code, slug, str(exc.detail), headers
         )
+
+
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed_methods(request: Request, named: str) -> str:
+    """
+    Every method this path answers, for a 405's ``Allow``: those the
+    OpenAPI document lists for it, and ``named``, what Starlette found.
+
+    Starlette names only the first route whose path matched, so
+    ``/documents/{id}`` said ``GET`` although it also answers DELETE.
+    """
+    methods = {m.strip().upper() for m in named.split(",") if m.strip()}
+    path = request.scope["path"]
+    for template, operations in request.app.openapi()["paths"].items():
+        if compile_path(template)[0].match(path):
+            methods |= {m.upper() for m in operations if m.upper() in _METHOD_ORDER}
+    order = {method: n for n, method in enumerate(_METHOD_ORDER)}
+    return ", ".join(sorted(methods, key=lambda m: (order.get(m, len(order)), m)))
 
 
 def _lost_connection(error: BaseException | None) -> bool:

@@ -295,6 +295,14 @@ async def list_documents(
         str | None,
         Query(max_length=1000, description="Words that must all be in the text."),
     ] = None,
+    parser: Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            description="Only documents submitted with this parser or parsed "
+            "by it since (with `format`, its export instead).",
+        ),
+    ] = None,
 ) -> DocumentPage:
     """
     Documents, newest first, a page at a time.
@@ -307,6 +315,8 @@ async def list_documents(
         # What an empty search box sends: no search, rather than a search
         # that nothing can match.
         q = None
+    # `?parser=` alone is what the export hook lets through as no parser.
+    parser = parser or None
     if created_after is not None and created_after.tzinfo is None:
         created_after = created_after.replace(tzinfo=UTC)
     rows = await _services(request).store.list(
@@ -318,6 +328,7 @@ async def list_documents(
         client_ref=client_ref,
         q=q,
         owner=auth.owner(request),
+        parser=parser,
     )
     items = [document_from_row(row) for row in rows]
     next_cursor = None
@@ -435,6 +446,7 @@ async def reprocess_document(
             "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
         },
         409: {"description": "Not fetched yet"},
+        410: {"description": "The stored original is gone (`original-missing`)"},
     },
     tags=["documents"],
 )

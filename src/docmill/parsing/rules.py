@@ -30,7 +30,8 @@ DateOrder = Literal["DMY", "MDY", "YMD"]
 RULE_KINDS = ("regex", "after_label", "between", "table", "constant", "metadata")
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
-_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")
+FIELD_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,99}$"
+_FIELD_NAME = re.compile(FIELD_NAME_PATTERN)
 _PAGES = re.compile(r"^\s*(-?\d+)?\s*(?:(-|\.\.)\s*(-?\d+)?)?\s*$")
 
 
@@ -200,13 +201,20 @@ class ParserSpec(BaseModel):
 
     name: str = Field(pattern=NAME_PATTERN)
     description: str | None = None
-    fields: dict[str, FieldRule] = Field(min_length=1)
+    # The names are checked below, for a message that names the field; the
+    # schema says the same, so a client built from it never sends one the
+    # API refuses (an empty name was valid there and a 422 here).
+    fields: dict[str, FieldRule] = Field(
+        min_length=1,
+        json_schema_extra={"propertyNames": {"pattern": FIELD_NAME_PATTERN}},
+    )
 
     @field_validator("fields")
     @classmethod
     def _names(cls, value: dict[str, Any]) -> dict[str, Any]:
         for name in value:
-            if not _FIELD_NAME.match(name):
+            # fullmatch: `$` alone would let a name end in a newline.
+            if not _FIELD_NAME.fullmatch(name):
                 raise ValueError(
                     f"field name {name!r} must be letters, digits and underscores"
                 )

@@ -37,6 +37,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     text,
     update,
@@ -58,6 +59,7 @@ from docmill.db.models import (
     BlobChunk,
     Document,
     DocumentContent,
+    DocumentFields,
     IdempotencyKey,
     JobStatus,
 )
@@ -801,11 +803,14 @@ class JobStore:
         client_ref: str | None = None,
         q: str | None = None,
         owner: str | None = None,
+        parser: str | None = None,
     ) -> Sequence[Row[Any]]:
         """
         Newest first; ``before`` is the (created_at, id) of the last row seen.
 
         Args:
+            parser: only documents submitted with this parser or parsed by
+                it since.
             q: words that must all occur in the extracted text. On SQLite the
                 matches come in the order documents were queued, which can
                 differ from created_at by the milliseconds two processes'
@@ -823,6 +828,11 @@ class JobStore:
             query = query.where(Document.client_ref == client_ref)
         if owner is not None:
             query = query.where(Document.owner == owner)
+        if parser is not None:
+            parsed = select(DocumentFields.document_id).where(
+                DocumentFields.parser == parser
+            )
+            query = query.where(or_(Document.parser == parser, Document.id.in_(parsed)))
         async with self.engine.connect() as connection:
             if q is not None:
                 return await search.newest_matches(connection, query, q, before, limit)
