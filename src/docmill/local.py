@@ -10,12 +10,12 @@ the progress bar and the summary go to stderr so stdout stays clean.
 from __future__ import annotations
 
 import contextlib
-import select
+import selectors
 import stat
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ def _run(
     password: str | None,
     include_text: bool,
 ) -> int:
-    # One thread and select() over the children's sockets: no event loop to
+    # One thread and a selector over the children's sockets: no event loop to
     # import (asyncio is a fifth of a one-file run's start-up), and no
     # thread, so forking a child, a replacement included, is always safe.
     todo = deque(files)
@@ -150,7 +150,7 @@ def _run(
                 hand_over(child)
             while busy:
                 wait = min(child.deadline for child in busy) - time.monotonic()
-                ready, _, _ = select.select(list(busy), [], [], max(wait, 0))
+                ready = _readable(busy, max(wait, 0))
                 now = time.monotonic()
                 for child in [c for c in busy if c in ready or c.deadline <= now]:
                     collect(child)
@@ -163,6 +163,19 @@ def _run(
         f"{len(files) - failures} completed, {failures} failed\n"
     )
     return failures
+
+
+def _readable(children: Iterable[ExtractionChild], timeout: float) -> set[Any]:
+    """
+    The children with an answer waiting, within ``timeout`` seconds.
+
+    A selector, not select(): select() refuses descriptors past 1023, which a
+    caller holding many files open (a test run, an embedding program) reaches.
+    """
+    with selectors.DefaultSelector() as selector:
+        for child in children:
+            selector.register(child, selectors.EVENT_READ)
+        return {key.fileobj for key, _ in selector.select(timeout)}
 
 
 def _failure(exc: ExtractionError | OSError) -> dict[str, Any]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import select
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ import pytest
 from docmill.exceptions import ExtractionTimeout, LimitExceeded, WorkerCrash
 from docmill.extract.base import Limits
 from docmill.extract.child import ExtractionChild
+from docmill.local import _readable
 
 pytestmark = pytest.mark.anyio
 
@@ -232,13 +233,61 @@ def test_large_result_arrives_whole_under_uvloop(tmp_path: Path) -> None:
 
 
 def extract_blocking(child: ExtractionChild, path: Path, timeout: float) -> Any:
-    """begin() then collect() as ``docmill extract`` drives them, with select()."""
+    """begin() then collect() as ``docmill extract`` drives them."""
     child.begin(path, None, timeout)
     while True:
-        select.select([child], [], [], max(child.deadline - time.monotonic(), 0))
+        _readable([child], max(child.deadline - time.monotonic(), 0))
         payload = child.collect()
         if payload is not None:
             return payload
+
+
+@pytest.fixture
+def descriptors_past_1023() -> Iterator[None]:
+    """Hold files open until this process's next descriptor is past 1023."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1200:
+        if hard != resource.RLIM_INFINITY and hard < 1200:
+            pytest.skip(f"the open-files limit ({hard}) stops short of 1024")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1200, hard))
+    held: list[int] = []
+    try:
+        while not held or held[-1] < 1030:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        yield
+    finally:
+        for fd in held:
+            os.close(fd)
+        if soft < 1200:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_blocking_use_works_with_descriptors_past_1023(
+    descriptors_past_1023: None, tmp_path: Path
+) -> None:
+    # select() refuses such descriptors; a test run that had opened many
+    # files, or a program embedding docmill, got "filedescriptor out of
+    # range in select()" from docmill extract and from reaping a child.
+    stall = write(tmp_path, "stall", b"DOCMILL-TEST-STALL 30\nnever")
+    quick = write(tmp_path, "quick", b"DOCMILL-TEST-SLEEP 0\nafter")
+    # Forked as docmill extract forks them: that child is reaped by its own
+    # code, which waited on the child's pidfd with select().
+    child = ExtractionChild(
+        Limits(), memory_mb=512, plugins=["docmill.testing"], start_method="fork"
+    )
+    try:
+        child.begin(quick, None, 10)
+        assert child.fileno() > 1023
+        while (payload := child.collect()) is None:
+            _readable([child], 10)
+        assert payload["text"] == "after"
+        with pytest.raises(ExtractionTimeout):
+            extract_blocking(child, stall, 0.5)
+        assert extract_blocking(child, quick, 10)["text"] == "after"
+    finally:
+        child.close()
 
 
 def test_blocking_use_times_out_and_the_child_is_replaced(
@@ -374,3 +423,19 @@ def test_nesting_deeper_than_the_stack_is_a_limit(tmp_path: Path) -> None:
 
     with pytest.raises(LimitExceeded):
         extract_in_process(path, "deep.html", Limits())
+
+
+def test_extract_runs_with_descriptors_past_1023(
+    descriptors_past_1023: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from docmill.extract_settings import ExtractSettings
+    from docmill.local import run_extract
+
+    for number in range(3):
+        write(tmp_path, f"note-{number}.txt", f"note number {number}".encode())
+
+    failures = run_extract([tmp_path], ExtractSettings(), output_format="jsonl", jobs=2)
+
+    assert failures == 0
+    out = capsys.readouterr().out
+    assert [f"note number {n}" in out for n in range(3)] == [True] * 3

@@ -129,7 +129,11 @@ class _ForkedProcess:
                 time.sleep(0.005)
             return
         try:
-            select.select([pidfd], [], [], timeout)
+            # poll, not select: select() refuses descriptors past 1023, which
+            # a long-running process with many connections reaches.
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            poller.poll(max(timeout, 0) * 1000)
         finally:
             os.close(pidfd)
         self._poll(os.WNOHANG)
