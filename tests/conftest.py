@@ -150,7 +150,7 @@ async def store(settings: Settings) -> AsyncIterator[object]:
     await upgrade(services.engine)
     yield services.store
     await services.engine.dispose()
-    await services.store.reads.close()
+    await services.store.close()
 
 
 @pytest.fixture(scope="session")

@@ -164,6 +164,6 @@ def run_admin(settings: Settings, operation: Callable[[Services], Awaitable[T]])
             return await operation(services)
         finally:
             await services.engine.dispose()
-            await services.store.reads.close()
+            await services.store.close()
 
     return asyncio.run(_run())

@@ -139,7 +139,7 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
                 with contextlib.suppress(asyncio.CancelledError):
                     await worker_task
             await services.engine.dispose()
-            await services.store.reads.close()
+            await services.store.close()
 
     app = FastAPI(
         title="docmill",

@@ -466,6 +466,12 @@ class JobStore:
         self._inserts = GroupCommit(self)
         self._completions = CompletionCommit(self)
 
+    async def close(self) -> None:
+        """Close the connections this store opened beside the engine's pool."""
+        await self.reads.close()
+        if self._writer is not None:
+            await asyncio.to_thread(self._writer.close)
+
     def on_enqueue(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` after each document is queued by this process."""
         self._enqueue_listeners.append(listener)
