@@ -109,6 +109,24 @@ def test_submit_to_a_server_that_is_not_there_says_so(tmp_path: Path) -> None:
         assert "Traceback" not in done.stderr
 
 
+def extract_outcomes(
+    arguments: list[str], environment: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Run ``docmill`` with ``arguments``; each record's outcome, by path."""
+    done = subprocess.run(
+        [sys.executable, "-m", "docmill.cli", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
+    records = sorted(
+        (json.loads(line) for line in done.stdout.splitlines()),
+        key=lambda r: r["path"],
+    )
+    return done, [r.get("error", {}).get("code", r["status"]) for r in records]
+
+
 def test_extract_contains_timeouts_and_crashes_per_file(tmp_path: Path) -> None:
     """Each file gets its own deadline and killable child, on every slot."""
     (tmp_path / "1-stall").write_bytes(b"DOCMILL-TEST-STALL 30\nnever")
@@ -122,19 +140,8 @@ def test_extract_contains_timeouts_and_crashes_per_file(tmp_path: Path) -> None:
 
     for jobs in ("1", "2"):
         command = ["extract", "-j", jobs, "--timeout", "2", "--no-text"]
-        done = subprocess.run(
-            [sys.executable, "-m", "docmill.cli", *command, str(tmp_path)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=environment,
-        )
+        done, outcomes = extract_outcomes([*command, str(tmp_path)], environment)
 
-        records = sorted(
-            (json.loads(line) for line in done.stdout.splitlines()),
-            key=lambda r: r["path"],
-        )
-        outcomes = [r.get("error", {}).get("code", r["status"]) for r in records]
         assert outcomes == ["timeout", "worker_crash", "completed", "completed"]
         assert done.returncode == 1
         assert "2 completed, 2 failed" in done.stderr
@@ -272,19 +279,8 @@ def test_extract_reports_a_result_stdout_cannot_take_per_file(tmp_path: Path) ->
     (tmp_path / "b.txt").write_text("plain")
     environment = {**os.environ, "PYTHONIOENCODING": "ascii"}
 
-    done = subprocess.run(
-        [sys.executable, "-m", "docmill.cli", "extract", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=environment,
-    )
+    done, outcomes = extract_outcomes(["extract", str(tmp_path)], environment)
 
-    records = sorted(
-        (json.loads(line) for line in done.stdout.splitlines()),
-        key=lambda r: r["path"],
-    )
-    outcomes = [r.get("error", {}).get("code", r["status"]) for r in records]
     assert outcomes == ["unwritable", "completed"]
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
