@@ -119,8 +119,9 @@ class Settings(BaseSettings):
         Limits.max_unpacked_bytes,
         gt=0,
         description=(
-            "Most bytes unpacked from one zip archive, the archives nested in "
-            "it included; an office package counts its own parts apart."
+            "Most bytes unpacked from one document: a zip archive's members, "
+            "the archives nested in it and the parts of every office package "
+            "in it or in a mail, counted together."
         ),
     )
     extractor_plugins: list[str] = Field(

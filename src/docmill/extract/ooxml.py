@@ -116,8 +116,11 @@ class Package:
     """
     A zip-based document opened for reading.
 
-    Every member read counts against ``ctx.limits.max_unpacked_bytes``, summed
-    over the whole package, so a bomb spread across many parts is caught too.
+    Every member read counts against the document's unpacking budget
+    (``ctx.unpacked``), shared with every archive and package nested in the
+    same top-level document: a bomb spread across many parts is caught, and
+    so is one spread across many office files in a zip or a mail, which
+    each had a whole ``max_unpacked_bytes`` of their own before.
 
     Args:
         source: the document's path or bytes.
@@ -127,7 +130,7 @@ class Package:
 
     def __init__(self, source: Source, ctx: ExtractContext, kind: str) -> None:
         self.kind = kind
-        self._budget = ctx.limits.max_unpacked_bytes
+        self._budget = ctx.unpacked
         self._stream: IO[bytes] | None = None
         if ctx.archive is not None:
             # The sniffer's zip, central directory already read.
@@ -175,20 +178,26 @@ class Package:
             raise CorruptDocument(message) from exc
         if info.flag_bits & 0x1:
             raise EncryptedDocument(f"the {self.kind} part {name!r} is encrypted")
-        if info.file_size > self._budget:
+        budget = self._budget
+        if info.file_size > budget.left:
+            # Nothing was unpacked: a package nested in another document
+            # fails alone, and its siblings may still be read.
             raise self._too_big(name, info.file_size)
         # The declared size may lie; reading one byte past the budget proves it.
         try:
-            data = read_member(self._zip, info, self._budget + 1)
+            data = read_member(self._zip, info, budget.left + 1)
             if data is None:
                 with self._zip.open(info) as member:
-                    data = member.read(self._budget + 1)
+                    data = member.read(budget.left + 1)
         except _ZIP_ERRORS as exc:
             message = f"the {self.kind} part {name!r} is damaged ({exc})"
             raise CorruptDocument(message) from exc
-        if len(data) > self._budget:
+        # Charged even when it is too much: the budget is then spent, which
+        # fails the outermost document too (``extract_child``), so a zip of a
+        # hundred such files cannot unpack the limit once for each.
+        budget.left -= len(data)
+        if budget.left < 0:
             raise self._too_big(name, len(data))
-        self._budget -= len(data)
         return data
 
     def reserve(self, names: list[str]) -> None:
@@ -212,20 +221,21 @@ class Package:
             except KeyError as exc:
                 message = f"the {self.kind} has no {name!r} part"
                 raise CorruptDocument(message) from exc
+        left = self._budget.left
         bound = 0
         for info in infos:
-            if info.flag_bits & 0x1 or info.file_size > self._budget:
-                bound = self._budget + 1
+            if info.flag_bits & 0x1 or info.file_size > left:
+                bound = left + 1
                 break
             if info.compress_type == zipfile.ZIP_STORED:
                 bound += info.compress_size
             elif info.compress_type == zipfile.ZIP_DEFLATED:
                 bound += info.compress_size * DEFLATE_MAX_RATIO
             else:
-                bound = self._budget + 1
+                bound = left + 1
                 break
-        if bound <= self._budget:
-            self._budget -= bound
+        if bound <= left:
+            self._budget.left -= bound
             return
         for info in infos:
             self.read(info.filename)
@@ -233,7 +243,8 @@ class Package:
     def _too_big(self, name: str, size: int) -> LimitExceeded:
         return LimitExceeded(
             f"the {self.kind} unpacks to more than the limit of "
-            f"{self._budget} bytes (part {name!r} holds {size})"
+            f"{self._budget.limit} bytes for one document, the files nested "
+            f"in it included (part {name!r} holds {size})"
         )
 
     def read_xml(self, name: str) -> bytes:

@@ -131,3 +131,82 @@ def test_a_plain_zip_named_as_a_workbook_is_corrupt() -> None:
 def test_an_archive_of_directories_only_is_empty() -> None:
     with pytest.raises(EmptyDocument):
         _extract(_zip({"dir/": b""}))
+
+
+def _word_file(words: int) -> bytes:
+    import docx
+
+    document = docx.Document()
+    document.add_paragraph("lorem ipsum " * words)
+    buffer = io.BytesIO()
+    document.save(buffer)
+    return buffer.getvalue()
+
+
+def _spent(data: bytes, limits: Limits) -> int:
+    ctx = ExtractContext(limits)
+    ctx.media_type, ctx.name = mime.ZIP, "bundle.zip"
+    extract_zip(data, ctx)
+    return ctx.unpacked.limit - ctx.unpacked.left
+
+
+def test_office_files_in_an_archive_share_its_unpacking_budget() -> None:
+    """
+    A zip of office files, each of which fits the limit alone: their parts
+    count against the one budget of the zip, as nested archives do. Each
+    package had a fresh ``max_unpacked_bytes`` of its own before, so a zip
+    of a hundred compressed Word files unpacked the limit a hundred times.
+    """
+    word = _word_file(20_000)  # document.xml ~240 KB, compressed to a few
+    one = _spent(_zip({"0.docx": word}), Limits())
+    assert one > 10 * len(word)  # the parts, not only the file, are counted
+
+    data = _zip({f"{n}.docx": word for n in range(4)})
+    shared = _extract(data, Limits(max_unpacked_bytes=int(2.5 * one)))
+    # The third finds its largest part bigger than what is left, before
+    # inflating it; so does the fourth.
+    assert [child.error_code for child in shared.children] == [
+        None,
+        None,
+        "limit_exceeded",
+        "limit_exceeded",
+    ]
+    assert "for one document, the files nested in it included" in str(
+        shared.children[2].error_message
+    )
+
+    whole = _extract(data, Limits(max_unpacked_bytes=4 * one + 1_000))
+    assert [child.error_code for child in whole.children] == [None] * 4
+
+
+def test_an_office_file_past_the_budget_spends_it_for_its_siblings() -> None:
+    """
+    A package part that inflates past what is left fails the document, not
+    only itself: recorded on the child, the next sibling could unpack the
+    same amount again. One whose declared size is too large unpacks nothing
+    and fails alone.
+    """
+    word = _word_file(20_000)
+    one = _spent(_zip({"0.docx": word}), Limits())
+    lying = bytearray(word)
+    entry = bytes(lying).index(b"PK\x01\x02")
+    while not bytes(lying[entry + 46 :]).startswith(b"word/document.xml"):
+        entry = bytes(lying).index(b"PK\x01\x02", entry + 4)
+    struct.pack_into("<I", lying, entry + 24, 10)  # declared: 10 bytes
+
+    # Room for every part but most of document.xml (~240 KB), which says it
+    # is 10 bytes long and is found out while it inflates.
+    with pytest.raises(LimitExceeded, match=r"'word/document\.xml'"):
+        _extract(
+            _zip({"a.docx": bytes(lying), "b.docx": word}),
+            Limits(max_unpacked_bytes=one - 100_000),
+        )
+
+    declared_too_big = _extract(
+        _zip({"big.docx": word, "small.txt": b"small"}),
+        Limits(max_unpacked_bytes=one // 2),
+    )
+    assert [child.error_code for child in declared_too_big.children] == [
+        "limit_exceeded",
+        None,
+    ]
