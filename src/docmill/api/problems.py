@@ -242,7 +242,11 @@ def _allowed_methods(request: Request, named: str) -> str:
 
 
 def _lost_connection(error: BaseException | None) -> bool:
-    """Whether ``error``, or what caused it, says the connection is gone."""
+    """
+    Whether ``error``, or what caused it, says the connection is gone or
+    could not be had: the server refusing one more (too many clients, or
+    still starting) is as much the service's trouble as one that dropped.
+    """
     try:
         import asyncpg
         from asyncpg import exceptions as pg
@@ -253,6 +257,8 @@ def _lost_connection(error: BaseException | None) -> bool:
         asyncpg.InternalClientError,
         pg.PostgresConnectionError,
         pg.AdminShutdownError,
+        pg.TooManyConnectionsError,
+        pg.CannotConnectNowError,
     )
     while error is not None:
         if isinstance(error, gone):
