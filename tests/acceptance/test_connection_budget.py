@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,3 +189,46 @@ def test_the_shares_add_up_to_the_budget(budget: int) -> None:
 
 def test_the_default_budget_keeps_the_measured_pools() -> None:
     assert connection_shares(50) == (20, 10, 20)
+
+
+def test_a_worker_refused_connections_warns_in_a_line_and_carries_on(
+    tmp_path: Path, limited_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """
+    A worker retries its claims every poll while PostgreSQL refuses it; each
+    failure logged a whole traceback at ERROR, about 500 lines a second from
+    one worker. Now each is one warning line saying why.
+    """
+    from docmill.api.app import build_services
+    from docmill.queue.worker import Worker
+
+    settings = _settings(tmp_path, limited_url, poll_seconds=0.05)
+    database = limited_url.rsplit("/", 1)[1]
+    asyncio.run(_administer(f'ALTER DATABASE "{database}" CONNECTION LIMIT 0'))
+
+    async def run() -> None:
+        services = build_services(settings)
+        worker = Worker(services.store, services.storage, settings, 1)
+        running = asyncio.ensure_future(worker.run())
+        await asyncio.sleep(1)
+        await worker.stop(0)
+        await running
+        await services.engine.dispose()
+        await services.store.close()
+
+    with caplog.at_level(logging.INFO, logger="docmill"):
+        asyncio.run(run())
+
+    refused = [
+        record
+        for record in caplog.records
+        if getattr(record, "action", None) == "database_unavailable"
+    ]
+    assert len(refused) >= 5
+    assert all(record.levelno == logging.WARNING for record in refused)
+    assert "too many connections" in refused[0].getMessage()
+    assert [
+        record.getMessage()
+        for record in caplog.records
+        if record.exc_info and record.name.startswith("docmill")
+    ] == []
