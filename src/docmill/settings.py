@@ -43,6 +43,15 @@ class Settings(BaseSettings):
             "PostgreSQL: postgresql+asyncpg://user@host/db."
         ),
     )
+    db_max_connections: int = Field(
+        50,
+        ge=3,
+        description=(
+            "Most connections one docmill process (an API or a worker) opens "
+            "to PostgreSQL. Size PostgreSQL's max_connections for the sum over "
+            "every process. Not used on SQLite."
+        ),
+    )
     storage: Literal["auto", "local", "database"] = Field(
         "auto",
         description=(

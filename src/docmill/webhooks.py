@@ -26,6 +26,7 @@ import time
 
 import httpx
 
+from docmill.db.errors import log_failure
 from docmill.exceptions import FetchError
 from docmill.fetch import AddressGuard, guard_from
 from docmill.queue.outbox import Delivery, Outbox
@@ -78,8 +79,8 @@ class DeliveryLoop:
             while True:
                 try:
                     due = await self.outbox.claim_due(utcnow())
-                except Exception:
-                    logger.exception("could not read the webhook outbox")
+                except Exception as exc:
+                    log_failure(logger, "could not read the webhook outbox", exc)
                     due = []
                 if due:
                     await asyncio.gather(*(self._send(client, d) for d in due))

@@ -245,12 +245,12 @@ async def test_dropped_database_connection_is_a_503(
 
 def test_asyncpg_connection_errors_are_recognised_through_their_cause() -> None:
     asyncpg = pytest.importorskip("asyncpg", reason="the postgres extra is absent")
-    from docmill.api.problems import _lost_connection
+    from docmill.db.errors import lost_connection
 
     wrapped = RuntimeError("adapted driver error")
     wrapped.__cause__ = asyncpg.InternalClientError("cannot switch to state 12")
 
-    assert (_lost_connection(wrapped), _lost_connection(RuntimeError("x"))) == (
+    assert (lost_connection(wrapped), lost_connection(RuntimeError("x"))) == (
         True,
         False,
     )

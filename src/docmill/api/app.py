@@ -50,7 +50,9 @@ class Services:
 
 def build_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.resolved_database_url)
+    engine = create_engine(
+        settings.resolved_database_url, max_connections=settings.db_max_connections
+    )
     store = JobStore(
         engine,
         RetryPolicy(

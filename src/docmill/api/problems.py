@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
+from docmill.db.errors import unavailable
 from docmill.exceptions import (
     SHOWN_CHARS,
     DocumentNotFound,
@@ -195,7 +196,7 @@ def install(app: FastAPI) -> None:
         # overloaded PostgreSQL, a killed backend) comes back from asyncpg
         # as a driver error that SQLAlchemy does not class as operational.
         assert isinstance(exc, SQLAlchemyDBAPIError)
-        if exc.connection_invalidated or _lost_connection(exc.orig):
+        if unavailable(exc):
             return await _database_down(request, exc)
         raise exc
 
@@ -239,23 +240,3 @@ def _allowed_methods(request: Request, named: str) -> str:
             methods |= {m.upper() for m in operations if m.upper() in _METHOD_ORDER}
     order = {method: n for n, method in enumerate(_METHOD_ORDER)}
     return ", ".join(sorted(methods, key=lambda m: (order.get(m, len(order)), m)))
-
-
-def _lost_connection(error: BaseException | None) -> bool:
-    """Whether ``error``, or what caused it, says the connection is gone."""
-    try:
-        import asyncpg
-        from asyncpg import exceptions as pg
-    except ImportError:  # SQLite only: no such errors
-        return False
-    gone = (
-        asyncpg.InterfaceError,
-        asyncpg.InternalClientError,
-        pg.PostgresConnectionError,
-        pg.AdminShutdownError,
-    )
-    while error is not None:
-        if isinstance(error, gone):
-            return True
-        error = error.__cause__
-    return False

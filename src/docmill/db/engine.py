@@ -20,7 +20,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Select, event
 from sqlalchemy.engine import Connection
@@ -39,11 +39,12 @@ SQLITE_SAFE_VARIABLES = 999
 SQLITE_SYNCHRONOUS = "FULL"
 # A read on the event loop's thread gives up this soon and retries in a thread.
 SQLITE_READER_BUSY_TIMEOUT_MS = 50
-# Connections the engine keeps open on PostgreSQL, and the most the read pool
-# beside it (RowReader) opens: with 10, 64 clients' status reads queued for a
+# The most connections one process opens to PostgreSQL by default
+# (DOCMILL_DB_MAX_CONNECTIONS): two fifths kept open by the engine, one fifth
+# more it may open under load, and two fifths for the read pool beside it
+# (RowReader). With 10 in each pool, 64 clients' status reads queued for a
 # connection while the API's CPU sat half idle.
-POSTGRES_POOL_SIZE = 20
-ASYNCPG_READ_POOL_SIZE = 20
+POSTGRES_MAX_CONNECTIONS = 50
 POOL_FAILURES_TO_GIVE_UP = 3
 
 logger = logging.getLogger(__name__)
@@ -51,18 +52,48 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+class ConnectionShares(NamedTuple):
+    """How one process's PostgreSQL connections are split."""
+
+    pool: int  # kept open by the engine
+    overflow: int  # opened by the engine under load, closed when idle
+    reads: int  # the read pool's most (RowReader)
+
+
+def connection_shares(max_connections: int) -> ConnectionShares:
+    """Split ``max_connections`` (at least 3) between the engine and reads."""
+    if max_connections < 3:
+        raise ValueError("a process needs at least 3 connections to PostgreSQL")
+    pool = reads = max(1, max_connections * 2 // 5)
+    return ConnectionShares(pool, max_connections - pool - reads, reads)
+
+
+def create_engine(
+    url: str, max_connections: int = POSTGRES_MAX_CONNECTIONS, **kwargs: Any
+) -> AsyncEngine:
+    """
+    The engine for ``url``; on PostgreSQL, it and the read pool opened on it
+    (``RowReader``) together hold at most ``max_connections``.
+    """
     if url.startswith("sqlite"):
         return _create_sqlite_engine(url, **kwargs)
     # Under load, connections past pool_size were closed as soon as they came
     # back and opened again a moment later (a new server process each time on
     # PostgreSQL); keep as many as a busy API process uses at once.
+    shares = connection_shares(max_connections)
     options: dict[str, Any] = {
         "pool_pre_ping": True,
-        "pool_size": POSTGRES_POOL_SIZE,
-        "max_overflow": 10,
+        "pool_size": shares.pool,
+        "max_overflow": shares.overflow,
     }
-    return create_async_engine(url, **(options | kwargs))
+    engine = create_async_engine(url, **(options | kwargs))
+    _READ_POOL_SIZES[engine.sync_engine] = shares.reads
+    return engine
+
+
+# The read pool's size for each PostgreSQL engine, set where the engine's
+# share is decided; keyed weakly, as engines come and go in tests.
+_READ_POOL_SIZES: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
 def _create_sqlite_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -168,6 +199,9 @@ class RowReader:
         self._pool_opening: asyncio.Future[Any] | None = None
         # Reads in a row that failed on the pool but worked through the engine.
         self._pool_failures = 0
+        # Pooled statements the server refused a connection for, whose
+        # fallback to the engine is not to count as the pool's failure.
+        self._refusals_to_forgive = 0
         # PostgreSQL reads of this turn of the event loop, by statement.
         self._batches: dict[Any, _ReadBatch] = {}
 
@@ -212,11 +246,15 @@ class RowReader:
                     (value,) = params.values()
                     batch, future = self._join_batch(*batched, value)
                     row = await future
-            except Exception:
+            except Exception as exc:
                 # A dropped connection, an outage, or an option in the URL
                 # that asyncpg does not take: the engine tells them apart.
-                # A failed batch counts once, however many reads it held.
-                pool_failed = batch is None or batch.blame()
+                # A failed batch counts once, however many reads it held. A
+                # server out of connections is no fault of the pool's: it
+                # passes, and counting it could give the pool up for good.
+                pool_failed = not _refused_for_now(exc) and (
+                    batch is None or batch.blame()
+                )
             else:
                 self._pool_failures = 0
                 return row
@@ -246,9 +284,12 @@ class RowReader:
         try:
             pool = await self._asyncpg_pool()
             await pool.execute(sql, *args)
-        except Exception:
+        except Exception as exc:
             # As for reads: the engine tells an outage from a bad statement,
-            # and its errors are the ones the API maps to answers.
+            # and its errors are the ones the API maps to answers; a server
+            # out of connections is not held against the pool.
+            if _refused_for_now(exc):
+                self._refusals_to_forgive += 1
             return False
         self._pool_failures = 0
         return True
@@ -269,6 +310,9 @@ class RowReader:
 
     def engine_served(self) -> None:
         """The engine did what ``execute_pooled`` could not."""
+        if self._refusals_to_forgive:
+            self._refusals_to_forgive -= 1
+            return
         self._count_pool_failure()
 
     def _count_pool_failure(self) -> None:
@@ -526,11 +570,20 @@ async def _open_asyncpg_pool(engine: AsyncEngine) -> Any:
 
     return await asyncpg.create_pool(
         min_size=0,
-        max_size=ASYNCPG_READ_POOL_SIZE,
+        max_size=_READ_POOL_SIZES.get(
+            engine.sync_engine, connection_shares(POSTGRES_MAX_CONNECTIONS).reads
+        ),
         init=setup,
         reset=keep_session,
         **options,
     )
+
+
+def _refused_for_now(error: BaseException) -> bool:
+    """Whether PostgreSQL refused a connection for a while: too many
+    clients, or the server starting or stopping."""
+    sqlstate = getattr(error, "sqlstate", None)
+    return sqlstate in ("53300", "57P03")
 
 
 def _close_all(connections: list[sqlite3.Connection]) -> None:

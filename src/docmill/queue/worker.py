@@ -38,6 +38,7 @@ from typing import Any
 
 from sqlalchemy.exc import DBAPIError
 
+from docmill.db.errors import log_failure
 from docmill.exceptions import (
     ExtractionError,
     FetchError,
@@ -235,8 +236,8 @@ class Worker:
     async def _recover_orphans(self) -> None:
         try:
             await self.store.reclaim_from_dead_workers(socket.gethostname())
-        except Exception:
-            logger.exception("could not recover documents of dead workers")
+        except Exception as exc:
+            log_failure(logger, "could not recover documents of dead workers", exc)
 
     async def _listen(self) -> None:
         """
@@ -274,8 +275,8 @@ class Worker:
             await asyncio.sleep(interval)
             try:
                 await self.store.reclaim_expired()
-            except Exception:
-                logger.exception("could not reclaim expired leases")
+            except Exception as exc:
+                log_failure(logger, "could not reclaim expired leases", exc)
 
     # -- claiming ahead ------------------------------------------------------
 
@@ -311,10 +312,10 @@ class Worker:
                 continue
             try:
                 claims = await self.store.claim_batch(self.worker_id, want)
-            except Exception:
+            except Exception as exc:
                 # A database that is down or restarting: keep trying after a
                 # pause instead of spinning or dying.
-                logger.exception("could not claim work; retrying")
+                log_failure(logger, "could not claim work; retrying", exc)
                 claims = []
             if self._stopping.is_set():
                 # Claimed while `stop` began: give them straight back.
@@ -352,8 +353,8 @@ class Worker:
             due = await self.store.outranking_due_at(
                 min(claim.priority for claim in waiting)
             )
-        except Exception:
-            logger.exception("could not look for more urgent documents")
+        except Exception as exc:
+            log_failure(logger, "could not look for more urgent documents", exc)
             return
         if due is None or due > utcnow():
             return
@@ -363,8 +364,8 @@ class Worker:
         self._swapping = True
         try:
             taken, given_back = await self.store.claim_ahead_of(self.worker_id, waiting)
-        except Exception:
-            logger.exception("could not take more urgent documents")
+        except Exception as exc:
+            log_failure(logger, "could not take more urgent documents", exc)
             taken, given_back = [], []
         finally:
             self._swapping = False
@@ -443,8 +444,8 @@ class Worker:
                     renewed = time.monotonic()
                 else:
                     lost |= await self.store.lost_claims(claims)
-            except Exception:
-                logger.exception("could not renew leases")
+            except Exception as exc:
+                log_failure(logger, "could not renew leases", exc)
             for token in lost:
                 self._drop(token)
 

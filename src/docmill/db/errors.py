@@ -1,0 +1,66 @@
+"""Telling a database that cannot be had from a fault in docmill."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+
+def unavailable(error: BaseException) -> bool:
+    """
+    Whether ``error`` says the database cannot be had just now: unreachable,
+    the connection dropped, or the server refusing one more (too many
+    clients, still starting). Such errors pass once the database is back;
+    anything else is a fault to report whole.
+    """
+    if isinstance(error, OperationalError | InterfaceError | ConnectionError):
+        return True
+    if isinstance(error, TimeoutError):
+        return True
+    if isinstance(error, DBAPIError):
+        return bool(error.connection_invalidated) or lost_connection(error.orig)
+    return lost_connection(error)
+
+
+def lost_connection(error: BaseException | None) -> bool:
+    """
+    Whether ``error``, or what caused it, is asyncpg saying the connection
+    is gone or could not be had.
+    """
+    try:
+        import asyncpg
+        from asyncpg import exceptions as pg
+    except ImportError:  # SQLite only: no such errors
+        return False
+    gone = (
+        asyncpg.InterfaceError,
+        asyncpg.InternalClientError,
+        pg.PostgresConnectionError,
+        pg.AdminShutdownError,
+        pg.TooManyConnectionsError,
+        pg.CannotConnectNowError,
+    )
+    while error is not None:
+        if isinstance(error, gone):
+            return True
+        error = error.__cause__
+    return False
+
+
+def log_failure(logger: logging.Logger, message: str, error: BaseException) -> None:
+    """
+    Log a background task's failed database work: one warning line when the
+    database is unavailable (a worker retries every poll, and a traceback
+    each time buried the log), the whole traceback for anything else.
+    """
+    if unavailable(error):
+        logger.warning(
+            "%s: database unavailable (%s: %s)",
+            message,
+            type(error).__name__,
+            str(error).splitlines()[0][:200] if str(error) else "",
+            extra={"action": "database_unavailable"},
+        )
+    else:
+        logger.error(message, exc_info=error)
