@@ -428,6 +428,18 @@ def queue_retry(
     database_url: str | None = typer.Option(None, help=_help("database_url")),
 ) -> None:
     """Queue failed documents again, with a fresh set of attempts."""
+    from docmill.exceptions import DOCUMENT_ERROR_CODES, shown
+
+    # A code no document can carry matched nothing and read as "0 queued",
+    # which looked like success; cancelled documents are not failed ones.
+    failed_codes = sorted(DOCUMENT_ERROR_CODES - {"cancelled"})
+    if error_code is not None and error_code not in failed_codes:
+        typer.echo(
+            f"docmill: --code {shown(error_code)} is not an error code a failed "
+            f"document can have; one of: {', '.join(failed_codes)}",
+            err=True,
+        )
+        raise typer.Exit(2)
     settings = _settings(data_dir=data_dir, database_url=database_url)
 
     async def retry(store: Any, _storage: Any) -> tuple[int, int] | str:

@@ -84,6 +84,19 @@ def test_retry_of_a_document_that_did_not_fail_is_an_error(tmp_path: Path) -> No
     )
 
 
+def test_retry_of_an_unknown_error_code_names_the_codes(tmp_path: Path) -> None:
+    run_cli("db", "upgrade", cwd=tmp_path)
+
+    done = run_cli("queue", "retry", "--code", "bogus", cwd=tmp_path)
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(
+        "docmill: --code 'bogus' is not an error code a failed document can "
+        "have; one of: corrupt, empty, encrypted, "
+    )
+    assert "worker_crash" in done.stderr and "cancelled" not in done.stderr
+
+
 async def fail_texts(settings: Settings, texts: list[str]) -> list[str]:
     ids = await queue_texts(settings, texts)
     services = build_services(settings)
