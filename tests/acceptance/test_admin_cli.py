@@ -97,6 +97,15 @@ def test_retry_of_an_unknown_error_code_names_the_codes(tmp_path: Path) -> None:
     assert "worker_crash" in done.stderr and "cancelled" not in done.stderr
 
 
+def test_retry_takes_all_or_codes_not_both(tmp_path: Path) -> None:
+    done = run_cli("queue", "retry", "--all", "--code", "timeout", cwd=tmp_path)
+
+    assert (done.returncode, done.stderr) == (
+        2,
+        "docmill: --all retries every code; pass --all or --code, not both\n",
+    )
+
+
 async def fail_texts(
     settings: Settings, texts: list[str], code: str = "worker_crash"
 ) -> list[str]:
