@@ -28,7 +28,7 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -413,10 +413,21 @@ def queue_failed(
 @queue_app.command("retry", cls=_SettingsHelp)
 def queue_retry(
     document_ids: list[str] = typer.Argument(
-        None, help="Documents to retry (default: every failed one)."
+        None,
+        help="Documents to retry, whatever they failed with (default: every "
+        "failed one whose error another attempt may clear).",
     ),
-    error_code: str | None = typer.Option(
-        None, "--code", help="Only documents that failed with this error code."
+    error_codes: list[str] = typer.Option(
+        None,
+        "--code",
+        help="Only documents that failed with this error code (repeatable); "
+        "any code, transient or not.",
+    ),
+    retry_all: bool = typer.Option(
+        False,
+        "--all",
+        help="Every failed document, also those whose error only repeats "
+        "(encrypted, unsupported_format...).",
     ),
     force: bool = typer.Option(
         False,
@@ -427,10 +438,34 @@ def queue_retry(
     data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
     database_url: str | None = typer.Option(None, help=_help("database_url")),
 ) -> None:
-    """Queue failed documents again, with a fresh set of attempts."""
+    """
+    Queue failed documents again, with a fresh set of attempts.
+
+    Without IDs, --code or --all, only documents whose error another attempt
+    may clear (timeout, worker_crash, fetch_failed) are queued; the others
+    are counted and left failed.
+    """
+    from docmill.exceptions import DOCUMENT_ERROR_CODES, TRANSIENT_ERROR_CODES, shown
+
+    # A code no document can carry matched nothing and read as "0 queued",
+    # which looked like success; cancelled documents are not failed ones.
+    failed_codes = sorted(DOCUMENT_ERROR_CODES - {"cancelled"})
+    for code in error_codes or []:
+        if code not in failed_codes:
+            _exit_usage(
+                f"--code {shown(code)} is not an error code a failed document "
+                f"can have; one of: {', '.join(failed_codes)}"
+            )
+    if retry_all and error_codes:
+        _exit_usage("--all retries every code; pass --all or --code, not both")
+    # Retrying an encrypted or unsupported document only fails it again, and
+    # after an outage those would crowd out the ones the outage failed. The
+    # operator who names documents or codes gets what they named.
+    chosen = bool(document_ids or error_codes or retry_all)
+    codes = error_codes or (None if chosen else sorted(TRANSIENT_ERROR_CODES))
     settings = _settings(data_dir=data_dir, database_url=database_url)
 
-    async def retry(store: Any, _storage: Any) -> tuple[int, int] | str:
+    async def retry(store: Any, _storage: Any) -> tuple[int, int, dict[str, int]] | str:
         from docmill.exceptions import DocumentNotFound, RetryOverLimit
 
         # A named document that cannot be retried is a mistake to report,
@@ -442,26 +477,38 @@ def queue_retry(
                 return str(exc)
             if row.status != "failed":
                 return f"document {document_id!r} is {row.status}, not failed"
+        skipped: dict[str, int] = {}
+        if not chosen:
+            counts = await store.count_failed_by_code()
+            skipped = {
+                c: n for c, n in counts.items() if c not in TRANSIENT_ERROR_CODES
+            }
         # The queue limit protects the database from a flood of work; an
         # operator's retry is let past it only on purpose (--force).
         try:
-            retried = await store.retry_failed(
-                document_ids or None, error_code, force=force
-            )
+            retried = await store.retry_failed(document_ids or None, codes, force=force)
         except RetryOverLimit as exc:
             return (
                 f"{exc}; none queued again. Retry fewer (IDs, --code), raise "
                 "DOCMILL_MAX_PENDING, or pass --force"
             )
         pending = await store.count_pending() if force and store.max_pending else 0
-        return int(retried), pending
+        return int(retried), pending, skipped
 
     outcome = _run_on_store(settings, retry)
     if isinstance(outcome, str):
         typer.echo(f"docmill: {outcome}", err=True)
         raise typer.Exit(1)
-    retried, pending = outcome
+    retried, pending, skipped = outcome
     typer.echo(f"{retried} document(s) queued again", err=True)
+    if skipped:
+        counts = ", ".join(f"{code} {n}" for code, n in sorted(skipped.items()))
+        typer.echo(
+            f"{sum(skipped.values())} document(s) left failed, with errors another "
+            f"attempt would most likely repeat ({counts}); retry them with "
+            "--code CODE or --all",
+            err=True,
+        )
     if pending > settings.max_pending > 0:
         typer.echo(
             f"{pending} documents are waiting, past DOCMILL_MAX_PENDING "
@@ -469,6 +516,11 @@ def queue_retry(
             "below it",
             err=True,
         )
+
+
+def _exit_usage(message: str) -> NoReturn:
+    typer.echo(f"docmill: {message}", err=True)
+    raise typer.Exit(2)
 
 
 @queue_app.command("purge", cls=_SettingsHelp)

@@ -32,12 +32,14 @@ The errors docmill raises, as one tree::
 
 ``ExtractionError.code`` is the machine-readable word stored on a failed
 document; ``retryable`` tells the worker whether another attempt may succeed,
-so the worker never has to guess from the message.
+so the worker never has to guess from the message. ``DOCUMENT_ERROR_CODES``
+lists every code a document can end with, and ``TRANSIENT_ERROR_CODES`` those
+another attempt may clear.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Final
 
 # How much of a caller's value an error message repeats: an id or name of
 # thousands of characters was echoed whole, in the detail and beside it.
@@ -134,6 +136,43 @@ class WorkerCrash(ExtractionError):
 
     code = "worker_crash"
     retryable = True
+
+
+# Every code a document can end with in ``documents.error_code``: the codes of
+# the classes here, original_missing (the worker's word for OriginalMissing)
+# and the codes the job store writes itself (cancelled; worker_crash for a
+# lease that ran out). tests/unit/test_error_codes.py holds this set to the
+# sources, so a new code cannot be left out of it.
+DOCUMENT_ERROR_CODES: Final = frozenset(
+    {
+        "empty",
+        "corrupt",
+        "encrypted",
+        "unsupported_format",
+        "limit_exceeded",
+        "too_large",
+        "timeout",
+        "worker_crash",
+        "extraction_failed",
+        "fetch_failed",
+        "forbidden_address",
+        "original_missing",
+        "unstorable_result",
+        "cancelled",
+    }
+)
+
+# The codes another attempt may clear with nothing changed: a crash or a
+# time limit met under load, a server that was down. The memory cap is not
+# among them though it reads like one (see MemoryLimitExceeded), and it
+# shares limit_exceeded with limits no retry gets past. fetch_failed also
+# covers a 404, which only the other side can mend, but a retry of it costs
+# one request.
+TRANSIENT_ERROR_CODES: Final = frozenset({"timeout", "worker_crash", "fetch_failed"})
+
+# What ``docmill extract`` records for a file it could not open or whose
+# result it could not print; no document in the queue carries these.
+EXTRACT_ONLY_ERROR_CODES: Final = frozenset({"unreadable", "unwritable"})
 
 
 def error_class(name: str) -> type[ExtractionError]:

@@ -27,7 +27,12 @@ from urllib.parse import unquote
 
 import httpx
 
-from docmill.exceptions import FetchError, ForbiddenAddress, UploadTimeout
+from docmill.exceptions import (
+    FetchError,
+    ForbiddenAddress,
+    LimitExceeded,
+    UploadTimeout,
+)
 from docmill.settings import Settings
 from docmill.storage import Storage, StoredOriginal
 from docmill.streams import put_stream
@@ -39,6 +44,13 @@ USER_AGENT = "docmill"
 # grew a worker by half a gigabyte before the size limit could say no.
 ACCEPT_ENCODING = "gzip, deflate"
 INFLATED_PIECE_BYTES = 64 * 1024
+# A body that inflates past both is refused as a bomb before it reaches the
+# size limit (512 MiB by default, all of it written to disk first). Text and
+# office documents shrink 3 to 20 times; deflate's own ceiling is about 1030.
+# The floor lets a small, very repetitive file through: 440 KB of one line
+# repeated gzips 300 times over.
+MAX_INFLATION_RATIO = 100
+INFLATION_FLOOR_BYTES = 16 * 1024 * 1024
 
 
 async def resolve(host: str, port: int) -> list[str]:
@@ -259,6 +271,8 @@ def decoded_body(
     Raises:
         FetchError: an encoding other than those asked for (br, zstd: their
             decoders here could not be bounded the same way).
+        LimitExceeded: the body inflates past ``MAX_INFLATION_RATIO`` times
+            its encoded size and past ``INFLATION_FLOOR_BYTES``.
     """
     body = response.aiter_raw()
     header = response.headers.get("content-encoding", "")
@@ -266,7 +280,7 @@ def decoded_body(
     # The last encoding applied is the first to undo.
     for encoding in reversed(encodings):
         if encoding in ("gzip", "x-gzip", "deflate"):
-            body = _inflated(body, encoding, max_bytes)
+            body = _inflated(body, encoding, max_bytes, named)
         elif encoding != "identity":
             raise FetchError(
                 f"{named} answered with Content-Encoding {encoding!r}; "
@@ -276,13 +290,14 @@ def decoded_body(
 
 
 async def _inflated(
-    chunks: AsyncIterator[bytes], encoding: str, max_bytes: int
+    chunks: AsyncIterator[bytes], encoding: str, max_bytes: int, named: str
 ) -> AsyncIterator[bytes]:
     # A gzip header for gzip; deflate is zlib-wrapped by the standard, raw
     # from some servers, so its first byte decides (as httpx does on error).
     inflater: Any = None
-    total = 0
+    total = encoded = 0
     async for chunk in chunks:
+        encoded += len(chunk)
         if inflater is None:
             inflater = zlib.decompressobj(_window_bits(encoding, chunk))
         data = chunk
@@ -292,6 +307,12 @@ async def _inflated(
             except zlib.error as exc:
                 raise FetchError(f"the {encoding} body is damaged: {exc}") from exc
             total += len(piece)
+            if total > INFLATION_FLOOR_BYTES and total > MAX_INFLATION_RATIO * encoded:
+                raise LimitExceeded(
+                    f"{named} sent a {encoding} body that inflated to more "
+                    f"than {MAX_INFLATION_RATIO} times its size ({total} bytes "
+                    f"from {encoded}), refused as a decompression bomb"
+                )
             if total > max_bytes:
                 # The size limit counts inflated bytes; stop inflating here
                 # rather than hand the store more than it will take.

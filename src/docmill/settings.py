@@ -225,11 +225,13 @@ class Settings(BaseSettings):
         ),
     )
 
-    @field_validator("trusted_proxies")
+    @field_validator("trusted_proxies", "fetch_allow_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         # uvicorn would take a word it cannot parse as a literal host name
         # and silently trust nothing (or the wrong thing); say so at start.
+        # A bad allow-list entry failed every URL submission and webhook
+        # instead, with a traceback in the worker's log.
         for entry in value:
             ipaddress.ip_network(entry, strict=False)
         return value

@@ -84,14 +84,85 @@ def test_retry_of_a_document_that_did_not_fail_is_an_error(tmp_path: Path) -> No
     )
 
 
-async def fail_texts(settings: Settings, texts: list[str]) -> list[str]:
+def test_retry_of_an_unknown_error_code_names_the_codes(tmp_path: Path) -> None:
+    run_cli("db", "upgrade", cwd=tmp_path)
+
+    done = run_cli("queue", "retry", "--code", "bogus", cwd=tmp_path)
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr.startswith(
+        "docmill: --code 'bogus' is not an error code a failed document can "
+        "have; one of: corrupt, empty, encrypted, "
+    )
+    assert "worker_crash" in done.stderr and "cancelled" not in done.stderr
+
+
+def test_retry_takes_all_or_codes_not_both(tmp_path: Path) -> None:
+    done = run_cli("queue", "retry", "--all", "--code", "timeout", cwd=tmp_path)
+
+    assert (done.returncode, done.stderr) == (
+        2,
+        "docmill: --all retries every code; pass --all or --code, not both\n",
+    )
+
+
+async def fail_texts(
+    settings: Settings, texts: list[str], code: str = "worker_crash"
+) -> list[str]:
     ids = await queue_texts(settings, texts)
     services = build_services(settings)
     for _ in ids:
         claim = await services.store.claim_next("w:1")
-        await services.store.fail(claim, "corrupt", "broken", retryable=False)
+        await services.store.fail(claim, code, "broken", retryable=False)
     await services.engine.dispose()
     return ids
+
+
+def test_bare_retry_leaves_errors_that_would_repeat(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "docmill-data")
+    asyncio.run(fail_texts(settings, ["one", "two"], "encrypted"))
+    asyncio.run(fail_texts(settings, ["three"], "unsupported_format"))
+    asyncio.run(fail_texts(settings, ["four"], "timeout"))
+
+    done = run_cli("queue", "retry", cwd=tmp_path)
+
+    assert (done.returncode, done.stderr.splitlines()) == (
+        0,
+        [
+            "1 document(s) queued again",
+            "3 document(s) left failed, with errors another attempt would most "
+            "likely repeat (encrypted 2, unsupported_format 1); retry them with "
+            "--code CODE or --all",
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        pytest.param(["--all"], id="all"),
+        pytest.param(["--code", "encrypted", "--code", "timeout"], id="codes"),
+    ],
+)
+def test_retry_named_codes_or_all_takes_any_error(
+    tmp_path: Path, options: list[str]
+) -> None:
+    settings = Settings(data_dir=tmp_path / "docmill-data")
+    asyncio.run(fail_texts(settings, ["one"], "encrypted"))
+    asyncio.run(fail_texts(settings, ["two"], "timeout"))
+
+    done = run_cli("queue", "retry", *options, cwd=tmp_path)
+
+    assert (done.returncode, done.stderr) == (0, "2 document(s) queued again\n")
+
+
+def test_retry_of_a_named_document_takes_any_error(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path / "docmill-data")
+    [document_id] = asyncio.run(fail_texts(settings, ["one"], "encrypted"))
+
+    done = run_cli("queue", "retry", document_id, cwd=tmp_path)
+
+    assert (done.returncode, done.stderr) == (0, "1 document(s) queued again\n")
 
 
 def test_retry_past_the_queue_limit_is_refused_unless_forced(tmp_path: Path) -> None:

@@ -87,6 +87,44 @@ def test_invalid_setting_is_a_usage_error_without_traceback_or_value(
     assert "s3cret" not in done.stderr
 
 
+@pytest.mark.parametrize(
+    "variable",
+    [
+        pytest.param("DOCMILL_FETCH_ALLOW_NETWORKS", id="fetch-allow-networks"),
+        pytest.param("DOCMILL_TRUSTED_PROXIES", id="trusted-proxies"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["serve"], id="serve"),
+        pytest.param(["worker", "--once"], id="worker"),
+    ],
+)
+def test_a_network_that_does_not_parse_stops_the_start(
+    tmp_path: Path, variable: str, command: list[str]
+) -> None:
+    environment = {
+        **os.environ,
+        variable: '["10.0.0.0/8", "intranet"]',
+        "DOCMILL_DATA_DIR": str(tmp_path),
+        # A serve that started anyway would hold a port until the timeout.
+        "DOCMILL_HOST": "127.0.0.1",
+        "DOCMILL_PORT": "23001",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "docmill.cli", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+    )
+
+    assert (done.returncode, "Traceback" in done.stderr) == (2, False)
+    assert f"({variable} or its option)" in done.stderr
+    assert "'intranet' does not appear to be an IPv4 or IPv6 network" in done.stderr
+
+
 def test_submit_to_a_server_that_is_not_there_says_so(tmp_path: Path) -> None:
     import socket
 

@@ -113,6 +113,26 @@ def test_original_is_described_as_any_media_type(settings: Settings) -> None:
     assert list(answer["200"]["content"]) == ["*/*"]
 
 
+def _query_parameters(operation: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}
+
+
+def test_the_export_alias_documents_what_the_export_takes(settings: Settings) -> None:
+    """`GET /documents?parser=&format=` is the export; its options are too."""
+    paths = create_app(settings).openapi()["paths"]
+    export = _query_parameters(paths["/parsers/{name}/export"]["get"])
+    alias = _query_parameters(paths["/documents"]["get"])
+
+    typed = ("type", "default")
+    assert {key: export["escape_formulas"]["schema"][key] for key in typed} == (
+        alias["escape_formulas"]["schema"]
+    )
+    assert alias["escape_formulas"]["description"].endswith(
+        export["escape_formulas"]["description"]
+    )
+    assert alias["format"]["schema"]["enum"] == ["csv", "jsonl"]
+
+
 @pytest.mark.anyio
 async def test_a_missing_original_is_a_documented_410(
     make_client: Callable[..., Awaitable[httpx.AsyncClient]],

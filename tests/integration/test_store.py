@@ -276,10 +276,20 @@ async def test_retry_failed_requeues_with_fresh_attempts(store: Any) -> None:
     claim = await store.claim_next("w:1")
     await store.fail(claim, "corrupt", "broken", retryable=False)
 
-    assert await store.retry_failed(error_code="corrupt") == 1
+    assert await store.retry_failed(error_codes=["corrupt"]) == 1
 
     row = await store.get(document_id)
     assert (row.status, row.attempts, row.error_code) == ("pending", 0, None)
+
+
+async def test_retry_failed_takes_only_the_codes_given(store: Any) -> None:
+    for code in ("timeout", "encrypted"):
+        await queue_document(store, name=code)
+        claim = await store.claim_next("w:1")
+        await store.fail(claim, code, "failed", retryable=False)
+
+    assert await store.retry_failed(error_codes=["timeout", "corrupt"]) == 1
+    assert await store.count_failed_by_code() == {"encrypted": 1}
 
 
 async def failed_documents(store: Any, count: int) -> list[str]:

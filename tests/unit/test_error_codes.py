@@ -22,10 +22,36 @@ def emitted_codes() -> set[str]:
         if isinstance(getattr(cls, "code", None), str)
     }
     codes.add(_failure(exceptions.OriginalMissing("key"))[0])
-    # Codes the job store writes itself (cancel, lease recovery).
-    for path in (SOURCE / "queue").glob("*.py"):
+    # Codes written as literals: by the job store (cancel, lease recovery)
+    # and by readers for an archive's members.
+    for path in SOURCE.rglob("*.py"):
         codes |= set(re.findall(r'error_code="(\w+)"', path.read_text()))
     return codes
+
+
+def extract_only_codes() -> set[str]:
+    text = (SOURCE / "local.py").read_text()
+    return set(re.findall(r'"code": "(\w+)"', text))
+
+
+def test_the_list_of_document_codes_is_every_code_emitted() -> None:
+    assert emitted_codes() == exceptions.DOCUMENT_ERROR_CODES
+
+
+def test_the_list_of_extract_only_codes_is_every_code_local_writes() -> None:
+    assert extract_only_codes() == exceptions.EXTRACT_ONLY_ERROR_CODES
+
+
+def test_retryable_errors_have_transient_codes() -> None:
+    retryable = {
+        cls.code
+        for _, cls in inspect.getmembers(exceptions, inspect.isclass)
+        if issubclass(cls, exceptions.ExtractionError) and cls.retryable
+    }
+    # A fetch's retryability is decided per failure (5xx yes, 404 no).
+    retryable.add(exceptions.FetchError.code)
+
+    assert retryable == exceptions.TRANSIENT_ERROR_CODES
 
 
 def readme_codes() -> set[str]:
@@ -35,7 +61,9 @@ def readme_codes() -> set[str]:
 
 
 def test_readme_table_names_every_code() -> None:
-    assert emitted_codes() - readme_codes() == set()
+    expected = exceptions.DOCUMENT_ERROR_CODES | exceptions.EXTRACT_ONLY_ERROR_CODES
+
+    assert readme_codes() == expected
 
 
 def test_api_schema_names_every_code() -> None:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from docmill import fetch
-from docmill.exceptions import FetchError, ForbiddenAddress, TooLarge
+from docmill.exceptions import FetchError, ForbiddenAddress, LimitExceeded, TooLarge
 from docmill.settings import Settings
 from docmill.storage import LocalStorage
 from tests.servers import Handler, Route, local_server
@@ -182,6 +182,27 @@ async def test_a_gzip_bomb_is_too_large_without_inflating_whole(
 
     assert peak < 16 * 1024 * 1024
     assert site.received[0].headers["Accept-Encoding"] == "gzip, deflate"
+
+
+async def test_a_gzip_bomb_within_the_size_limit_is_refused_early(
+    tmp_path: Path,
+) -> None:
+    """It was stored whole: 64 MiB from 64 KB, under a 128 MiB limit."""
+    storage = LocalStorage(tmp_path / "originals")
+    settings = Settings(
+        data_dir=tmp_path,
+        fetch_allow_networks=["127.0.0.1/32"],
+        max_upload_bytes=128 * 1024 * 1024,
+    )
+    bomb = gzip.compress(bytes(64 * 1024 * 1024))
+
+    route = {"/bomb": _encoded(bomb, "gzip")}
+    with local_server(route) as site, pytest.raises(LimitExceeded) as caught:
+        await fetch.fetch_to_storage(site.url("/bomb"), storage, settings)
+
+    assert caught.value.code == "limit_exceeded"
+    assert "inflated to more than 100 times its size" in caught.value.message
+    assert [p for p in (tmp_path / "originals").rglob("*") if p.is_file()] == []
 
 
 @pytest.mark.parametrize(

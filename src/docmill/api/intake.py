@@ -1,5 +1,6 @@
 """
-Reading submissions: multipart uploads streamed to storage, and JSON bodies.
+Reading submissions: multipart uploads streamed to storage, and JSON bodies
+(``read_body``), each against the same upload deadline.
 
 An upload is never held whole, in memory or on a spool file: each file part
 flows from the socket through the multipart parser into ``Storage.put``,
@@ -272,3 +273,41 @@ def fingerprint(*parts: Any) -> str:
     """A stable hash of what a request asked for, for Idempotency-Key checks."""
     encoded = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(encoded).hexdigest()
+
+
+async def read_body(
+    body: AsyncIterator[bytes],
+    timeout_seconds: float | None,
+    max_bytes: int | None = None,
+) -> bytes:
+    """
+    A whole request body (a JSON submission), read against one deadline.
+
+    A JSON body had no deadline while a multipart one had, so a client could
+    hold a request open for as long as it kept sending a byte now and then.
+
+    Raises:
+        Problem: 413 when the body passes ``max_bytes`` (a chunked body
+            declares no length for the caller to check first).
+        UploadTimeout: the body took longer than ``timeout_seconds``.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    deadline = asyncio.timeout(timeout_seconds)
+    try:
+        async with deadline:
+            async for chunk in body:
+                size += len(chunk)
+                if max_bytes is not None and size > max_bytes:
+                    raise Problem(
+                        413,
+                        "too-large",
+                        f"the request is larger than the limit of {max_bytes} bytes",
+                    )
+                chunks.append(chunk)
+    except TimeoutError as exc:
+        if deadline.expired():
+            assert timeout_seconds is not None
+            raise UploadTimeout(timeout_seconds) from exc
+        raise
+    return b"".join(chunks)

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from docmill.api import auth
 from docmill.api.auth import GuardedRoute
 from docmill.api.problems import Problem, load_json, problem_response
+from docmill.api.schemas import ESCAPE_FORMULAS_DESCRIPTION
 from docmill.exceptions import DocumentNotFound, ExtractionError, echoed
 from docmill.parsing.engine import parse_payload
 from docmill.parsing.errors import ParserExists, ParserNotFound
@@ -394,12 +395,7 @@ async def export_fields(
     name: str,
     request: Request,
     format: Literal["csv", "jsonl"] = "jsonl",
-    escape_formulas: bool = Query(
-        True,
-        description="CSV: put `'` before a text cell that starts with "
-        "`=`, `+`, `-`, `@`, tab or carriage return, so a spreadsheet shows "
-        "it rather than running it as a formula.",
-    ),
+    escape_formulas: bool = Query(True, description=ESCAPE_FORMULAS_DESCRIPTION),
 ) -> StreamingResponse:
     """
     One row per document parsed by `name`, streamed; also served at

@@ -18,6 +18,7 @@ from docmill.api.app import Services
 from docmill.api.auth import GuardedRoute
 from docmill.api.problems import Problem
 from docmill.api.schemas import (
+    ESCAPE_FORMULAS_DESCRIPTION,
     DocumentOut,
     DocumentPage,
     ErrorOut,
@@ -282,7 +283,43 @@ async def get_document_markdown(document_id: str, request: Request) -> Response:
     )
 
 
-@router.get("/documents", response_model=DocumentPage, tags=["documents"])
+# `format` and `escape_formulas` are read by ParserHooks, which turns
+# `?parser=NAME&format=...` into the parser's export before this route, so
+# they are described here by hand: as parameters of the route they would
+# also be checked when `parser` is absent, where they have always been
+# ignored.
+_EXPORT_ALIAS: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": "format",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": ["csv", "jsonl"]},
+            "description": "With `parser`: that parser's export in this format "
+            "instead of the page of documents, as `GET /parsers/{name}/export` "
+            "gives it.",
+        },
+        {
+            "name": "escape_formulas",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "boolean", "default": True},
+            "description": "With `parser` and `format`: " + ESCAPE_FORMULAS_DESCRIPTION,
+        },
+    ],
+}
+
+
+@router.get(
+    "/documents",
+    response_model=DocumentPage,
+    responses={
+        200: {"content": {"text/csv": {}, "application/x-ndjson": {}}},
+        404: {"description": "With `parser` and `format`: no such parser"},
+    },
+    openapi_extra=_EXPORT_ALIAS,
+    tags=["documents"],
+)
 async def list_documents(
     request: Request,
     status: Status | None = None,

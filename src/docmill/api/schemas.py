@@ -18,6 +18,15 @@ MAX_METADATA_BYTES = 64 * 1024
 MAX_METADATA_DEPTH = 64
 
 
+# The export's `escape_formulas`, described where it is declared
+# (/parsers/{name}/export) and on its alias (GET /documents).
+ESCAPE_FORMULAS_DESCRIPTION = (
+    "CSV: put `'` before a text cell that starts with `=`, `+`, `-`, `@`, "
+    "tab or carriage return, so a spreadsheet shows it rather than running "
+    "it as a formula."
+)
+
+
 class TextSubmission(BaseModel):
     """Raw text, or a URL for docmill to fetch, sent as JSON."""
 

@@ -110,7 +110,11 @@ def _extract_with_pdfium(
             pages.append("")
             continue
         textpage = page.get_textpage()
-        text = textpage.get_text_bounded()
+        # PDFium hands over a font's ToUnicode map as it is, lone surrogates
+        # included (<D800> for a glyph), and pypdfium2 decodes with "ignore"
+        # by default, which dropped the character without a trace; replaced,
+        # it shows where text was lost, as the Info entries do.
+        text = textpage.get_text_bounded(errors="replace")
         textpage.close()
         if not text.strip() and _has_images(page):
             needs_ocr.append(index + 1)

@@ -20,7 +20,7 @@ import itertools
 import logging
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Generic, TypeVar, cast
@@ -1511,10 +1511,20 @@ class JobStore:
             "finished_last_minute": finished,
         }
 
+    async def count_failed_by_code(self) -> dict[str, int]:
+        """Failed documents per error code."""
+        async with self.engine.connect() as connection:
+            rows = await connection.execute(
+                select(Document.error_code, func.count())
+                .where(Document.status == FAILED)
+                .group_by(Document.error_code)
+            )
+            return {str(code): int(count) for code, count in rows}
+
     async def retry_failed(
         self,
         document_ids: Sequence[str] | None = None,
-        error_code: str | None = None,
+        error_codes: Collection[str] | None = None,
         *,
         force: bool = False,
     ) -> int:
@@ -1522,6 +1532,8 @@ class JobStore:
         Queue failed documents again with a fresh set of attempts.
 
         Args:
+            document_ids: only these (default: every failed document).
+            error_codes: only those that failed with one of these codes.
             force: queue them even past ``max_pending`` (an operator's
                 deliberate choice; submissions then get 429 until the queue
                 is below the limit again).
@@ -1534,8 +1546,8 @@ class JobStore:
         condition = Document.status == FAILED
         if document_ids:
             condition &= Document.id.in_(document_ids)
-        if error_code:
-            condition &= Document.error_code == error_code
+        if error_codes is not None:
+            condition &= Document.error_code.in_(error_codes)
         async with write_transaction(self.engine) as connection:
             if self.max_pending and not force:
                 await self._check_room_to_retry(connection, condition)

@@ -153,3 +153,55 @@ def test_info_text_of_broken_utf16_is_replaced_not_fatal() -> None:
         "\ufffd",
         "Ada",
     )
+
+
+def pdf_with_to_unicode(mapping: str) -> bytes:
+    """One page showing `ABA` in a font whose ToUnicode maps `B` to ``mapping``."""
+    cmap = (
+        "/CIDInit /ProcSet findresource begin 12 dict begin begincmap\n"
+        "/CMapName /Test def /CMapType 2 def\n"
+        "1 begincodespacerange <00> <FF> endcodespacerange\n"
+        f"2 beginbfchar <41> <0041> <42> <{mapping}> endbfchar\n"
+        "endcmap CMapName currentdict /CMap defineresource pop end end\n"
+    ).encode()
+    content = b"BT /F1 24 Tf 72 700 Td (ABA) Tj ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+        b"/Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /ToUnicode 6 0 R >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(content), content),
+        b"<< /Length %d >>\nstream\n%sendstream" % (len(cmap), cmap),
+    ]
+    out = bytearray(b"%PDF-1.7\n")
+    offsets = []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
+@pytest.mark.parametrize(
+    ("mapping", "expected"),
+    [
+        pytest.param("0042", "ABA", id="plain"),
+        pytest.param("D800DC00", "A\U00010000A", id="surrogate-pair"),
+        pytest.param("D800", "A\ufffdA", id="lone-high-surrogate"),
+        pytest.param("DC00", "A\ufffdA", id="lone-low-surrogate"),
+    ],
+)
+def test_page_text_of_broken_utf16_is_replaced_not_dropped(
+    mapping: str, expected: str
+) -> None:
+    """PDFium passes a lone surrogate on; pypdfium2 dropped it unseen."""
+    result = extract_pdf(pdf_with_to_unicode(mapping), ExtractContext())
+
+    assert result.text == expected
