@@ -40,10 +40,19 @@ _WHITESPACE = re.compile(r"[ \t\n\r\f]+")
 _DISPLAY_NONE = re.compile(r"display\s*:\s*none", re.IGNORECASE)
 
 # Deeper markup is refused before parsing (see check_nesting), which spares
-# lexbor's tree builder a pathological page. A page that parses still fails
-# past about 500 levels, where the renderer meets Python's recursion limit;
-# browsers stop nesting at a few hundred levels.
+# lexbor's tree builder a pathological page.
 MAX_NESTING = 4096
+# A page whose walk meets Python's recursion limit (about 500 levels of div,
+# 250 of emphasis) is read again by _DeepRenderer, which reads the content
+# of elements nested deeper than this as plain text, in one piece. The walk
+# takes up to seven frames a level (a table's), and some renderings cost the
+# square of the depth (each quote level prefixes every line inside it; each
+# cell and emphasis reads its content again): 5 s at 500 levels of
+# blockquote, 300 s at 4,096. Browsers stop nesting at a few hundred levels,
+# but unclosed div, span or font tags in generated pages nest without end;
+# such pages failed whole before.
+MAX_RENDERED_DEPTH = 500
+_FRAMES_PER_LEVEL = 8
 # A comment, or a start or end tag's name.
 _TAG = re.compile(r"<!--.*?(?:-->|\Z)|<(/?)([A-Za-z][^\s/>]*)", re.DOTALL)
 # Elements whose content is text, not markup, each with its end tag.
@@ -125,13 +134,19 @@ _META_FIELDS = {
 def extract_html(source: Source, ctx: ExtractContext) -> ExtractionResult:
     decoded, parser, root = _parse(read_source(source))
     metadata = {**encoding_metadata(decoded), **_head_metadata(parser)}
-    text, markdown = _Renderer(markdown=True).render(root)
+    warnings = undecodable_warning(decoded)
+    text, markdown, flattened = _render(root, markdown=True)
+    if flattened:
+        warnings.append(
+            f"{flattened} element(s) nested deeper than {MAX_RENDERED_DEPTH} "
+            "levels read as plain text, without their structure"
+        )
     return ExtractionResult(
         mime.HTML,
         text,
         markdown=markdown,
         metadata=metadata,
-        warnings=undecodable_warning(decoded),
+        warnings=warnings,
     )
 
 
@@ -143,7 +158,37 @@ def html_text(data: bytes) -> str:
     written on the walk.
     """
     _decoded, _parser, root = _parse(data)
-    return _Renderer(markdown=False).render(root)[0]
+    return _render(root, markdown=False)[0]
+
+
+def _render(root: LexborNode, markdown: bool) -> tuple[str, str | None, int]:
+    """
+    The page's text and Markdown, and how many elements were read as plain
+    text for nesting too deep.
+
+    Pages are walked without counting levels (a counter cost 1.3% of
+    reading HTML); only one that meets the recursion limit is read again,
+    counting.
+    """
+    try:
+        return (*_Renderer(markdown).render(root), 0)
+    except RecursionError:
+        pass
+    deep = _DeepRenderer(markdown)
+    limit = sys.getrecursionlimit()
+    # Python's frames live on the heap (3.11+), so a deeper limit for this
+    # walk costs no C stack.
+    sys.setrecursionlimit(limit + MAX_RENDERED_DEPTH * _FRAMES_PER_LEVEL)
+    try:
+        text, markdown_text = deep.render(root)
+    except RecursionError as exc:
+        # A path that takes more frames a level than counted.
+        raise LimitExceeded(
+            "the HTML nests its elements too deeply to read; nothing was read"
+        ) from exc
+    finally:
+        sys.setrecursionlimit(limit)
+    return text, markdown_text, deep.flattened
 
 
 def _parse(data: bytes) -> tuple[DecodedText, LexborHTMLParser, LexborNode]:
@@ -347,16 +392,12 @@ class _Renderer:
     def render(self, node: LexborNode) -> tuple[str, str | None]:
         tw = _Writer()
         mw = _Writer() if self.markdown else None
-        try:
-            self._children(node, tw, mw)
-        except RecursionError as exc:
-            # The walk recurses twice a level, so Python's recursion limit,
-            # not MAX_NESTING, is what a parsed page meets first.
-            raise LimitExceeded(
-                "the HTML nests its elements too deeply to read (deeper than "
-                f"about {sys.getrecursionlimit() // 2} levels); nothing was read"
-            ) from exc
+        self._children(node, tw, mw)
         return tw.getvalue(), mw.getvalue() if mw is not None else None
+
+    def _inner(self) -> _Renderer:
+        """A renderer for a part read on its own (a cell, a quote)."""
+        return _Renderer(self.markdown)
 
     def _children(self, node: LexborNode, tw: _Writer, mw: _Writer | None) -> None:
         # Text nodes are most of the tree; they are written here rather than
@@ -507,7 +548,7 @@ class _Renderer:
             mw.block(2)
 
     def _cell(self, node: LexborNode) -> tuple[str, str]:
-        text, markdown = _Renderer(self.markdown).render(node)
+        text, markdown = self._inner().render(node)
         return " ".join(text.split()), " ".join((markdown or "").split())
 
     def _preformatted(self, node: LexborNode, tw: _Writer, mw: _Writer | None) -> None:
@@ -522,7 +563,7 @@ class _Renderer:
             mw.block(2)
 
     def _quote(self, node: LexborNode, tw: _Writer, mw: _Writer | None) -> None:
-        text, markdown = _Renderer(self.markdown).render(node)
+        text, markdown = self._inner().render(node)
         tw.block(1)
         tw.raw(text)
         tw.block(1)
@@ -568,6 +609,76 @@ class _Renderer:
         self._children(node, tw, inner)
         self._list_stack = outer_lists
         return " ".join(inner.getvalue().split())
+
+
+class _DeepRenderer(_Renderer):
+    """
+    The walk for a page too deep for ``_Renderer``: the content of elements
+    past ``MAX_RENDERED_DEPTH`` levels is read as plain text, in one piece.
+    """
+
+    def __init__(self, markdown: bool, outer: _DeepRenderer | None = None) -> None:
+        super().__init__(markdown)
+        # Elements open around the one being read, those of the renderer
+        # this one reads a cell or a quote for included; the page's renderer
+        # counts what was flattened.
+        self._depth = 0
+        self._page = self
+        if outer is not None:
+            self._depth, self._page = outer._depth, outer._page
+        self.flattened = 0
+
+    def _inner(self) -> _Renderer:
+        return _DeepRenderer(self.markdown, self)
+
+    def _children(self, node: LexborNode, tw: _Writer, mw: _Writer | None) -> None:
+        if self._depth >= MAX_RENDERED_DEPTH:
+            self._page.flattened += 1
+            text = _flat_text(node)
+            for writer in (tw, mw) if mw is not None else (tw,):
+                if text:
+                    writer.block(1)
+                    writer.raw(text)
+                    writer.block(1)
+            return
+        self._depth += 1
+        super()._children(node, tw, mw)
+        self._depth -= 1
+
+
+# Elements whose start and end break a flattened text's lines.
+_LINE_BREAKING = _BLOCKS | _PARAGRAPHS | {"br", "li", "tr", "td", "th", "table"}
+
+
+def _flat_text(top: LexborNode) -> str:
+    """
+    The text inside ``top`` as lines, one per block, in a loop rather than a
+    recursion: the words as written, without Markdown or table layout.
+    """
+    out: list[str] = []
+    node = top.child
+    while node is not None:
+        tag = node.tag or ""
+        if tag == "-text":
+            out.append(node.text_content or "")
+        elif tag in _SKIPPED or _is_hidden(node):
+            tag = "-text"  # neither entered nor breaking a line
+        elif tag in _LINE_BREAKING:
+            out.append("\n")
+        if tag != "-text" and node.child is not None:
+            node = node.child
+            continue
+        # Up past the last children, closing their blocks, to the next one.
+        while node is not None and node.next is None:
+            node = node.parent
+            if node is None or node.mem_id == top.mem_id:
+                node = None
+            elif (node.tag or "") in _LINE_BREAKING:
+                out.append("\n")
+        if node is not None:
+            node = node.next
+    lines = (" ".join(line.split()) for line in "".join(out).split("\n"))
+    return "\n".join(line for line in lines if line)
 
 
 def _is_hidden(node: LexborNode) -> bool:
