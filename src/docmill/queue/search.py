@@ -71,49 +71,52 @@ async def index_texts(connection: Any, texts: Sequence[tuple[str, str]]) -> None
     Index new documents' texts (document id, text), inside the caller's
     transaction, in one statement; none of them may have an entry yet.
 
-    Each text must be the one stored in the document's contents: on SQLite
-    the entry is removed later by tokenizing the stored text again, and a
-    text that differs would leave tokens behind (a corrupt index).
+    On SQLite each text is read back from the document's stored contents,
+    which must be written first: an entry is removed later by tokenizing
+    the stored text again, and one made from any other text would leave
+    tokens behind (a corrupt index).
     """
-    statement = (
-        SQLITE_INDEX
-        if connection.dialect.name == "sqlite"
-        else text(
+    if connection.dialect.name == "sqlite":
+        await connection.execute(SQLITE_INDEX, sqlite_index_parameters(texts))
+        return
+    await connection.execute(
+        text(
             "INSERT INTO document_search (document_id, body) "
             "VALUES (:id, strip(to_tsvector('simple', :body)))"
-        )
+        ),
+        [
+            {"id": document_id, "body": body[:INDEXED_CHARS]}
+            for document_id, body in texts
+        ],
     )
-    await connection.execute(statement, index_parameters(texts))
 
 
 # Also run on its own by the job store's one-hop SQLite writer.
 SQLITE_INDEX = text(
     "INSERT INTO document_search (rowid, body) "
-    "SELECT seq, :body FROM documents WHERE id = :id"
+    f"SELECT documents.seq, substr(document_contents.text, 1, {INDEXED_CHARS}) "
+    "FROM documents JOIN document_contents "
+    "ON document_contents.document_id = documents.id WHERE documents.id = :id"
 )
 
 
-def index_parameters(texts: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
-    return [
-        {"id": document_id, "body": body[:INDEXED_CHARS]} for document_id, body in texts
-    ]
+def sqlite_index_parameters(
+    texts: Sequence[tuple[str, str]],
+) -> list[dict[str, Any]]:
+    return [{"id": document_id} for document_id, _ in texts]
 
 
 async def copy_index(connection: Any, source_id: str, target_id: str) -> None:
     if connection.dialect.name == "sqlite":
-        statement = (
-            "INSERT INTO document_search (rowid, body) "
-            "SELECT (SELECT seq FROM documents WHERE id = :target), body "
-            "FROM document_search "
-            "WHERE rowid = (SELECT seq FROM documents WHERE id = :source)"
-        )
-    else:
-        statement = (
+        # The target's contents are the source's, copied already.
+        await connection.execute(SQLITE_INDEX, {"id": target_id})
+        return
+    await connection.execute(
+        text(
             "INSERT INTO document_search (document_id, body) "
             "SELECT :target, body FROM document_search WHERE document_id = :source"
-        )
-    await connection.execute(
-        text(statement), {"source": source_id, "target": target_id}
+        ),
+        {"source": source_id, "target": target_id},
     )
 
 

@@ -1262,7 +1262,7 @@ class JobStore:
             transaction.executemany(_STORE_CONTENT, _content_parameters(stored))
             transaction.executemany(
                 search.SQLITE_INDEX,
-                search.index_parameters(
+                search.sqlite_index_parameters(
                     [(claim.document_id, payload["text"]) for claim, payload in stored]
                 ),
             )
