@@ -187,7 +187,7 @@ async def has_search(connection: Any) -> bool:
 
 
 async def search_insert(connection: Any) -> Any:
-    """The statement ``docmill.queue.search.index_text`` sends, for many rows."""
+    """The statement ``docmill.queue.search.index_texts`` sends, for many rows."""
     from sqlalchemy import inspect, text
 
     if connection.dialect.name != "sqlite":

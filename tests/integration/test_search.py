@@ -145,6 +145,70 @@ async def test_duplicate_submission_is_found_under_its_own_id(store: Any) -> Non
     assert [row.id for row in found] == [submitted.document_id, original]
 
 
+async def test_sqlite_index_drops_entries_by_the_text_it_indexed(
+    store: Any,
+) -> None:
+    """
+    On SQLite the index keeps no copy of the text (migration 0008): an entry
+    is removed by tokenizing the stored text again, which must be the very
+    text indexed, cut where indexing cut it, or tokens stay behind and
+    FTS5's check against the stored texts fails.
+    """
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("the FTS5 index is SQLite's")
+    long = "é" * 10 + " alpha" * (search.INDEXED_CHARS // 6) + " omega beyond"
+    kept = await indexed(store, "invoice kept")
+    reprocessed, cut, deleted = [
+        await indexed(store, body) for body in ("old words", long, "invoice gone")
+    ]
+    duplicate = await store.submit(
+        NewDocument(
+            source="text",
+            sha256="o" * 64,
+            size_bytes=9,
+            storage_key="o" * 64,
+            dedupe=True,
+        )
+    )
+    await store.reprocess(reprocessed)
+    claim = await store.claim_next("w:1")
+    await store.complete(claim, _payload("new words"))
+    await store.delete(deleted)
+    await store.delete(cut)
+
+    async with write_transaction(store.engine) as connection:
+        await connection.execute(
+            text(
+                "INSERT INTO document_search (document_search, rank) "
+                "VALUES ('integrity-check', 1)"
+            )
+        )
+    found = [[row.id for row in await store.list(q=q)] for q in ("invoice", "old")]
+
+    assert found == [[kept], [duplicate.document_id]]
+
+
+async def test_sqlite_index_keeps_no_copy_of_the_text(store: Any) -> None:
+    if store.engine.dialect.name != "sqlite":
+        pytest.skip("the FTS5 index is SQLite's")
+    async with store.engine.connect() as connection:
+        tables = (
+            await connection.execute(
+                text(
+                    "SELECT name FROM sqlite_master "
+                    "WHERE name LIKE 'document_search_%' ORDER BY name"
+                )
+            )
+        ).scalars()
+
+        assert list(tables) == [
+            "document_search_config",
+            "document_search_data",
+            "document_search_idx",
+            "document_search_text",
+        ]
+
+
 async def test_migration_0006_keeps_existing_search_entries(
     database_url: str,
 ) -> None:
@@ -193,7 +257,7 @@ async def test_migration_0006_downgrades_with_its_entries(database_url: str) -> 
 
 
 async def indexed_before_0006(store: JobStore, body: str) -> str:
-    """A document with a search entry as the code of migration 0005 wrote it."""
+    """A document with its text and search entry as the code of 0005 wrote them."""
     document_id = await store.create(
         NewDocument(source="text", sha256="", size_bytes=0, storage_key="")
     )
@@ -207,6 +271,12 @@ async def indexed_before_0006(store: JobStore, body: str) -> str:
             text(
                 "INSERT INTO document_search (document_id, body) "
                 f"VALUES (:id, {vector})"
+            ),
+            {"id": document_id, "body": body},
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO document_contents (document_id, text) VALUES (:id, :body)"
             ),
             {"id": document_id, "body": body},
         )
@@ -231,3 +301,24 @@ def _payload(body: str) -> dict[str, Any]:
         "page_count": None,
         "processing_ms": 1.0,
     }
+
+
+async def test_migration_0008_downgrades_to_an_index_with_its_text(
+    database_url: str,
+) -> None:
+    engine = create_engine(database_url)
+    try:
+        await upgrade(engine)
+        store = JobStore(engine)
+        ids = [await indexed(store, f"invoice {n}") for n in range(3)]
+
+        async with write_transaction(engine) as connection:
+            await connection.run_sync(
+                lambda sync: command.downgrade(alembic_config(sync), "0007")
+            )
+        await store.delete(ids[1])
+        found = [row.id for row in await store.list(q="invoice")]
+    finally:
+        await engine.dispose()
+
+    assert found == [ids[2], ids[0]]

@@ -33,6 +33,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -132,9 +133,6 @@ class Document(Base):
     duplicate_of: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
-        # The claim statement walks this index: pending rows, highest priority,
-        # earliest due first.
-        Index("ix_documents_lease", "status", "lease_expires_at"),
         Index("ix_documents_created", "created_at", "id"),
         # Listing one status newest first reads this index in order.
         Index("ix_documents_status_created", "status", "created_at", "id"),
@@ -146,13 +144,20 @@ class Document(Base):
 
 # The claim statement walks this index in its own order (highest priority,
 # earliest due, then id), so taking the next document reads one index entry
-# instead of sorting every pending row.
+# instead of sorting every pending row. Only pending documents are in it
+# (migration 0009), so a document leaves it once, when a slot starts it; the
+# statements that use it name the status as a literal, since PostgreSQL's
+# generic plan for ``status = $1`` cannot use a partial index. ``status``
+# stays its first column: without it SQLite preferred the status listing
+# index and a sort.
 Index(
     "ix_documents_claim",
     Document.status,
     Document.priority.desc(),
     Document.next_attempt_at,
     Document.id,
+    sqlite_where=text("status = 'pending'"),
+    postgresql_where=text("status = 'pending'"),
 )
 
 

@@ -3,7 +3,7 @@ Full-text search over extracted text.
 
 The index lives in ``document_search``, whose shape differs by database: an
 FTS5 table on SQLite, a ``tsvector`` column with a GIN index on PostgreSQL
-(migrations 0004 and 0006). Both use a language-neutral tokenizer (no
+(migrations 0004, 0006 and 0008). Both use a language-neutral tokenizer (no
 stemming), so a document in any language is found by its words as written.
 Queries are plain words, all of which must occur; no query syntax reaches
 the engine, so no input can make a search fail.
@@ -12,6 +12,9 @@ A search lists matches newest first, and its first page must not cost more
 as matches grow. On SQLite an entry's rowid is its document's ``seq`` (the
 order documents were queued, migration 0006), so FTS5 hands over matches
 newest first and stops after a page. On PostgreSQL see ``_newest_postgres``.
+The FTS5 table keeps no text of its own: it reads ``document_contents``
+through a view (migration 0008), and triggers drop an entry before its text
+goes.
 """
 
 from __future__ import annotations
@@ -63,65 +66,57 @@ def query_words(q: str) -> list[str]:
     return _WORD.findall(q)[:32]
 
 
-async def index_text(
-    connection: Any, document_id: str, body: str, *, replace: bool = True
-) -> None:
-    """
-    Index the document's text, inside the caller's transaction.
-
-    Args:
-        replace: whether an earlier entry of the document may exist and must
-            go first; False skips that search when there cannot be one.
-    """
-    if replace:
-        await unindex(connection, [document_id])
-    await index_texts(connection, [(document_id, body)])
-
-
 async def index_texts(connection: Any, texts: Sequence[tuple[str, str]]) -> None:
     """
     Index new documents' texts (document id, text), inside the caller's
     transaction, in one statement; none of them may have an entry yet.
+
+    On SQLite each text is read back from the document's stored contents,
+    which must be written first: an entry is removed later by tokenizing
+    the stored text again, and one made from any other text would leave
+    tokens behind (a corrupt index).
     """
-    statement = (
-        SQLITE_INDEX
-        if connection.dialect.name == "sqlite"
-        else text(
+    if connection.dialect.name == "sqlite":
+        await connection.execute(SQLITE_INDEX, sqlite_index_parameters(texts))
+        return
+    await connection.execute(
+        text(
             "INSERT INTO document_search (document_id, body) "
             "VALUES (:id, strip(to_tsvector('simple', :body)))"
-        )
+        ),
+        [
+            {"id": document_id, "body": body[:INDEXED_CHARS]}
+            for document_id, body in texts
+        ],
     )
-    await connection.execute(statement, index_parameters(texts))
 
 
 # Also run on its own by the job store's one-hop SQLite writer.
 SQLITE_INDEX = text(
     "INSERT INTO document_search (rowid, body) "
-    "SELECT seq, :body FROM documents WHERE id = :id"
+    f"SELECT documents.seq, substr(document_contents.text, 1, {INDEXED_CHARS}) "
+    "FROM documents JOIN document_contents "
+    "ON document_contents.document_id = documents.id WHERE documents.id = :id"
 )
 
 
-def index_parameters(texts: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
-    return [
-        {"id": document_id, "body": body[:INDEXED_CHARS]} for document_id, body in texts
-    ]
+def sqlite_index_parameters(
+    texts: Sequence[tuple[str, str]],
+) -> list[dict[str, Any]]:
+    return [{"id": document_id} for document_id, _ in texts]
 
 
 async def copy_index(connection: Any, source_id: str, target_id: str) -> None:
     if connection.dialect.name == "sqlite":
-        statement = (
-            "INSERT INTO document_search (rowid, body) "
-            "SELECT (SELECT seq FROM documents WHERE id = :target), body "
-            "FROM document_search "
-            "WHERE rowid = (SELECT seq FROM documents WHERE id = :source)"
-        )
-    else:
-        statement = (
+        # The target's contents are the source's, copied already.
+        await connection.execute(SQLITE_INDEX, {"id": target_id})
+        return
+    await connection.execute(
+        text(
             "INSERT INTO document_search (document_id, body) "
             "SELECT :target, body FROM document_search WHERE document_id = :source"
-        )
-    await connection.execute(
-        text(statement), {"source": source_id, "target": target_id}
+        ),
+        {"source": source_id, "target": target_id},
     )
 
 
@@ -129,22 +124,17 @@ async def unindex(connection: Any, document_ids: Iterable[str]) -> None:
     """
     Drop the documents' entries.
 
-    On SQLite a deleted document's entry goes with it (a trigger), so only a
-    document that stays needs this there.
+    On SQLite an entry goes with its document's stored text, by triggers
+    (migration 0008), since only the text can say which tokens to remove:
+    there is nothing left to do here.
     """
     ids = list(document_ids)
-    if not ids:
+    if not ids or connection.dialect.name == "sqlite":
         return
     names = ", ".join(f":id{n}" for n in range(len(ids)))
-    if connection.dialect.name == "sqlite":
-        statement = (
-            "DELETE FROM document_search WHERE rowid IN "
-            f"(SELECT seq FROM documents WHERE id IN ({names}))"
-        )
-    else:
-        statement = f"DELETE FROM document_search WHERE document_id IN ({names})"
     await connection.execute(
-        text(statement), {f"id{n}": value for n, value in enumerate(ids)}
+        text(f"DELETE FROM document_search WHERE document_id IN ({names})"),
+        {f"id{n}": value for n, value in enumerate(ids)},
     )
 
 

@@ -37,6 +37,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     or_,
     select,
     text,
@@ -1026,7 +1027,7 @@ class JobStore:
         priorities that wait for a retry (few) before the first due one.
         """
         row = await self.reads.first(
-            _OUTRANKING, pending=PENDING, priority=priority, now=utcnow(), one=1, zero=0
+            _OUTRANKING, priority=priority, now=utcnow(), one=1, zero=0
         )
         return None if row is None else row.due
 
@@ -1261,7 +1262,7 @@ class JobStore:
             transaction.executemany(_STORE_CONTENT, _content_parameters(stored))
             transaction.executemany(
                 search.SQLITE_INDEX,
-                search.index_parameters(
+                search.sqlite_index_parameters(
                     [(claim.document_id, payload["text"]) for claim, payload in stored]
                 ),
             )
@@ -1491,7 +1492,7 @@ class JobStore:
             oldest = (
                 await connection.execute(
                     select(func.min(Document.next_attempt_at)).where(
-                        Document.status == PENDING, Document.next_attempt_at <= now
+                        _IS_PENDING, Document.next_attempt_at <= now
                     )
                 )
             ).scalar()
@@ -1749,6 +1750,11 @@ class JobStore:
 _documents = cast(Table, Document.__table__)
 _attempts = cast(Table, Attempt.__table__)
 
+# The claim index holds pending documents only (migration 0009). Statements
+# that should walk it name the status as a literal: PostgreSQL's generic plan
+# of a prepared ``status = $1`` cannot prove it pending and would not use it.
+_IS_PENDING = _documents.c.status == literal_column(f"'{PENDING}'")
+
 _DUE_COLUMNS = (
     _documents.c.id,
     _documents.c.attempts,
@@ -1765,7 +1771,7 @@ _DUE_COLUMNS = (
 # Pending and held by no worker: a claim waiting for a slot keeps its
 # document pending (see ``JobStore.claim_batch``).
 _FREE = (
-    _documents.c.status == PENDING,
+    _IS_PENDING,
     _documents.c.claim_token.is_(None),
 )
 _QUEUE_ORDER = (
@@ -1799,7 +1805,7 @@ _DUE_ABOVE = (
 _OUTRANKING = (
     select(_documents.c.next_attempt_at.label("due"))
     .where(
-        _documents.c.status == bindparam("pending"),
+        _IS_PENDING,
         _documents.c.claim_token.is_(None),
         _documents.c.priority > bindparam("priority"),
         _documents.c.next_attempt_at <= bindparam("now"),
@@ -2270,14 +2276,11 @@ _STATUSES = _STATUS_OF.where(
 
 # Built once: the API counts on submissions (see api.submit.PendingGauge),
 # and building the statement cost more than the count.
-_PENDING_COUNT = select(func.count()).where(_documents.c.status == PENDING)
+_PENDING_COUNT = select(func.count()).where(_IS_PENDING)
 # One arbitrary 64-bit key: the lock that PostgreSQL submissions count under.
 _PENDING_LOCK = text("SELECT pg_advisory_xact_lock(7306292710405662032)")
 _PENDING_COUNT_UP_TO = select(func.count().label("pending")).select_from(
-    select(_documents.c.id)
-    .where(_documents.c.status == PENDING)
-    .limit(bindparam("up_to"))
-    .subquery()
+    select(_documents.c.id).where(_IS_PENDING).limit(bindparam("up_to")).subquery()
 )
 
 
