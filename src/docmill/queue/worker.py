@@ -149,6 +149,7 @@ class Worker:
                 store.engine,
                 settings.webhook_max_attempts,
                 settings.webhook_retry_base_seconds,
+                reads=store.reads,
             ),
             settings,
         )
