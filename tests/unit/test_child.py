@@ -15,7 +15,13 @@ import pytest
 
 from docmill.exceptions import ExtractionTimeout, LimitExceeded, WorkerCrash
 from docmill.extract.base import Limits
-from docmill.extract.child import _LENGTH, _READ_SIZE, ExtractionChild, _Inbox
+from docmill.extract.child import (
+    _INBOX_KEEP_BYTES,
+    _LENGTH,
+    _READ_SIZE,
+    ExtractionChild,
+    _Inbox,
+)
 from docmill.local import _readable
 
 pytestmark = pytest.mark.anyio
@@ -477,7 +483,7 @@ def test_inbox_takes_messages_however_the_reads_split_them(step: int) -> None:
 
 def test_inbox_grows_for_a_large_message_and_shrinks_after() -> None:
     inbox = _Inbox()
-    large = ("ok", {"text": "word " * _READ_SIZE})
+    large = ("ok", {"text": "x" * (_INBOX_KEEP_BYTES + 1)})
     stream = framed(("progress", {}), large, ("progress", {"done": 2}))
 
     taken = read_through(inbox, stream, _READ_SIZE)

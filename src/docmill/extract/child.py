@@ -50,6 +50,9 @@ PROGRESS_INTERVAL_SECONDS = 0.25
 # the loop while it trickles in.
 _LENGTH = struct.Struct("!Q")
 _READ_SIZE = 256 * 1024
+# A buffer grown for a large answer is kept up to this size: a new one is
+# zero-filled (bytearray), which cost more than the copies it saves.
+_INBOX_KEEP_BYTES = 4 * 1024 * 1024
 # A result larger than this is unpickled in a thread, so that its strings
 # are not built on the event loop while requests wait.
 _UNPICKLE_IN_THREAD_BYTES = 1024 * 1024
@@ -256,8 +259,9 @@ class _Inbox:
     The socket is read straight into this buffer (``recv_into``), and each
     message is unpickled where it lies. Reading with ``recv`` instead made a
     new 256 KiB bytes object for each read, shrank it to what arrived and
-    appended it to a growing buffer: about a sixth of the event loop's time
-    spent on a child's answers went to those allocations and copies.
+    appended it to a growing buffer: the event loop's CPU for a document's
+    exchange with its child was 0.28 ms for small ones (now 0.23-0.25), for
+    a 200 KB answer 0.5-0.7 ms more (0.3-0.5), for 1.6 MB 2 ms (0.65).
     """
 
     def __init__(self) -> None:
@@ -309,7 +313,7 @@ class _Inbox:
         self.start += size
         if self.start == self.end:
             self.start = self.end = 0
-            if len(self.buffer) > _READ_SIZE:
+            if len(self.buffer) > _INBOX_KEEP_BYTES:
                 # The memory of a large result goes back now, not when the
                 # child is replaced.
                 self.buffer = bytearray(_READ_SIZE)
