@@ -154,7 +154,10 @@ class Worker:
                 store.engine,
                 settings.webhook_max_attempts,
                 settings.webhook_retry_base_seconds,
-                reads=store.reads,
+                # The sync reader is the saving; on PostgreSQL the probe
+                # would open RowReader's asyncpg pool at the worker's start,
+                # and a worker stopped while it opens leaves its connections.
+                reads=store.reads if store.engine.dialect.name == "sqlite" else None,
             ),
             settings,
         )
