@@ -229,7 +229,7 @@ def serve(
         except DatabaseNotReady as exc:
             typer.echo(f"docmill: {exc}", err=True)
             raise typer.Exit(2) from None
-    application = create_app(settings, migrate=settings.is_sqlite)
+    application = create_app(settings, migrate=settings.is_sqlite, long_running=True)
     # uvicorn stops gracefully on SIGTERM and then raises the signal again
     # under the handler it found, so by default the process died of it (exit
     # 143). A stop that was asked for and done is a success, as it is for

@@ -15,6 +15,22 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+def freeze_start_up() -> None:
+    """
+    Leave what start-up made out of every later garbage collection.
+
+    A process that serves until stopped keeps nearly all of it for good
+    (modules, the app, the ORM's mappings, the extractors' tables), and
+    each full collection walked all of it on the event loop's thread:
+    some 130,000 objects, 50 to 190 ms while requests and results waited.
+    Start-up's garbage is collected first, so that none of it is kept.
+    """
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 class DatabaseNotReady(Exception):
     """The admin verb's database is missing, unreachable or not migrated."""
 
@@ -36,6 +52,7 @@ async def _run_worker(settings: Settings, concurrency: int, drain: bool) -> None
     if settings.is_sqlite:
         await upgrade(services.engine)
     worker = Worker(services.store, services.storage, settings, concurrency)
+    freeze_start_up()
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
 

@@ -15,10 +15,14 @@ from docmill.queue.store import utcnow
 pytestmark = pytest.mark.anyio
 
 
-async def test_empty_poll_does_not_wait_for_the_write_lock(store: Any) -> None:
+@pytest.mark.parametrize("through", ["engine", "row reader"])
+async def test_empty_poll_does_not_wait_for_the_write_lock(
+    store: Any, through: str
+) -> None:
     # Every process polls every poll_seconds; a poll that queued for the write
     # lock would wait behind (and delay) claims and completions.
-    outbox = Outbox(store.engine)
+    reads = store.reads if through == "row reader" else None
+    outbox = Outbox(store.engine, reads=reads)
     if store.engine.dialect.name == "sqlite":
         holder = sqlite3.connect(store.engine.url.database, isolation_level=None)
         holder.execute("BEGIN IMMEDIATE")

@@ -376,6 +376,29 @@ async def test_queue_stats_counts_and_ages(store: Any) -> None:
     assert stats["oldest_pending_seconds"] >= 1
 
 
+async def test_queue_stats_counts_each_status_and_last_minutes_output(
+    store: Any,
+) -> None:
+    for name in ("a", "b", "c"):
+        await queue_document(store, name=name)
+    claim = await store.claim_next("w:1")
+    await store.complete(claim, _payload("done"))
+    await store.claim_next("w:1")
+
+    stats = await store.queue_stats()
+
+    assert (stats["counts"], stats["finished_last_minute"]) == (
+        {
+            "pending": 1,
+            "processing": 1,
+            "completed": 1,
+            "failed": 0,
+            "cancelled": 0,
+        },
+        1,
+    )
+
+
 async def test_claim_batch_gives_each_document_its_own_claim(store: Any) -> None:
     ids = [await queue_document(store, name=str(n)) for n in range(3)]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
 import time
 from collections.abc import Iterator
@@ -14,7 +15,13 @@ import pytest
 
 from docmill.exceptions import ExtractionTimeout, LimitExceeded, WorkerCrash
 from docmill.extract.base import Limits
-from docmill.extract.child import ExtractionChild
+from docmill.extract.child import (
+    _INBOX_KEEP_BYTES,
+    _LENGTH,
+    _READ_SIZE,
+    ExtractionChild,
+    _Inbox,
+)
 from docmill.local import _readable
 
 pytestmark = pytest.mark.anyio
@@ -439,3 +446,51 @@ def test_extract_runs_with_descriptors_past_1023(
     assert failures == 0
     out = capsys.readouterr().out
     assert [f"note number {n}" in out for n in range(3)] == [True] * 3
+
+
+def framed(*messages: Any) -> bytes:
+    """Messages as the child writes them: each a length, then its pickle."""
+    frames = []
+    for message in messages:
+        data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+        frames.append(_LENGTH.pack(len(data)) + data)
+    return b"".join(frames)
+
+
+def read_through(inbox: _Inbox, stream: bytes, step: int) -> list[Any]:
+    """Feed ``stream`` to ``inbox`` ``step`` bytes a read; the messages taken."""
+    taken = []
+    while stream:
+        room = inbox.room()
+        count = min(step, len(stream), len(room))
+        room[:count] = stream[:count]
+        stream = stream[count:]
+        inbox.filled(count)
+        while inbox.whole():
+            with inbox.take() as data:
+                taken.append(pickle.loads(data))
+    return taken
+
+
+@pytest.mark.parametrize("step", [1, 7, 8, 9, 4096, _READ_SIZE], ids=str)
+def test_inbox_takes_messages_however_the_reads_split_them(step: int) -> None:
+    messages = [("progress", {"done": 1}), ("ok", {"text": "é" * 300}), ("x",)]
+
+    taken = read_through(_Inbox(), framed(*messages), step)
+
+    assert taken == messages
+
+
+def test_inbox_grows_for_a_large_message_and_shrinks_after() -> None:
+    inbox = _Inbox()
+    large = ("ok", {"text": "x" * (_INBOX_KEEP_BYTES + 1)})
+    stream = framed(("progress", {}), large, ("progress", {"done": 2}))
+
+    taken = read_through(inbox, stream, _READ_SIZE)
+
+    assert (taken[1], len(inbox.buffer)) == (large, _READ_SIZE)
+
+
+def test_inbox_reports_a_closed_socket() -> None:
+    with pytest.raises(EOFError):
+        _Inbox().filled(0)

@@ -90,13 +90,23 @@ def build_services(settings: Settings) -> Services:
     return services
 
 
-def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    migrate: bool = True,
+    long_running: bool = False,
+) -> FastAPI:
     """
     Build the API.
 
     Args:
         settings: configuration; read from the environment when omitted.
         migrate: bring the schema up to date at start-up.
+        long_running: the app is this process's for good (``docmill
+            serve``): what start-up made is frozen out of garbage
+            collection (``runtime.freeze_start_up``). Not for a process
+            that builds many apps, such as the tests: each would keep the
+            last one's leftovers for good.
     """
     settings = settings or Settings()
 
@@ -128,6 +138,10 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
             extra={"action": "api_started"},
         )
         auth.announce(settings)
+        if long_running:
+            from docmill.runtime import freeze_start_up
+
+            freeze_start_up()
         try:
             yield
         finally:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from docmill import metrics
 from docmill.api import auth
@@ -34,8 +34,6 @@ async def get_metrics(request: Request) -> Response:
         metrics.DOCUMENTS.labels(status=status).set(count)
     metrics.QUEUE_DEPTH.set(stats["counts"].get("pending", 0))
     metrics.OLDEST_PENDING.set(stats["oldest_pending_seconds"] or 0)
-    response = Response(
-        generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST
-    )
+    response = Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
     response.raw_headers.extend(headers)
     return response

@@ -50,6 +50,9 @@ PROGRESS_INTERVAL_SECONDS = 0.25
 # the loop while it trickles in.
 _LENGTH = struct.Struct("!Q")
 _READ_SIZE = 256 * 1024
+# A buffer grown for a large answer is kept up to this size: a new one is
+# zero-filled (bytearray), which cost more than the copies it saves.
+_INBOX_KEEP_BYTES = 4 * 1024 * 1024
 # A result larger than this is unpickled in a thread, so that its strings
 # are not built on the event loop while requests wait.
 _UNPICKLE_IN_THREAD_BYTES = 1024 * 1024
@@ -249,6 +252,74 @@ def _receive_exactly(channel: socket.socket, size: int) -> bytes:
     return b"".join(parts)
 
 
+class _Inbox:
+    """
+    What the parent has read from its child's socket and not yet taken.
+
+    The socket is read straight into this buffer (``recv_into``), and each
+    message is unpickled where it lies. Reading with ``recv`` instead made a
+    new 256 KiB bytes object for each read, shrank it to what arrived and
+    appended it to a growing buffer: the event loop's CPU for a document's
+    exchange with its child was 0.28 ms for small ones (now 0.23-0.25), for
+    a 200 KB answer 0.5-0.7 ms more (0.3-0.5), for 1.6 MB 2 ms (0.65).
+    """
+
+    def __init__(self) -> None:
+        self.buffer = bytearray(_READ_SIZE)
+        # The unread bytes are buffer[start:end].
+        self.start = 0
+        self.end = 0
+
+    def _message_size(self) -> int | None:
+        """The size of the next message, its length included, once known."""
+        if self.end - self.start < _LENGTH.size:
+            return None
+        (size,) = _LENGTH.unpack_from(self.buffer, self.start)
+        return int(_LENGTH.size + size)
+
+    def whole(self) -> bool:
+        """Whether the next message has arrived whole."""
+        size = self._message_size()
+        return size is not None and self.end - self.start >= size
+
+    def room(self) -> memoryview:
+        """
+        Where the next read goes: after the unread bytes, in a buffer large
+        enough for the whole of the message they begin.
+        """
+        need = self._message_size() or _LENGTH.size
+        if self.start + need > len(self.buffer) or self.end == len(self.buffer):
+            unread = self.buffer[self.start : self.end]
+            if need > len(self.buffer):
+                self.buffer = bytearray(need)
+            self.buffer[: len(unread)] = unread
+            self.start, self.end = 0, len(unread)
+        return memoryview(self.buffer)[self.end :]
+
+    def filled(self, count: int) -> None:
+        """``count`` more bytes were read into ``room()``."""
+        if not count:
+            raise EOFError
+        self.end += count
+
+    def take(self) -> memoryview:
+        """
+        The next whole message (without its length), to be unpickled and
+        released before the next ``room()``.
+        """
+        size = self._message_size()
+        assert size is not None
+        body = memoryview(self.buffer)[self.start + _LENGTH.size : self.start + size]
+        self.start += size
+        if self.start == self.end:
+            self.start = self.end = 0
+            if len(self.buffer) > _INBOX_KEEP_BYTES:
+                # The memory of a large result goes back now, not when the
+                # child is replaced.
+                self.buffer = bytearray(_READ_SIZE)
+        return body
+
+
 def _child_main(
     channel: socket.socket, limits: Limits, memory_mb: int, plugins: list[str]
 ) -> None:
@@ -324,7 +395,7 @@ class ExtractionChild:
         self.start_method = start_method
         self._process: Any = None
         self._channel: socket.socket | None = None
-        self._buffer = bytearray()
+        self._inbox = _Inbox()
         # Documents sent (``send``) whose answer has not been read yet.
         self.unanswered = 0
         # The document handed over by begin(), for callers without a loop.
@@ -356,7 +427,7 @@ class ExtractionChild:
         child_end.close()
         parent_end.setblocking(False)
         self._process, self._channel = process, parent_end
-        self._buffer = bytearray()
+        self._inbox = _Inbox()
         return parent_end
 
     async def extract(
@@ -555,28 +626,20 @@ class ExtractionChild:
             raise
 
     def _read_available(self, channel: socket.socket) -> bool:
-        """Add what the socket holds to the buffer; False when it holds nothing."""
+        """Add what the socket holds to the inbox; False when it holds nothing."""
         try:
-            chunk = channel.recv(_READ_SIZE)
+            count = channel.recv_into(self._inbox.room())
         except BlockingIOError:
             return False
-        if not chunk:
-            raise EOFError
-        self._buffer += chunk
+        self._inbox.filled(count)
         return True
 
     def _take_message(self) -> Any:
-        """The next whole message in the buffer, or None."""
-        buffer = self._buffer
-        if len(buffer) < _LENGTH.size:
+        """The next whole message in the inbox, or None."""
+        if not self._inbox.whole():
             return None
-        (size,) = _LENGTH.unpack_from(buffer)
-        end = _LENGTH.size + size
-        if len(buffer) < end:
-            return None
-        message = pickle.loads(memoryview(buffer)[_LENGTH.size : end])
-        self._buffer = buffer[end:]
-        return message
+        with self._inbox.take() as data:
+            return pickle.loads(data)
 
     def _crashed(self, exc: BaseException) -> None:
         exitcode = None
@@ -591,31 +654,19 @@ class ExtractionChild:
         import asyncio
 
         loop = asyncio.get_running_loop()
-        buffer = self._buffer
-        size = None
-        while True:
-            if size is None and len(buffer) >= _LENGTH.size:
-                (size,) = _LENGTH.unpack_from(buffer)
-            if size is not None and len(buffer) >= _LENGTH.size + size:
-                break
-            chunk = await loop.sock_recv(channel, _READ_SIZE)
-            if not chunk:
-                raise EOFError
-            buffer += chunk
-        end = _LENGTH.size + size
+        inbox = self._inbox
+        while not inbox.whole():
+            inbox.filled(await loop.sock_recv_into(channel, inbox.room()))
         # Unpickled in place, never copied: a result can be hundreds of MB.
         # Should this raise or be cancelled, the caller kills the child,
-        # and the next one starts with a buffer of its own.
-        data = memoryview(buffer)[_LENGTH.size : end]
-        if size > _UNPICKLE_IN_THREAD_BYTES:
-            message = await asyncio.to_thread(pickle.loads, data)
-        else:
-            message = pickle.loads(data)
-        data.release()
-        # A fresh buffer for what follows, so that the memory of a large
-        # result goes back now rather than when the child is replaced.
-        self._buffer = buffer[end:]
-        return message
+        # and the next one starts with an inbox of its own.
+        data = inbox.take()
+        if data.nbytes > _UNPICKLE_IN_THREAD_BYTES:
+            # Not released here: if this read is cancelled, the thread may
+            # still be reading the view.
+            return await asyncio.to_thread(pickle.loads, data)
+        with data:
+            return pickle.loads(data)
 
     def kill(self) -> None:
         process, channel = self._process, self._channel

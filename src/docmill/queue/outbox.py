@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from docmill.db.engine import write_transaction
+from docmill.db.engine import RowReader, write_transaction
 from docmill.db.models import Document, WebhookDelivery
 
 PENDING = "pending"
@@ -34,6 +34,19 @@ FAILED = "failed"
 
 # How long a claimed delivery is held before another worker may try it.
 CLAIM_SECONDS = 60.0
+
+# Whether any delivery is due: what the delivery loop asks at each poll.
+# Parameters by name only, as RowReader passes no others.
+_ANY_DUE = (
+    select(WebhookDelivery.number)
+    .where(
+        WebhookDelivery.status == bindparam("pending"),
+        WebhookDelivery.next_attempt_at <= bindparam("now"),
+    )
+    # SQLite's LIMIT comes with an OFFSET: both named, or it gets its own.
+    .limit(bindparam("one"))
+    .offset(bindparam("zero"))
+)
 
 
 @dataclass(frozen=True)
@@ -138,6 +151,8 @@ class Outbox:
         engine: the database engine.
         max_attempts: tries before a delivery is marked failed.
         retry_base_seconds: first retry delay; doubles with each try.
+        reads: the store's reader of single rows, for the poll's probe;
+            without it, the probe goes through the engine.
     """
 
     def __init__(
@@ -145,8 +160,10 @@ class Outbox:
         engine: AsyncEngine,
         max_attempts: int = 8,
         retry_base_seconds: float = 5.0,
+        reads: RowReader | None = None,
     ) -> None:
         self.engine = engine
+        self.reads = reads
         self.max_attempts = max_attempts
         self.retry_base_seconds = retry_base_seconds
 
@@ -159,11 +176,17 @@ class Outbox:
         # The loop polls every poll_seconds in every process, and the outbox is
         # nearly always empty: a plain read (one index entry; on SQLite in WAL
         # it never waits) keeps the empty poll from taking the write lock that
-        # claims and completions queue behind.
-        async with self.engine.connect() as connection:
-            probe = select(WebhookDelivery.number).where(*is_due).limit(1)
-            if (await connection.execute(probe)).first() is None:
+        # claims and completions queue behind. Through the engine, that read
+        # cost the event loop about as much as a status read did before
+        # RowReader: ~3% of its time in a busy `serve`, twice a second.
+        params = {"pending": PENDING, "now": now, "one": 1, "zero": 0}
+        if self.reads is not None:
+            if await self.reads.first(_ANY_DUE, **params) is None:
                 return []
+        else:
+            async with self.engine.connect() as connection:
+                if (await connection.execute(_ANY_DUE, params)).first() is None:
+                    return []
         due = (
             select(WebhookDelivery.document_id, WebhookDelivery.number)
             .where(*is_due)
