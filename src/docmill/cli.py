@@ -295,7 +295,9 @@ def worker(
 
 @app.command(cls=_SettingsHelp)
 def extract(
-    paths: list[Path] = typer.Argument(
+    # Text, not Path: Typer refused the whole run over one unreadable path,
+    # and Path("") is the current directory. Both are decided below.
+    names: list[str] = typer.Argument(
         ..., metavar="PATHS", help="Files or directories to read."
     ),
     output_format: str = typer.Option(
@@ -323,13 +325,16 @@ def extract(
         raise typer.BadParameter("choose json, text or markdown", param_hint="--format")
     if jobs < 0:
         raise typer.BadParameter("0 (one per core) or more", param_hint="--jobs")
+    if "" in names:
+        # An unset variable ("$DIR") read the current directory, recursively.
+        raise typer.BadParameter("a path must not be empty", param_hint="PATHS")
     from docmill.extract_settings import load_extract_settings
     from docmill.local import run_extract
 
     settings = load_extract_settings(job_timeout_seconds=timeout_seconds)
 
     failed = run_extract(
-        paths,
+        [Path(name) for name in names],
         settings,
         output_format=output_format,
         jobs=jobs or os.cpu_count() or 1,

@@ -10,6 +10,7 @@ the progress bar and the summary go to stderr so stdout stays clean.
 from __future__ import annotations
 
 import contextlib
+import os
 import selectors
 import stat
 import sys
@@ -24,12 +25,55 @@ from docmill.extract.child import ExtractionChild
 from docmill.extract_settings import ExtractSettings
 
 
-def iter_files(paths: list[Path]) -> Iterator[Path]:
+def iter_files(paths: list[Path]) -> Iterator[Path | Unlisted]:
+    """
+    Each path, and what is under each directory, in sorted order.
+
+    Everything a walk finds is given back, not only regular files: a
+    dangling link, a pipe or a socket then gets its ``unreadable`` line, as
+    when it is named (the walk used to drop them without a word). Links to
+    directories are not followed, so a walk ends; a directory that cannot
+    be listed comes back as ``Unlisted``.
+    """
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file())
+            yield from sorted(_walk(path), key=_path_of)
         else:
             yield path
+
+
+class Unlisted:
+    """A directory whose entries could not be read."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        self.path = path
+        self.error = error
+
+
+def _path_of(entry: Path | Unlisted) -> Path:
+    return entry.path if isinstance(entry, Unlisted) else entry
+
+
+def _walk(top: Path) -> Iterator[Path | Unlisted]:
+    pending = [top]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            yield Unlisted(directory, exc)
+            continue
+        for entry in entries:
+            path = directory / entry.name
+            try:
+                is_directory = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_directory = False
+            if is_directory:
+                pending.append(path)
+            else:
+                yield path
 
 
 def run_extract(
@@ -54,7 +98,7 @@ def run_extract(
 
 
 def _run(
-    files: list[Path],
+    files: list[Path | Unlisted],
     settings: ExtractSettings,
     output_format: str,
     jobs: int,
@@ -90,6 +134,10 @@ def _run(
         """Give ``child`` the next file, finishing those it never gets to read."""
         while todo:
             path = todo.popleft()
+            if isinstance(path, Unlisted):
+                shown = {"path": _printable(path.path)}
+                finish(shown | _unreadable(path.error, "directory"))
+                continue
             record: dict[str, Any] = {"path": _printable(path)}
             refused: ExtractionError | OSError | None = None
             if not _regular(path, record):
@@ -184,8 +232,8 @@ def _failure(exc: ExtractionError | OSError) -> dict[str, Any]:
     return {"status": "failed", "error": {"code": exc.code, "message": exc.message}}
 
 
-def _unreadable(exc: OSError) -> dict[str, Any]:
-    message = f"cannot read the file: {exc}"
+def _unreadable(exc: OSError, what: str = "file") -> dict[str, Any]:
+    message = f"cannot read the {what}: {exc}"
     return {"status": "failed", "error": {"code": "unreadable", "message": message}}
 
 
@@ -202,7 +250,10 @@ def _regular(path: Path, record: dict[str, Any]) -> bool:
         return False
     if stat.S_ISREG(mode):
         return True
-    message = "not a regular file (a device, pipe or socket); not read"
+    if stat.S_ISDIR(mode):
+        message = "a link to a directory; a walk does not follow links"
+    else:
+        message = "not a regular file (a device, pipe or socket); not read"
     record |= {"status": "failed", "error": {"code": "unreadable", "message": message}}
     return False
 

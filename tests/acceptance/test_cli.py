@@ -354,3 +354,114 @@ def test_extract_refuses_a_device_per_file(tmp_path: Path) -> None:
         str(tmp_path / "fine.txt"): "completed",
     }
     assert done.returncode == 1
+
+
+# Run as root, as tests may be, the kernel lets every file be read: this
+# launcher makes the paths named "noperm..." unreadable as EACCES would.
+DENYING_LAUNCHER = """
+import builtins, errno, os, sys
+
+def denied(path):
+    return os.path.basename(os.fsdecode(path)).startswith("noperm")
+
+def refuse(path):
+    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+
+real_access, real_scandir, real_open = os.access, os.scandir, builtins.open
+os.access = lambda path, *a, **k: not denied(path) and real_access(path, *a, **k)
+os.scandir = lambda path=".": refuse(path) if denied(path) else real_scandir(path)
+builtins.open = lambda f, *a, **k: refuse(f) if denied(f) else real_open(f, *a, **k)
+sys.argv[0] = "docmill"
+from docmill.cli import main
+main()
+"""
+
+
+def extract_denied(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", DENYING_LAUNCHER, "extract", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def outcomes_of(done: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    return {r["path"]: r.get("error", {}).get("code", r["status"]) for r in records}
+
+
+def test_extract_reports_unreadable_paths_per_file(tmp_path: Path) -> None:
+    """One unreadable path was a usage error that stopped the whole run."""
+    (tmp_path / "ok.txt").write_text("fine")
+    (tmp_path / "noperm.txt").write_text("secret")
+    (tmp_path / "nopermdir").mkdir()
+    (tmp_path / "nopermdir" / "inside.txt").write_text("hidden")
+    named = [tmp_path / "ok.txt", tmp_path / "noperm.txt", tmp_path / "nopermdir"]
+
+    done = extract_denied(*map(str, named))
+
+    assert outcomes_of(done) == {
+        str(tmp_path / "ok.txt"): "completed",
+        str(tmp_path / "noperm.txt"): "unreadable",
+        str(tmp_path / "nopermdir"): "unreadable",
+    }
+    assert (done.returncode, "1 completed, 2 failed" in done.stderr) == (1, True)
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root reads a file whatever its permissions"
+)
+def test_extract_reports_a_file_without_read_permission(tmp_path: Path) -> None:
+    (tmp_path / "ok.txt").write_text("fine")
+    (tmp_path / "locked.txt").write_text("secret")
+    (tmp_path / "locked.txt").chmod(0)
+
+    done = run_extract(str(tmp_path / "ok.txt"), str(tmp_path / "locked.txt"))
+
+    assert outcomes_of(done) == {
+        str(tmp_path / "ok.txt"): "completed",
+        str(tmp_path / "locked.txt"): "unreadable",
+    }
+
+
+def test_extract_walk_reports_what_it_cannot_read(tmp_path: Path) -> None:
+    """A walk dropped these without a word; named, each was ``unreadable``."""
+    import socket
+
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "fine.txt").write_text("fine")
+    (tree / "dangling").symlink_to(tree / "gone")
+    (tree / "loop").symlink_to(tree / "loop")
+    (tree / "null").symlink_to("/dev/null")
+    (tree / "linked-dir").symlink_to(tmp_path)
+    os.mkfifo(tree / "fifo")
+    (tree / "nopermsub").mkdir()
+    (tree / "nopermsub" / "inside.txt").write_text("hidden")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(tree / "sock"))
+
+        done = extract_denied(str(tree))
+
+    assert outcomes_of(done) == {
+        str(tree / name): "unreadable"
+        for name in ("dangling", "loop", "null", "linked-dir", "fifo", "nopermsub")
+    } | {str(tree / "sock"): "unreadable", str(tree / "fine.txt"): "completed"}
+    assert "1 completed, 7 failed" in done.stderr
+
+
+def test_extract_refuses_an_empty_path(tmp_path: Path) -> None:
+    """``extract "$DIR"`` with DIR unset read the current directory, recursively."""
+    (tmp_path / "a.txt").write_text("not to be read")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "docmill.cli", "extract", ""],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "a path must not be empty" in done.stderr
