@@ -293,6 +293,9 @@ def worker(
     run_worker(settings, concurrency or settings.workers or 1, drain=once)
 
 
+MAX_JOBS_PER_CORE = 4
+
+
 @app.command(cls=_SettingsHelp)
 def extract(
     # Text, not Path: Typer refused the whole run over one unreadable path,
@@ -308,7 +311,10 @@ def extract(
         "the documents' text, each after a header line.",
     ),
     jobs: int = typer.Option(
-        0, "--jobs", "-j", help="Parallel extraction processes (default: cores)."
+        0,
+        "--jobs",
+        "-j",
+        help="Parallel extraction processes (default: cores; at most 4 per core).",
     ),
     timeout_seconds: float | None = typer.Option(
         None, "--timeout", help=_help("job_timeout_seconds")
@@ -332,12 +338,22 @@ def extract(
     from docmill.local import run_extract
 
     settings = load_extract_settings(job_timeout_seconds=timeout_seconds)
+    cores = os.cpu_count() or 1
+    # Each job is a process with its own interpreter and memory cap: past a
+    # few per core they only queue for the CPU (500 made 340 processes on
+    # two cores).
+    if jobs > MAX_JOBS_PER_CORE * cores:
+        jobs = MAX_JOBS_PER_CORE * cores
+        typer.echo(
+            f"docmill: --jobs is capped at {MAX_JOBS_PER_CORE} per core; using {jobs}",
+            err=True,
+        )
 
     failed = run_extract(
         [Path(name) for name in names],
         settings,
         output_format=output_format,
-        jobs=jobs or os.cpu_count() or 1,
+        jobs=jobs or cores,
         password=password,
         include_text=include_text,
     )

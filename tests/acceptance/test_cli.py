@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -336,6 +337,17 @@ def test_extract_names_a_file_whose_name_is_not_utf8(tmp_path: Path) -> None:
     )
 
 
+def test_extract_gives_the_bytes_of_a_name_that_is_not_utf8(tmp_path: Path) -> None:
+    """``path`` alone, with U+FFFD for the odd byte, could not find the file."""
+    odd = tmp_path / os.fsdecode(b"bad\xff.txt")
+    odd.write_text("odd name")
+
+    done = run_extract(str(tmp_path))
+
+    record = json.loads(done.stdout)
+    assert base64.b64decode(record["path_bytes"]) == os.fsencode(odd)
+
+
 def test_extract_refuses_a_device_per_file(tmp_path: Path) -> None:
     """``/dev/zero`` was read, and hashed, for ever, with nothing printed."""
     (tmp_path / "fine.txt").write_text("fine")
@@ -465,3 +477,45 @@ def test_extract_refuses_an_empty_path(tmp_path: Path) -> None:
 
     assert (done.returncode, done.stdout) == (2, "")
     assert "a path must not be empty" in done.stderr
+
+
+def test_extract_caps_jobs_at_four_per_core(tmp_path: Path) -> None:
+    """``--jobs 500`` started 340 processes on two cores."""
+    (tmp_path / "a.txt").write_text("alpha")
+
+    done = run_extract("--jobs", "500", str(tmp_path / "a.txt"))
+
+    cap = 4 * (os.cpu_count() or 1)
+    assert f"--jobs is capped at 4 per core; using {cap}" in done.stderr
+    assert done.returncode == 0
+
+
+def test_extract_interrupted_says_what_it_did(tmp_path: Path) -> None:
+    """Ctrl-C ended the run with exit 130 and no summary."""
+    import signal
+    import time
+
+    (tmp_path / "1-fine.txt").write_text("fine")
+    (tmp_path / "2-stall").write_bytes(b"DOCMILL-TEST-STALL 30\nnever")
+    environment = {**os.environ, "DOCMILL_EXTRACTOR_PLUGINS": '["docmill.testing"]'}
+    command = [sys.executable, "-m", "docmill.cli", "extract", "-j", "1"]
+    with subprocess.Popen(
+        [*command, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    ) as running:
+        try:
+            # The first line out means the stalling file is being read.
+            assert running.stdout is not None
+            assert json.loads(running.stdout.readline())["status"] == "completed"
+            time.sleep(0.2)
+            running.send_signal(signal.SIGINT)
+            _, stderr = running.communicate(timeout=30)
+        finally:
+            running.kill()
+
+    assert running.returncode == 130
+    assert "interrupted after 1 of 2 file(s) in " in stderr
+    assert stderr.endswith(": 1 completed, 0 failed\n")
