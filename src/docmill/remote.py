@@ -55,6 +55,15 @@ def submit(
     submitted: list[tuple[Path, str]] = []
     with Client(server, api_key=api_key) as client:
         for sent, path in enumerate(files):
+            if not _regular(path):
+                # /dev/zero was streamed until the connection broke, with
+                # a traceback; as in `docmill extract`, it is not read.
+                typer.echo(
+                    f"{path}: not a regular file (a device, pipe or socket); not sent",
+                    err=True,
+                )
+                failed = True
+                continue
             try:
                 document = client.submit(path, title=title, client_ref=client_ref)
             except ApiError as exc:
@@ -81,6 +90,15 @@ def submit(
                 _unreachable(server, exc, submitted[index:])
             failed |= _print_document(document)
     raise typer.Exit(1 if failed else 0)
+
+
+def _regular(path: Path) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def _print_document(document: Any) -> bool:
@@ -166,6 +184,11 @@ def status(
     api_key: str | None = _API_KEY,
 ) -> None:
     """Print a document's status as JSON."""
+    if not document_id.strip():
+        # An empty id asked for the list's address, and the answer was a
+        # redirect shown as "HTTP 307: {'detail': ''}".
+        typer.echo("docmill: a document id must not be empty", err=True)
+        raise typer.Exit(2)
     import httpx
 
     from docmill.client import ApiError, Client

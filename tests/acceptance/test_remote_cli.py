@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
+import pytest
+
 from tests.servers import Handler, LocalServer, Route
 
 
@@ -131,3 +133,52 @@ def test_submit_wait_names_what_is_unfinished_when_it_gives_up(
     assert (running.returncode, stdout) == (1, "")
     assert f"not final yet: doc-1 ({tmp_path / 'a.txt'})" in stderr
     assert "Traceback" not in stderr
+
+
+def test_submit_sends_no_device(tmp_path: Path) -> None:
+    """``submit /dev/zero`` streamed zeros until it failed with a traceback."""
+    (tmp_path / "a.txt").write_text("alpha")
+    routes = {"/documents": answering(202, document("pending"))}
+
+    with api_on(0, routes) as api:
+        server = f"http://127.0.0.1:{api.port}"
+        files = ["/dev/zero", str(tmp_path / "a.txt")]
+        done = subprocess.run(
+            [sys.executable, "-m", "docmill.cli", "submit", *files, "--server", server],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    assert (done.returncode, json.loads(done.stdout)["id"]) == (1, "doc-1")
+    assert done.stderr == (
+        "/dev/zero: not a regular file (a device, pipe or socket); not sent\n"
+    )
+
+
+def test_status_refuses_an_empty_id() -> None:
+    """It asked for the list's address and showed "HTTP 307: {'detail': ''}"."""
+    done = subprocess.run(
+        [sys.executable, "-m", "docmill.cli", "status", ""],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert (done.returncode, done.stderr) == (
+        2,
+        "docmill: a document id must not be empty\n",
+    )
+
+
+def test_client_keeps_a_document_id_in_one_path_segment() -> None:
+    """An id holding "/" or "?" reached another route of the API."""
+    from docmill.client import ApiError, Client
+
+    with api_on(0, {}) as api, Client(f"http://127.0.0.1:{api.port}") as client:
+        with pytest.raises(ApiError):
+            client.get("../keys?x=1")
+
+        assert [r.path for r in api.httpd.state.received] == [
+            "/documents/..%2Fkeys%3Fx%3D1"
+        ]
