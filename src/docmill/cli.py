@@ -113,6 +113,16 @@ def main() -> None:
         _run(app, sys.argv[1:2])
     except Exception as exc:
         problems = _settings_problems(exc)
+        if problems is None and _bad_database_url(exc):
+            # SQLAlchemy's message names the missing dialect or driver; the
+            # URL itself is not echoed (it may hold a password).
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            typer.echo(
+                "docmill: the database URL (--database-url or "
+                f"DOCMILL_DATABASE_URL) cannot be used: {reason}",
+                err=True,
+            )
+            raise SystemExit(2) from None
         if problems is None:
             raise
         # A setting is the user's input, not docmill's fault: say which one
@@ -155,6 +165,18 @@ def _run(whole: typer.Typer, first: list[str]) -> None:
 
 def _command_name(callback: Any) -> str:
     return str(getattr(callback, "__name__", "")).lower().replace("_", "-")
+
+
+def _bad_database_url(exc: Exception) -> bool:
+    """Whether ``exc`` is SQLAlchemy refusing a URL (bogus://, no driver)."""
+    errors = sys.modules.get("sqlalchemy.exc")
+    if errors is None:
+        return False
+    # Not every ArgumentError: one from building a statement is a bug.
+    return isinstance(exc, errors.NoSuchModuleError) or (
+        isinstance(exc, errors.ArgumentError)
+        and str(exc).startswith("Could not parse SQLAlchemy URL")
+    )
 
 
 def _settings_problems(exc: Exception) -> list[str] | None:
@@ -272,6 +294,8 @@ def worker(
     log_level: str | None = typer.Option(None, help=_help("log_level")),
 ) -> None:
     """Run workers only, against the database the API uses."""
+    if concurrency is not None and concurrency < 0:
+        _exit_usage("--concurrency takes 1 or more (0: the default)")
     settings = _settings(
         data_dir=data_dir,
         database_url=database_url,
@@ -283,7 +307,17 @@ def worker(
     from docmill.runtime import DatabaseNotReady, require_schema, run_worker
 
     # As serve: SQLite is migrated at start (run_worker), PostgreSQL must
-    # have been migrated with `docmill db upgrade`.
+    # have been migrated with `docmill db upgrade`. A SQLite database that
+    # is not there at all is refused, as the admin verbs refuse it: a
+    # mistyped --data-dir made a new, empty one and the worker sat idle.
+    if settings.is_sqlite and settings.database_url is None:
+        database = settings.data_dir / "docmill.db"
+        if not database.exists():
+            _exit_usage(
+                f"no docmill database at {database}; start the worker where "
+                "`docmill serve` keeps its data or pass --data-dir / "
+                "--database-url, or create it with `docmill db upgrade`"
+            )
     if not settings.is_sqlite:
         try:
             require_schema(settings, "start the worker")
@@ -293,9 +327,14 @@ def worker(
     run_worker(settings, concurrency or settings.workers or 1, drain=once)
 
 
+MAX_JOBS_PER_CORE = 4
+
+
 @app.command(cls=_SettingsHelp)
 def extract(
-    paths: list[Path] = typer.Argument(
+    # Text, not Path: Typer refused the whole run over one unreadable path,
+    # and Path("") is the current directory. Both are decided below.
+    names: list[str] = typer.Argument(
         ..., metavar="PATHS", help="Files or directories to read."
     ),
     output_format: str = typer.Option(
@@ -306,7 +345,10 @@ def extract(
         "the documents' text, each after a header line.",
     ),
     jobs: int = typer.Option(
-        0, "--jobs", "-j", help="Parallel extraction processes (default: cores)."
+        0,
+        "--jobs",
+        "-j",
+        help="Parallel extraction processes (default: cores; at most 4 per core).",
     ),
     timeout_seconds: float | None = typer.Option(
         None, "--timeout", help=_help("job_timeout_seconds")
@@ -323,16 +365,29 @@ def extract(
         raise typer.BadParameter("choose json, text or markdown", param_hint="--format")
     if jobs < 0:
         raise typer.BadParameter("0 (one per core) or more", param_hint="--jobs")
+    if "" in names:
+        # An unset variable ("$DIR") read the current directory, recursively.
+        raise typer.BadParameter("a path must not be empty", param_hint="PATHS")
     from docmill.extract_settings import load_extract_settings
     from docmill.local import run_extract
 
     settings = load_extract_settings(job_timeout_seconds=timeout_seconds)
+    cores = os.cpu_count() or 1
+    # Each job is a process with its own interpreter and memory cap: past a
+    # few per core they only queue for the CPU (500 made 340 processes on
+    # two cores).
+    if jobs > MAX_JOBS_PER_CORE * cores:
+        jobs = MAX_JOBS_PER_CORE * cores
+        typer.echo(
+            f"docmill: --jobs is capped at {MAX_JOBS_PER_CORE} per core; using {jobs}",
+            err=True,
+        )
 
     failed = run_extract(
-        paths,
+        [Path(name) for name in names],
         settings,
         output_format=output_format,
-        jobs=jobs or os.cpu_count() or 1,
+        jobs=jobs or cores,
         password=password,
         include_text=include_text,
     )
@@ -389,6 +444,10 @@ def queue_stats(
     typer.echo(f"{'finished last minute':<24}{stats['finished_last_minute']:>10}")
 
 
+# Past this, --limit is a typo; the databases' integers end not far beyond.
+MAX_LISTED = 1_000_000_000
+
+
 @queue_app.command("failed", cls=_SettingsHelp)
 def queue_failed(
     limit: int = typer.Option(50, help="Most documents to list."),
@@ -396,6 +455,8 @@ def queue_failed(
     database_url: str | None = typer.Option(None, help=_help("database_url")),
 ) -> None:
     """List failed documents (quarantined ones included) with their errors."""
+    if not 1 <= limit <= MAX_LISTED:
+        _exit_usage(f"--limit takes 1 to {MAX_LISTED}, not {limit}")
     settings = _settings(data_dir=data_dir, database_url=database_url)
     rows = _run_on_store(
         settings, lambda store, _storage: store.list(status="failed", limit=limit)
@@ -536,11 +597,20 @@ def queue_purge(
     database_url: str | None = typer.Option(None, help=_help("database_url")),
 ) -> None:
     """Delete completed and cancelled documents, their results and originals."""
-    from datetime import timedelta
+    from datetime import UTC, datetime, timedelta
 
     if not math.isfinite(older_than_days):
         raise typer.BadParameter(
             "give a finite number of days", param_hint="--older-than-days"
+        )
+    try:
+        # The cutoff the store computes; past year 1 it overflowed there,
+        # with a traceback.
+        datetime.now(UTC) - timedelta(days=older_than_days)
+    except OverflowError:
+        _exit_usage(
+            f"--older-than-days {older_than_days:g} reaches back before year 1; "
+            "give fewer days"
         )
     settings = _settings(data_dir=data_dir, database_url=database_url)
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote
 
 import httpx
 
@@ -73,6 +74,11 @@ def _form(options: dict[str, Any]) -> dict[str, str]:
             value = "true" if value else "false"
         form[name] = str(value)
     return form
+
+
+def _segment(document_id: str) -> str:
+    # An id is one path segment: "a/b" or "x?y" must not reach another route.
+    return quote(document_id, safe="")
 
 
 def _list_params(filters: dict[str, Any]) -> dict[str, Any]:
@@ -143,7 +149,7 @@ class Client:
         return DocumentOut.model_validate(_check(response).json())
 
     def get(self, document_id: str) -> DocumentOut:
-        response = self.http.get(f"/documents/{document_id}")
+        response = self.http.get(f"/documents/{_segment(document_id)}")
         return DocumentOut.model_validate(_check(response).json())
 
     def list(self, **filters: Any) -> DocumentPage:
@@ -152,7 +158,7 @@ class Client:
         return DocumentPage.model_validate(_check(response).json())
 
     def text(self, document_id: str) -> str:
-        return _check(self.http.get(f"/documents/{document_id}/text")).text
+        return _check(self.http.get(f"/documents/{_segment(document_id)}/text")).text
 
     def wait(
         self, document_id: str, timeout: float = 300.0, poll: float = 0.5
@@ -224,7 +230,7 @@ class AsyncClient:
         return DocumentOut.model_validate(_check(response).json())
 
     async def get(self, document_id: str) -> DocumentOut:
-        response = await self.http.get(f"/documents/{document_id}")
+        response = await self.http.get(f"/documents/{_segment(document_id)}")
         return DocumentOut.model_validate(_check(response).json())
 
     async def list(self, **filters: Any) -> DocumentPage:
@@ -232,7 +238,9 @@ class AsyncClient:
         return DocumentPage.model_validate(_check(response).json())
 
     async def text(self, document_id: str) -> str:
-        return _check(await self.http.get(f"/documents/{document_id}/text")).text
+        return _check(
+            await self.http.get(f"/documents/{_segment(document_id)}/text")
+        ).text
 
     async def wait(
         self, document_id: str, timeout: float = 300.0, poll: float = 0.5

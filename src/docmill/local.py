@@ -10,6 +10,7 @@ the progress bar and the summary go to stderr so stdout stays clean.
 from __future__ import annotations
 
 import contextlib
+import os
 import selectors
 import stat
 import sys
@@ -24,12 +25,55 @@ from docmill.extract.child import ExtractionChild
 from docmill.extract_settings import ExtractSettings
 
 
-def iter_files(paths: list[Path]) -> Iterator[Path]:
+def iter_files(paths: list[Path]) -> Iterator[Path | Unlisted]:
+    """
+    Each path, and what is under each directory, in sorted order.
+
+    Everything a walk finds is given back, not only regular files: a
+    dangling link, a pipe or a socket then gets its ``unreadable`` line, as
+    when it is named (the walk used to drop them without a word). Links to
+    directories are not followed, so a walk ends; a directory that cannot
+    be listed comes back as ``Unlisted``.
+    """
     for path in paths:
         if path.is_dir():
-            yield from sorted(p for p in path.rglob("*") if p.is_file())
+            yield from sorted(_walk(path), key=_path_of)
         else:
             yield path
+
+
+class Unlisted:
+    """A directory whose entries could not be read."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        self.path = path
+        self.error = error
+
+
+def _path_of(entry: Path | Unlisted) -> Path:
+    return entry.path if isinstance(entry, Unlisted) else entry
+
+
+def _walk(top: Path) -> Iterator[Path | Unlisted]:
+    pending = [top]
+    while pending:
+        directory = pending.pop()
+        try:
+            with os.scandir(directory) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            yield Unlisted(directory, exc)
+            continue
+        for entry in entries:
+            path = directory / entry.name
+            try:
+                is_directory = entry.is_dir(follow_symlinks=False)
+            except OSError:
+                is_directory = False
+            if is_directory:
+                pending.append(path)
+            else:
+                yield path
 
 
 def run_extract(
@@ -54,7 +98,7 @@ def run_extract(
 
 
 def _run(
-    files: list[Path],
+    files: list[Path | Unlisted],
     settings: ExtractSettings,
     output_format: str,
     jobs: int,
@@ -65,20 +109,22 @@ def _run(
     # import (asyncio is a fifth of a one-file run's start-up), and no
     # thread, so forking a child, a replacement included, is always safe.
     todo = deque(files)
-    failures = 0
+    failures = finished = 0
     started = time.perf_counter()
     progress = _progress_bar(len(files))
     # The file each busy child is reading, as the record its outcome completes.
     busy: dict[ExtractionChild, dict[str, Any]] = {}
 
     def finish(record: dict[str, Any]) -> None:
-        nonlocal failures
+        nonlocal failures, finished
+        finished += 1
         try:
             _emit(record, output_format, include_text)
         except UnicodeEncodeError as exc:
             # Nothing of the record was written (it goes out in one write):
             # its file is reported failed and the run goes on.
-            record = {key: record[key] for key in ("path", "sha256") if key in record}
+            kept = ("path", "path_bytes", "sha256")
+            record = {key: record[key] for key in kept if key in record}
             record |= _unwritable(exc)
             _emit(record, output_format, include_text)
         if record["status"] == "failed":
@@ -90,7 +136,10 @@ def _run(
         """Give ``child`` the next file, finishing those it never gets to read."""
         while todo:
             path = todo.popleft()
-            record: dict[str, Any] = {"path": _printable(path)}
+            if isinstance(path, Unlisted):
+                finish(_named(path.path) | _unreadable(path.error, "directory"))
+                continue
+            record: dict[str, Any] = _named(path)
             refused: ExtractionError | OSError | None = None
             if not _regular(path, record):
                 finish(record)
@@ -142,26 +191,39 @@ def _run(
         )
         for _ in range(jobs)
     ]
+    interrupted = False
     try:
         for child in children:
             child.start()
         with progress or contextlib.nullcontext():
-            for child in children:
-                hand_over(child)
-            while busy:
-                wait = min(child.deadline for child in busy) - time.monotonic()
-                ready = _readable(busy, max(wait, 0))
-                now = time.monotonic()
-                for child in [c for c in busy if c in ready or c.deadline <= now]:
-                    collect(child)
+            try:
+                for child in children:
+                    hand_over(child)
+                while busy:
+                    wait = min(child.deadline for child in busy) - time.monotonic()
+                    ready = _readable(busy, max(wait, 0))
+                    now = time.monotonic()
+                    for child in [c for c in busy if c in ready or c.deadline <= now]:
+                        collect(child)
+            except KeyboardInterrupt:
+                # Ctrl-C: the bar stays on screen, showing how far it got,
+                # and the summary below still says what was done.
+                interrupted = True
+                if progress is not None:
+                    progress.live.transient = False
+                raise
     finally:
         for child in children:
             child.close()
-    elapsed = time.perf_counter() - started
-    sys.stderr.write(
-        f"{len(files)} file(s) in {elapsed:.1f}s: "
-        f"{len(files) - failures} completed, {failures} failed\n"
-    )
+        elapsed = time.perf_counter() - started
+        outcome = f"{finished - failures} completed, {failures} failed"
+        if interrupted:
+            sys.stderr.write(
+                f"interrupted after {finished} of {len(files)} file(s) in "
+                f"{elapsed:.1f}s: {outcome}\n"
+            )
+        else:
+            sys.stderr.write(f"{len(files)} file(s) in {elapsed:.1f}s: {outcome}\n")
     return failures
 
 
@@ -184,8 +246,8 @@ def _failure(exc: ExtractionError | OSError) -> dict[str, Any]:
     return {"status": "failed", "error": {"code": exc.code, "message": exc.message}}
 
 
-def _unreadable(exc: OSError) -> dict[str, Any]:
-    message = f"cannot read the file: {exc}"
+def _unreadable(exc: OSError, what: str = "file") -> dict[str, Any]:
+    message = f"cannot read the {what}: {exc}"
     return {"status": "failed", "error": {"code": "unreadable", "message": message}}
 
 
@@ -202,7 +264,10 @@ def _regular(path: Path, record: dict[str, Any]) -> bool:
         return False
     if stat.S_ISREG(mode):
         return True
-    message = "not a regular file (a device, pipe or socket); not read"
+    if stat.S_ISDIR(mode):
+        message = "a link to a directory; a walk does not follow links"
+    else:
+        message = "not a regular file (a device, pipe or socket); not read"
     record |= {"status": "failed", "error": {"code": "unreadable", "message": message}}
     return False
 
@@ -212,15 +277,25 @@ def _unwritable(exc: UnicodeEncodeError) -> dict[str, Any]:
     return {"status": "failed", "error": {"code": "unwritable", "message": message}}
 
 
-def _printable(path: Path) -> str:
+def _named(path: Path) -> dict[str, str]:
     """
-    ``path`` as text any output can hold: a name's bytes that are not UTF-8
-    (kept by Python as lone surrogates) show as U+FFFD.
+    The fields that name ``path`` in its record.
+
+    ``path`` is text any output can hold: a name's bytes that are not UTF-8
+    (kept by Python as lone surrogates) show as U+FFFD there, so such a
+    record also carries the name's own bytes, base64-encoded, in
+    ``path_bytes``, to find the file by.
     """
     name = str(path)
     if name.isascii():
-        return name
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return {"path": name}
+    raw = name.encode("utf-8", "surrogateescape")
+    shown = raw.decode("utf-8", "replace")
+    if shown == name:
+        return {"path": name}
+    import base64
+
+    return {"path": shown, "path_bytes": base64.b64encode(raw).decode("ascii")}
 
 
 def _progress_bar(total: int) -> Any:

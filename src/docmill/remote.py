@@ -8,6 +8,7 @@ its API keys (``keys``).
 # every command at each start, and each one kept as text costs it an eval.
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -31,6 +32,12 @@ def submit(
     ),
     wait: bool = typer.Option(False, "--wait", help="Wait until each is final."),
     timeout: float = typer.Option(300.0, help="Seconds --wait waits per document."),
+    reconnect_seconds: float = typer.Option(
+        60.0,
+        "--reconnect-seconds",
+        min=0,
+        help="How long --wait keeps trying a server it lost before giving up.",
+    ),
     title: str | None = typer.Option(None, help="Title for every file."),
     client_ref: str | None = typer.Option(None, help="Your reference, for every file."),
     server: str = _SERVER,
@@ -42,27 +49,125 @@ def submit(
     from docmill.client import ApiError, Client, WaitTimeout
 
     failed = False
+    # Each document's id is out as soon as its 202 arrives: a --wait that
+    # lost the server used to end with nothing printed, and the user, with
+    # no id to look up, submitted the same files again.
+    submitted: list[tuple[Path, str]] = []
     with Client(server, api_key=api_key) as client:
-        for path in files:
+        for sent, path in enumerate(files):
+            if not _regular(path):
+                # /dev/zero was streamed until the connection broke, with
+                # a traceback; as in `docmill extract`, it is not read.
+                typer.echo(
+                    f"{path}: not a regular file (a device, pipe or socket); not sent",
+                    err=True,
+                )
+                failed = True
+                continue
             try:
                 document = client.submit(path, title=title, client_ref=client_ref)
-                if wait:
-                    document = client.wait(document.id, timeout=timeout)
+            except ApiError as exc:
+                typer.echo(f"{path}: {exc}", err=True)
+                failed = True
+                continue
+            except httpx.TransportError as exc:
+                _unreachable(server, exc, submitted, files[sent:])
+            if wait:
+                typer.echo(f"submitted {path}: {document.id}", err=True)
+                submitted.append((path, document.id))
+            else:
+                failed |= _print_document(document)
+        for index, (path, document_id) in enumerate(submitted):
+            try:
+                document = _wait_through_outages(
+                    client, document_id, timeout, reconnect_seconds
+                )
             except (ApiError, WaitTimeout) as exc:
                 typer.echo(f"{path}: {exc}", err=True)
                 failed = True
                 continue
             except httpx.TransportError as exc:
-                _unreachable(server, exc)
-            failed |= document.status in ("failed", "cancelled")
-            document.result = _summary(document.result)
-            typer.echo(document.model_dump_json(exclude_none=True))
+                _unreachable(server, exc, submitted[index:])
+            failed |= _print_document(document)
     raise typer.Exit(1 if failed else 0)
 
 
-def _unreachable(server: str, exc: Exception) -> NoReturn:
+def _regular(path: Path) -> bool:
+    import stat
+
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return False
+
+
+def _print_document(document: Any) -> bool:
+    """Print ``document``'s line; whether it ended failed or cancelled."""
+    document.result = _summary(document.result)
+    typer.echo(document.model_dump_json(exclude_none=True))
+    return bool(document.status in ("failed", "cancelled"))
+
+
+def _wait_through_outages(
+    client: Any, document_id: str, timeout: float, reconnect_seconds: float
+) -> Any:
+    """
+    Poll ``document_id`` until it is final, riding out a server that is away
+    for up to ``reconnect_seconds`` at a time (a restart, a deploy).
+
+    Polling is a read, so asking again is always safe. No retry library is
+    among docmill's dependencies, and this loop is all one would do here.
+
+    Raises:
+        httpx.TransportError: the server stayed out of reach that long.
+        WaitTimeout: the document was not final within ``timeout`` (time
+            spent without a server counts, but only a server that answers
+            can tell that a document is not final).
+    """
+    import time
+
+    import httpx
+
+    from docmill.client import FINAL, WaitTimeout
+
+    deadline = time.monotonic() + timeout
+    lost_at: float | None = None
+    pause = 0.0
+    while True:
+        try:
+            document = client.get(document_id)
+        except httpx.TransportError:
+            now = time.monotonic()
+            if lost_at is None:
+                lost_at, pause = now, 0.25
+            left = lost_at + reconnect_seconds - now
+            if left <= 0:
+                raise
+            pause = min(pause * 2, 5.0)
+            time.sleep(min(pause, left))
+            continue
+        lost_at = None
+        if document.status in FINAL:
+            return document
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(document_id, timeout)
+        time.sleep(0.5)
+
+
+def _unreachable(
+    server: str,
+    exc: Exception,
+    unfinished: Sequence[tuple[Path, str]] = (),
+    unsent: Sequence[Path] = (),
+) -> NoReturn:
     # The same cause for every file after this one: say it once and stop.
     typer.echo(f"cannot reach the docmill server at {server}: {exc}", err=True)
+    for path, document_id in unfinished:
+        # Submitted, and not known to be final: to be looked up later, not
+        # submitted again.
+        typer.echo(f"  not final yet: {document_id} ({path})", err=True)
+    if unsent:
+        typer.echo(f"  not sent: {len(unsent)} file(s), from {unsent[0]} on", err=True)
     raise typer.Exit(1) from exc
 
 
@@ -79,6 +184,11 @@ def status(
     api_key: str | None = _API_KEY,
 ) -> None:
     """Print a document's status as JSON."""
+    if not document_id.strip():
+        # An empty id asked for the list's address, and the answer was a
+        # redirect shown as "HTTP 307: {'detail': ''}".
+        typer.echo("docmill: a document id must not be empty", err=True)
+        raise typer.Exit(2)
     import httpx
 
     from docmill.client import ApiError, Client

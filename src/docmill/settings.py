@@ -61,7 +61,7 @@ class Settings(BaseSettings):
         ),
     )
     host: str = Field("127.0.0.1", description="Address the API binds to.")
-    port: int = Field(8000, description="Port the API listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the API listens on.")
     workers: int = Field(
         default_factory=lambda: os.cpu_count() or 1,
         ge=0,
@@ -224,6 +224,15 @@ class Settings(BaseSettings):
             "redis://127.0.0.1:6379 (needs the `redis` extra); memory otherwise."
         ),
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _unset_when_empty(cls, value: str | None) -> str | None:
+        # `DOCMILL_DATABASE_URL=` (set, but to nothing) meant the default
+        # SQLite database to some code and a URL to other code: the admin
+        # verbs created a stray ./docmill-data/docmill.db, then said its
+        # schema was missing.
+        return value or None
 
     @field_validator("trusted_proxies", "fetch_allow_networks")
     @classmethod

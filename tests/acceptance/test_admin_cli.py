@@ -259,12 +259,74 @@ def test_worker_on_an_unmigrated_postgres_refuses_to_start(
     )
 
 
-def test_worker_on_a_new_sqlite_database_creates_its_schema(tmp_path: Path) -> None:
-    """As serve does: the embedded database needs no `docmill db upgrade`."""
-    drained = run_cli("worker", "--once", "-c", "1", cwd=tmp_path)
-    listed = run_cli("keys", "list", cwd=tmp_path)
+def test_worker_refuses_a_data_dir_without_a_database(tmp_path: Path) -> None:
+    """
+    As the admin verbs do: a mistyped --data-dir made a new, empty database
+    and the worker sat idle on it.
+    """
+    typo = tmp_path / "dat"
 
-    assert (drained.returncode, listed.returncode) == (0, 0), drained.stderr
+    done = run_cli("worker", "--once", "--data-dir", str(typo), cwd=tmp_path)
+
+    assert (done.returncode, done.stdout, len(done.stderr.splitlines())) == (2, "", 1)
+    assert f"no docmill database at {typo / 'docmill.db'}" in done.stderr
+    assert not typo.exists()
+
+
+def test_worker_on_an_upgraded_sqlite_database_runs(tmp_path: Path) -> None:
+    upgraded = run_cli("db", "upgrade", cwd=tmp_path)
+    drained = run_cli("worker", "--once", "-c", "1", cwd=tmp_path)
+
+    assert (upgraded.returncode, drained.returncode) == (0, 0), drained.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        pytest.param(["queue", "purge", "--older-than-days", "1e308"], id="1e308"),
+        pytest.param(["queue", "purge", "--older-than-days", "1e9"], id="1e9"),
+        pytest.param(["queue", "purge", "--older-than-days", "800000"], id="800000"),
+        pytest.param(["queue", "failed", "--limit", "-1"], id="limit-negative"),
+        pytest.param(["queue", "stats", "--database-url", "bogus://x"], id="bogus-url"),
+        pytest.param(["worker", "--once", "--concurrency", "-1"], id="concurrency"),
+    ],
+)
+def test_bad_values_are_one_line_usage_errors(tmp_path: Path, args: list[str]) -> None:
+    """Each was a traceback, or was taken as it came (a limit of -1: no limit)."""
+    upgraded = run_cli("db", "upgrade", cwd=tmp_path)
+
+    done = run_cli(*args, cwd=tmp_path)
+
+    assert upgraded.returncode == 0
+    assert (done.returncode, done.stdout, len(done.stderr.splitlines())) == (2, "", 1)
+
+
+def test_an_empty_database_url_is_no_url(tmp_path: Path) -> None:
+    """``DOCMILL_DATABASE_URL=`` made a stray database, then found no schema."""
+    done = run_cli("queue", "stats", cwd=tmp_path, env={"DOCMILL_DATABASE_URL": ""})
+
+    assert (done.returncode, "no docmill database at" in done.stderr) == (2, True)
+    assert not (tmp_path / "docmill-data").exists()
+
+
+def test_serve_refuses_a_port_past_65535(tmp_path: Path) -> None:
+    """It listened on the port modulo 65536 (27100 for this one)."""
+    import os
+    import subprocess
+    import sys
+
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("DOCMILL_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "docmill.cli", "serve", "--port", str(65536 + 27100)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=tmp_path,
+        env=environment,
+    )
+
+    assert done.returncode == 2
+    assert "port (DOCMILL_PORT or its option)" in done.stderr
 
 
 @pytest.mark.parametrize(

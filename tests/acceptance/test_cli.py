@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -336,6 +337,17 @@ def test_extract_names_a_file_whose_name_is_not_utf8(tmp_path: Path) -> None:
     )
 
 
+def test_extract_gives_the_bytes_of_a_name_that_is_not_utf8(tmp_path: Path) -> None:
+    """``path`` alone, with U+FFFD for the odd byte, could not find the file."""
+    odd = tmp_path / os.fsdecode(b"bad\xff.txt")
+    odd.write_text("odd name")
+
+    done = run_extract(str(tmp_path))
+
+    record = json.loads(done.stdout)
+    assert base64.b64decode(record["path_bytes"]) == os.fsencode(odd)
+
+
 def test_extract_refuses_a_device_per_file(tmp_path: Path) -> None:
     """``/dev/zero`` was read, and hashed, for ever, with nothing printed."""
     (tmp_path / "fine.txt").write_text("fine")
@@ -354,3 +366,156 @@ def test_extract_refuses_a_device_per_file(tmp_path: Path) -> None:
         str(tmp_path / "fine.txt"): "completed",
     }
     assert done.returncode == 1
+
+
+# Run as root, as tests may be, the kernel lets every file be read: this
+# launcher makes the paths named "noperm..." unreadable as EACCES would.
+DENYING_LAUNCHER = """
+import builtins, errno, os, sys
+
+def denied(path):
+    return os.path.basename(os.fsdecode(path)).startswith("noperm")
+
+def refuse(path):
+    raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), os.fsdecode(path))
+
+real_access, real_scandir, real_open = os.access, os.scandir, builtins.open
+os.access = lambda path, *a, **k: not denied(path) and real_access(path, *a, **k)
+os.scandir = lambda path=".": refuse(path) if denied(path) else real_scandir(path)
+builtins.open = lambda f, *a, **k: refuse(f) if denied(f) else real_open(f, *a, **k)
+sys.argv[0] = "docmill"
+from docmill.cli import main
+main()
+"""
+
+
+def extract_denied(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", DENYING_LAUNCHER, "extract", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def outcomes_of(done: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    return {r["path"]: r.get("error", {}).get("code", r["status"]) for r in records}
+
+
+def test_extract_reports_unreadable_paths_per_file(tmp_path: Path) -> None:
+    """One unreadable path was a usage error that stopped the whole run."""
+    (tmp_path / "ok.txt").write_text("fine")
+    (tmp_path / "noperm.txt").write_text("secret")
+    (tmp_path / "nopermdir").mkdir()
+    (tmp_path / "nopermdir" / "inside.txt").write_text("hidden")
+    named = [tmp_path / "ok.txt", tmp_path / "noperm.txt", tmp_path / "nopermdir"]
+
+    done = extract_denied(*map(str, named))
+
+    assert outcomes_of(done) == {
+        str(tmp_path / "ok.txt"): "completed",
+        str(tmp_path / "noperm.txt"): "unreadable",
+        str(tmp_path / "nopermdir"): "unreadable",
+    }
+    assert (done.returncode, "1 completed, 2 failed" in done.stderr) == (1, True)
+
+
+@pytest.mark.skipif(
+    os.geteuid() == 0, reason="root reads a file whatever its permissions"
+)
+def test_extract_reports_a_file_without_read_permission(tmp_path: Path) -> None:
+    (tmp_path / "ok.txt").write_text("fine")
+    (tmp_path / "locked.txt").write_text("secret")
+    (tmp_path / "locked.txt").chmod(0)
+
+    done = run_extract(str(tmp_path / "ok.txt"), str(tmp_path / "locked.txt"))
+
+    assert outcomes_of(done) == {
+        str(tmp_path / "ok.txt"): "completed",
+        str(tmp_path / "locked.txt"): "unreadable",
+    }
+
+
+def test_extract_walk_reports_what_it_cannot_read(tmp_path: Path) -> None:
+    """A walk dropped these without a word; named, each was ``unreadable``."""
+    import socket
+
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "fine.txt").write_text("fine")
+    (tree / "dangling").symlink_to(tree / "gone")
+    (tree / "loop").symlink_to(tree / "loop")
+    (tree / "null").symlink_to("/dev/null")
+    (tree / "linked-dir").symlink_to(tmp_path)
+    os.mkfifo(tree / "fifo")
+    (tree / "nopermsub").mkdir()
+    (tree / "nopermsub" / "inside.txt").write_text("hidden")
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(tree / "sock"))
+
+        done = extract_denied(str(tree))
+
+    assert outcomes_of(done) == {
+        str(tree / name): "unreadable"
+        for name in ("dangling", "loop", "null", "linked-dir", "fifo", "nopermsub")
+    } | {str(tree / "sock"): "unreadable", str(tree / "fine.txt"): "completed"}
+    assert "1 completed, 7 failed" in done.stderr
+
+
+def test_extract_refuses_an_empty_path(tmp_path: Path) -> None:
+    """``extract "$DIR"`` with DIR unset read the current directory, recursively."""
+    (tmp_path / "a.txt").write_text("not to be read")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "docmill.cli", "extract", ""],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "a path must not be empty" in done.stderr
+
+
+def test_extract_caps_jobs_at_four_per_core(tmp_path: Path) -> None:
+    """``--jobs 500`` started 340 processes on two cores."""
+    (tmp_path / "a.txt").write_text("alpha")
+
+    done = run_extract("--jobs", "500", str(tmp_path / "a.txt"))
+
+    cap = 4 * (os.cpu_count() or 1)
+    assert f"--jobs is capped at 4 per core; using {cap}" in done.stderr
+    assert done.returncode == 0
+
+
+def test_extract_interrupted_says_what_it_did(tmp_path: Path) -> None:
+    """Ctrl-C ended the run with exit 130 and no summary."""
+    import signal
+    import time
+
+    (tmp_path / "1-fine.txt").write_text("fine")
+    (tmp_path / "2-stall").write_bytes(b"DOCMILL-TEST-STALL 30\nnever")
+    environment = {**os.environ, "DOCMILL_EXTRACTOR_PLUGINS": '["docmill.testing"]'}
+    command = [sys.executable, "-m", "docmill.cli", "extract", "-j", "1"]
+    with subprocess.Popen(
+        [*command, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environment,
+    ) as running:
+        try:
+            # The first line out means the stalling file is being read.
+            assert running.stdout is not None
+            assert json.loads(running.stdout.readline())["status"] == "completed"
+            time.sleep(0.2)
+            running.send_signal(signal.SIGINT)
+            _, stderr = running.communicate(timeout=30)
+        finally:
+            running.kill()
+
+    assert running.returncode == 130
+    assert "interrupted after 1 of 2 file(s) in " in stderr
+    assert stderr.endswith(": 1 completed, 0 failed\n")
