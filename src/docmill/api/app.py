@@ -29,6 +29,7 @@ from docmill.storage import (
     DatabaseStorage,
     LocalStorage,
     Storage,
+    WritableProbe,
     sweep_periodically,
 )
 
@@ -46,6 +47,7 @@ class Services:
     outbox: Outbox
     worker: Worker | None = None
     pending: PendingGauge = field(default_factory=PendingGauge)
+    data_dir_probe: WritableProbe | None = None
 
 
 def build_services(settings: Settings) -> Services:
@@ -84,6 +86,7 @@ def build_services(settings: Settings) -> Services:
             engine, settings.webhook_max_attempts, settings.webhook_retry_base_seconds
         ),
     )
+    services.data_dir_probe = WritableProbe(settings.data_dir)
     # The store counts the queue inside each insert only when this
     # process's estimate says the limit is in reach.
     store.limit_is_near = lambda: services.pending.within_reach(store.max_pending)

@@ -34,11 +34,14 @@ PROBLEM = {
 _PROBLEM_CONTENT = {
     "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
 }
+# Answers that are not problems: /readyz says "not ready" with the same
+# Readiness body as "ready", which probes and dashboards read.
+_NOT_PROBLEMS = {("/readyz", "503")}
 _GUARDED = {
     "401": "No or an invalid API key (when auth is on)",
     "422": "Invalid parameters",
     "429": "Rate limited, or the queue is full; see Retry-After",
-    "503": "Database unavailable; see Retry-After",
+    "503": "Database or storage unavailable; see Retry-After",
 }
 
 
@@ -95,11 +98,15 @@ def _problems(path: str, operation: dict[str, Any], open_paths: frozenset[str]) 
     if "{" in path:
         extra["404"] = "No such document or resource"
     if "requestBody" in operation:
-        extra |= {"413": "Too large", "415": "Unsupported media type"}
+        extra |= {
+            "413": "Too large",
+            "415": "Unsupported media type",
+            "507": "No room to store the document; see Retry-After",
+        }
     for code, description in extra.items():
         responses.setdefault(code, {"description": description})
     for code, response in responses.items():
-        if code[0] in "45":
+        if code[0] in "45" and (path, code) not in _NOT_PROBLEMS:
             response["content"] = _PROBLEM_CONTENT
 
 

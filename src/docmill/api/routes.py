@@ -553,11 +553,17 @@ async def healthz_head() -> Response:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    responses={503: {"model": Readiness}},
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "Not ready: the body says which check failed",
+        }
+    },
     tags=["service"],
 )
 async def readyz(request: Request, response: Response) -> Readiness:
-    """The database answers and its schema is current."""
+    """The database answers, its schema is current, and the data directory
+    takes writes."""
     services = _services(request)
     database = migrations = False
     try:
@@ -567,13 +573,16 @@ async def readyz(request: Request, response: Response) -> Readiness:
         migrations = await is_current(services.engine)
     except Exception:
         pass
-    ready = database and migrations
+    probe = services.data_dir_probe
+    storage = probe is None or await probe.check()
+    ready = database and migrations and storage
     if not ready:
         response.status_code = 503
     return Readiness(
         status="ready" if ready else "not_ready",
         database=database,
         migrations_current=migrations,
+        storage=storage,
     )
 
 
