@@ -213,3 +213,28 @@ async def test_a_405_allows_every_method_of_the_path(
 
     assert (answer.status_code, answer.headers["allow"]) == (405, allow)
     assert answer.json()["type"] == "urn:docmill:problem:method-not-allowed"
+
+
+@pytest.mark.anyio
+async def test_readyz_not_ready_answers_as_the_contract_says(
+    make_client: Callable[..., Awaitable[httpx.AsyncClient]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """/readyz's 503 carries the Readiness body (probes read which check
+    failed); the contract had called it a problem."""
+    client = await make_client()
+    app: Any = client.app  # type: ignore[attr-defined]
+
+    async def unwritable() -> bool:
+        return False
+
+    monkeypatch.setattr(app.state.services.data_dir_probe, "check", unwritable)
+    answer = await client.get("/readyz")
+    documented = app.openapi()["paths"]["/readyz"]["get"]["responses"]["503"]
+
+    assert answer.status_code == 503
+    assert list(documented["content"]) == [answer.headers["content-type"]]
+    assert documented["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Readiness"
+    }
+    assert answer.json()["status"] == "not_ready"
