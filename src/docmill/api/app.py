@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,6 +18,7 @@ from docmill.api.middleware import RequestContextMiddleware
 from docmill.api.ratelimit import RateLimiter
 from docmill.api.submit import PendingGauge
 from docmill.db.engine import create_engine
+from docmill.db.file import DatabaseFile, sqlite_path, warn_if_originals_orphaned
 from docmill.db.migrate import upgrade
 from docmill.queue.keys import KeyStore
 from docmill.queue.outbox import Outbox
@@ -48,6 +50,7 @@ class Services:
     worker: Worker | None = None
     pending: PendingGauge = field(default_factory=PendingGauge)
     data_dir_probe: WritableProbe | None = None
+    database_file: DatabaseFile | None = None
 
 
 def build_services(settings: Settings) -> Services:
@@ -93,6 +96,13 @@ def build_services(settings: Settings) -> Services:
     return services
 
 
+def _empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return True
+
+
 def create_app(settings: Settings | None = None, *, migrate: bool = True) -> FastAPI:
     """
     Build the API.
@@ -105,9 +115,17 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database_path = sqlite_path(settings.resolved_database_url)
+        new_database = database_path is not None and _empty(database_path)
         services = build_services(settings)
         if migrate:
             await upgrade(services.engine)
+        if database_path is not None and database_path.exists():
+            services.database_file = DatabaseFile(database_path)
+            services.database_file.remember()
+            warn_if_originals_orphaned(
+                database_path, settings.originals_dir, new_database
+            )
         app.state.services = services
         # Uploads of a process killed mid-way leave staging that nothing
         # else removes.

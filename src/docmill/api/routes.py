@@ -573,6 +573,8 @@ async def readyz(request: Request, response: Response) -> Readiness:
         migrations = await is_current(services.engine)
     except Exception:
         pass
+    if services.database_file is not None and not services.database_file.check():
+        database = False
     probe = services.data_dir_probe
     storage = probe is None or await probe.check()
     ready = database and migrations and storage
