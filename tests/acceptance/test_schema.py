@@ -200,10 +200,10 @@ async def test_a_field_name_ending_in_a_newline_is_refused(
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        pytest.param("OPTIONS", "/documents", "GET, POST", id="documents"),
-        pytest.param("OPTIONS", "/documents/x", "GET, DELETE", id="document"),
-        pytest.param("PATCH", "/parsers/p", "GET, PUT, DELETE", id="parser"),
-        pytest.param("OPTIONS", "/healthz", "GET", id="probe"),
+        pytest.param("OPTIONS", "/documents", "GET, HEAD, POST", id="documents"),
+        pytest.param("OPTIONS", "/documents/x", "GET, HEAD, DELETE", id="document"),
+        pytest.param("PATCH", "/parsers/p", "GET, HEAD, PUT, DELETE", id="parser"),
+        pytest.param("OPTIONS", "/healthz", "GET, HEAD", id="probe"),
     ],
 )
 async def test_a_405_allows_every_method_of_the_path(

@@ -168,6 +168,11 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         title="docmill",
         version=docmill.__version__,
         summary="Text, metadata and structure from documents, processed durably.",
+        description=(
+            "Every error is `application/problem+json`; branch on its `type`. "
+            "Every GET route also answers HEAD: the same status and headers, "
+            "no body."
+        ),
         lifespan=lifespan,
         # docs.install adds them, served from this server when it can be.
         docs_url=None,

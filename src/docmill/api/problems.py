@@ -273,5 +273,8 @@ def _allowed_methods(request: Request, named: str) -> str:
     for template, operations in request.app.openapi()["paths"].items():
         if compile_path(template)[0].match(path):
             methods |= {m.upper() for m in operations if m.upper() in _METHOD_ORDER}
+    if "GET" in methods:
+        # RequestContextMiddleware answers HEAD wherever GET is.
+        methods.add("HEAD")
     order = {method: n for n, method in enumerate(_METHOD_ORDER)}
     return ", ".join(sorted(methods, key=lambda m: (order.get(m, len(order)), m)))
