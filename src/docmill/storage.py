@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import functools
 import hashlib
 import io
 import logging
+import math
 import os
 import secrets
 import tempfile
@@ -162,6 +164,76 @@ async def sweep_periodically(
                 )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), interval_seconds)
+
+
+# What a failed write to the data directory means for a caller: out of
+# space (or quota) is 507 until an operator frees some; a directory that
+# refuses writes or a failing disk is the service's trouble, 503. Any other
+# OSError is a fault in docmill, reported whole.
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+REFUSED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO})
+
+
+def storage_failure(error: BaseException) -> str | None:
+    """``"full"``, ``"refused"`` or None: what ``error`` says of the disk."""
+    if not isinstance(error, OSError):
+        return None
+    if error.errno in FULL_ERRNOS:
+        return "full"
+    if error.errno in REFUSED_ERRNOS:
+        return "refused"
+    return None
+
+
+class WritableProbe:
+    """
+    Whether ``directory`` takes a new file, for /readyz: a small file is
+    written and removed, at most once every ``ttl_seconds`` (a probe per
+    request would cost a thread hop and a file each time).
+
+    A write can still fail between probes; the probe only lets a balancer
+    route around a server whose disk is full or read-only, and notice when
+    it comes back.
+    """
+
+    def __init__(self, directory: Path, ttl_seconds: float = 5.0) -> None:
+        self.directory = directory
+        self.ttl_seconds = ttl_seconds
+        self.writable = True
+        self.checked_at = -math.inf
+
+    async def check(self) -> bool:
+        now = time.monotonic()
+        if now - self.checked_at >= self.ttl_seconds:
+            self.checked_at = now
+            writable = await asyncio.to_thread(self._probe)
+            if writable and not self.writable:
+                logger.info(
+                    "data directory %s is writable again",
+                    self.directory,
+                    extra={"action": "storage_recovered"},
+                )
+            self.writable = writable
+        return self.writable
+
+    def _probe(self) -> bool:
+        path = self.directory / f".docmill-probe-{os.getpid()}"
+        try:
+            path.write_bytes(b"docmill readiness probe\n")
+            path.unlink()
+        except OSError as exc:
+            # One line when it turns, not one each probe.
+            if self.writable:
+                logger.error(
+                    "data directory %s cannot be written: %s",
+                    self.directory,
+                    exc.strerror or type(exc).__name__,
+                    extra={"action": "storage_unavailable"},
+                )
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+            return False
+        return True
 
 
 def _deadline(timeout_seconds: float | None) -> float | None:

@@ -6,6 +6,9 @@
 // opens the page, picks two files and uploads them, then types each KEY in
 // turn into the key form, and lets one status poll run. Prints JSON: every
 // request the page sent (method, path, Authorization) and what it showed.
+// With PAGE_USER_FAIL_POLL=STATUS that poll's list answer is a problem of
+// that status instead of the server's, as a rate-limited or unavailable
+// server would send.
 import { readFileSync } from "node:fs";
 
 const [base, scriptFile, ...keys] = process.argv.slice(2);
@@ -39,8 +42,15 @@ globalThis.setInterval = (callback) => { poll = callback; };
 const sent = [];
 let inFlight = 0;
 const serverFetch = globalThis.fetch;
+let failList = null;
 globalThis.fetch = async (path, options = {}) => {
   sent.push([options.method ?? "GET", path, options.headers?.Authorization ?? null]);
+  if (failList !== null && path.startsWith("/documents?")) {
+    const problem = { type: "urn:docmill:problem:test", status: failList,
+      title: "Refused", detail: "refused by page_user.mjs" };
+    return new Response(JSON.stringify(problem), { status: failList,
+      headers: { "content-type": "application/problem+json" } });
+  }
   inFlight += 1;
   try {
     return await serverFetch(base + path, options);
@@ -61,6 +71,7 @@ const shown = () => ({
   note: elements.note?.textContent ?? "",
   picked: fileInput.files.length,
   rows: elements.rows?.children.length ?? 0,
+  stale: elements.stale?.hidden === false ? elements.stale.textContent : "",
 });
 
 const steps = [];
@@ -83,6 +94,11 @@ for (const key of keys) {
   steps.push({ step: "key given", sent: sent.splice(0), ...shown() });
 }
 
+if (process.env.PAGE_USER_FAIL_POLL) failList = Number(process.env.PAGE_USER_FAIL_POLL);
+await poll();
+await settle();
+steps.push({ step: "polled", sent: sent.splice(0), ...shown() });
+failList = null;
 await poll();
 await settle();
 steps.push({ step: "polled", sent: sent.splice(0), ...shown() });

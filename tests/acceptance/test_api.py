@@ -230,7 +230,7 @@ async def test_responses_carry_request_id_and_process_time(
     assert float(response.headers["x-process-time"]) >= 0
 
 
-async def test_readyz_reports_database_and_migrations(
+async def test_readyz_reports_database_migrations_and_storage(
     client: httpx.AsyncClient,
 ) -> None:
     response = await client.get("/readyz")
@@ -239,6 +239,7 @@ async def test_readyz_reports_database_and_migrations(
         "status": "ready",
         "database": True,
         "migrations_current": True,
+        "storage": True,
     }
 
 

@@ -232,3 +232,72 @@ def test_a_worker_refused_connections_warns_in_a_line_and_carries_on(
         for record in caplog.records
         if record.exc_info and record.name.startswith("docmill")
     ] == []
+
+
+def test_a_database_not_accepting_connections_is_a_503_not_a_500(
+    tmp_path: Path, limited_url: str
+) -> None:
+    """
+    ``ALTER DATABASE ... ALLOW_CONNECTIONS false`` (an operator's way to
+    fence a database off) refuses with SQLSTATE 55000, a code PostgreSQL
+    also uses for faults in docmill's own statements; only the refusal is
+    the database being unavailable.
+    """
+    settings = _settings(tmp_path, limited_url)
+    database = limited_url.rsplit("/", 1)[1]
+
+    async def run() -> list[httpx.Response]:
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            await _administer(
+                f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS false'
+            )
+            await _administer(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE datname = '{database}'"
+            )
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://docmill.test"
+            ) as client:
+                answers = [
+                    await client.post("/documents", json={"content": "x"}),
+                    await client.get("/documents"),
+                    await client.get("/metrics"),
+                ]
+            await _administer(
+                f'ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS true'
+            )
+            return answers
+
+    answers = asyncio.run(run())
+
+    assert [answer.status_code for answer in answers] == [503, 503, 503]
+    for answer in answers:
+        assert answer.json()["type"] == "urn:docmill:problem:database-unavailable"
+        assert int(answer.headers["retry-after"]) > 0
+
+
+def test_a_statement_in_the_wrong_state_is_still_a_fault(postgres_url: str) -> None:
+    """SQLSTATE 55000 from a statement (an ERROR, not a FATAL refusal) is
+    docmill's own mistake, and must not hide as a 503."""
+    import asyncpg
+
+    from docmill.db.errors import unavailable
+
+    async def fault() -> BaseException:
+        dsn = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
+        connection = await asyncpg.connect(dsn, timeout=5)
+        try:
+            await connection.execute("CREATE TEMPORARY SEQUENCE never_used")
+            await connection.fetchval("SELECT currval('never_used')")
+        except asyncpg.PostgresError as exc:
+            return exc
+        finally:
+            await connection.close()
+        raise AssertionError("currval before nextval succeeded")
+
+    error = asyncio.run(fault())
+
+    assert isinstance(error, asyncpg.ObjectNotInPrerequisiteStateError)
+    assert not unavailable(error)

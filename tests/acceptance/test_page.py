@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -47,8 +48,13 @@ def new_token(settings: Settings) -> str:
     return asyncio.run(create())
 
 
-def use_page(server: str, tmp_path: Path, *keys: str) -> list[dict[str, Any]]:
-    """What the page sent and showed at each step of page_user.mjs."""
+def use_page(
+    server: str, tmp_path: Path, *keys: str, fail_poll: int | None = None
+) -> list[dict[str, Any]]:
+    """
+    What the page sent and showed at each step of page_user.mjs; with
+    ``fail_poll``, its first poll of the list gets a problem of that status.
+    """
     if NODE is None:
         pytest.skip("Node.js is not installed; it runs the page's script")
     page = httpx.get(server + "/").text
@@ -59,6 +65,7 @@ def use_page(server: str, tmp_path: Path, *keys: str) -> list[dict[str, Any]]:
         capture_output=True,
         text=True,
         timeout=60,
+        env=os.environ | ({"PAGE_USER_FAIL_POLL": str(fail_poll)} if fail_poll else {}),
     )
     assert done.returncode == 0, done.stderr
     steps: list[dict[str, Any]] = json.loads(done.stdout)
@@ -102,6 +109,7 @@ def test_files_refused_for_want_of_a_key_go_once_it_is_given(
             "queued b.txt",
         ),
         ("polled", [["GET", "/documents?limit=50", bearer]], True, "queued b.txt"),
+        ("polled", [["GET", "/documents?limit=50", bearer]], True, "queued b.txt"),
     ]
     assert steps[2]["keynote"] == "that key was refused"
     assert steps[-1]["rows"] == 2
@@ -118,3 +126,33 @@ def test_uploaded_files_reach_the_server_under_the_key(
     ).json()
 
     assert sorted(d["filename"] for d in listed["items"]) == ["a.txt", "b.txt"]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_a_list_that_cannot_be_refreshed_is_marked_stale(
+    server: str, settings: Settings, tmp_path: Path, status: int
+) -> None:
+    token = new_token(settings)
+
+    steps = use_page(server, tmp_path, token, fail_poll=status)
+
+    failed, recovered = steps[-2], steps[-1]
+    assert failed["rows"] == 2, "the last list stays on screen"
+    assert failed["stale"] == (
+        f"The list could not be refreshed ({status} refused by page_user.mjs); "
+        "it may be out of date."
+    )
+    assert (recovered["rows"], recovered["stale"]) == (2, "")
+
+
+def test_a_refused_upload_shows_the_problem_detail(
+    settings: Settings, tmp_path: Path
+) -> None:
+    small = settings.model_copy(update={"auth": "on", "max_upload_bytes": 5})
+    with served(create_app(small)) as server:
+        # The server's start-up made the schema the key goes in.
+        steps = use_page(server, tmp_path, new_token(settings))
+
+    assert steps[-1]["note"] == (
+        "refused b.txt: 413 the document is larger than the limit of 5 bytes"
+    )

@@ -200,10 +200,10 @@ async def test_a_field_name_ending_in_a_newline_is_refused(
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        pytest.param("OPTIONS", "/documents", "GET, POST", id="documents"),
-        pytest.param("OPTIONS", "/documents/x", "GET, DELETE", id="document"),
-        pytest.param("PATCH", "/parsers/p", "GET, PUT, DELETE", id="parser"),
-        pytest.param("OPTIONS", "/healthz", "GET", id="probe"),
+        pytest.param("OPTIONS", "/documents", "GET, HEAD, POST", id="documents"),
+        pytest.param("OPTIONS", "/documents/x", "GET, HEAD, DELETE", id="document"),
+        pytest.param("PATCH", "/parsers/p", "GET, HEAD, PUT, DELETE", id="parser"),
+        pytest.param("OPTIONS", "/healthz", "GET, HEAD", id="probe"),
     ],
 )
 async def test_a_405_allows_every_method_of_the_path(
@@ -213,3 +213,28 @@ async def test_a_405_allows_every_method_of_the_path(
 
     assert (answer.status_code, answer.headers["allow"]) == (405, allow)
     assert answer.json()["type"] == "urn:docmill:problem:method-not-allowed"
+
+
+@pytest.mark.anyio
+async def test_readyz_not_ready_answers_as_the_contract_says(
+    make_client: Callable[..., Awaitable[httpx.AsyncClient]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """/readyz's 503 carries the Readiness body (probes read which check
+    failed); the contract had called it a problem."""
+    client = await make_client()
+    app: Any = client.app  # type: ignore[attr-defined]
+
+    async def unwritable() -> bool:
+        return False
+
+    monkeypatch.setattr(app.state.services.data_dir_probe, "check", unwritable)
+    answer = await client.get("/readyz")
+    documented = app.openapi()["paths"]["/readyz"]["get"]["responses"]["503"]
+
+    assert answer.status_code == 503
+    assert list(documented["content"]) == [answer.headers["content-type"]]
+    assert documented["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Readiness"
+    }
+    assert answer.json()["status"] == "not_ready"

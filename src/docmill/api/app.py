@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,6 +18,7 @@ from docmill.api.middleware import RequestContextMiddleware
 from docmill.api.ratelimit import RateLimiter
 from docmill.api.submit import PendingGauge
 from docmill.db.engine import create_engine
+from docmill.db.file import DatabaseFile, sqlite_path, warn_if_originals_orphaned
 from docmill.db.migrate import upgrade
 from docmill.queue.keys import KeyStore
 from docmill.queue.outbox import Outbox
@@ -29,6 +31,7 @@ from docmill.storage import (
     DatabaseStorage,
     LocalStorage,
     Storage,
+    WritableProbe,
     sweep_periodically,
 )
 
@@ -46,6 +49,8 @@ class Services:
     outbox: Outbox
     worker: Worker | None = None
     pending: PendingGauge = field(default_factory=PendingGauge)
+    data_dir_probe: WritableProbe | None = None
+    database_file: DatabaseFile | None = None
 
 
 def build_services(settings: Settings) -> Services:
@@ -84,10 +89,18 @@ def build_services(settings: Settings) -> Services:
             engine, settings.webhook_max_attempts, settings.webhook_retry_base_seconds
         ),
     )
+    services.data_dir_probe = WritableProbe(settings.data_dir)
     # The store counts the queue inside each insert only when this
     # process's estimate says the limit is in reach.
     store.limit_is_near = lambda: services.pending.within_reach(store.max_pending)
     return services
+
+
+def _empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except FileNotFoundError:
+        return True
 
 
 def create_app(
@@ -112,9 +125,17 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database_path = sqlite_path(settings.resolved_database_url)
+        new_database = database_path is not None and _empty(database_path)
         services = build_services(settings)
         if migrate:
             await upgrade(services.engine)
+        if database_path is not None and database_path.exists():
+            services.database_file = DatabaseFile(database_path)
+            services.database_file.remember()
+            warn_if_originals_orphaned(
+                database_path, settings.originals_dir, new_database
+            )
         app.state.services = services
         # Uploads of a process killed mid-way leave staging that nothing
         # else removes.
@@ -161,6 +182,11 @@ def create_app(
         title="docmill",
         version=docmill.__version__,
         summary="Text, metadata and structure from documents, processed durably.",
+        description=(
+            "Every error is `application/problem+json`; branch on its `type`. "
+            "Every GET route also answers HEAD: the same status and headers, "
+            "no body."
+        ),
         lifespan=lifespan,
         # docs.install adds them, served from this server when it can be.
         docs_url=None,

@@ -56,6 +56,10 @@ class FilePart:
     data: bytes | None = None
 
 
+# The one part name a submission's file may have (every one of a batch's).
+FILE_PART = "file"
+
+
 @dataclass
 class Form:
     files: list[FilePart] = field(default_factory=list)
@@ -134,6 +138,15 @@ class _StreamingForm:
             self._field_name = name
             self._field_value = bytearray()
             return
+        if name != FILE_PART:
+            # Any other name had been taken as the document: a `metadata`
+            # sent as a file (curl -F metadata=@m.json) was queued in its place.
+            raise Problem(
+                422,
+                "validation",
+                f"the document goes in the part named {FILE_PART!r}; "
+                f"a file was sent as {name[:40]!r}",
+            )
         if len(self.form.files) >= self.max_files:
             raise Problem(
                 422, "validation", f"at most {self.max_files} file(s) per request"

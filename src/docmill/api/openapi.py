@@ -34,11 +34,32 @@ PROBLEM = {
 _PROBLEM_CONTENT = {
     "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
 }
+# Answers that are not problems: /readyz says "not ready" with the same
+# Readiness body as "ready", which probes and dashboards read.
+_NOT_PROBLEMS = {("/readyz", "503")}
+# Reading a multipart or JSON submission has one deadline,
+# DOCMILL_UPLOAD_TIMEOUT_SECONDS (intake.read_multipart, intake.read_body).
+_UPLOAD_TIMEOUT = {"/documents", "/documents/batch"}
+# The answers that name what they created or queued.
+_LOCATIONS = {
+    ("/documents", "post"): "The document: poll it for the result",
+    ("/documents/{document_id}/reprocess", "post"): "The document",
+    ("/parsers", "post"): "The parser",
+}
+_RETRY_AFTER = {
+    "description": "Seconds to wait before trying again",
+    "schema": {"type": "integer"},
+}
+_RATE_LIMIT = {
+    "RateLimit-Limit": "Requests allowed in the window (when rate limits are on)",
+    "RateLimit-Remaining": "Requests left in the window",
+    "RateLimit-Reset": "Seconds until the window resets",
+}
 _GUARDED = {
     "401": "No or an invalid API key (when auth is on)",
     "422": "Invalid parameters",
     "429": "Rate limited, or the queue is full; see Retry-After",
-    "503": "Database unavailable; see Retry-After",
+    "503": "Database or storage unavailable; see Retry-After",
 }
 
 
@@ -76,8 +97,9 @@ def install(
         components["Problem"] = PROBLEM
         _bearer(schema, guarded, open_paths)
         for path, operations in schema["paths"].items():
-            for operation in operations.values():
+            for method, operation in operations.items():
                 _problems(path, operation, open_paths)
+                _headers(path, method, operation, open_paths)
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)
         app.openapi_schema = schema
@@ -94,13 +116,45 @@ def _problems(path: str, operation: dict[str, Any], open_paths: frozenset[str]) 
         extra |= _GUARDED
     if "{" in path:
         extra["404"] = "No such document or resource"
+    if path in _UPLOAD_TIMEOUT and "requestBody" in operation:
+        extra["408"] = "The request body did not arrive in time"
     if "requestBody" in operation:
-        extra |= {"413": "Too large", "415": "Unsupported media type"}
+        extra |= {
+            "413": "Too large",
+            "415": "Unsupported media type",
+            "507": "No room to store the document; see Retry-After",
+        }
     for code, description in extra.items():
         responses.setdefault(code, {"description": description})
     for code, response in responses.items():
-        if code[0] in "45":
+        if code[0] in "45" and (path, code) not in _NOT_PROBLEMS:
             response["content"] = _PROBLEM_CONTENT
+
+
+def _headers(
+    path: str, method: str, operation: dict[str, Any], open_paths: frozenset[str]
+) -> None:
+    """The response headers clients act on: Location, Retry-After, RateLimit-*."""
+    for code, response in operation.get("responses", {}).items():
+        headers: dict[str, Any] = {}
+        location = _LOCATIONS.get((path, method))
+        if location and code in ("201", "202"):
+            headers["Location"] = {
+                "description": location,
+                "schema": {"type": "string"},
+            }
+        if code in ("429", "503", "507") and (path, code) not in _NOT_PROBLEMS:
+            headers["Retry-After"] = _RETRY_AFTER
+        # admit() puts them on the endpoint's answer and on its own 429; an
+        # error the endpoint raises is answered without them.
+        if path not in open_paths and (code[0] == "2" or code == "429"):
+            for name, description in _RATE_LIMIT.items():
+                headers[name] = {
+                    "description": description,
+                    "schema": {"type": "integer"},
+                }
+        if headers:
+            response.setdefault("headers", {}).update(headers)
 
 
 def _bearer(

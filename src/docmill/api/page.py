@@ -24,6 +24,8 @@ PAGE = """<!doctype html>
         overflow: auto; }
   a { cursor: pointer; }
   #key { margin-bottom: 1rem; } #key input { width: 24rem; }
+  #stale { background: #fff4e5; border: 1px solid #e0a040; padding: .5rem .75rem;
+           border-radius: 6px; }
 </style>
 </head>
 <body>
@@ -40,6 +42,7 @@ PAGE = """<!doctype html>
   <button>Upload</button>
   <span id="note"></span>
 </form>
+<p id="stale" role="status" hidden></p>
 <table>
   <thead><tr><th>Document</th><th>Status</th><th>Type</th><th>Pages</th>
   <th>Words</th><th>Created</th></tr></thead>
@@ -67,15 +70,39 @@ async function call(path, options = {}) {
   }
   return answer;
 }
+// What a refusal says: the problem's detail when it is one, else the status.
+async function refusal(answer) {
+  let detail = "";
+  try { detail = (await answer.json()).detail ?? ""; } catch { /* not JSON */ }
+  return detail ? `${answer.status} ${detail}` : `${answer.status}`;
+}
 keyForm.onsubmit = (event) => {
   event.preventDefault();
   sessionStorage.setItem("docmill-key", event.target.key.value.trim());
   event.target.reset(); keyForm.hidden = true;
   return Promise.all([refresh(), upload(waiting.splice(0))]);
 };
+// A list that could not be fetched stays on screen, marked as stale, so
+// that no one takes it for the current state.
 async function refresh() {
-  const answer = await call("/documents?limit=50");
-  if (!answer.ok) return;
+  const stale = document.getElementById("stale");
+  let answer;
+  try {
+    answer = await call("/documents?limit=50");
+  } catch {
+    stale.textContent =
+      "The server cannot be reached; the list below may be out of date.";
+    stale.hidden = false; return;
+  }
+  if (!answer.ok) {
+    if (answer.status !== 401) {
+      stale.textContent = `The list could not be refreshed (${await refusal(answer)}); `
+        + "it may be out of date.";
+      stale.hidden = false;
+    }
+    return;
+  }
+  stale.hidden = true; stale.textContent = "";
   const page = await answer.json();
   rows.replaceChildren(...page.items.map((doc) => {
     const tr = document.createElement("tr");
@@ -135,8 +162,8 @@ async function upload(files) {
         ? "1 file waits for an API key" : `${waiting.length} files wait for an API key`;
       return;
     }
-    note.textContent =
-      answer.ok ? `queued ${file.name}` : `refused ${file.name}: ${answer.status}`;
+    note.textContent = answer.ok
+      ? `queued ${file.name}` : `refused ${file.name}: ${await refusal(answer)}`;
   }
   if (files.length) await refresh();
 }

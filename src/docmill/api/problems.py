@@ -31,11 +31,14 @@ from docmill.exceptions import (
     UploadTimeout,
     echoed,
 )
+from docmill.storage import storage_failure
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_TYPE_PREFIX = "urn:docmill:problem:"
 DATABASE_RETRY_SECONDS = 5
+# A full or read-only disk waits for an operator: longer than a database blip.
+STORAGE_RETRY_SECONDS = 30
 # The most of a request's path a problem repeats as its ``instance``.
 INSTANCE_CHARS = 256
 
@@ -200,6 +203,38 @@ def install(app: FastAPI) -> None:
             return await _database_down(request, exc)
         raise exc
 
+    @app.exception_handler(OSError)
+    async def _storage_failed(request: Request, exc: Exception) -> JSONResponse:
+        # ConnectionError and TimeoutError, OSErrors too, have their own
+        # handler above; this one takes what a write to the data directory
+        # raises. A full disk is refused as such, one log line, no traceback:
+        # the same request passes once there is room, without a restart.
+        failure = storage_failure(exc)
+        if failure is None:
+            raise exc
+        logger.error(
+            "storage %s: %s",
+            "full" if failure == "full" else "unavailable",
+            str(exc)[:300],
+            extra={"action": "storage_" + failure},
+        )
+        if failure == "full":
+            return problem_response(
+                request,
+                507,
+                "insufficient-storage",
+                "the server has no room to store the document; retry later",
+                {"Retry-After": str(STORAGE_RETRY_SECONDS)},
+            )
+        return problem_response(
+            request,
+            503,
+            "storage-unavailable",
+            "the server cannot write to its storage just now; "
+            "retry after the time in Retry-After",
+            {"Retry-After": str(STORAGE_RETRY_SECONDS)},
+        )
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
@@ -238,5 +273,8 @@ def _allowed_methods(request: Request, named: str) -> str:
     for template, operations in request.app.openapi()["paths"].items():
         if compile_path(template)[0].match(path):
             methods |= {m.upper() for m in operations if m.upper() in _METHOD_ORDER}
+    if "GET" in methods:
+        # RequestContextMiddleware answers HEAD wherever GET is.
+        methods.add("HEAD")
     order = {method: n for n, method in enumerate(_METHOD_ORDER)}
     return ", ".join(sorted(methods, key=lambda m: (order.get(m, len(order)), m)))

@@ -52,7 +52,12 @@ _SUBMIT_BODY = {
                     "type": "object",
                     "required": ["file"],
                     "properties": {
-                        "file": {"type": "string", "format": "binary"},
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "The document. The only part that may "
+                            "carry a filename: a file in any other part is 422.",
+                        },
                         "title": {"type": "string"},
                         "metadata": {
                             "type": "string",
@@ -544,20 +549,20 @@ async def healthz() -> Health:
     return Health(status="ok")
 
 
-# Load balancers often probe with HEAD; one operation in the contract is enough.
-@router.head("/healthz", include_in_schema=False)
-async def healthz_head() -> Response:
-    return Response(status_code=200)
-
-
 @router.get(
     "/readyz",
     response_model=Readiness,
-    responses={503: {"model": Readiness}},
+    responses={
+        503: {
+            "model": Readiness,
+            "description": "Not ready: the body says which check failed",
+        }
+    },
     tags=["service"],
 )
 async def readyz(request: Request, response: Response) -> Readiness:
-    """The database answers and its schema is current."""
+    """The database answers, its schema is current, and the data directory
+    takes writes."""
     services = _services(request)
     database = migrations = False
     try:
@@ -567,13 +572,18 @@ async def readyz(request: Request, response: Response) -> Readiness:
         migrations = await is_current(services.engine)
     except Exception:
         pass
-    ready = database and migrations
+    if services.database_file is not None and not services.database_file.check():
+        database = False
+    probe = services.data_dir_probe
+    storage = probe is None or await probe.check()
+    ready = database and migrations and storage
     if not ready:
         response.status_code = 503
     return Readiness(
         status="ready" if ready else "not_ready",
         database=database,
         migrations_current=migrations,
+        storage=storage,
     )
 
 

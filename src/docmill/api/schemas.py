@@ -221,6 +221,7 @@ class Readiness(BaseModel):
     status: Literal["ready", "not_ready"]
     database: bool
     migrations_current: bool
+    storage: bool = Field(description="The data directory takes writes.")
 
 
 class BatchItemOut(BaseModel):

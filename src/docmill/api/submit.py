@@ -431,6 +431,8 @@ def item_problem(request: Request, problem: Problem) -> dict[str, Any]:
                             "file": {
                                 "type": "array",
                                 "items": {"type": "string", "format": "binary"},
+                                "description": "The documents, each a part "
+                                "named `file`; a file in any other part is 422.",
                             },
                             "metadata": {
                                 "type": "string",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -11,7 +12,8 @@ def unavailable(error: BaseException) -> bool:
     """
     Whether ``error`` says the database cannot be had just now: unreachable,
     the connection dropped, or the server refusing one more (too many
-    clients, still starting). Such errors pass once the database is back;
+    clients, still starting, not accepting connections to this database).
+    Such errors pass once the database is back;
     anything else is a fault to report whole.
     """
     if isinstance(error, OperationalError | InterfaceError | ConnectionError):
@@ -42,10 +44,27 @@ def lost_connection(error: BaseException | None) -> bool:
         pg.CannotConnectNowError,
     )
     while error is not None:
-        if isinstance(error, gone):
+        if isinstance(error, gone) or _refused_database(error, pg):
             return True
         error = error.__cause__
     return False
+
+
+def _refused_database(error: BaseException, pg: Any) -> bool:
+    """
+    ``ALTER DATABASE ... ALLOW_CONNECTIONS false``: SQLSTATE 55000, which
+    PostgreSQL also gives a statement run in the wrong state (a fault to
+    report). The refusal comes at connect time with severity FATAL, which
+    ends a session; a statement's 55000 is an ERROR. ``severity_en`` is not
+    translated; the message, kept as a fallback for a server too old to send
+    it, is, so there a localised server's refusal stays a 500.
+    """
+    if not isinstance(error, pg.ObjectNotInPrerequisiteStateError):
+        return False
+    severity = getattr(error, "severity_en", None)
+    if severity is not None:
+        return bool(severity == "FATAL")
+    return "not currently accepting connections" in str(error)
 
 
 def log_failure(logger: logging.Logger, message: str, error: BaseException) -> None:
