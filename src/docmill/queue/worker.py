@@ -113,7 +113,7 @@ class Worker:
         storage: where originals are read.
         settings: leases, timeouts and limits.
         concurrency: number of slots (extraction children).
-        worker_id: the name recorded on claims; ``host:pid`` by default.
+        worker_id: the name recorded on claims; see ``ids.default_worker_id``.
     """
 
     def __init__(
