@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import selectors
+import signal
 import stat
 import sys
 import time
@@ -142,27 +143,53 @@ def _run(
         )
         for _ in range(jobs)
     ]
-    try:
-        for child in children:
-            child.start()
-        with progress or contextlib.nullcontext():
+    with _stopped_by_signals():
+        try:
             for child in children:
-                hand_over(child)
-            while busy:
-                wait = min(child.deadline for child in busy) - time.monotonic()
-                ready = _readable(busy, max(wait, 0))
-                now = time.monotonic()
-                for child in [c for c in busy if c in ready or c.deadline <= now]:
-                    collect(child)
-    finally:
-        for child in children:
-            child.close()
+                child.start()
+            with progress or contextlib.nullcontext():
+                for child in children:
+                    hand_over(child)
+                while busy:
+                    wait = min(child.deadline for child in busy) - time.monotonic()
+                    ready = _readable(busy, max(wait, 0))
+                    now = time.monotonic()
+                    for child in [c for c in busy if c in ready or c.deadline <= now]:
+                        collect(child)
+        finally:
+            for child in children:
+                child.close()
     elapsed = time.perf_counter() - started
     sys.stderr.write(
         f"{len(files)} file(s) in {elapsed:.1f}s: "
         f"{len(files) - failures} completed, {failures} failed\n"
     )
     return failures
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """
+    Make SIGTERM and SIGHUP end the run through its ``finally``, which kills
+    the children: left to the default action, the process died at once and
+    its children read on (the kernel kills them too on Linux, see
+    ``extract.child._die_with``; not elsewhere).
+    """
+
+    def stop(number: int, _frame: Any) -> None:
+        raise SystemExit(128 + number)
+
+    numbers = (signal.SIGTERM, signal.SIGHUP)
+    try:
+        previous = [signal.signal(number, stop) for number in numbers]
+    except ValueError:  # not the main thread: leave signals to the caller
+        yield
+        return
+    try:
+        yield
+    finally:
+        for number, handler in zip(numbers, previous, strict=True):
+            signal.signal(number, handler)
 
 
 def _readable(children: Iterable[ExtractionChild], timeout: float) -> set[Any]:
