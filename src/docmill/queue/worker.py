@@ -31,9 +31,12 @@ import collections
 import contextlib
 import dataclasses
 import logging
+import os
 import socket
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -67,6 +70,12 @@ _STORING_PER_SLOT = 2
 # Claimed documents kept waiting for each slot (see Worker._claim_ahead).
 _WAITING_PER_SLOT = {"sqlite": 4}
 _WAITING_PER_SLOT_ELSEWHERE = 2
+# Between tries of a write to the data dir after a local I/O failure.
+_LOCAL_RETRY_SECONDS = 5.0
+
+
+class _LocalTrouble(Exception):
+    """This worker could not write or read a local file for a document."""
 
 
 class _Held:
@@ -144,6 +153,8 @@ class Worker:
         # Slots waiting for a claim: they go before a queue in a busy child.
         self._idle_slots = 0
         self._lost_tokens: set[str] = set()
+        # Set while the data dir refuses writes: no claims until it takes one.
+        self._local_trouble = False
         store.on_enqueue(self._wakeup.set)
         self.deliveries = DeliveryLoop(
             Outbox(
@@ -304,6 +315,9 @@ class Worker:
         )
         low = per_slot // 2 * self.concurrency
         while not self._stopping.is_set():
+            if self._local_trouble:
+                await self._until_writable()
+                continue
             self._wakeup.clear()
             want = per_slot * self.concurrency - len(self._ready)
             if len(self._ready) >= low:
@@ -330,6 +344,23 @@ class Worker:
                     await asyncio.wait_for(
                         self._wakeup.wait(), self.settings.poll_seconds
                     )
+
+    async def _until_writable(self) -> None:
+        """Wait (or stop) until a write to the data dir succeeds again."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), _LOCAL_RETRY_SECONDS)
+        if self._stopping.is_set():
+            return
+        try:
+            await asyncio.to_thread(_try_write, self.settings.data_dir)
+        except OSError:
+            return
+        self._local_trouble = False
+        logger.info(
+            "worker %s: its data dir takes writes again; claiming resumes",
+            self.worker_id,
+            extra={"action": "local_io_recovered", "worker_id": self.worker_id},
+        )
 
     def _hold(self, claims: Sequence[Claim]) -> None:
         for claim in claims:
@@ -591,6 +622,9 @@ class Worker:
                 reading.since,
                 on_progress=reading.entry.progress.update,
             )
+        except _LocalTrouble as exc:
+            await self._put_back(reading, exc)
+            return None, None
         except (ExtractionError, StorageError, FetchError) as exc:
             # No longer held: a lost lease now must not cancel this slot.
             self._held.pop(reading.claim.token, None)
@@ -619,7 +653,7 @@ class Worker:
             if reading.start is not None:
                 await asyncio.shield(_settled(reading.start))
             if ahead is not None:
-                await asyncio.shield(self._give_back(ahead))
+                await asyncio.shield(self._give_back(ahead, "after an error"))
             raise
         # From here on a lost lease cancels the storing task, not this slot,
         # which moves on to its next document. The start's commit is awaited
@@ -658,13 +692,16 @@ class Worker:
         # cannot have been the document's doing.
         reading.taken = time.perf_counter()
         reading.start = asyncio.create_task(self._start(reading.entry))
-        if claim.source_url:
-            if not await reading.start:
-                self._held.pop(claim.token, None)
-                return False
-            reading.claim = await self._fetch(claim)
-        if reading.source is None:
-            reading.source = await self._original(reading)
+        try:
+            if claim.source_url:
+                if not await reading.start:
+                    self._held.pop(claim.token, None)
+                    return False
+                reading.claim = await self._fetch(claim)
+            if reading.source is None:
+                reading.source = await self._original(reading)
+        except OSError as exc:
+            raise _LocalTrouble(str(exc)) from exc
         reading.since = asyncio.get_running_loop().time()
         await child.send(reading.source, reading.claim.filename)
         return True
@@ -676,7 +713,7 @@ class Worker:
         """
         try:
             ahead.source = await self._original(ahead)
-        except StorageError:
+        except (StorageError, OSError):
             return
         await child.send(ahead.source, ahead.claim.filename)
         ahead.queued = True
@@ -733,7 +770,34 @@ class Worker:
         ahead.taken = time.perf_counter()
         return ahead
 
-    async def _give_back(self, ahead: _Reading) -> None:
+    async def _put_back(self, reading: _Reading, exc: _LocalTrouble) -> None:
+        """
+        Release a document this worker could not handle for a local reason
+        (a full or failing data disk): it is not the document's fault, so
+        its attempt is not counted, and claiming pauses until the data dir
+        takes a write (see ``_claim_ahead``).
+        """
+        claim = reading.claim
+        self._held.pop(claim.token, None)
+        await asyncio.shield(reading.original.aclose())
+        if reading.start is not None:
+            await asyncio.shield(_settled(reading.start))
+        if not self._local_trouble:
+            self._local_trouble = True
+            logger.error(
+                "worker %s cannot use its data dir (%s): it gives documents "
+                "back and claims none until a write there succeeds",
+                self.worker_id,
+                exc,
+                extra=_fields("local_io_failed", claim),
+            )
+        await asyncio.shield(self._release(claim, "after a local I/O failure"))
+        if self._draining:
+            # `--once` ends rather than wait for the disk.
+            self._dry = True
+            await self._notify_slots()
+
+    async def _give_back(self, ahead: _Reading, why: str = "at shutdown") -> None:
         """
         Release a document taken to be queued in the child (unless lost
         meanwhile).
@@ -744,7 +808,7 @@ class Worker:
             await _settled(ahead.start)
         await ahead.original.aclose()
         if self._held.pop(ahead.claim.token, None) is not None:
-            await self._release(ahead.claim)
+            await self._release(ahead.claim, why)
         await self._done_with_one(self._draining)
 
     async def _fail(
@@ -965,7 +1029,7 @@ class Worker:
                 extra=_fields("document_retry_scheduled", claim) | {"error_code": code},
             )
 
-    async def _release(self, claim: Claim) -> None:
+    async def _release(self, claim: Claim, why: str = "at shutdown") -> None:
         try:
             released = await self.store.release(claim)
         except Exception:
@@ -973,9 +1037,10 @@ class Worker:
             return
         if released:
             logger.info(
-                "document %s released by %s at shutdown",
+                "document %s released by %s %s",
                 claim.document_id,
                 self.worker_id,
+                why,
                 extra=_fields("document_released", claim),
             )
 
@@ -986,6 +1051,17 @@ async def _settled(start: asyncio.Task[bool]) -> None:
         await start
     except Exception:
         logger.exception("could not record a document's start")
+
+
+def _try_write(directory: Path) -> None:
+    """Write, sync and remove a small file in ``directory``; OSError if it fails."""
+    fd, name = tempfile.mkstemp(dir=directory, prefix=".write-check-")
+    try:
+        os.write(fd, bytes(64 * 1024))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.unlink(name)
 
 
 def _failure(
