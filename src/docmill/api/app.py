@@ -106,6 +106,9 @@ def create_app(settings: Settings | None = None, *, migrate: bool = True) -> Fas
         if migrate:
             await upgrade(services.engine)
         app.state.services = services
+        # Set when the server begins to stop (see `docmill serve`): event
+        # streams end rather than hold the stop up.
+        app.state.stopping = asyncio.Event()
         # Uploads of a process killed mid-way leave staging that nothing
         # else removes.
         stop_sweeping = asyncio.Event()
