@@ -784,10 +784,15 @@ class Worker:
             await asyncio.shield(_settled(reading.start))
         if not self._local_trouble:
             self._local_trouble = True
+            # Most often a full or failing data disk; an OSError of the
+            # database driver or a download lands here too, and then the
+            # write check passes at the first try.
             logger.error(
-                "worker %s cannot use its data dir (%s): it gives documents "
-                "back and claims none until a write there succeeds",
+                "worker %s could not get document %s ready here (%s): it gives "
+                "documents back uncounted and claims none until a write to "
+                "its data dir succeeds",
                 self.worker_id,
+                claim.document_id,
                 exc,
                 extra=_fields("local_io_failed", claim),
             )
