@@ -44,14 +44,15 @@ def run_extract(
 ) -> int:
     """Extract every file; return how many failed."""
     files = list(iter_files(paths))
-    return _run(
-        files,
-        settings,
-        output_format,
-        max(1, min(jobs, len(files) or 1)),
-        password,
-        include_text,
-    )
+    with _stopped_by_signals():
+        return _run(
+            files,
+            settings,
+            output_format,
+            max(1, min(jobs, len(files) or 1)),
+            password,
+            include_text,
+        )
 
 
 def _run(
@@ -143,22 +144,21 @@ def _run(
         )
         for _ in range(jobs)
     ]
-    with _stopped_by_signals():
-        try:
+    try:
+        for child in children:
+            child.start()
+        with progress or contextlib.nullcontext():
             for child in children:
-                child.start()
-            with progress or contextlib.nullcontext():
-                for child in children:
-                    hand_over(child)
-                while busy:
-                    wait = min(child.deadline for child in busy) - time.monotonic()
-                    ready = _readable(busy, max(wait, 0))
-                    now = time.monotonic()
-                    for child in [c for c in busy if c in ready or c.deadline <= now]:
-                        collect(child)
-        finally:
-            for child in children:
-                child.close()
+                hand_over(child)
+            while busy:
+                wait = min(child.deadline for child in busy) - time.monotonic()
+                ready = _readable(busy, max(wait, 0))
+                now = time.monotonic()
+                for child in [c for c in busy if c in ready or c.deadline <= now]:
+                    collect(child)
+    finally:
+        for child in children:
+            child.close()
     elapsed = time.perf_counter() - started
     sys.stderr.write(
         f"{len(files)} file(s) in {elapsed:.1f}s: "
@@ -170,10 +170,10 @@ def _run(
 @contextlib.contextmanager
 def _stopped_by_signals() -> Iterator[None]:
     """
-    Make SIGTERM and SIGHUP end the run through its ``finally``, which kills
-    the children: left to the default action, the process died at once and
-    its children read on (the kernel kills them too on Linux, see
-    ``extract.child._die_with``; not elsewhere).
+    Make SIGTERM and SIGHUP end the run through the ``finally`` of ``_run``,
+    which kills the children: left to the default action, the process died
+    at once and its children read on (the kernel kills them too on Linux,
+    see ``extract.child._die_with``; not elsewhere).
     """
 
     def stop(number: int, _frame: Any) -> None:

@@ -439,26 +439,3 @@ def test_extract_runs_with_descriptors_past_1023(
     assert failures == 0
     out = capsys.readouterr().out
     assert [f"note number {n}" in out for n in range(3)] == [True] * 3
-
-
-@pytest.mark.parametrize(
-    ("owner", "code"),
-    [
-        pytest.param(lambda: os.getpid(), 0, id="owner-alive"),
-        pytest.param(lambda: 999_999_999, 1, id="owner-gone"),
-    ],
-)
-def test_child_whose_owner_died_before_it_asked_exits(owner: Any, code: int) -> None:
-    """The kernel's death signal cannot cover a parent gone before it was asked."""
-    from docmill.extract.child import _die_with
-
-    expected_owner = owner()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _die_with(expected_owner)
-        finally:
-            os._exit(0)
-    _pid, status = os.waitpid(pid, 0)
-
-    assert os.waitstatus_to_exitcode(status) == code

@@ -31,12 +31,9 @@ import collections
 import contextlib
 import dataclasses
 import logging
-import os
 import socket
-import tempfile
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
@@ -58,7 +55,7 @@ from docmill.queue.ids import default_worker_id
 from docmill.queue.outbox import Outbox
 from docmill.queue.store import Claim, JobStore, claim_rank, utcnow
 from docmill.settings import Settings
-from docmill.storage import Storage, small_original
+from docmill.storage import Storage, check_writable, small_original
 from docmill.webhooks import DeliveryLoop
 
 logger = logging.getLogger(__name__)
@@ -147,14 +144,14 @@ class Worker:
         self._held: dict[str, _Held] = {}
         self._dry = False
         self._draining = False
+        # Set while the data dir refuses writes: no claims until it takes one.
+        self._local_trouble = False
         self._swapping = False
         self._slots: list[asyncio.Task[None]] = []
         self._busy = 0
         # Slots waiting for a claim: they go before a queue in a busy child.
         self._idle_slots = 0
         self._lost_tokens: set[str] = set()
-        # Set while the data dir refuses writes: no claims until it takes one.
-        self._local_trouble = False
         store.on_enqueue(self._wakeup.set)
         self.deliveries = DeliveryLoop(
             Outbox(
@@ -352,7 +349,7 @@ class Worker:
         if self._stopping.is_set():
             return
         try:
-            await asyncio.to_thread(_try_write, self.settings.data_dir)
+            await asyncio.to_thread(check_writable, self.settings.data_dir)
         except OSError:
             return
         self._local_trouble = False
@@ -1056,17 +1053,6 @@ async def _settled(start: asyncio.Task[bool]) -> None:
         await start
     except Exception:
         logger.exception("could not record a document's start")
-
-
-def _try_write(directory: Path) -> None:
-    """Write, sync and remove a small file in ``directory``; OSError if it fails."""
-    fd, name = tempfile.mkstemp(dir=directory, prefix=".write-check-")
-    try:
-        os.write(fd, bytes(64 * 1024))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-        os.unlink(name)
 
 
 def _failure(
