@@ -21,6 +21,7 @@ command line (``_solo``).
 # (no `from __future__ import annotations`): Typer reads the annotations of
 # every command at each start, and each one kept as text costs it an eval.
 
+import contextlib
 import copy
 import gc
 import math
@@ -257,7 +258,18 @@ def serve(
     # 143). A stop that was asked for and done is a success, as it is for
     # `docmill worker`; before uvicorn starts, SIGTERM ends serve the same way.
     signal.signal(signal.SIGTERM, _stopped)
-    uvicorn.run(
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: Any = None) -> None:
+            # uvicorn waits for open responses before the lifespan hears of
+            # the stop: an event stream would hold it for the whole graceful
+            # timeout, then be cut off. Told now, streams end at once.
+            stopping = getattr(application.state, "stopping", None)
+            if stopping is not None:
+                stopping.set()
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
         application,
         host=settings.host,
         port=settings.port,
@@ -272,6 +284,12 @@ def serve(
         # uvicorn's, decides how long shutdown waits for work.
         timeout_graceful_shutdown=max(5, int(settings.shutdown_grace_seconds) + 5),
     )
+    server = Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        # As uvicorn.run says a failed start (the port taken, say).
+        sys.exit(uvicorn.config.STARTUP_FAILURE)
 
 
 def _stopped(signum: int, frame: object) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import signal
 import stat
 import sys
 import time
@@ -87,14 +88,15 @@ def run_extract(
 ) -> int:
     """Extract every file; return how many failed."""
     files = list(iter_files(paths))
-    return _run(
-        files,
-        settings,
-        output_format,
-        max(1, min(jobs, len(files) or 1)),
-        password,
-        include_text,
-    )
+    with _stopped_by_signals():
+        return _run(
+            files,
+            settings,
+            output_format,
+            max(1, min(jobs, len(files) or 1)),
+            password,
+            include_text,
+        )
 
 
 def _run(
@@ -225,6 +227,31 @@ def _run(
         else:
             sys.stderr.write(f"{len(files)} file(s) in {elapsed:.1f}s: {outcome}\n")
     return failures
+
+
+@contextlib.contextmanager
+def _stopped_by_signals() -> Iterator[None]:
+    """
+    Make SIGTERM and SIGHUP end the run through the ``finally`` of ``_run``,
+    which kills the children: left to the default action, the process died
+    at once and its children read on (the kernel kills them too on Linux,
+    see ``extract.child._die_with``; not elsewhere).
+    """
+
+    def stop(number: int, _frame: Any) -> None:
+        raise SystemExit(128 + number)
+
+    numbers = (signal.SIGTERM, signal.SIGHUP)
+    try:
+        previous = [signal.signal(number, stop) for number in numbers]
+    except ValueError:  # not the main thread: leave signals to the caller
+        yield
+        return
+    try:
+        yield
+    finally:
+        for number, handler in zip(numbers, previous, strict=True):
+            signal.signal(number, handler)
 
 
 def _readable(children: Iterable[ExtractionChild], timeout: float) -> set[Any]:

@@ -264,6 +264,17 @@ def small_in_database(storage: Storage, size: int) -> bool:
     return isinstance(storage, DatabaseStorage)
 
 
+def check_writable(directory: Path) -> None:
+    """Write, sync and remove a small file in ``directory``; OSError if it fails."""
+    fd, name = tempfile.mkstemp(dir=directory, prefix=".write-check-")
+    try:
+        os.write(fd, bytes(64 * 1024))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        os.unlink(name)
+
+
 async def small_original(storage: Storage, key: str, size_bytes: int) -> bytes | None:
     """
     The bytes of an original of at most ``SMALL_BYTES`` kept in the database,

@@ -40,7 +40,7 @@ class Server:
         self.process: subprocess.Popen[bytes] | None = None
         self.log = data_dir.parent / "server.log"
 
-    def start(self, **settings: str) -> None:
+    def start(self, workers: int = 2, **settings: str) -> None:
         env = (
             os.environ
             | {
@@ -62,7 +62,7 @@ class Server:
             "--port",
             str(self.port),
         ]
-        command += ["--workers", "2"]
+        command += ["--workers", str(workers)]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
         deadline = time.monotonic() + 30

@@ -129,7 +129,8 @@ def wait_until_holding(database_url: str, pid: int, timeout: float = 30) -> None
             found = await connection.fetchval(
                 "SELECT count(*) FROM documents "
                 "WHERE status = 'processing' AND worker_id LIKE $1",
-                f"%:{pid}",
+                # host:pid:place.start (see queue.ids.default_worker_id)
+                f"%:{pid}:%",
             )
         finally:
             await connection.close()

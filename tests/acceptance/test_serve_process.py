@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,3 +58,30 @@ def test_serve_exits_0_after_a_graceful_stop(server: Server) -> None:
 
     assert server.process is not None
     assert server.process.returncode == 0
+
+
+def test_event_streams_end_cleanly_and_at_once_at_a_stop(server: Server) -> None:
+    """
+    uvicorn waited its whole graceful timeout for an open event stream, then
+    cancelled it with an error and a traceback; the client saw a cut-off
+    response.
+    """
+    server.start(workers=0, DOCMILL_SHUTDOWN_GRACE_SECONDS="10")
+    posted = httpx.post(f"{server.url}/documents", files={"file": ("a.txt", b"x")})
+    url = f"{server.url}/documents/{posted.json()['id']}/events"
+    assert server.process is not None
+
+    with httpx.stream("GET", url, timeout=30) as response:
+        lines = response.iter_lines()
+        assert next(lines).startswith("event: status")
+        stopped = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        # Read to the end: a cut-off chunked body raises here.
+        rest = list(lines)
+        ended = time.monotonic() - stopped
+    code = server.process.wait(timeout=30)
+    exited = time.monotonic() - stopped
+
+    assert "event: status" not in rest
+    assert (ended < 2, exited < 4, code) == (True, True, 0)
+    assert "ERROR" not in server.log.read_text()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,7 @@ from sqlalchemy import text, update
 
 from docmill.db.models import Attempt, Document
 from docmill.exceptions import DocumentNotFound, LeaseLost, RetryOverLimit
+from docmill.queue.ids import process_start, this_place
 from docmill.queue.store import JobStore, NewDocument, utcnow
 
 pytestmark = pytest.mark.anyio
@@ -189,9 +192,53 @@ async def test_document_that_keeps_killing_workers_is_quarantined(store: Any) ->
     assert (row.status, row.error_code) == ("failed", "worker_crash")
 
 
+def _local_id(pid: int, start: int | None = None, place: str | None = None) -> str:
+    """A worker id as a process ``pid`` of this boot and namespace writes it."""
+    if start is None:
+        start = process_start(Path("/proc"), pid) or 1
+    return f"testhost:{pid}:{place or this_place()}.{start}"
+
+
 async def test_dead_local_process_documents_are_recovered_at_once(store: Any) -> None:
     document_id = await queue_document(store)
-    await store.claim_next("testhost:999999999")
+    await store.claim_next(_local_id(999999999))
+
+    recovered = await store.reclaim_from_dead_workers("testhost")
+
+    row = await store.get(document_id)
+    assert (recovered, row.status) == (1, "pending")
+
+
+@pytest.mark.parametrize(
+    "worker_id",
+    [
+        pytest.param(f"testhost:999999999:{'0' * 12}.1", id="other-namespace"),
+        pytest.param("testhost:999999999", id="no-place"),
+        pytest.param(_local_id(os.getppid()), id="alive"),
+        pytest.param(
+            _local_id(999999999).replace("testhost", "other"), id="other-host"
+        ),
+    ],
+)
+async def test_holder_not_provably_dead_keeps_its_documents(
+    store: Any, worker_id: str
+) -> None:
+    """A pid counted in another namespace says nothing about this one's."""
+    document_id = await queue_document(store)
+    await store.claim_next(worker_id)
+
+    recovered = await store.reclaim_from_dead_workers("testhost")
+
+    row = await store.get(document_id)
+    assert (recovered, row.status, row.worker_id) == (0, "processing", worker_id)
+
+
+async def test_reused_pid_does_not_shield_a_dead_holder(store: Any) -> None:
+    document_id = await queue_document(store)
+    parent = os.getppid()
+    started = process_start(Path("/proc"), parent)
+    assert started is not None
+    await store.claim_next(_local_id(parent, start=started + 1))
 
     recovered = await store.reclaim_from_dead_workers("testhost")
 
@@ -456,7 +503,7 @@ async def test_held_document_of_a_dead_worker_goes_back_unblamed(
     """Killed while the document only waited for a slot: nothing is charged."""
     document_id = await queue_document(store)
     await _one_attempt_allowed(store)
-    await store.claim_batch("testhost:999999999", 1)
+    await store.claim_batch(_local_id(999999999), 1)
 
     recovered = await store.reclaim_from_dead_workers("testhost")
 
@@ -476,7 +523,7 @@ async def test_started_document_of_a_dead_worker_is_still_blamed(
 ) -> None:
     document_id = await queue_document(store)
     await _one_attempt_allowed(store)
-    (claim,) = await store.claim_batch("testhost:999999999", 1)
+    (claim,) = await store.claim_batch(_local_id(999999999), 1)
     await store.start(claim)
 
     await store.reclaim_from_dead_workers("testhost")

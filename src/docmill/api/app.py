@@ -137,6 +137,9 @@ def create_app(
                 database_path, settings.originals_dir, new_database
             )
         app.state.services = services
+        # Set when the server begins to stop (see `docmill serve`): event
+        # streams end rather than hold the stop up.
+        app.state.stopping = asyncio.Event()
         # Uploads of a process killed mid-way leave staging that nothing
         # else removes.
         stop_sweeping = asyncio.Event()

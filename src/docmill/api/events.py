@@ -4,7 +4,7 @@ Live progress as Server-Sent Events.
 The stream watches the document's row rather than an in-process signal, so
 it reports changes made by any worker process, on any machine. Each change
 of status, attempt, progress or error is one ``status`` event; the stream
-ends after the event that shows a final status.
+ends after the event that shows a final status, or when the server stops.
 
 The streams of one process share their polling (``StatusPoller``): every
 ``POLL_SECONDS`` one read covers every document watched, however many
@@ -107,6 +107,7 @@ def _poller(store: JobStore) -> StatusPoller:
 
 async def _watch(request: Request, document_id: str, first: Any) -> AsyncIterator[str]:
     poller = _poller(request.app.state.services.store)
+    stopping: asyncio.Event | None = getattr(request.app.state, "stopping", None)
     loop = asyncio.get_running_loop()
     row, sent, quiet_since = first, None, loop.time()
     while True:
@@ -115,6 +116,10 @@ async def _watch(request: Request, document_id: str, first: Any) -> AsyncIterato
             yield f"event: status\ndata: {json.dumps(snapshot)}\n\n"
             sent, quiet_since = snapshot, loop.time()
         if JobStatus(row.status).is_final or await request.is_disconnected():
+            return
+        if stopping is not None and stopping.is_set():
+            # The server is stopping: a clean end, within a poll interval,
+            # after which a client reconnects (to another server, perhaps).
             return
         if loop.time() - quiet_since >= KEEPALIVE_SECONDS:
             yield ": keep-alive\n\n"

@@ -58,13 +58,17 @@ _INBOX_KEEP_BYTES = 4 * 1024 * 1024
 _UNPICKLE_IN_THREAD_BYTES = 1024 * 1024
 
 _forkserver: Any = None
+# The pid of the process that starts the fork server, for the server to
+# check that it is still there (see ``_server_guard``).
+OWNER_VARIABLE = "DOCMILL_FORKSERVER_OWNER"
 
 
 def _forkserver_context() -> Any:
-    """multiprocessing's fork server context, made on first use."""
+    """multiprocessing's fork server context, with the server started."""
     global _forkserver
     if _forkserver is None:
         import multiprocessing
+        import multiprocessing.forkserver
 
         _forkserver = multiprocessing.get_context("forkserver")
         # The fork server imports the extraction pipeline once; each child
@@ -72,7 +76,15 @@ def _forkserver_context() -> Any:
         # "__main__" makes the server, not every child, import the program's
         # main module (the `docmill` script and with it the CLI), which would
         # otherwise cost each new child a quarter of a second.
-        _forkserver.set_forkserver_preload(["__main__", "docmill.extract.child"])
+        _forkserver.set_forkserver_preload(
+            ["__main__", "docmill.extract.child", "docmill.extract._server_guard"]
+        )
+        # Only the server reads the variable, so it is set only while it starts.
+        os.environ[OWNER_VARIABLE] = str(os.getpid())
+        try:
+            multiprocessing.forkserver.ensure_running()
+        finally:
+            os.environ.pop(OWNER_VARIABLE, None)
     return _forkserver
 
 
@@ -321,11 +333,18 @@ class _Inbox:
 
 
 def _child_main(
-    channel: socket.socket, limits: Limits, memory_mb: int, plugins: list[str]
+    channel: socket.socket,
+    limits: Limits,
+    memory_mb: int,
+    plugins: list[str],
+    owner: int,
 ) -> None:
+    _die_with(owner)
     # Ctrl-C in a terminal reaches the whole process group; the parent decides
-    # when its children stop.
+    # when its children stop. A handler the parent set for others is not ours.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for number in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, signal.SIG_DFL)
     if plugins:
         from docmill.extract.registry import load_plugins
 
@@ -366,6 +385,54 @@ def _child_main(
             _send(channel, reply)
         except OSError:
             return  # the parent is gone, and with it the need for an answer
+
+
+def _die_with(owner: int) -> None:
+    """
+    Have the kernel kill this child when its parent goes, on Linux.
+
+    A child busy in a parser never reads its socket, so it would not see
+    its owner (the process that made the ExtractionChild) die: killed by
+    SIGKILL, the owner left it running to the end of the document and past
+    its time limit. The parent is the owner when forked directly, the fork
+    server otherwise, which dies with the owner (see ``_server_guard``).
+    Either may have died before the request was made: then the owner is
+    gone already (or a zombie, not yet reaped), and so must this child be.
+    Elsewhere than Linux the child still ends at its next read. The signal
+    follows the thread that forked: an ExtractionChild must be started from
+    a thread that lives as long as its process.
+    """
+    die_with_parent()
+    if _exited(owner):
+        os._exit(1)
+
+
+def die_with_parent() -> None:
+    """Ask the kernel for SIGKILL when the parent goes (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+
+
+def _exited(pid: int) -> bool:
+    """Whether ``pid`` is gone or a zombie; False where /proc cannot tell."""
+    try:
+        # A /proc of another PID namespace, or none, would name other pids.
+        if os.readlink("/proc/self") != str(os.getpid()):
+            return False
+    except OSError:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    fields = stat.rpartition(")")[2].split()
+    return not fields or fields[0] in ("Z", "X")
 
 
 class ExtractionChild:
@@ -409,7 +476,7 @@ class ExtractionChild:
 
     def _start(self) -> socket.socket:
         parent_end, child_end = socket.socketpair()
-        args = (child_end, self.limits, self.memory_mb, self.plugins)
+        args = (child_end, self.limits, self.memory_mb, self.plugins, os.getpid())
         process: Any
         if self.start_method == "fork":
             process = _ForkedProcess(_child_main, args, parent_end)

@@ -18,7 +18,6 @@ import collections
 import functools
 import itertools
 import logging
-import os
 import sqlite3
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -72,7 +71,7 @@ from docmill.exceptions import (
     RetryOverLimit,
 )
 from docmill.queue import outbox, results, search
-from docmill.queue.ids import new_claim_token, new_document_id
+from docmill.queue.ids import holder_dead, new_claim_token, new_document_id
 from docmill.queue.retry import RetryPolicy
 from docmill.storage import insert_small_blobs
 
@@ -1625,8 +1624,9 @@ class JobStore:
 
         After a crash and restart on the same machine this frees the dead
         process's documents at once instead of after the lease runs out.
-        A pid that is alive (even if reused by another program) is left to
-        lease expiry, which is always safe.
+        Only a holder provably gone is recovered (see ``ids.holder_dead``):
+        one in another PID namespace or boot, or whose id does not say, is
+        left to lease expiry, which is always safe.
         """
         async with self.engine.connect() as connection:
             holders = (
@@ -1640,7 +1640,7 @@ class JobStore:
                     .distinct()
                 )
             ).scalars()
-            dead = [w for w in holders if w is not None and not _pid_alive(w)]
+            dead = [w for w in holders if w is not None and holder_dead(w, host)]
         if not dead:
             return 0
         return await self._recover(
@@ -2333,23 +2333,6 @@ def _fresh_start(now: datetime) -> dict[str, Any]:
         "claim_token": None,
         "lease_expires_at": None,
     }
-
-
-def _pid_alive(worker_id: str) -> bool:
-    _host, _, rest = worker_id.partition(":")
-    pid_text = rest.split(":")[0]
-    if not pid_text.isdigit():
-        return True
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _result_copy(original: Row[Any], now: datetime) -> dict[str, Any]:

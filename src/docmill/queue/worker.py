@@ -56,7 +56,7 @@ from docmill.queue.ids import default_worker_id
 from docmill.queue.outbox import Outbox
 from docmill.queue.store import Claim, JobStore, claim_rank, utcnow
 from docmill.settings import Settings
-from docmill.storage import Storage, small_original
+from docmill.storage import Storage, check_writable, small_original
 from docmill.webhooks import DeliveryLoop
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,12 @@ _STORING_PER_SLOT = 2
 # Claimed documents kept waiting for each slot (see Worker._claim_ahead).
 _WAITING_PER_SLOT = {"sqlite": 4}
 _WAITING_PER_SLOT_ELSEWHERE = 2
+# Between tries of a write to the data dir after a local I/O failure.
+_LOCAL_RETRY_SECONDS = 5.0
+
+
+class _LocalTrouble(Exception):
+    """This worker could not write or read a local file for a document."""
 
 
 class _Held:
@@ -114,7 +120,7 @@ class Worker:
         storage: where originals are read.
         settings: leases, timeouts and limits.
         concurrency: number of slots (extraction children).
-        worker_id: the name recorded on claims; ``host:pid`` by default.
+        worker_id: the name recorded on claims; see ``ids.default_worker_id``.
     """
 
     def __init__(
@@ -139,6 +145,8 @@ class Worker:
         self._held: dict[str, _Held] = {}
         self._dry = False
         self._draining = False
+        # Set while the data dir refuses writes: no claims until it takes one.
+        self._local_trouble = False
         self._swapping = False
         self._slots: list[asyncio.Task[None]] = []
         self._busy = 0
@@ -318,6 +326,9 @@ class Worker:
         )
         low = per_slot // 2 * self.concurrency
         while not self._stopping.is_set():
+            if self._local_trouble:
+                await self._until_writable()
+                continue
             self._wakeup.clear()
             want = per_slot * self.concurrency - len(self._ready)
             if len(self._ready) >= low:
@@ -347,6 +358,23 @@ class Worker:
                     await asyncio.wait_for(
                         self._wakeup.wait(), self.settings.poll_seconds
                     )
+
+    async def _until_writable(self) -> None:
+        """Wait (or stop) until a write to the data dir succeeds again."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), _LOCAL_RETRY_SECONDS)
+        if self._stopping.is_set():
+            return
+        try:
+            await asyncio.to_thread(check_writable, self.settings.data_dir)
+        except OSError:
+            return
+        self._local_trouble = False
+        logger.info(
+            "worker %s: its data dir takes writes again; claiming resumes",
+            self.worker_id,
+            extra={"action": "local_io_recovered", "worker_id": self.worker_id},
+        )
 
     def _hold(self, claims: Sequence[Claim]) -> None:
         for claim in claims:
@@ -616,6 +644,9 @@ class Worker:
                 reading.since,
                 on_progress=reading.entry.progress.update,
             )
+        except _LocalTrouble as exc:
+            await self._put_back(reading, exc)
+            return None, None
         except (ExtractionError, StorageError, FetchError) as exc:
             # No longer held: a lost lease now must not cancel this slot.
             self._held.pop(reading.claim.token, None)
@@ -644,7 +675,7 @@ class Worker:
             if reading.start is not None:
                 await asyncio.shield(_settled(reading.start))
             if ahead is not None:
-                await asyncio.shield(self._give_back(ahead))
+                await asyncio.shield(self._give_back(ahead, "after an error"))
             raise
         # From here on a lost lease cancels the storing task, not this slot,
         # which moves on to its next document. The start's commit is awaited
@@ -683,13 +714,16 @@ class Worker:
         # cannot have been the document's doing.
         reading.taken = time.perf_counter()
         reading.start = asyncio.create_task(self._start(reading.entry))
-        if claim.source_url:
-            if not await reading.start:
-                self._held.pop(claim.token, None)
-                return False
-            reading.claim = await self._fetch(claim)
-        if reading.source is None:
-            reading.source = await self._original(reading)
+        try:
+            if claim.source_url:
+                if not await reading.start:
+                    self._held.pop(claim.token, None)
+                    return False
+                reading.claim = await self._fetch(claim)
+            if reading.source is None:
+                reading.source = await self._original(reading)
+        except OSError as exc:
+            raise _LocalTrouble(str(exc)) from exc
         reading.since = asyncio.get_running_loop().time()
         await child.send(reading.source, reading.claim.filename)
         return True
@@ -701,7 +735,7 @@ class Worker:
         """
         try:
             ahead.source = await self._original(ahead)
-        except StorageError:
+        except (StorageError, OSError):
             return
         await child.send(ahead.source, ahead.claim.filename)
         ahead.queued = True
@@ -758,7 +792,39 @@ class Worker:
         ahead.taken = time.perf_counter()
         return ahead
 
-    async def _give_back(self, ahead: _Reading) -> None:
+    async def _put_back(self, reading: _Reading, exc: _LocalTrouble) -> None:
+        """
+        Release a document this worker could not handle for a local reason
+        (a full or failing data disk): it is not the document's fault, so
+        its attempt is not counted, and claiming pauses until the data dir
+        takes a write (see ``_claim_ahead``).
+        """
+        claim = reading.claim
+        self._held.pop(claim.token, None)
+        await asyncio.shield(reading.original.aclose())
+        if reading.start is not None:
+            await asyncio.shield(_settled(reading.start))
+        if not self._local_trouble:
+            self._local_trouble = True
+            # Most often a full or failing data disk; an OSError of the
+            # database driver or a download lands here too, and then the
+            # write check passes at the first try.
+            logger.error(
+                "worker %s could not get document %s ready here (%s): it gives "
+                "documents back uncounted and claims none until a write to "
+                "its data dir succeeds",
+                self.worker_id,
+                claim.document_id,
+                exc,
+                extra=_fields("local_io_failed", claim),
+            )
+        await asyncio.shield(self._release(claim, "after a local I/O failure"))
+        if self._draining:
+            # `--once` ends rather than wait for the disk.
+            self._dry = True
+            await self._notify_slots()
+
+    async def _give_back(self, ahead: _Reading, why: str = "at shutdown") -> None:
         """
         Release a document taken to be queued in the child (unless lost
         meanwhile).
@@ -769,7 +835,7 @@ class Worker:
             await _settled(ahead.start)
         await ahead.original.aclose()
         if self._held.pop(ahead.claim.token, None) is not None:
-            await self._release(ahead.claim)
+            await self._release(ahead.claim, why)
         await self._done_with_one(self._draining)
 
     async def _fail(
@@ -990,7 +1056,7 @@ class Worker:
                 extra=_fields("document_retry_scheduled", claim) | {"error_code": code},
             )
 
-    async def _release(self, claim: Claim) -> None:
+    async def _release(self, claim: Claim, why: str = "at shutdown") -> None:
         try:
             released = await self.store.release(claim)
         except Exception:
@@ -998,9 +1064,10 @@ class Worker:
             return
         if released:
             logger.info(
-                "document %s released by %s at shutdown",
+                "document %s released by %s %s",
                 claim.document_id,
                 self.worker_id,
+                why,
                 extra=_fields("document_released", claim),
             )
 
