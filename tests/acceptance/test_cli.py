@@ -204,14 +204,7 @@ def test_extract_children_go_when_extract_is_killed(tmp_path: Path) -> None:
     """
     import signal
 
-    (tmp_path / "stall").write_bytes(b"DOCMILL-TEST-STALL 1\nlate")
-    environment = {**os.environ, "DOCMILL_EXTRACTOR_PLUGINS": '["docmill.testing"]'}
-    parent = subprocess.Popen(
-        [sys.executable, "-m", "docmill.cli", "extract", str(tmp_path / "stall")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=environment,
-    )
+    parent = start_stalled_extract(tmp_path, seconds=1)
     try:
         children = _wait_for(lambda: _children_of(parent.pid))
     finally:
@@ -224,6 +217,18 @@ def test_extract_children_go_when_extract_is_killed(tmp_path: Path) -> None:
         for pid in children:
             if _running(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def start_stalled_extract(tmp_path: Path, seconds: float) -> subprocess.Popen[bytes]:
+    """``docmill extract`` on a document whose reading stalls ``seconds``."""
+    (tmp_path / "stall").write_bytes(f"DOCMILL-TEST-STALL {seconds}\nlate".encode())
+    environment = {**os.environ, "DOCMILL_EXTRACTOR_PLUGINS": '["docmill.testing"]'}
+    return subprocess.Popen(
+        [sys.executable, "-m", "docmill.cli", "extract", str(tmp_path / "stall")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=environment,
+    )
 
 
 def _wait_for(check: Any, seconds: float = 10) -> Any:

@@ -12,7 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.acceptance.test_cli import _children_of, _running, _wait_for
+from tests.acceptance.test_cli import (
+    _children_of,
+    _running,
+    _wait_for,
+    start_stalled_extract,
+)
 
 
 @pytest.mark.parametrize("number", ["SIGKILL", "SIGTERM", "SIGHUP"])
@@ -23,14 +28,7 @@ def test_extract_children_die_with_extract_mid_document(
     A child busy in a parser never read its socket: it ran on to the end
     of the document, past its time limit, after its parent was killed.
     """
-    (tmp_path / "stall").write_bytes(b"DOCMILL-TEST-STALL 60\nlate")
-    environment = {**os.environ, "DOCMILL_EXTRACTOR_PLUGINS": '["docmill.testing"]'}
-    parent = subprocess.Popen(
-        [sys.executable, "-m", "docmill.cli", "extract", str(tmp_path / "stall")],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=environment,
-    )
+    parent = start_stalled_extract(tmp_path, seconds=60)
     try:
         children = _wait_for(lambda: _children_of(parent.pid))
         # Into the document: the stall has begun.
