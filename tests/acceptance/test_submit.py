@@ -476,3 +476,44 @@ async def test_upload_past_the_small_size_is_stored_as_a_file(
 
     assert original.content == data
     assert len(list(settings.originals_dir.glob(f"*/{created['sha256']}"))) == 1
+
+
+async def test_a_json_batch_is_held_to_the_upload_limit(
+    make_client: MakeClient,
+) -> None:
+    """
+    A JSON batch was read whole into memory with no limit at all, declared
+    or streamed; each item was only checked after.
+    """
+    from docmill.api.submit import FORM_OVERHEAD_BYTES
+
+    client = await make_client(max_upload_bytes=100_000)
+    limit = 100_000 + FORM_OVERHEAD_BYTES
+    item = {"content": "x" * 60_000}
+    items = [item] * (limit // 60_000 + 1)
+
+    declared = await client.post("/documents/batch", json={"items": items})
+    sent = 0
+
+    async def streamed() -> AsyncIterator[bytes]:
+        nonlocal sent
+        yield b'{"items": ['
+        for n in range(1000):  # 60 MB if it were all read
+            sent += 1
+            yield (b"," if n else b"") + b'{"content": "' + b"x" * 60_000 + b'"}'
+        yield b"]}"
+
+    chunked = await client.post(
+        "/documents/batch",
+        content=streamed(),
+        headers={"content-type": "application/json"},
+    )
+    within = await client.post("/documents/batch", json={"items": [item]})
+
+    assert (declared.status_code, declared.json()["type"]) == (
+        413,
+        "urn:docmill:problem:too-large",
+    )
+    assert chunked.status_code == 413
+    assert sent < 1000
+    assert within.status_code == 200, within.text
