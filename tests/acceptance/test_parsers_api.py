@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -340,3 +340,33 @@ async def test_of_concurrent_creates_of_one_name_one_wins(
 
     assert sorted(a.status_code for a in answers) == [201] + [409] * 7
     assert stored["version"] == 1
+
+
+async def test_rules_and_dry_run_bodies_are_held_to_a_small_limit(
+    client: httpx.AsyncClient,
+) -> None:
+    """Both were read whole with request.body(): no limit, no deadline."""
+    from docmill.api.parsers import SMALL_BODY_BYTES
+
+    big = b'{"name": "' + b"x" * SMALL_BODY_BYTES + b'"}'
+    sent = 0
+
+    async def streamed() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(1000):  # 64 MB if it were all read
+            sent += 1
+            yield b" " * 65536
+
+    rules = await client.post(
+        "/parsers", content=big, headers={"content-type": "application/json"}
+    )
+    chunked = await client.post(
+        "/parsers", content=streamed(), headers={"content-type": "application/json"}
+    )
+
+    assert (rules.status_code, rules.json()["type"]) == (
+        413,
+        "urn:docmill:problem:too-large",
+    )
+    assert chunked.status_code == 413
+    assert sent < 1000

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docmill.api import auth
 from docmill.api.auth import GuardedRoute
+from docmill.api.intake import read_body
 from docmill.api.problems import Problem, load_json, problem_response
 from docmill.api.schemas import ESCAPE_FORMULAS_DESCRIPTION
 from docmill.exceptions import DocumentNotFound, ExtractionError, echoed
@@ -127,8 +128,25 @@ def _invalid(errors: list[dict[str, Any]]) -> Problem:
     )
 
 
+# Rules and dry-run requests are small JSON; read whole, they were read with
+# no limit and no deadline.
+SMALL_BODY_BYTES = 1024 * 1024
+
+
+async def _small_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > SMALL_BODY_BYTES:
+        raise Problem(
+            413,
+            "too-large",
+            f"the request is larger than the limit of {SMALL_BODY_BYTES} bytes",
+        )
+    timeout = request.app.state.services.settings.upload_timeout_seconds
+    return await read_body(request.stream(), timeout, SMALL_BODY_BYTES)
+
+
 async def _spec(request: Request, name: str | None = None) -> ParserSpec:
-    data = load_json(await request.body(), "the body", "invalid-rules")
+    data = load_json(await _small_body(request), "the body", "invalid-rules")
     if (
         name is not None
         and isinstance(data, dict)
@@ -273,7 +291,7 @@ async def test_parser(name: str, request: Request) -> ParseOut:
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         return await _test_upload(request, record)
     try:
-        dry = DryRun.model_validate_json(await request.body())
+        dry = DryRun.model_validate_json(await _small_body(request))
     except ValidationError as exc:
         raise Problem(422, "validation", 'send {"document_id": ...} or a file') from exc
     await _visible(request, dry.document_id)
