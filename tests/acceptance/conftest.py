@@ -11,17 +11,13 @@ import pytest
 
 from docmill.api.app import create_app
 from docmill.settings import Settings
+from tests.support import app_client
 
 
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://docmill.test"
-        ) as client:
-            yield client
+    async with app_client(settings) as client:
+        yield client
 
 
 @pytest.fixture

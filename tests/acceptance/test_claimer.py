@@ -4,27 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import pytest
 
-from docmill.api.app import build_services, create_app
+from docmill.api.app import build_services
 from docmill.queue.store import JobStore
 from docmill.queue.worker import Worker
 from docmill.settings import Settings
+from tests.support import app_client
 
 pytestmark = pytest.mark.anyio
 
 
 async def queue_texts(settings: Settings, count: int) -> None:
-    app = create_app(settings.model_copy(update={"workers": 0}))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://docmill.test"
-        ) as client:
-            for number in range(count):
-                body = {"content": f"document {number}"}
-                assert (await client.post("/documents", json=body)).status_code == 202
+    async with app_client(settings.model_copy(update={"workers": 0})) as client:
+        for number in range(count):
+            body = {"content": f"document {number}"}
+            assert (await client.post("/documents", json=body)).status_code == 202
 
 
 async def test_slots_taking_claims_do_not_each_send_the_claimer_looking(

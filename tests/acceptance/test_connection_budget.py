@@ -26,6 +26,7 @@ from docmill.db.engine import RowReader, connection_shares, create_engine
 from docmill.runtime import upgrade_database
 from docmill.settings import Settings
 from tests.conftest import POSTGRES_URL, _administer
+from tests.support import app_client
 
 pytestmark = pytest.mark.postgres
 
@@ -62,28 +63,23 @@ def _settings(tmp_path: Path, url: str, **changes: object) -> Settings:
 
 async def _flood(settings: Settings, requests: int) -> collections.Counter[int]:
     """Submissions and status reads, all at once; the answers' statuses."""
-    app = create_app(settings)
     statuses: collections.Counter[int] = collections.Counter()
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://docmill.test"
-        ) as client:
-            first = await client.post("/documents", json={"content": "first"})
-            assert first.status_code == 202, first.text
-            path = f"/documents/{first.json()['id']}"
+    async with app_client(settings) as client:
+        first = await client.post("/documents", json={"content": "first"})
+        assert first.status_code == 202, first.text
+        path = f"/documents/{first.json()['id']}"
 
-            async def one(n: int) -> None:
-                if n % 2:
-                    answer = await client.get(path)
-                else:
-                    answer = await client.post("/documents", json={"content": f"{n}"})
-                statuses[answer.status_code] += 1
-                if answer.status_code == 503:
-                    assert answer.headers["content-type"] == "application/problem+json"
-                    assert int(answer.headers["retry-after"]) > 0
+        async def one(n: int) -> None:
+            if n % 2:
+                answer = await client.get(path)
+            else:
+                answer = await client.post("/documents", json={"content": f"{n}"})
+            statuses[answer.status_code] += 1
+            if answer.status_code == 503:
+                assert answer.headers["content-type"] == "application/problem+json"
+                assert int(answer.headers["retry-after"]) > 0
 
-            await asyncio.gather(*(one(n) for n in range(requests)))
+        await asyncio.gather(*(one(n) for n in range(requests)))
     return statuses
 
 

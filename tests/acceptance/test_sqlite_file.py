@@ -6,30 +6,16 @@ to stored originals warns that they belong to a lost one.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from docmill.api.app import create_app
 from docmill.settings import Settings
+from tests.support import app_client
 
 pytestmark = pytest.mark.anyio
-
-
-@contextlib.asynccontextmanager
-async def _serve(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://docmill.test"
-        ) as client:
-            yield client
 
 
 def _settings(tmp_path: Path) -> Settings:
@@ -42,7 +28,7 @@ async def test_readyz_notices_the_database_file_gone(
 ) -> None:
     settings = _settings(tmp_path)
     database = settings.data_dir / "docmill.db"
-    async with _serve(settings) as client:
+    async with app_client(settings) as client:
         before = await client.get("/readyz")
         if how == "deleted":
             database.unlink()
@@ -65,7 +51,7 @@ async def test_a_new_database_beside_stored_originals_is_warned_of(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = _settings(tmp_path)
-    async with _serve(settings) as client:
+    async with app_client(settings) as client:
         created = await client.post(
             "/documents", files={"file": ("a.txt", b"x" * 200_000)}
         )
@@ -73,11 +59,11 @@ async def test_a_new_database_beside_stored_originals_is_warned_of(
     assert any(settings.originals_dir.glob("??/*"))
 
     with caplog.at_level(logging.WARNING, logger="docmill"):
-        async with _serve(settings) as client:
+        async with app_client(settings) as client:
             pass
         restarted = [r.getMessage() for r in caplog.records]
         (settings.data_dir / "docmill.db").unlink()
-        async with _serve(settings) as client:
+        async with app_client(settings) as client:
             listed = await client.get("/documents")
 
     warned = [
