@@ -30,6 +30,19 @@ async def app_client(settings: Any) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
+async def downgrade(engine: Any, revision: str) -> None:
+    """Take the schema down to ``revision``, as ``migrate.upgrade`` takes it up."""
+    from alembic import command
+
+    from docmill.db.engine import write_transaction
+    from docmill.db.migrate import alembic_config
+
+    async with write_transaction(engine) as connection:
+        await connection.run_sync(
+            lambda sync: command.downgrade(alembic_config(sync), revision)
+        )
+
+
 async def wait_final(
     client: httpx.AsyncClient, document_id: str, timeout: float = 30
 ) -> dict[str, Any]:

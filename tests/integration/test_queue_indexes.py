@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import text
 
-from docmill.db.engine import create_engine, write_transaction
-from docmill.db.migrate import alembic_config, upgrade
+from docmill.db.engine import create_engine
+from docmill.db.migrate import upgrade
 from docmill.queue import store as store_module
 from docmill.queue.store import JobStore, NewDocument
 from tests.integration.test_store import _payload
+from tests.support import downgrade
 
 pytestmark = pytest.mark.anyio
 
@@ -88,10 +88,7 @@ async def test_migration_0009_downgrades_to_full_queue_indexes(
         await upgrade(engine)
         store = JobStore(engine)
         first = await queue(store, "a")
-        async with write_transaction(engine) as connection:
-            await connection.run_sync(
-                lambda sync: command.downgrade(alembic_config(sync), "0008")
-            )
+        await downgrade(engine, "0008")
         second = await queue(store, "b")
         claims = [await store.claim_next("w:1") for _ in range(2)]
         await store.close()

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import text
 
 from docmill.db.engine import create_engine, write_transaction
-from docmill.db.migrate import alembic_config, upgrade
+from docmill.db.migrate import upgrade
 from docmill.queue import search
 from docmill.queue.store import JobStore, NewDocument
+from tests.support import downgrade
 
 pytestmark = pytest.mark.anyio
 
@@ -240,10 +240,7 @@ async def test_migration_0006_downgrades_with_its_entries(database_url: str) -> 
         store = JobStore(engine)
         document_id = await indexed(store, "invoice 1")
 
-        async with write_transaction(engine) as connection:
-            await connection.run_sync(
-                lambda sync: command.downgrade(alembic_config(sync), "0005")
-            )
+        await downgrade(engine, "0005")
         async with engine.connect() as connection:
             entries = (
                 await connection.execute(
@@ -312,10 +309,7 @@ async def test_migration_0008_downgrades_to_an_index_with_its_text(
         store = JobStore(engine)
         ids = [await indexed(store, f"invoice {n}") for n in range(3)]
 
-        async with write_transaction(engine) as connection:
-            await connection.run_sync(
-                lambda sync: command.downgrade(alembic_config(sync), "0007")
-            )
+        await downgrade(engine, "0007")
         await store.delete(ids[1])
         found = [row.id for row in await store.list(q="invoice")]
     finally:
