@@ -121,3 +121,30 @@ async def test_start_committed_during_a_reclaim_keeps_its_attempt_honest(
     assert [(a.worker_id, a.outcome) for a in attempts] == [("w:slow", "abandoned")]
     row = await store.get(document_id)
     assert (row.status, row.claim_token) == ("pending", None)
+
+
+async def test_cancel_during_a_start_closes_the_attempt(store: Any) -> None:
+    """
+    A cancel that meets a document held for a slot whose start is being
+    written: it used to see no running attempt, then cancel the document
+    once the start committed, and leave that attempt open.
+    """
+    document_id = await queue_document(store)
+    (claim,) = await store.claim_batch("w:1", 1)
+
+    if store.engine.dialect.name == "postgresql":
+        async with store.engine.connect() as worker:
+            transaction = await worker.begin()
+            await store._start_many(worker, [claim])
+            cancelling = asyncio.create_task(store.cancel(document_id))
+            await wait_for_a_lock_wait(store)
+            await transaction.commit()
+        status = await asyncio.wait_for(cancelling, 10)
+    else:
+        await store.start(claim)
+        status = await store.cancel(document_id)
+
+    assert status == "cancelled"
+    assert await dishonest_attempts(store) == []
+    attempts = await store.attempts(document_id)
+    assert [a.outcome for a in attempts] == ["cancelled"]

@@ -1442,14 +1442,22 @@ class JobStore:
         async with write_transaction(self.engine) as connection:
             # The document row first, then its attempt: the order in which a
             # completing worker locks them. The other order deadlocked on
-            # PostgreSQL with a worker storing its result.
-            token = (
+            # PostgreSQL with a worker storing its result. Locked whatever
+            # its status, so the update below finds it as read here: a start
+            # that commits in between (the update would wait for it, then
+            # cancel it) must not leave its attempt open.
+            row = (
                 await connection.execute(
-                    select(Document.claim_token)
-                    .where(Document.id == document_id, Document.status == PROCESSING)
+                    select(Document.status, Document.claim_token)
+                    .where(Document.id == document_id)
                     .with_for_update()
                 )
-            ).scalar()
+            ).first()
+            token = (
+                row.claim_token
+                if row is not None and row.status == PROCESSING
+                else None
+            )
             result = await connection.execute(
                 update(Document)
                 .where(
