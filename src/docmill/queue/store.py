@@ -1713,8 +1713,8 @@ class JobStore:
         return count + unheld.rowcount
 
     async def _abandon(
-        self, connection: Any, tokens: Sequence[str], now: datetime, why: str
-    ) -> tuple[list[str], int]:
+        self, connection: Any, tokens: Sequence[str | None], now: datetime, why: str
+    ) -> tuple[Sequence[str], int]:
         """
         End the started attempts of ``tokens`` (their documents locked by
         the caller) as abandoned: quarantine the documents that used up
