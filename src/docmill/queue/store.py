@@ -982,9 +982,14 @@ class JobStore:
             await self._start_many(connection, [claim])
 
     async def _start_many(self, connection: Any, claims: Sequence[Claim]) -> None:
-        # Read the clock only now that the rows are locked: a document that
-        # another worker released (or a recovery requeued) has committed by
-        # then, so this attempt starts after the one it follows ended.
+        # Read the clock only now, after the hold this start follows: a
+        # document that another worker released (or a recovery requeued)
+        # had committed that by then, so this attempt starts after the one
+        # it follows ended. On PostgreSQL the row is locked only by the
+        # statement below: a start held up longer than a lease after this
+        # read (a stalled event loop, a slow commit) commits a lease that
+        # has already run out, and recovery may take the document at once.
+        # Safe, as the worker's later writes are fenced, but wasted work.
         now = utcnow()
         for claim in claims:
             started = await connection.execute(
