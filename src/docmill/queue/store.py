@@ -982,9 +982,14 @@ class JobStore:
             await self._start_many(connection, [claim])
 
     async def _start_many(self, connection: Any, claims: Sequence[Claim]) -> None:
-        # Read the clock only now that the rows are locked: a document that
-        # another worker released (or a recovery requeued) has committed by
-        # then, so this attempt starts after the one it follows ended.
+        # Read the clock only now, after the hold this start follows: a
+        # document that another worker released (or a recovery requeued)
+        # had committed that by then, so this attempt starts after the one
+        # it follows ended. On PostgreSQL the row is locked only by the
+        # statement below: a start held up longer than a lease after this
+        # read (a stalled event loop, a slow commit) commits a lease that
+        # has already run out, and recovery may take the document at once.
+        # Safe, as the worker's later writes are fenced, but wasted work.
         now = utcnow()
         for claim in claims:
             started = await connection.execute(
@@ -1442,14 +1447,22 @@ class JobStore:
         async with write_transaction(self.engine) as connection:
             # The document row first, then its attempt: the order in which a
             # completing worker locks them. The other order deadlocked on
-            # PostgreSQL with a worker storing its result.
-            token = (
+            # PostgreSQL with a worker storing its result. Locked whatever
+            # its status, so the update below finds it as read here: a start
+            # that commits in between (the update would wait for it, then
+            # cancel it) must not leave its attempt open.
+            row = (
                 await connection.execute(
-                    select(Document.claim_token)
-                    .where(Document.id == document_id, Document.status == PROCESSING)
+                    select(Document.status, Document.claim_token)
+                    .where(Document.id == document_id)
                     .with_for_update()
                 )
-            ).scalar()
+            ).first()
+            token = (
+                row.claim_token
+                if row is not None and row.status == PROCESSING
+                else None
+            )
             result = await connection.execute(
                 update(Document)
                 .where(
@@ -1650,7 +1663,6 @@ class JobStore:
         )
 
     async def _recover(self, held: Any, now: datetime, why: str) -> int:
-        started = (Document.status == PROCESSING) & held
         unstarted = (
             (Document.status == PENDING) & Document.claim_token.is_not(None) & held
         )
@@ -1660,66 +1672,32 @@ class JobStore:
             tokens = list(
                 (
                     await connection.execute(
-                        select(Document.claim_token).where(started).with_for_update()
+                        select(Document.claim_token)
+                        .where(Document.status == PROCESSING, held)
+                        .with_for_update()
                     )
                 ).scalars()
             )
-            if tokens:
-                await connection.execute(
-                    update(Attempt)
-                    .where(
-                        Attempt.claim_token.in_(tokens), Attempt.finished_at.is_(None)
-                    )
-                    .values(
-                        finished_at=now, outcome="abandoned", error_code="worker_crash"
-                    )
-                )
-            exhausted = await connection.execute(
-                update(Document)
-                .where(started, Document.attempts >= Document.max_attempts)
-                .returning(Document.id)
-                .values(
-                    status=FAILED,
-                    finished_at=now,
-                    updated_at=now,
-                    lease_expires_at=None,
-                    worker_id=None,
-                    claim_token=None,
-                    progress=None,
-                    error_code="worker_crash",
-                    error_message=(
-                        f"every attempt ended because {why}; the document is "
-                        "quarantined and will not be retried automatically"
-                    ),
-                )
-            )
-            quarantined = list(exhausted.scalars())
-            await outbox.enqueue_events(connection, quarantined, now, self.webhook_url)
-            retried = await connection.execute(
-                update(Document)
-                .where(started)
-                .values(
-                    status=PENDING,
-                    updated_at=now,
-                    lease_expires_at=None,
-                    worker_id=None,
-                    claim_token=None,
-                    progress=None,
-                    next_attempt_at=now,
-                    error_code="worker_crash",
-                    error_message=f"attempt abandoned: {why}",
-                )
+            # Only the documents locked above, whose attempts are closed
+            # here. On PostgreSQL each statement sees what committed before
+            # it began: asking ``held`` again would also take a document
+            # whose start committed since (with a lease that ran out before
+            # that commit did), and requeue it with its attempt left open.
+            quarantined, retried = (
+                await self._abandon(connection, tokens, now, why) if tokens else ([], 0)
             )
             # Held for a slot but never started: nothing was read, so
-            # nothing is counted or blamed.
+            # nothing is counted or blamed. One statement, which re-checks
+            # a row that a start changes meanwhile, so it never frees a
+            # started document.
             unheld = await connection.execute(
                 update(Document)
                 .where(unstarted)
                 .values(worker_id=None, claim_token=None, lease_expires_at=None)
             )
-            if retried.rowcount or unheld.rowcount:
+            if retried or unheld.rowcount:
                 await self._announce(connection)
-        count = len(quarantined) + retried.rowcount
+        count = len(quarantined) + retried
         if count:
             logger.warning(
                 "recovered %d document(s): %s",
@@ -1738,6 +1716,58 @@ class JobStore:
             for listener in self._enqueue_listeners:
                 listener()
         return count + unheld.rowcount
+
+    async def _abandon(
+        self, connection: Any, tokens: Sequence[str | None], now: datetime, why: str
+    ) -> tuple[Sequence[str], int]:
+        """
+        End the started attempts of ``tokens`` (their documents locked by
+        the caller) as abandoned: quarantine the documents that used up
+        their attempts, requeue the rest; (quarantined ids, requeued count).
+        """
+        await connection.execute(
+            update(Attempt)
+            .where(Attempt.claim_token.in_(tokens), Attempt.finished_at.is_(None))
+            .values(finished_at=now, outcome="abandoned", error_code="worker_crash")
+        )
+        started = (Document.status == PROCESSING) & Document.claim_token.in_(tokens)
+        exhausted = await connection.execute(
+            update(Document)
+            .where(started, Document.attempts >= Document.max_attempts)
+            .returning(Document.id)
+            .values(
+                status=FAILED,
+                finished_at=now,
+                updated_at=now,
+                lease_expires_at=None,
+                worker_id=None,
+                claim_token=None,
+                progress=None,
+                error_code="worker_crash",
+                error_message=(
+                    f"every attempt ended because {why}; the document is "
+                    "quarantined and will not be retried automatically"
+                ),
+            )
+        )
+        quarantined = list(exhausted.scalars())
+        await outbox.enqueue_events(connection, quarantined, now, self.webhook_url)
+        retried = await connection.execute(
+            update(Document)
+            .where(started)
+            .values(
+                status=PENDING,
+                updated_at=now,
+                lease_expires_at=None,
+                worker_id=None,
+                claim_token=None,
+                progress=None,
+                next_attempt_at=now,
+                error_code="worker_crash",
+                error_message=f"attempt abandoned: {why}",
+            )
+        )
+        return quarantined, int(retried.rowcount)
 
 
 # The worker's statements, built once: each document costs a claim, maybe a
