@@ -225,6 +225,19 @@ class Settings(BaseSettings):
         ),
     )
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_named(cls, value: object) -> object:
+        # Before conversion: Path("") is the current directory, so
+        # `DOCMILL_DATA_DIR=` (an unset shell variable, say) silently put the
+        # database and originals wherever docmill happened to start.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                "must not be empty; unset it for the default (docmill-data), "
+                "or give . for the current directory"
+            )
+        return value
+
     @field_validator("database_url")
     @classmethod
     def _unset_when_empty(cls, value: str | None) -> str | None:

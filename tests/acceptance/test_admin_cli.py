@@ -309,6 +309,19 @@ def test_an_empty_database_url_is_no_url(tmp_path: Path) -> None:
     assert not (tmp_path / "docmill-data").exists()
 
 
+def test_an_empty_data_dir_is_a_one_line_settings_error(tmp_path: Path) -> None:
+    """``DOCMILL_DATA_DIR=`` put the database in the current directory."""
+    done = run_cli("db", "upgrade", cwd=tmp_path, env={"DOCMILL_DATA_DIR": ""})
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "docmill: invalid setting data_dir (DOCMILL_DATA_DIR or its option): "
+        "must not be empty; unset it for the default (docmill-data), or give . "
+        "for the current directory\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_serve_refuses_a_port_past_65535(tmp_path: Path) -> None:
     """It listened on the port modulo 65536 (27100 for this one)."""
     import os
