@@ -27,9 +27,10 @@ _API_KEY = typer.Option(
 
 
 def submit(
-    files: list[Path] = typer.Argument(
-        ..., metavar="FILES", exists=True, dir_okay=False
-    ),
+    # Text, checked below, not Path: Typer's refusal of a directory or an
+    # unreadable file was a boxed usage error that did not give the reason,
+    # and Path("") is the current directory.
+    names: list[str] = typer.Argument(..., metavar="FILES"),
     wait: bool = typer.Option(False, "--wait", help="Wait until each is final."),
     timeout: float = typer.Option(300.0, help="Seconds --wait waits per document."),
     reconnect_seconds: float = typer.Option(
@@ -44,6 +45,16 @@ def submit(
     api_key: str | None = _API_KEY,
 ) -> None:
     """Send files to a running server; print one JSON line per document."""
+    if "" in names:
+        typer.echo("docmill: a file name must not be empty", err=True)
+        raise typer.Exit(2)
+    files = [Path(name) for name in names]
+    refusals = [line for line in map(_unsendable, files) if line is not None]
+    if refusals:
+        # Before anything is sent, as a usage error: the command line is wrong.
+        for line in refusals:
+            typer.echo(f"docmill: {line}", err=True)
+        raise typer.Exit(2)
     import httpx
 
     from docmill.client import ApiError, Client, WaitTimeout
@@ -72,6 +83,13 @@ def submit(
                 continue
             except httpx.TransportError as exc:
                 _unreachable(server, exc, submitted, files[sent:])
+            except OSError as exc:
+                # Readable when checked, not when sent (removed meanwhile).
+                typer.echo(
+                    f"{path}: cannot read it: {_reason(exc)}; not sent", err=True
+                )
+                failed = True
+                continue
             if wait:
                 typer.echo(f"submitted {path}: {document.id}", err=True)
                 submitted.append((path, document.id))
@@ -90,6 +108,28 @@ def submit(
                 _unreachable(server, exc, submitted[index:])
             failed |= _print_document(document)
     raise typer.Exit(1 if failed else 0)
+
+
+def _unsendable(path: Path) -> str | None:
+    """Why ``path`` cannot be submitted, in one line; None if it can be."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            return f"cannot send {path}: it is a directory; submit takes files"
+        if stat.S_ISREG(mode):
+            # Opened, not judged by its mode bits, which root is not held to.
+            with open(path, "rb"):
+                pass
+    except OSError as exc:
+        return f"cannot read {path}: {_reason(exc)}"
+    # A device or a pipe is left to the loop, which says it is not sent.
+    return None
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 def _regular(path: Path) -> bool:
