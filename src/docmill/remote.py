@@ -37,7 +37,8 @@ def submit(
         60.0,
         "--reconnect-seconds",
         min=0,
-        help="How long --wait keeps trying a server it lost before giving up.",
+        help="How long --wait keeps trying a server it lost (unreachable, or "
+        "502/503/504 from a proxy) before giving up.",
     ),
     title: str | None = typer.Option(None, help="Title for every file."),
     client_ref: str | None = typer.Option(None, help="Your reference, for every file."),
@@ -97,8 +98,8 @@ def submit(
                 failed |= _print_document(document)
         for index, (path, document_id) in enumerate(submitted):
             try:
-                document = _wait_through_outages(
-                    client, document_id, timeout, reconnect_seconds
+                document = client.wait(
+                    document_id, timeout, reconnect_seconds=reconnect_seconds
                 )
             except (ApiError, WaitTimeout) as exc:
                 typer.echo(f"{path}: {exc}", err=True)
@@ -146,52 +147,6 @@ def _print_document(document: Any) -> bool:
     document.result = _summary(document.result)
     typer.echo(document.model_dump_json(exclude_none=True))
     return bool(document.status in ("failed", "cancelled"))
-
-
-def _wait_through_outages(
-    client: Any, document_id: str, timeout: float, reconnect_seconds: float
-) -> Any:
-    """
-    Poll ``document_id`` until it is final, riding out a server that is away
-    for up to ``reconnect_seconds`` at a time (a restart, a deploy).
-
-    Polling is a read, so asking again is always safe. No retry library is
-    among docmill's dependencies, and this loop is all one would do here.
-
-    Raises:
-        httpx.TransportError: the server stayed out of reach that long.
-        WaitTimeout: the document was not final within ``timeout`` (time
-            spent without a server counts, but only a server that answers
-            can tell that a document is not final).
-    """
-    import time
-
-    import httpx
-
-    from docmill.client import FINAL, WaitTimeout
-
-    deadline = time.monotonic() + timeout
-    lost_at: float | None = None
-    pause = 0.0
-    while True:
-        try:
-            document = client.get(document_id)
-        except httpx.TransportError:
-            now = time.monotonic()
-            if lost_at is None:
-                lost_at, pause = now, 0.25
-            left = lost_at + reconnect_seconds - now
-            if left <= 0:
-                raise
-            pause = min(pause * 2, 5.0)
-            time.sleep(min(pause, left))
-            continue
-        lost_at = None
-        if document.status in FINAL:
-            return document
-        if time.monotonic() >= deadline:
-            raise WaitTimeout(document_id, timeout)
-        time.sleep(0.5)
 
 
 def _unreachable(
