@@ -17,10 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from docmill.settings import Settings
+from docmill.settings import Settings, async_database_url
 
-POSTGRES_URL = os.environ.get(
-    "DOCMILL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+# Taken as DOCMILL_DATABASE_URL is (postgresql:// runs on asyncpg), since the
+# helpers here hand it to create_engine and asyncpg directly.
+POSTGRES_URL = async_database_url(
+    os.environ.get(
+        "DOCMILL_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    )
 )
 CORPUS_DIR = Path(
     os.environ.get(

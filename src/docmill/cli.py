@@ -128,6 +128,10 @@ def main() -> None:
             raise
         # A setting is the user's input, not docmill's fault: say which one
         # and why, as a usage error, instead of pydantic's traceback.
+        if len(problems) == 1:
+            # One line, as the CLI's other refusals of a value.
+            typer.echo(f"docmill: invalid setting {problems[0]}", err=True)
+            raise SystemExit(2) from None
         typer.echo("docmill: invalid settings:", err=True)
         for line in problems:
             typer.echo(f"  {line}", err=True)
@@ -193,7 +197,14 @@ def _settings_problems(exc: Exception) -> list[str] | None:
     lines = []
     for error in exc.errors():
         field = ".".join(str(part) for part in error["loc"])
-        lines.append(f"{field} (DOCMILL_{field.upper()} or its option): {error['msg']}")
+        # A validator's own sentence, without pydantic's "Value error, ".
+        cause = (
+            error.get("ctx", {}).get("error")
+            if error["type"] == "value_error"
+            else None
+        )
+        message = str(cause) if cause is not None else error["msg"]
+        lines.append(f"{field} (DOCMILL_{field.upper()} or its option): {message}")
     return lines
 
 

@@ -29,6 +29,10 @@ from docmill.exceptions import DocmillError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 FINAL = frozenset({"completed", "failed", "cancelled"})
+# What a proxy in front of a restarting server answers: the server is away,
+# not refusing, and asking again later is what a restart calls for.
+AWAY_STATUSES = frozenset({502, 503, 504})
+RECONNECT_SECONDS = 60.0
 
 
 class ApiError(DocmillError):
@@ -47,6 +51,41 @@ class WaitTimeout(DocmillError):
     def __init__(self, document_id: str, seconds: float) -> None:
         self.document_id = document_id
         super().__init__(f"document {document_id!r} not final after {seconds}s")
+
+
+class _Outage:
+    """
+    How long ``wait`` leaves a lost server before asking again, and when it
+    stops: ``seconds`` after the server was lost, with pauses doubling from
+    half a second to five.
+
+    Polling is a read, so asking again is always safe. No retry library is
+    among docmill's dependencies, and this is all one would do here.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.lost_at: float | None = None
+        self.pause = 0.0
+
+    def pause_after(self, exc: Exception) -> float | None:
+        """Seconds to wait before asking again; None: give up, raise ``exc``."""
+        away = isinstance(exc, httpx.TransportError) or (
+            isinstance(exc, ApiError) and exc.status in AWAY_STATUSES
+        )
+        if not away:
+            return None
+        now = time.monotonic()
+        if self.lost_at is None:
+            self.lost_at, self.pause = now, 0.25
+        left = self.lost_at + self.seconds - now
+        if left <= 0:
+            return None
+        self.pause = min(self.pause * 2, 5.0)
+        return min(self.pause, left)
+
+    def over(self) -> None:
+        self.lost_at = None
 
 
 def _check(response: httpx.Response) -> httpx.Response:
@@ -161,12 +200,43 @@ class Client:
         return _check(self.http.get(f"/documents/{_segment(document_id)}/text")).text
 
     def wait(
-        self, document_id: str, timeout: float = 300.0, poll: float = 0.5
+        self,
+        document_id: str,
+        timeout: float = 300.0,
+        poll: float = 0.5,
+        reconnect_seconds: float = RECONNECT_SECONDS,
     ) -> DocumentOut:
-        """Poll until the document is final; raises WaitTimeout."""
+        """
+        Poll until the document is final, riding out a server that is away
+        (a restart, a deploy).
+
+        Args:
+            document_id: the document to wait for.
+            timeout: seconds until ``WaitTimeout``. Time without a server
+                counts, but only a server that answers can say a document is
+                not final.
+            poll: seconds between two reads of the document.
+            reconnect_seconds: how long a server that cannot be reached, or
+                that a proxy answers 502, 503 or 504 for, is asked again
+                before its error is raised (0: at once).
+
+        Raises:
+            WaitTimeout: the document was not final within ``timeout``.
+            ApiError: any other error answer, at once.
+            httpx.TransportError: the server stayed out of reach that long.
+        """
         deadline = time.monotonic() + timeout
+        outage = _Outage(reconnect_seconds)
         while True:
-            document = self.get(document_id)
+            try:
+                document = self.get(document_id)
+            except (httpx.TransportError, ApiError) as exc:
+                pause = outage.pause_after(exc)
+                if pause is None:
+                    raise
+                time.sleep(pause)
+                continue
+            outage.over()
             if document.status in FINAL:
                 return document
             if time.monotonic() >= deadline:
@@ -243,11 +313,24 @@ class AsyncClient:
         ).text
 
     async def wait(
-        self, document_id: str, timeout: float = 300.0, poll: float = 0.5
+        self,
+        document_id: str,
+        timeout: float = 300.0,
+        poll: float = 0.5,
+        reconnect_seconds: float = RECONNECT_SECONDS,
     ) -> DocumentOut:
         deadline = time.monotonic() + timeout
+        outage = _Outage(reconnect_seconds)
         while True:
-            document = await self.get(document_id)
+            try:
+                document = await self.get(document_id)
+            except (httpx.TransportError, ApiError) as exc:
+                pause = outage.pause_after(exc)
+                if pause is None:
+                    raise
+                await asyncio.sleep(pause)
+                continue
+            outage.over()
             if document.status in FINAL:
                 return document
             if time.monotonic() >= deadline:

@@ -221,12 +221,28 @@ def _run(
         outcome = f"{finished - failures} completed, {failures} failed"
         if interrupted:
             sys.stderr.write(
-                f"interrupted after {finished} of {len(files)} file(s) in "
+                f"interrupted after {finished} of {_counted(files)} in "
                 f"{elapsed:.1f}s: {outcome}\n"
             )
         else:
-            sys.stderr.write(f"{len(files)} file(s) in {elapsed:.1f}s: {outcome}\n")
+            sys.stderr.write(f"{_counted(files)} in {elapsed:.1f}s: {outcome}\n")
     return failures
+
+
+def _counted(files: list[Path | Unlisted]) -> str:
+    """
+    What the run was given, as the summary counts it: the files, and apart
+    from them the directories that could not be listed.
+
+    Each of those has a failed record of its own, so the completed and
+    failed counts add up to the two together; called files, the directories
+    made a tree with one unreadable folder look like one more file.
+    """
+    unlisted = sum(isinstance(entry, Unlisted) for entry in files)
+    counted = f"{len(files) - unlisted} file(s)"
+    if unlisted:
+        counted += f" and {unlisted} unlisted director{'y' if unlisted == 1 else 'ies'}"
+    return counted
 
 
 @contextlib.contextmanager

@@ -27,16 +27,18 @@ _API_KEY = typer.Option(
 
 
 def submit(
-    files: list[Path] = typer.Argument(
-        ..., metavar="FILES", exists=True, dir_okay=False
-    ),
+    # Text, checked below, not Path: Typer's refusal of a directory or an
+    # unreadable file was a boxed usage error that did not give the reason,
+    # and Path("") is the current directory.
+    names: list[str] = typer.Argument(..., metavar="FILES"),
     wait: bool = typer.Option(False, "--wait", help="Wait until each is final."),
     timeout: float = typer.Option(300.0, help="Seconds --wait waits per document."),
     reconnect_seconds: float = typer.Option(
         60.0,
         "--reconnect-seconds",
         min=0,
-        help="How long --wait keeps trying a server it lost before giving up.",
+        help="How long --wait keeps trying a server it lost (unreachable, or "
+        "502/503/504 from a proxy) before giving up.",
     ),
     title: str | None = typer.Option(None, help="Title for every file."),
     client_ref: str | None = typer.Option(None, help="Your reference, for every file."),
@@ -44,6 +46,16 @@ def submit(
     api_key: str | None = _API_KEY,
 ) -> None:
     """Send files to a running server; print one JSON line per document."""
+    if "" in names:
+        typer.echo("docmill: a file name must not be empty", err=True)
+        raise typer.Exit(2)
+    files = [Path(name) for name in names]
+    refusals = [line for line in map(_unsendable, files) if line is not None]
+    if refusals:
+        # Before anything is sent, as a usage error: the command line is wrong.
+        for line in refusals:
+            typer.echo(f"docmill: {line}", err=True)
+        raise typer.Exit(2)
     import httpx
 
     from docmill.client import ApiError, Client, WaitTimeout
@@ -72,6 +84,13 @@ def submit(
                 continue
             except httpx.TransportError as exc:
                 _unreachable(server, exc, submitted, files[sent:])
+            except OSError as exc:
+                # Readable when checked, not when sent (removed meanwhile).
+                typer.echo(
+                    f"{path}: cannot read it: {_reason(exc)}; not sent", err=True
+                )
+                failed = True
+                continue
             if wait:
                 typer.echo(f"submitted {path}: {document.id}", err=True)
                 submitted.append((path, document.id))
@@ -79,8 +98,8 @@ def submit(
                 failed |= _print_document(document)
         for index, (path, document_id) in enumerate(submitted):
             try:
-                document = _wait_through_outages(
-                    client, document_id, timeout, reconnect_seconds
+                document = client.wait(
+                    document_id, timeout, reconnect_seconds=reconnect_seconds
                 )
             except (ApiError, WaitTimeout) as exc:
                 typer.echo(f"{path}: {exc}", err=True)
@@ -90,6 +109,28 @@ def submit(
                 _unreachable(server, exc, submitted[index:])
             failed |= _print_document(document)
     raise typer.Exit(1 if failed else 0)
+
+
+def _unsendable(path: Path) -> str | None:
+    """Why ``path`` cannot be submitted, in one line; None if it can be."""
+    import stat
+
+    try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            return f"cannot send {path}: it is a directory; submit takes files"
+        if stat.S_ISREG(mode):
+            # Opened, not judged by its mode bits, which root is not held to.
+            with open(path, "rb"):
+                pass
+    except OSError as exc:
+        return f"cannot read {path}: {_reason(exc)}"
+    # A device or a pipe is left to the loop, which says it is not sent.
+    return None
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
 
 
 def _regular(path: Path) -> bool:
@@ -106,52 +147,6 @@ def _print_document(document: Any) -> bool:
     document.result = _summary(document.result)
     typer.echo(document.model_dump_json(exclude_none=True))
     return bool(document.status in ("failed", "cancelled"))
-
-
-def _wait_through_outages(
-    client: Any, document_id: str, timeout: float, reconnect_seconds: float
-) -> Any:
-    """
-    Poll ``document_id`` until it is final, riding out a server that is away
-    for up to ``reconnect_seconds`` at a time (a restart, a deploy).
-
-    Polling is a read, so asking again is always safe. No retry library is
-    among docmill's dependencies, and this loop is all one would do here.
-
-    Raises:
-        httpx.TransportError: the server stayed out of reach that long.
-        WaitTimeout: the document was not final within ``timeout`` (time
-            spent without a server counts, but only a server that answers
-            can tell that a document is not final).
-    """
-    import time
-
-    import httpx
-
-    from docmill.client import FINAL, WaitTimeout
-
-    deadline = time.monotonic() + timeout
-    lost_at: float | None = None
-    pause = 0.0
-    while True:
-        try:
-            document = client.get(document_id)
-        except httpx.TransportError:
-            now = time.monotonic()
-            if lost_at is None:
-                lost_at, pause = now, 0.25
-            left = lost_at + reconnect_seconds - now
-            if left <= 0:
-                raise
-            pause = min(pause * 2, 5.0)
-            time.sleep(min(pause, left))
-            continue
-        lost_at = None
-        if document.status in FINAL:
-            return document
-        if time.monotonic() >= deadline:
-            raise WaitTimeout(document_id, timeout)
-        time.sleep(0.5)
 
 
 def _unreachable(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Literal
 
@@ -22,6 +23,37 @@ from docmill.extract_settings import (
     JOB_TIMEOUT_SECONDS,
     ExtractSettings,
 )
+
+# The schemes people write for docmill's two databases (as libpq, Heroku and
+# most hosting pages spell them), and the async driver docmill runs each on:
+# SQLAlchemy read a bare postgresql:// as a blocking driver and failed with a
+# traceback.
+ASYNC_SCHEMES = {
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",
+    "postgres+asyncpg": "postgresql+asyncpg",
+    "sqlite": "sqlite+aiosqlite",
+}
+POSTGRES_EXTRA = "pip install 'docmill[postgres]'"
+
+
+def async_database_url(url: str) -> str:
+    """
+    ``url`` on the driver docmill uses for its database.
+
+    Raises:
+        ValueError: the URL is PostgreSQL's and asyncpg is not installed.
+    """
+    scheme, separator, rest = url.partition("://")
+    if separator:
+        scheme = ASYNC_SCHEMES.get(scheme.lower(), scheme)
+        url = f"{scheme}{separator}{rest}"
+    if scheme.lower() == "postgresql+asyncpg" and find_spec("asyncpg") is None:
+        raise ValueError(
+            "PostgreSQL needs the asyncpg driver, which is not installed: "
+            f"install docmill's postgres extra ({POSTGRES_EXTRA})"
+        )
+    return url
 
 
 class Settings(BaseSettings):
@@ -40,7 +72,7 @@ class Settings(BaseSettings):
         None,
         description=(
             "SQLAlchemy URL of the database. Default: SQLite in the data directory. "
-            "PostgreSQL: postgresql+asyncpg://user@host/db."
+            "PostgreSQL: postgresql://user@host/db (run on asyncpg)."
         ),
     )
     db_max_connections: int = Field(
@@ -225,14 +257,29 @@ class Settings(BaseSettings):
         ),
     )
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_named(cls, value: object) -> object:
+        # Before conversion: Path("") is the current directory, so
+        # `DOCMILL_DATA_DIR=` (an unset shell variable, say) silently put the
+        # database and originals wherever docmill happened to start.
+        if isinstance(value, str) and not value.strip():
+            raise ValueError(
+                "must not be empty; unset it for the default (docmill-data), "
+                "or give . for the current directory"
+            )
+        return value
+
     @field_validator("database_url")
     @classmethod
-    def _unset_when_empty(cls, value: str | None) -> str | None:
+    def _async_database_url(cls, value: str | None) -> str | None:
         # `DOCMILL_DATABASE_URL=` (set, but to nothing) meant the default
         # SQLite database to some code and a URL to other code: the admin
         # verbs created a stray ./docmill-data/docmill.db, then said its
         # schema was missing.
-        return value or None
+        if not value:
+            return None
+        return async_database_url(value)
 
     @field_validator("trusted_proxies", "fetch_allow_networks")
     @classmethod

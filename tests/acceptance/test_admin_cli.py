@@ -6,6 +6,7 @@ there yet: one clear line and an exit code, never a traceback.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from pathlib import Path
 
@@ -307,6 +308,71 @@ def test_an_empty_database_url_is_no_url(tmp_path: Path) -> None:
 
     assert (done.returncode, "no docmill database at" in done.stderr) == (2, True)
     assert not (tmp_path / "docmill-data").exists()
+
+
+def test_an_empty_data_dir_is_a_one_line_settings_error(tmp_path: Path) -> None:
+    """``DOCMILL_DATA_DIR=`` put the database in the current directory."""
+    done = run_cli("db", "upgrade", cwd=tmp_path, env={"DOCMILL_DATA_DIR": ""})
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "docmill: invalid setting data_dir (DOCMILL_DATA_DIR or its option): "
+        "must not be empty; unset it for the default (docmill-data), or give . "
+        "for the current directory\n"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_postgresql_without_asyncpg_is_a_one_line_settings_error(
+    tmp_path: Path,
+) -> None:
+    import subprocess
+    import sys
+
+    # docmill's own start (cli.main), with asyncpg made unimportable first.
+    program = (
+        "import sys; sys.modules['asyncpg'] = None; "
+        "from docmill.cli import main; main()"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program, "queue", "stats"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"DOCMILL_DATABASE_URL": "postgresql://u@127.0.0.1:1/none"}
+        | {k: v for k, v in os.environ.items() if not k.startswith("DOCMILL_")},
+    )
+
+    assert (done.returncode, done.stdout, len(done.stderr.splitlines())) == (2, "", 1)
+    assert "install docmill's postgres extra (pip install 'docmill[postgres]')" in (
+        done.stderr
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_a_plain_postgresql_url_is_served_on_asyncpg(
+    tmp_path: Path, postgres_url: str, scheme: str
+) -> None:
+    """The URL as libpq and hosting pages write it was a traceback."""
+    asyncio.run(reset_postgres(postgres_url))
+    plain = postgres_url.replace("postgresql+asyncpg://", f"{scheme}://")
+
+    upgraded = run_cli("db", "upgrade", "--database-url", plain, cwd=tmp_path)
+    stats = run_cli("queue", "stats", cwd=tmp_path, env={"DOCMILL_DATABASE_URL": plain})
+
+    assert (upgraded.returncode, stats.returncode) == (0, 0), upgraded.stderr
+    assert stats.stdout.startswith("pending")
+
+
+def test_a_plain_sqlite_url_is_served_on_aiosqlite(tmp_path: Path) -> None:
+    plain = f"sqlite:///{tmp_path / 'docmill.db'}"
+
+    upgraded = run_cli("db", "upgrade", "--database-url", plain, cwd=tmp_path)
+    stats = run_cli("queue", "stats", "--database-url", plain, cwd=tmp_path)
+
+    assert (upgraded.returncode, stats.returncode) == (0, 0), stats.stderr
 
 
 def test_serve_refuses_a_port_past_65535(tmp_path: Path) -> None:

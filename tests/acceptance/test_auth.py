@@ -263,6 +263,50 @@ async def test_submit_answer_carries_location_and_rate_limit_headers(
     assert int(answer.headers["ratelimit-reset"]) in range(0, 61)
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        pytest.param("GET", "/documents/nope", None, 404, id="not-found"),
+        pytest.param("GET", "/documents?limit=many", None, 422, id="validation"),
+        pytest.param("POST", "/documents", {}, 422, id="no-content"),
+        pytest.param("HEAD", "/documents/nope", None, 404, id="head"),
+    ],
+)
+async def test_an_error_the_route_raises_carries_rate_limit_headers(
+    make_client: MakeClient,
+    method: str,
+    path: str,
+    body: dict[str, str] | None,
+    status: int,
+) -> None:
+    """Only the endpoint's own answers and the 429 carried them."""
+    client = await make_client(rate_limit="5/minute")
+
+    answer = await client.request(method, path, json=body)
+
+    limits = {k: v for k, v in answer.headers.items() if k.startswith("ratelimit-")}
+    assert answer.status_code == status
+    assert (limits.pop("ratelimit-reset", None) is not None, limits) == (
+        True,
+        {"ratelimit-limit": "5", "ratelimit-remaining": "4"},
+    )
+
+
+async def test_an_unexpected_error_carries_rate_limit_headers(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = await make_client(rate_limit="5/minute")
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    store = client.app.state.services.store  # type: ignore[attr-defined]
+    monkeypatch.setattr(store, "list", broken)
+    answer = await client.get("/documents")
+
+    assert (answer.status_code, answer.headers.get("ratelimit-limit")) == (500, "5")
+
+
 async def test_rate_limit_is_per_key(make_client: MakeClient) -> None:
     client = await make_client(auth="on", rate_limit="1/minute")
     first, second = await new_token(client, "a"), await new_token(client, "b")

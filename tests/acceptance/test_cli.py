@@ -426,6 +426,20 @@ def test_extract_reports_unreadable_paths_per_file(tmp_path: Path) -> None:
     assert (done.returncode, "1 completed, 2 failed" in done.stderr) == (1, True)
 
 
+def test_extract_summary_counts_unlisted_directories_apart(tmp_path: Path) -> None:
+    """A directory it could not list was counted as one more file."""
+    (tmp_path / "ok.txt").write_text("fine")
+    (tmp_path / "noperm.txt").write_text("secret")
+    (tmp_path / "nopermdir").mkdir()
+    named = [tmp_path / "ok.txt", tmp_path / "noperm.txt", tmp_path / "nopermdir"]
+
+    done = extract_denied(*map(str, named))
+
+    [summary] = done.stderr.splitlines()
+    assert summary.startswith("2 file(s) and 1 unlisted directory in ")
+    assert summary.endswith(": 1 completed, 2 failed")
+
+
 @pytest.mark.skipif(
     os.geteuid() == 0, reason="root reads a file whatever its permissions"
 )

@@ -119,6 +119,20 @@ async def test_the_contract_names_the_headers_and_the_upload_timeout(
     assert "headers" not in _responses(schema, "/healthz", "get")["200"]
 
 
+async def test_the_contract_names_rate_limit_headers_on_error_answers(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(rate_limit="100/second")
+    schema = client.app.openapi()  # type: ignore[attr-defined]
+    status = _responses(schema, "/documents/{document_id}", "get")
+
+    answer = await client.get("/documents/nope")
+
+    assert answer.status_code == 404
+    assert "ratelimit-limit" in answer.headers
+    assert "RateLimit-Limit" in status["404"]["headers"]
+
+
 async def test_an_upload_past_its_deadline_is_the_documented_408(
     settings: Settings, make_client: MakeClient
 ) -> None:

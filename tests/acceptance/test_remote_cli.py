@@ -156,6 +156,53 @@ def test_submit_sends_no_device(tmp_path: Path) -> None:
     )
 
 
+def submit_denied(*args: str) -> subprocess.CompletedProcess[str]:
+    """``docmill submit ARGS``, with paths named "noperm..." unreadable."""
+    from tests.acceptance.test_cli import DENYING_LAUNCHER
+
+    return subprocess.run(
+        [sys.executable, "-c", DENYING_LAUNCHER, "submit", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "line"),
+    [
+        pytest.param(
+            "folder",
+            "cannot send {}: it is a directory; submit takes files",
+            id="directory",
+        ),
+        # Made unreadable by the launcher: root reads a file whatever its mode.
+        pytest.param(
+            "noperm.txt", "cannot read {}: Permission denied", id="unreadable"
+        ),
+        pytest.param(
+            "gone.txt", "cannot read {}: No such file or directory", id="missing"
+        ),
+    ],
+)
+def test_submit_refuses_a_path_it_cannot_send_in_one_line(
+    tmp_path: Path, name: str, line: str
+) -> None:
+    """Typer's boxed usage error said "invalid value" and not why."""
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "noperm.txt").write_text("secret")
+    (tmp_path / "ok.txt").write_text("fine")
+    path = tmp_path / name
+
+    # Nothing listens there: a refusal must come before any connection.
+    done = submit_denied(
+        str(tmp_path / "ok.txt"), str(path), "--server", "http://127.0.0.1:1"
+    )
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == f"docmill: {line.format(path)}\n"
+
+
 def test_status_refuses_an_empty_id() -> None:
     """It asked for the list's address and showed "HTTP 307: {'detail': ''}"."""
     done = subprocess.run(

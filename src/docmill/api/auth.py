@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute
 from fastapi.telemetry import get_telemetry_data
 
 from docmill.api.problems import Problem
-from docmill.api.ratelimit import Verdict
+from docmill.api.ratelimit import SCOPE_KEY, Verdict
 from docmill.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,8 @@ async def admit(request: Request) -> list[tuple[bytes, bytes]]:
     Authenticate the caller and count the request against its rate limit.
 
     Records the caller as ``request.state.principal`` and returns the rate
-    limit's headers for the answer.
+    limit's headers for the answer; the middleware puts them on an error
+    answer the endpoint raises (``ratelimit.SCOPE_KEY``).
 
     A request without a valid key counts against its client address, so
     guessing keys is throttled too.
@@ -104,7 +105,11 @@ async def admit(request: Request) -> list[tuple[bytes, bytes]]:
     request.state.principal = Principal(key_id, client)
 
     identity = f"key:{key_id}" if key_id else f"ip:{client}"
-    return (await _count(services, identity)).raw_headers()
+    headers = (await _count(services, identity)).raw_headers()
+    granted = scope.get(SCOPE_KEY)
+    if granted is not None:
+        granted[:] = headers
+    return headers
 
 
 async def _count(services: Any, identity: str) -> Verdict:

@@ -15,6 +15,7 @@ from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docmill import metrics
+from docmill.api.ratelimit import SCOPE_KEY
 from docmill.log import request_id_var
 
 logger = logging.getLogger("docmill.access")
@@ -68,6 +69,8 @@ class RequestContextMiddleware:
         token = request_id_var.set(request_id)
         status = 500
         started_response = False
+        granted: list[tuple[bytes, bytes]] = []
+        scope[SCOPE_KEY] = granted
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status, started_response
@@ -76,6 +79,9 @@ class RequestContextMiddleware:
                 status = message["status"]
                 elapsed = time.perf_counter() - started
                 headers = list(message.get("headers", []))
+                if granted and status >= 400 and not _rate_limited(headers):
+                    # An error the endpoint raised, answered by a handler.
+                    headers.extend(granted)
                 headers.append((b"x-request-id", request_id.encode("latin-1")))
                 headers.append((b"x-process-time", f"{elapsed:.6f}".encode("latin-1")))
                 headers.append(_NOSNIFF)
@@ -185,6 +191,10 @@ def _printable(scope: Scope) -> str:
     # The decoded path may hold newlines (%0A) that would forge log lines.
     path: str = scope["path"]
     return path.encode("unicode_escape").decode("ascii")
+
+
+def _rate_limited(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(name.lower() == b"ratelimit-limit" for name, _ in headers)
 
 
 def _has_nul(scope: Scope) -> bool:

@@ -145,9 +145,11 @@ def _headers(
             }
         if code in ("429", "503", "507") and (path, code) not in _NOT_PROBLEMS:
             headers["Retry-After"] = _RETRY_AFTER
-        # admit() puts them on the endpoint's answer and on its own 429; an
-        # error the endpoint raises is answered without them.
-        if path not in open_paths and (code[0] == "2" or code == "429"):
+        # admit() puts them on the endpoint's answer and on its own 401 and
+        # 429, and the middleware on an error the endpoint raises. Only a
+        # request refused before it is counted goes without (a NUL in the
+        # URL, a submission's unknown ?parser=).
+        if path not in open_paths:
             for name, description in _RATE_LIMIT.items():
                 headers[name] = {
                     "description": description,

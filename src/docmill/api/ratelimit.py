@@ -16,6 +16,12 @@ from limits.aio.storage import RedisStorage
 
 # Past this many callers in memory, windows that have ended are dropped.
 SWEEP_AFTER_IDENTITIES = 10_000
+# The ASGI scope key of a request's rate-limit headers: a list the
+# middleware puts there and ``auth.admit`` fills, so an error answered
+# outside the endpoint (an exception handler, the 500) carries them as the
+# endpoint's own answer does. A list, not the headers: a route that copies
+# the scope (a rewritten path) still fills the middleware's.
+SCOPE_KEY = "docmill.rate_limit_headers"
 
 
 @dataclass(frozen=True)
