@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import os
+import sqlite3
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
-from docmill.db.engine import _open_sqlite_writer
+from docmill.db.engine import (
+    SqliteTransaction,
+    SqliteWriter,
+    _open_sqlite_writer,
+    create_engine,
+)
 
 
 def _spilled_journals() -> list[str]:
@@ -46,3 +54,40 @@ def test_the_statement_journal_stays_in_memory(tmp_path: Path) -> None:
         writer.close()
 
     assert spilled == []
+
+
+@pytest.mark.anyio
+async def test_a_failed_commit_is_rolled_back(tmp_path: Path) -> None:
+    """
+    A COMMIT that fails can leave its transaction open (here a deferred
+    foreign key; SQLITE_BUSY likewise): the writer rolls it back, so the
+    next transaction can begin and nothing holds the write lock.
+    """
+    path = tmp_path / "docmill.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    async with engine.begin() as connection:
+        await connection.execute(text("CREATE TABLE parent (id INTEGER PRIMARY KEY)"))
+        await connection.execute(
+            text("CREATE TABLE child (id INTEGER, parent_id REFERENCES parent (id))")
+        )
+    writer = SqliteWriter(engine)
+
+    def orphan(transaction: SqliteTransaction) -> None:
+        transaction.execute(text("PRAGMA defer_foreign_keys=ON"))
+        transaction.execute(text("INSERT INTO child VALUES (1, 99)"))
+
+    def parent(transaction: SqliteTransaction) -> None:
+        transaction.execute(text("INSERT INTO parent VALUES (1)"))
+
+    try:
+        with pytest.raises(sqlite3.IntegrityError):
+            await writer.run(orphan)
+        await writer.run(parent)
+        async with engine.connect() as connection:
+            rows = (await connection.execute(text("SELECT id FROM child"))).all()
+            parents = (await connection.execute(text("SELECT id FROM parent"))).all()
+    finally:
+        await asyncio.to_thread(writer.close)
+        await engine.dispose()
+
+    assert (rows, parents) == ([], [(1,)])

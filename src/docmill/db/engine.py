@@ -703,12 +703,14 @@ class SqliteWriter:
         connection.execute("BEGIN IMMEDIATE")
         try:
             answer = work(SqliteTransaction(connection, self._statements))
+            # Inside: a COMMIT that fails can leave the transaction open (a
+            # deferred constraint, SQLITE_BUSY), and with it the write lock.
+            connection.execute("COMMIT")
         except BaseException:
             # SQLite may have rolled back already (a full disk, say).
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
-        connection.execute("COMMIT")
         return answer
 
 
