@@ -703,12 +703,14 @@ class SqliteWriter:
         connection.execute("BEGIN IMMEDIATE")
         try:
             answer = work(SqliteTransaction(connection, self._statements))
+            # Inside: a COMMIT that fails can leave the transaction open (a
+            # deferred constraint, SQLITE_BUSY), and with it the write lock.
+            connection.execute("COMMIT")
         except BaseException:
             # SQLite may have rolled back already (a full disk, say).
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             raise
-        connection.execute("COMMIT")
         return answer
 
 
@@ -862,6 +864,13 @@ def _open_sqlite_writer(path: str) -> sqlite3.Connection:
     connection.execute("PRAGMA foreign_keys=ON")
     connection.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
     connection.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+    # A multi-row INSERT into a table with unique indexes keeps a statement
+    # journal (the pages it changes, to undo it alone should a row fail);
+    # past 64 KiB SQLite spilled it to a temporary file: an open, an unlink
+    # and a write per page on every group commit of submissions. Kept in
+    # memory it is as large as the statement's pages, and it never served
+    # durability: the WAL and its fsync do.
+    connection.execute("PRAGMA temp_store=MEMORY")
     return connection
 
 
