@@ -467,14 +467,15 @@ async def test_start_that_meets_a_database_error_leaves_the_document_to_its_leas
 
 
 async def submit_before_the_worker(
-    client_with: ClientFactory, running: bytes, queued: bytes, **overrides: Any
-) -> tuple[str, str]:
+    client_with: ClientFactory, *contents: bytes, **overrides: Any
+) -> list[str]:
     """
-    Two documents queued before a one-slot worker starts: its first claim
-    takes both, so the second is sent to the child behind the first.
+    Documents queued before a one-slot worker starts: its first claim takes
+    them all, so the second (and the third) are sent to the child behind the
+    first.
     """
     async with client_with(workers=0, **overrides) as client:
-        return await submit(client, running), await submit(client, queued)
+        return [await submit(client, content) for content in contents]
 
 
 def queued_ids(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -681,6 +682,135 @@ async def test_shutdown_past_its_grace_gives_back_both_documents(
     assert (running["status"], released["status"]) == ("pending", "pending")
     assert released["attempts"] == 0
     assert await attempt_rows(settings, queued) == []
+
+
+@pytest.fixture
+def claims_for_three(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    A one-slot worker's first claim takes three documents on PostgreSQL too
+    (it keeps two a slot waiting there), so that two are queued behind the
+    first before it ends.
+    """
+    monkeypatch.setattr("docmill.queue.worker._WAITING_PER_SLOT_ELSEWHERE", 4)
+
+
+@pytest.mark.usefixtures("claims_for_three")
+@pytest.mark.parametrize(
+    ("running", "code", "limits"),
+    [
+        pytest.param(
+            b"DOCMILL-TEST-SLEEP 30\nnever",
+            "timeout",
+            {"job_timeout_seconds": 1},
+            id="timeout",
+        ),
+        pytest.param(b"DOCMILL-TEST-CRASH", "worker_crash", {}, id="crash"),
+    ],
+)
+async def test_two_documents_queued_behind_a_killed_child_keep_their_order(
+    client_with: ClientFactory,
+    settings: Settings,
+    worker_debug: pytest.LogCaptureFixture,
+    running: bytes,
+    code: str,
+    limits: dict[str, Any],
+) -> None:
+    """
+    Both queued requests die with the child. The first goes to a fresh one,
+    the second is sent again behind it, and each answer is matched to its
+    own document (the word counts tell them apart), each attempt counted once.
+    """
+    first, second, third = await submit_before_the_worker(
+        client_with, running, b"second one", b"the third one", max_attempts=1
+    )
+    async with client_with(workers=1, max_attempts=1, **limits) as client:
+        failed = await wait_final(client, first, timeout=60)
+        bodies = [await wait_final(client, d, timeout=60) for d in (second, third)]
+
+    assert queued_ids(worker_debug) == [second, third, third]
+    assert (failed["status"], failed["error"]["code"]) == ("failed", code)
+    assert [
+        (body["status"], body["attempts"], body["result"]["word_count"])
+        for body in bodies
+    ] == [("completed", 1, 2), ("completed", 1, 3)]
+    assert await attempt_rows(settings, second) == ["completed"]
+    assert await attempt_rows(settings, third) == ["completed"]
+
+
+@pytest.mark.usefixtures("claims_for_three")
+@pytest.mark.parametrize("cancelled_place", [1, 2], ids=["next", "last"])
+async def test_a_cancelled_document_queued_two_deep_is_never_read(
+    client_with: ClientFactory,
+    settings: Settings,
+    worker_debug: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    cancelled_place: int,
+) -> None:
+    """
+    Whether next in line or behind another, a queued document whose claim
+    is lost stops the child as it begins it; a document queued behind it
+    goes to a fresh child and completes.
+    """
+    gate = tmp_path / "gate"
+    contents = [f"DOCMILL-TEST-WAIT {gate}\nslow".encode(), b"two words", b"a b c"]
+    contents[cancelled_place] = b"DOCMILL-TEST-STALL 300\nnever"
+    ids = await submit_before_the_worker(client_with, *contents)
+    cancelled_id = ids[cancelled_place]
+    async with client_with(workers=1, job_timeout_seconds=600) as client:
+        await wait_status(client, ids[0], "processing")
+        await wait_logged(worker_debug, "document_queued", ids[2])
+        cancelled = await client.post(f"/documents/{cancelled_id}/cancel")
+        await wait_logged(worker_debug, "lease_lost", cancelled_id)
+        gate.touch()
+        others = [
+            await wait_final(client, d, timeout=60) for d in ids if d != cancelled_id
+        ]
+        body = (await client.get(f"/documents/{cancelled_id}")).json()
+
+    assert cancelled.json()["status"] == "cancelled"
+    assert (body["status"], body["attempts"]) == ("cancelled", 0)
+    assert [(other["status"], other["attempts"]) for other in others] == [
+        ("completed", 1),
+        ("completed", 1),
+    ]
+    assert await attempt_rows(settings, cancelled_id) == []
+
+
+@pytest.mark.usefixtures("claims_for_three")
+async def test_shutdown_gives_back_two_queued_documents_unread(
+    client_with: ClientFactory,
+    settings: Settings,
+    worker_debug: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    gate = tmp_path / "gate"
+    first, *queued = await submit_before_the_worker(
+        client_with,
+        f"DOCMILL-TEST-WAIT {gate}\nslow".encode(),
+        b"DOCMILL-TEST-STALL 600\nnever",
+        b"DOCMILL-TEST-STALL 600\nnever again",
+    )
+    with _gate_opened_on("worker_stopping", gate):
+        async with client_with(
+            workers=1, shutdown_grace_seconds=120, job_timeout_seconds=900
+        ) as client:
+            await wait_status(client, first, "processing")
+            await wait_logged(worker_debug, "document_queued", queued[1])
+            began = time.monotonic()
+        elapsed = time.monotonic() - began
+    async with client_with(workers=0) as client:
+        finished = (await client.get(f"/documents/{first}")).json()
+        released = [(await client.get(f"/documents/{d}")).json() for d in queued]
+
+    assert queued_ids(worker_debug) == queued
+    assert finished["status"] == "completed"
+    assert [(body["status"], body["attempts"]) for body in released] == [
+        ("pending", 0),
+        ("pending", 0),
+    ]
+    for document_id in queued:
+        assert await attempt_rows(settings, document_id) == []
+    assert elapsed < 60
 
 
 async def test_json_with_a_lone_surrogate_completes_with_a_warning(
