@@ -4,19 +4,19 @@ The worker: claim a document, extract it in a child process, record the outcome.
 A worker runs ``concurrency`` slots. Each slot owns one extraction child and
 loops: take the next claimed document, record its start while the child
 reads it, then complete or fail it in one fenced transaction. While the
-child reads one document, the slot queues the next in it (sent, not started:
-the child reads requests in order), and records that one's start when the
-child answers the first. A claimer task keeps documents held for the slots
+child reads one document, the slot queues the next two in it (sent, not
+started: the child reads requests in order), and records the start of each
+when the child answers the one before. A claimer task keeps documents held for the slots
 (still pending, no attempt counted), claiming several per transaction, so a
 slot starts its next document without waiting on a claim; it sleeps until
 this process queues a document or the poll interval passes, and makes a held
 claim give way to a more urgent document. One heartbeat task renews the
 leases of every document the worker holds and notices those it lost.
 
-A kill of the child (timeout, crash, lost lease) takes the queued document
-with it unread: it goes to a fresh child, its attempt not counted twice. A
-queued document whose claim is lost, or that stopping gives back, is never
-read: the child is stopped when it answers the one before.
+A kill of the child (timeout, crash, lost lease) takes the queued documents
+with it unread: they go to a fresh child, in their order, their attempts not
+counted twice. A queued document whose claim is lost, or that stopping gives
+back, is never read: the child is stopped when it answers the one before.
 
 Shutdown (``stop``) stops claiming at once, gives back the documents claimed
 ahead, lets running extractions finish for a grace period, then kills the
@@ -331,7 +331,7 @@ class Worker:
         are kept there, refilled when fewer than two per slot wait; on
         PostgreSQL, where a claim needs no fsync of the one writer and
         several workers share the queue, two, refilled below one. The cost:
-        a worker holds up to five documents per slot that it has not started
+        a worker holds up to six documents per slot that it has not started
         (waiting here, or queued in a child), which an idle worker elsewhere
         could have taken. Their leases are renewed like the running ones.
         """
