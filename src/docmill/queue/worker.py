@@ -322,7 +322,7 @@ class Worker:
 
         A slot that finishes a document takes the next one at once instead
         of opening a write transaction for it, and one transaction claims
-        for several slots. A slot also queues one in its child behind the
+        for several slots. A slot also queues two in its child behind the
         document it reads, so the child never waits for the event loop
         between documents; for that, a waiting document must be there
         whenever a slot hands its child one, and a claim on SQLite waits
