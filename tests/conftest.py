@@ -79,9 +79,12 @@ def postgres_url() -> Iterator[str]:
 
     Several test runs may share one server (CI, developers, benchmarks), and
     each resets its tables per test, so each gets a database of its own.
+    ``DOCMILL_TEST_DATABASE_PREFIX`` names it, for a server whose users may
+    create databases under their own prefix only.
     """
     require_postgres()
-    name = f"docmill_test_{os.getpid()}"
+    prefix = os.environ.get("DOCMILL_TEST_DATABASE_PREFIX", "docmill_test")
+    name = f"{prefix}_{os.getpid()}"
     asyncio.run(_administer(f'DROP DATABASE IF EXISTS "{name}"'))
     asyncio.run(_administer(f'CREATE DATABASE "{name}"'))
     yield f"{POSTGRES_URL.rsplit('/', 1)[0]}/{name}"
