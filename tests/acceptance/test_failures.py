@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import logging
 import time
@@ -16,6 +17,7 @@ import pytest
 
 from docmill.api.app import create_app
 from docmill.queue.store import NewDocument
+from docmill.queue.worker import Worker
 from docmill.settings import Settings
 from tests.support import wait_final, wait_logged
 
@@ -811,6 +813,49 @@ async def test_shutdown_gives_back_two_queued_documents_unread(
     for document_id in queued:
         assert await attempt_rows(settings, document_id) == []
     assert elapsed < 60
+
+
+def _refuse_removal() -> None:
+    raise OSError(errno.EIO, "Input/output error", "original-scratch")
+
+
+@pytest.mark.usefixtures("claims_for_three")
+async def test_document_begun_before_an_unexpected_error_is_read_by_the_fresh_child(
+    client_with: ClientFactory,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    The first document's failure begins the second in the child; then an
+    unexpected error (the first's scratch copy cannot be removed: a failing
+    disk) has the slot kill the child. The second, begun and counted, is
+    sent again to the fresh child ahead of the third; before, the fresh
+    child read only the third, and its answer was stored as the second's.
+    """
+    first, second, third = await submit_before_the_worker(
+        client_with, b"%PDF-1.4 damaged", b"second one", b"the third one"
+    )
+    take_original = Worker._original
+
+    async def scratch_copy_that_cannot_be_removed(self: Worker, reading: Any) -> Any:
+        source = await take_original(self, reading)
+        if reading.claim.document_id == first:
+            reading.original.callback(_refuse_removal)
+        return source
+
+    monkeypatch.setattr(Worker, "_original", scratch_copy_that_cannot_be_removed)
+    async with client_with(workers=1) as client:
+        bodies = [await wait_final(client, d, timeout=60) for d in (second, third)]
+        texts = [
+            (await client.get(f"/documents/{d}/text")).text for d in (second, third)
+        ]
+
+    assert texts == ["second one", "the third one"]
+    assert [(body["status"], body["attempts"]) for body in bodies] == [
+        ("completed", 1),
+        ("completed", 1),
+    ]
+    assert await attempt_rows(settings, second) == ["completed"]
 
 
 async def test_json_with_a_lone_surrogate_completes_with_a_warning(

@@ -567,7 +567,8 @@ class Worker:
                     # One document's trouble must not end the slot, and with
                     # it the worker: its lease expires and it is claimed again.
                     # What the child holds is unknown now: a fresh one reads
-                    # the documents queued behind.
+                    # the documents queued behind (one already begun is sent
+                    # again, see _send_again).
                     child.kill()
                     self._held.pop(reading.claim.token, None)
                     logger.exception(
@@ -657,8 +658,11 @@ class Worker:
             return None
         reading.entry.task = asyncio.current_task()
         try:
-            if reading.start is None and not await self._hand_over(reading, child):
-                return None
+            if reading.start is None:
+                if not await self._hand_over(reading, child):
+                    return None
+            elif not reading.in_child(child):
+                await self._send_again(reading, child)
             await self._fill_child(child, queued)
             payload = await child.receive(
                 self.settings.job_timeout_seconds,
@@ -748,6 +752,18 @@ class Worker:
         reading.since = asyncio.get_running_loop().time()
         await child.send(reading.source, reading.claim.filename)
         return True
+
+    async def _send_again(self, reading: _Reading, child: ExtractionChild) -> None:
+        """
+        Send a begun document to a fresh child: the one it began in was
+        killed since, after an unexpected error with the document before.
+        Its start stands (the attempt is counted once), and the fresh child
+        must read it first, or its next answer would be taken for this one.
+        """
+        assert reading.source is not None
+        reading.since = asyncio.get_running_loop().time()
+        await child.send(reading.source, reading.claim.filename)
+        reading.generation = child.generation
 
     async def _fill_child(
         self, child: ExtractionChild, queued: collections.deque[_Reading]
