@@ -6,6 +6,7 @@ import asyncio
 import errno
 import io
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -856,6 +857,87 @@ async def test_document_begun_before_an_unexpected_error_is_read_by_the_fresh_ch
         ("completed", 1),
     ]
     assert await attempt_rows(settings, second) == ["completed"]
+
+
+# What each kind of document in the mix below begins with, and how it ends:
+# status, error code, attempts counted, and its attempts' outcomes.
+_MIX = {
+    "plain": (b"", ("completed", None, 1), ["completed"]),
+    "crash": (
+        b"DOCMILL-TEST-CRASH\n",
+        ("failed", "worker_crash", 2),
+        ["retry", "failed"],
+    ),
+    "timeout": (
+        b"DOCMILL-TEST-SLEEP 30\n",
+        ("failed", "timeout", 2),
+        ["retry", "failed"],
+    ),
+    "memory": (b"DOCMILL-TEST-HOG\n", ("failed", "limit_exceeded", 1), ["failed"]),
+}
+
+
+@pytest.mark.usefixtures("claims_for_three")
+async def test_seeded_mix_of_failures_leaves_each_result_with_its_own_document(
+    client_with: ClientFactory, settings: Settings
+) -> None:
+    """
+    Plain documents shuffled (seeded) among crashes, timeouts and memory
+    failures through one slot, so that kills take queued documents along at
+    both depths and retries come back between them. Each plain document
+    completes with its own text (a token and a word count of its own), and
+    every document's attempts are counted once each.
+    """
+    kinds = ["plain"] * 18 + ["crash"] * 4 + ["timeout"] * 2 + ["memory"] * 2
+    random.Random(8).shuffle(kinds)
+    texts = [" ".join([f"tok-{n}"] + ["word"] * n) for n in range(len(kinds))]
+    ids = await submit_before_the_worker(
+        client_with,
+        *[
+            _MIX[kind][0] + text.encode()
+            for kind, text in zip(kinds, texts, strict=True)
+        ],
+        max_attempts=2,
+    )
+    async with client_with(
+        workers=1, max_attempts=2, job_timeout_seconds=1, job_memory_mb=400
+    ) as client:
+        bodies = [await wait_final(client, d, timeout=60) for d in ids]
+        read = [
+            (await client.get(f"/documents/{d}/text")).text
+            if body["status"] == "completed"
+            else None
+            for d, body in zip(ids, bodies, strict=True)
+        ]
+    rows = await all_attempt_rows(settings, ids)
+
+    assert [
+        (body["status"], (body["error"] or {}).get("code"), body["attempts"])
+        for body in bodies
+    ] == [_MIX[kind][1] for kind in kinds]
+    assert read == [
+        text if kind == "plain" else None
+        for kind, text in zip(kinds, texts, strict=True)
+    ]
+    assert [body["result"]["word_count"] for body in bodies if body["result"]] == [
+        n + 1 for n, kind in enumerate(kinds) if kind == "plain"
+    ]
+    assert rows == [_MIX[kind][2] for kind in kinds]
+
+
+async def all_attempt_rows(
+    settings: Settings, document_ids: list[str]
+) -> list[list[str]]:
+    from docmill.api.app import build_services
+
+    services = build_services(settings)
+    try:
+        return [
+            [row.outcome for row in await services.store.attempts(document_id)]
+            for document_id in document_ids
+        ]
+    finally:
+        await services.engine.dispose()
 
 
 async def test_json_with_a_lone_surrogate_completes_with_a_warning(
