@@ -816,6 +816,42 @@ async def test_shutdown_gives_back_two_queued_documents_unread(
     assert elapsed < 60
 
 
+async def test_stopping_gives_back_a_document_a_kill_took_along_unread(
+    client_with: ClientFactory,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    The first document crashes its child, which takes the queued one along;
+    the worker stops while the crash is being recorded. The queued one was
+    never begun, so it goes back unread, as claims waiting for a slot do;
+    before, the slot began it after the stop and read it for the whole grace
+    period.
+    """
+    _first, queued = await submit_before_the_worker(
+        client_with, b"DOCMILL-TEST-CRASH", b"DOCMILL-TEST-STALL 600\nnever"
+    )
+    recording = asyncio.Event()
+    record_failure = Worker._record_failure
+
+    async def record_once_stopping(self: Worker, *args: Any) -> None:
+        recording.set()
+        await self._stopping.wait()
+        await record_failure(self, *args)
+
+    monkeypatch.setattr(Worker, "_record_failure", record_once_stopping)
+    async with client_with(workers=1, shutdown_grace_seconds=30) as client:
+        await recording.wait()
+        began = time.monotonic()
+    elapsed = time.monotonic() - began
+    async with client_with(workers=0) as client:
+        released = (await client.get(f"/documents/{queued}")).json()
+
+    assert (released["status"], released["attempts"]) == ("pending", 0)
+    assert await attempt_rows(settings, queued) == []
+    assert elapsed < 20
+
+
 def _refuse_removal() -> None:
     raise OSError(errno.EIO, "Input/output error", "original-scratch")
 

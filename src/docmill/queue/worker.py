@@ -553,6 +553,10 @@ class Worker:
         queued: collections.deque[_Reading] = collections.deque()
         try:
             while True:
+                if queued and queued[0].start is None and self._stopping.is_set():
+                    # Not begun (a kill took it along): stopping gives it
+                    # back unread, as it does the claims waiting for a slot.
+                    break
                 if queued:
                     reading = queued.popleft()
                 else:
@@ -773,8 +777,11 @@ class Worker:
         their order, those a killed child took with it unread, then more
         claims, up to ``_QUEUED_PER_CHILD``. The child answers in the order
         it was sent, and the slot reads answers in the order of ``queued``,
-        so nothing is sent behind a document that could not be.
+        so nothing is sent behind a document that could not be. Stopping,
+        nothing more is sent: what is queued goes back unread.
         """
+        if self._stopping.is_set():
+            return
         for ahead in queued:
             if not ahead.in_child(child) and not await self._queue_behind(ahead, child):
                 return
