@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -16,6 +18,7 @@ import pytest
 
 from docmill.api.app import create_app
 from docmill.queue.store import NewDocument
+from docmill.queue.worker import Worker
 from docmill.settings import Settings
 from tests.support import wait_final, wait_logged
 
@@ -467,14 +470,15 @@ async def test_start_that_meets_a_database_error_leaves_the_document_to_its_leas
 
 
 async def submit_before_the_worker(
-    client_with: ClientFactory, running: bytes, queued: bytes, **overrides: Any
-) -> tuple[str, str]:
+    client_with: ClientFactory, *contents: bytes, **overrides: Any
+) -> list[str]:
     """
-    Two documents queued before a one-slot worker starts: its first claim
-    takes both, so the second is sent to the child behind the first.
+    Documents queued before a one-slot worker starts: its first claim takes
+    them all, so the second (and the third) are sent to the child behind the
+    first.
     """
     async with client_with(workers=0, **overrides) as client:
-        return await submit(client, running), await submit(client, queued)
+        return [await submit(client, content) for content in contents]
 
 
 def queued_ids(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -681,6 +685,295 @@ async def test_shutdown_past_its_grace_gives_back_both_documents(
     assert (running["status"], released["status"]) == ("pending", "pending")
     assert released["attempts"] == 0
     assert await attempt_rows(settings, queued) == []
+
+
+@pytest.fixture
+def claims_for_three(monkeypatch: pytest.MonkeyPatch) -> None:
+    """
+    A one-slot worker's first claim takes three documents on PostgreSQL too
+    (it keeps two a slot waiting there), so that two are queued behind the
+    first before it ends.
+    """
+    monkeypatch.setattr("docmill.queue.worker._WAITING_PER_SLOT_ELSEWHERE", 4)
+
+
+@pytest.mark.usefixtures("claims_for_three")
+@pytest.mark.parametrize(
+    ("running", "code", "limits"),
+    [
+        pytest.param(
+            b"DOCMILL-TEST-SLEEP 30\nnever",
+            "timeout",
+            {"job_timeout_seconds": 1},
+            id="timeout",
+        ),
+        pytest.param(b"DOCMILL-TEST-CRASH", "worker_crash", {}, id="crash"),
+    ],
+)
+async def test_two_documents_queued_behind_a_killed_child_keep_their_order(
+    client_with: ClientFactory,
+    settings: Settings,
+    worker_debug: pytest.LogCaptureFixture,
+    running: bytes,
+    code: str,
+    limits: dict[str, Any],
+) -> None:
+    """
+    Both queued requests die with the child. The first goes to a fresh one,
+    the second is sent again behind it, and each answer is matched to its
+    own document (the word counts tell them apart), each attempt counted once.
+    """
+    first, second, third = await submit_before_the_worker(
+        client_with, running, b"second one", b"the third one", max_attempts=1
+    )
+    async with client_with(workers=1, max_attempts=1, **limits) as client:
+        failed = await wait_final(client, first, timeout=60)
+        bodies = [await wait_final(client, d, timeout=60) for d in (second, third)]
+
+    assert queued_ids(worker_debug) == [second, third, third]
+    assert (failed["status"], failed["error"]["code"]) == ("failed", code)
+    assert [
+        (body["status"], body["attempts"], body["result"]["word_count"])
+        for body in bodies
+    ] == [("completed", 1, 2), ("completed", 1, 3)]
+    assert await attempt_rows(settings, second) == ["completed"]
+    assert await attempt_rows(settings, third) == ["completed"]
+
+
+@pytest.mark.usefixtures("claims_for_three")
+@pytest.mark.parametrize("cancelled_place", [1, 2], ids=["next", "last"])
+async def test_a_cancelled_document_queued_two_deep_is_never_read(
+    client_with: ClientFactory,
+    settings: Settings,
+    worker_debug: pytest.LogCaptureFixture,
+    tmp_path: Path,
+    cancelled_place: int,
+) -> None:
+    """
+    Whether next in line or behind another, a queued document whose claim
+    is lost stops the child as it begins it; a document queued behind it
+    goes to a fresh child and completes.
+    """
+    gate = tmp_path / "gate"
+    contents = [f"DOCMILL-TEST-WAIT {gate}\nslow".encode(), b"two words", b"a b c"]
+    contents[cancelled_place] = b"DOCMILL-TEST-STALL 300\nnever"
+    ids = await submit_before_the_worker(client_with, *contents)
+    cancelled_id = ids[cancelled_place]
+    async with client_with(workers=1, job_timeout_seconds=600) as client:
+        await wait_status(client, ids[0], "processing")
+        await wait_logged(worker_debug, "document_queued", ids[2])
+        cancelled = await client.post(f"/documents/{cancelled_id}/cancel")
+        await wait_logged(worker_debug, "lease_lost", cancelled_id)
+        gate.touch()
+        others = [
+            await wait_final(client, d, timeout=60) for d in ids if d != cancelled_id
+        ]
+        body = (await client.get(f"/documents/{cancelled_id}")).json()
+
+    assert cancelled.json()["status"] == "cancelled"
+    assert (body["status"], body["attempts"]) == ("cancelled", 0)
+    assert [(other["status"], other["attempts"]) for other in others] == [
+        ("completed", 1),
+        ("completed", 1),
+    ]
+    assert await attempt_rows(settings, cancelled_id) == []
+
+
+@pytest.mark.usefixtures("claims_for_three")
+async def test_shutdown_gives_back_two_queued_documents_unread(
+    client_with: ClientFactory,
+    settings: Settings,
+    worker_debug: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    gate = tmp_path / "gate"
+    first, *queued = await submit_before_the_worker(
+        client_with,
+        f"DOCMILL-TEST-WAIT {gate}\nslow".encode(),
+        b"DOCMILL-TEST-STALL 600\nnever",
+        b"DOCMILL-TEST-STALL 600\nnever again",
+    )
+    with _gate_opened_on("worker_stopping", gate):
+        async with client_with(
+            workers=1, shutdown_grace_seconds=120, job_timeout_seconds=900
+        ) as client:
+            await wait_status(client, first, "processing")
+            await wait_logged(worker_debug, "document_queued", queued[1])
+            began = time.monotonic()
+        elapsed = time.monotonic() - began
+    async with client_with(workers=0) as client:
+        finished = (await client.get(f"/documents/{first}")).json()
+        released = [(await client.get(f"/documents/{d}")).json() for d in queued]
+
+    assert queued_ids(worker_debug) == queued
+    assert finished["status"] == "completed"
+    assert [(body["status"], body["attempts"]) for body in released] == [
+        ("pending", 0),
+        ("pending", 0),
+    ]
+    for document_id in queued:
+        assert await attempt_rows(settings, document_id) == []
+    assert elapsed < 60
+
+
+async def test_stopping_gives_back_a_document_a_kill_took_along_unread(
+    client_with: ClientFactory,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    The first document crashes its child, which takes the queued one along;
+    the worker stops while the crash is being recorded. The queued one was
+    never begun, so it goes back unread, as claims waiting for a slot do;
+    before, the slot began it after the stop and read it for the whole grace
+    period.
+    """
+    _first, queued = await submit_before_the_worker(
+        client_with, b"DOCMILL-TEST-CRASH", b"DOCMILL-TEST-STALL 600\nnever"
+    )
+    recording = asyncio.Event()
+    record_failure = Worker._record_failure
+
+    async def record_once_stopping(self: Worker, *args: Any) -> None:
+        recording.set()
+        await self._stopping.wait()
+        await record_failure(self, *args)
+
+    monkeypatch.setattr(Worker, "_record_failure", record_once_stopping)
+    async with client_with(workers=1, shutdown_grace_seconds=30) as client:
+        await recording.wait()
+        began = time.monotonic()
+    elapsed = time.monotonic() - began
+    async with client_with(workers=0) as client:
+        released = (await client.get(f"/documents/{queued}")).json()
+
+    assert (released["status"], released["attempts"]) == ("pending", 0)
+    assert await attempt_rows(settings, queued) == []
+    assert elapsed < 20
+
+
+def _refuse_removal() -> None:
+    raise OSError(errno.EIO, "Input/output error", "original-scratch")
+
+
+@pytest.mark.usefixtures("claims_for_three")
+async def test_document_begun_before_an_unexpected_error_is_read_by_the_fresh_child(
+    client_with: ClientFactory,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    The first document's failure begins the second in the child; then an
+    unexpected error (the first's scratch copy cannot be removed: a failing
+    disk) has the slot kill the child. The second, begun and counted, is
+    sent again to the fresh child ahead of the third; before, the fresh
+    child read only the third, and its answer was stored as the second's.
+    """
+    first, second, third = await submit_before_the_worker(
+        client_with, b"%PDF-1.4 damaged", b"second one", b"the third one"
+    )
+    take_original = Worker._original
+
+    async def scratch_copy_that_cannot_be_removed(self: Worker, reading: Any) -> Any:
+        source = await take_original(self, reading)
+        if reading.claim.document_id == first:
+            reading.original.callback(_refuse_removal)
+        return source
+
+    monkeypatch.setattr(Worker, "_original", scratch_copy_that_cannot_be_removed)
+    async with client_with(workers=1) as client:
+        bodies = [await wait_final(client, d, timeout=60) for d in (second, third)]
+        texts = [
+            (await client.get(f"/documents/{d}/text")).text for d in (second, third)
+        ]
+
+    assert texts == ["second one", "the third one"]
+    assert [(body["status"], body["attempts"]) for body in bodies] == [
+        ("completed", 1),
+        ("completed", 1),
+    ]
+    assert await attempt_rows(settings, second) == ["completed"]
+
+
+# What each kind of document in the mix below begins with, and how it ends:
+# status, error code, attempts counted, and its attempts' outcomes.
+_MIX = {
+    "plain": (b"", ("completed", None, 1), ["completed"]),
+    "crash": (
+        b"DOCMILL-TEST-CRASH\n",
+        ("failed", "worker_crash", 2),
+        ["retry", "failed"],
+    ),
+    "timeout": (
+        b"DOCMILL-TEST-SLEEP 30\n",
+        ("failed", "timeout", 2),
+        ["retry", "failed"],
+    ),
+    "memory": (b"DOCMILL-TEST-HOG\n", ("failed", "limit_exceeded", 1), ["failed"]),
+}
+
+
+@pytest.mark.usefixtures("claims_for_three")
+async def test_seeded_mix_of_failures_leaves_each_result_with_its_own_document(
+    client_with: ClientFactory, settings: Settings
+) -> None:
+    """
+    Plain documents shuffled (seeded) among crashes, timeouts and memory
+    failures through one slot, so that kills take queued documents along at
+    both depths and retries come back between them. Each plain document
+    completes with its own text (a token and a word count of its own), and
+    every document's attempts are counted once each.
+    """
+    kinds = ["plain"] * 18 + ["crash"] * 4 + ["timeout"] * 2 + ["memory"] * 2
+    random.Random(8).shuffle(kinds)
+    texts = [" ".join([f"tok-{n}"] + ["word"] * n) for n in range(len(kinds))]
+    ids = await submit_before_the_worker(
+        client_with,
+        *[
+            _MIX[kind][0] + text.encode()
+            for kind, text in zip(kinds, texts, strict=True)
+        ],
+        max_attempts=2,
+    )
+    async with client_with(
+        workers=1, max_attempts=2, job_timeout_seconds=1, job_memory_mb=400
+    ) as client:
+        bodies = [await wait_final(client, d, timeout=60) for d in ids]
+        read = [
+            (await client.get(f"/documents/{d}/text")).text
+            if body["status"] == "completed"
+            else None
+            for d, body in zip(ids, bodies, strict=True)
+        ]
+    rows = await all_attempt_rows(settings, ids)
+
+    assert [
+        (body["status"], (body["error"] or {}).get("code"), body["attempts"])
+        for body in bodies
+    ] == [_MIX[kind][1] for kind in kinds]
+    assert read == [
+        text if kind == "plain" else None
+        for kind, text in zip(kinds, texts, strict=True)
+    ]
+    assert [body["result"]["word_count"] for body in bodies if body["result"]] == [
+        n + 1 for n, kind in enumerate(kinds) if kind == "plain"
+    ]
+    assert rows == [_MIX[kind][2] for kind in kinds]
+
+
+async def all_attempt_rows(
+    settings: Settings, document_ids: list[str]
+) -> list[list[str]]:
+    from docmill.api.app import build_services
+
+    services = build_services(settings)
+    try:
+        return [
+            [row.outcome for row in await services.store.attempts(document_id)]
+            for document_id in document_ids
+        ]
+    finally:
+        await services.engine.dispose()
 
 
 async def test_json_with_a_lone_surrogate_completes_with_a_warning(

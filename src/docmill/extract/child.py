@@ -465,6 +465,9 @@ class ExtractionChild:
         self._inbox = _Inbox()
         # Documents sent (``send``) whose answer has not been read yet.
         self.unanswered = 0
+        # Which process this is, counted from 1 as each starts: a document
+        # sent to an earlier one, killed since, is not in this one.
+        self.generation = 0
         # The document handed over by begin(), for callers without a loop.
         self.deadline = 0.0
         self._timeout_seconds = 0.0
@@ -494,6 +497,7 @@ class ExtractionChild:
         child_end.close()
         parent_end.setblocking(False)
         self._process, self._channel = process, parent_end
+        self.generation += 1
         self._inbox = _Inbox()
         return parent_end
 

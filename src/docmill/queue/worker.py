@@ -4,19 +4,19 @@ The worker: claim a document, extract it in a child process, record the outcome.
 A worker runs ``concurrency`` slots. Each slot owns one extraction child and
 loops: take the next claimed document, record its start while the child
 reads it, then complete or fail it in one fenced transaction. While the
-child reads one document, the slot queues the next in it (sent, not started:
-the child reads requests in order), and records that one's start when the
-child answers the first. A claimer task keeps documents held for the slots
+child reads one document, the slot queues the next two in it (sent, not
+started: the child reads requests in order), and records the start of each
+when the child answers the one before. A claimer task keeps documents held for the slots
 (still pending, no attempt counted), claiming several per transaction, so a
 slot starts its next document without waiting on a claim; it sleeps until
 this process queues a document or the poll interval passes, and makes a held
 claim give way to a more urgent document. One heartbeat task renews the
 leases of every document the worker holds and notices those it lost.
 
-A kill of the child (timeout, crash, lost lease) takes the queued document
-with it unread: it goes to a fresh child, its attempt not counted twice. A
-queued document whose claim is lost, or that stopping gives back, is never
-read: the child is stopped when it answers the one before.
+A kill of the child (timeout, crash, lost lease) takes the queued documents
+with it unread: they go to a fresh child, in their order, their attempts not
+counted twice. A queued document whose claim is lost, or that stopping gives
+back, is never read: the child is stopped when it answers the one before.
 
 Shutdown (``stop``) stops claiming at once, gives back the documents claimed
 ahead, lets running extractions finish for a grace period, then kills the
@@ -65,6 +65,12 @@ logger = logging.getLogger(__name__)
 _STORE_RETRY_DELAYS = (0.1, 0.5, 2.0)
 # Results a slot may have waiting for their write while its child reads on.
 _STORING_PER_SLOT = 2
+# Documents a slot keeps queued in its child behind the one it reads. With
+# one, a child that read a small document (a millisecond or two) before the
+# event loop had handled its answer to the one before waited for the next:
+# 40 such waits of 1-19 ms in 300 corpus documents, about a tenth of the
+# child's time (bench/service.py, one slot). A second one covers that gap.
+_QUEUED_PER_CHILD = 2
 # Claimed documents kept waiting for each slot (see Worker._claim_ahead).
 _WAITING_PER_SLOT = {"sqlite": 4}
 _WAITING_PER_SLOT_ELSEWHERE = 2
@@ -109,6 +115,14 @@ class _Reading:
     behind: bool = False
     # Sent to the child and not yet begun.
     queued: bool = False
+    # The child process it was sent to (ExtractionChild.generation).
+    generation: int = 0
+
+    def in_child(self, child: ExtractionChild) -> bool:
+        """Whether ``child`` holds this document, sent and unanswered."""
+        return (
+            self.queued and self.generation == child.generation and child.unanswered > 0
+        )
 
 
 class Worker:
@@ -308,7 +322,7 @@ class Worker:
 
         A slot that finishes a document takes the next one at once instead
         of opening a write transaction for it, and one transaction claims
-        for several slots. A slot also queues one in its child behind the
+        for several slots. A slot also queues two in its child behind the
         document it reads, so the child never waits for the event loop
         between documents; for that, a waiting document must be there
         whenever a slot hands its child one, and a claim on SQLite waits
@@ -317,7 +331,7 @@ class Worker:
         are kept there, refilled when fewer than two per slot wait; on
         PostgreSQL, where a claim needs no fsync of the one writer and
         several workers share the queue, two, refilled below one. The cost:
-        a worker holds up to five documents per slot that it has not started
+        a worker holds up to six documents per slot that it has not started
         (waiting here, or queued in a child), which an idle worker elsewhere
         could have taken. Their leases are renewed like the running ones.
         """
@@ -534,12 +548,17 @@ class Worker:
         # the slot waited on the writer's commit (and its fsync) before each
         # next document, and its child sat idle meanwhile.
         storing: collections.deque[asyncio.Task[None]] = collections.deque()
-        # The document queued in the child behind the one it reads.
-        ahead: _Reading | None = None
+        # The documents taken for the child behind the one it reads, in the
+        # order it reads them: the first may have begun (see _begin_next).
+        queued: collections.deque[_Reading] = collections.deque()
         try:
             while True:
-                if ahead is not None:
-                    reading, ahead = ahead, None
+                if queued and queued[0].start is None and self._stopping.is_set():
+                    # Not begun (a kill took it along): stopping gives it
+                    # back unread, as it does the claims waiting for a slot.
+                    break
+                if queued:
+                    reading = queued.popleft()
                 else:
                     claim = await self._next_claim(drain)
                     if claim is None:
@@ -547,10 +566,14 @@ class Worker:
                     reading = self._take(claim)
                 task = None
                 try:
-                    task, ahead = await self._read(reading, child)
+                    task = await self._read(reading, child, queued)
                 except Exception:
                     # One document's trouble must not end the slot, and with
                     # it the worker: its lease expires and it is claimed again.
+                    # What the child holds is unknown now: a fresh one reads
+                    # the documents queued behind (one already begun is sent
+                    # again, see _send_again).
+                    child.kill()
                     self._held.pop(reading.claim.token, None)
                     logger.exception(
                         "document %s: unexpected error; left to its lease",
@@ -567,8 +590,7 @@ class Worker:
                         await self._settle(storing.popleft())
         finally:
             child.close()
-            if ahead is not None:
-                await asyncio.shield(self._give_back(ahead))
+            await asyncio.shield(self._give_back_all(queued))
             while storing:
                 # Stopping: a result the child has produced is still worth
                 # its short write.
@@ -593,22 +615,24 @@ class Worker:
         entry = self._held.get(claim.token) or _Held(claim)
         return _Reading(claim, entry, contextlib.AsyncExitStack(), time.perf_counter())
 
-    def _take_ahead(self) -> _Reading | None:
+    def _take_ahead(self, depth: int) -> _Reading | None:
         """
-        A claimed document to queue in the child behind the one it reads,
-        unless an idle slot needs it, or it is a URL (its start and download
-        come before its child may have it).
+        A claimed document to queue in the child behind the ``depth`` it
+        holds already, unless an idle slot needs it, or it is a URL (its
+        start and download come before its child may have it).
+
+        A second one is taken only while each other slot could still find
+        one waiting: at the end of a burst, a document queued deep in one
+        child would wait there while another child sat idle.
 
         Only looked for as the child begins a document: one claimed later
         waits for the next answer, which is why the claimer keeps several
-        per slot. Having the claimer hand a fresh claim to a slot whose
-        child has none queued would close that gap.
+        per slot.
         """
-        if (
-            len(self._ready) <= self._idle_slots
-            or self._stopping.is_set()
-            or self._ready[0].source_url
-        ):
+        spare = len(self._ready) - self._idle_slots
+        if depth:
+            spare -= self.concurrency - 1
+        if spare <= 0 or self._stopping.is_set() or self._ready[0].source_url:
             return None
         claim = self._ready.popleft()
         self._wakeup.set()
@@ -617,28 +641,33 @@ class Worker:
         return reading
 
     async def _read(
-        self, reading: _Reading, child: ExtractionChild
-    ) -> tuple[asyncio.Task[None] | None, _Reading | None]:
+        self,
+        reading: _Reading,
+        child: ExtractionChild,
+        queued: collections.deque[_Reading],
+    ) -> asyncio.Task[None] | None:
         """
-        Have the child read ``reading``, with the slot's next document queued
-        behind it; the task that stores the result (None when the document
-        ended here: failed, or lost) and the document queued behind, if any.
+        Have the child read ``reading``, with up to ``_QUEUED_PER_CHILD``
+        documents of the slot's ``queued`` behind it; the task that stores
+        the result, or None when the document ended here (failed, or lost).
+        On return the first of ``queued`` has begun if the child holds it.
         """
         if reading.behind and reading.claim.token not in self._held:
-            # Lost since it was queued: the child must not (go on) read it.
+            # Lost since it began: the child must not go on reading it (and
+            # takes any queued behind with it; they go to a fresh one).
             if reading.start is not None:
                 child.kill()
                 await asyncio.shield(_settled(reading.start))
             await reading.original.aclose()
-            return None, None
+            return None
         reading.entry.task = asyncio.current_task()
-        ahead = None
         try:
-            if reading.start is None and not await self._hand_over(reading, child):
-                return None, None
-            ahead = self._take_ahead()
-            if ahead is not None:
-                await self._queue_behind(ahead, child)
+            if reading.start is None:
+                if not await self._hand_over(reading, child):
+                    return None
+            elif not reading.in_child(child):
+                await self._send_again(reading, child)
+            await self._fill_child(child, queued)
             payload = await child.receive(
                 self.settings.job_timeout_seconds,
                 reading.since,
@@ -646,14 +675,14 @@ class Worker:
             )
         except _LocalTrouble as exc:
             await self._put_back(reading, exc)
-            return None, None
+            return None
         except (ExtractionError, StorageError, FetchError) as exc:
             # No longer held: a lost lease now must not cancel this slot.
             self._held.pop(reading.claim.token, None)
-            ahead = await self._begin_ahead(ahead, child)
+            await self._begin_next(queued, child)
             await reading.original.aclose()
             await self._fail(reading, exc)
-            return None, ahead
+            return None
         except asyncio.CancelledError:
             child.kill()
             claim = reading.claim
@@ -664,18 +693,17 @@ class Worker:
                 await asyncio.shield(_settled(reading.start))
             if not self._lost(claim):
                 await asyncio.shield(self._release(claim))
-                if ahead is not None:
-                    await asyncio.shield(self._give_back(ahead))
+                await asyncio.shield(self._give_back_all(queued))
                 raise
-            # The document queued behind was not begun: a fresh child gets it.
-            return None, ahead
+            # The documents queued behind were not begun: a fresh child
+            # gets them.
+            return None
         except BaseException:
             child.kill()
             await asyncio.shield(reading.original.aclose())
             if reading.start is not None:
                 await asyncio.shield(_settled(reading.start))
-            if ahead is not None:
-                await asyncio.shield(self._give_back(ahead, "after an error"))
+            await asyncio.shield(self._give_back_all(queued, "after an error"))
             raise
         # From here on a lost lease cancels the storing task, not this slot,
         # which moves on to its next document. The start's commit is awaited
@@ -693,7 +721,8 @@ class Worker:
             )
         )
         reading.entry.task = task
-        return task, await self._begin_ahead(ahead, child)
+        await self._begin_next(queued, child)
+        return task
 
     async def _hand_over(self, reading: _Reading, child: ExtractionChild) -> bool:
         """
@@ -728,22 +757,62 @@ class Worker:
         await child.send(reading.source, reading.claim.filename)
         return True
 
-    async def _queue_behind(self, ahead: _Reading, child: ExtractionChild) -> None:
+    async def _send_again(self, reading: _Reading, child: ExtractionChild) -> None:
         """
-        Send ``ahead`` to the child behind the document it reads. A missing
-        original is left for the hand-over, which records the failure.
+        Send a begun document to a fresh child: the one it began in was
+        killed since, after an unexpected error with the document before.
+        Its start stands (the attempt is counted once), and the fresh child
+        must read it first, or its next answer would be taken for this one.
         """
-        try:
-            ahead.source = await self._original(ahead)
-        except (StorageError, OSError):
+        assert reading.source is not None
+        reading.since = asyncio.get_running_loop().time()
+        await child.send(reading.source, reading.claim.filename)
+        reading.generation = child.generation
+
+    async def _fill_child(
+        self, child: ExtractionChild, queued: collections.deque[_Reading]
+    ) -> None:
+        """
+        Queue documents in the child behind the one it reads: first, in
+        their order, those a killed child took with it unread, then more
+        claims, up to ``_QUEUED_PER_CHILD``. The child answers in the order
+        it was sent, and the slot reads answers in the order of ``queued``,
+        so nothing is sent behind a document that could not be. Stopping,
+        nothing more is sent: what is queued goes back unread.
+        """
+        if self._stopping.is_set():
             return
+        for ahead in queued:
+            if not ahead.in_child(child) and not await self._queue_behind(ahead, child):
+                return
+        while len(queued) < _QUEUED_PER_CHILD:
+            taken = self._take_ahead(len(queued))
+            if taken is None:
+                return
+            queued.append(taken)
+            if not await self._queue_behind(taken, child):
+                return
+
+    async def _queue_behind(self, ahead: _Reading, child: ExtractionChild) -> bool:
+        """
+        Send ``ahead`` to the child behind the documents it holds; False if
+        it was not sent. A missing original is left for the hand-over, which
+        records the failure.
+        """
+        if ahead.source is None:
+            try:
+                ahead.source = await self._original(ahead)
+            except (StorageError, OSError):
+                return False
         await child.send(ahead.source, ahead.claim.filename)
         ahead.queued = True
+        ahead.generation = child.generation
         logger.debug(
             "document %s queued in the child behind another",
             ahead.claim.document_id,
             extra=_fields("document_queued", ahead.claim),
         )
+        return True
 
     async def _original(self, reading: _Reading) -> Source:
         """
@@ -759,27 +828,33 @@ class Worker:
             self.storage.local_copy(claim.storage_key)
         )
 
-    async def _begin_ahead(
-        self, ahead: _Reading | None, child: ExtractionChild
-    ) -> _Reading | None:
+    async def _begin_next(
+        self, queued: collections.deque[_Reading], child: ExtractionChild
+    ) -> None:
         """
-        The child has answered: the document queued behind begins now, so
-        its start is written and its deadline runs from here. A queued
-        document whose claim was lost, or that stopping gives back, must not
-        be read: the child is stopped before it gets far.
+        The child has answered: the first document queued behind began
+        then, so its start is written and its deadline runs from here. A
+        queued document whose claim was lost, or that stopping gives back,
+        must not be read: the child is stopped before it gets far. One the
+        child does not hold (a kill took it along, or it was never sent) is
+        left to a hand-over to a fresh child.
         """
-        if ahead is None:
-            return None
-        # Not in the child if a kill took it with the one before, or it was
-        # never sent; the next hand-over gives it to a fresh child.
-        ahead.queued = ahead.queued and child.unanswered > 0
-        if ahead.claim.token not in self._held or self._stopping.is_set():
-            if ahead.queued:
+        if not queued:
+            return
+        ahead = queued[0]
+        if self._stopping.is_set():
+            if ahead.in_child(child):
                 child.kill()
+            await self._give_back_all(queued)
+            return
+        if ahead.claim.token not in self._held:
+            if ahead.in_child(child):
+                child.kill()
+            queued.popleft()
             await self._give_back(ahead)
-            return None
-        if not ahead.queued:
-            return ahead
+            return
+        if not ahead.in_child(child):
+            return
         logger.info(
             "document %s processing on %s (attempt %d)",
             ahead.claim.document_id,
@@ -790,7 +865,6 @@ class Worker:
         ahead.start = asyncio.create_task(self._start(ahead.entry))
         ahead.since = asyncio.get_running_loop().time()
         ahead.taken = time.perf_counter()
-        return ahead
 
     async def _put_back(self, reading: _Reading, exc: _LocalTrouble) -> None:
         """
@@ -823,6 +897,13 @@ class Worker:
             # `--once` ends rather than wait for the disk.
             self._dry = True
             await self._notify_slots()
+
+    async def _give_back_all(
+        self, queued: collections.deque[_Reading], why: str = "at shutdown"
+    ) -> None:
+        """Give back every document queued for a slot, emptying ``queued``."""
+        while queued:
+            await self._give_back(queued.popleft(), why)
 
     async def _give_back(self, ahead: _Reading, why: str = "at shutdown") -> None:
         """
