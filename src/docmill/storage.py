@@ -275,6 +275,27 @@ def check_writable(directory: Path) -> None:
         os.unlink(name)
 
 
+def _remove_scratch(path: Path) -> None:
+    """
+    Remove a worker's copy of an original, or leave it to the sweep.
+
+    Its removal failing (a failing disk) is no fault of the document and
+    must not end what the copy served: the worker had its result stored, or
+    its failure recorded, or gave it back, only after the removal, so an
+    error here left the document to its lease (and a slot's queue out of
+    step with its child). The staging sweep removes what is left.
+    """
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        logger.warning(
+            "could not remove the scratch copy %s (%s); the staging sweep will",
+            path,
+            exc,
+            extra={"action": "scratch_left"},
+        )
+
+
 async def small_original(storage: Storage, key: str, size_bytes: int) -> bytes | None:
     """
     The bytes of an original of at most ``SMALL_BYTES`` kept in the database,
@@ -659,7 +680,7 @@ class DatabaseStorage:
                     await self._copy_large(key, found.chunk_count, copy)
             yield path
         finally:
-            path.unlink(missing_ok=True)
+            _remove_scratch(path)
 
     async def _copy_large(self, key: str, chunk_count: int, copy: IO[bytes]) -> None:
         _, chunk = _blob_reads()

@@ -161,3 +161,61 @@ async def test_full_disk_while_queueing_behind_spares_the_running_document(
 
     assert (rows[0].attempts, rows[1].attempts, rows[1].error_code) == (1, 0, None)
     assert not any("at shutdown" in r.getMessage() for r in caplog.records)
+
+
+async def test_scratch_copy_left_behind_does_not_cost_the_document(
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    Removing a worker's copy of a large original failed (a failing disk):
+    the error ended the slot's handling of the document, whose result was
+    then never stored (left to its lease). The copy is now left to the
+    staging sweep with a warning, and the documents complete.
+    """
+    # Originals in the database: a worker reads a large one from a copy.
+    services = build_services(settings.model_copy(update={"storage": "database"}))
+    await upgrade(services.engine)
+    store = services.store
+    scratch = services.storage.scratch_dir
+    refused: list[Path] = []
+    unlink = Path.unlink
+
+    def failing_unlink(path: Path, missing_ok: bool = False) -> None:
+        if path.parent == scratch:
+            refused.append(path)
+            raise OSError(errno.EIO, "Input/output error")
+        unlink(path, missing_ok=missing_ok)
+
+    monkeypatch.setattr(Path, "unlink", failing_unlink)
+    # Past the size a worker hands its child in memory: read from a copy.
+    texts = [b"large " * 20_000, b"small one"]
+    ids = []
+    for text in texts:
+        stored = await put_bytes(services.storage, text, len(text))
+        ids.append(
+            await store.create(
+                NewDocument("a.txt", stored.sha256, stored.size_bytes, stored.key)
+            )
+        )
+    worker = Worker(store, services.storage, settings, 1)
+    running = asyncio.ensure_future(worker.run())
+
+    async def completed() -> bool:
+        rows = [await store.get(i) for i in ids]
+        return all(row.status == "completed" for row in rows)
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="docmill"):
+            await _until(completed)
+            texts = [(await store.get_content(i)).text for i in ids]
+    finally:
+        await worker.stop(0)
+        await running
+        await services.engine.dispose()
+        await store.close()
+
+    assert [len(text.split()) for text in texts] == [20_000, 2]
+    assert refused and all(path.exists() for path in refused)
+    assert any(getattr(r, "action", "") == "scratch_left" for r in caplog.records)
