@@ -895,6 +895,46 @@ async def test_document_begun_before_an_unexpected_error_is_read_by_the_fresh_ch
     assert await attempt_rows(settings, second) == ["completed"]
 
 
+@pytest.mark.usefixtures("claims_for_three")
+async def test_an_answer_for_another_document_is_never_stored(
+    client_with: ClientFactory,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """
+    The slot made to lose track of its child, as the bug above did (the
+    begun second document not sent again): the answer that comes is the
+    third's, its claim's token says so, and it is not stored as the
+    second's. The child is killed and both documents are read again.
+    """
+    first, second, third = await submit_before_the_worker(
+        client_with, b"%PDF-1.4 damaged", b"second one", b"the third one"
+    )
+    take_original = Worker._original
+
+    async def scratch_copy_that_cannot_be_removed(self: Worker, reading: Any) -> Any:
+        source = await take_original(self, reading)
+        if reading.claim.document_id == first:
+            reading.original.callback(_refuse_removal)
+        return source
+
+    async def not_sent_again(self: Worker, reading: Any, child: Any) -> None:
+        return None
+
+    monkeypatch.setattr(Worker, "_original", scratch_copy_that_cannot_be_removed)
+    monkeypatch.setattr(Worker, "_send_again", not_sent_again)
+    async with client_with(workers=1) as client:
+        bodies = [await wait_final(client, d, timeout=60) for d in (second, third)]
+        texts = [
+            (await client.get(f"/documents/{d}/text")).text for d in (second, third)
+        ]
+
+    assert texts == ["second one", "the third one"]
+    assert [body["status"] for body in bodies] == ["completed", "completed"]
+    assert any("AnswerMismatch" in (r.exc_text or "") for r in caplog.records)
+
+
 # What each kind of document in the mix below begins with, and how it ends:
 # status, error code, attempts counted, and its attempts' outcomes.
 _MIX = {

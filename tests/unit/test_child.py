@@ -67,6 +67,28 @@ async def test_documents_sent_ahead_are_answered_in_order(
     assert (texts, child.unanswered) == (["first", "second"], 0)
 
 
+async def test_an_answer_with_another_documents_tag_is_refused(
+    child: ExtractionChild, tmp_path: Path
+) -> None:
+    """Each answer carries its request's tag; a caller expecting another
+    gets AnswerMismatch, and the child (holding the rest) is killed."""
+    from docmill.extract.child import AnswerMismatch
+
+    first = write(tmp_path, "first", b"first")
+    second = write(tmp_path, "second", b"second")
+    loop = asyncio.get_running_loop()
+
+    await child.send(first, None, tag="a")
+    await child.send(second, None, tag="b")
+    with pytest.raises(AnswerMismatch, match="'a' where 'b'"):
+        await child.receive(10, loop.time(), tag="b")
+    unanswered = child.unanswered
+    await child.send(second, None, tag="b")
+    payload = await child.receive(10, loop.time(), tag="b")
+
+    assert (unanswered, payload["text"]) == (0, "second")
+
+
 def _zip_document() -> bytes:
     from tests.unit.extract.test_docx import build_docx
 

@@ -358,7 +358,9 @@ def _child_main(
     while True:
         try:
             (size,) = _LENGTH.unpack(_receive_exactly(channel, _LENGTH.size))
-            document, name, password = pickle.loads(_receive_exactly(channel, size))
+            document, name, password, tag = pickle.loads(
+                _receive_exactly(channel, size)
+            )
         except (EOFError, OSError):
             return
         last_sent = 0.0
@@ -378,9 +380,9 @@ def _child_main(
             source = document if isinstance(document, bytes) else Path(document)
             payload = extract_in_process(source, name, limits, password, progress)
         except ExtractionError as exc:
-            reply = ("error", type(exc).__name__, exc.message)
+            reply = ("error", type(exc).__name__, exc.message, tag)
         else:
-            reply = ("ok", payload)
+            reply = ("ok", payload, tag)
         try:
             _send(channel, reply)
         except OSError:
@@ -433,6 +435,14 @@ def _exited(pid: int) -> bool:
         return True
     fields = stat.rpartition(")")[2].split()
     return not fields or fields[0] in ("Z", "X")
+
+
+class AnswerMismatch(RuntimeError):
+    """
+    A child's answer carried another document's tag: the caller lost track
+    of what the child holds. Nothing of the answer may be stored as this
+    document's result; the child is killed.
+    """
 
 
 class ExtractionChild:
@@ -525,7 +535,11 @@ class ExtractionChild:
         return await self.receive(timeout_seconds, since, on_progress)
 
     async def send(
-        self, source: Source, name: str | None, password: str | None = None
+        self,
+        source: Source,
+        name: str | None,
+        password: str | None = None,
+        tag: str | None = None,
     ) -> None:
         """
         Queue one document (a path, or its bytes) behind those the child has
@@ -533,7 +547,8 @@ class ExtractionChild:
 
         The child reads requests in order, so a document sent while it reads
         another begins the moment that one is answered, without waiting for
-        the caller to read the answer. A child is started if none runs.
+        the caller to read the answer. A child is started if none runs. The
+        child's answer carries ``tag`` back, for ``receive`` to check.
         """
         import asyncio
 
@@ -551,7 +566,7 @@ class ExtractionChild:
             self.kill()
             channel = None
         channel = channel or self._start()
-        request = _request(source, name, password)
+        request = _request(source, name, password, tag)
         self.unanswered += 1
         try:
             await asyncio.get_running_loop().sock_sendall(
@@ -570,6 +585,7 @@ class ExtractionChild:
         timeout_seconds: float,
         since: float,
         on_progress: ProgressHandler | None = None,
+        tag: str | None = None,
     ) -> Payload:
         """
         The outcome of the oldest document sent and not yet answered.
@@ -579,10 +595,13 @@ class ExtractionChild:
             since: the event loop's time when the child began it (for a
                 document queued behind another, when that one was answered).
             on_progress: called with each progress report of the document.
+            tag: what that document was sent with; an answer carrying
+                another is not this document's.
 
-        Raises what ``extract`` raises. After a timeout, a crash or a
-        cancellation the child is killed, and with it every document queued
-        behind; the next ``send`` starts a fresh child.
+        Raises what ``extract`` raises, and AnswerMismatch for an answer
+        that is another document's. After a timeout, a crash, a mismatch or
+        a cancellation the child is killed, and with it every document
+        queued behind; the next ``send`` starts a fresh child.
         """
         import asyncio
 
@@ -617,6 +636,12 @@ class ExtractionChild:
             self.kill()
             raise
         self.unanswered -= 1
+        if tag is not None and message[-1] != tag:
+            self.kill()
+            raise AnswerMismatch(
+                f"the extraction process answered for {message[-1]!r} where "
+                f"{tag!r} was expected"
+            )
         return self._outcome(message)
 
     # Blocking use, for a caller with no event loop (``docmill extract``):
@@ -640,7 +665,7 @@ class ExtractionChild:
         channel = self._channel or self._start()
         self.deadline = time.monotonic() + timeout_seconds
         self._timeout_seconds = timeout_seconds
-        request = _request(path, name, password)
+        request = _request(path, name, password, None)
         channel.setblocking(True)
         try:
             channel.sendall(_LENGTH.pack(len(request)) + request)
@@ -753,10 +778,14 @@ class ExtractionChild:
         self.kill()
 
 
-def _request(source: Source, name: str | None, password: str | None) -> bytes:
+def _request(
+    source: Source, name: str | None, password: str | None, tag: str | None
+) -> bytes:
     """A document handed to the child: its bytes, or its path as text."""
     document = source if isinstance(source, bytes) else str(source)
-    return pickle.dumps((document, name, password), protocol=pickle.HIGHEST_PROTOCOL)
+    return pickle.dumps(
+        (document, name, password, tag), protocol=pickle.HIGHEST_PROTOCOL
+    )
 
 
 def _hung_up(channel: socket.socket) -> bool:
@@ -776,7 +805,7 @@ def _outcome(message: Any) -> Payload:
     if message[0] == "ok":
         payload: Payload = message[1]
         return payload
-    _kind, class_name, text = message
+    _kind, class_name, text, _tag = message
     raise error_class(class_name)(text)
 
 

@@ -668,10 +668,14 @@ class Worker:
             elif not reading.in_child(child):
                 await self._send_again(reading, child)
             await self._fill_child(child, queued)
+            # The claim's token goes with each request and comes back with
+            # its answer: should the slot ever lose track of what its child
+            # holds, no other document's text is stored as this one's.
             payload = await child.receive(
                 self.settings.job_timeout_seconds,
                 reading.since,
                 on_progress=reading.entry.progress.update,
+                tag=reading.claim.token,
             )
         except _LocalTrouble as exc:
             await self._put_back(reading, exc)
@@ -754,7 +758,9 @@ class Worker:
         except OSError as exc:
             raise _LocalTrouble(str(exc)) from exc
         reading.since = asyncio.get_running_loop().time()
-        await child.send(reading.source, reading.claim.filename)
+        await child.send(
+            reading.source, reading.claim.filename, tag=reading.claim.token
+        )
         return True
 
     async def _send_again(self, reading: _Reading, child: ExtractionChild) -> None:
@@ -766,7 +772,9 @@ class Worker:
         """
         assert reading.source is not None
         reading.since = asyncio.get_running_loop().time()
-        await child.send(reading.source, reading.claim.filename)
+        await child.send(
+            reading.source, reading.claim.filename, tag=reading.claim.token
+        )
         reading.generation = child.generation
 
     async def _fill_child(
@@ -804,7 +812,7 @@ class Worker:
                 ahead.source = await self._original(ahead)
             except (StorageError, OSError):
                 return False
-        await child.send(ahead.source, ahead.claim.filename)
+        await child.send(ahead.source, ahead.claim.filename, tag=ahead.claim.token)
         ahead.queued = True
         ahead.generation = child.generation
         logger.debug(
