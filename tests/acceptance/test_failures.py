@@ -935,6 +935,62 @@ async def test_an_answer_for_another_document_is_never_stored(
     assert any("AnswerMismatch" in (r.exc_text or "") for r in caplog.records)
 
 
+@pytest.mark.usefixtures("claims_for_three")
+async def test_shutdown_gives_back_a_queued_document_whose_copy_stays(
+    client_with: ClientFactory,
+    settings: Settings,
+    worker_debug: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """
+    The local copy of a document given back at shutdown cannot be removed:
+    it is released all the same, not held (its lease renewed) until the
+    worker ends, and the one behind it is given back too.
+    """
+    gate = tmp_path / "gate"
+    first, *queued = await submit_before_the_worker(
+        client_with,
+        f"DOCMILL-TEST-WAIT {gate}\nslow".encode(),
+        b"DOCMILL-TEST-STALL 600\nnever",
+        b"DOCMILL-TEST-STALL 600\nnever again",
+    )
+    take_original = Worker._original
+
+    async def copy_that_cannot_be_removed(self: Worker, reading: Any) -> Any:
+        source = await take_original(self, reading)
+        if reading.claim.document_id == queued[0]:
+            reading.original.callback(_refuse_removal)
+        return source
+
+    monkeypatch.setattr(Worker, "_original", copy_that_cannot_be_removed)
+    with _gate_opened_on("worker_stopping", gate):
+        async with client_with(
+            workers=1, shutdown_grace_seconds=120, job_timeout_seconds=900
+        ) as client:
+            await wait_status(client, first, "processing")
+            await wait_logged(worker_debug, "document_queued", queued[1])
+    async with client_with(workers=0) as client:
+        released = [(await client.get(f"/documents/{d}")).json() for d in queued]
+
+    assert [(body["status"], body["attempts"]) for body in released] == [
+        ("pending", 0),
+        ("pending", 0),
+    ]
+    assert await claim_tokens(settings, queued) == [None, None]
+
+
+async def claim_tokens(settings: Settings, document_ids: list[str]) -> list[Any]:
+    """Who holds each document: None when no worker does."""
+    from docmill.api.app import build_services
+
+    services = build_services(settings)
+    try:
+        return [(await services.store.get(d)).claim_token for d in document_ids]
+    finally:
+        await services.engine.dispose()
+
+
 # What each kind of document in the mix below begins with, and how it ends:
 # status, error code, attempts counted, and its attempts' outcomes.
 _MIX = {

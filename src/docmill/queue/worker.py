@@ -922,7 +922,17 @@ class Worker:
             # Begun, then a stop: whichever the start got to, the release
             # undoes it.
             await _settled(ahead.start)
-        await ahead.original.aclose()
+        try:
+            await ahead.original.aclose()
+        except OSError as exc:
+            # Its release must not depend on it: left held, its lease would
+            # be renewed for as long as the worker runs.
+            logger.warning(
+                "document %s: its local copy could not be closed (%s)",
+                ahead.claim.document_id,
+                exc,
+                extra=_fields("local_copy_left", ahead.claim),
+            )
         if self._held.pop(ahead.claim.token, None) is not None:
             await self._release(ahead.claim, why)
         await self._done_with_one(self._draining)
