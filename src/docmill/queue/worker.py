@@ -68,8 +68,10 @@ _STORING_PER_SLOT = 2
 # Documents a slot keeps queued in its child behind the one it reads. With
 # one, a child that read a small document (a millisecond or two) before the
 # event loop had handled its answer to the one before waited for the next:
-# 40 such waits of 1-19 ms in 300 corpus documents, about a tenth of the
-# child's time (bench/service.py, one slot). A second one covers that gap.
+# 40-54 waits of 1-19 ms in 300 corpus documents through one slot. Two cut
+# them by a fifth; the rest are runs of small documents read faster than
+# the loop answers each, which only less loop work per document would
+# close (docs/design.md, "Two deep").
 _QUEUED_PER_CHILD = 2
 # Claimed documents kept waiting for each slot (see Worker._claim_ahead).
 _WAITING_PER_SLOT = {"sqlite": 4}
