@@ -991,6 +991,51 @@ async def claim_tokens(settings: Settings, document_ids: list[str]) -> list[Any]
         await services.engine.dispose()
 
 
+async def test_a_refused_read_of_a_queued_original_spares_the_running_document(
+    client_with: ClientFactory,
+    settings: Settings,
+    worker_debug: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """
+    The database refused the read of the original to queue behind (a
+    dropped connection, say): the error ended the running document's
+    reading too, which was left to its lease and read again. Now the one
+    to queue waits for its own hand-over, and both are read once.
+    """
+    from sqlalchemy.exc import OperationalError
+
+    from docmill.queue import worker as worker_module
+
+    first, second = await submit_before_the_worker(
+        client_with, b"DOCMILL-TEST-SLEEP 0.5\nrunning", b"queued behind"
+    )
+    read_original = worker_module.small_original
+    reads: list[str] = []
+    refused: list[str] = []
+
+    async def second_read_refused(storage: Any, key: str, size: int) -> Any:
+        # The first read is the running document's hand-over, the second the
+        # one queued behind it.
+        reads.append(key)
+        if len(reads) == 2:
+            refused.append(key)
+            raise OperationalError("SELECT", {}, Exception("connection lost"))
+        return await read_original(storage, key, size)
+
+    monkeypatch.setattr(worker_module, "small_original", second_read_refused)
+    async with client_with(workers=1) as client:
+        bodies = [await wait_final(client, d, timeout=60) for d in (first, second)]
+
+    assert refused
+    assert [(body["status"], body["attempts"]) for body in bodies] == [
+        ("completed", 1),
+        ("completed", 1),
+    ]
+    assert await attempt_rows(settings, first) == ["completed"]
+    assert not any("unexpected error" in r.getMessage() for r in worker_debug.records)
+
+
 # What each kind of document in the mix below begins with, and how it ends:
 # status, error code, attempts counted, and its attempts' outcomes.
 _MIX = {

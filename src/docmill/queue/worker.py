@@ -806,13 +806,23 @@ class Worker:
     async def _queue_behind(self, ahead: _Reading, child: ExtractionChild) -> bool:
         """
         Send ``ahead`` to the child behind the documents it holds; False if
-        it was not sent. A missing original is left for the hand-over, which
-        records the failure.
+        it was not sent. An original that cannot be had now (missing, or its
+        read refused by the database) is left for the hand-over, which
+        records the failure or meets the trouble as its own: it is not the
+        running document's, whose reading went on.
         """
         if ahead.source is None:
             try:
                 ahead.source = await self._original(ahead)
             except (StorageError, OSError):
+                return False
+            except Exception as exc:
+                log_failure(
+                    logger,
+                    f"could not read the original of document "
+                    f"{ahead.claim.document_id} to queue it",
+                    exc,
+                )
                 return False
         await child.send(ahead.source, ahead.claim.filename, tag=ahead.claim.token)
         ahead.queued = True
