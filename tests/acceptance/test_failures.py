@@ -505,16 +505,23 @@ def worker_debug(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
+# Documents whose reading ends with the child killed: what each begins
+# with, the code it fails with, and the settings that make it fail.
+_KILLING = [
+    pytest.param(
+        b"DOCMILL-TEST-SLEEP 30\nnever",
+        "timeout",
+        {"job_timeout_seconds": 1},
+        id="timeout",
+    ),
+    pytest.param(b"DOCMILL-TEST-CRASH", "worker_crash", {}, id="crash"),
+]
+
+
 @pytest.mark.parametrize(
     ("running", "code", "limits"),
     [
-        pytest.param(
-            b"DOCMILL-TEST-SLEEP 30\nnever",
-            "timeout",
-            {"job_timeout_seconds": 1},
-            id="timeout",
-        ),
-        pytest.param(b"DOCMILL-TEST-CRASH", "worker_crash", {}, id="crash"),
+        *_KILLING,
         pytest.param(
             b"DOCMILL-TEST-HOG", "limit_exceeded", {"job_memory_mb": 400}, id="memory"
         ),
@@ -698,18 +705,7 @@ def claims_for_three(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.usefixtures("claims_for_three")
-@pytest.mark.parametrize(
-    ("running", "code", "limits"),
-    [
-        pytest.param(
-            b"DOCMILL-TEST-SLEEP 30\nnever",
-            "timeout",
-            {"job_timeout_seconds": 1},
-            id="timeout",
-        ),
-        pytest.param(b"DOCMILL-TEST-CRASH", "worker_crash", {}, id="crash"),
-    ],
-)
+@pytest.mark.parametrize(("running", "code", "limits"), _KILLING)
 async def test_two_documents_queued_behind_a_killed_child_keep_their_order(
     client_with: ClientFactory,
     settings: Settings,
