@@ -111,3 +111,21 @@ def served(app: Any) -> Iterator[str]:
     finally:
         instance.should_exit = True
         thread.join(20)
+
+
+def api_document(status: str) -> dict[str, Any]:
+    """A document as the API shows it, with ``status``: for fake servers."""
+    now = "2026-12-05T09:00:00Z"
+    return {
+        "id": "doc-1",
+        "status": status,
+        "filename": "a.txt",
+        "source": "upload",
+        "sha256": "0" * 64,
+        "size_bytes": 5,
+        "priority": 0,
+        "attempts": 1,
+        "max_attempts": 3,
+        "created_at": now,
+        "updated_at": now,
+    }

@@ -15,25 +15,12 @@ from pathlib import Path
 import pytest
 
 from tests.servers import Handler, LocalServer, Route
+from tests.support import api_document
 
 
 def document(status: str) -> bytes:
     """A document as the API shows it, with ``status``."""
-    now = "2026-12-05T09:00:00Z"
-    fields = {
-        "id": "doc-1",
-        "status": status,
-        "filename": "a.txt",
-        "source": "upload",
-        "sha256": "0" * 64,
-        "size_bytes": 5,
-        "priority": 0,
-        "attempts": 1,
-        "max_attempts": 3,
-        "created_at": now,
-        "updated_at": now,
-    }
-    return json.dumps(fields).encode()
+    return json.dumps(api_document(status)).encode()
 
 
 def answering(status: int, body: bytes, seen: threading.Event | None = None) -> Route:

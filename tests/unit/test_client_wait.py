@@ -11,26 +11,10 @@ import pytest
 
 from docmill import client as client_module
 from docmill.client import ApiError, AsyncClient, Client
+from tests.support import api_document
 
-NOW = "2026-12-05T09:00:00Z"
 # One answer (or failure) per poll, in order.
 Step = int | str | type[httpx.TransportError]
-
-
-def document(status: str) -> dict[str, Any]:
-    return {
-        "id": "doc-1",
-        "status": status,
-        "filename": "a.txt",
-        "source": "upload",
-        "sha256": "0" * 64,
-        "size_bytes": 5,
-        "priority": 0,
-        "attempts": 1,
-        "max_attempts": 3,
-        "created_at": NOW,
-        "updated_at": NOW,
-    }
 
 
 class Clock:
@@ -73,7 +57,7 @@ def server(steps: list[Step]) -> Callable[[httpx.Request], httpx.Response]:
     def answer(request: httpx.Request) -> httpx.Response:
         step = next(remaining)
         if isinstance(step, str):
-            return httpx.Response(200, json=document(step))
+            return httpx.Response(200, json=api_document(step))
         if isinstance(step, int):
             problem = {"type": "about:blank", "detail": f"status {step}"}
             return httpx.Response(step, content=json.dumps(problem).encode())
