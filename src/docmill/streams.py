@@ -53,9 +53,19 @@ class ChunkPipe:
         await self.feed(self._END, reader)
 
     def abort(self) -> None:
-        # Unblock a reader stuck waiting for data that will never come.
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(ConnectionAbortedError("stream abandoned"))
+        """
+        Make the reader stop at its next read, with what it has not read yet
+        dropped: the sender gave up (a body inflating past its limit, a
+        timeout). The queue is emptied first, as this is its only producer:
+        sent to a full queue, the signal was lost, and the reader, once it
+        had read what was queued, waited for data that never came, holding
+        its thread and the document's slot until the fetch timed out (and a
+        worker stopping after it never exited).
+        """
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._queue.get_nowait()
+        self._queue.put_nowait(ConnectionAbortedError("stream abandoned"))
 
 
 async def put_stream(
