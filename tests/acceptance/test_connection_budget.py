@@ -274,6 +274,37 @@ def test_a_database_not_accepting_connections_is_a_503_not_a_500(
         assert int(answer.headers["retry-after"]) > 0
 
 
+def test_a_database_that_is_gone_is_a_503_not_a_500(
+    tmp_path: Path, limited_url: str
+) -> None:
+    """
+    The database dropped under a running server (or a URL naming one not
+    created yet): SQLSTATE 3D000 at connect time gave 500 and a traceback
+    from every background task at every poll.
+    """
+    settings = _settings(tmp_path, limited_url)
+    database = limited_url.rsplit("/", 1)[1]
+
+    async def run() -> list[httpx.Response]:
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            await _administer(f'DROP DATABASE "{database}" WITH (FORCE)')
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(
+                transport=transport, base_url="http://docmill.test"
+            ) as client:
+                return [
+                    await client.post("/documents", json={"content": "x"}),
+                    await client.get("/documents"),
+                ]
+
+    answers = asyncio.run(run())
+
+    assert [answer.status_code for answer in answers] == [503, 503]
+    for answer in answers:
+        assert answer.json()["type"] == "urn:docmill:problem:database-unavailable"
+
+
 def test_a_statement_in_the_wrong_state_is_still_a_fault(postgres_url: str) -> None:
     """SQLSTATE 55000 from a statement (an ERROR, not a FATAL refusal) is
     docmill's own mistake, and must not hide as a 503."""

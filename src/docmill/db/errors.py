@@ -12,7 +12,8 @@ def unavailable(error: BaseException) -> bool:
     """
     Whether ``error`` says the database cannot be had just now: unreachable,
     the connection dropped, or the server refusing one more (too many
-    clients, still starting, not accepting connections to this database).
+    clients, still starting, not accepting connections to this database,
+    no such database, the role or its password refused).
     Such errors pass once the database is back;
     anything else is a fault to report whole.
     """
@@ -42,6 +43,13 @@ def lost_connection(error: BaseException | None) -> bool:
         pg.AdminShutdownError,
         pg.TooManyConnectionsError,
         pg.CannotConnectNowError,
+        # Refusals at connect time that an operator mends (the database
+        # dropped or not yet created, the role or its password refused):
+        # the same 503 and one-line warning, not a 500 and a traceback on
+        # every poll of every background task.
+        pg.InvalidCatalogNameError,
+        pg.InvalidAuthorizationSpecificationError,
+        pg.InvalidPasswordError,
     )
     while error is not None:
         if isinstance(error, gone) or _refused_database(error, pg):
