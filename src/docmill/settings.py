@@ -13,6 +13,7 @@ import os
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qsl, urlencode
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -48,12 +49,35 @@ def async_database_url(url: str) -> str:
     if separator:
         scheme = ASYNC_SCHEMES.get(scheme.lower(), scheme)
         url = f"{scheme}{separator}{rest}"
-    if scheme.lower() == "postgresql+asyncpg" and find_spec("asyncpg") is None:
-        raise ValueError(
-            "PostgreSQL needs the asyncpg driver, which is not installed: "
-            f"install docmill's postgres extra ({POSTGRES_EXTRA})"
-        )
+    if scheme.lower() == "postgresql+asyncpg":
+        if find_spec("asyncpg") is None:
+            raise ValueError(
+                "PostgreSQL needs the asyncpg driver, which is not installed: "
+                f"install docmill's postgres extra ({POSTGRES_EXTRA})"
+            )
+        url = _asyncpg_ssl(url)
     return url
+
+
+def _asyncpg_ssl(url: str) -> str:
+    """
+    ``sslmode=`` (libpq's name, in URLs copied from psql or a hosting page)
+    as ``ssl=``, asyncpg's name for the same modes; asyncpg refused the
+    connection with a TypeError for the unknown keyword.
+    """
+    base, question, query = url.partition("?")
+    if not question:
+        return url
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(key == "sslmode" for key, _ in pairs):
+        return url
+    has_ssl = any(key == "ssl" for key, _ in pairs)
+    renamed = [
+        ("ssl", value) if key == "sslmode" else (key, value)
+        for key, value in pairs
+        if not (key == "sslmode" and has_ssl)
+    ]
+    return f"{base}?{urlencode(renamed)}"
 
 
 class Settings(BaseSettings):

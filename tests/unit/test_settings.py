@@ -47,6 +47,16 @@ def unconfigured(monkeypatch: pytest.MonkeyPatch) -> None:
             "sqlite+aiosqlite:///docmill.db",
             id="aiosqlite-as-given",
         ),
+        pytest.param(
+            "postgresql://u@db/docmill?sslmode=require&application_name=x",
+            "postgresql+asyncpg://u@db/docmill?ssl=require&application_name=x",
+            id="sslmode",
+        ),
+        pytest.param(
+            "postgresql://u@db/docmill?ssl=disable&sslmode=require",
+            "postgresql+asyncpg://u@db/docmill?ssl=disable",
+            id="ssl-wins-over-sslmode",
+        ),
     ],
 )
 def test_a_database_url_runs_on_the_async_driver(given: str, used: str) -> None:
