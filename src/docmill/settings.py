@@ -9,14 +9,15 @@ write into the same fields, so a flag and a variable can never disagree.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlencode
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from docmill.extract.base import Limits
 from docmill.extract_settings import (
@@ -189,7 +190,7 @@ class Settings(BaseSettings):
             "in it or in a mail, counted together."
         ),
     )
-    extractor_plugins: list[str] = Field(
+    extractor_plugins: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
             "Python modules imported in every extraction process; each may "
@@ -213,11 +214,12 @@ class Settings(BaseSettings):
     fetch_max_redirects: int = Field(
         5, ge=0, description="Most redirects followed when fetching a URL."
     )
-    fetch_allow_networks: list[str] = Field(
+    fetch_allow_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
-            "JSON list of networks (CIDR) that URL fetches and webhooks may "
-            "reach although they are private, loopback or link-local."
+            "Networks (CIDR), a JSON list or separated by commas, that URL "
+            "fetches and webhooks may reach although they are private, "
+            "loopback or link-local."
         ),
     )
     webhook_url: str | None = Field(
@@ -264,11 +266,12 @@ class Settings(BaseSettings):
             "`limits` notation such as 100/minute; empty: no limit."
         ),
     )
-    trusted_proxies: list[str] = Field(
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(
-            "JSON list of proxy addresses or networks (CIDR) whose "
-            "X-Forwarded-For and X-Forwarded-Proto headers name the client; "
+            "Proxy addresses or networks (CIDR), a JSON list or separated by "
+            "commas, whose X-Forwarded-For and X-Forwarded-Proto headers name "
+            "the client; "
             "empty: those headers are ignored, and every request is the "
             "address that connected."
         ),
@@ -304,6 +307,62 @@ class Settings(BaseSettings):
         if not value:
             return None
         return async_database_url(value)
+
+    @field_validator(
+        "extractor_plugins", "fetch_allow_networks", "trusted_proxies", mode="before"
+    )
+    @classmethod
+    def _list_from_text(cls, value: object) -> object:
+        # From the environment: a JSON list, or the entries separated by
+        # commas (`DOCMILL_TRUSTED_PROXIES=10.0.0.1`); anything but a JSON
+        # list was a pydantic-settings traceback.
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if text.startswith("["):
+            try:
+                return json.loads(text)
+            except ValueError:
+                raise ValueError("not a JSON list of strings") from None
+        return [entry.strip() for entry in text.split(",") if entry.strip()]
+
+    @field_validator("extractor_plugins")
+    @classmethod
+    def _importable(cls, value: list[str]) -> list[str]:
+        # A module that is not there failed every document as worker_crash,
+        # three attempts each, with the cause only in the server's log.
+        for name in value:
+            try:
+                found = find_spec(name) is not None
+            except (ImportError, ValueError):
+                found = False
+            if not found:
+                raise ValueError(f"no module named {name!r} can be imported")
+        return value
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        if value.strip():
+            from limits import parse_many
+
+            try:
+                parse_many(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not a limit such as 100/second or 1000/minute"
+                ) from None
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_installed(cls, value: str | None) -> str | None:
+        if value and find_spec("redis") is None:
+            raise ValueError(
+                "Redis needs the redis client, which is not installed: install "
+                "docmill's redis extra (pip install 'docmill[redis]')"
+            )
+        return value
 
     @field_validator("trusted_proxies", "fetch_allow_networks")
     @classmethod

@@ -92,3 +92,86 @@ def test_an_empty_data_dir_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
         Settings()
 
     assert [error["loc"] for error in raised.value.errors()] == [("data_dir",)]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "field", "used"),
+    [
+        pytest.param(
+            "DOCMILL_TRUSTED_PROXIES",
+            "10.0.0.1, 10.0.0.0/8",
+            "trusted_proxies",
+            ["10.0.0.1", "10.0.0.0/8"],
+            id="commas",
+        ),
+        pytest.param(
+            "DOCMILL_FETCH_ALLOW_NETWORKS",
+            '["127.0.0.0/8"]',
+            "fetch_allow_networks",
+            ["127.0.0.0/8"],
+            id="json",
+        ),
+        pytest.param(
+            "DOCMILL_EXTRACTOR_PLUGINS",
+            "docmill.testing",
+            "extractor_plugins",
+            ["docmill.testing"],
+            id="one-plugin",
+        ),
+        pytest.param("DOCMILL_TRUSTED_PROXIES", "", "trusted_proxies", [], id="empty"),
+    ],
+)
+def test_a_list_from_the_environment_is_json_or_commas(
+    monkeypatch: pytest.MonkeyPatch,
+    variable: str,
+    value: str,
+    field: str,
+    used: list[str],
+) -> None:
+    """Anything but a JSON list was a pydantic-settings traceback at start."""
+    monkeypatch.setenv(variable, value)
+
+    assert getattr(Settings(), field) == used
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"),
+    [
+        pytest.param(
+            "DOCMILL_TRUSTED_PROXIES", "[10.0.0.1", "not a JSON list", id="json"
+        ),
+        pytest.param(
+            "DOCMILL_RATE_LIMIT", "lots", "not a limit such as", id="rate-limit"
+        ),
+        pytest.param(
+            "DOCMILL_EXTRACTOR_PLUGINS",
+            "no_such_docmill_plugin",
+            "no module named 'no_such_docmill_plugin'",
+            id="plugin",
+        ),
+    ],
+)
+def test_a_value_that_would_fail_later_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, reason: str
+) -> None:
+    """
+    Each was a traceback at start (the rate limit, the list), or worse, no
+    error at all: every document then failed as worker_crash (the plugin).
+    """
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ValidationError, match=reason):
+        Settings()
+
+
+def test_redis_without_its_client_names_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.setattr(
+        "docmill.settings.find_spec",
+        lambda name: None if name == "redis" else object(),
+    )
+
+    with pytest.raises(ValidationError, match=r"docmill\[redis\]"):
+        Settings(redis_url="redis://127.0.0.1:6379")
