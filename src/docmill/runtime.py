@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -68,6 +69,13 @@ async def _run_worker(settings: Settings, concurrency: int, drain: bool) -> None
             await stopping[0]
     finally:
         await services.engine.dispose()
+    if drain and worker.claim_failed and not stopping:
+        # `--once` from cron must not report success having done nothing.
+        sys.stderr.write(
+            "docmill: the worker could not claim work: the database could not "
+            "be reached or refused it (see the log)\n"
+        )
+        raise SystemExit(1)
 
 
 def upgrade_database(settings: Settings) -> str:

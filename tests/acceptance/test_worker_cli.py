@@ -56,6 +56,23 @@ def test_worker_once_drains_the_queue_and_exits(tmp_path: Path) -> None:
     assert asyncio.run(statuses(settings, ids)) == ["completed"] * 5
 
 
+def test_worker_once_without_its_database_fails(tmp_path: Path) -> None:
+    """
+    ``--once`` from cron with the database out of reach exited 0, having
+    done nothing; it now says so and exits 1.
+    """
+    done = run_cli(
+        "worker",
+        "--once",
+        cwd=tmp_path,
+        # Port 1: nothing listens there.
+        env={"DOCMILL_DATABASE_URL": "postgresql://docmill@127.0.0.1:1/docmill"},
+    )
+
+    assert done.returncode == 1, done.stderr
+    assert "the worker could not claim work" in done.stderr
+
+
 def test_worker_help_names_its_settings() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "docmill.cli", "worker", "--help"],

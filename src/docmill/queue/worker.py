@@ -173,6 +173,9 @@ class Worker:
         # for documents that outrank its waiting claims (see _make_way).
         self._news = True
         self._looked_at = -math.inf
+        # Whether the last try to claim work failed (the database could not
+        # be had): a drained run that ends on it did not find the queue empty.
+        self.claim_failed = False
         store.on_enqueue(self._queued)
         self.deliveries = DeliveryLoop(
             Outbox(
@@ -361,6 +364,9 @@ class Worker:
                 # pause instead of spinning or dying.
                 log_failure(logger, "could not claim work; retrying", exc)
                 claims = []
+                self.claim_failed = True
+            else:
+                self.claim_failed = False
             if self._stopping.is_set():
                 # Claimed while `stop` began: give them straight back.
                 for claim in claims:
