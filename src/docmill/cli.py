@@ -245,6 +245,7 @@ def serve(
         shutdown_grace_seconds=shutdown_grace_seconds,
         log_level=log_level,
     )
+    _require_data_dir(settings)
     import uvicorn
 
     from docmill.api.app import create_app
@@ -333,6 +334,7 @@ def worker(
         job_memory_mb=job_memory_mb,
         log_level=log_level,
     )
+    _require_data_dir(settings)
     from docmill.runtime import DatabaseNotReady, require_schema, run_worker
 
     # As serve: SQLite is migrated at start (run_worker), PostgreSQL must
@@ -605,6 +607,25 @@ def queue_retry(
             f"({settings.max_pending}): submissions get 429 until the queue is "
             "below it",
             err=True,
+        )
+
+
+def _require_data_dir(settings: "Settings") -> None:
+    """
+    Make the data directory, or refuse in one line: a file by that name, or
+    a place it cannot be made, was a traceback from the server's start-up.
+    """
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        reason = (
+            "it is not a directory"
+            if isinstance(exc, FileExistsError)
+            else exc.strerror or str(exc)
+        )
+        _exit_usage(
+            f"cannot use the data directory {settings.data_dir} (--data-dir or "
+            f"DOCMILL_DATA_DIR): {reason}"
         )
 
 

@@ -323,6 +323,23 @@ def test_an_empty_data_dir_is_a_one_line_settings_error(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_a_data_dir_that_cannot_be_one_is_refused_in_a_line(
+    tmp_path: Path, command: str
+) -> None:
+    """A file by that name was a traceback from the server's start-up."""
+    taken = tmp_path / "a-file"
+    taken.write_text("not a directory")
+
+    done = run_cli(command, "--data-dir", str(taken), cwd=tmp_path)
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        f"docmill: cannot use the data directory {taken} (--data-dir or "
+        "DOCMILL_DATA_DIR): it is not a directory\n"
+    )
+
+
 def test_postgresql_without_asyncpg_is_a_one_line_settings_error(
     tmp_path: Path,
 ) -> None:
