@@ -297,8 +297,13 @@ def serve(
         timeout_graceful_shutdown=max(5, int(settings.shutdown_grace_seconds) + 5),
     )
     server = Server(config)
+    # The port first: uvicorn binds it after the application's start-up,
+    # so a serve whose port was taken ran its embedded worker, and claimed
+    # and read documents, before it failed. A failed bind exits here, as
+    # uvicorn does (3, with its log line).
+    listening = config.bind_socket()
     with contextlib.suppress(KeyboardInterrupt):
-        server.run()
+        server.run(sockets=[listening])
     if not server.started:
         # As uvicorn.run says a failed start (the port taken, say).
         sys.exit(uvicorn.config.STARTUP_FAILURE)

@@ -85,3 +85,39 @@ def test_event_streams_end_cleanly_and_at_once_at_a_stop(server: Server) -> None
     assert "event: status" not in rest
     assert (ended < 2, exited < 4, code) == (True, True, 0)
     assert "ERROR" not in server.log.read_text()
+
+
+def test_a_taken_port_stops_serve_before_its_worker_reads_anything(
+    tmp_path: Path,
+) -> None:
+    """
+    uvicorn binds after the application's start-up: a serve whose port was
+    taken started its embedded worker, which claimed and read a document
+    before the bind failed.
+    """
+    import asyncio
+    import socket
+
+    from docmill.settings import Settings
+    from tests.acceptance.test_worker_cli import queue_texts, statuses
+    from tests.support import run_cli
+
+    settings = Settings(data_dir=tmp_path / "data")
+    ids = asyncio.run(queue_texts(settings, ["waiting to be read"]))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = run_cli(
+            "serve",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(settings.data_dir),
+            cwd=tmp_path,
+        )
+
+    assert done.returncode == 3, done.stderr
+    assert "already in use" in done.stderr
+    assert "worker" not in done.stderr
+    assert asyncio.run(statuses(settings, ids)) == ["pending"]
