@@ -9,7 +9,9 @@ values (text, whole numbers, decimals, paths, lists of them), which need no
 schema. ``PlainCommand`` converts those values itself when the result is
 certain to be the one Typer's own conversion gives, and hands everything
 else, every value in doubt and every invalid one, to Typer, so that what is
-accepted, what it becomes and the message for a bad value stay Typer's.
+accepted, what it becomes and the message for a bad value stay Typer's. One
+deliberate difference: an empty path is refused, where Typer makes it the
+current directory (`--data-dir "$UNSET"`).
 
 The hook rests on Typer internals (the lazily built ``_runtime_param`` of
 ``typer.core._TyperParameter``, and its ``type_descriptor``). Where they are
@@ -102,6 +104,12 @@ def _to_path(value: Any) -> Path:
     # readable, and a NUL makes os.stat raise; both are left to Typer.
     if type(value) is not str or "\x00" in value:
         raise _Unsure
+    if not value:
+        # Path("") is the current directory: `--data-dir "$UNSET"` would
+        # have run against whatever database is there.
+        import typer
+
+        raise typer.BadParameter("must not be empty; give . for the current directory")
     path = Path(value)
     try:
         os.stat(path)

@@ -339,7 +339,7 @@ def worker(
         job_memory_mb=job_memory_mb,
         log_level=log_level,
     )
-    _require_data_dir(settings)
+    _require_data_dir(settings, make=False)
     from docmill.runtime import DatabaseNotReady, require_schema, run_worker
 
     # As serve: SQLite is migrated at start (run_worker), PostgreSQL must
@@ -360,6 +360,7 @@ def worker(
         except DatabaseNotReady as exc:
             typer.echo(f"docmill: {exc}", err=True)
             raise typer.Exit(2) from None
+    _require_data_dir(settings)
     run_worker(settings, concurrency or settings.workers or 1, drain=once)
 
 
@@ -615,23 +616,21 @@ def queue_retry(
         )
 
 
-def _require_data_dir(settings: "Settings") -> None:
+def _require_data_dir(settings: "Settings", *, make: bool = True) -> None:
     """
-    Make the data directory, or refuse in one line: a file by that name, or
-    a place it cannot be made, was a traceback from the server's start-up.
+    Make the data directory (with ``make``; else only check what is there),
+    or refuse in one line: a file by that name, or a place it cannot be
+    made, was a traceback from the server's start-up.
     """
+    where = f"the data directory {settings.data_dir} (--data-dir or DOCMILL_DATA_DIR)"
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        _exit_usage(f"cannot use {where}: it is not a directory")
+    if not make:
+        return
     try:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        reason = (
-            "it is not a directory"
-            if isinstance(exc, FileExistsError)
-            else exc.strerror or str(exc)
-        )
-        _exit_usage(
-            f"cannot use the data directory {settings.data_dir} (--data-dir or "
-            f"DOCMILL_DATA_DIR): {reason}"
-        )
+        _exit_usage(f"cannot use {where}: {exc.strerror or exc}")
 
 
 def _exit_usage(message: str) -> NoReturn:

@@ -71,7 +71,8 @@ def submit(
                 # /dev/zero was streamed until the connection broke, with
                 # a traceback; as in `docmill extract`, it is not read.
                 typer.echo(
-                    f"{path}: not a regular file (a device, pipe or socket); not sent",
+                    f"docmill: {path}: not a regular file (a device, pipe or "
+                    "socket); not sent",
                     err=True,
                 )
                 failed = True

@@ -340,6 +340,18 @@ def test_a_data_dir_that_cannot_be_one_is_refused_in_a_line(
     )
 
 
+@pytest.mark.parametrize("command", [["queue", "stats"], ["db", "upgrade"]])
+def test_an_empty_data_dir_option_is_refused(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """``--data-dir ""`` was the current directory, as the variable was."""
+    done = run_cli(*command, "--data-dir", "", cwd=tmp_path)
+
+    assert done.returncode == 2
+    assert "must not be empty" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_postgresql_without_asyncpg_is_a_one_line_settings_error(
     tmp_path: Path,
 ) -> None:

@@ -139,7 +139,7 @@ def test_submit_sends_no_device(tmp_path: Path) -> None:
 
     assert (done.returncode, json.loads(done.stdout)["id"]) == (1, "doc-1")
     assert done.stderr == (
-        "/dev/zero: not a regular file (a device, pipe or socket); not sent\n"
+        "docmill: /dev/zero: not a regular file (a device, pipe or socket); not sent\n"
     )
 
 

@@ -112,6 +112,11 @@ def test_plain_values_convert_as_typer_does(name: str) -> None:
     for value in VALUES:
         theirs = typers_own(param, value)
         ours = outcome(lambda v: plain.coerce(v, param=param, ctx=None), value)
+        if name == "rules" and value == "":
+            # The one deliberate difference: Typer makes "" the current
+            # directory, which `--data-dir "$UNSET"` should not be.
+            assert isinstance(ours, typer.BadParameter), repr(ours)
+            continue
         assert key(ours) == key(theirs), repr(value)
 
 
