@@ -852,6 +852,19 @@ def _refuse_removal() -> None:
     raise OSError(errno.EIO, "Input/output error", "original-scratch")
 
 
+def _copy_cannot_be_removed(monkeypatch: pytest.MonkeyPatch, document_id: str) -> None:
+    """The local copy of ``document_id``'s original fails as it is let go."""
+    take_original = Worker._original
+
+    async def copy_that_cannot_be_removed(self: Worker, reading: Any) -> Any:
+        source = await take_original(self, reading)
+        if reading.claim.document_id == document_id:
+            reading.original.callback(_refuse_removal)
+        return source
+
+    monkeypatch.setattr(Worker, "_original", copy_that_cannot_be_removed)
+
+
 @pytest.mark.usefixtures("claims_for_three")
 async def test_document_begun_before_an_unexpected_error_is_read_by_the_fresh_child(
     client_with: ClientFactory,
@@ -868,15 +881,7 @@ async def test_document_begun_before_an_unexpected_error_is_read_by_the_fresh_ch
     first, second, third = await submit_before_the_worker(
         client_with, b"%PDF-1.4 damaged", b"second one", b"the third one"
     )
-    take_original = Worker._original
-
-    async def scratch_copy_that_cannot_be_removed(self: Worker, reading: Any) -> Any:
-        source = await take_original(self, reading)
-        if reading.claim.document_id == first:
-            reading.original.callback(_refuse_removal)
-        return source
-
-    monkeypatch.setattr(Worker, "_original", scratch_copy_that_cannot_be_removed)
+    _copy_cannot_be_removed(monkeypatch, first)
     async with client_with(workers=1) as client:
         bodies = [await wait_final(client, d, timeout=60) for d in (second, third)]
         texts = [
@@ -907,18 +912,11 @@ async def test_an_answer_for_another_document_is_never_stored(
     first, second, third = await submit_before_the_worker(
         client_with, b"%PDF-1.4 damaged", b"second one", b"the third one"
     )
-    take_original = Worker._original
-
-    async def scratch_copy_that_cannot_be_removed(self: Worker, reading: Any) -> Any:
-        source = await take_original(self, reading)
-        if reading.claim.document_id == first:
-            reading.original.callback(_refuse_removal)
-        return source
 
     async def not_sent_again(self: Worker, reading: Any, child: Any) -> None:
         return None
 
-    monkeypatch.setattr(Worker, "_original", scratch_copy_that_cannot_be_removed)
+    _copy_cannot_be_removed(monkeypatch, first)
     monkeypatch.setattr(Worker, "_send_again", not_sent_again)
     async with client_with(workers=1) as client:
         bodies = [await wait_final(client, d, timeout=60) for d in (second, third)]
@@ -951,15 +949,7 @@ async def test_shutdown_gives_back_a_queued_document_whose_copy_stays(
         b"DOCMILL-TEST-STALL 600\nnever",
         b"DOCMILL-TEST-STALL 600\nnever again",
     )
-    take_original = Worker._original
-
-    async def copy_that_cannot_be_removed(self: Worker, reading: Any) -> Any:
-        source = await take_original(self, reading)
-        if reading.claim.document_id == queued[0]:
-            reading.original.callback(_refuse_removal)
-        return source
-
-    monkeypatch.setattr(Worker, "_original", copy_that_cannot_be_removed)
+    _copy_cannot_be_removed(monkeypatch, queued[0])
     with _gate_opened_on("worker_stopping", gate):
         async with client_with(
             workers=1, shutdown_grace_seconds=120, job_timeout_seconds=900
