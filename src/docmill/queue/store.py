@@ -1481,10 +1481,7 @@ class JobStore:
                     status=CANCELLED,
                     finished_at=now,
                     updated_at=now,
-                    lease_expires_at=None,
-                    worker_id=None,
-                    claim_token=None,
-                    progress=None,
+                    **_UNHELD,
                     error_code="cancelled",
                     error_message="cancelled on request",
                 )
@@ -1747,10 +1744,7 @@ class JobStore:
                 status=FAILED,
                 finished_at=now,
                 updated_at=now,
-                lease_expires_at=None,
-                worker_id=None,
-                claim_token=None,
-                progress=None,
+                **_UNHELD,
                 error_code="worker_crash",
                 error_message=(
                     f"every attempt ended because {why}; the document is "
@@ -1766,16 +1760,23 @@ class JobStore:
             .values(
                 status=PENDING,
                 updated_at=now,
-                lease_expires_at=None,
-                worker_id=None,
-                claim_token=None,
-                progress=None,
+                **_UNHELD,
                 next_attempt_at=now,
                 error_code="worker_crash",
                 error_message=f"attempt abandoned: {why}",
             )
         )
         return quarantined, int(retried.rowcount)
+
+
+# What a document that ends its hold (cancelled, quarantined, requeued by
+# recovery) no longer has: no lease, holder, claim or progress.
+_UNHELD: dict[str, Any] = {
+    "lease_expires_at": None,
+    "worker_id": None,
+    "claim_token": None,
+    "progress": None,
+}
 
 
 # The worker's statements, built once: each document costs a claim, maybe a
