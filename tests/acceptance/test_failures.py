@@ -852,13 +852,23 @@ def _refuse_removal() -> None:
     raise OSError(errno.EIO, "Input/output error", "original-scratch")
 
 
-def _copy_cannot_be_removed(monkeypatch: pytest.MonkeyPatch, document_id: str) -> None:
-    """The local copy of ``document_id``'s original fails as it is let go."""
+def _copy_cannot_be_removed(
+    monkeypatch: pytest.MonkeyPatch,
+    document_id: str,
+    *,
+    first_attempt_only: bool = False,
+) -> None:
+    """
+    The local copy of ``document_id``'s original fails as it is let go (on
+    its first attempt only, with ``first_attempt_only``).
+    """
     take_original = Worker._original
 
     async def copy_that_cannot_be_removed(self: Worker, reading: Any) -> Any:
         source = await take_original(self, reading)
-        if reading.claim.document_id == document_id:
+        if reading.claim.document_id == document_id and (
+            reading.claim.attempt == 1 or not first_attempt_only
+        ):
             reading.original.callback(_refuse_removal)
         return source
 
@@ -907,7 +917,10 @@ async def test_an_answer_for_another_document_is_never_stored(
     The slot made to lose track of its child, as the bug above did (the
     begun second document not sent again): the answer that comes is the
     third's, its claim's token says so, and it is not stored as the
-    second's. The child is killed and both documents are read again.
+    second's. The child is killed and both documents are read again. The
+    disk fails on the first attempt only: failing on every one, the first
+    document's retries (each left to its lease, so taken again together
+    with the second) could spend all of the second's attempts.
     """
     first, second, third = await submit_before_the_worker(
         client_with, b"%PDF-1.4 damaged", b"second one", b"the third one"
@@ -916,7 +929,7 @@ async def test_an_answer_for_another_document_is_never_stored(
     async def not_sent_again(self: Worker, reading: Any, child: Any) -> None:
         return None
 
-    _copy_cannot_be_removed(monkeypatch, first)
+    _copy_cannot_be_removed(monkeypatch, first, first_attempt_only=True)
     monkeypatch.setattr(Worker, "_send_again", not_sent_again)
     async with client_with(workers=1) as client:
         bodies = [await wait_final(client, d, timeout=60) for d in (second, third)]

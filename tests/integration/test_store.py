@@ -456,6 +456,29 @@ async def test_claim_batch_gives_each_document_its_own_claim(store: Any) -> None
     assert [claim.attempt for claim in claims] == [1, 1]
 
 
+async def test_start_returns_the_parser_attached_by_then(store: Any) -> None:
+    """
+    The worker's only look for a parser before it stores a result is the
+    start's answer: a start, alone or in a group, returns the document's
+    parser as it stands then, and None for a document without one.
+    """
+    with_parser = await queue_document(store, name="p")
+    without = await queue_document(store, name="q")
+    grouped = await queue_document(store, name="r")
+    async with store.engine.begin() as connection:
+        await connection.execute(
+            update(Document)
+            .where(Document.id.in_([with_parser, grouped]))
+            .values(parser="invoice")
+        )
+    claims = {c.document_id: c for c in await store.claim_batch("w:1", 3)}
+
+    alone = [await store.start(claims[with_parser]), await store.start(claims[without])]
+    outcomes, _ = await store._write_results([(claims[grouped], None)])
+
+    assert (alone, outcomes) == (["invoice", None], ["invoice"])
+
+
 async def test_held_document_stays_pending_until_a_slot_starts_it(
     store: Any,
 ) -> None:

@@ -368,8 +368,8 @@ class CompletionCommit(_Grouped[tuple[Claim, dict[str, Any] | None], str | None]
     async def add(self, claim: Claim, payload: dict[str, Any]) -> str | None:
         return await self._enqueue((claim, payload))
 
-    async def start(self, claim: Claim) -> None:
-        await self._enqueue((claim, None))
+    async def start(self, claim: Claim) -> str | None:
+        return await self._enqueue((claim, None))
 
     async def claim(self, worker_id: str, limit: int) -> Sequence[Claim]:
         """Hold up to ``limit`` due documents, in the next transaction."""
@@ -974,22 +974,26 @@ class JobStore:
         await connection.execute(_HOLD, self._hold_parameters(claims))
         return claims
 
-    async def start(self, claim: Claim) -> None:
+    async def start(self, claim: Claim) -> str | None:
         """
         Record that a slot starts reading the held document: it shows
         ``processing``, its attempt is counted and an attempt row opened.
+        Returns the document's parser as it stands then.
 
         Raises:
             LeaseLost: the claim is no longer the document's (cancelled,
                 deleted, or given back by recovery); nothing was written.
         """
         if self._writer is not None:
-            await self._completions.start(claim)
-            return
+            return await self._completions.start(claim)
         async with write_transaction(self.engine) as connection:
-            await self._start_many(connection, [claim])
+            (parser,) = await self._start_many(connection, [claim])
+        return parser
 
-    async def _start_many(self, connection: Any, claims: Sequence[Claim]) -> None:
+    async def _start_many(
+        self, connection: Any, claims: Sequence[Claim]
+    ) -> list[str | None]:
+        """Start ``claims``; their parsers. Raises LeaseLost for a lost one."""
         # Read the clock only now, after the hold this start follows: a
         # document that another worker released (or a recovery requeued)
         # had committed that by then, so this attempt starts after the one
@@ -999,13 +1003,16 @@ class JobStore:
         # has already run out, and recovery may take the document at once.
         # Safe, as the worker's later writes are fenced, but wasted work.
         now = utcnow()
+        parsers: list[str | None] = []
         for claim in claims:
-            started = await connection.execute(
-                _START, self._start_parameters(claim, now)
-            )
-            if started.rowcount != 1:
+            started = (
+                await connection.execute(_START, self._start_parameters(claim, now))
+            ).first()
+            if started is None:
                 raise LeaseLost(claim.document_id)
+            parsers.append(started.parser)
         await connection.execute(_OPEN_ATTEMPT, _attempt_parameters(claims, now))
+        return parsers
 
     def _start_now(
         self, transaction: SqliteTransaction, claims: Sequence[Claim]
@@ -1013,7 +1020,7 @@ class JobStore:
         """``_start_many`` on the SQLite writer's thread."""
         now = utcnow()
         for claim in claims:
-            if transaction.execute(_START, self._start_parameters(claim, now)) != 1:
+            if not transaction.rows(_START, self._start_parameters(claim, now)):
                 raise LeaseLost(claim.document_id)
         transaction.executemany(_OPEN_ATTEMPT, _attempt_parameters(claims, now))
 
@@ -1105,12 +1112,6 @@ class JobStore:
             held = (await connection.execute(_HELD, _held_parameters(claims))).scalars()
             return {claim.token for claim in claims} - set(held)
 
-    async def has_parser(self, claim: Claim) -> bool:
-        """Whether a parser is attached to the claimed document by now."""
-        # Asked once per result: off the pool, as the status reads are.
-        row = await self.reads.first(_PARSER, document_id=claim.document_id)
-        return row is not None and row.parser is not None
-
     async def renew_lease(
         self, claim: Claim, progress: dict[str, Any] | None = None
     ) -> None:
@@ -1161,14 +1162,14 @@ class JobStore:
     ) -> tuple[Sequence[str | LeaseLost | None], Sequence[Sequence[Claim]]]:
         """
         Write ``items`` in one transaction: results, and starts (no payload);
-        for each, in order, the parser at completion (None for a start) or
+        for each, in order, the parser at its completion or start, or
         LeaseLost when its claim was no longer held and nothing of it was
         written. The same transaction then holds documents for each
         ``(worker_id, limit)`` in ``wanted``, and gives back those claims.
         """
         starts = [claim for claim, payload in items if payload is None]
         results = [(claim, payload) for claim, payload in items if payload is not None]
-        started: Sequence[LeaseLost | None]
+        started: Sequence[str | LeaseLost | None]
         completed: Sequence[str | LeaseLost | None]
         claimed: Sequence[Sequence[Claim]]
         if self._writer is not None and not any(
@@ -1202,7 +1203,7 @@ class JobStore:
         results: Sequence[tuple[Claim, dict[str, Any]]],
         wanted: Sequence[tuple[str, int]],
     ) -> tuple[
-        Sequence[LeaseLost | None],
+        Sequence[str | LeaseLost | None],
         Sequence[str | LeaseLost | None],
         Sequence[Sequence[Claim]],
     ]:
@@ -1212,9 +1213,9 @@ class JobStore:
         """
         now = utcnow()
         started = [
-            None
-            if transaction.execute(_START, self._start_parameters(claim, now))
-            else LeaseLost(claim.document_id)
+            _parser_or_lost(
+                transaction.rows(_START, self._start_parameters(claim, now)), claim
+            )
             for claim in starts
         ]
         transaction.executemany(
@@ -1229,18 +1230,18 @@ class JobStore:
 
     async def _start_each(
         self, connection: Any, claims: Sequence[Claim]
-    ) -> Sequence[LeaseLost | None]:
+    ) -> Sequence[str | LeaseLost | None]:
         """``_start_many``, with a lost claim left out rather than raised."""
         if not claims:
             return []
         now = utcnow()
         started = [
-            None
-            if (
-                await connection.execute(_START, self._start_parameters(claim, now))
-            ).rowcount
-            == 1
-            else LeaseLost(claim.document_id)
+            _parser_or_lost(
+                (
+                    await connection.execute(_START, self._start_parameters(claim, now))
+                ).all(),
+                claim,
+            )
             for claim in claims
         ]
         opened = _opened(claims, started)
@@ -1911,6 +1912,9 @@ _START = (
         updated_at=bindparam("now"),
         progress=None,
     )
+    # The parser as it stands at the start: the worker's one look for one
+    # (a parser attached later is returned by the completion).
+    .returning(_documents.c.parser)
 )
 
 _UNHOLD = (
@@ -1933,8 +1937,6 @@ _HOLDING = (
     _documents.c.claim_token.in_(bindparam("tokens", expanding=True)),
     _documents.c.status.in_([PENDING, PROCESSING]),
 )
-
-_PARSER = select(_documents.c.parser).where(_documents.c.id == bindparam("document_id"))
 
 _HELD = select(_documents.c.claim_token).where(*_HOLDING)
 
@@ -2012,14 +2014,19 @@ def _claims_from(rows: Sequence[Any], worker_id: str) -> list[Claim]:
     ]
 
 
+def _parser_or_lost(started: Sequence[Any], claim: Claim) -> str | LeaseLost | None:
+    """A start's outcome from the rows its statement returned."""
+    return started[0].parser if started else LeaseLost(claim.document_id)
+
+
 def _opened(
-    claims: Sequence[Claim], outcomes: Sequence[LeaseLost | None]
+    claims: Sequence[Claim], outcomes: Sequence[str | LeaseLost | None]
 ) -> list[Claim]:
     """The claims whose start was written."""
     return [
         claim
         for claim, outcome in zip(claims, outcomes, strict=True)
-        if outcome is None
+        if not isinstance(outcome, LeaseLost)
     ]
 
 

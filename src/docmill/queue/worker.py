@@ -95,6 +95,8 @@ class _Held:
         self.task: asyncio.Task[Any] | None = None
         # Whether the start is recorded (the document shows processing).
         self.started = False
+        # The document's parser as its start found it.
+        self.parser: str | None = None
 
 
 @dataclasses.dataclass(eq=False)
@@ -725,6 +727,7 @@ class Worker:
         task = asyncio.create_task(
             self._store_result(
                 reading.claim,
+                reading.entry,
                 reading.start,
                 payload,
                 reading.original,
@@ -983,7 +986,7 @@ class Worker:
         heartbeat then stops the slot's work, or the slot sees False first).
         """
         try:
-            await self.store.start(entry.claim)
+            entry.parser = await self.store.start(entry.claim)
         except LeaseLost:
             logger.warning(
                 "document %s dropped before it started: cancelled, deleted or "
@@ -998,6 +1001,7 @@ class Worker:
     async def _store_result(
         self,
         claim: Claim,
+        entry: _Held,
         start: asyncio.Task[bool],
         payload: dict[str, Any],
         original: contextlib.AsyncExitStack,
@@ -1012,8 +1016,9 @@ class Worker:
                     if not await start:
                         self._held.pop(claim.token, None)
                         return
-                    # Most documents have no parser: one cheap read says so.
-                    parsed = await self.store.has_parser(claim)
+                    # A parser attached since the start is returned by the
+                    # completion and run after it.
+                    parsed = entry.parser is not None
                     if parsed:
                         await run_before_completion(
                             self.store.engine, claim.document_id, payload, source
