@@ -992,7 +992,7 @@ class JobStore:
 
     async def _start_many(
         self, connection: Any, claims: Sequence[Claim]
-    ) -> list[str | None]:
+    ) -> Sequence[str | None]:
         """Start ``claims``; their parsers. Raises LeaseLost for a lost one."""
         # Read the clock only now, after the hold this start follows: a
         # document that another worker released (or a recovery requeued)
