@@ -114,16 +114,6 @@ def main() -> None:
         _run(app, sys.argv[1:2])
     except Exception as exc:
         problems = _settings_problems(exc)
-        if problems is None and _bad_database_url(exc):
-            # SQLAlchemy's message names the missing dialect or driver; the
-            # URL itself is not echoed (it may hold a password).
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            typer.echo(
-                "docmill: the database URL (--database-url or "
-                f"DOCMILL_DATABASE_URL) cannot be used: {reason}",
-                err=True,
-            )
-            raise SystemExit(2) from None
         if problems is None:
             raise
         # A setting is the user's input, not docmill's fault: say which one
@@ -170,18 +160,6 @@ def _run(whole: typer.Typer, first: list[str]) -> None:
 
 def _command_name(callback: Any) -> str:
     return str(getattr(callback, "__name__", "")).lower().replace("_", "-")
-
-
-def _bad_database_url(exc: Exception) -> bool:
-    """Whether ``exc`` is SQLAlchemy refusing a URL (bogus://, no driver)."""
-    errors = sys.modules.get("sqlalchemy.exc")
-    if errors is None:
-        return False
-    # Not every ArgumentError: one from building a statement is a bug.
-    return isinstance(exc, errors.NoSuchModuleError) or (
-        isinstance(exc, errors.ArgumentError)
-        and str(exc).startswith("Could not parse SQLAlchemy URL")
-    )
 
 
 def _settings_problems(exc: Exception) -> list[str] | None:

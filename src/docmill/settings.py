@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated, Literal
@@ -37,6 +38,11 @@ ASYNC_SCHEMES = {
     "sqlite": "sqlite+aiosqlite",
 }
 POSTGRES_EXTRA = "pip install 'docmill[postgres]'"
+# What a refused URL is told to use instead.
+SUPPORTED_SCHEMES = (
+    "use sqlite:// or postgresql:// (also written sqlite+aiosqlite://, "
+    "postgres:// or postgresql+asyncpg://)"
+)
 
 
 def async_database_url(url: str) -> str:
@@ -44,13 +50,24 @@ def async_database_url(url: str) -> str:
     ``url`` on the driver docmill uses for its database.
 
     Raises:
-        ValueError: the URL is PostgreSQL's and asyncpg is not installed.
+        ValueError: the URL is not a database URL, or one on a database or
+            driver docmill does not run on, or it is PostgreSQL's and asyncpg
+            is not installed.
     """
     scheme, separator, rest = url.partition("://")
-    if separator:
-        scheme = ASYNC_SCHEMES.get(scheme.lower(), scheme)
-        url = f"{scheme}{separator}{rest}"
-    if scheme.lower() == "postgresql+asyncpg":
+    if not separator or not re.fullmatch(r"[\w+]+", scheme):
+        # Not echoed: what was given may be a password put in the wrong place.
+        raise ValueError(f"not a database URL; {SUPPORTED_SCHEMES}")
+    scheme = scheme.lower()
+    scheme = ASYNC_SCHEMES.get(scheme, scheme)
+    url = f"{scheme}{separator}{rest}"
+    # Any other database, or a blocking driver (psycopg, pysqlite), got as
+    # far as the engine and failed there with a traceback. The scheme is
+    # shown; the rest of the URL may hold a password.
+    if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        given = f"{scheme!r} is not a database and driver docmill runs on"
+        raise ValueError(f"{given}; {SUPPORTED_SCHEMES}")
+    if scheme == "postgresql+asyncpg":
         if find_spec("asyncpg") is None:
             raise ValueError(
                 "PostgreSQL needs the asyncpg driver, which is not installed: "
