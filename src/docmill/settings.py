@@ -14,10 +14,10 @@ import os
 import re
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from docmill.extract.base import Limits
@@ -439,9 +439,51 @@ class Settings(BaseSettings):
         )
 
     def extract_settings(self) -> ExtractSettings:
+        # Reads EXTRACTION_FIELDS only; a field read here belongs there.
         return ExtractSettings(
             limits=self.extraction_limits(),
             job_timeout_seconds=self.job_timeout_seconds,
             job_memory_mb=self.job_memory_mb,
             extractor_plugins=self.extractor_plugins,
         )
+
+
+# What ``Settings.extract_settings`` reads: all that `docmill extract` uses.
+EXTRACTION_FIELDS = frozenset(
+    {
+        "max_text_chars",
+        "max_archive_depth",
+        "max_archive_members",
+        "max_unpacked_bytes",
+        "job_timeout_seconds",
+        "job_memory_mb",
+        "extractor_plugins",
+    }
+)
+
+
+def extraction_settings(**given: Any) -> ExtractSettings:
+    """
+    The extraction settings of the environment, with ``given`` on top.
+
+    Only the fields extract reads are validated: a server's setting left in
+    the environment (an empty ``DOCMILL_DATA_DIR``, a database URL docmill
+    cannot run on) refused `docmill extract`, which never reads it.
+
+    Raises:
+        ValidationError: an extraction setting is invalid.
+    """
+    try:
+        return Settings(**given).extract_settings()
+    except ValidationError as exc:
+        unread = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+        unread -= EXTRACTION_FIELDS
+        if not unread:
+            raise
+    # Arguments take precedence over the environment: the unread fields at
+    # their defaults leave the errors, if any, of the fields extract reads.
+    defaults = {
+        name: Settings.model_fields[name].get_default(call_default_factory=True)
+        for name in unread
+    }
+    return Settings(**given, **defaults).extract_settings()
