@@ -13,6 +13,9 @@ accepted, what it becomes and the message for a bad value stay Typer's. One
 deliberate difference: an empty path is refused, where Typer makes it the
 current directory (`--data-dir "$UNSET"`).
 
+The command classes here also settle how help reads on every command:
+usage lines, flags, and option help quoting the settings' descriptions.
+
 The hook rests on Typer internals (the lazily built ``_runtime_param`` of
 ``typer.core._TyperParameter``, and its ``type_descriptor``). Where they are
 missing, a parameter is left to Typer as it is; a test then fails because a
@@ -211,11 +214,21 @@ def _usage_pieces(param: Any, ctx: Any) -> list[str]:
     return [name]
 
 
+def _untype_flags(command: Any, ctx: Any) -> None:
+    # Typer 0.29's rich help gives a flag a value type (--wait <bool>), as
+    # if it took a value; its plain help, like Click's, shows none. A metavar
+    # is what that help shows instead of the type.
+    for param in command.get_params(ctx):
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+
+
 class PlainCommand(TyperCommand):
     """
     A Typer command that converts plain values without pydantic.
 
-    It also writes its usage line's arguments as Click does (``PATHS...``).
+    It also writes its usage line's arguments as Click does (``PATHS...``),
+    and shows no value type for a flag.
     """
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
@@ -228,10 +241,55 @@ class PlainCommand(TyperCommand):
             pieces.extend(_usage_pieces(param, ctx))
         return pieces
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _untype_flags(self, ctx)
+        super().format_help(ctx, formatter)
+
 
 class PlainGroup(TyperGroup):
-    """A Typer group that converts its own plain values without pydantic."""
+    """
+    A Typer group that converts its own plain values without pydantic, and
+    shows no value type for a flag.
+    """
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         _install(self, ctx)
         return super().parse_args(ctx, args)
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _untype_flags(self, ctx)
+        super().format_help(ctx, formatter)
+
+
+# Help text placeholder -> the settings field whose description it stands for.
+_HELP_FIELDS: dict[str, str] = {}
+
+
+def settings_help(field: str) -> str:
+    """
+    Help for an option that sets the ``Settings`` field ``field``: its
+    description and variable, once a ``SettingsHelp`` command shows it.
+    """
+    text = f"(env: DOCMILL_{field.upper()})"
+    _HELP_FIELDS[text] = field
+    return text
+
+
+class SettingsHelp(PlainCommand):
+    """
+    A command whose option help quotes the descriptions of ``Settings`` fields.
+
+    The descriptions are filled in when help is shown rather than when the
+    command is declared, so running a command does not import
+    pydantic-settings and build ``Settings`` just to describe its options.
+    """
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from docmill.settings import Settings
+
+        for param in self.params:
+            field = _HELP_FIELDS.get(getattr(param, "help", None) or "")
+            if field is not None:
+                description = Settings.model_fields[field].description or ""
+                param.help = f"{description} {param.help}"  # type: ignore[attr-defined]
+        super().format_help(ctx, formatter)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 from docmill import remote
-from docmill._cli_values import PlainCommand, PlainGroup
+from docmill._cli_values import PlainCommand, PlainGroup, SettingsHelp, settings_help
 from docmill.parsing.commands import parse, parsers_app
 
 if TYPE_CHECKING:
@@ -47,9 +47,13 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-queue_app = typer.Typer(help="Inspect and manage the job queue.", no_args_is_help=True)
-storage_app = typer.Typer(help="Stored originals.", no_args_is_help=True)
+db_app = typer.Typer(cls=PlainGroup, help="Database schema.", no_args_is_help=True)
+queue_app = typer.Typer(
+    cls=PlainGroup, help="Inspect and manage the job queue.", no_args_is_help=True
+)
+storage_app = typer.Typer(
+    cls=PlainGroup, help="Stored originals.", no_args_is_help=True
+)
 app.add_typer(db_app, name="db")
 app.add_typer(queue_app, name="queue")
 app.add_typer(storage_app, name="storage")
@@ -58,35 +62,6 @@ app.command("parse", cls=PlainCommand)(parse)
 app.add_typer(remote.keys_app, name="keys")
 app.command("submit", cls=PlainCommand)(remote.submit)
 app.command("status", cls=PlainCommand)(remote.status)
-
-# Help text placeholder -> the settings field whose description it stands for.
-_HELP_FIELDS: dict[str, str] = {}
-
-
-def _help(field: str) -> str:
-    text = f"(env: DOCMILL_{field.upper()})"
-    _HELP_FIELDS[text] = field
-    return text
-
-
-class _SettingsHelp(PlainCommand):
-    """
-    A command whose option help quotes the descriptions of ``Settings`` fields.
-
-    The descriptions are filled in when help is shown rather than when the
-    command is declared, so running a command does not import
-    pydantic-settings and build ``Settings`` just to describe its options.
-    """
-
-    def format_help(self, ctx: Any, formatter: Any) -> None:
-        from docmill.settings import Settings
-
-        for param in self.params:
-            field = _HELP_FIELDS.get(getattr(param, "help", None) or "")
-            if field is not None:
-                description = Settings.model_fields[field].description or ""
-                param.help = f"{description} {param.help}"  # type: ignore[attr-defined]
-        super().format_help(ctx, formatter)
 
 
 def _settings(**given: Any) -> "Settings":
@@ -114,16 +89,6 @@ def main() -> None:
         _run(app, sys.argv[1:2])
     except Exception as exc:
         problems = _settings_problems(exc)
-        if problems is None and _bad_database_url(exc):
-            # SQLAlchemy's message names the missing dialect or driver; the
-            # URL itself is not echoed (it may hold a password).
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            typer.echo(
-                "docmill: the database URL (--database-url or "
-                f"DOCMILL_DATABASE_URL) cannot be used: {reason}",
-                err=True,
-            )
-            raise SystemExit(2) from None
         if problems is None:
             raise
         # A setting is the user's input, not docmill's fault: say which one
@@ -172,18 +137,6 @@ def _command_name(callback: Any) -> str:
     return str(getattr(callback, "__name__", "")).lower().replace("_", "-")
 
 
-def _bad_database_url(exc: Exception) -> bool:
-    """Whether ``exc`` is SQLAlchemy refusing a URL (bogus://, no driver)."""
-    errors = sys.modules.get("sqlalchemy.exc")
-    if errors is None:
-        return False
-    # Not every ArgumentError: one from building a statement is a bug.
-    return isinstance(exc, errors.NoSuchModuleError) or (
-        isinstance(exc, errors.ArgumentError)
-        and str(exc).startswith("Could not parse SQLAlchemy URL")
-    )
-
-
 def _settings_problems(exc: Exception) -> list[str] | None:
     """One line per invalid setting when ``exc`` is Settings' validation error."""
     # Only a command that built Settings can have loaded pydantic_core.
@@ -208,27 +161,31 @@ def _settings_problems(exc: Exception) -> list[str] | None:
     return lines
 
 
-@app.command(cls=_SettingsHelp)
+@app.command(cls=SettingsHelp)
 def serve(
-    host: str | None = typer.Option(None, help=_help("host")),
-    port: int | None = typer.Option(None, help=_help("port")),
-    workers: int | None = typer.Option(None, help=_help("workers")),
+    host: str | None = typer.Option(None, help=settings_help("host")),
+    port: int | None = typer.Option(None, help=settings_help("port")),
+    workers: int | None = typer.Option(None, help=settings_help("workers")),
     no_workers: bool = typer.Option(
         False, "--no-workers", help="Run the API only; equivalent to --workers 0."
     ),
-    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
-    database_url: str | None = typer.Option(None, help=_help("database_url")),
-    lease_seconds: float | None = typer.Option(None, help=_help("lease_seconds")),
+    data_dir: Path | None = typer.Option(None, help=settings_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=settings_help("database_url")),
+    lease_seconds: float | None = typer.Option(
+        None, help=settings_help("lease_seconds")
+    ),
     job_timeout_seconds: float | None = typer.Option(
-        None, help=_help("job_timeout_seconds")
+        None, help=settings_help("job_timeout_seconds")
     ),
-    job_memory_mb: int | None = typer.Option(None, help=_help("job_memory_mb")),
-    max_attempts: int | None = typer.Option(None, help=_help("max_attempts")),
-    max_upload_bytes: int | None = typer.Option(None, help=_help("max_upload_bytes")),
+    job_memory_mb: int | None = typer.Option(None, help=settings_help("job_memory_mb")),
+    max_attempts: int | None = typer.Option(None, help=settings_help("max_attempts")),
+    max_upload_bytes: int | None = typer.Option(
+        None, help=settings_help("max_upload_bytes")
+    ),
     shutdown_grace_seconds: float | None = typer.Option(
-        None, help=_help("shutdown_grace_seconds")
+        None, help=settings_help("shutdown_grace_seconds")
     ),
-    log_level: str | None = typer.Option(None, help=_help("log_level")),
+    log_level: str | None = typer.Option(None, help=settings_help("log_level")),
 ) -> None:
     """Run the REST API and, in the same process, a pool of workers."""
     settings = _settings(
@@ -313,20 +270,22 @@ def _stopped(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-@app.command(cls=_SettingsHelp)
+@app.command(cls=SettingsHelp)
 def worker(
     concurrency: int | None = typer.Option(
         None, "--concurrency", "-c", help="Extraction slots (default: cores)."
     ),
     once: bool = typer.Option(False, "--once", help="Process what is due, then exit."),
-    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
-    database_url: str | None = typer.Option(None, help=_help("database_url")),
-    lease_seconds: float | None = typer.Option(None, help=_help("lease_seconds")),
-    job_timeout_seconds: float | None = typer.Option(
-        None, help=_help("job_timeout_seconds")
+    data_dir: Path | None = typer.Option(None, help=settings_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=settings_help("database_url")),
+    lease_seconds: float | None = typer.Option(
+        None, help=settings_help("lease_seconds")
     ),
-    job_memory_mb: int | None = typer.Option(None, help=_help("job_memory_mb")),
-    log_level: str | None = typer.Option(None, help=_help("log_level")),
+    job_timeout_seconds: float | None = typer.Option(
+        None, help=settings_help("job_timeout_seconds")
+    ),
+    job_memory_mb: int | None = typer.Option(None, help=settings_help("job_memory_mb")),
+    log_level: str | None = typer.Option(None, help=settings_help("log_level")),
 ) -> None:
     """Run workers only, against the database the API uses."""
     if concurrency is not None and concurrency < 0:
@@ -367,7 +326,7 @@ def worker(
 MAX_JOBS_PER_CORE = 4
 
 
-@app.command(cls=_SettingsHelp)
+@app.command(cls=SettingsHelp)
 def extract(
     # Text, not Path: Typer refused the whole run over one unreadable path,
     # and Path("") is the current directory. Both are decided below.
@@ -388,7 +347,7 @@ def extract(
         help="Parallel extraction processes (default: cores; at most 4 per core).",
     ),
     timeout_seconds: float | None = typer.Option(
-        None, "--timeout", help=_help("job_timeout_seconds")
+        None, "--timeout", help=settings_help("job_timeout_seconds")
     ),
     password: str | None = typer.Option(
         None, help="Password for encrypted documents (tried on each)."
@@ -439,10 +398,10 @@ def extract(
     raise typer.Exit(code)
 
 
-@db_app.command("upgrade", cls=_SettingsHelp)
+@db_app.command("upgrade", cls=SettingsHelp)
 def db_upgrade(
-    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
-    database_url: str | None = typer.Option(None, help=_help("database_url")),
+    data_dir: Path | None = typer.Option(None, help=settings_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=settings_help("database_url")),
 ) -> None:
     """Create the schema or bring it to the newest version."""
     settings = _settings(data_dir=data_dir, database_url=database_url)
@@ -464,10 +423,10 @@ def _run_on_store(settings: "Settings", operation: Any) -> Any:
         raise typer.Exit(2) from None
 
 
-@queue_app.command("stats", cls=_SettingsHelp)
+@queue_app.command("stats", cls=SettingsHelp)
 def queue_stats(
-    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
-    database_url: str | None = typer.Option(None, help=_help("database_url")),
+    data_dir: Path | None = typer.Option(None, help=settings_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=settings_help("database_url")),
 ) -> None:
     """Documents per status, the oldest due document's age, last minute's output."""
     settings = _settings(data_dir=data_dir, database_url=database_url)
@@ -485,11 +444,11 @@ def queue_stats(
 MAX_LISTED = 1_000_000_000
 
 
-@queue_app.command("failed", cls=_SettingsHelp)
+@queue_app.command("failed", cls=SettingsHelp)
 def queue_failed(
     limit: int = typer.Option(50, help="Most documents to list."),
-    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
-    database_url: str | None = typer.Option(None, help=_help("database_url")),
+    data_dir: Path | None = typer.Option(None, help=settings_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=settings_help("database_url")),
 ) -> None:
     """List failed documents (quarantined ones included) with their errors."""
     if not 1 <= limit <= MAX_LISTED:
@@ -508,10 +467,11 @@ def queue_failed(
         )
 
 
-@queue_app.command("retry", cls=_SettingsHelp)
+@queue_app.command("retry", cls=SettingsHelp)
 def queue_retry(
     document_ids: list[str] = typer.Argument(
         None,
+        metavar="DOCUMENT_IDS",
         help="Documents to retry, whatever they failed with (default: every "
         "failed one whose error another attempt may clear).",
     ),
@@ -533,8 +493,8 @@ def queue_retry(
         help="Queue them even if that leaves more than DOCMILL_MAX_PENDING "
         "waiting (submissions then get 429 until the queue is below it).",
     ),
-    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
-    database_url: str | None = typer.Option(None, help=_help("database_url")),
+    data_dir: Path | None = typer.Option(None, help=settings_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=settings_help("database_url")),
 ) -> None:
     """
     Queue failed documents again, with a fresh set of attempts.
@@ -638,7 +598,7 @@ def _exit_usage(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-@queue_app.command("purge", cls=_SettingsHelp)
+@queue_app.command("purge", cls=SettingsHelp)
 def queue_purge(
     older_than_days: float = typer.Option(
         ...,
@@ -647,8 +607,8 @@ def queue_purge(
         help="Delete those finished more than this many days ago; 0 deletes "
         "every one finished so far (failed documents are always kept).",
     ),
-    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
-    database_url: str | None = typer.Option(None, help=_help("database_url")),
+    data_dir: Path | None = typer.Option(None, help=settings_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=settings_help("database_url")),
 ) -> None:
     """Delete completed and cancelled documents, their results and originals."""
     from datetime import UTC, datetime, timedelta
@@ -695,13 +655,13 @@ def _sweep_message(report: Any) -> str:
     return line
 
 
-@storage_app.command("sweep", cls=_SettingsHelp)
+@storage_app.command("sweep", cls=SettingsHelp)
 def storage_sweep(
     upload_timeout_seconds: float | None = typer.Option(
-        None, help=_help("upload_timeout_seconds")
+        None, help=settings_help("upload_timeout_seconds")
     ),
-    data_dir: Path | None = typer.Option(None, help=_help("data_dir")),
-    database_url: str | None = typer.Option(None, help=_help("database_url")),
+    data_dir: Path | None = typer.Option(None, help=settings_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=settings_help("database_url")),
 ) -> None:
     """Remove staging of uploads that died mid-way (every `serve` does this too)."""
     settings = _settings(

@@ -40,14 +40,14 @@ def load_extract_settings(**flags: Any) -> ExtractSettings:
     given = {name: value for name, value in flags.items() if value is not None}
     if not given and not environment_configures_docmill():
         return ExtractSettings()
-    from docmill.settings import Settings
+    from docmill.settings import extraction_settings
 
-    return Settings(**given).extract_settings()
+    return extraction_settings(**given)
 
 
 def environment_configures_docmill() -> bool:
     """Whether any variable could be a setting, as pydantic-settings matches them."""
     # Settings matches names case-insensitively. Any DOCMILL_ variable counts,
-    # even one that names no field, so that an invalid value of an unrelated
-    # setting is reported here as it always was.
+    # even one that names no field: simpler than matching field names, and
+    # an unrelated setting, invalid or not, changes nothing there.
     return any(name.upper().startswith("DOCMILL_") for name in os.environ)

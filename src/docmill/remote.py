@@ -14,15 +14,27 @@ from typing import Any, NoReturn
 
 import typer
 
-from docmill._cli_values import PlainCommand
+from docmill._cli_values import PlainGroup, SettingsHelp, settings_help
 
-keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+keys_app = typer.Typer(
+    cls=PlainGroup, help="API keys: create, list, revoke.", no_args_is_help=True
+)
 
+# The variable is named in the help as every other option's is, not in
+# Typer's own [env var: ...] note.
 _SERVER = typer.Option(
-    "http://127.0.0.1:8000", "--server", envvar="DOCMILL_SERVER", help="API address."
+    "http://127.0.0.1:8000",
+    "--server",
+    envvar="DOCMILL_SERVER",
+    show_envvar=False,
+    help="API address. (env: DOCMILL_SERVER)",
 )
 _API_KEY = typer.Option(
-    None, "--api-key", envvar="DOCMILL_API_KEY", help="API key, when auth is on."
+    None,
+    "--api-key",
+    envvar="DOCMILL_API_KEY",
+    show_envvar=False,
+    help="API key, when auth is on. (env: DOCMILL_API_KEY)",
 )
 
 
@@ -30,7 +42,7 @@ def submit(
     # Text, checked below, not Path: Typer's refusal of a directory or an
     # unreadable file was a boxed usage error that did not give the reason,
     # and Path("") is the current directory.
-    names: list[str] = typer.Argument(..., metavar="FILES"),
+    names: list[str] = typer.Argument(..., metavar="FILES", help="Files to send."),
     wait: bool = typer.Option(False, "--wait", help="Wait until each is final."),
     timeout: float = typer.Option(300.0, help="Seconds --wait waits per document."),
     reconnect_seconds: float = typer.Option(
@@ -175,7 +187,9 @@ def _summary(result: Any) -> Any:
 
 
 def status(
-    document_id: str = typer.Argument(..., metavar="DOCUMENT_ID"),
+    document_id: str = typer.Argument(
+        ..., metavar="DOCUMENT_ID", help="The id submit printed for it."
+    ),
     server: str = _SERVER,
     api_key: str | None = _API_KEY,
 ) -> None:
@@ -201,12 +215,8 @@ def status(
     typer.echo(document.model_dump_json(exclude_none=True))
 
 
-_DATA_DIR = typer.Option(
-    None, help="Where the embedded database lives (env: DOCMILL_DATA_DIR)."
-)
-_DATABASE_URL = typer.Option(
-    None, help="SQLAlchemy URL of the database (env: DOCMILL_DATABASE_URL)."
-)
+_DATA_DIR = typer.Option(None, help=settings_help("data_dir"))
+_DATABASE_URL = typer.Option(None, help=settings_help("database_url"))
 
 
 def _keys(data_dir: Path | None, database_url: str | None, operation: Any) -> Any:
@@ -223,7 +233,7 @@ def _keys(data_dir: Path | None, database_url: str | None, operation: Any) -> An
         raise typer.Exit(2) from None
 
 
-@keys_app.command("create", cls=PlainCommand)
+@keys_app.command("create", cls=SettingsHelp)
 def keys_create(
     name: str = typer.Argument(..., metavar="NAME", help="Who or what uses it."),
     data_dir: Path | None = _DATA_DIR,
@@ -241,7 +251,7 @@ def keys_create(
     typer.echo(f"key {key.id} ({name}) created; store the token now", err=True)
 
 
-@keys_app.command("list", cls=PlainCommand)
+@keys_app.command("list", cls=SettingsHelp)
 def keys_list(
     data_dir: Path | None = _DATA_DIR, database_url: str | None = _DATABASE_URL
 ) -> None:
@@ -254,9 +264,11 @@ def keys_list(
         )
 
 
-@keys_app.command("revoke", cls=PlainCommand)
+@keys_app.command("revoke", cls=SettingsHelp)
 def keys_revoke(
-    key_id: str = typer.Argument(..., metavar="KEY_ID"),
+    key_id: str = typer.Argument(
+        ..., metavar="KEY_ID", help="The key's id, as `docmill keys list` shows it."
+    ),
     data_dir: Path | None = _DATA_DIR,
     database_url: str | None = _DATABASE_URL,
 ) -> None:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import parse_qsl, urlencode
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from docmill.extract.base import Limits
@@ -37,6 +38,11 @@ ASYNC_SCHEMES = {
     "sqlite": "sqlite+aiosqlite",
 }
 POSTGRES_EXTRA = "pip install 'docmill[postgres]'"
+# What a refused URL is told to use instead.
+SUPPORTED_SCHEMES = (
+    "use sqlite:// or postgresql:// (also written sqlite+aiosqlite://, "
+    "postgres:// or postgresql+asyncpg://)"
+)
 
 
 def async_database_url(url: str) -> str:
@@ -44,13 +50,24 @@ def async_database_url(url: str) -> str:
     ``url`` on the driver docmill uses for its database.
 
     Raises:
-        ValueError: the URL is PostgreSQL's and asyncpg is not installed.
+        ValueError: the URL is not a database URL, or one on a database or
+            driver docmill does not run on, or it is PostgreSQL's and asyncpg
+            is not installed.
     """
     scheme, separator, rest = url.partition("://")
-    if separator:
-        scheme = ASYNC_SCHEMES.get(scheme.lower(), scheme)
-        url = f"{scheme}{separator}{rest}"
-    if scheme.lower() == "postgresql+asyncpg":
+    if not separator or not re.fullmatch(r"[\w+]+", scheme):
+        # Not echoed: what was given may be a password put in the wrong place.
+        raise ValueError(f"not a database URL; {SUPPORTED_SCHEMES}")
+    scheme = scheme.lower()
+    scheme = ASYNC_SCHEMES.get(scheme, scheme)
+    url = f"{scheme}{separator}{rest}"
+    # Any other database, or a blocking driver (psycopg, pysqlite), got as
+    # far as the engine and failed there with a traceback. The scheme is
+    # shown; the rest of the URL may hold a password.
+    if scheme not in ("sqlite+aiosqlite", "postgresql+asyncpg"):
+        given = f"{scheme!r} is not a database and driver docmill runs on"
+        raise ValueError(f"{given}; {SUPPORTED_SCHEMES}")
+    if scheme == "postgresql+asyncpg":
         if find_spec("asyncpg") is None:
             raise ValueError(
                 "PostgreSQL needs the asyncpg driver, which is not installed: "
@@ -422,9 +439,51 @@ class Settings(BaseSettings):
         )
 
     def extract_settings(self) -> ExtractSettings:
+        # Reads EXTRACTION_FIELDS only; a field read here belongs there.
         return ExtractSettings(
             limits=self.extraction_limits(),
             job_timeout_seconds=self.job_timeout_seconds,
             job_memory_mb=self.job_memory_mb,
             extractor_plugins=self.extractor_plugins,
         )
+
+
+# What ``Settings.extract_settings`` reads: all that `docmill extract` uses.
+EXTRACTION_FIELDS = frozenset(
+    {
+        "max_text_chars",
+        "max_archive_depth",
+        "max_archive_members",
+        "max_unpacked_bytes",
+        "job_timeout_seconds",
+        "job_memory_mb",
+        "extractor_plugins",
+    }
+)
+
+
+def extraction_settings(**given: Any) -> ExtractSettings:
+    """
+    The extraction settings of the environment, with ``given`` on top.
+
+    Only the fields extract reads are validated: a server's setting left in
+    the environment (an empty ``DOCMILL_DATA_DIR``, a database URL docmill
+    cannot run on) refused `docmill extract`, which never reads it.
+
+    Raises:
+        ValidationError: an extraction setting is invalid.
+    """
+    try:
+        return Settings(**given).extract_settings()
+    except ValidationError as exc:
+        unread = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+        unread -= EXTRACTION_FIELDS
+        if not unread:
+            raise
+    # Arguments take precedence over the environment: the unread fields at
+    # their defaults leave the errors, if any, of the fields extract reads.
+    defaults = {
+        name: Settings.model_fields[name].get_default(call_default_factory=True)
+        for name in unread
+    }
+    return Settings(**given, **defaults).extract_settings()

@@ -302,6 +302,28 @@ def test_bad_values_are_one_line_usage_errors(tmp_path: Path, args: list[str]) -
     assert (done.returncode, done.stdout, len(done.stderr.splitlines())) == (2, "", 1)
 
 
+@pytest.mark.parametrize(
+    "command",
+    [["serve", "--port", "0"], ["worker", "--once"], ["db", "upgrade"]],
+    ids=["serve", "worker", "db-upgrade"],
+)
+def test_a_database_docmill_cannot_run_on_is_a_one_line_settings_error(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """A driver SQLAlchemy knows but docmill does not run on was a traceback."""
+    url = "mysql+pymysql://docmill:secret@127.0.0.1:1/docmill"
+
+    done = run_cli(*command, cwd=tmp_path, env={"DOCMILL_DATABASE_URL": url})
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert done.stderr == (
+        "docmill: invalid setting database_url (DOCMILL_DATABASE_URL or its "
+        "option): 'mysql+pymysql' is not a database and driver docmill runs on; "
+        "use sqlite:// or postgresql:// (also written sqlite+aiosqlite://, "
+        "postgres:// or postgresql+asyncpg://)\n"
+    )
+
+
 def test_an_empty_database_url_is_no_url(tmp_path: Path) -> None:
     """``DOCMILL_DATABASE_URL=`` made a stray database, then found no schema."""
     done = run_cli("queue", "stats", cwd=tmp_path, env={"DOCMILL_DATABASE_URL": ""})

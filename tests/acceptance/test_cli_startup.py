@@ -143,6 +143,15 @@ def test_extract_reports_an_invalid_setting(small_text: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_extract_runs_with_an_empty_data_dir_variable(small_text: Path) -> None:
+    """Refused, though extract keeps nothing in a data directory."""
+    env = unconfigured_environment(DOCMILL_DATA_DIR="")
+
+    done, _modules = run_probe("extract", str(small_text), env=env)
+
+    assert (done.returncode, json.loads(done.stdout)["status"]) == (0, "completed")
+
+
 def extract_at_a_terminal(path: Path, stdout: Any) -> bytes:
     """Run ``docmill extract path`` with stderr on a terminal; what it showed."""
     controller, terminal = pty.openpty()

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text, update
 
+from docmill.db.engine import write_transaction
 from docmill.db.models import Attempt, Document
 from docmill.exceptions import DocumentNotFound, LeaseLost, RetryOverLimit
 from docmill.queue.ids import process_start, this_place
@@ -260,6 +261,25 @@ async def test_attempts_record_each_try(store: Any) -> None:
         (1, "w:1", "retry"),
         (2, "w:2", "completed"),
     ]
+
+
+async def test_a_closed_attempt_keeps_how_it_ended(store: Any) -> None:
+    """
+    Every close runs with the fenced write that moves the document out of
+    processing, so none reaches a closed attempt today; one that did (a
+    second close for the same claim) overwrote the first close's outcome.
+    """
+    document_id = await queue_document(store)
+    claim = await store.claim_next("w:1")
+    await store.complete(claim, _payload("ok"))
+    closed = [(a.finished_at, a.outcome) for a in await store.attempts(document_id)]
+
+    async with write_transaction(store.engine) as connection:
+        later = utcnow() + timedelta(seconds=5)
+        await store._close_attempt(connection, claim, later, "released", None)
+
+    attempts = await store.attempts(document_id)
+    assert [(a.finished_at, a.outcome) for a in attempts] == closed
 
 
 async def test_delete_reports_original_only_when_unshared(store: Any) -> None:

@@ -40,11 +40,40 @@ def test_a_variable_is_read_as_settings_reads_it(
 def test_an_invalid_variable_fails_as_settings_fails(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Any DOCMILL_ variable, even one extract does not use, is validated."""
-    monkeypatch.setenv("DOCMILL_PORT", "eighty")
+    monkeypatch.setenv("DOCMILL_JOB_MEMORY_MB", "lots")
 
-    with pytest.raises(ValidationError, match="port"):
+    with pytest.raises(ValidationError, match="job_memory_mb"):
         load_extract_settings()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        pytest.param("DOCMILL_DATA_DIR", "", id="empty-data-dir"),
+        pytest.param("DOCMILL_DATABASE_URL", "mysql://u@db/docmill", id="mysql"),
+        pytest.param("DOCMILL_PORT", "eighty", id="port"),
+    ],
+)
+def test_a_setting_extract_does_not_read_is_not_validated(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """A server's setting left in the environment refused `docmill extract`."""
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("DOCMILL_MAX_TEXT_CHARS", "5")
+
+    assert load_extract_settings().limits.max_text_chars == 5
+
+
+def test_only_the_settings_extract_reads_are_reported(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DOCMILL_DATA_DIR", "")
+    monkeypatch.setenv("DOCMILL_JOB_MEMORY_MB", "lots")
+
+    with pytest.raises(ValidationError) as raised:
+        load_extract_settings()
+
+    assert [error["loc"] for error in raised.value.errors()] == [("job_memory_mb",)]
 
 
 def test_flags_are_validated_by_settings() -> None:

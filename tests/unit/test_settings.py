@@ -84,6 +84,59 @@ def test_postgresql_without_asyncpg_names_the_extra(
     assert "pip install 'docmill[postgres]'" in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        pytest.param(
+            "postgresql+psycopg2://u:secret@db/docmill",
+            "'postgresql+psycopg2' is not a database and driver docmill runs on",
+            id="psycopg2",
+        ),
+        pytest.param(
+            "postgresql+psycopg://u:secret@db/docmill",
+            "'postgresql+psycopg' is not a database and driver docmill runs on",
+            id="psycopg",
+        ),
+        pytest.param(
+            "mysql://u:secret@db/docmill",
+            "'mysql' is not a database and driver docmill runs on",
+            id="mysql",
+        ),
+        pytest.param(
+            "mysql+pymysql://u:secret@db/docmill",
+            "'mysql+pymysql' is not a database and driver docmill runs on",
+            id="pymysql",
+        ),
+        pytest.param(
+            "oracle://u:secret@db",
+            "'oracle' is not a database and driver docmill runs on",
+            id="oracle",
+        ),
+        pytest.param(
+            "sqlite+pysqlite:///docmill.db",
+            "'sqlite+pysqlite' is not a database and driver docmill runs on",
+            id="pysqlite",
+        ),
+        pytest.param("secret", "not a database URL", id="no-scheme"),
+        pytest.param("u:secret@db://x", "not a database URL", id="not-a-scheme"),
+    ],
+)
+def test_a_database_url_docmill_cannot_run_on_is_refused(
+    given: str, reason: str
+) -> None:
+    """
+    Each got as far as the engine, and a traceback (a missing driver
+    module, or a blocking driver under asyncio); the password stays out.
+    """
+    with pytest.raises(ValidationError) as raised:
+        Settings(database_url=given)
+
+    assert [error["msg"] for error in raised.value.errors()] == [
+        f"Value error, {reason}; use sqlite:// or postgresql:// (also written "
+        "sqlite+aiosqlite://, postgres:// or postgresql+asyncpg://)"
+    ]
+
+
 def test_an_empty_data_dir_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """``DOCMILL_DATA_DIR=`` was the current directory, silently."""
     monkeypatch.setenv("DOCMILL_DATA_DIR", "")

@@ -420,7 +420,13 @@ class _Styles:
         if style_id in self._styles:
             return self._styles[style_id] or default
         element = self._element(style_id)
-        style = _read_style(style_id, element) if element is not None else None
+        style: Style | None
+        if element is not None:
+            style = _read_style(style_id, element)
+        elif self._data is None:
+            style = _built_in_style(style_id)
+        else:
+            style = None
         self._styles[style_id] = style
         return style or default
 
@@ -530,6 +536,14 @@ def _read_style(style_id: str, element: etree._Element) -> Style:
     if numbering is not None:
         style.num_id, style.level = _numbering_ref(numbering, None, 0)
     return style
+
+
+def _built_in_style(style_id: str) -> Style | None:
+    # A package with no styles part still names Word's built-in styles by
+    # their ids (Heading1, Title; some writers use the name, "heading 1"):
+    # its headings were read as plain paragraphs.
+    level = _heading_level(style_id, style_id)
+    return Style(heading=level) if level else None
 
 
 def _heading_level(style_id: str, name: str) -> int:

@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from docmill._cli_values import PlainCommand
+from docmill._cli_values import PlainGroup, SettingsHelp, settings_help
 
 if TYPE_CHECKING:
     from docmill.settings import Settings
 
 parsers_app = typer.Typer(
-    help="Parsing rules stored in the database.", no_args_is_help=True
+    cls=PlainGroup, help="Parsing rules stored in the database.", no_args_is_help=True
 )
 
 
@@ -49,13 +49,13 @@ def _load(path: Path) -> Any:
         raise typer.Exit(1) from exc
 
 
-@parsers_app.command("apply", cls=PlainCommand)
+@parsers_app.command("apply", cls=SettingsHelp)
 def apply(
     files: list[Path] = typer.Argument(
         ..., metavar="FILES", help="Parser files, YAML or JSON."
     ),
-    data_dir: Path | None = typer.Option(None, help="[env: DOCMILL_DATA_DIR]"),
-    database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
+    data_dir: Path | None = typer.Option(None, help=settings_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=settings_help("database_url")),
 ) -> None:
     """Validate each file and store it as the next version of its shared parser."""
     import asyncio
@@ -81,10 +81,10 @@ def apply(
     asyncio.run(run())
 
 
-@parsers_app.command("list", cls=PlainCommand)
+@parsers_app.command("list", cls=SettingsHelp)
 def list_parsers(
-    data_dir: Path | None = typer.Option(None, help="[env: DOCMILL_DATA_DIR]"),
-    database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
+    data_dir: Path | None = typer.Option(None, help=settings_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=settings_help("database_url")),
 ) -> None:
     """Name, newest version and field names of every shared parser."""
     from docmill.parsing.store import ParserStore
@@ -97,13 +97,13 @@ def list_parsers(
         typer.echo(f"{record.name}\tv{record.version}\t{names}")
 
 
-@parsers_app.command("delete", cls=PlainCommand)
+@parsers_app.command("delete", cls=SettingsHelp)
 def delete_parser(
     name: str = typer.Argument(
         ..., metavar="NAME", help="The shared parser to remove."
     ),
-    data_dir: Path | None = typer.Option(None, help="[env: DOCMILL_DATA_DIR]"),
-    database_url: str | None = typer.Option(None, help="[env: DOCMILL_DATABASE_URL]"),
+    data_dir: Path | None = typer.Option(None, help=settings_help("data_dir")),
+    database_url: str | None = typer.Option(None, help=settings_help("database_url")),
 ) -> None:
     """Remove every version of a shared parser; fields it produced stay."""
     from docmill.parsing.errors import ParserNotFound

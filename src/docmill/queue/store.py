@@ -2010,6 +2010,12 @@ _CLOSE_ATTEMPT = (
         # Not "document_id": that name is the column's own in SET.
         _attempts.c.document_id == bindparam("document"),
         _attempts.c.claim_token == bindparam("token"),
+        # An attempt ends once, as cancel and recovery already ensure. Each
+        # close runs with the fenced write that takes the document out of
+        # processing, so none can meet a closed attempt today; this keeps
+        # it so if that changes, at the cost of a filter on a row the
+        # document's index has already found.
+        _attempts.c.finished_at.is_(None),
     )
     .values(
         finished_at=bindparam("now"),

@@ -358,6 +358,30 @@ def test_a_damaged_styles_part_still_makes_the_docx_corrupt() -> None:
         extract(data)
 
 
+def styled(style_id: str, text: str) -> str:
+    return (
+        f'<w:p><w:pPr><w:pStyle w:val="{style_id}"/></w:pPr>'
+        f"<w:r><w:t>{text}</w:t></w:r></w:p>"
+    )
+
+
+def test_built_in_heading_ids_are_headings_without_a_styles_part() -> None:
+    """With no styles part to name them, the headings were plain paragraphs."""
+    body = (
+        styled("Title", "Report")
+        + styled("Heading1", "Scope")
+        + styled("heading 2", "Detail")
+        + styled("Heading9", "Fine print")
+        + styled("BodyText", "Words")
+    )
+
+    result = extract(build_docx(body))
+
+    assert result.markdown == (
+        "# Report\n\n# Scope\n\n## Detail\n\n###### Fine print\n\nWords"
+    )
+
+
 NUMBERED = (
     '<w:p><w:pPr><w:numPr><w:ilvl w:val="0"/><w:numId w:val="1"/></w:numPr>'
     "</w:pPr><w:r><w:t>First step</w:t></w:r></w:p>"
