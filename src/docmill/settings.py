@@ -15,7 +15,7 @@ import re
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -72,6 +72,16 @@ def async_database_url(url: str) -> str:
             raise ValueError(
                 "PostgreSQL needs the asyncpg driver, which is not installed: "
                 f"install docmill's postgres extra ({POSTGRES_EXTRA})"
+            )
+        try:
+            # Reading it checks it: the engine's own parse raised the same
+            # ValueError, as a traceback.
+            port = urlsplit(url).port
+        except ValueError:
+            port = -1
+        if port is not None and not 0 <= port <= 65535:
+            raise ValueError(
+                "the port in the database URL is not a number from 0 to 65535"
             )
         url = _asyncpg_ssl(url)
     return url

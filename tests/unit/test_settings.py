@@ -137,6 +137,17 @@ def test_a_database_url_docmill_cannot_run_on_is_refused(
     ]
 
 
+@pytest.mark.parametrize("port", ["abc", "99999"])
+def test_a_postgresql_port_that_is_not_one_is_refused(port: str) -> None:
+    """It was a ValueError traceback from the engine's URL parser."""
+    with pytest.raises(ValidationError) as raised:
+        Settings(database_url=f"postgresql://u:secret@db:{port}/docmill")
+
+    assert [error["msg"] for error in raised.value.errors()] == [
+        "Value error, the port in the database URL is not a number from 0 to 65535"
+    ]
+
+
 def test_an_empty_data_dir_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """``DOCMILL_DATA_DIR=`` was the current directory, silently."""
     monkeypatch.setenv("DOCMILL_DATA_DIR", "")
