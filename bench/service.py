@@ -3,7 +3,8 @@ End to end through the HTTP API, beside ``docmill extract`` on the same files.
 
 Run from the repository root with the dev venv's python:
 
-    python bench/service.py [--quick] [--rounds 3] [--count 300] [--client httpx]
+    python bench/service.py [--quick] [--rounds 3] [--count 300] [--slots 2]
+        [--client httpx]
 
 Each round starts ``docmill serve --workers 2`` on a free 127.0.0.1 port with
 a fresh temporary data directory (SQLite), uploads ``--count`` real files
@@ -12,7 +13,8 @@ connections of a minimal HTTP/1.1 client (``--client httpx`` uses httpx's, which
 cost as much CPU per upload as the server did), and waits until none is pending
 or processing; the server's and its children's CPU per document are recorded.
 In the same round, in alternating order, it runs
-``docmill extract -j 2 --no-text`` on the same list of paths. A document's
+``docmill extract -j 2 --no-text`` on the same list of paths (``--slots N``
+runs both with N extraction slots). A document's
 time to completed is the server's ``finished_at`` minus the moment the client
 began sending it (one machine, one clock). After the rounds, one server takes
 a generated 1 GiB upload, and the growth of its RSS is reported.
@@ -73,8 +75,10 @@ def cpu_seconds(process: psutil.Process) -> tuple[float, float]:
     return own.user + own.system, children
 
 
-def run_service(files: list[Path], workdir: Path, client: str) -> dict[str, Any]:
-    server = h.serve(workdir / "service", "--workers", "2")
+def run_service(
+    files: list[Path], workdir: Path, client: str, slots: int
+) -> dict[str, Any]:
+    server = h.serve(workdir / "service", "--workers", str(slots))
     with (
         h.running(server),
         h.RssSampler(server.pid) as rss,
@@ -149,9 +153,12 @@ def run_service(files: list[Path], workdir: Path, client: str) -> dict[str, Any]
 SUMMARY = re.compile(r"(\d+) file\(s\) in ([\d.]+)s: (\d+) completed, (\d+) failed")
 
 
-def run_extract(files: list[Path], workdir: Path) -> dict[str, Any]:
+def run_extract(files: list[Path], workdir: Path, slots: int) -> dict[str, Any]:
     out = workdir / "extract.jsonl"
-    command = [str(h.DOCMILL), "extract", "-j", "2", "--no-text", *map(str, files)]
+    command = [
+        *(str(h.DOCMILL), "extract", "-j", str(slots), "--no-text"),
+        *map(str, files),
+    ]
     # Not the benches' own variables (DOCMILL_BENCH_PORTS): any DOCMILL_
     # variable makes `extract` read its settings through pydantic-settings
     # (docmill.extract_settings), 0.15 s more of wall time than a user without
@@ -313,9 +320,10 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
 def report(raw: dict[str, Any]) -> str:
     s = raw["summary"]
     n = raw["rounds"][0]["service"]["documents"]
+    slots = raw["slots"]
     rows = [
         [
-            "service (`serve --workers 2`, SQLite)",
+            f"service (`serve --workers {slots}`, SQLite)",
             f"{s['service_docs_per_second']:.1f}",
             f"{s['service_p50_seconds']:.2f}",
             f"{s['service_p99_seconds']:.2f}",
@@ -323,7 +331,7 @@ def report(raw: dict[str, Any]) -> str:
             f" (server alone {s['peak_rss_server_mb']:.0f})",
         ],
         [
-            "`docmill extract -j 2 --no-text` (wall)",
+            f"`docmill extract -j {slots} --no-text` (wall)",
             f"{s['extract_docs_per_second']:.1f}",
             "",
             "",
@@ -452,6 +460,13 @@ def main() -> None:
         default="raw",
         help="the upload client: raw HTTP/1.1 (default) or httpx, to compare",
     )
+    parser.add_argument(
+        "--slots",
+        type=int,
+        default=2,
+        help="extraction slots on both sides: serve --workers N, extract -j N (2;"
+        " 1 leaves the server a core of its own on this 2-core VM)",
+    )
     args = parser.parse_args()
     commit = h.use_snapshot(args.working_tree)
     count = args.count or (60 if args.quick else 300)
@@ -462,6 +477,7 @@ def main() -> None:
     raw: dict[str, Any] = h.header("service", args.quick, commit)
     raw["rounds"] = []
     raw["client"] = args.client
+    raw["slots"] = args.slots
     workdir = Path(tempfile.mkdtemp(prefix="docmill-bench-service-"))
     try:
         for number in range(rounds):
@@ -473,9 +489,9 @@ def main() -> None:
                 place = workdir / f"round{number}-{kind}"
                 place.mkdir()
                 if kind == "service":
-                    outcome[kind] = run_service(files, place, args.client)
+                    outcome[kind] = run_service(files, place, args.client, args.slots)
                 else:
-                    outcome[kind] = run_extract(files, place)
+                    outcome[kind] = run_extract(files, place, args.slots)
                 shutil.rmtree(place, ignore_errors=True)
             raw["rounds"].append(outcome)
             service, extract = outcome["service"], outcome["extract"]
