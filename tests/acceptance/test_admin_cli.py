@@ -207,6 +207,7 @@ def test_the_operator_deletes_a_shared_parser(tmp_path: Path) -> None:
     rules.write_text(
         '{"name": "memo", "fields": {"v": {"rule": "constant", "value": 1}}}'
     )
+    run_cli("db", "upgrade", "--data-dir", data, cwd=tmp_path)
     applied = run_cli("parsers", "apply", str(rules), "--data-dir", data, cwd=tmp_path)
 
     deleted = run_cli("parsers", "delete", "memo", "--data-dir", data, cwd=tmp_path)
@@ -218,12 +219,19 @@ def test_the_operator_deletes_a_shared_parser(tmp_path: Path) -> None:
 
 
 def test_parsers_before_the_first_serve_say_what_to_run(tmp_path: Path) -> None:
+    """``apply`` made a database there, where no server would read the parser."""
+    rules = tmp_path / "memo.json"
+    rules.write_text(
+        '{"name": "memo", "fields": {"v": {"rule": "constant", "value": 1}}}'
+    )
     listed = run_cli("parsers", "list", cwd=tmp_path)
     deleted = run_cli("parsers", "delete", "memo", cwd=tmp_path)
+    applied = run_cli("parsers", "apply", str(rules), cwd=tmp_path)
 
-    for done in (listed, deleted):
+    for done in (listed, deleted, applied):
         assert (done.returncode, len(done.stderr.splitlines())) == (2, 1)
         assert "`docmill db upgrade`" in done.stderr
+    assert not (tmp_path / "docmill-data").exists()
 
 
 @pytest.mark.postgres

@@ -58,27 +58,19 @@ def apply(
     database_url: str | None = typer.Option(None, help=settings_help("database_url")),
 ) -> None:
     """Validate each file and store it as the next version of its shared parser."""
-    import asyncio
+    from docmill.parsing.store import ParserStore
 
     specs = [_load(path) for path in files]
-    settings = _settings(data_dir, database_url)
 
-    async def run() -> None:
-        from docmill.db.engine import create_engine
-        from docmill.db.migrate import upgrade
-        from docmill.parsing.store import ParserStore
+    async def save(services: Any) -> list[Any]:
+        # The database must be there already, as for every admin verb: made
+        # here, in a directory no server reads, the parser was stored where
+        # nobody would find it (and on PostgreSQL this ran the migrations).
+        store = ParserStore(services.engine)
+        return [await store.save(spec) for spec in specs]
 
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.resolved_database_url)
-        try:
-            await upgrade(engine)
-            for spec in specs:
-                record = await ParserStore(engine).save(spec)
-                typer.echo(f"{record.name}: version {record.version}")
-        finally:
-            await engine.dispose()
-
-    asyncio.run(run())
+    for record in _admin(data_dir, database_url, save):
+        typer.echo(f"{record.name}: version {record.version}")
 
 
 @parsers_app.command("list", cls=SettingsHelp)
