@@ -49,6 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from docmill.db.errors import log_failure
 from docmill.exceptions import (
     OriginalMissing,
     StorageError,
@@ -148,12 +149,11 @@ async def sweep_periodically(
     while not stop.is_set():
         try:
             report = await storage.sweep_staging(max_age_seconds)
-        except Exception:
+        except Exception as exc:
             # A database hiccup must not end the sweeper; the next round
-            # finds the same staging.
-            logger.warning(
-                "staging sweep failed", exc_info=True, extra={"action": "sweep_failed"}
-            )
+            # finds the same staging. A database out of reach is one line,
+            # not a traceback at every round.
+            log_failure(logger, "staging sweep failed", exc)
         else:
             if report.removed:
                 logger.info(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import time
 from pathlib import Path
@@ -222,3 +223,23 @@ async def test_shutdown_lets_a_sweep_in_progress_finish() -> None:
     await asyncio.wait_for(task, 5)
 
     assert finished == [True] and not task.cancelled()
+
+
+async def test_a_sweep_without_the_database_is_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A PostgreSQL out of reach at start logged a traceback each round."""
+    from docmill.storage import SweepReport, sweep_periodically
+
+    stop = asyncio.Event()
+
+    class Unreachable:
+        async def sweep_staging(self, max_age_seconds: float) -> SweepReport:
+            stop.set()
+            raise ConnectionRefusedError(111, "Connect call failed")
+
+    with caplog.at_level(logging.WARNING, logger="docmill.storage"):
+        await asyncio.wait_for(sweep_periodically(Unreachable(), 60, stop), 5)  # type: ignore[arg-type]
+
+    assert [(r.levelname, r.exc_info) for r in caplog.records] == [("WARNING", None)]
+    assert "database unavailable" in caplog.records[0].getMessage()
