@@ -42,7 +42,24 @@ class ApiError(DocmillError):
         self.status = status
         self.problem = problem
         self.type = str(problem.get("type", ""))
-        super().__init__(f"HTTP {status}: {problem.get('detail') or problem}")
+        super().__init__(f"HTTP {status}: {_described(problem)}")
+
+
+def _described(problem: dict[str, Any]) -> str:
+    """
+    The problem's detail, and what each invalid field was refused for: a
+    422's detail alone ("the submission is not valid") hid which field.
+    """
+    detail = str(problem.get("detail") or problem)
+    errors = problem.get("errors")
+    if not isinstance(errors, list):
+        return detail
+    reasons = [
+        f"{'.'.join(map(str, error.get('loc') or [])) or '(body)'}: {error['msg']}"
+        for error in errors
+        if isinstance(error, dict) and error.get("msg")
+    ]
+    return f"{detail} ({'; '.join(reasons)})" if reasons else detail
 
 
 class WaitTimeout(DocmillError):
