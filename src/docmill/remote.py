@@ -44,7 +44,9 @@ def submit(
     # and Path("") is the current directory.
     names: list[str] = typer.Argument(..., metavar="FILES", help="Files to send."),
     wait: bool = typer.Option(False, "--wait", help="Wait until each is final."),
-    timeout: float = typer.Option(300.0, help="Seconds --wait waits per document."),
+    timeout: float = typer.Option(
+        300.0, min=0, help="Seconds --wait waits per document."
+    ),
     reconnect_seconds: float = typer.Option(
         60.0,
         "--reconnect-seconds",

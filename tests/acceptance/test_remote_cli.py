@@ -216,3 +216,27 @@ def test_client_keeps_a_document_id_in_one_path_segment() -> None:
         assert [r.path for r in api.httpd.state.received] == [
             "/documents/..%2Fkeys%3Fx%3D1"
         ]
+
+
+def test_submit_refuses_a_negative_wait(tmp_path: Path) -> None:
+    """``--timeout -5`` was taken, and "not final after -5.0s" followed."""
+    document = tmp_path / "ok.txt"
+    document.write_text("fine")
+
+    command = ["submit", str(document), "--wait", "--timeout", "-5"]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "docmill.cli",
+            *command,
+            "--server",
+            "http://127.0.0.1:1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "--timeout" in done.stderr
