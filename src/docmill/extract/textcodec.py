@@ -21,6 +21,7 @@ import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
@@ -512,37 +513,31 @@ def _mostly_latin(page: _CodePage, marked: bytes) -> bool:
     return latin > len(marked) - len(marked.translate(None, page.other))
 
 
-def _letters(
-    marked: bytes,
-) -> tuple[Counter[tuple[tuple[int, int], ...]], Counter[int]]:
-    # The first _LETTER_BYTES bytes past ASCII, by line (each line's bytes
-    # with their counts, and how many lines have those) and in all.
-    lines: Counter[tuple[tuple[int, int], ...]] = Counter()
+def _letters(marked: bytes) -> tuple[Counter[bytes], Counter[int]]:
+    # The first _LETTER_BYTES bytes past ASCII, by line (and how many lines
+    # have the same) and in all.
+    taken: list[bytes] = []
     left = _LETTER_BYTES
     for line in marked.split(b"\n"):
         if line:
-            line = line[:left]
-            lines[tuple(Counter(line).items())] += 1
-            left -= len(line)
+            taken.append(line[:left])
+            left -= len(taken[-1])
             if not left:
                 break
-    high: Counter[int] = Counter()
-    for letters, repeats in lines.items():
-        for byte, count in letters:
-            high[byte] += count * repeats
-    return lines, high
+    return Counter(taken), Counter(b"".join(taken))
 
 
 def _explicable(page: _CodePage, high: Counter[int]) -> int:
     return sum(count for byte, count in high.items() if page.languages[byte - 0x80])
 
 
-def _spelled_by_line(
-    page: _CodePage | None, lines: Counter[tuple[tuple[int, int], ...]]
-) -> int:
+def _spelled_by_line(page: _CodePage | None, lines: Counter[bytes]) -> int:
     if page is None:
         return 0
-    return sum(repeats * _spelled(page, line) for line, repeats in lines.items())
+    return sum(
+        repeats * _spelled(page, zip(line, repeat(1)))
+        for line, repeats in lines.items()
+    )
 
 
 def _spelled(page: _CodePage, letters: Iterable[tuple[int, int]]) -> int:
