@@ -17,11 +17,16 @@ from __future__ import annotations
 
 import codecs
 import re
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from charset_normalizer import CharsetMatches
 
 # Detection reads at most this much; the whole file is then decoded with the
@@ -88,6 +93,57 @@ _PREFERRED = (
 _COMMON_BONUS = 0.05
 _CHAOS_TIE = 0.01
 _COHERENCE_TIE = 0.02
+
+# The letters past ASCII that each language written in a Latin code page
+# uses, in lower case (loanword letters left out). A reading of a legacy text
+# is believable when its accented letters are those of one language: French
+# read as Baltic turns "garçon" and "à côté" into "garēon" and "ą cōté", and
+# no language writes ē, ą and ō together.
+_ALPHABETS = {
+    "Albanian": "çë",
+    "Catalan": "àçèéíïòóúü",
+    "Croatian": "čćđšž",
+    "Czech": "áčďéěíňóřšťúůýž",
+    "Danish and Norwegian": "åæéø",
+    "Dutch": "áéèëïóöü",
+    "Estonian": "äõöüšž",
+    "Faroese": "áæðíóøúý",
+    "Finnish": "äåöšž",
+    "French": "àâæçéèêëîïôœùûüÿ",
+    "German": "äöüß",
+    "Hungarian": "áéíóöőúüű",
+    "Icelandic": "áæðéíóöþúý",
+    "Irish": "áéíóú",
+    "Italian": "àèéìíîòóùú",
+    "Latvian": "āčēģīķļņšūž",
+    "Lithuanian": "ąčęėįšųūž",
+    "Polish": "ąćęłńóśźż",
+    "Portuguese": "áàâãçéêíóôõú",
+    "Romanian": "ăâîşșţț",
+    "Slovak": "áäčďéíĺľňóôŕšťúýž",
+    "Slovene": "čšž",
+    "Spanish": "áéíñóúü",
+    "Swedish": "åäéö",
+    "Turkish": "çğıöşü",
+}
+# Each letter of _ALPHABETS as a set of bits, one bit per language using it.
+_LANGUAGE_BITS = {
+    letter: sum(
+        1 << index
+        for index, letters in enumerate(_ALPHABETS.values())
+        if letter in letters
+    )
+    for letter in "".join(_ALPHABETS.values())
+}
+# ASCII but the line feed: deleting it leaves each line's bytes past ASCII.
+_ASCII_BUT_NEWLINE = bytes(byte for byte in range(0x80) if byte != 0x0A)
+# At most this many bytes past ASCII are weighed (see ``_latin_reading``):
+# evidence enough, and a bound on the cost of weighing.
+_LETTER_BYTES = 1024
+# A count per language packed in one integer (see ``_CodePage``).
+_TALLY_BITS = 32
+_TALLY_MASK = (1 << _TALLY_BITS) - 1
+_TALLY_SHIFTS = range(0, _TALLY_BITS * len(_ALPHABETS), _TALLY_BITS)
 
 
 @dataclass(frozen=True)
@@ -362,14 +418,15 @@ def _detect(data: bytes, truncated: bool) -> DecodedText:
         return DecodedText(text, encoding, confident=False)
 
 
-def _prefer(matches: CharsetMatches) -> str:
+def _prefer(matches: CharsetMatches, sample: bytes) -> str:
     # charset-normalizer ranks by chaos (how broken the text looks), then
     # coherence (how much it reads like a language); on short texts both are
     # noisy, and French in cp1252 can score a little messier than in Mac
     # Latin 2. Codecs people actually use therefore get a head start on
     # chaos; the most coherent of the cleanest wins, and the commoner codec
     # breaks a remaining tie. ``could_be_from_charset`` lists codecs that give
-    # exactly the same text, so they share their match's scores.
+    # exactly the same text, so they share their match's scores. Between
+    # Latin code pages neither score tells much (see ``_latin_reading``).
     scored: dict[str, tuple[float, float]] = {}
     for match in matches:
         for encoding in [match.encoding, *match.could_be_from_charset]:
@@ -387,8 +444,179 @@ def _prefer(matches: CharsetMatches) -> str:
         for encoding, coherence in clean.items()
         if coherence >= top - _COHERENCE_TIE
     ]
-    rank = {encoding: index for index, encoding in enumerate(_PREFERRED)}
-    return min(tied, key=lambda encoding: rank.get(encoding, len(rank)))
+    choice = min(tied, key=_rank)
+    return _latin_reading(choice, list(scored), sample)
+
+
+def _rank(encoding: str) -> int:
+    try:
+        return _PREFERRED.index(encoding)
+    except ValueError:
+        return len(_PREFERRED)
+
+
+def _latin_reading(choice: str, candidates: list[str], sample: bytes) -> str:
+    """
+    The Latin code page whose accented letters best spell a language.
+
+    Chaos and coherence barely tell Latin code pages apart: they read the
+    same bytes as ASCII and differ only in the accented letters, a few in a
+    hundred, so charset-normalizer scores French read as Baltic (cp1257) as
+    cleaner than French, and Czech as no more coherent read as Czech than
+    read as Western. What does tell them apart is whether those letters are
+    the alphabet of a language. When ``choice`` reads the sample as Latin
+    letters, a candidate that reads it as Latin letters too replaces it if
+    it spells more of them in one language, and also more line by line,
+    each line in its own language: a phrase book or a notice in five
+    languages spells little in any one, and its own code page must not lose
+    to one whose letters happen to be Slovak. On a tie the commoner code
+    page wins, so a regional one needs letters only its region writes to
+    beat cp1252.
+    """
+    page = _code_page(choice)
+    marked = sample.translate(None, _ASCII_BUT_NEWLINE)
+    # Asked before anything is counted: Cyrillic or Greek text is nearly all
+    # bytes past ASCII.
+    if page is None or not _mostly_latin(page, marked):
+        return choice
+    lines, high = _letters(marked)
+    best, best_whole = choice, (_spelled(page, high.items()), -_rank(choice))
+    best_lines: tuple[int, int] | None = None
+    # Code pages that read the letters alike (cp1250 and ISO 8859-2 often
+    # do) spell alike.
+    by_reading: dict[tuple[int, ...], int] = {}
+    for codec in candidates:
+        rival = _code_page(codec)
+        # A reading spells no more letters than it has letters of some
+        # language, so most candidates are ruled out before being scored.
+        if rival is None or (_explicable(rival, high), -_rank(codec)) <= best_whole:
+            continue
+        whole = (_spelled(rival, high.items()), -_rank(codec))
+        if whole <= best_whole or not _mostly_latin(rival, marked):
+            continue
+        if best_lines is None:
+            best_lines = (_spelled_by_line(_code_page(best), lines), -_rank(best))
+        reading = tuple(rival.languages[byte - 0x80] for byte in high)
+        if reading not in by_reading:
+            by_reading[reading] = _spelled_by_line(rival, lines)
+        by_line = (by_reading[reading], -_rank(codec))
+        if by_line > best_lines:
+            best, best_whole, best_lines = codec, whole, by_line
+    # No letter of any alphabet either way: nothing to overrule with.
+    return best if best_whole[0] > 0 else choice
+
+
+def _mostly_latin(page: _CodePage, marked: bytes) -> bool:
+    # More Latin letters than letters of other scripts; a text whose only
+    # bytes past ASCII are dashes and quotes is no contest.
+    latin = len(marked) - len(marked.translate(None, page.latin))
+    return latin > len(marked) - len(marked.translate(None, page.other))
+
+
+def _letters(marked: bytes) -> tuple[Counter[bytes], Counter[int]]:
+    # The first _LETTER_BYTES bytes past ASCII, by line (and how many lines
+    # have the same) and in all.
+    taken: list[bytes] = []
+    left = _LETTER_BYTES
+    for line in marked.split(b"\n"):
+        if line:
+            taken.append(line[:left])
+            left -= len(taken[-1])
+            if not left:
+                break
+    return Counter(taken), Counter(b"".join(taken))
+
+
+def _explicable(page: _CodePage, high: Counter[int]) -> int:
+    return sum(count for byte, count in high.items() if page.languages[byte - 0x80])
+
+
+def _spelled_by_line(page: _CodePage | None, lines: Counter[bytes]) -> int:
+    if page is None:
+        return 0
+    return sum(
+        repeats * _spelled(page, zip(line, repeat(1)))
+        for line, repeats in lines.items()
+    )
+
+
+def _spelled(page: _CodePage, letters: Iterable[tuple[int, int]]) -> int:
+    # Of bytes given as (byte, how many times), how many ``page`` reads as
+    # letters of the one language that writes most of them.
+    common, either, written, tally = -1, 0, 0, 0
+    for byte, count in letters:
+        languages = page.languages[byte - 0x80]
+        if languages:
+            common &= languages
+            either |= languages
+            written += count
+            tally += page.tallies[byte - 0x80] * count
+    if common:
+        # One language writes all of them (the usual case).
+        return written
+    most = 0
+    while either:
+        language = either.bit_length() - 1
+        most = max(most, tally >> language * _TALLY_BITS & _TALLY_MASK)
+        either ^= 1 << language
+    return most
+
+
+class _CodePage(NamedTuple):
+    """
+    A single-byte code page's bytes from 0x80 up, as letters.
+
+    ``languages`` has the bits of the languages of ``_ALPHABETS`` that write
+    each (0 for none), ``tallies`` the same spread one field of
+    ``_TALLY_BITS`` per language, so that adding them counts the letters of
+    every language at once; ``latin`` and ``other`` are the bytes that are
+    Latin letters and letters of other scripts.
+    """
+
+    languages: tuple[int, ...]
+    tallies: tuple[int, ...]
+    latin: bytes
+    other: bytes
+
+
+@lru_cache(maxsize=128)
+def _code_page(codec: str) -> _CodePage | None:
+    # None for a codec that reads these bytes in pairs or not at all.
+    high = bytes(range(0x80, 0x100))
+    try:
+        whole = high.decode(codec, errors="replace")
+    except LookupError:
+        return None
+    alone = [
+        high[index : index + 1].decode(codec, errors="replace") for index in range(128)
+    ]
+    if "".join(alone) != whole:
+        return None
+    # Modifier letters (Mac Roman's circumflex accent) spell no word.
+    letters = {
+        char for char in alone if char.isalpha() and unicodedata.category(char) != "Lm"
+    }
+    latin = {
+        char for char in letters if unicodedata.name(char, "").startswith("LATIN ")
+    }
+    languages = tuple(_LANGUAGE_BITS.get(char.lower(), 0) for char in alone)
+    return _CodePage(
+        languages=languages,
+        tallies=tuple(
+            sum(
+                1 << shift
+                for shift in _TALLY_SHIFTS
+                if bits >> shift // _TALLY_BITS & 1
+            )
+            for bits in languages
+        ),
+        latin=bytes(0x80 + index for index, char in enumerate(alone) if char in latin),
+        other=bytes(
+            0x80 + index
+            for index, char in enumerate(alone)
+            if char in letters and char not in latin
+        ),
+    )
 
 
 def looks_like_text(data: bytes) -> bool:
@@ -445,7 +673,7 @@ def _charset_guess(sample: bytes) -> _Guess:
     best = matches.best()
     if best is None:
         return _Guess(None, None)
-    return _Guess(_prefer(matches), best.chaos)
+    return _Guess(_prefer(matches, sample), best.chaos)
 
 
 def forget_detections() -> None:

@@ -72,6 +72,114 @@ def test_legacy_encodings_are_detected(text: str, codec: str) -> None:
     assert decode(text.encode(codec)) == DecodedText(text, codec)
 
 
+# One sentence or two of each language, as a short upload would hold them.
+LATIN_AND_OTHER_SCRIPTS = [
+    pytest.param(
+        "Le garçon mangeait une crème brûlée à côté de la fenêtre.\n"
+        "Il était très content et avait déjà fini son café.\n",
+        "cp1252",
+        id="french-cp1252",
+    ),
+    pytest.param(
+        "Perché è così difficile trovare la città più bella? "
+        "Non lo so, ma è già tardi e domani partirò.\n",
+        "cp1252",
+        id="italian-cp1252",
+    ),
+    pytest.param(
+        "Það er gott að búa á Íslandi þegar sólin skín og fólkið er glaðt.\n",
+        "cp1252",
+        id="icelandic-cp1252",
+    ),
+    pytest.param(
+        "Naše babička vařila každou neděli výborný oběd a děti se na něj "
+        "vždycky těšily.\n",
+        "cp1250",
+        id="czech-cp1250",
+    ),
+    pytest.param(
+        "Zażółć gęślą jaźń. Wczoraj poszliśmy do kina, a potem jedliśmy "
+        "pierogi u babci.\n",
+        "cp1250",
+        id="polish-cp1250",
+    ),
+    pytest.param(
+        "Bunica mea făcea în fiecare duminică plăcinte şi ne povestea despre "
+        "ţara ei natală.\n",
+        "cp1250",
+        id="romanian-cp1250",
+    ),
+    pytest.param(
+        "Jučer smo šetali uz more i jeli ćevape u malom restoranu blizu luke; "
+        "bilo je lijepo.\n",
+        "cp1250",
+        id="croatian-cp1250",
+    ),
+    pytest.param(
+        "Vakar mes ėjome į parką ir matėme daug žmonių, kurie šoko ir dainavo "
+        "lietuviškas dainas.\n",
+        "cp1257",
+        id="lithuanian-cp1257",
+    ),
+    pytest.param(
+        "Vakar mēs gājām uz parku un redzējām daudz cilvēku, kuri dziedāja "
+        "latviešu tautasdziesmas.\n",
+        "cp1257",
+        id="latvian-cp1257",
+    ),
+    pytest.param(
+        "Dün akşam arkadaşlarımızla birlikte güzel bir lokantada yemek yedik "
+        "ve çok eğlendik.\n",
+        "cp1254",
+        id="turkish-cp1254",
+    ),
+    pytest.param(RUSSIAN, "cp1251", id="russian-cp1251"),
+    pytest.param(RUSSIAN, "koi8_r", id="russian-koi8-r"),
+    pytest.param(
+        "Η ελληνική γλώσσα είναι μία από τις αρχαιότερες γλώσσες της Ευρώπης.\n",
+        "cp1253",
+        id="greek-cp1253",
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "codec"), LATIN_AND_OTHER_SCRIPTS)
+def test_a_short_text_is_read_in_the_code_page_of_its_language(
+    text: str, codec: str
+) -> None:
+    # charset-normalizer took French for Baltic (cp1257: "garēon", "ą cōté")
+    # and Italian for Central European (cp1250: "Perché č cosě").
+    assert decode(text.encode(codec)) == DecodedText(text, codec)
+
+
+@pytest.mark.parametrize(
+    ("text", "codec"),
+    [param for param in LATIN_AND_OTHER_SCRIPTS if param.id != "greek-cp1253"],
+)
+def test_a_longer_text_is_read_in_the_code_page_of_its_language(
+    text: str, codec: str
+) -> None:
+    assert decode((text * 200).encode(codec)) == DecodedText(text * 200, codec)
+
+
+def test_a_text_in_several_western_languages_stays_cp1252() -> None:
+    # No one language spells all its letters, and read as cp1250 ("trčs",
+    # "nińo") Slovak would spell more of them than any language does right.
+    text = (
+        "Die Kinder spielen draußen im Garten, während die Großmutter schläft.\n"
+        "L'été était très chaud ; nous avons mangé une crème brûlée.\n"
+        "El niño comió paella con ñoquis y dijo: ¡Qué rico!\n"
+        "Kvinnan åt köttbullar och frågade om det fanns mer.\n"
+        "O João comprou um café e disse que estava ótimo.\n"
+    )
+    assert decode(text.encode("cp1252")) == DecodedText(text, "cp1252")
+
+
+def test_a_text_whose_only_bytes_past_ascii_are_punctuation_stays_cp1252() -> None:
+    text = "The price rose to £45 – about “twice” what we paid last year … really.\n"
+    assert decode(text.encode("cp1252")) == DecodedText(text, "cp1252")
+
+
 def test_a_declared_encoding_is_kept_when_it_decodes_strictly() -> None:
     data = "Ελληνικά".encode("iso8859_7")
     assert decode(data, declared="ISO-8859-7") == DecodedText("Ελληνικά", "iso8859_7")
