@@ -85,11 +85,60 @@ def _finish(result: ExtractionResult, ctx: ExtractContext) -> ExtractionResult:
     if len(result.text) > limit:
         result.text = result.text[:limit]
         result.warnings.append(f"text cut at {limit} characters")
+    if ctx.depth == 0:
+        _fit_result(result, ctx.limits.max_result_chars, ctx.limits.max_result_chars)
     if ctx.depth == 0 and "language" not in result.metadata:
         language = detect_language(result.text)
         if language:
             result.metadata["language"] = language
     return result
+
+
+def _fit_result(result: ExtractionResult, left: int, limit: int) -> int:
+    """
+    Cut ``result`` to ``left`` characters, spent on its text, Markdown and
+    pages, then on its children's results in order; return what is left.
+
+    Each document's text was cut at the text limit alone, but its Markdown,
+    its pages and its children's results came on top: a zip of two DOCX
+    files of repeated paragraphs made a result of 170 M characters, which
+    the server unpickled, encoded and stored whole. Pages past the budget
+    stay in the list, empty, so the page count is still the document's.
+    """
+    if len(result.text) > left:
+        result.text = result.text[:left]
+        _note_cut(result, "text", left, limit)
+    left -= len(result.text)
+    if result.markdown is not None:
+        if len(result.markdown) > left:
+            result.markdown = result.markdown[:left]
+            _note_cut(result, "markdown", left, limit)
+        left -= len(result.markdown)
+    if result.pages is not None:
+        size = sum(map(len, result.pages))
+        if size > left:
+            result.pages = _cut_pages(result.pages, left)
+            _note_cut(result, "pages", left, limit)
+        left -= min(size, left)
+    for child in result.children:
+        if child.result is not None:
+            left = _fit_result(child.result, left, limit)
+    return left
+
+
+def _cut_pages(pages: list[str], keep: int) -> list[str]:
+    kept = []
+    for page in pages:
+        kept.append(page[:keep])
+        keep -= len(kept[-1])
+    return kept
+
+
+def _note_cut(result: ExtractionResult, field: str, keep: int, limit: int) -> None:
+    result.warnings.append(
+        f"{field} cut at {keep} characters: the result, embedded documents "
+        f"included, holds at most {limit}"
+    )
 
 
 def _holds_surrogate(value: str) -> bool:
