@@ -199,9 +199,9 @@ class Settings(BaseSettings):
         Limits.max_result_chars,
         gt=0,
         description=(
-            "Most characters of one document's result: its text, Markdown and "
-            "pages and those of the documents embedded in it, together; what "
-            "comes past it is cut, in that order."
+            "Most characters of one document's result: its metadata's strings, "
+            "text, Markdown and pages and those of the documents embedded in "
+            "it, together; what comes past it is cut, in that order."
         ),
     )
     max_archive_depth: int = Field(

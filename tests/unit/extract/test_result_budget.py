@@ -49,10 +49,20 @@ def _extract(data: bytes, name: str, limits: Limits) -> dict[str, Any]:
     return extract_in_process(data, name, limits)
 
 
+def _strings(value: Any) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_strings(item) for item in value.values())
+    if isinstance(value, list):
+        return sum(_strings(item) for item in value)
+    return 0
+
+
 def _chars(result: dict[str, Any]) -> int:
-    """Characters of text, Markdown and pages in ``result``, children included."""
-    size = len(result["text"]) + len(result["markdown"] or "")
-    size += sum(map(len, result["pages"] or []))
+    """What the budget counts in ``result``, its children included."""
+    fields = ("metadata", "text", "markdown", "pages")
+    size = sum(_strings(result[field]) for field in fields)
     for child in result["children"]:
         if child["result"] is not None:
             size += _chars(child["result"])
@@ -76,7 +86,9 @@ def test_a_result_past_the_budget_is_cut_to_it() -> None:
 
 
 def test_each_cut_is_a_warning_of_the_result_it_cut() -> None:
-    budget = len(_extract(BUNDLE, "bundle.zip", Limits())["text"]) + 10
+    whole = _extract(BUNDLE, "bundle.zip", Limits())
+    deck = whole["children"][0]["result"]
+    budget = _strings([whole["metadata"], whole["text"], deck["metadata"]]) + 10
 
     cut = _extract(BUNDLE, "bundle.zip", Limits(max_result_chars=budget))
 
@@ -90,6 +102,7 @@ def test_each_cut_is_a_warning_of_the_result_it_cut() -> None:
             "pages cut at 0 characters" + reason,
         ],
         "minutes.docx": [
+            "metadata cut at 0 characters" + reason,
             "text cut at 0 characters" + reason,
             "markdown cut at 0 characters" + reason,
         ],
@@ -100,13 +113,24 @@ def test_pages_past_the_budget_are_kept_empty() -> None:
     """The page count stays the document's though the pages' text is cut."""
     deck = _deck(3)
     whole = _extract(deck, "deck.pptx", Limits())
-    budget = len(whole["text"]) + len(whole["markdown"]) + len(whole["pages"][0]) + 4
+    budget = _chars(whole) - _strings(whole["pages"][1:]) + 4
 
     cut = _extract(deck, "deck.pptx", Limits(max_result_chars=budget))
 
     assert (cut["page_count"], cut["pages"]) == (
         3,
         [whole["pages"][0], whole["pages"][1][:4], ""],
+    )
+
+
+def test_a_hostile_title_is_cut_too() -> None:
+    page = b"<title>" + b"t" * 5_000 + b"</title><p>Hello"
+
+    cut = _extract(page, "page.html", Limits(max_result_chars=100))
+
+    assert (cut["metadata"], cut["text"]) == (
+        {"encoding": "utf-8", "title": "t" * 95},
+        "",
     )
 
 
