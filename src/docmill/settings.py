@@ -195,6 +195,15 @@ class Settings(BaseSettings):
         gt=0,
         description="Extracted text is cut past this length.",
     )
+    max_result_chars: int = Field(
+        Limits.max_result_chars,
+        gt=0,
+        description=(
+            "Most characters of one document's result: its metadata's strings, "
+            "text, Markdown and pages and those of the documents embedded in "
+            "it, together; what comes past it is cut, in that order."
+        ),
+    )
     max_archive_depth: int = Field(
         Limits.max_archive_depth,
         ge=0,
@@ -443,6 +452,7 @@ class Settings(BaseSettings):
     def extraction_limits(self) -> Limits:
         return Limits(
             max_text_chars=self.max_text_chars,
+            max_result_chars=self.max_result_chars,
             max_archive_depth=self.max_archive_depth,
             max_archive_members=self.max_archive_members,
             max_unpacked_bytes=self.max_unpacked_bytes,
@@ -462,6 +472,7 @@ class Settings(BaseSettings):
 EXTRACTION_FIELDS = frozenset(
     {
         "max_text_chars",
+        "max_result_chars",
         "max_archive_depth",
         "max_archive_members",
         "max_unpacked_bytes",

@@ -105,3 +105,9 @@ def test_the_package_still_exports_settings() -> None:
     import docmill
 
     assert docmill.Settings is Settings
+
+
+def test_the_result_budget_reaches_the_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCMILL_MAX_RESULT_CHARS", "7")
+
+    assert load_extract_settings().limits.max_result_chars == 7

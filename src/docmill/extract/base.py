@@ -28,6 +28,10 @@ class Limits:
     """Safety limits one extraction must stay within."""
 
     max_text_chars: int = 50_000_000
+    # Metadata strings, text, Markdown and pages of a document and of every
+    # document embedded in it, together: what one result may make the
+    # server hold.
+    max_result_chars: int = 100_000_000
     max_archive_depth: int = 3
     max_archive_members: int = 1000
     max_unpacked_bytes: int = 256 * 1024 * 1024

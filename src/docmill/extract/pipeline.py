@@ -89,7 +89,88 @@ def _finish(result: ExtractionResult, ctx: ExtractContext) -> ExtractionResult:
         language = detect_language(result.text)
         if language:
             result.metadata["language"] = language
+    if ctx.depth == 0:
+        _fit_result(result, ctx.limits.max_result_chars, ctx.limits.max_result_chars)
     return result
+
+
+def _fit_result(result: ExtractionResult, left: int, limit: int) -> int:
+    """
+    Cut ``result`` to ``left`` characters, spent on its metadata's strings,
+    text, Markdown and pages, then on its children's results in order;
+    return what is left.
+
+    Each document's text was cut at the text limit alone, but its Markdown,
+    its pages and its children's results came on top: a zip of two DOCX
+    files of repeated paragraphs made a result of 170 M characters, which
+    the server unpickled, encoded and stored whole. Metadata goes first, as
+    it is short but for a hostile document. Pages past the budget stay in
+    the list, empty, so the page count is still the document's.
+    """
+    size = _chars(result.metadata)
+    if size > left:
+        result.metadata = _cut_strings(result.metadata, left)[0]
+        _note_cut(result, "metadata", left, limit)
+    left -= min(size, left)
+    if len(result.text) > left:
+        result.text = result.text[:left]
+        _note_cut(result, "text", left, limit)
+    left -= len(result.text)
+    if result.markdown is not None:
+        if len(result.markdown) > left:
+            result.markdown = result.markdown[:left]
+            _note_cut(result, "markdown", left, limit)
+        left -= len(result.markdown)
+    if result.pages is not None:
+        size = sum(map(len, result.pages))
+        if size > left:
+            result.pages = _cut_strings(result.pages, left)[0]
+            _note_cut(result, "pages", left, limit)
+        left -= min(size, left)
+    for child in result.children:
+        if child.result is not None:
+            left = _fit_result(child.result, left, limit)
+    return left
+
+
+def _chars(value: Any) -> int:
+    """Characters of the strings in ``value`` (its dict keys aside)."""
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, dict):
+        return sum(_chars(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return sum(_chars(item) for item in value)
+    return 0
+
+
+def _cut_strings(value: Any, keep: int) -> tuple[Any, int]:
+    """
+    ``value`` with its strings cut to ``keep`` characters in all, in order,
+    and what is left of ``keep``; a string past it becomes empty, so lists
+    and dicts keep their length.
+    """
+    if isinstance(value, str):
+        return value[:keep], keep - min(len(value), keep)
+    if isinstance(value, dict):
+        cut = {}
+        for key, item in value.items():
+            cut[key], keep = _cut_strings(item, keep)
+        return cut, keep
+    if isinstance(value, list | tuple):
+        items = []
+        for item in value:
+            fitted, keep = _cut_strings(item, keep)
+            items.append(fitted)
+        return items, keep
+    return value, keep
+
+
+def _note_cut(result: ExtractionResult, field: str, keep: int, limit: int) -> None:
+    result.warnings.append(
+        f"{field} cut at {keep} characters: the result, embedded documents "
+        f"included, holds at most {limit}"
+    )
 
 
 def _holds_surrogate(value: str) -> bool:
