@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import codecs
 import re
-import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
@@ -125,15 +124,6 @@ _ALPHABETS = {
     "Spanish": "áéíñóúü",
     "Swedish": "åäéö",
     "Turkish": "çğıöşü",
-}
-# Each letter of _ALPHABETS as a set of bits, one bit per language using it.
-_LANGUAGE_BITS = {
-    letter: sum(
-        1 << index
-        for index, letters in enumerate(_ALPHABETS.values())
-        if letter in letters
-    )
-    for letter in "".join(_ALPHABETS.values())
 }
 # ASCII but the line feed: deleting it leaves each line's bytes past ASCII.
 _ASCII_BUT_NEWLINE = bytes(byte for byte in range(0x80) if byte != 0x0A)
@@ -579,9 +569,26 @@ class _CodePage(NamedTuple):
     other: bytes
 
 
+@lru_cache(maxsize=1)
+def _language_bits() -> dict[str, int]:
+    """Each letter of _ALPHABETS as a set of bits, one bit per language using it."""
+    # Made on the first detection, not at import: `docmill extract` of a
+    # UTF-8 file never needs it, and its start-up is measured.
+    return {
+        letter: sum(
+            1 << index
+            for index, letters in enumerate(_ALPHABETS.values())
+            if letter in letters
+        )
+        for letter in "".join(_ALPHABETS.values())
+    }
+
+
 @lru_cache(maxsize=128)
 def _code_page(codec: str) -> _CodePage | None:
     # None for a codec that reads these bytes in pairs or not at all.
+    import unicodedata
+
     high = bytes(range(0x80, 0x100))
     try:
         whole = high.decode(codec, errors="replace")
@@ -599,7 +606,8 @@ def _code_page(codec: str) -> _CodePage | None:
     latin = {
         char for char in letters if unicodedata.name(char, "").startswith("LATIN ")
     }
-    languages = tuple(_LANGUAGE_BITS.get(char.lower(), 0) for char in alone)
+    bits = _language_bits()
+    languages = tuple(bits.get(char.lower(), 0) for char in alone)
     return _CodePage(
         languages=languages,
         tallies=tuple(
