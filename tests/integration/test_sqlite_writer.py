@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from docmill.db.engine import (
     SqliteTransaction,
     SqliteWriter,
     _open_sqlite_writer,
+    _write_until_stopped,
     create_engine,
 )
 
@@ -91,3 +93,55 @@ async def test_a_failed_commit_is_rolled_back(tmp_path: Path) -> None:
         await engine.dispose()
 
     assert (rows, parents) == ([], [(1,)])
+
+
+class _CloseBeforePut:
+    """
+    The writer's queue, with ``close()`` started in another thread just as
+    a transaction is about to be queued: the moment ``JobStore.close`` (run
+    in a thread) can meet a write still being handed over.
+    """
+
+    def __init__(self, writer: SqliteWriter) -> None:
+        self._items = writer._queue
+        self._writer = writer
+        self.armed = False
+
+    def put(self, item: object) -> None:
+        if self.armed and item is not None:
+            self.armed = False
+            closer = threading.Thread(target=self._writer.close)
+            closer.start()
+            # A close that cannot get in first waits for the hand-over.
+            closer.join(timeout=0.5)
+        self._items.put(item)  # type: ignore[arg-type]
+
+    def get(self) -> object:
+        return self._items.get()
+
+
+@pytest.mark.anyio
+async def test_a_close_racing_a_transaction_never_strands_it(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'docmill.db'}")
+    writer = SqliteWriter(engine)
+    racing = _CloseBeforePut(writer)
+    writer._queue = racing  # type: ignore[assignment]
+
+    def answer(transaction: SqliteTransaction) -> int:
+        return 7
+
+    await writer.run(answer)
+    racing.armed = True
+    running = asyncio.ensure_future(writer.run(answer))
+    # It runs before the close or is refused: it is never left waiting.
+    done, _ = await asyncio.wait([running], timeout=5)
+    if not done:
+        # Stranded behind the thread's stop: run it, so the test can end.
+        stranded = threading.Thread(target=_write_until_stopped, args=(racing,))
+        stranded.start()
+        racing.put(None)
+        await asyncio.to_thread(stranded.join)
+    await asyncio.to_thread(writer.close)
+    await engine.dispose()
+
+    assert (done, running.result()) == ({running}, 7)

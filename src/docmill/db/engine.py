@@ -670,6 +670,11 @@ class SqliteWriter:
         self._connection: list[sqlite3.Connection] = []
         self._statements = _SqliteStatements(engine.dialect)
         self._closed = False
+        # close() runs in a thread of its own (JobStore.close): the check
+        # that the writer is open and the hand-over of a transaction must
+        # not let a close in between, or the transaction lands behind the
+        # thread's stop and its caller waits for ever.
+        self._handing_over = threading.Lock()
         weakref.finalize(
             self, _close_writer, self._queue, self._thread, self._connection
         )
@@ -682,8 +687,13 @@ class SqliteWriter:
         shared-memory files) stayed open as long as anything held the
         store: seven descriptors an app in a process that makes many.
         """
-        self._closed = True
-        _stop_writer(self._queue, self._thread)
+        with self._handing_over:
+            self._closed = True
+            self._queue.put(None)
+            threads = self._thread.copy()
+            self._thread.clear()
+        for thread in threads:
+            thread.join()
         _close_all(self._connection)
 
     @staticmethod
@@ -701,9 +711,20 @@ class SqliteWriter:
         lock = _SQLITE_WRITERS.setdefault(self.engine.sync_engine, asyncio.Lock())
         loop = asyncio.get_running_loop()
         async with lock:
+            running: asyncio.Future[T] = loop.create_future()
+            self._hand_over(_WriterItem(self._transaction, work, loop, running))
+            try:
+                return await asyncio.shield(running)
+            except asyncio.CancelledError:
+                # The thread cannot be stopped: hold the lock until it is done,
+                # as a cancelled write_transaction does until its rollback.
+                await asyncio.wait([running])
+                raise
+
+    def _hand_over(self, item: _WriterItem) -> None:
+        with self._handing_over:
             if self._closed:
                 raise RuntimeError("the SQLite writer is closed")
-            running: asyncio.Future[T] = loop.create_future()
             if not self._thread:
                 # Holds no reference to the writer, whose finalizer stops it.
                 thread = threading.Thread(
@@ -714,14 +735,7 @@ class SqliteWriter:
                 )
                 thread.start()
                 self._thread.append(thread)
-            self._queue.put(_WriterItem(self._transaction, work, loop, running))
-            try:
-                return await asyncio.shield(running)
-            except asyncio.CancelledError:
-                # The thread cannot be stopped: hold the lock until it is done,
-                # as a cancelled write_transaction does until its rollback.
-                await asyncio.wait([running])
-                raise
+            self._queue.put(item)
 
     def _transaction(self, work: Callable[[SqliteTransaction], T]) -> T:
         if not self._connection:
@@ -940,15 +954,6 @@ def _answer(
         future.set_exception(error)
     else:
         future.set_result(answer)
-
-
-def _stop_writer(
-    items: queue.SimpleQueue[_WriterItem | None], thread: list[threading.Thread]
-) -> None:
-    """Stop the writer's thread once the transactions queued have run."""
-    items.put(None)
-    while thread:
-        thread.pop().join()
 
 
 def _close_writer(
