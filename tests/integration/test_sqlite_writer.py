@@ -145,3 +145,43 @@ async def test_a_close_racing_a_transaction_never_strands_it(tmp_path: Path) -> 
     await engine.dispose()
 
     assert (done, running.result()) == ({running}, 7)
+
+
+@pytest.mark.anyio
+async def test_a_writer_cancelled_twice_keeps_the_lock_until_its_commit(
+    tmp_path: Path,
+) -> None:
+    """
+    The second cancel of a caller waiting out its transaction ended the
+    wait: the engine's lock went while the writer's thread still wrote, and
+    the next write through the engine met SQLite's busy timeout.
+    """
+    from docmill.db.engine import _SQLITE_WRITERS
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'docmill.db'}")
+    writer = SqliteWriter(engine)
+    began, finish = threading.Event(), threading.Event()
+
+    def slow(transaction: SqliteTransaction) -> None:
+        began.set()
+        finish.wait(10)
+
+    caller = asyncio.create_task(writer.run(slow))
+    await asyncio.to_thread(began.wait, 10)
+    lock = _SQLITE_WRITERS[engine.sync_engine]
+    caller.cancel()
+    await asyncio.sleep(0.01)
+    caller.cancel()
+    await asyncio.sleep(0.01)
+    held_while_writing = lock.locked()
+    finish.set()
+    with contextlib.suppress(asyncio.CancelledError):
+        await caller
+    writer.close()
+    await engine.dispose()
+
+    assert (held_while_writing, caller.cancelled(), lock.locked()) == (
+        True,
+        True,
+        False,
+    )

@@ -718,7 +718,11 @@ class SqliteWriter:
             except asyncio.CancelledError:
                 # The thread cannot be stopped: hold the lock until it is done,
                 # as a cancelled write_transaction does until its rollback.
-                await asyncio.wait([running])
+                # A second cancel must not end the wait: the lock would go
+                # while the thread still commits.
+                while not running.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait([running])
                 raise
 
     def _hand_over(self, item: _WriterItem) -> None:
