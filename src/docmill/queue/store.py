@@ -1906,6 +1906,13 @@ _HELD_UNSTARTED = (
     _documents.c.claim_token == bindparam("token"),
     _documents.c.status == PENDING,
 )
+# A started document still this claim's: what a result or a failure is
+# fenced by.
+_HELD_STARTED = (
+    _documents.c.id == bindparam("document_id"),
+    _documents.c.claim_token == bindparam("token"),
+    _documents.c.status == PROCESSING,
+)
 
 _START = (
     update(_documents)
@@ -1955,11 +1962,7 @@ _RENEW = (
 
 _COMPLETE = (
     update(_documents)
-    .where(
-        _documents.c.id == bindparam("document_id"),
-        _documents.c.claim_token == bindparam("token"),
-        _documents.c.status == PROCESSING,
-    )
+    .where(*_HELD_STARTED)
     .values(
         status=COMPLETED,
         finished_at=bindparam("now"),
@@ -1981,11 +1984,7 @@ _COMPLETE = (
 # A failed attempt: fenced as a completion is, the claim let go.
 _FAILED_ATTEMPT = (
     update(_documents)
-    .where(
-        _documents.c.id == bindparam("document_id"),
-        _documents.c.claim_token == bindparam("token"),
-        _documents.c.status == PROCESSING,
-    )
+    .where(*_HELD_STARTED)
     .values(
         updated_at=bindparam("now"),
         lease_expires_at=None,
