@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import os
 import subprocess
 import sys
 import threading
 import time
+import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -129,3 +131,12 @@ def api_document(status: str) -> dict[str, Any]:
         "created_at": now,
         "updated_at": now,
     }
+
+
+def zip_of(members: dict[str, bytes]) -> bytes:
+    """A deflated zip archive of ``members`` (name: bytes), in their order."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()

@@ -11,14 +11,7 @@ from docmill.extract import archive as archive_module
 from docmill.extract import mime
 from docmill.extract.archive import extract_zip
 from docmill.extract.base import ExtractContext, ExtractionResult, Limits
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
+from tests.support import zip_of
 
 
 def _extract(
@@ -30,13 +23,13 @@ def _extract(
 
 
 def test_each_member_is_a_section_of_the_text() -> None:
-    data = _zip({"a.txt": b"alpha\n", "dir/": b"", "dir/b.csv": b"x,y\n1,2\n"})
+    data = zip_of({"a.txt": b"alpha\n", "dir/": b"", "dir/b.csv": b"x,y\n1,2\n"})
     assert _extract(data).text == "== a.txt ==\nalpha\n\n== dir/b.csv ==\nx,y\n1,2"
 
 
 def test_nested_archives_are_read_to_the_depth_limit() -> None:
-    inner = _zip({"deep.txt": b"deep"})
-    data = _zip({"inner.zip": _zip({"middle.zip": inner})})
+    inner = zip_of({"deep.txt": b"deep"})
+    data = zip_of({"inner.zip": zip_of({"middle.zip": inner})})
     result = _extract(data, Limits(max_archive_depth=2))
     middle = result.children[0].result.children[0].result  # type: ignore[union-attr]
     assert middle is not None
@@ -46,21 +39,21 @@ def test_nested_archives_are_read_to_the_depth_limit() -> None:
 
 
 def test_too_many_members_is_a_limit() -> None:
-    data = _zip({f"{index}.txt": b"x" for index in range(4)})
+    data = zip_of({f"{index}.txt": b"x" for index in range(4)})
     with pytest.raises(LimitExceeded):
         _extract(data, Limits(max_archive_members=3))
 
 
 def test_unpacked_bytes_are_counted_while_reading() -> None:
-    data = _zip({"big.txt": b"a" * 10_000})
+    data = zip_of({"big.txt": b"a" * 10_000})
     with pytest.raises(LimitExceeded):
         _extract(data, Limits(max_unpacked_bytes=5_000))
 
 
 def test_unpacked_bytes_are_one_budget_across_nested_archives() -> None:
     """Each inner archive fits the limit alone; together they pass it."""
-    inner = _zip({f"{n}.txt": b"a" * 1_000 for n in range(3)})
-    data = _zip({f"inner{n}.zip": inner for n in range(4)})
+    inner = zip_of({f"{n}.txt": b"a" * 1_000 for n in range(3)})
+    data = zip_of({f"inner{n}.zip": inner for n in range(4)})
 
     # Two inner archives whole, the third and the first member in it.
     limit = 2 * (len(inner) + 3_000) + len(inner) + 1_500
@@ -75,8 +68,8 @@ def test_unpacked_bytes_are_one_budget_across_nested_archives() -> None:
 
 
 def test_nested_archives_within_the_budget_are_read_whole() -> None:
-    inner = _zip({f"{n}.txt": b"a" * 1_000 for n in range(3)})
-    data = _zip({f"inner{n}.zip": inner for n in range(2)})
+    inner = zip_of({f"{n}.txt": b"a" * 1_000 for n in range(3)})
+    data = zip_of({f"inner{n}.zip": inner for n in range(2)})
 
     result = _extract(data, Limits(max_unpacked_bytes=2 * (3_000 + len(inner))))
 
@@ -111,7 +104,7 @@ def test_a_member_whose_declared_size_lies_fails_as_corrupt() -> None:
 def test_a_member_that_copies_its_archive_is_not_opened_again() -> None:
     """A real quine needs a crafted deflate stream; a member equal to the bytes
     handed in as the archive's own is the case the check looks for."""
-    member = _zip({"a.txt": b"x"})
+    member = zip_of({"a.txt": b"x"})
     holder = zipfile.ZipFile(io.BytesIO(_zip_stored({"self.zip": member})))
     ctx = ExtractContext()
     children = archive_module._read_members(holder, holder.infolist(), member, ctx)
@@ -120,17 +113,17 @@ def test_a_member_that_copies_its_archive_is_not_opened_again() -> None:
 
 def test_a_truncated_archive_is_corrupt() -> None:
     with pytest.raises(CorruptDocument):
-        _extract(_zip({"a.txt": b"alpha"})[:-30])
+        _extract(zip_of({"a.txt": b"alpha"})[:-30])
 
 
 def test_a_plain_zip_named_as_a_workbook_is_corrupt() -> None:
     with pytest.raises(CorruptDocument, match="named as an Excel workbook"):
-        _extract(_zip({"null_file.xlsx": b""}), name="report.xlsx")
+        _extract(zip_of({"null_file.xlsx": b""}), name="report.xlsx")
 
 
 def test_an_archive_of_directories_only_is_empty() -> None:
     with pytest.raises(EmptyDocument):
-        _extract(_zip({"dir/": b""}))
+        _extract(zip_of({"dir/": b""}))
 
 
 def _word_file(words: int) -> bytes:
@@ -158,10 +151,10 @@ def test_office_files_in_an_archive_share_its_unpacking_budget() -> None:
     of a hundred compressed Word files unpacked the limit a hundred times.
     """
     word = _word_file(20_000)  # document.xml ~240 KB, compressed to a few
-    one = _spent(_zip({"0.docx": word}), Limits())
+    one = _spent(zip_of({"0.docx": word}), Limits())
     assert one > 10 * len(word)  # the parts, not only the file, are counted
 
-    data = _zip({f"{n}.docx": word for n in range(4)})
+    data = zip_of({f"{n}.docx": word for n in range(4)})
     shared = _extract(data, Limits(max_unpacked_bytes=int(2.5 * one)))
     # The third finds its largest part bigger than what is left, before
     # inflating it; so does the fourth.
@@ -187,7 +180,7 @@ def test_an_office_file_past_the_budget_spends_it_for_its_siblings() -> None:
     and fails alone.
     """
     word = _word_file(20_000)
-    one = _spent(_zip({"0.docx": word}), Limits())
+    one = _spent(zip_of({"0.docx": word}), Limits())
     lying = bytearray(word)
     entry = bytes(lying).index(b"PK\x01\x02")
     while not bytes(lying[entry + 46 :]).startswith(b"word/document.xml"):
@@ -198,12 +191,12 @@ def test_an_office_file_past_the_budget_spends_it_for_its_siblings() -> None:
     # is 10 bytes long and is found out while it inflates.
     with pytest.raises(LimitExceeded, match=r"'word/document\.xml'"):
         _extract(
-            _zip({"a.docx": bytes(lying), "b.docx": word}),
+            zip_of({"a.docx": bytes(lying), "b.docx": word}),
             Limits(max_unpacked_bytes=one - 100_000),
         )
 
     declared_too_big = _extract(
-        _zip({"big.docx": word, "small.txt": b"small"}),
+        zip_of({"big.docx": word, "small.txt": b"small"}),
         Limits(max_unpacked_bytes=one // 2),
     )
     assert [child.error_code for child in declared_too_big.children] == [

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import zipfile
 from typing import Any
 
 import docx
@@ -11,6 +10,7 @@ from pptx import Presentation
 
 from docmill.extract.base import Limits
 from docmill.extract.child import extract_in_process
+from tests.support import zip_of
 
 TITLE_AND_CONTENT = 1
 
@@ -33,14 +33,6 @@ def _word(paragraphs: int) -> bytes:
         document.add_paragraph(f"Item {number}: some words here.")
     buffer = io.BytesIO()
     document.save(buffer)
-    return buffer.getvalue()
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
     return buffer.getvalue()
 
 
@@ -69,7 +61,7 @@ def _chars(result: dict[str, Any]) -> int:
     return size
 
 
-BUNDLE = _zip({"deck.pptx": _deck(6), "minutes.docx": _word(40)})
+BUNDLE = zip_of({"deck.pptx": _deck(6), "minutes.docx": _word(40)})
 
 
 def test_a_result_past_the_budget_is_cut_to_it() -> None:
