@@ -25,7 +25,11 @@ median of many calls through ``JobStore``:
 - the first page of a filtered list: ``list(status=...)`` for each status;
 - the full-text query (``list(q=...)``, first page) for a word in every
   completed document and for a word in one, when the schema has
-  ``document_search`` (the search index is filled for every content row).
+  ``document_search`` (the search index is filled for every content row);
+- the first page of a parser's documents (``list(parser=...)``): a rare
+  parser, named at submission by one document in a thousand and run later
+  on another one in a thousand, and a common one, run on every tenth
+  completed document (``document_fields`` rows).
 
 An operation stops being sampled once it has taken 30 s in all (after at
 least 5 calls); the JSON keeps each figure's sample count.
@@ -78,10 +82,27 @@ def pick_status(rng: random.Random) -> str:
     return "processing"
 
 
+# The parsers of the list(parser=...) figures, and how their documents are
+# picked by their number n.
+RARE_PARSER, COMMON_PARSER = "receipts", "invoices"
+
+
+def parsers_of(n: int, status: str) -> tuple[str | None, list[str]]:
+    """The parser ``n`` was submitted with, and the parsers run on it since."""
+    submitted = RARE_PARSER if n % 1_000 == 7 else None
+    parsed = []
+    if status == "completed":
+        if n % 1_000 == 507:
+            parsed.append(RARE_PARSER)
+        if n % 10 == 3:
+            parsed.append(COMMON_PARSER)
+    return submitted, parsed
+
+
 def make_rows(
     start: int, count: int, rng: random.Random, origin: datetime, step: timedelta
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    documents, contents = [], []
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    documents, contents, fields = [], [], []
     now = datetime.now(UTC)
     for n in range(start, start + count):
         # Documents arrive in time order, as they do in service: ids and
@@ -129,7 +150,22 @@ def make_rows(
             "doc_metadata": {"title": f"report {n}"} if status == "completed" else None,
             "processing_ms": 12.5 if status == "completed" else None,
         }
+        submitted, parsed = parsers_of(n, status)
+        row["parser"] = submitted
         documents.append(row)
+        for parser in parsed:
+            fields.append(
+                {
+                    "document_id": document_id,
+                    "parser": parser,
+                    "parser_version": 1,
+                    "fields": {"total": n},
+                    "errors": {},
+                    "matches": None,
+                    "created_at": created + timedelta(seconds=2),
+                    "document_created_at": created,
+                }
+            )
         if status == "completed":
             text = TEXT.format(n=n)
             contents.append(
@@ -142,7 +178,7 @@ def make_rows(
                     "warnings": [],
                 }
             )
-    return documents, contents
+    return documents, contents, fields
 
 
 async def grow(
@@ -152,13 +188,13 @@ async def grow(
     from sqlalchemy import insert
 
     from docmill.db.engine import write_transaction
-    from docmill.db.models import Document, DocumentContent
+    from docmill.db.models import Document, DocumentContent, DocumentFields
 
     origin = datetime.now(UTC) - timedelta(days=30)
     step = timedelta(days=30) / final
     began = time.perf_counter()
     for offset in range(start, target, BATCH):
-        documents, contents = make_rows(
+        documents, contents, fields = make_rows(
             offset, min(BATCH, target - offset), rng, origin, step
         )
         # One transaction per batch: SQLite's plain connections autocommit,
@@ -172,6 +208,15 @@ async def grow(
                         await search_insert(connection),
                         [{"id": c["document_id"], "body": c["text"]} for c in contents],
                     )
+            if fields:
+                if not await has_column(
+                    connection, "document_fields", "document_created_at"
+                ):
+                    # Before migration 0010 a run did not keep its
+                    # document's date.
+                    for run in fields:
+                        del run["document_created_at"]
+                await connection.execute(insert(DocumentFields.__table__), fields)
     return time.perf_counter() - began
 
 
@@ -182,6 +227,17 @@ async def has_search(connection: Any) -> bool:
         from sqlalchemy import inspect
 
         return bool(inspect(sync).has_table("document_search"))
+
+    return bool(await connection.run_sync(_check))
+
+
+async def has_column(connection: Any, table: str, name: str) -> bool:
+    from sqlalchemy import inspect
+
+    def _check(sync: Any) -> bool:
+        return any(
+            column["name"] == name for column in inspect(sync).get_columns(table)
+        )
 
     return bool(await connection.run_sync(_check))
 
@@ -346,6 +402,11 @@ async def measure(
         operations["list(q=rare word)"] = lambda: store.list(
             q=f"doc{rng.randrange(size)}"
         )
+
+    operations[f"list(parser={RARE_PARSER})"] = lambda: store.list(parser=RARE_PARSER)
+    operations[f"list(parser={COMMON_PARSER})"] = lambda: store.list(
+        parser=COMMON_PARSER
+    )
 
     spent: dict[str, float] = {}
     for n in range(samples):
