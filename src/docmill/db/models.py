@@ -139,6 +139,16 @@ class Document(Base):
         Index("ix_documents_sha256", "sha256"),
         Index("ix_documents_owner_created", "owner", "created_at", "id"),
         Index("ix_documents_client_ref", "client_ref"),
+        # Listing the documents submitted with a parser newest first; those
+        # without one (most) have no entry (migration 0010).
+        Index(
+            "ix_documents_parser_created",
+            "parser",
+            "created_at",
+            "id",
+            sqlite_where=text("parser IS NOT NULL"),
+            postgresql_where=text("parser IS NOT NULL"),
+        ),
     )
 
 
@@ -252,10 +262,19 @@ class DocumentFields(Base):
     errors: Mapped[dict[str, Any]] = mapped_column(JSON)
     matches: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime]
+    # The document's own created_at, so that one parser's documents can be
+    # read from the index below newest (or oldest) first (migration 0010).
+    document_created_at: Mapped[datetime]
 
     __table_args__ = (
-        # Export walks one parser's documents.
-        Index("ix_document_fields_parser", "parser", "document_id"),
+        # A listing by parser and its export walk one parser's runs in
+        # their documents' order.
+        Index(
+            "ix_document_fields_parser_created",
+            "parser",
+            "document_created_at",
+            "document_id",
+        ),
     )
 
 

@@ -258,6 +258,9 @@ class ParserStore:
                     errors=parsed["errors"],
                     matches=parsed.get("matches"),
                     created_at=datetime.now(UTC),
+                    document_created_at=select(Document.created_at)
+                    .where(Document.id == document_id)
+                    .scalar_subquery(),
                 )
             )
 
@@ -298,7 +301,11 @@ class ParserStore:
                 )
                 .join(DocumentFields, DocumentFields.document_id == Document.id)
                 .where(DocumentFields.parser == parser)
-                .order_by(Document.created_at, Document.id)
+                # The run's copy of its document's date and id: the parser's
+                # index gives them in this order (migration 0010).
+                .order_by(
+                    DocumentFields.document_created_at, DocumentFields.document_id
+                )
                 .limit(batch)
             )
             if owner is not None:
@@ -308,8 +315,11 @@ class ParserStore:
                 # timestamp is bound through the column's UTC type.
                 query = query.where(
                     or_(
-                        Document.created_at > after[0],
-                        and_(Document.created_at == after[0], Document.id > after[1]),
+                        DocumentFields.document_created_at > after[0],
+                        and_(
+                            DocumentFields.document_created_at == after[0],
+                            DocumentFields.document_id > after[1],
+                        ),
                     )
                 )
             async with self.engine.connect() as connection:
