@@ -72,20 +72,24 @@ def _strip(data: bytes, codec: str) -> str:
     return normalize_newlines(text)
 
 
+# The letters striprtf's [a-z] matches, ignoring case as it does: ASCII's
+# and four others that fold to them (dotted and dotless i, long s, Kelvin).
+# Spelt out, the patterns below match without ignoring case, which made
+# them a third slower (``test_rtf`` holds the list to this Python's re).
+_LETTERS = "a-zA-Z\u0130\u0131\u017f\u212a"
 # striprtf's tokens, three of them widened: a run of control words, a run of
 # ``\'hh`` escapes and a run of plain text are one token each where striprtf
 # takes one word, escape or character at a time; a lone backslash at the
 # very end keeps its own. Each word of a run is matched as greedily as
 # striprtf matches it alone, so a run holds the words striprtf would see.
 _TOKEN = re.compile(
-    r"((?:\\[a-z]{1,32}(?:-?\d{1,10})?[ ]?)+)"
-    r"|((?:\\'[0-9a-f]{2})+)"
-    r"|\\([^a-z])"
+    r"((?:\\[" + _LETTERS + r"]{1,32}(?:-?\d{1,10})?[ ]?)+)"
+    r"|((?:\\'[0-9a-fA-F]{2})+)"
+    r"|\\([^" + _LETTERS + r"])"
     r"|([{}])"
     r"|[\r\n]+"
     r"|([^\\{}\r\n]+)"
-    r"|(.)",
-    re.IGNORECASE,
+    r"|(.)"
 )
 # An ignorable group up to its next brace or possible \ansicpg: plain text,
 # and escapes whose backslash does not open "ansicpg" in any case, pass in
@@ -93,8 +97,8 @@ _TOKEN = re.compile(
 # escaped brace or backslash is no brace. The word after the run is matched
 # whole, as _TOKEN matches it, so "ansicpgx" is not taken for "ansicpg".
 _SKIPPED = re.compile(
-    r"(?:[^\\{}]+|\\(?!ansicpg)[\s\S])*(?:([{}])|\\([a-z]{1,32})(-?\d{1,10})?)?",
-    re.IGNORECASE,
+    r"(?:[^\\{}]+|\\(?!(?i:ansicpg))[\s\S])*"
+    r"(?:([{}])|\\([" + _LETTERS + r"]{1,32})(-?\d{1,10})?)?"
 )
 # The loop below reads striprtf's tables and helpers, which are not its
 # public API: should a later striprtf drop one, its own rtf_to_text runs
@@ -112,7 +116,7 @@ _OWN_LOOP = all(hasattr(striprtf, part) for part in _STRIPRTF_PARTS)
 _DESTINATIONS: frozenset[str] = getattr(striprtf, "destinations", frozenset())
 _SPECIAL: dict[str, str] = getattr(striprtf, "specialchars", {})
 # A control word: its name, its numeric argument, the space that ends it.
-_WORDS = re.compile(r"\\([a-z]{1,32})(-?\d{1,10})?[ ]?", re.IGNORECASE)
+_WORDS = re.compile(r"\\([" + _LETTERS + r"]{1,32})(-?\d{1,10})?[ ]?")
 
 
 def _rtf_to_text(text: str, encoding: str) -> str:

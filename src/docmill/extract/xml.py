@@ -122,9 +122,12 @@ _MIXED = etree.XPath("boolean(descendant-or-self::*[*][text()[normalize-space()]
 # A leaf's text is one node, what ``element.text`` gives: the parser drops
 # comments and processing instructions before they become nodes, so the
 # text around them arrives as one run, CDATA included, and a document with
-# entity references never comes here.
+# entity references never comes here. Without mixed content every text
+# holding more than XML whitespace is a leaf's, so the texts are asked for
+# without asking which elements are leaves: testing each element for
+# children was a third of the query (2.5 ms of a 600 KB data file).
 _LEAF_TEXTS = etree.XPath(
-    "descendant-or-self::*[not(*)]/text()[normalize-space()]", smart_strings=False
+    "descendant-or-self::text()[normalize-space()]", smart_strings=False
 )
 # Every character ``str.split()`` splits at but " " (``test_xml`` holds the
 # list to this Python's Unicode data).

@@ -201,6 +201,35 @@ def test_the_even_table_equals_the_plain_table(
         assert even == _plain_table(text, dialect)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.text("aé字", min_size=1, max_size=4), st.text("b字", max_size=3)),
+        min_size=2,
+        max_size=12,
+    ),
+    size=st.integers(1, 9),
+    ends=st.booleans(),
+)
+def test_the_even_table_in_small_slices_is_the_table_in_one(
+    rows: list[tuple[str, str]], size: int, ends: bool
+) -> None:
+    # The slices are 32 KiB; small ones cut the rows, and the characters of
+    # several bytes, at every place.
+    from docmill.extract import delimited
+
+    text = "\n".join(f"{left},{right}" for left, right in rows) + "\n" * ends
+    whole = _even_table(text, csv.excel, text.encode())
+    original = delimited._TABLE_SLICE
+    delimited._TABLE_SLICE = size
+    try:
+        sliced = _even_table(text, csv.excel, text.encode())
+    finally:
+        delimited._TABLE_SLICE = original
+    assert whole is not None
+    assert sliced == whole == _plain_table(text, csv.excel)
+
+
 @pytest.mark.parametrize(
     ("text", "rows"),
     [

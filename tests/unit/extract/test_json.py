@@ -187,3 +187,30 @@ def test_a_lone_surrogate_is_found_in_any_slice_of_a_long_text(at: int) -> None:
     assert _holds_surrogate(text[:at] + "\udc80" + text[at:])
     # A character beyond the BMP is one code point in a str, not a pair.
     assert not _holds_surrogate(text[:at] + "\U0001f600" + text[at:])
+
+
+def test_markdown_that_is_the_text_is_cleaned_and_counted_as_a_copy_would_be() -> None:
+    from docmill.extract.pipeline import _replace_surrogates
+
+    text = "a\ud800b"
+    shared = ExtractionResult("text/markdown", text, markdown=text)
+    copied = ExtractionResult("text/markdown", text, markdown="".join(["a\ud800", "b"]))
+
+    _replace_surrogates(shared)
+    _replace_surrogates(copied)
+
+    assert shared.markdown == shared.text == "a\ufffdb"
+    assert shared.warnings == copied.warnings
+    assert shared.warnings[0].startswith("2 lone surrogate")
+
+
+def test_a_text_given_with_its_utf8_bytes_is_kept() -> None:
+    from docmill.extract.pipeline import _replace_surrogates
+
+    text = "caf\u00e9 " * 10
+    result = ExtractionResult("text/plain", text, utf8=(text, text.encode()))
+
+    _replace_surrogates(result)
+
+    assert result.text is text
+    assert result.warnings == []

@@ -159,3 +159,21 @@ def test_the_corpus_text_is_striprtfs(corpus_dir: Path) -> None:
         text = path.read_bytes().decode("latin-1")
         expected = rtf_to_text(text, encoding="cp1252", errors="replace")
         assert expected == _rtf_to_text(text, "cp1252"), path.name
+
+
+def test_the_letters_are_those_striprtf_matches_ignoring_case() -> None:
+    import re
+    import sys
+
+    from docmill.extract import rtf
+
+    pairs = [
+        (re.compile("[a-z]", re.IGNORECASE), re.compile(f"[{rtf._LETTERS}]")),
+        (re.compile("[0-9a-f]", re.IGNORECASE), re.compile("[0-9a-fA-F]")),
+    ]
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        for ignoring_case, spelt_out in pairs:
+            assert bool(ignoring_case.fullmatch(char)) == bool(
+                spelt_out.fullmatch(char)
+            )

@@ -269,3 +269,21 @@ def test_a_document_needing_detection_is_scored_once_per_reading(
     # A second reading of the same document detects again.
     extract_path(path)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("codec", ["cp1252", "cp1250", "iso8859_2", "mac_roman"])
+def test_a_code_page_tallies_one_field_per_language_of_each_letter(codec: str) -> None:
+    from docmill.extract import textcodec
+
+    page = textcodec._code_page(codec)
+    assert page is not None
+    fields = len(textcodec._ALPHABETS)
+    for languages, tally in zip(page.languages, page.tallies, strict=True):
+        wanted = sum(
+            1 << index * textcodec._TALLY_BITS
+            for index in range(fields)
+            if languages >> index & 1
+        )
+        assert tally == wanted
+    # Letters that several languages write are among them.
+    assert any(bin(languages).count("1") > 1 for languages in page.languages)
