@@ -166,6 +166,28 @@ async def test_a_key_sees_only_its_own_documents(make_client: MakeClient) -> Non
     assert listing["items"] == []
 
 
+async def test_an_endpoint_finds_the_caller_on_request_state(
+    make_client: MakeClient,
+) -> None:
+    """``admit`` records the caller where an endpoint reads it."""
+    from docmill.api import auth
+
+    client = await make_client(auth="on")
+    services: Any = client.app.state.services  # type: ignore[attr-defined]
+    key = await services.keys.create("alice")
+
+    async def whoami(request: Request) -> Response:
+        principal = request.state.principal
+        return Response(f"{principal.key_id} {auth.owner(request)}")
+
+    router = APIRouter(route_class=GuardedRoute)
+    router.add_api_route("/whoami", whoami)
+    client.app.include_router(router)  # type: ignore[attr-defined]
+    response = await client.get("/whoami", headers=bearer(key.token))
+
+    assert response.text == f"{key.id} {key.id}"
+
+
 async def test_revoked_key_stops_working(make_client: MakeClient) -> None:
     client = await make_client(auth="on")
     token = await new_token(client)
