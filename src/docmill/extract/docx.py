@@ -2,11 +2,12 @@
 DOCX: body paragraphs and tables in reading order, then the text that lives
 in other parts (headers, footers, footnotes, endnotes, comments).
 
-The body is read with ``iterparse`` one top-level block at a time and each
-block is dropped once rendered, so an 800-page handbook never sits in memory
-as a whole tree. Text boxes are rendered after the paragraph that anchors
-them; of an ``mc:AlternateContent`` only the first ``mc:Choice`` is read, since
-its ``mc:Fallback`` repeats the same content for older readers.
+A large body is read with ``iterparse`` one top-level block at a time and
+each block is dropped once rendered, so an 800-page handbook never sits in
+memory as a whole tree; a small one is parsed whole, which is quicker.
+Text boxes are rendered after the paragraph that anchors them; of an
+``mc:AlternateContent`` only the first ``mc:Choice`` is read, since its
+``mc:Fallback`` repeats the same content for older readers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 from lxml import etree
 
-from docmill.exceptions import CorruptDocument
+from docmill.exceptions import CorruptDocument, ExtractionError
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source
 from docmill.extract.ooxml import (
@@ -106,6 +107,10 @@ _SKIPPED = frozenset(
     )
 ) | {f"{{{MC}}}Fallback"}
 _BODY_TAGS = (_P, _TBL, _SDT, _CUSTOM_XML, _ALTERNATE, _SECT_PR)
+_BODY_BLOCK_TAGS = frozenset(_BODY_TAGS) - {_SECT_PR}
+# A body up to this size is parsed whole, as a tree of some ten times its
+# size; a larger one is streamed a block at a time.
+WHOLE_BODY_BYTES = 1024 * 1024
 _HEADING_NAME = re.compile(r"heading\s*(\d)", re.IGNORECASE)
 _HEADING_ID = re.compile(r"heading(\d)", re.IGNORECASE)
 _SECTIONS = (
@@ -173,6 +178,36 @@ class _Reader:
         self.tables = 0
 
     def read_body(self, data: bytes) -> list[Block]:
+        if len(data) <= WHOLE_BODY_BYTES:
+            blocks = self._read_whole_body(data)
+            if blocks is not None:
+                return blocks
+        return self._stream_body(data)
+
+    def _read_whole_body(self, data: bytes) -> list[Block] | None:
+        # iterparse spends a Python event per element; one parse of a small
+        # body took 60% of its time (a 7 KB body: 240 µs against 420). With
+        # one w:body no block is cleared before it is read, so the blocks
+        # are those _stream_body gives. A body that does not parse is left
+        # to _stream_body, which fails the same way it always did.
+        try:
+            root = parse_xml(data, "DOCX body")
+        except ExtractionError:
+            return None
+        bodies = list(root.iter(_BODY))
+        if len(bodies) > 1:
+            return None
+        blocks: list[Block] = []
+        for element in bodies[0] if bodies else ():
+            tag = element.tag
+            if tag in _BODY_BLOCK_TAGS:
+                if tag == _TBL:
+                    self.tables += 1
+                self._block(element, blocks)
+        self.sections += sum(1 for _ in root.iter(_SECT_PR))
+        return blocks
+
+    def _stream_body(self, data: bytes) -> list[Block]:
         blocks: list[Block] = []
         for element in iterparse(data, "DOCX body", _BODY_TAGS):
             if element.tag == _SECT_PR:

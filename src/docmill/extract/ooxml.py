@@ -18,6 +18,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from types import TracebackType
 from typing import IO, Any, NamedTuple
 
@@ -148,7 +149,6 @@ class Package:
         # its layout; each .rels part is read and parsed once.
         self._relationships: dict[str, list[Relationship]] = {}
         self._related: dict[str, dict[str, list[Relationship]]] = {}
-        self._resolved: dict[tuple[str, str], str] = {}
 
     def __enter__(self) -> Package:
         return self
@@ -269,8 +269,7 @@ class Package:
         return found
 
     def _read_relationships(self, part: str) -> list[Relationship]:
-        folder, base = posixpath.split(part)
-        rels_name = posixpath.join(folder, "_rels", f"{base}.rels")
+        folder, rels_name = _rels_part(part)
         root = self.parse_optional(rels_name)
         if root is None:
             return []
@@ -279,13 +278,7 @@ class Package:
             target = element.get("Target", "")
             external = element.get("TargetMode") == "External"
             if not external:
-                # Each slide points at the same few layouts and masters;
-                # normpath is a Python loop, so resolve each pair once.
-                key = (folder, target)
-                resolved = self._resolved.get(key)
-                if resolved is None:
-                    resolved = self._resolved[key] = resolve_target(folder, target)
-                target = resolved
+                target = _resolved_target(folder, target)
             found.append(
                 Relationship(
                     element.get("Id", ""), element.get("Type", ""), target, external
@@ -330,6 +323,20 @@ def resolve_target(folder: str, target: str) -> str:
     if target.startswith("/"):
         return posixpath.normpath(target.lstrip("/"))
     return posixpath.normpath(posixpath.join(folder, target))
+
+
+# Documents of one kind name the same parts and point them at the same
+# targets (each slide at ../slideLayouts/slideLayout1.xml), and posixpath's
+# join and normpath are Python loops: a deck spent 20 of them a file. Both
+# results depend on the names alone, so they are kept across documents.
+_resolved_target = lru_cache(maxsize=4096)(resolve_target)
+
+
+@lru_cache(maxsize=4096)
+def _rels_part(part: str) -> tuple[str, str]:
+    """The folder of ``part`` and the name of its relationships part."""
+    folder, base = posixpath.split(part)
+    return folder, posixpath.join(folder, "_rels", f"{base}.rels")
 
 
 def to_transitional(data: bytes) -> bytes:

@@ -178,22 +178,23 @@ def _sniff_zip(stream: IO[bytes]) -> Sniffed:
         return Sniffed(mime.ZIP)
 
 
-def _zip_media_type(archive: zipfile.ZipFile) -> str:
-    names = archive.NameToInfo
-    if "mimetype" in names:
-        declared = _read(archive, names["mimetype"])[:100].decode("ascii", "replace")
-        found = _ODF_TYPES.get(declared.strip())
+def _zip_media_type(archive: ZipArchive) -> str:
+    # Looked up by name: NameToInfo would build every member's ZipInfo.
+    has = archive.has
+    if has("mimetype"):
+        declared = _read(archive, archive.getinfo("mimetype"))[:100]
+        found = _ODF_TYPES.get(declared.decode("ascii", "replace").strip())
         if found:
             return found
-    if "[Content_Types].xml" in names:
-        info = names["[Content_Types].xml"]
+    if has("[Content_Types].xml"):
+        info = archive.getinfo("[Content_Types].xml")
         if info.file_size < _TYPES_CAP:
             types = _read(archive, info).decode("utf-8", "replace")
             for content_type, media_type in _OOXML_MAIN_TYPES.items():
                 if content_type in types:
                     return media_type
     for part, media_type in _OOXML_MAIN_PARTS:
-        if part in names:
+        if has(part):
             return media_type
     return mime.ZIP
 

@@ -420,3 +420,51 @@ def test_a_body_nested_past_the_parsers_limit_is_a_limit_exceeded() -> None:
         "the DOCX body nests its elements too deeply to read (deeper than 256 "
         "levels); nothing was read"
     )
+
+
+_TABLE = (
+    "<w:tbl><w:tr><w:tc>"
+    + paragraph("cell")
+    + "<w:tbl><w:tr><w:tc>"
+    + paragraph("inner")
+    + "</w:tc></w:tr></w:tbl></w:tc></w:tr></w:tbl>"
+)
+_SECTION = "<w:p><w:pPr><w:sectPr/></w:pPr><w:r><w:t>end of one</w:t></w:r></w:p>"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(paragraph("a") + _TABLE + paragraph("b"), id="nested-table"),
+        pytest.param(_SECTION + paragraph("two") + "<w:sectPr/>", id="sections"),
+        pytest.param(
+            "<w:sdt><w:sdtContent>" + paragraph("in sdt") + "</w:sdtContent></w:sdt>"
+            "<w:customXml>" + paragraph("in custom") + "</w:customXml>",
+            id="containers",
+        ),
+        pytest.param(
+            paragraph("outer")
+            + "<w:p><w:body>"
+            + paragraph("inner")
+            + "</w:body></w:p>",
+            id="second-body",
+        ),
+        pytest.param(paragraph("broken") + "<w:p>", id="not-well-formed"),
+    ],
+)
+def test_a_small_body_parsed_whole_reads_as_when_streamed(
+    body: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = build_docx(body)
+
+    def outcome() -> object:
+        try:
+            result = extract(data)
+        except CorruptDocument as exc:
+            return exc.message
+        return (result.text, result.markdown, result.metadata)
+
+    whole = outcome()
+    monkeypatch.setattr("docmill.extract.docx.WHOLE_BODY_BYTES", -1)
+
+    assert whole == outcome()

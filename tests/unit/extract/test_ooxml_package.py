@@ -7,6 +7,7 @@ import zipfile
 import pytest
 
 from docmill.exceptions import CorruptDocument, LimitExceeded
+from docmill.extract import ooxml
 from docmill.extract.base import ExtractContext, Limits
 from docmill.extract.ooxml import Package
 
@@ -111,3 +112,21 @@ def test_reserve_refuses_a_lying_size_past_the_limit() -> None:
 
     with pytest.raises(LimitExceeded):
         reserve(bytes(data), limit=100)
+
+
+@pytest.mark.parametrize(
+    ("part", "expected"),
+    [
+        pytest.param("", ("", "_rels/.rels"), id="package"),
+        pytest.param(
+            "ppt/slides/slide1.xml",
+            ("ppt/slides", "ppt/slides/_rels/slide1.xml.rels"),
+            id="slide",
+        ),
+        pytest.param("word/document.xml", ("word", "word/_rels/document.xml.rels")),
+    ],
+)
+def test_a_parts_relationships_sit_in_the_rels_folder_beside_it(
+    part: str, expected: tuple[str, str]
+) -> None:
+    assert ooxml._rels_part(part) == expected

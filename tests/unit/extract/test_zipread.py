@@ -140,3 +140,43 @@ def test_a_python_without_zipfiles_private_helpers_still_reads(
         names = archive.namelist()
 
     assert names == zipfile.ZipFile(io.BytesIO(data)).namelist()
+
+
+def test_members_are_looked_up_as_zipfile_looks_them_up() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as writer:
+        writer.writestr("a.xml", b"first")
+        writer.writestr("b.xml", b"other")
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            writer.writestr("a.xml", b"second")
+    data = buffer.getvalue()
+    fast = ZipArchive(io.BytesIO(data))
+    plain = zipfile.ZipFile(io.BytesIO(data))
+
+    assert fast.namelist() == plain.namelist() == ["a.xml", "b.xml", "a.xml"]
+    assert fields(fast.getinfo("a.xml")) == fields(plain.getinfo("a.xml"))
+    assert fast.read("a.xml") == b"second"
+    assert [fast.has(name) for name in ("a.xml", "c.xml")] == [True, False]
+    with pytest.raises(KeyError, match=r"There is no item named 'c\.xml'"):
+        fast.getinfo("c.xml")
+
+
+def test_looking_up_a_member_builds_only_its_info(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    built: list[str] = []
+
+    class Counted(zipfile.ZipInfo):
+        __slots__ = ()
+
+        def __init__(self, name: str, date_time: tuple[int, ...]) -> None:
+            built.append(name)
+            super().__init__(name, date_time)  # type: ignore[arg-type]
+
+    archive = ZipArchive(io.BytesIO(archive_bytes()))
+    monkeypatch.setattr(zipfile, "ZipInfo", Counted)
+
+    info = archive.getinfo("word/document.xml")
+
+    assert built == ["word/document.xml"]
+    assert archive.infolist()[1] is info
