@@ -83,6 +83,10 @@ def use_snapshot(working_tree: bool = False) -> str:
         check=True,
     ).stdout.strip()
     if working_tree:
+        # This checkout's src/, first: an editable install of another
+        # checkout (a worktree beside the one whose venv runs the bench)
+        # would otherwise be what the workers import.
+        _put_first(str(REPO / "src"))
         return f"{commit}+dirty"
     root = Path(tempfile.mkdtemp(prefix="docmill-bench-src-"))
     atexit.register(shutil.rmtree, root, ignore_errors=True)
@@ -92,12 +96,16 @@ def use_snapshot(working_tree: bool = False) -> str:
         check=True,
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(root)], input=archive, check=True)
-    src = str(root / "src")
+    _put_first(str(root / "src"))
+    return commit
+
+
+def _put_first(src: str) -> None:
+    """Import docmill from ``src``, here and in every process we start."""
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [src, *filter(None, [os.environ.get("PYTHONPATH")])]
     )
     sys.path.insert(0, src)
-    return commit
 
 
 def corpus_files(corpus: Path = CORPUS) -> list[Path]:
