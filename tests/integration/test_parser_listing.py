@@ -199,3 +199,51 @@ async def test_migration_0010_gives_each_run_its_documents_date(
     assert unmatched == 0
     assert listed == ids[::-1]
     assert exported == ids
+
+
+async def test_migration_0010_drops_runs_whose_document_is_gone(
+    database_url: str,
+) -> None:
+    """
+    A run left behind by a document deleted with SQLite's foreign keys off
+    (the sqlite3 shell's default) has no date to copy: it is dropped, as
+    nothing could list or export it, instead of failing the upgrade.
+    """
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL always enforces the foreign key")
+    engine = create_engine(database_url)
+    try:
+        await upgrade(engine, "0009")
+        store = JobStore(engine)
+        ids = [await new_document(store, n) for n in range(2)]
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            await connection.execute(
+                text(
+                    "INSERT INTO document_fields (document_id, parser, "
+                    "parser_version, fields, errors, matches, created_at) "
+                    "SELECT id, 'p', 1, '{}', '{}', NULL, created_at FROM documents"
+                )
+            )
+            await connection.execute(
+                text("DELETE FROM documents WHERE id = :id"), {"id": ids[0]}
+            )
+            await connection.commit()
+        await upgrade(engine)
+        listed = [row.id for row in await store.list(parser="p")]
+        async with engine.connect() as connection:
+            runs = (
+                (
+                    await connection.execute(
+                        text("SELECT document_id FROM document_fields")
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        await store.close()
+    finally:
+        await engine.dispose()
+
+    assert listed == [ids[1]]
+    assert runs == [ids[1]]

@@ -278,7 +278,11 @@ class Package:
             target = element.get("Target", "")
             external = element.get("TargetMode") == "External"
             if not external:
-                target = _resolved_target(folder, target)
+                target = (
+                    _cached_target(folder, target)
+                    if len(folder) + len(target) <= _CACHED_NAME_CHARS
+                    else resolve_target(folder, target)
+                )
             found.append(
                 Relationship(
                     element.get("Id", ""), element.get("Type", ""), target, external
@@ -328,15 +332,29 @@ def resolve_target(folder: str, target: str) -> str:
 # Documents of one kind name the same parts and point them at the same
 # targets (each slide at ../slideLayouts/slideLayout1.xml), and posixpath's
 # join and normpath are Python loops: a deck spent 20 of them a file. Both
-# results depend on the names alone, so they are kept across documents.
-_resolved_target = lru_cache(maxsize=4096)(resolve_target)
+# results depend on the names alone, so they are kept across documents, but
+# only for names of a plausible length: the caches live as long as the
+# worker's process, and a hostile package's long targets (ten of 2 MB each
+# fit in a 20 KB file) would stay there for every later document.
+_CACHED_NAME_CHARS = 512
 
 
-@lru_cache(maxsize=4096)
+_cached_target = lru_cache(maxsize=4096)(resolve_target)
+
+
 def _rels_part(part: str) -> tuple[str, str]:
     """The folder of ``part`` and the name of its relationships part."""
+    if len(part) > _CACHED_NAME_CHARS:
+        return _rels_part_of(part)
+    return _cached_rels_part(part)
+
+
+def _rels_part_of(part: str) -> tuple[str, str]:
     folder, base = posixpath.split(part)
     return folder, posixpath.join(folder, "_rels", f"{base}.rels")
+
+
+_cached_rels_part = lru_cache(maxsize=4096)(_rels_part_of)
 
 
 def to_transitional(data: bytes) -> bytes:

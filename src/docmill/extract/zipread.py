@@ -28,6 +28,8 @@ _UTF8_NAME = 0x800
 _EXTRA_HEADER = struct.Struct("<HH")
 # Zip64 sizes and offsets; Info-ZIP Unicode path.
 _ACTIVE_EXTRAS = frozenset({0x0001, 0x7075})
+# The separator ZipInfo turns into "/" in a name, where it is not "/".
+_OTHER_SEP = "" if os.sep == "/" else os.sep
 
 
 class ZipArchive(zipfile.ZipFile):
@@ -181,6 +183,10 @@ class ZipArchive(zipfile.ZipFile):
                     else (self.metadata_encoding or "cp437")  # type: ignore[attr-defined]
                 )
             except UnicodeDecodeError:
+                return False
+            if "\x00" in name or (_OTHER_SEP and _OTHER_SEP in name):
+                # ZipInfo cuts a name at NUL (and makes os.sep "/"): the
+                # member goes by another name than the one indexed here.
                 return False
             # A name given twice: the last entry wins, as in NameToInfo.
             index[name] = len(entries)

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import gc
 import io
 import struct
+import tracemalloc
 import zipfile
 
 import pytest
@@ -10,6 +12,7 @@ from docmill.exceptions import CorruptDocument, LimitExceeded
 from docmill.extract import ooxml
 from docmill.extract.base import ExtractContext, Limits
 from docmill.extract.ooxml import Package
+from tests.support import zip_of
 
 PART = "word/document.xml"
 CONTENT = b"<w:document>" + b"words " * 200 + b"</w:document>"
@@ -130,3 +133,39 @@ def test_a_parts_relationships_sit_in_the_rels_folder_beside_it(
     part: str, expected: tuple[str, str]
 ) -> None:
     assert ooxml._rels_part(part) == expected
+
+
+def test_long_relationship_targets_are_not_kept_after_the_document() -> None:
+    """
+    The resolved names outlive a document (a worker's process reads many):
+    a hostile package's long targets must not stay in it for the next ones.
+    """
+    targets = [f"../media/{n}" + "a" * 100_000 for n in range(10)]
+    rels = "".join(
+        f'<Relationship Id="r{n}" Type="http://x/image" Target="{target}"/>'
+        for n, target in enumerate(targets)
+    )
+    data = zip_of(
+        {
+            PART: CONTENT,
+            "word/_rels/document.xml.rels": (
+                f'<Relationships xmlns="{ooxml.PACKAGE_RELS}">{rels}</Relationships>'
+            ).encode(),
+        }
+    )
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        with Package(data, ExtractContext(limits=Limits()), "DOCX") as package:
+            for rel in package.relationships(PART):
+                # A slide's own relationships are asked for by its name.
+                package.relationships(rel.target)
+        del package
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+
+    # Kept, the targets, their resolved names and their rels names held 3 MB.
+    assert kept < 200_000

@@ -161,6 +161,22 @@ def test_members_are_looked_up_as_zipfile_looks_them_up() -> None:
         fast.getinfo("c.xml")
 
 
+def test_a_name_zipinfo_cuts_at_nul_is_looked_up_as_zipfile_looks_it_up() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as writer:
+        writer.writestr("a.xmlX", b"cut")
+        writer.writestr("b.xml", b"other")
+    # Written under a stand-in name of the same length, then renamed in
+    # both headers: zipfile cannot write a NUL in a name.
+    data = buffer.getvalue().replace(b"a.xmlX", b"a.xml\x00")
+    fast = ZipArchive(io.BytesIO(data))
+    plain = zipfile.ZipFile(io.BytesIO(data))
+
+    assert fast.namelist() == plain.namelist() == ["a.xml", "b.xml"]
+    assert fast.has("a.xml")
+    assert fast.read("a.xml") == b"cut"
+
+
 def test_looking_up_a_member_builds_only_its_info(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

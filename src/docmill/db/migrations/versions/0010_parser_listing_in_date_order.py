@@ -20,8 +20,8 @@ Now each half is an index read in date order:
   ``(parser, document_id)``, which only the export read.
 
 Upgrading fills ``document_created_at`` of every stored run from its
-document, in the migration's transaction; SQLite rebuilds
-``document_fields`` to make the column NOT NULL.
+document, in the migration's transaction, and drops any run whose document
+is gone; SQLite rebuilds ``document_fields`` to make the column NOT NULL.
 """
 
 from __future__ import annotations
@@ -41,6 +41,13 @@ WITH_A_PARSER = sa.text("parser IS NOT NULL")
 
 def upgrade() -> None:
     op.add_column("document_fields", sa.Column("document_created_at", UTCDateTime()))
+    # A run whose document is gone has no date to copy. Only SQLite with its
+    # foreign keys off (the sqlite3 shell's default) leaves one, and nothing
+    # lists or exports it: dropped, rather than failing the upgrade.
+    op.execute(
+        "DELETE FROM document_fields WHERE NOT EXISTS (SELECT 1 FROM documents "
+        "WHERE documents.id = document_fields.document_id)"
+    )
     op.execute(
         "UPDATE document_fields SET document_created_at = (SELECT created_at "
         "FROM documents WHERE documents.id = document_fields.document_id)"
