@@ -108,8 +108,10 @@ _SKIPPED = frozenset(
 ) | {f"{{{MC}}}Fallback"}
 _BODY_TAGS = (_P, _TBL, _SDT, _CUSTOM_XML, _ALTERNATE, _SECT_PR)
 _BODY_BLOCK_TAGS = frozenset(_BODY_TAGS) - {_SECT_PR}
-# A body up to this size is parsed whole, as a tree of some ten times its
-# size; a larger one is streamed a block at a time.
+# A body up to this size is parsed whole; a larger one is streamed a block
+# at a time. The whole tree takes 20-35 times the body's bytes (measured on
+# 1 MiB bodies: 25 MiB for empty paragraphs, 34 MiB with attributes, where
+# streaming held 9-9.5), well under a child's memory cap.
 WHOLE_BODY_BYTES = 1024 * 1024
 _HEADING_NAME = re.compile(r"heading\s*(\d)", re.IGNORECASE)
 _HEADING_ID = re.compile(r"heading(\d)", re.IGNORECASE)
