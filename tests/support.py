@@ -133,10 +133,10 @@ def api_document(status: str) -> dict[str, Any]:
     }
 
 
-def zip_of(members: dict[str, bytes]) -> bytes:
-    """A deflated zip archive of ``members`` (name: bytes), in their order."""
+def zip_of(members: dict[str, bytes], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    """A zip archive of ``members`` (name: bytes), in their order."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+    with zipfile.ZipFile(buffer, "w", compression) as archive:
         for name, data in members.items():
             archive.writestr(name, data)
     return buffer.getvalue()

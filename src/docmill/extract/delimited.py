@@ -83,7 +83,8 @@ _ALL_BUT = {
 }
 
 
-# Characters of a table's text made Markdown at a time.
+# Bytes of a table's UTF-8 text made Markdown at a time (a slice runs on to
+# the end of its line).
 _TABLE_SLICE = 32 * 1024
 
 

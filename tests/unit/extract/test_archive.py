@@ -78,7 +78,7 @@ def test_nested_archives_within_the_budget_are_read_whole() -> None:
 
 def _lying_zip() -> bytes:
     """A stored member whose headers declare 2 GB but hold 11 bytes."""
-    data = bytearray(_zip_stored({"hello.txt": b"Hello World"}))
+    data = bytearray(zip_of({"hello.txt": b"Hello World"}, zipfile.ZIP_STORED))
     declared = struct.pack("<I", 0x7FFFFFFE)
     data[18:22] = declared  # local header: compressed size
     data[22:26] = declared  # local header: uncompressed size
@@ -86,14 +86,6 @@ def _lying_zip() -> bytes:
     data[central + 20 : central + 24] = declared
     data[central + 24 : central + 28] = declared
     return bytes(data)
-
-
-def _zip_stored(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
 
 
 def test_a_member_whose_declared_size_lies_fails_as_corrupt() -> None:
@@ -105,7 +97,9 @@ def test_a_member_that_copies_its_archive_is_not_opened_again() -> None:
     """A real quine needs a crafted deflate stream; a member equal to the bytes
     handed in as the archive's own is the case the check looks for."""
     member = zip_of({"a.txt": b"x"})
-    holder = zipfile.ZipFile(io.BytesIO(_zip_stored({"self.zip": member})))
+    holder = zipfile.ZipFile(
+        io.BytesIO(zip_of({"self.zip": member}, zipfile.ZIP_STORED))
+    )
     ctx = ExtractContext()
     children = archive_module._read_members(holder, holder.infolist(), member, ctx)
     assert children[0].error_code == "limit_exceeded"

@@ -216,16 +216,9 @@ def test_the_even_table_in_small_slices_is_the_table_in_one(
 ) -> None:
     # The slices are 32 KiB; small ones cut the rows, and the characters of
     # several bytes, at every place.
-    from docmill.extract import delimited
-
     text = "\n".join(f"{left},{right}" for left, right in rows) + "\n" * ends
     whole = _even_table(text, csv.excel, text.encode())
-    original = delimited._TABLE_SLICE
-    delimited._TABLE_SLICE = size
-    try:
-        sliced = _even_table(text, csv.excel, text.encode())
-    finally:
-        delimited._TABLE_SLICE = original
+    sliced = _even_table_in_slices(text, size)
     assert whole is not None
     assert sliced == whole == _plain_table(text, csv.excel)
 
@@ -285,14 +278,19 @@ def test_a_large_even_file_reads_as_the_plain_table_reads_it() -> None:
 @settings(max_examples=300, deadline=None)
 @given(text=st.text(alphabet="ab ,\n\x85é字", max_size=80), size=st.integers(1, 5))
 def test_the_even_table_made_in_slices_is_the_plain_table(text: str, size: int) -> None:
-    # The slices are 32 K characters; small ones cut rows, cells and marks.
+    # The slices are 32 KiB; small ones cut rows, cells and marks.
+    even = _even_table_in_slices(text, size)
+    if even is not None:
+        assert even == _plain_table(text, csv.excel)
+
+
+def _even_table_in_slices(text: str, size: int) -> tuple[int, int, str] | None:
+    """``_even_table`` of ``text`` made ``size`` bytes at a time."""
     from docmill.extract import delimited
 
     original = delimited._TABLE_SLICE
     delimited._TABLE_SLICE = size
     try:
-        even = _even_table(text, csv.excel, text.encode())
+        return _even_table(text, csv.excel, text.encode())
     finally:
         delimited._TABLE_SLICE = original
-    if even is not None:
-        assert even == _plain_table(text, csv.excel)
