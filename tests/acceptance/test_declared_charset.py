@@ -153,3 +153,21 @@ async def test_each_part_of_a_batch_keeps_its_own_charset(
         )
 
     assert texts == [GREEK, RUSSIAN]
+
+
+async def test_a_parsers_dry_run_reads_the_upload_in_its_charset(
+    client: httpx.AsyncClient,
+) -> None:
+    rules = {
+        "name": "cities",
+        "fields": {"city": {"rule": "after_label", "label": "Город"}},
+    }
+    await client.put("/parsers/cities", json=rules)
+    data = "Город: Москва\n".encode("koi8_r")
+
+    response = await client.post(
+        "/parsers/cities/test",
+        files={"file": ("note.txt", data, "text/plain; charset=koi8-r")},
+    )
+
+    assert response.json()["fields"] == {"city": "Москва"}

@@ -155,37 +155,12 @@ class _StreamingForm:
                 422, "validation", f"at most {self.max_files} file(s) per request"
             )
         filename = options[b"filename"].decode("utf-8", "replace") or None
-        self._part = FilePart(filename=filename, charset=self._part_charset())
+        charset = declared_charset(self._headers.get(b"content-type", b""))
+        self._part = FilePart(filename=filename, charset=charset)
         if self.small_limit >= 0:
             self._held = bytearray()
         else:
             self._stream_part()
-
-    def _part_charset(self) -> str | None:
-        """
-        The charset the file part's Content-Type declares, checked before a
-        byte of the part is stored.
-
-        Raises:
-            Problem: 422 for a name that is no text encoding Python knows.
-        """
-        _, options = parse_options_header(self._headers.get(b"content-type", b""))
-        label = options.get(b"charset", b"").decode("latin-1").strip()
-        if not label:
-            return None
-        try:
-            declared_codec(label)
-        except UnknownCharset as exc:
-            detail = f"the `file` part's Content-Type names an {exc}"
-            raise Problem(
-                422,
-                "validation",
-                detail,
-                errors=[
-                    {"loc": ["file", "charset"], "msg": str(exc), "type": "charset"}
-                ],
-            ) from exc
-        return label
 
     def _stream_part(self) -> None:
         self._pipe = ChunkPipe()
@@ -251,6 +226,30 @@ class _StreamingForm:
             self._pipe.abort()
             with contextlib.suppress(Exception):
                 await self._reader
+
+
+def declared_charset(content_type: bytes | str) -> str | None:
+    """
+    The charset a file part's Content-Type declares, if any; checked before
+    a byte of the part is stored.
+
+    Raises:
+        Problem: 422 for a name that is no text encoding Python knows.
+    """
+    _, options = parse_options_header(content_type)
+    label = options.get(b"charset", b"").decode("latin-1").strip()
+    if not label:
+        return None
+    try:
+        declared_codec(label)
+    except UnknownCharset as exc:
+        raise Problem(
+            422,
+            "validation",
+            f"the `file` part's Content-Type names an {exc}",
+            errors=[{"loc": ["file", "charset"], "msg": str(exc), "type": "charset"}],
+        ) from exc
+    return label
 
 
 async def read_multipart(
