@@ -370,7 +370,8 @@ def extract(
         # An unset variable ("$DIR") read the current directory, recursively.
         raise typer.BadParameter("a path must not be empty", param_hint="PATHS")
     if charset is not None:
-        from docmill.extract.charsets import UnknownCharset, declared_codec
+        from docmill.exceptions import UnknownCharset
+        from docmill.extract.charsets import declared_codec
 
         try:
             declared_codec(charset)

@@ -77,7 +77,8 @@ def submit(
             typer.echo(f"docmill: {line}", err=True)
         raise typer.Exit(2)
     if charset is not None:
-        from docmill.extract.charsets import UnknownCharset, declared_codec
+        from docmill.exceptions import UnknownCharset
+        from docmill.extract.charsets import declared_codec
 
         try:
             declared_codec(charset)

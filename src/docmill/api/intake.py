@@ -31,8 +31,8 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from docmill.api.problems import Problem
-from docmill.exceptions import TooLarge, UploadTimeout
-from docmill.extract.charsets import UnknownCharset, declared_codec
+from docmill.exceptions import TooLarge, UnknownCharset, UploadTimeout
+from docmill.extract.charsets import declared_codec
 from docmill.storage import (
     SMALL_BYTES,
     Storage,

@@ -19,7 +19,13 @@ from __future__ import annotations
 
 import codecs
 
+from docmill.exceptions import UnknownCharset, shown
 from docmill.extract.textcodec import DecodedText, codec_name, decode, detect_bom
+
+# RFC 2978's limit for a registered charset name. Python folds runs of
+# punctuation in a name ("windows----1253" is cp1253), so a longer label
+# could still name a codec; it is refused instead of stored.
+MAX_LABEL_CHARS = 40
 
 # Codecs that Python counts as text encodings but that are not a charset a
 # file is written in: escapes of Python literals, the IDNA and Punycode
@@ -29,17 +35,6 @@ _NOT_CHARSETS = frozenset(
 )
 
 
-class UnknownCharset(ValueError):
-    """A declared charset names no text encoding Python can decode."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        super().__init__(
-            f"unknown charset {label[:64]!r}: not a text encoding docmill can "
-            "read (use a name such as utf-8, windows-1253 or koi8-r)"
-        )
-
-
 def declared_codec(label: str) -> str:
     """
     Python's codec for a declared charset label (``windows-1253`` gives
@@ -47,8 +42,11 @@ def declared_codec(label: str) -> str:
 
     Raises:
         UnknownCharset: Python knows no codec by that name, or only one that
-            does not turn bytes into text (``base64``, ``rot13``, ``idna``).
+            does not turn bytes into text (``base64``, ``rot13``, ``idna``),
+            or the label is longer than ``MAX_LABEL_CHARS``.
     """
+    if len(label.strip()) > MAX_LABEL_CHARS:
+        raise UnknownCharset(label)
     name = codec_name(label)
     if name is None or name in _NOT_CHARSETS:
         raise UnknownCharset(label)
@@ -93,6 +91,6 @@ def unused_charset_warning(charset: str | None, decoded: DecodedText) -> list[st
         else "the bytes do not decode with it"
     )
     return [
-        f"the declared charset {charset[:64]!r} was not used ({reason}); "
+        f"the declared charset {shown(charset)} was not used ({reason}); "
         f"read as {decoded.encoding}"
     ]

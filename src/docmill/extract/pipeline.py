@@ -7,7 +7,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from docmill.exceptions import EmptyDocument, UnsupportedFormat
+from docmill.exceptions import EmptyDocument, UnsupportedFormat, shown
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source
 from docmill.extract.registry import extractor_for
@@ -84,7 +84,7 @@ def _extract(source: Source, ctx: ExtractContext, name: str | None) -> Extractio
             ctx.archive = None
     if ignored_charset:
         result.warnings.append(
-            f"the declared charset {ignored_charset[:64]!r} was not used: "
+            f"the declared charset {shown(ignored_charset)} was not used: "
             f"{media_type} is not a text format and names its own encodings"
         )
     return _finish(result, ctx)

@@ -9,12 +9,9 @@ import zipfile
 
 import pytest
 
+from docmill.exceptions import UnknownCharset
 from docmill.extract.base import ExtractContext, ExtractionResult
-from docmill.extract.charsets import (
-    UnknownCharset,
-    declared_codec,
-    decode_declared,
-)
+from docmill.extract.charsets import declared_codec, decode_declared
 from docmill.extract.pipeline import extract_document
 
 GREEK = "Γειά σου\n"
@@ -43,6 +40,12 @@ def test_a_known_label_gives_its_codec(label: str, codec: str) -> None:
 def test_a_label_that_is_no_charset_is_refused(label: str) -> None:
     with pytest.raises(UnknownCharset):
         declared_codec(label)
+
+
+def test_a_label_longer_than_a_charset_name_is_refused() -> None:
+    """Python folds the dashes to one: it would name cp1253, in 47 characters."""
+    with pytest.raises(UnknownCharset):
+        declared_codec("windows" + "-" * 36 + "1253")
 
 
 def test_a_byte_order_mark_outranks_the_declaration() -> None:
