@@ -48,7 +48,8 @@ async def test_a_declared_charset_reads_a_short_legacy_text(
     body = await wait_final(client, created.json()["id"])
     read = await client.get(f"/documents/{body['id']}/text")
 
-    assert (created.status_code, body["charset"]) == (202, charset)
+    assert (created.status_code, created.json()["charset"]) == (202, charset)
+    assert body["charset"] == charset
     assert (read.text, body["result"]["metadata"]["encoding"]) == (text, codec)
 
 
@@ -120,6 +121,25 @@ async def test_dedupe_does_not_reuse_a_result_read_in_another_charset(
     read = await client.get(f"/documents/{body['id']}/text")
 
     assert (body["duplicate_of"], read.text) == (None, GREEK)
+
+
+async def test_an_idempotency_key_reused_with_another_charset_is_409(
+    client: httpx.AsyncClient,
+) -> None:
+    """The same bytes declared otherwise are another request: another text."""
+    data = GREEK.encode("cp1253")
+    headers = {"Idempotency-Key": "greek-1"}
+    first = await client.post(
+        "/documents",
+        files={"file": ("el.txt", io.BytesIO(data), "text/plain; charset=cp1253")},
+        headers=headers,
+    )
+
+    again = await client.post(
+        "/documents", files={"file": ("el.txt", io.BytesIO(data))}, headers=headers
+    )
+
+    assert (first.status_code, again.status_code) == (202, 409)
 
 
 async def test_each_part_of_a_batch_keeps_its_own_charset(
