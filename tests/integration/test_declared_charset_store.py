@@ -5,16 +5,14 @@ PostgreSQL.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from docmill.db.engine import create_engine
 from docmill.db.migrate import upgrade
-from docmill.db.models import Document
 from docmill.queue.store import JobStore, NewDocument
-from tests.support import downgrade
+from tests.support import downgrade, insert_old_document
 
 pytestmark = pytest.mark.anyio
 
@@ -44,8 +42,8 @@ async def test_a_claim_carries_the_declared_charset(database_url: str) -> None:
     assert (claim.document_id, claim.charset) == (declared, "windows-1253")
 
 
-async def count(engine: object, query: str) -> int:
-    async with engine.connect() as connection:  # type: ignore[attr-defined]
+async def count(engine: AsyncEngine, query: str) -> int:
+    async with engine.connect() as connection:
         return int((await connection.execute(text(query))).scalar_one())
 
 
@@ -59,24 +57,8 @@ async def test_migration_0011_keeps_documents_both_ways(database_url: str) -> No
     try:
         await upgrade(engine, "0010")
         store = JobStore(engine)
-        before = "0" * 32
-        now = datetime.now(UTC)
+        before = await insert_old_document(engine, "0" * 64)
         async with engine.begin() as connection:
-            # The columns of 0010 only: the store writes ``charset`` too.
-            await connection.execute(
-                insert(Document).values(
-                    id=before,
-                    source="upload",
-                    sha256="0" * 64,
-                    size_bytes=1,
-                    storage_key="k0",
-                    status="completed",
-                    max_attempts=3,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
             await connection.execute(
                 text(
                     "INSERT INTO document_contents (document_id, text) "
