@@ -12,6 +12,7 @@ import threading
 import time
 import zipfile
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,55 @@ async def downgrade(engine: Any, revision: str) -> None:
     async with write_transaction(engine) as connection:
         await connection.run_sync(
             lambda sync: command.downgrade(alembic_config(sync), revision)
+        )
+
+
+async def insert_old_document(engine: Any, sha256: str = "", **values: Any) -> str:
+    """
+    A pending documents row written with the columns of revision 0010, as
+    the store of that time wrote it; its id.
+
+    Today's ``JobStore`` writes and reads ``charset`` too (0011), which a
+    schema taken back to an older revision lacks.
+    """
+    from sqlalchemy import insert
+
+    from docmill.db.engine import write_transaction
+    from docmill.db.models import Document
+    from docmill.queue.ids import new_document_id
+
+    document_id = new_document_id()
+    now = datetime.now(UTC)
+    row = {
+        "id": document_id,
+        "source": "text",
+        "sha256": sha256,
+        "size_bytes": 0,
+        "storage_key": sha256,
+        "status": "pending",
+        "max_attempts": 3,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+    async with write_transaction(engine) as connection:
+        await connection.execute(insert(Document).values(row | values))
+    return document_id
+
+
+async def add_later_columns(engine: Any) -> None:
+    """
+    Give a schema taken back to an older revision the ``documents`` columns
+    later ones added (``charset``, 0011), so that today's ``JobStore`` can
+    run on it; for a test that does not upgrade again afterwards.
+    """
+    from sqlalchemy import text
+
+    from docmill.db.engine import write_transaction
+
+    async with write_transaction(engine) as connection:
+        await connection.execute(
+            text("ALTER TABLE documents ADD COLUMN charset VARCHAR(64)")
         )
 
 

@@ -352,6 +352,11 @@ def extract(
     password: str | None = typer.Option(
         None, help="Password for encrypted documents (tried on each)."
     ),
+    charset: str | None = typer.Option(
+        None,
+        help="The encoding of the text files (windows-1253, koi8-r), tried "
+        "after a byte-order mark and before detection; other formats ignore it.",
+    ),
     include_text: bool = typer.Option(
         True, "--text/--no-text", help="Include the text in JSON output."
     ),
@@ -364,6 +369,14 @@ def extract(
     if "" in names:
         # An unset variable ("$DIR") read the current directory, recursively.
         raise typer.BadParameter("a path must not be empty", param_hint="PATHS")
+    if charset is not None:
+        from docmill.exceptions import UnknownCharset
+        from docmill.extract.charsets import declared_codec
+
+        try:
+            declared_codec(charset)
+        except UnknownCharset as exc:
+            raise typer.BadParameter(str(exc), param_hint="--charset") from exc
     from docmill.extract_settings import load_extract_settings
     from docmill.local import run_extract
 
@@ -385,6 +398,7 @@ def extract(
         output_format=output_format,
         jobs=jobs or cores,
         password=password,
+        charset=charset,
         include_text=include_text,
     )
     code = 1 if failed else 0

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import mimetypes
 import time
 from pathlib import Path
 from types import TracebackType
@@ -132,6 +133,15 @@ def _form(options: dict[str, Any]) -> dict[str, str]:
     return form
 
 
+def _file_part(path: Path, stream: Any, charset: str | None) -> tuple[Any, ...]:
+    """The `file` part: with ``charset``, a Content-Type that declares it."""
+    if charset is None:
+        return (path.name, stream)
+    # The server decides the format from the bytes; only the charset counts.
+    media_type = mimetypes.guess_type(path.name)[0] or "text/plain"
+    return (path.name, stream, f"{media_type}; charset={charset}")
+
+
 def _segment(document_id: str) -> str:
     # An id is one path segment: "a/b" or "x?y" must not reach another route.
     return quote(document_id, safe="")
@@ -185,15 +195,19 @@ class Client:
         path: str | Path,
         *,
         idempotency_key: str | None = None,
+        charset: str | None = None,
         **options: Any,
     ) -> DocumentOut:
-        """Upload a file; ``options`` are the form fields (title, client_ref...)."""
+        """
+        Upload a file; ``options`` are the form fields (title, client_ref...),
+        ``charset`` the encoding of a text file, declared in its part.
+        """
         path = Path(path)
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         with path.open("rb") as stream:
             response = self.http.post(
                 "/documents",
-                files={"file": (path.name, stream)},
+                files={"file": _file_part(path, stream, charset)},
                 data=_form(options),
                 headers=headers,
             )
@@ -297,6 +311,7 @@ class AsyncClient:
         path: str | Path,
         *,
         idempotency_key: str | None = None,
+        charset: str | None = None,
         **options: Any,
     ) -> DocumentOut:
         path = Path(path)
@@ -306,7 +321,7 @@ class AsyncClient:
         with path.open("rb") as stream:
             response = await self.http.post(
                 "/documents",
-                files={"file": (path.name, stream)},
+                files={"file": _file_part(path, stream, charset)},
                 data=_form(options),
                 headers=headers,
             )

@@ -28,7 +28,8 @@ The errors docmill raises, as one tree::
     │   │                          fetch_failed
     │   └── ForbiddenAddress       forbidden_address
     ├── IdempotencyConflict        a key reused for a different request
-    └── InvalidApiKey
+    ├── InvalidApiKey
+    └── UnknownCharset             a declared charset names no text encoding
 
 ``ExtractionError.code`` is the machine-readable word stored on a failed
 document; ``retryable`` tells the worker whether another attempt may succeed,
@@ -306,6 +307,17 @@ class IdempotencyConflict(DocmillError):
         super().__init__(
             f"Idempotency-Key {key!r} was first used for a different request "
             f"(document {document_id!r})"
+        )
+
+
+class UnknownCharset(DocmillError, ValueError):
+    """A declared charset names no text encoding docmill can read."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        super().__init__(
+            f"unknown charset {shown(label)}: not a text encoding docmill can "
+            "read (use a name such as utf-8, windows-1253 or koi8-r)"
         )
 
 

@@ -85,8 +85,12 @@ def run_extract(
     jobs: int,
     password: str | None = None,
     include_text: bool = True,
+    charset: str | None = None,
 ) -> int:
-    """Extract every file; return how many failed."""
+    """
+    Extract every file, the text formats read in ``charset`` first; return
+    how many failed.
+    """
     files = list(iter_files(paths))
     with _stopped_by_signals():
         return _run(
@@ -96,6 +100,7 @@ def run_extract(
             max(1, min(jobs, len(files) or 1)),
             password,
             include_text,
+            charset,
         )
 
 
@@ -106,6 +111,7 @@ def _run(
     jobs: int,
     password: str | None,
     include_text: bool,
+    charset: str | None = None,
 ) -> int:
     # One thread and a selector over the children's sockets: no event loop to
     # import (asyncio is a fifth of a one-file run's start-up), and no
@@ -152,6 +158,7 @@ def _run(
                     path.name,
                     settings.job_timeout_seconds,
                     password=password,
+                    charset=charset,
                 )
             except (ExtractionError, OSError) as exc:
                 refused = exc

@@ -56,6 +56,12 @@ def submit(
     ),
     title: str | None = typer.Option(None, help="Title for every file."),
     client_ref: str | None = typer.Option(None, help="Your reference, for every file."),
+    charset: str | None = typer.Option(
+        None,
+        help="The encoding of every text file sent (windows-1253, koi8-r), "
+        "declared in its upload; tried after a byte-order mark and before "
+        "detection.",
+    ),
     server: str = _SERVER,
     api_key: str | None = _API_KEY,
 ) -> None:
@@ -70,6 +76,15 @@ def submit(
         for line in refusals:
             typer.echo(f"docmill: {line}", err=True)
         raise typer.Exit(2)
+    if charset is not None:
+        from docmill.exceptions import UnknownCharset
+        from docmill.extract.charsets import declared_codec
+
+        try:
+            declared_codec(charset)
+        except UnknownCharset as exc:
+            typer.echo(f"docmill: --charset: {exc}", err=True)
+            raise typer.Exit(2) from exc
     import httpx
 
     from docmill.client import ApiError, Client, WaitTimeout
@@ -92,7 +107,9 @@ def submit(
                 failed = True
                 continue
             try:
-                document = client.submit(path, title=title, client_ref=client_ref)
+                document = client.submit(
+                    path, title=title, client_ref=client_ref, charset=charset
+                )
             except ApiError as exc:
                 typer.echo(f"{path}: {exc}", err=True)
                 failed = True

@@ -64,6 +64,26 @@ def test_extract_text_format_prints_text_under_headers(tmp_path: Path) -> None:
     assert done.stdout == f"==> {tmp_path / 'a.txt'} <==\nalpha\n\n"
 
 
+def test_extract_reads_text_files_in_the_charset_given(tmp_path: Path) -> None:
+    """Short Greek in cp1253, detected, read as cp1252: "ÃåéÜ óïõ"."""
+    greek = "\u0393\u03b5\u03b9\u03ac \u03c3\u03bf\u03c5"  # "Hello" in Greek
+    (tmp_path / "el.txt").write_bytes(greek.encode("cp1253"))
+
+    done = run_extract("--charset", "windows-1253", str(tmp_path / "el.txt"))
+
+    result = json.loads(done.stdout)["result"]
+    assert (result["text"], result["metadata"]["encoding"]) == (greek, "cp1253")
+
+
+def test_extract_refuses_a_charset_that_is_no_text_encoding(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("alpha")
+
+    done = run_extract("--charset", "base64", str(tmp_path / "a.txt"))
+
+    assert (done.returncode, done.stdout) == (2, "")
+    assert "unknown charset 'base64'" in done.stderr
+
+
 def test_invalid_setting_is_a_usage_error_without_traceback_or_value(
     tmp_path: Path,
 ) -> None:

@@ -75,6 +75,22 @@ def test_cli_submit_wait_and_status(server: str, tmp_path: Path) -> None:
     assert json.loads(shown.stdout)["result"]["word_count"] == 2
 
 
+def test_cli_submit_declares_the_charset_given(server: str, tmp_path: Path) -> None:
+    (tmp_path / "ru.txt").write_bytes("Москва".encode("koi8_r"))
+    runner = CliRunner()
+
+    submitted = runner.invoke(
+        cli,
+        ["submit", str(tmp_path / "ru.txt"), "--charset", "koi8-r", "--wait"],
+        env={"DOCMILL_SERVER": server},
+    )
+    line = json.loads(submitted.stdout)
+    with Client(server) as client:
+        text = client.text(line["id"])
+
+    assert (line["charset"], text) == ("koi8-r", "Москва")
+
+
 def test_cli_keys_create_list_revoke(
     server: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -167,7 +167,8 @@ STORED = text(
     "d.max_attempts, d.next_attempt_at = d.created_at AS due_at_once, "
     "d.updated_at = d.created_at AS untouched, d.lease_expires_at, d.worker_id, "
     "d.claim_token, d.progress::text AS progress, d.client_ref, d.owner, "
-    "d.source_url, d.callback_url, d.duplicate_of, b.size_bytes AS blob_size, "
+    "d.source_url, d.callback_url, d.duplicate_of, d.charset, "
+    "b.size_bytes AS blob_size, "
     "b.chunk_count, c.seq, c.data "
     "FROM documents d LEFT JOIN blobs b ON b.key = d.storage_key "
     "LEFT JOIN blob_chunks c ON c.key = d.storage_key "
@@ -189,7 +190,13 @@ def submissions(first: int) -> list[NewDocument]:
     return [
         with_original(first),
         with_original(first + 1, user_metadata=None, title=None, priority=3),
-        replace(plain(first + 2), owner="k1", client_ref="ref", user_metadata={}),
+        replace(
+            plain(first + 2),
+            owner="k1",
+            client_ref="ref",
+            user_metadata={},
+            charset="koi8-r",
+        ),
         # Same bytes as the first: its original is stored once.
         replace(with_original(first), title="again"),
     ]

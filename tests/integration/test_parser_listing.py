@@ -16,7 +16,7 @@ from docmill.db.models import Document
 from docmill.parsing.store import ParserStore
 from docmill.queue import store as store_module
 from docmill.queue.store import JobStore, NewDocument
-from tests.support import downgrade
+from tests.support import downgrade, insert_old_document
 
 pytestmark = pytest.mark.anyio
 
@@ -159,7 +159,7 @@ async def test_migration_0010_gives_each_run_its_documents_date(
     try:
         await upgrade(engine, "0009")
         store = JobStore(engine)
-        ids = [await new_document(store, n) for n in range(3)]
+        ids = [await insert_old_document(engine, f"{n:064x}") for n in range(3)]
         async with write_transaction(engine) as connection:
             for document_id in reversed(ids):
                 await connection.execute(
@@ -215,7 +215,7 @@ async def test_migration_0010_drops_runs_whose_document_is_gone(
     try:
         await upgrade(engine, "0009")
         store = JobStore(engine)
-        ids = [await new_document(store, n) for n in range(2)]
+        ids = [await insert_old_document(engine, f"{n:064x}") for n in range(2)]
         async with engine.connect() as connection:
             await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
             await connection.execute(

@@ -12,7 +12,7 @@ from docmill.db.migrate import upgrade
 from docmill.queue import store as store_module
 from docmill.queue.store import JobStore, NewDocument
 from tests.integration.test_store import _payload
-from tests.support import downgrade
+from tests.support import add_later_columns, downgrade
 
 pytestmark = pytest.mark.anyio
 
@@ -89,6 +89,7 @@ async def test_migration_0009_downgrades_to_full_queue_indexes(
         store = JobStore(engine)
         first = await queue(store, "a")
         await downgrade(engine, "0008")
+        await add_later_columns(engine)
         second = await queue(store, "b")
         claims = [await store.claim_next("w:1") for _ in range(2)]
         await store.close()

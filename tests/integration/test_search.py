@@ -11,7 +11,7 @@ from docmill.db.engine import create_engine, write_transaction
 from docmill.db.migrate import upgrade
 from docmill.queue import search
 from docmill.queue.store import JobStore, NewDocument
-from tests.support import downgrade
+from tests.support import add_later_columns, downgrade, insert_old_document
 
 pytestmark = pytest.mark.anyio
 
@@ -255,9 +255,7 @@ async def test_migration_0006_downgrades_with_its_entries(database_url: str) -> 
 
 async def indexed_before_0006(store: JobStore, body: str) -> str:
     """A document with its text and search entry as the code of 0005 wrote them."""
-    document_id = await store.create(
-        NewDocument(source="text", sha256="", size_bytes=0, storage_key="")
-    )
+    document_id = await insert_old_document(store.engine)
     vector = (
         ":body"
         if store.engine.dialect.name == "sqlite"
@@ -310,6 +308,7 @@ async def test_migration_0008_downgrades_to_an_index_with_its_text(
         ids = [await indexed(store, f"invoice {n}") for n in range(3)]
 
         await downgrade(engine, "0007")
+        await add_later_columns(engine)
         await store.delete(ids[1])
         found = [row.id for row in await store.list(q="invoice")]
     finally:

@@ -31,7 +31,8 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 from docmill.api.problems import Problem
-from docmill.exceptions import TooLarge, UploadTimeout
+from docmill.exceptions import TooLarge, UnknownCharset, UploadTimeout
+from docmill.extract.charsets import declared_codec
 from docmill.storage import (
     SMALL_BYTES,
     Storage,
@@ -54,6 +55,8 @@ class FilePart:
     error: Problem | None = None
     # A small original's bytes, to be written with its document's row.
     data: bytes | None = None
+    # The ``charset`` parameter of the part's Content-Type, a known one.
+    charset: str | None = None
 
 
 # The one part name a submission's file may have (every one of a batch's).
@@ -152,7 +155,8 @@ class _StreamingForm:
                 422, "validation", f"at most {self.max_files} file(s) per request"
             )
         filename = options[b"filename"].decode("utf-8", "replace") or None
-        self._part = FilePart(filename=filename)
+        charset = declared_charset(self._headers.get(b"content-type", b""))
+        self._part = FilePart(filename=filename, charset=charset)
         if self.small_limit >= 0:
             self._held = bytearray()
         else:
@@ -222,6 +226,30 @@ class _StreamingForm:
             self._pipe.abort()
             with contextlib.suppress(Exception):
                 await self._reader
+
+
+def declared_charset(content_type: bytes | str) -> str | None:
+    """
+    The charset a file part's Content-Type declares, if any; checked before
+    a byte of the part is stored.
+
+    Raises:
+        Problem: 422 for a name that is no text encoding Python knows.
+    """
+    _, options = parse_options_header(content_type)
+    label = options.get(b"charset", b"").decode("latin-1").strip()
+    if not label:
+        return None
+    try:
+        declared_codec(label)
+    except UnknownCharset as exc:
+        raise Problem(
+            422,
+            "validation",
+            f"the `file` part's Content-Type names an {exc}",
+            errors=[{"loc": ["file", "charset"], "msg": str(exc), "type": "charset"}],
+        ) from exc
+    return label
 
 
 async def read_multipart(

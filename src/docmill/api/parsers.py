@@ -30,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docmill.api import auth
 from docmill.api.auth import GuardedRoute
-from docmill.api.intake import read_body
+from docmill.api.intake import declared_charset, read_body
 from docmill.api.problems import Problem, load_json, problem_response
 from docmill.api.schemas import ESCAPE_FORMULAS_DESCRIPTION
 from docmill.exceptions import DocumentNotFound, ExtractionError, echoed
@@ -274,7 +274,14 @@ async def delete_parser(name: str, request: Request) -> Response:
                 "multipart/form-data": {
                     "schema": {
                         "type": "object",
-                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "properties": {
+                            "file": {
+                                "type": "string",
+                                "format": "binary",
+                                "description": "A `charset` in its Content-Type "
+                                "is read as in `POST /documents`.",
+                            }
+                        },
                     }
                 },
             },
@@ -309,6 +316,7 @@ async def _test_upload(request: Request, record: ParserRecord) -> ParseOut:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise Problem(422, "validation", "the upload has no `file` part")
+        charset = declared_charset(upload.headers.get("content-type", ""))
         with tempfile.TemporaryDirectory(prefix="docmill-test-") as scratch:
             path = Path(scratch) / "original"
             with path.open("wb") as out:
@@ -323,7 +331,10 @@ async def _test_upload(request: Request, record: ParserRecord) -> ParseOut:
             )
             try:
                 payload = await child.extract(
-                    path, upload.filename, settings.job_timeout_seconds
+                    path,
+                    upload.filename,
+                    settings.job_timeout_seconds,
+                    charset=charset,
                 )
             except ExtractionError as exc:
                 raise Problem(

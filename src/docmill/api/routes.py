@@ -56,7 +56,11 @@ _SUBMIT_BODY = {
                             "type": "string",
                             "format": "binary",
                             "description": "The document. The only part that may "
-                            "carry a filename: a file in any other part is 422.",
+                            "carry a filename: a file in any other part is 422. "
+                            "A `charset` in its Content-Type (`text/plain; "
+                            "charset=windows-1253`) is the text's encoding, "
+                            "tried after a byte-order mark and before "
+                            "detection; a name that is no text encoding is 422.",
                         },
                         "title": {"type": "string"},
                         "metadata": {
@@ -178,6 +182,7 @@ def document_from_row(row: Any, content: Any = None, parsed: Any = None) -> Docu
         callback_url=row.callback_url,
         duplicate_of=row.duplicate_of,
         metadata=row.user_metadata,
+        charset=row.charset,
         sha256=row.sha256,
         size_bytes=row.size_bytes,
         priority=row.priority,

@@ -187,6 +187,15 @@ class DocumentOut(BaseModel):
         None, description="With dedupe: the document whose result was reused."
     )
     metadata: dict[str, Any] | None = Field(None, description="Your own metadata.")
+    charset: str | None = Field(
+        None,
+        description=(
+            "The charset the upload's `file` part declared in its "
+            "Content-Type, as given. Text formats are read in it when the "
+            "bytes decode strictly with it (a byte-order mark still wins); "
+            "`result.metadata.encoding` says how they were read."
+        ),
+    )
     sha256: str = Field(description="SHA-256 of the original bytes.")
     size_bytes: int
     priority: int

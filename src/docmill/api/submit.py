@@ -210,6 +210,7 @@ def new_document(
     owner: str | None,
     key: str | None,
     original_bytes: bytes | None = None,
+    charset: str | None = None,
 ) -> NewDocument:
     sha256 = stored.sha256 if stored else ""
     return NewDocument(
@@ -228,6 +229,7 @@ def new_document(
         dedupe=submission.dedupe,
         idempotency_key=key,
         original_bytes=original_bytes,
+        charset=charset,
         # Only an Idempotency-Key's replay compares it.
         fingerprint=fingerprint(
             source,
@@ -235,6 +237,9 @@ def new_document(
             submission.url,
             filename,
             submission.model_dump(exclude={"content"}),
+            # Only when declared: a key's replay after the upgrade that
+            # added charsets still matches the request it first answered.
+            *([charset] if charset is not None else []),
         )
         if key is not None
         else "",
@@ -363,6 +368,7 @@ async def accept_single(request: Request) -> Submitted:
             owner=owner,
             key=key,
             original_bytes=form.files[0].data,
+            charset=form.files[0].charset,
         )
     elif content_type.startswith("application/json"):
         body = await read_body(request.stream(), settings.upload_timeout_seconds, limit)
@@ -432,7 +438,9 @@ def item_problem(request: Request, problem: Problem) -> dict[str, Any]:
                                 "type": "array",
                                 "items": {"type": "string", "format": "binary"},
                                 "description": "The documents, each a part "
-                                "named `file`; a file in any other part is 422.",
+                                "named `file`; a file in any other part is 422. "
+                                "Each part's Content-Type may declare its "
+                                "`charset`, as in `POST /documents`.",
                             },
                             "metadata": {
                                 "type": "string",
@@ -491,6 +499,7 @@ async def submit_batch(request: Request) -> BatchOut:
                     owner=owner,
                     key=f"{key}#{index}" if key else None,
                     original_bytes=part.data,
+                    charset=part.charset,
                 )
             )
     elif content_type.startswith("application/json"):

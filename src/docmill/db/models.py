@@ -131,6 +131,9 @@ class Document(Base):
     callback_url: Mapped[str | None] = mapped_column(Text)
     # Submitted with dedupe: the completed document whose result was reused.
     duplicate_of: Mapped[str | None] = mapped_column(String(32))
+    # The charset the upload's part declared (``text/plain;
+    # charset=windows-1253``), as given; text formats are read in it first.
+    charset: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (
         Index("ix_documents_created", "created_at", "id"),

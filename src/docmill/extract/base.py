@@ -123,6 +123,10 @@ class ExtractContext:
             extractors try the empty password when it is None.
         unpacked: the unpacking budget of the outermost document; a fresh
             one of ``limits.max_unpacked_bytes`` when omitted.
+        charset: the charset the submitter declared for the document's
+            bytes, as given (``windows-1253``). The pipeline keeps it only
+            for the formats that are text (``mime.DECLARED_CHARSET_TYPES``);
+            embedded documents never inherit it.
     """
 
     def __init__(
@@ -132,12 +136,14 @@ class ExtractContext:
         on_progress: ProgressCallback | None = None,
         password: str | None = None,
         unpacked: UnpackBudget | None = None,
+        charset: str | None = None,
     ) -> None:
         self.limits = limits or Limits()
         self.depth = depth
         self.unpacked = unpacked or UnpackBudget(self.limits.max_unpacked_bytes)
         self._on_progress = on_progress
         self.password = password
+        self.charset = charset
         # Set by the pipeline before the extractor runs: the sniffed media type
         # and the name the document was submitted under, if any.
         self.media_type = ""

@@ -200,16 +200,19 @@ def extract_in_process(
     limits: Limits,
     password: str | None = None,
     on_progress: Callable[[int, int, str], None] | None = None,
+    charset: str | None = None,
 ) -> Payload:
     """
     Extract ``source`` (a path, or the document's bytes) here and now, under
-    the original name ``name`` (None: nameless); raise ExtractionError when
-    it cannot.
+    the original name ``name`` (None: nameless), its text formats read in
+    the declared ``charset`` first; raise ExtractionError when it cannot.
     """
     from docmill.extract.pipeline import extract_document
 
     started = time.perf_counter()
-    ctx = ExtractContext(limits, on_progress=on_progress, password=password)
+    ctx = ExtractContext(
+        limits, on_progress=on_progress, password=password, charset=charset
+    )
     try:
         result = extract_document(source, ctx, name)
     except ExtractionError:
@@ -358,7 +361,7 @@ def _child_main(
     while True:
         try:
             (size,) = _LENGTH.unpack(_receive_exactly(channel, _LENGTH.size))
-            document, name, password, tag = pickle.loads(
+            document, name, password, charset, tag = pickle.loads(
                 _receive_exactly(channel, size)
             )
         except (EOFError, OSError):
@@ -378,7 +381,9 @@ def _child_main(
         try:
             # A small original comes as its bytes, anything else as a path.
             source = document if isinstance(document, bytes) else Path(document)
-            payload = extract_in_process(source, name, limits, password, progress)
+            payload = extract_in_process(
+                source, name, limits, password, progress, charset
+            )
         except ExtractionError as exc:
             reply = ("error", type(exc).__name__, exc.message, tag)
         else:
@@ -518,6 +523,7 @@ class ExtractionChild:
         timeout_seconds: float,
         on_progress: ProgressHandler | None = None,
         password: str | None = None,
+        charset: str | None = None,
     ) -> Payload:
         """
         Extract one document in the child: a path, or the document's bytes.
@@ -531,7 +537,7 @@ class ExtractionChild:
         import asyncio
 
         since = asyncio.get_running_loop().time()
-        await self.send(source, name, password)
+        await self.send(source, name, password, charset=charset)
         return await self.receive(timeout_seconds, since, on_progress)
 
     async def send(
@@ -540,10 +546,12 @@ class ExtractionChild:
         name: str | None,
         password: str | None = None,
         tag: str | None = None,
+        charset: str | None = None,
     ) -> None:
         """
         Queue one document (a path, or its bytes) behind those the child has
-        not answered yet; ``name`` is its original name, None for none.
+        not answered yet; ``name`` is its original name, None for none, and
+        ``charset`` the one its upload declared.
 
         The child reads requests in order, so a document sent while it reads
         another begins the moment that one is answered, without waiting for
@@ -566,7 +574,7 @@ class ExtractionChild:
             self.kill()
             channel = None
         channel = channel or self._start()
-        request = _request(source, name, password, tag)
+        request = _request(source, name, password, charset, tag)
         self.unanswered += 1
         try:
             await asyncio.get_running_loop().sock_sendall(
@@ -655,6 +663,7 @@ class ExtractionChild:
         name: str | None,
         timeout_seconds: float,
         password: str | None = None,
+        charset: str | None = None,
     ) -> None:
         """
         Hand the child one document; its outcome comes from collect().
@@ -665,7 +674,7 @@ class ExtractionChild:
         channel = self._channel or self._start()
         self.deadline = time.monotonic() + timeout_seconds
         self._timeout_seconds = timeout_seconds
-        request = _request(path, name, password, None)
+        request = _request(path, name, password, charset, None)
         channel.setblocking(True)
         try:
             channel.sendall(_LENGTH.pack(len(request)) + request)
@@ -779,12 +788,16 @@ class ExtractionChild:
 
 
 def _request(
-    source: Source, name: str | None, password: str | None, tag: str | None
+    source: Source,
+    name: str | None,
+    password: str | None,
+    charset: str | None,
+    tag: str | None,
 ) -> bytes:
     """A document handed to the child: its bytes, or its path as text."""
     document = source if isinstance(source, bytes) else str(source)
     return pickle.dumps(
-        (document, name, password, tag), protocol=pickle.HIGHEST_PROTOCOL
+        (document, name, password, charset, tag), protocol=pickle.HIGHEST_PROTOCOL
     )
 
 

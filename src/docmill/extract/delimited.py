@@ -21,7 +21,7 @@ from docmill.extract.base import ExtractContext, ExtractionResult, Source, read_
 from docmill.extract.text import (
     decode_lines,
     encoding_metadata,
-    undecodable_warning,
+    text_warnings,
 )
 
 # csv.Sniffer runs regular expressions over the whole sample; a few dozen
@@ -31,9 +31,9 @@ _DELIMITERS = ",;\t|"
 
 
 def extract_delimited(source: Source, ctx: ExtractContext) -> ExtractionResult:
-    decoded, text, utf8 = decode_lines(read_source(source))
+    decoded, text, utf8 = decode_lines(read_source(source), ctx.charset)
     metadata = encoding_metadata(decoded)
-    warnings = undecodable_warning(decoded)
+    warnings = text_warnings(decoded, ctx.charset)
     media_type = mime.TSV if ctx.media_type == mime.TSV else mime.CSV
 
     dialect = sniff_dialect(text, prefer_tab=media_type == mime.TSV)

@@ -7,9 +7,9 @@ title) and elements hidden with ``hidden`` or ``display:none`` (such as the
 table cells are separated by tabs and rows by line breaks. ``markdown`` keeps
 headings, lists, tables, links, emphasis, quotes and code.
 
-The encoding is, in order: a byte-order mark, a ``<meta>`` charset if the
-bytes decode strictly with it (pages declare UTF-8 and send cp1256), then
-detection.
+The encoding is, in order: a byte-order mark, then a charset declared with
+the upload, UTF-8 and a ``<meta>`` charset, each if the bytes decode strictly
+with it (pages declare UTF-8 and send cp1256), then detection.
 """
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from selectolax.lexbor import LexborHTMLParser, LexborNode
 from docmill.exceptions import EmptyDocument, LimitExceeded
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source, read_source
+from docmill.extract.charsets import decode_declared
 from docmill.extract.delimited import markdown_table
-from docmill.extract.text import encoding_metadata, undecodable_warning
-from docmill.extract.textcodec import DecodedText, decode
+from docmill.extract.text import encoding_metadata, text_warnings
+from docmill.extract.textcodec import DecodedText
 
 # Browsers look for the charset declaration in the first 1024 bytes; pages
 # with long comments or scripts in the head push it further, so look a bit
@@ -132,9 +133,9 @@ _META_FIELDS = {
 
 
 def extract_html(source: Source, ctx: ExtractContext) -> ExtractionResult:
-    decoded, parser, root = _parse(read_source(source))
+    decoded, parser, root = _parse(read_source(source), ctx.charset)
     metadata = {**encoding_metadata(decoded), **_head_metadata(parser)}
-    warnings = undecodable_warning(decoded)
+    warnings = text_warnings(decoded, ctx.charset)
     text, markdown, flattened = _render(root, markdown=True)
     if flattened:
         warnings.append(
@@ -191,8 +192,10 @@ def _render(root: LexborNode, markdown: bool) -> tuple[str, str | None, int]:
     return text, markdown_text, deep.flattened
 
 
-def _parse(data: bytes) -> tuple[DecodedText, LexborHTMLParser, LexborNode]:
-    decoded = decode_html(data)
+def _parse(
+    data: bytes, charset: str | None = None
+) -> tuple[DecodedText, LexborHTMLParser, LexborNode]:
+    decoded = decode_html(data, charset)
     check_nesting(decoded.text)
     # lexbor reads UTF-8: bytes that decoded strictly as UTF-8 without a mark
     # are the text's own encoding already, and encoding the text again was
@@ -267,11 +270,14 @@ def _estimated_depth(html: str, limit: int) -> int:
             return len(open_tags)
 
 
-def decode_html(data: bytes) -> DecodedText:
-    """Decode an HTML page: BOM, then a charset that reads strictly, then guess."""
+def decode_html(data: bytes, charset: str | None = None) -> DecodedText:
+    """
+    Decode an HTML page: BOM, then the ``charset`` declared with the upload,
+    then UTF-8 and the page's meta charset if they read strictly, then guess.
+    """
     match = _META_CHARSET.search(data[:_PRESCAN_BYTES])
     declared = match.group(1).decode("ascii") if match else None
-    return decode(data, declared=declared)
+    return decode_declared(data, charset, declared)
 
 
 def _head_metadata(parser: LexborHTMLParser) -> dict[str, Any]:

@@ -22,13 +22,13 @@ from typing import Any
 from docmill.exceptions import LimitExceeded
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source, read_source
-from docmill.extract.text import encoding_metadata, extract_text, undecodable_warning
-from docmill.extract.textcodec import decode
+from docmill.extract.charsets import decode_declared
+from docmill.extract.text import encoding_metadata, extract_text, text_warnings
 
 
 def extract_json(source: Source, ctx: ExtractContext) -> ExtractionResult:
     data = read_source(source)
-    decoded = decode(data)
+    decoded = decode_declared(data, ctx.charset)
     try:
         document = _parse(decoded.text)
     except RecursionError as exc:
@@ -48,7 +48,7 @@ def extract_json(source: Source, ctx: ExtractContext) -> ExtractionResult:
         mime.JSON,
         "\n".join(json_lines(document)),
         metadata=metadata,
-        warnings=undecodable_warning(decoded),
+        warnings=text_warnings(decoded, ctx.charset),
     )
 
 

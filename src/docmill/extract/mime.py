@@ -25,3 +25,7 @@ TEXT = "text/plain"
 EMAIL = "message/rfc822"
 
 SPREADSHEETS = frozenset({XLSX, XLSM, ODS, XLS})
+# The formats whose bytes are text in one encoding, which a charset declared
+# with the upload names. The others name their own (a PDF's fonts, a mail
+# part's header, RTF's code page) or are zips of XML, which is UTF-8.
+DECLARED_CHARSET_TYPES = frozenset({TEXT, MARKDOWN, CSV, TSV, HTML, XML, JSON})

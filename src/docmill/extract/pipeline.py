@@ -7,7 +7,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from docmill.exceptions import EmptyDocument, UnsupportedFormat
+from docmill.exceptions import EmptyDocument, UnsupportedFormat, shown
+from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source
 from docmill.extract.registry import extractor_for
 from docmill.extract.sniff import Sniffed, sniff_open
@@ -68,6 +69,11 @@ def _extract(source: Source, ctx: ExtractContext, name: str | None) -> Extractio
     if media_type == "application/octet-stream":
         raise UnsupportedFormat(_describe_unknown(source))
     ctx.media_type, ctx.name, ctx.archive = media_type, name, sniffed.archive
+    ignored_charset = None
+    if ctx.charset and media_type not in mime.DECLARED_CHARSET_TYPES:
+        # An EPUB's chapters are read with its context: they must not take
+        # the charset declared for the zip.
+        ignored_charset, ctx.charset = ctx.charset, None
     if sniffed.data is not None:
         source = sniffed.data
     try:
@@ -76,6 +82,11 @@ def _extract(source: Source, ctx: ExtractContext, name: str | None) -> Extractio
         if ctx.archive is not None:
             ctx.archive.close()
             ctx.archive = None
+    if ignored_charset:
+        result.warnings.append(
+            f"the declared charset {shown(ignored_charset)} was not used: "
+            f"{media_type} is not a text format and names its own encodings"
+        )
     return _finish(result, ctx)
 
 

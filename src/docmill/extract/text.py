@@ -12,23 +12,24 @@ from typing import Any, NamedTuple
 
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source, read_source
+from docmill.extract.charsets import decode_declared, unused_charset_warning
 from docmill.extract.textcodec import (
     DETECTION_SAMPLE_BYTES,
     DecodedText,
-    decode,
+    codec_name,
     detect_bom,
 )
 
 
 def extract_text(source: Source, ctx: ExtractContext) -> ExtractionResult:
-    decoded, text, utf8 = decode_lines(read_source(source))
+    decoded, text, utf8 = decode_lines(read_source(source), ctx.charset)
     media_type = mime.MARKDOWN if ctx.media_type == mime.MARKDOWN else mime.TEXT
     return ExtractionResult(
         media_type,
         text,
         markdown=text if media_type == mime.MARKDOWN else None,
         metadata=encoding_metadata(decoded),
-        warnings=undecodable_warning(decoded),
+        warnings=text_warnings(decoded, ctx.charset),
         utf8=(text, utf8) if utf8 is not None else None,
     )
 
@@ -46,10 +47,10 @@ class Lines(NamedTuple):
     utf8: bytes | None
 
 
-def decode_lines(data: bytes) -> Lines:
+def decode_lines(data: bytes, charset: str | None = None) -> Lines:
     """
-    ``decode`` and ``normalize_newlines`` in one, done on the bytes when they
-    are UTF-8.
+    ``decode_declared`` and ``normalize_newlines`` in one, done on the bytes
+    when they are UTF-8.
 
     CR and LF are ASCII, which UTF-8 never uses inside a longer sequence, so
     replacing them in the bytes and then decoding gives the text that
@@ -59,9 +60,10 @@ def decode_lines(data: bytes) -> Lines:
     then the text's UTF-8, which the word count reads instead of a fresh
     copy of the text. The byte road is taken only where ``decode``
     would take its plain UTF-8 road: no byte-order mark and no NUL or ESC in
-    the sample, which mark UTF-16 or ISO-2022 text that is valid UTF-8 too.
+    the sample, which mark UTF-16 or ISO-2022 text that is valid UTF-8 too,
+    and no declared ``charset`` but UTF-8, which outranks the UTF-8 road.
     """
-    if b"\r" in data and _plain_utf8_road(data):
+    if b"\r" in data and _plain_utf8_road(data, charset):
         if _LONE_CR.search(data) is None:
             # Every CR opens a CRLF: deleting them, one byte sought with
             # memchr, is a ninth of replacing each two-byte CRLF.
@@ -74,14 +76,16 @@ def decode_lines(data: bytes) -> Lines:
             pass
         else:
             return Lines(DecodedText(text, "utf-8"), text, lines)
-    decoded = decode(data)
+    decoded = decode_declared(data, charset)
     if "\r" in decoded.text:
         return Lines(decoded, normalize_newlines(decoded.text), None)
     plain = decoded.encoding == "utf-8" and decoded.bom is None and decoded.confident
     return Lines(decoded, decoded.text, data if plain else None)
 
 
-def _plain_utf8_road(data: bytes) -> bool:
+def _plain_utf8_road(data: bytes, charset: str | None) -> bool:
+    if charset and codec_name(charset) != "utf-8":
+        return False
     sample = data[:DETECTION_SAMPLE_BYTES]
     return b"\x00" not in sample and b"\x1b" not in sample and detect_bom(data) is None
 
@@ -101,6 +105,11 @@ def encoding_metadata(decoded: DecodedText) -> dict[str, Any]:
     if decoded.bom:
         metadata["bom"] = decoded.bom
     return metadata
+
+
+def text_warnings(decoded: DecodedText, charset: str | None) -> list[str]:
+    """``undecodable_warning`` and ``unused_charset_warning`` together."""
+    return unused_charset_warning(charset, decoded) + undecodable_warning(decoded)
 
 
 def undecodable_warning(decoded: DecodedText) -> list[str]:

@@ -10,8 +10,9 @@ network, so entity bombs (billion laughs, quadratic blow-up) and external
 entities (XXE) stay inert. An entity reference is kept in the text as it was
 written, ``&name;``, so a reader sees that something was not expanded.
 
-The encoding is a byte-order mark, then the XML declaration if the bytes
-decode strictly with it, then detection; a UTF-16 file that declares UTF-8
+The encoding is a byte-order mark, then a charset declared with the upload,
+then the XML declaration, each only if the bytes decode strictly with it,
+then detection (see ``charsets``); a UTF-16 file that declares UTF-8
 therefore reads right. A document whose root is XHTML's ``html`` goes to the
 HTML extractor, and one that is not well-formed is read as plain text.
 """
@@ -26,8 +27,8 @@ from lxml import etree
 from docmill.exceptions import LimitExceeded
 from docmill.extract import mime
 from docmill.extract.base import ExtractContext, ExtractionResult, Source, read_source
-from docmill.extract.text import encoding_metadata, extract_text, undecodable_warning
-from docmill.extract.textcodec import decode
+from docmill.extract.charsets import decode_declared
+from docmill.extract.text import encoding_metadata, extract_text, text_warnings
 
 _DECLARED_ENCODING = re.compile(
     rb"""^\s*<\?xml[^>]*?encoding\s*=\s*["']([A-Za-z0-9_.:-]+)["']"""
@@ -37,7 +38,9 @@ _DECLARED_ENCODING = re.compile(
 def extract_xml(source: Source, ctx: ExtractContext) -> ExtractionResult:
     data = read_source(source)
     match = _DECLARED_ENCODING.match(data[:1024])
-    decoded = decode(data, declared=match.group(1).decode("ascii") if match else None)
+    decoded = decode_declared(
+        data, ctx.charset, match.group(1).decode("ascii") if match else None
+    )
     # Bytes that decoded strictly as UTF-8 without a mark are the UTF-8 the
     # parser wants already; only other encodings are re-encoded.
     utf8 = decoded.encoding == "utf-8" and decoded.bom is None
@@ -80,7 +83,7 @@ def extract_xml(source: Source, ctx: ExtractContext) -> ExtractionResult:
     }
     if etree.QName(root).namespace:
         metadata["namespace"] = etree.QName(root).namespace
-    warnings = undecodable_warning(decoded)
+    warnings = text_warnings(decoded, ctx.charset)
     if unexpanded:
         warnings.append(f"{unexpanded} entity references left unexpanded")
     return ExtractionResult(

@@ -108,6 +108,8 @@ class Claim:
     size_bytes: int
     source_url: str | None = None
     callback_url: str | None = None
+    # The charset the upload declared (see ``extract.charsets``).
+    charset: str | None = None
     # Whether the document holds an earlier result (it is being reprocessed).
     had_result: bool = False
     # The document's place in the queue, to keep claims waiting for a slot
@@ -135,6 +137,9 @@ class NewDocument:
     owner: str | None = None
     source_url: str | None = None
     callback_url: str | None = None
+    # The charset the upload's part declared, checked by
+    # ``charsets.declared_codec`` first.
+    charset: str | None = None
     # Reuse the result of a completed document with the same bytes.
     dedupe: bool = False
     # The caller's Idempotency-Key and a hash of what the request asked for.
@@ -592,6 +597,7 @@ class JobStore:
             "owner": new.owner,
             "source_url": new.source_url,
             "callback_url": new.callback_url,
+            "charset": new.charset,
         }
 
     async def _idempotent_document(
@@ -617,7 +623,12 @@ class JobStore:
     ) -> Row[Any] | None:
         query = (
             select(Document.__table__)
-            .where(Document.sha256 == new.sha256, Document.status == COMPLETED)
+            .where(
+                Document.sha256 == new.sha256,
+                Document.status == COMPLETED,
+                # The same bytes read in another charset are another text.
+                Document.charset.is_not_distinct_from(new.charset),
+            )
             .order_by(Document.finished_at.desc())
             .limit(1)
         )
@@ -1808,6 +1819,7 @@ _DUE_COLUMNS = (
     _documents.c.size_bytes,
     _documents.c.source_url,
     _documents.c.callback_url,
+    _documents.c.charset,
     _documents.c.mime_type,
     _documents.c.priority,
     _documents.c.next_attempt_at,
@@ -2041,6 +2053,7 @@ def _claims_from(rows: Sequence[Any], worker_id: str) -> list[Claim]:
             # again.
             source_url=row.source_url if not row.storage_key else None,
             callback_url=row.callback_url,
+            charset=row.charset,
             # Only ``complete`` (and a dedupe copy) writes a result, and both
             # set mime_type with it.
             had_result=row.mime_type is not None,

@@ -770,7 +770,10 @@ class Worker:
             raise _LocalTrouble(str(exc)) from exc
         reading.since = asyncio.get_running_loop().time()
         await child.send(
-            reading.source, reading.claim.filename, tag=reading.claim.token
+            reading.source,
+            reading.claim.filename,
+            tag=reading.claim.token,
+            charset=reading.claim.charset,
         )
         return True
 
@@ -784,7 +787,10 @@ class Worker:
         assert reading.source is not None
         reading.since = asyncio.get_running_loop().time()
         await child.send(
-            reading.source, reading.claim.filename, tag=reading.claim.token
+            reading.source,
+            reading.claim.filename,
+            tag=reading.claim.token,
+            charset=reading.claim.charset,
         )
         reading.generation = child.generation
 
@@ -833,7 +839,12 @@ class Worker:
                     exc,
                 )
                 return False
-        await child.send(ahead.source, ahead.claim.filename, tag=ahead.claim.token)
+        await child.send(
+            ahead.source,
+            ahead.claim.filename,
+            tag=ahead.claim.token,
+            charset=ahead.claim.charset,
+        )
         ahead.queued = True
         ahead.generation = child.generation
         logger.debug(
