@@ -474,8 +474,10 @@ def _latin_reading(choice: str, candidates: list[str], sample: bytes) -> str:
     marked = sample.translate(None, _ASCII_BUT_NEWLINE)
     # Asked before anything is counted: Cyrillic or Greek text is nearly all
     # bytes past ASCII.
-    if page is None or not _mostly_latin(page, marked):
+    if page is None:
         return choice
+    if not _mostly_latin(page, marked):
+        return choice if _reads_letters(page, marked) else _lettered(choice, marked)
     lines, high = _letters(marked)
     best, best_whole = choice, (_spelled(page, high.items()), -_rank(choice))
     best_lines: tuple[int, int] | None = None
@@ -508,6 +510,45 @@ def _mostly_latin(page: _CodePage, marked: bytes) -> bool:
     # bytes past ASCII are dashes and quotes is no contest.
     latin = len(marked) - len(marked.translate(None, page.latin))
     return latin > len(marked) - len(marked.translate(None, page.other))
+
+
+def _reads_letters(page: _CodePage, marked: bytes) -> bool:
+    return len(marked.translate(None, page.latin + page.other)) < len(marked)
+
+
+def _lettered(choice: str, marked: bytes) -> str:
+    """
+    A commoner code page that reads as letters what ``choice`` reads as symbols.
+
+    Finnish doubles its vowels, and charset-normalizer takes "ää" in cp1252
+    for mojibake (two accented letters in a row), so a short Finnish text
+    came out as Mac Icelandic: "Hyv‰‰ p‰iv‰‰". A code page ahead of
+    ``choice`` in ``_PREFERRED`` wins when it reads every byte past ASCII as
+    a letter of one language, lower case more often than not. Only a
+    commoner one may: a cp1252 text whose only such bytes are dashes and
+    quotes reads as letters in some rarer page (cp850 makes "…" an "à"),
+    and the lower-case rule keeps Mac Roman's quotes and apostrophe, which
+    are cp1252's capitals Ò, Ó and Õ, from passing for Portuguese.
+    """
+    counts = Counter(marked.translate(None, b"\n"))
+    for codec in _PREFERRED[: _rank(choice)]:
+        rival = _code_page(codec)
+        if rival is None:
+            continue
+        common = -1
+        for byte in counts:
+            common &= rival.languages[byte - 0x80]
+        if not common:
+            continue
+        reading = bytes(counts).decode(codec, errors="replace")
+        lower = sum(
+            count
+            for char, count in zip(reading, counts.values(), strict=True)
+            if char.islower()
+        )
+        if 2 * lower > sum(counts.values()):
+            return codec
+    return choice
 
 
 def _letters(marked: bytes) -> tuple[Counter[bytes], Counter[int]]:

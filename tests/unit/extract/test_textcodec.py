@@ -207,6 +207,13 @@ def test_greek_stays_greek_whatever_its_length_modulo_five() -> None:
     assert decode(data) == DecodedText(text, "cp1253")
 
 
+def test_finnish_with_only_a_umlaut_and_o_umlaut_is_cp1252() -> None:
+    # charset-normalizer takes the doubled "ää" for mojibake and preferred
+    # Mac Icelandic, which reads both letters as symbols: "Hyv‰‰ p‰iv‰‰".
+    text = "Hyvää päivää! Tänään on kaunis sää ja menemme järvelle.\n"
+    assert decode(text.encode("cp1252")) == DecodedText(text, "cp1252")
+
+
 def test_a_text_in_several_western_languages_stays_cp1252() -> None:
     # No one language spells all its letters, and read as cp1250 ("trčs",
     # "nińo") Slovak would spell more of them than any language does right.
