@@ -53,6 +53,10 @@ _ISO2022 = (
 # Bytes below 0x20 that no text uses: all but tab, line feed, carriage return,
 # form feed and ESC (ISO-2022's shift).
 _CONTROL_BYTES = bytes(b for b in range(0x20) if b not in b"\t\n\r\x0c\x1b")
+# The share of a text's bytes that may be control bytes, and how many may
+# be in a short UTF-8 text with a NUL among them.
+_CONTROL_SHARE = 0.01
+_STRAY_NULS = 2
 
 # charset-normalizer's sampling (``from_bytes``'s ``steps`` and
 # ``chunk_size``), and how far back ``_whole_chunks`` looks for a place to
@@ -698,7 +702,14 @@ def looks_like_text(data: bytes) -> bool:
     sample = _trim_partial_utf8(data[:DETECTION_SAMPLE_BYTES])
     if detect_bom(sample) or _utf16_32_without_bom(sample):
         return True
-    if b"\x00" in sample:
+    # A NUL in UTF-8 text is damage, which the extracted text drops; a
+    # binary format that happens to be valid UTF-8 (a tar header) holds NULs
+    # and other control bytes by the dozen.
+    nul = b"\x00" in sample
+    if nul and (
+        _controls(sample) > max(len(sample) * _CONTROL_SHARE, _STRAY_NULS)
+        or not sample.translate(None, _CONTROL_BYTES).strip()
+    ):
         return False
     try:
         sample.decode("utf-8")
@@ -706,13 +717,17 @@ def looks_like_text(data: bytes) -> bool:
         pass
     else:
         return True
-    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
-    if controls > len(sample) * 0.01:
+    # No legacy encoding writes a NUL either, and detection cannot weigh one.
+    if nul or _controls(sample) > len(sample) * _CONTROL_SHARE:
         return False
     if _utf8_with_strays(sample) is not None:
         return True
     chaos = _charset_guess(sample).chaos
     return chaos is not None and chaos < 0.3
+
+
+def _controls(sample: bytes) -> int:
+    return len(sample) - len(sample.translate(None, _CONTROL_BYTES))
 
 
 class _Guess(NamedTuple):
