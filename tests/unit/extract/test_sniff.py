@@ -58,6 +58,32 @@ THUNDERBIRD_HEADERS = (
         pytest.param(b'{"name": "John Doe",', None, mime.TEXT, id="broken-json"),
         pytest.param(THUNDERBIRD_HEADERS, None, mime.EMAIL, id="mail-store-header"),
         pytest.param(b"a,b,c\n1,2,3\n4,5,6\n", None, mime.CSV, id="csv"),
+        pytest.param(
+            b"I went to the shop, and bought some milk.\n"
+            b"Then I came home, and made a cup of tea.\n"
+            b"It was a quiet day, all things considered.\n",
+            None,
+            mime.TEXT,
+            id="prose-one-comma-a-line",
+        ),
+        pytest.param(
+            b"He came late; nobody minded.\nShe left early; we all noticed.\n",
+            None,
+            mime.TEXT,
+            id="prose-one-semicolon-a-line",
+        ),
+        pytest.param(
+            b"name,comment\nJohn,Great product.\nMary,Too expensive!\n",
+            None,
+            mime.CSV,
+            id="csv-of-sentences",
+        ),
+        pytest.param(
+            b"Full Name, Job Title\nJohn Smith, Senior Engineer\nMary Jones, CFO\n",
+            None,
+            mime.CSV,
+            id="csv-two-word-fields",
+        ),
         pytest.param(b"# Title\n\n- one\n- two\n", None, mime.MARKDOWN, id="markdown"),
         pytest.param(b"just words\n", "notes.md", mime.MARKDOWN, id="md-name"),
         pytest.param(b"1. one\n2. two\n", None, mime.MARKDOWN, id="md-numbered"),
