@@ -56,7 +56,7 @@ _CONTROL_BYTES = bytes(b for b in range(0x20) if b not in b"\t\n\r\x0c\x1b")
 # The share of a text's bytes that may be control bytes, and how many may
 # be in a short UTF-8 text with a NUL among them.
 _CONTROL_SHARE = 0.01
-_STRAY_NULS = 2
+_STRAY_CONTROLS = 2
 
 # charset-normalizer's sampling (``from_bytes``'s ``steps`` and
 # ``chunk_size``), and how far back ``_whole_chunks`` looks for a place to
@@ -66,7 +66,7 @@ _CHUNK_BYTES = 512
 _CUT_SEARCH_BYTES = 512
 _WHITESPACE = frozenset(b" \t\r\n")
 # The share of bytes past ASCII from which a text is taken to be written in
-# another script than Latin (see ``_failed_anyway``).
+# another script than Latin (see ``_skipped_codecs``).
 _OTHER_SCRIPT = 0.3
 _PAST_ASCII = bytes(range(0x80, 0x100))
 # Between them these decode text in any CJK double-byte encoding (GB18030's
@@ -485,10 +485,11 @@ def _latin_reading(choice: str, candidates: list[str], sample: bytes) -> str:
     """
     page = _code_page(choice)
     marked = sample.translate(None, _ASCII_BUT_NEWLINE)
-    # Asked before anything is counted: Cyrillic or Greek text is nearly all
-    # bytes past ASCII.
     if page is None:
         return choice
+    # Asked before anything is counted: Cyrillic or Greek text is nearly all
+    # bytes past ASCII. A page that reads them as no letters at all may give
+    # way to a commoner one that reads them as a language's.
     if not _mostly_latin(page, marked):
         return choice if _reads_letters(page, marked) else _lettered(choice, marked)
     lines, high = _letters(marked)
@@ -716,7 +717,7 @@ def looks_like_text(data: bytes) -> bool:
     # and other control bytes by the dozen.
     nul = b"\x00" in sample
     if nul and (
-        _controls(sample) > max(len(sample) * _CONTROL_SHARE, _STRAY_NULS)
+        _controls(sample) > max(len(sample) * _CONTROL_SHARE, _STRAY_CONTROLS)
         or not sample.translate(None, _CONTROL_BYTES).strip()
     ):
         return False
@@ -758,7 +759,7 @@ def _charset_guess(sample: bytes) -> _Guess:
     # match's scores costs a few tenths of a millisecond too.
     from charset_normalizer import from_bytes
 
-    matches = from_bytes(_whole_chunks(sample), cp_exclusion=_failed_anyway(sample))
+    matches = from_bytes(_whole_chunks(sample), cp_exclusion=_skipped_codecs(sample))
     best = matches.best()
     if best is None:
         return _Guess(None, None)
@@ -775,7 +776,7 @@ def _whole_chunks(sample: bytes) -> bytes:
     fragment ("ς.", "«") often scores as chaos 0.5 or 1.0 and counts as much
     as a whole chunk: with one chunk that looks messy early on (its estimate
     is taken at the first step past the threshold), the right code page gives
-    up twice and drops out: Greek in cp1253 came out as Mac Greek that way.
+    up twice and drops out; Greek in cp1253 came out as Mac Greek that way.
     The cut falls just after a whitespace byte, which no multi-byte encoding
     uses inside a character, so no codec fails on a character cut in two.
     """
@@ -789,21 +790,21 @@ def _whole_chunks(sample: bytes) -> bytes:
     return sample
 
 
-def _failed_anyway(sample: bytes) -> list[str] | None:
+def _skipped_codecs(sample: bytes) -> list[str] | None:
     """
-    ASCII and UTF-8, for charset-normalizer to skip on a text in another
-    script than Latin that is neither.
+    ASCII and UTF-8 for a single-byte text of another script, else None.
 
     Once it has tried those two, charset-normalizer stops scoring code pages
     of other language families as soon as one reads the sample with a
     coherence of 0.5, and it tries them in alphabetical order: Greek in
     cp1253 read as cp1251 often passes for Bulgarian at 0.55, and cp1253 was
-    then never scored. Left out, two codecs that could not have matched
-    leave that shortcut unarmed, and every code page is scored. A Latin text
-    keeps it: its few letters past ASCII make no other script coherent, and
-    scoring every Latin code page made its detection four times as slow. So
-    does CJK text, which decodes as a double-byte codec: those are scored
-    first, and a strong match rightly spares the single-byte ones.
+    then never scored. Left out, two codecs that could not match (the
+    sample is neither) leave that shortcut unarmed, and every code page is
+    scored. A Latin text keeps it: its few letters past ASCII make no other
+    script coherent, and scoring every Latin code page made its detection
+    four times as slow. So does CJK text, which decodes as a double-byte
+    codec: those are scored first, and a strong match rightly spares the
+    single-byte ones.
     """
     if len(sample.translate(None, _PAST_ASCII)) > len(sample) * (1 - _OTHER_SCRIPT):
         return None
