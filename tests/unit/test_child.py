@@ -21,6 +21,7 @@ from docmill.extract.child import (
     _READ_SIZE,
     ExtractionChild,
     _Inbox,
+    extract_in_process,
 )
 from docmill.local import _readable
 
@@ -516,3 +517,13 @@ def test_inbox_grows_for_a_large_message_and_shrinks_after() -> None:
 def test_inbox_reports_a_closed_socket() -> None:
     with pytest.raises(EOFError):
         _Inbox().filled(0)
+
+
+def test_a_text_with_a_stray_nul_is_read_without_it() -> None:
+    # The sniffer took any NUL for a binary format: unsupported_format.
+    data = "Grüße aus Köln.\x00 Bis bald!\n".encode()
+    payload = extract_in_process(data, "note.txt", Limits())
+    assert (payload["mime_type"], payload["text"]) == (
+        "text/plain",
+        "Grüße aus Köln. Bis bald!\n",
+    )

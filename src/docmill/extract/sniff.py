@@ -90,6 +90,9 @@ _XHTML_ROOT = re.compile(r"<html[\s>]", re.IGNORECASE)
 # character of the sample, one opening with a literal "\n" jumps from break
 # to break (a third of the sniffing time of a small text, spent on "^").
 _MARKDOWN_LINE = re.compile(r"\n(?:#{1,6} |[-*+] |\d+\. |```|> )")
+# A sentence's last letters: a full stop, question or exclamation mark or
+# ellipsis, maybe inside closing quotes or brackets.
+_SENTENCE_END = re.compile(r"[.!?\u2026][\"')\]\u00bb\u201d\u2019]*\s*$")
 _JSON_START = re.compile(r'[{\[]\s*(?:"|\{|\[|\]|\}|-?\d|true|false|null)')
 _EXTENSION_HINTS = {
     ".md": mime.MARKDOWN,
@@ -304,6 +307,30 @@ def _looks_delimited(text: str) -> bool:
         # Every line splits into the same number of fields, more than one;
         # the first line that disagrees settles it (prose fails at once).
         wanted = first.count(delimiter)
-        if wanted and all(line.count(delimiter) == wanted for line in rest):
+        if not wanted or any(line.count(delimiter) != wanted for line in rest):
+            continue
+        if wanted > 1 or delimiter in "\t|" or not _prose(lines, delimiter):
             return True
     return False
+
+
+def _prose(lines: list[str], delimiter: str) -> bool:
+    """
+    Whether lines of two fields split by a comma or semicolon are sentences.
+
+    Prose with one comma a line passed for a two-column CSV. A line reads
+    as a sentence when it ends like one and holds words on both sides of
+    its comma: a CSV's comment column ends with a full stop too
+    ("Mary,Too expensive."), but its first field is rarely two words.
+    Most lines must read so; tabs and pipes are no prose punctuation.
+    """
+    sentences = 0
+    for line in lines:
+        before, _, after = line.partition(delimiter)
+        if (
+            _SENTENCE_END.search(line)
+            and " " in before.strip()
+            and " " in after.strip()
+        ):
+            sentences += 1
+    return 2 * sentences > len(lines)

@@ -53,6 +53,27 @@ _ISO2022 = (
 # Bytes below 0x20 that no text uses: all but tab, line feed, carriage return,
 # form feed and ESC (ISO-2022's shift).
 _CONTROL_BYTES = bytes(b for b in range(0x20) if b not in b"\t\n\r\x0c\x1b")
+# The share of a text's bytes that may be control bytes, and how many may
+# be in a short UTF-8 text with a NUL among them.
+_CONTROL_SHARE = 0.01
+_STRAY_CONTROLS = 2
+
+# charset-normalizer's sampling (``from_bytes``'s ``steps`` and
+# ``chunk_size``), and how far back ``_whole_chunks`` looks for a place to
+# cut a sample to a multiple of ``_CHUNKS`` bytes.
+_CHUNKS = 5
+_CHUNK_BYTES = 512
+_CUT_SEARCH_BYTES = 512
+_WHITESPACE = frozenset(b" \t\r\n")
+# The share of bytes past ASCII from which a text is taken to be written in
+# another script than Latin (see ``_skipped_codecs``).
+_OTHER_SCRIPT = 0.3
+_PAST_ASCII = bytes(range(0x80, 0x100))
+# Between them these decode text in any CJK double-byte encoding (GB18030's
+# pairs span GBK's, Big5's, EUC's and UHC's; cp932 adds Shift-JIS's
+# half-width kana); single-byte text past ASCII almost never decodes as
+# either, a letter before a space being no pair.
+_DOUBLE_BYTE = ("gb18030", "cp932")
 
 # How many valid characters past ASCII each stray non-UTF-8 byte sequence
 # needs around it for a text to be read as damaged UTF-8 (see
@@ -464,10 +485,13 @@ def _latin_reading(choice: str, candidates: list[str], sample: bytes) -> str:
     """
     page = _code_page(choice)
     marked = sample.translate(None, _ASCII_BUT_NEWLINE)
-    # Asked before anything is counted: Cyrillic or Greek text is nearly all
-    # bytes past ASCII.
-    if page is None or not _mostly_latin(page, marked):
+    if page is None:
         return choice
+    # Asked before anything is counted: Cyrillic or Greek text is nearly all
+    # bytes past ASCII. A page that reads them as no letters at all may give
+    # way to a commoner one that reads them as a language's.
+    if not _mostly_latin(page, marked):
+        return choice if _reads_letters(page, marked) else _lettered(choice, marked)
     lines, high = _letters(marked)
     best, best_whole = choice, (_spelled(page, high.items()), -_rank(choice))
     best_lines: tuple[int, int] | None = None
@@ -500,6 +524,45 @@ def _mostly_latin(page: _CodePage, marked: bytes) -> bool:
     # bytes past ASCII are dashes and quotes is no contest.
     latin = len(marked) - len(marked.translate(None, page.latin))
     return latin > len(marked) - len(marked.translate(None, page.other))
+
+
+def _reads_letters(page: _CodePage, marked: bytes) -> bool:
+    return len(marked.translate(None, page.latin + page.other)) < len(marked)
+
+
+def _lettered(choice: str, marked: bytes) -> str:
+    """
+    A commoner code page that reads as letters what ``choice`` reads as symbols.
+
+    Finnish doubles its vowels, and charset-normalizer takes "ää" in cp1252
+    for mojibake (two accented letters in a row), so a short Finnish text
+    came out as Mac Icelandic: "Hyv‰‰ p‰iv‰‰". A code page ahead of
+    ``choice`` in ``_PREFERRED`` wins when it reads every byte past ASCII as
+    a letter of one language, lower case more often than not. Only a
+    commoner one may: a cp1252 text whose only such bytes are dashes and
+    quotes reads as letters in some rarer page (cp850 makes "…" an "à"),
+    and the lower-case rule keeps Mac Roman's quotes and apostrophe, which
+    are cp1252's capitals Ò, Ó and Õ, from passing for Portuguese.
+    """
+    counts = Counter(marked.translate(None, b"\n"))
+    for codec in _PREFERRED[: _rank(choice)]:
+        rival = _code_page(codec)
+        if rival is None:
+            continue
+        common = -1
+        for byte in counts:
+            common &= rival.languages[byte - 0x80]
+        if not common:
+            continue
+        reading = bytes(counts).decode(codec, errors="replace")
+        lower = sum(
+            count
+            for char, count in zip(reading, counts.values(), strict=True)
+            if char.islower()
+        )
+        if 2 * lower > sum(counts.values()):
+            return codec
+    return choice
 
 
 def _letters(marked: bytes) -> tuple[Counter[bytes], Counter[int]]:
@@ -649,7 +712,14 @@ def looks_like_text(data: bytes) -> bool:
     sample = _trim_partial_utf8(data[:DETECTION_SAMPLE_BYTES])
     if detect_bom(sample) or _utf16_32_without_bom(sample):
         return True
-    if b"\x00" in sample:
+    # A NUL in UTF-8 text is damage, which the extracted text drops; a
+    # binary format that happens to be valid UTF-8 (a tar header) holds NULs
+    # and other control bytes by the dozen.
+    nul = b"\x00" in sample
+    if nul and (
+        _controls(sample) > max(len(sample) * _CONTROL_SHARE, _STRAY_CONTROLS)
+        or not sample.translate(None, _CONTROL_BYTES).strip()
+    ):
         return False
     try:
         sample.decode("utf-8")
@@ -657,13 +727,17 @@ def looks_like_text(data: bytes) -> bool:
         pass
     else:
         return True
-    controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
-    if controls > len(sample) * 0.01:
+    # No legacy encoding writes a NUL either, and detection cannot weigh one.
+    if nul or _controls(sample) > len(sample) * _CONTROL_SHARE:
         return False
     if _utf8_with_strays(sample) is not None:
         return True
     chaos = _charset_guess(sample).chaos
     return chaos is not None and chaos < 0.3
+
+
+def _controls(sample: bytes) -> int:
+    return len(sample) - len(sample.translate(None, _CONTROL_BYTES))
 
 
 class _Guess(NamedTuple):
@@ -685,11 +759,62 @@ def _charset_guess(sample: bytes) -> _Guess:
     # match's scores costs a few tenths of a millisecond too.
     from charset_normalizer import from_bytes
 
-    matches = from_bytes(sample)
+    matches = from_bytes(_whole_chunks(sample), cp_exclusion=_skipped_codecs(sample))
     best = matches.best()
     if best is None:
         return _Guess(None, None)
     return _Guess(_prefer(matches, sample), best.chaos)
+
+
+def _whole_chunks(sample: bytes) -> bytes:
+    """
+    ``sample`` cut so that charset-normalizer reads it in whole chunks.
+
+    charset-normalizer scores a sample longer than its five 512-byte chunks
+    by a chunk at each fifth of it, and a length that is no multiple of five
+    adds a sixth offset whose "chunk" is the last one to four bytes. Such a
+    fragment ("ς.", "«") often scores as chaos 0.5 or 1.0 and counts as much
+    as a whole chunk: with one chunk that looks messy early on (its estimate
+    is taken at the first step past the threshold), the right code page gives
+    up twice and drops out; Greek in cp1253 came out as Mac Greek that way.
+    The cut falls just after a whitespace byte, which no multi-byte encoding
+    uses inside a character, so no codec fails on a character cut in two.
+    """
+    excess = len(sample) % _CHUNKS
+    if not excess or len(sample) <= _CHUNKS * _CHUNK_BYTES:
+        return sample
+    end = len(sample) - excess
+    for cut in range(end, max(end - _CUT_SEARCH_BYTES, 0), -_CHUNKS):
+        if sample[cut - 1] in _WHITESPACE:
+            return sample[:cut]
+    return sample
+
+
+def _skipped_codecs(sample: bytes) -> list[str] | None:
+    """
+    ASCII and UTF-8 for a single-byte text of another script, else None.
+
+    Once it has tried those two, charset-normalizer stops scoring code pages
+    of other language families as soon as one reads the sample with a
+    coherence of 0.5, and it tries them in alphabetical order: Greek in
+    cp1253 read as cp1251 often passes for Bulgarian at 0.55, and cp1253 was
+    then never scored. Left out, two codecs that could not match (the
+    sample is neither) leave that shortcut unarmed, and every code page is
+    scored. A Latin text keeps it: its few letters past ASCII make no other
+    script coherent, and scoring every Latin code page made its detection
+    four times as slow. So does CJK text, which decodes as a double-byte
+    codec: those are scored first, and a strong match rightly spares the
+    single-byte ones.
+    """
+    if len(sample.translate(None, _PAST_ASCII)) > len(sample) * (1 - _OTHER_SCRIPT):
+        return None
+    for codec in ("utf-8", *_DOUBLE_BYTE):
+        try:
+            sample.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        return None
+    return ["ascii", "utf_8"]
 
 
 def forget_detections() -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import re
+import tarfile
 import zipfile
 
 import pytest
@@ -57,6 +58,32 @@ THUNDERBIRD_HEADERS = (
         pytest.param(b'{"name": "John Doe",', None, mime.TEXT, id="broken-json"),
         pytest.param(THUNDERBIRD_HEADERS, None, mime.EMAIL, id="mail-store-header"),
         pytest.param(b"a,b,c\n1,2,3\n4,5,6\n", None, mime.CSV, id="csv"),
+        pytest.param(
+            b"I went to the shop, and bought some milk.\n"
+            b"Then I came home, and made a cup of tea.\n"
+            b"It was a quiet day, all things considered.\n",
+            None,
+            mime.TEXT,
+            id="prose-one-comma-a-line",
+        ),
+        pytest.param(
+            b"He came late; nobody minded.\nShe left early; we all noticed.\n",
+            None,
+            mime.TEXT,
+            id="prose-one-semicolon-a-line",
+        ),
+        pytest.param(
+            b"name,comment\nJohn,Great product.\nMary,Too expensive!\n",
+            None,
+            mime.CSV,
+            id="csv-of-sentences",
+        ),
+        pytest.param(
+            b"Full Name, Job Title\nJohn Smith, Senior Engineer\nMary Jones, CFO\n",
+            None,
+            mime.CSV,
+            id="csv-two-word-fields",
+        ),
         pytest.param(b"# Title\n\n- one\n- two\n", None, mime.MARKDOWN, id="markdown"),
         pytest.param(b"just words\n", "notes.md", mime.MARKDOWN, id="md-name"),
         pytest.param(b"1. one\n2. two\n", None, mime.MARKDOWN, id="md-numbered"),
@@ -68,6 +95,11 @@ THUNDERBIRD_HEADERS = (
         pytest.param(b" From: a\nReceived: b\n", None, mime.TEXT, id="mail-indented"),
         pytest.param(b"This is not a zip file!", "x.odt", mime.TEXT, id="fake-odt"),
         pytest.param(bytes(range(256)) * 4, None, "application/octet-stream", id="bin"),
+        pytest.param(
+            b"A plain note.\x00 The NUL is damage.\n", None, mime.TEXT, id="stray-nul"
+        ),
+        pytest.param(bytes(100), None, "application/octet-stream", id="nuls"),
+        pytest.param(b"\x00\n", None, "application/octet-stream", id="nul-alone"),
     ],
 )
 def test_sniff_judges_the_format_from_the_bytes(
@@ -78,6 +110,17 @@ def test_sniff_judges_the_format_from_the_bytes(
 
 def test_a_yaml_file_with_date_and_title_keys_is_not_mail() -> None:
     assert sniff(b"title: Minutes\ndate: 2024-01-01\nsubject: budget\n") == mime.TEXT
+
+
+def test_a_tar_archive_of_text_is_not_text() -> None:
+    # Its headers are valid UTF-8, NUL-padded.
+    buffer = io.BytesIO()
+    body = b"hello\n" * 10
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        member = tarfile.TarInfo("notes.txt")
+        member.size = len(body)
+        archive.addfile(member, io.BytesIO(body))
+    assert sniff(buffer.getvalue()) == "application/octet-stream"
 
 
 def test_utf16_text_without_a_mark_is_text() -> None:

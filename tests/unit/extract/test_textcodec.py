@@ -162,6 +162,58 @@ def test_a_longer_text_is_read_in_the_code_page_of_its_language(
     assert decode((text * 200).encode(codec)) == DecodedText(text * 200, codec)
 
 
+GREEK_WITH_PRICES = (
+    "Η Αθήνα είναι η πρωτεύουσα και η μεγαλύτερη πόλη της Ελλάδας, με ιστορία "
+    "που ξεπερνά τα τρεις χιλιάδες χρόνια.\n"
+    "Το εισιτήριο κοστίζει 25 € για τους ενήλικες και 12 € για τα παιδιά.\n"
+    "Ένας καφές στην πλατεία κοστίζει πια 4 €, σχεδόν διπλάσια από πέρσι.\n"
+)
+
+
+@pytest.mark.parametrize("copies", [1, 30], ids=["249-bytes", "7-kb"])
+def test_greek_stays_greek_when_cyrillic_reads_it_coherently(copies: int) -> None:
+    # Read as cp1251 this passes for Bulgarian (coherence 0.55), and
+    # charset-normalizer then skipped every later code page of another
+    # language family, cp1253 included: the text came out as Cyrillic.
+    text = GREEK_WITH_PRICES * copies
+    assert decode(text.encode("cp1253")) == DecodedText(text, "cp1253")
+
+
+def test_greek_stays_greek_whatever_its_length_modulo_five() -> None:
+    # 5,231 bytes: charset-normalizer's sixth "chunk" was the last byte of
+    # "«Τέλος»"; scored as chaos 1.0, it made cp1253 give up twice with the
+    # price list's chunk, and the text came out as Mac Greek.
+    lines = [
+        "Η Αθήνα είναι η πρωτεύουσα και η μεγαλύτερη πόλη της Ελλάδας, με "
+        "ιστορία που ξεπερνά τα τρεις χιλιάδες χρόνια.",
+        "Ο Παρθενώνας, ναός αφιερωμένος στη θεά Αθηνά, χτίστηκε τον πέμπτο "
+        "αιώνα προ Χριστού πάνω στον βράχο της Ακρόπολης.",
+        "Άνοιξη, καλοκαίρι, φθινόπωρο και χειμώνας: οι τέσσερις εποχές του "
+        "χρόνου φέρνουν διαφορετικά χρώματα στα νησιά.",
+        "Στο χωριό μας οι γέροι κάθονται κάθε απόγευμα στο καφενείο, πίνουν "
+        "ελληνικό καφέ και συζητούν για την πολιτική.",
+        "Η γιαγιά μου έφτιαχνε πίτες με σπανάκι και φέτα, ενώ ο παππούς "
+        "φρόντιζε τον κήπο με τις ντομάτες και τα αγγούρια.",
+    ] * 9
+    lines.insert(
+        6,
+        "Τιμοκατάλογος: καφές 4€, τσάι 3€, χυμός 5€, νερό 1€, τυρόπιτα 3€, "
+        "σπανακόπιτα 3€, σάντουιτς 5€, σαλάτα 8€, μπίρα 6€, κρασί 7€, γλυκό 4€, "
+        "παγωτό 3€.",
+    )
+    text = "\n".join(lines) + "\n«Τέλος»"
+    data = text.encode("cp1253")
+    assert len(data) % 5 == 1
+    assert decode(data) == DecodedText(text, "cp1253")
+
+
+def test_finnish_with_only_a_umlaut_and_o_umlaut_is_cp1252() -> None:
+    # charset-normalizer takes the doubled "ää" for mojibake and preferred
+    # Mac Icelandic, which reads both letters as symbols: "Hyv‰‰ p‰iv‰‰".
+    text = "Hyvää päivää! Tänään on kaunis sää ja menemme järvelle.\n"
+    assert decode(text.encode("cp1252")) == DecodedText(text, "cp1252")
+
+
 def test_a_text_in_several_western_languages_stays_cp1252() -> None:
     # No one language spells all its letters, and read as cp1250 ("trčs",
     # "nińo") Slovak would spell more of them than any language does right.
@@ -257,9 +309,11 @@ def test_a_document_needing_detection_is_scored_once_per_reading(
     calls: list[int] = []
     real = charset_normalizer.from_bytes
 
-    def counting(sample: bytes) -> charset_normalizer.CharsetMatches:
+    def counting(
+        sample: bytes, **options: list[str] | None
+    ) -> charset_normalizer.CharsetMatches:
         calls.append(len(sample))
-        return real(sample)
+        return real(sample, **options)  # type: ignore[arg-type]
 
     monkeypatch.setattr(charset_normalizer, "from_bytes", counting)
     path = tmp_path / "note.txt"
