@@ -173,7 +173,7 @@ class Worker:
         # URL claims waiting for a fetch task, most urgent first, and the
         # fetch tasks running (see _fetch_stage).
         self._to_fetch: collections.deque[Claim] = collections.deque()
-        self._fetches: set[asyncio.Task[None]] = set()
+        self._fetches: dict[asyncio.Task[None], _Held] = {}
         self._held: dict[str, _Held] = {}
         self._dry = False
         self._draining = False
@@ -1172,16 +1172,38 @@ class Worker:
             entry = self._held.get(claim.token)
             if entry is None:
                 continue  # lost while it waited
-            entry.task = asyncio.create_task(self._fetch_stage(entry))
-            self._fetches.add(entry.task)
+            task = asyncio.create_task(self._fetch_stage(entry))
+            entry.task = task
+            self._fetches[task] = entry
+            task.add_done_callback(self._fetch_cancelled_early)
             self._wakeup.set()  # its place among the waiting claims is free
+
+    def _fetch_cancelled_early(self, task: asyncio.Task[None]) -> None:
+        # A fetch task cancelled before its first step ran none of its own
+        # cleanup (a task that ran has left the bound already).
+        entry = self._fetches.pop(task, None)
+        if entry is None:
+            return
+        self._lost_tokens.discard(entry.claim.token)
+        self._start_fetches()
 
     async def _stop_fetches(self) -> None:
         """End every fetch; each gives its document back uncounted."""
-        fetches = list(self._fetches)
-        for task in fetches:
-            task.cancel()
-        await asyncio.gather(*fetches, return_exceptions=True)
+        fetches = list(self._fetches.items())
+        for task, _entry in fetches:
+            # Once: a second cancel would cut short the first's give-back
+            # (``stop`` and the end of ``run`` both come here).
+            if not task.cancelling():
+                task.cancel()
+        await asyncio.gather(
+            *(task for task, _entry in fetches), return_exceptions=True
+        )
+        for task, entry in fetches:
+            # Cancelled before it began, it could not give its claim back.
+            if not task.cancelled():
+                continue
+            if self._held.pop(entry.claim.token, None) is not None:
+                await self._release(entry.claim)
 
     async def _fetch_stage(self, entry: _Held) -> None:
         """
@@ -1189,10 +1211,10 @@ class Worker:
         it wait for a slot as a local document, its start counted.
 
         The start commits before the first request, as a slot's does before
-        a result: a crash of this process during a fetch is then the
-        document's to count, and a server that always stalls the worker
-        ends as ``worker_crash`` rather than forever. Failures are recorded
-        as a slot records them. A lost claim cancels this task (see
+        a result: a crash of this process during a fetch then counts
+        against the document, as it did when a slot fetched, so a URL that
+        crashes its worker every time ends as ``worker_crash``. Failures
+        are recorded as a slot records them. A lost claim cancels this task (see
         ``_drop``) and nothing more is written; stopping cancels it too, and
         the document goes back uncounted.
         """
@@ -1208,11 +1230,10 @@ class Worker:
                 fetched = await self._fetch(claim)
             except asyncio.CancelledError:
                 self._held.pop(claim.token, None)
-                # Whichever the start got to, the release undoes it.
-                await asyncio.shield(_settled(start))
                 if self._lost(claim):
+                    await asyncio.shield(_settled(start))
                     return
-                await asyncio.shield(self._release(claim))
+                await asyncio.shield(self._give_back_fetch(claim, start))
                 raise
             except (ExtractionError, StorageError, FetchError) as exc:
                 self._held.pop(claim.token, None)
@@ -1253,9 +1274,16 @@ class Worker:
         finally:
             task = asyncio.current_task()
             assert task is not None
-            self._fetches.discard(task)
+            # Out of the bound before the slots look: a draining slot ends
+            # when no fetch is left.
+            self._fetches.pop(task, None)
             self._start_fetches()
             await self._notify_slots()
+
+    async def _give_back_fetch(self, claim: Claim, start: asyncio.Task[bool]) -> None:
+        # Whichever the start got to, the release undoes it.
+        await _settled(start)
+        await self._release(claim)
 
     async def _fetch(self, claim: Claim) -> Claim:
         """Download a URL submission's original; the claim, now naming it."""
