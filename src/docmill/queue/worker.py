@@ -375,7 +375,7 @@ class Worker:
             # URL claims waiting for a fetch task count as waiting claims,
             # so a queue of URLs does not have this worker hold them all;
             # those being fetched do not, or slots would wait on them.
-            # TODO: a local document behind more URLs than the fetch tasks
+            # Known gap: a local document behind more URLs than the fetch tasks
             # and these places take still waits for fetches to end, since
             # a claim takes documents in queue order whatever they are; a
             # claim of URLs apart, up to the free fetch tasks, would not.
