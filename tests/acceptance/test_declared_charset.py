@@ -107,6 +107,30 @@ async def test_a_charset_that_is_no_text_encoding_is_422(
     assert listed == []
 
 
+async def test_a_charset_with_a_nul_is_422_not_500(
+    client: httpx.AsyncClient,
+) -> None:
+    """A NUL made Python's codec lookup raise ValueError past the 422."""
+    boundary = "nul-in-charset"
+    body = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        "Content-Type: text/plain; charset=utf-8\x00\r\n\r\n"
+        f"words\r\n--{boundary}--\r\n"
+    ).encode()
+
+    response = await client.post(
+        "/documents",
+        content=body,
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+
+    assert (response.status_code, response.json()["errors"][0]["loc"]) == (
+        422,
+        ["file", "charset"],
+    )
+
+
 async def test_dedupe_does_not_reuse_a_result_read_in_another_charset(
     client: httpx.AsyncClient,
 ) -> None:

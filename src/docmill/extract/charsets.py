@@ -43,9 +43,17 @@ def declared_codec(label: str) -> str:
     Raises:
         UnknownCharset: Python knows no codec by that name, or only one that
             does not turn bytes into text (``base64``, ``rot13``, ``idna``),
-            or the label is longer than ``MAX_LABEL_CHARS``.
+            or the label is longer than ``MAX_LABEL_CHARS`` or holds a
+            character that no charset name has.
     """
-    if len(label.strip()) > MAX_LABEL_CHARS:
+    stripped = label.strip()
+    # A name is printable ASCII (RFC 2978); a NUL also made ``codecs.lookup``
+    # raise ValueError, which an upload's part header turned into a 500.
+    if (
+        len(stripped) > MAX_LABEL_CHARS
+        or not stripped.isascii()
+        or not stripped.isprintable()
+    ):
         raise UnknownCharset(label)
     name = codec_name(label)
     if name is None or name in _NOT_CHARSETS:
@@ -66,12 +74,29 @@ def decode_declared(
     """
     if charset and detect_bom(data) is None:
         codec = codec_name(charset)
-        if codec is not None and codec not in _NOT_CHARSETS:
+        if (
+            codec is not None
+            and codec not in _NOT_CHARSETS
+            and (not _declares_ascii(charset) or data.isascii())
+        ):
             try:
                 return DecodedText(data.decode(codec), codec)
             except (UnicodeError, LookupError):
                 pass
     return decode(data, declared=in_document)
+
+
+def _declares_ascii(label: str) -> bool:
+    """
+    Whether ``label`` names US-ASCII, which ``codec_name`` widens to cp1252
+    as browsers do. Declared with an upload it is a claim that every byte is
+    below 0x80, so a byte past it shows the claim wrong: UTF-8 text sent as
+    ``us-ascii`` was read as cp1252 mojibake ("cafÃ©") instead of detected.
+    """
+    try:
+        return codecs.lookup(label.strip().strip("\"'")).name == "ascii"
+    except LookupError:
+        return False
 
 
 def unused_charset_warning(charset: str | None, decoded: DecodedText) -> list[str]:

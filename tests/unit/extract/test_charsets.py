@@ -35,7 +35,19 @@ def test_a_known_label_gives_its_codec(label: str, codec: str) -> None:
 
 @pytest.mark.parametrize(
     "label",
-    ["klingon-8", "base64", "rot13", "zlib", "undefined", "idna", "unicode_escape"],
+    [
+        "klingon-8",
+        "base64",
+        "rot13",
+        "zlib",
+        "undefined",
+        "idna",
+        "unicode_escape",
+        # codecs.lookup raised ValueError for these, not LookupError.
+        "utf-8\x00",
+        "\x00",
+        "utf-8\x01",
+    ],
 )
 def test_a_label_that_is_no_charset_is_refused(label: str) -> None:
     with pytest.raises(UnknownCharset):
@@ -61,6 +73,20 @@ def test_the_declaration_outranks_strict_utf8() -> None:
     decoded = decode_declared("Ã©".encode("cp1252"), "windows-1252")
 
     assert (decoded.text, decoded.encoding) == ("Ã©", "cp1252")
+
+
+@pytest.mark.parametrize("label", ["us-ascii", "ASCII", "ansi_x3.4-1968"])
+def test_bytes_past_ascii_overrule_a_declaration_of_ascii(label: str) -> None:
+    """US-ASCII says every byte is below 0x80; UTF-8 sent so is still UTF-8."""
+    decoded = decode_declared("café crème\n".encode(), label)
+
+    assert (decoded.text, decoded.encoding) == ("café crème\n", "utf-8")
+
+
+def test_ascii_bytes_declared_ascii_read_as_declared() -> None:
+    decoded = decode_declared(b"plain words\n", "us-ascii")
+
+    assert (decoded.text, decoded.encoding) == ("plain words\n", "cp1252")
 
 
 @pytest.mark.parametrize(
