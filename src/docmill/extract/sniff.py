@@ -319,9 +319,12 @@ def _prose(lines: list[str], delimiter: str) -> bool:
     Whether lines of two fields split by a comma or semicolon are sentences.
 
     Prose with one comma a line passed for a two-column CSV. A line reads
-    as a sentence when it ends like one and holds words on both sides of
-    its comma: a CSV's comment column ends with a full stop too
-    ("Mary,Too expensive."), but its first field is rarely two words.
+    as a sentence when it ends like one, holds words on both sides of its
+    comma, and a space follows the comma as prose writes it: a CSV's
+    comment column ends with a full stop too ("Mary,Too expensive."), but
+    its first field is rarely two words, and where it is (a file of quotes,
+    "Mark Twain,The secret of getting ahead is getting started.", or of
+    sentence pairs) a program wrote it, with nothing after the comma.
     Most lines must read so; tabs and pipes are no prose punctuation.
     """
     sentences = 0
@@ -329,6 +332,7 @@ def _prose(lines: list[str], delimiter: str) -> bool:
         before, _, after = line.partition(delimiter)
         if (
             _SENTENCE_END.search(line)
+            and after[:1].isspace()
             and " " in before.strip()
             and " " in after.strip()
         ):
