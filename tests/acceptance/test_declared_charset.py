@@ -199,6 +199,38 @@ async def test_each_part_of_a_batch_keeps_its_own_charset(
     assert texts == [GREEK, RUSSIAN]
 
 
+async def test_a_batch_part_with_an_unknown_charset_fails_alone(
+    client: httpx.AsyncClient,
+) -> None:
+    """
+    The whole batch was 422, and the large part before it stayed in storage,
+    owned by no document.
+    """
+    large = b"plain words\n" * 20_000  # streamed to storage, not held
+    files = [
+        ("file", ("a.txt", io.BytesIO(large), "text/plain")),
+        ("file", ("b.txt", io.BytesIO(b"words"), "text/plain; charset=klingon-8")),
+        (
+            "file",
+            (
+                "c.txt",
+                io.BytesIO(RUSSIAN.encode("koi8_r")),
+                "text/plain; charset=koi8-r",
+            ),
+        ),
+    ]
+
+    response = await client.post("/documents/batch", files=files)
+    items = response.json()["items"]
+
+    assert [item["status"] for item in items] == [202, 422, 202]
+    assert items[1]["error"]["errors"][0]["loc"] == ["file", "charset"]
+    assert [items[0]["document"]["size_bytes"], items[2]["document"]["charset"]] == [
+        len(large),
+        "koi8-r",
+    ]
+
+
 async def test_a_parsers_dry_run_reads_the_upload_in_its_charset(
     client: httpx.AsyncClient,
 ) -> None:
