@@ -18,6 +18,7 @@ page decodes nearly any bytes, so a wrong one of those is obeyed.
 from __future__ import annotations
 
 import codecs
+import re
 
 from docmill.exceptions import UnknownCharset, shown
 from docmill.extract.textcodec import DecodedText, codec_name, decode, detect_bom
@@ -26,6 +27,9 @@ from docmill.extract.textcodec import DecodedText, codec_name, decode, detect_bo
 # punctuation in a name ("windows----1253" is cp1253), so a longer label
 # could still name a codec; it is refused instead of stored.
 MAX_LABEL_CHARS = 40
+
+# C0 controls but tab, line feed, form feed and carriage return, and DEL.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 # Codecs that Python counts as text encodings but that are not a charset a
 # file is written in: escapes of Python literals, the IDNA and Punycode
@@ -84,6 +88,30 @@ def decode_declared(
             except (UnicodeError, LookupError):
                 pass
     return decode(data, declared=in_document)
+
+
+def reads_as_declared(head: bytes, charset: str | None) -> bool:
+    """
+    Whether the first bytes of a document decode strictly in its declared
+    ``charset`` to text: something besides whitespace, and no control
+    character but whitespace.
+
+    Sniffing tells text from binary without the declaration, and UTF-16
+    without a byte-order mark passes its test only when mostly ASCII: Greek
+    or Chinese declared ``utf-16le`` was refused as an unknown format. A
+    binary file has control bytes, which any charset reads as controls.
+    """
+    if not charset:
+        return False
+    codec = codec_name(charset)
+    if codec is None or codec in _NOT_CHARSETS:
+        return False
+    try:
+        # Not final: the head may end inside a character.
+        text = codecs.getincrementaldecoder(codec)().decode(head, final=False)
+    except (UnicodeError, LookupError):
+        return False
+    return bool(text.strip()) and _CONTROL.search(text) is None
 
 
 def _declares_ascii(label: str) -> bool:

@@ -19,6 +19,7 @@ from typing import IO, NamedTuple
 
 from docmill.extract import mime
 from docmill.extract.base import Source, open_source
+from docmill.extract.charsets import reads_as_declared
 from docmill.extract.jsondoc import remember_json
 from docmill.extract.textcodec import decode, looks_like_text
 from docmill.extract.zipread import ZipArchive, read_member
@@ -132,8 +133,13 @@ class Sniffed(NamedTuple):
     data: bytes | None = None
 
 
-def sniff_open(source: Source, name: str | None = None) -> Sniffed:
-    """``sniff``, keeping a zip-based document's archive open."""
+def sniff_open(
+    source: Source, name: str | None = None, charset: str | None = None
+) -> Sniffed:
+    """
+    ``sniff``, keeping a zip-based document's archive open; bytes that fail
+    the text test but read as text in the declared ``charset`` are text.
+    """
     stream = open_source(source)
     try:
         head = stream.read(HEAD_BYTES)
@@ -149,7 +155,7 @@ def sniff_open(source: Source, name: str | None = None) -> Sniffed:
     binary = _sniff_binary(head)
     if binary is not None:
         return Sniffed(binary)
-    if not looks_like_text(head):
+    if not looks_like_text(head) and not reads_as_declared(head, charset):
         return Sniffed("application/octet-stream")
     whole = head if len(head) < HEAD_BYTES else None
     return Sniffed(_sniff_text(head, name), data=whole)

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from docmill.exceptions import UnknownCharset
+from docmill.exceptions import UnknownCharset, UnsupportedFormat
 from docmill.extract.base import ExtractContext, ExtractionResult
 from docmill.extract.charsets import declared_codec, decode_declared
 from docmill.extract.pipeline import extract_document
@@ -106,6 +106,18 @@ def test_ascii_bytes_declared_ascii_read_as_declared() -> None:
             id="json",
         ),
         pytest.param(
+            "Γειά σου κόσμε, καλημέρα\n".encode("utf-16-le"),
+            "utf-16le",
+            "Γειά σου κόσμε, καλημέρα\n",
+            id="utf-16-without-a-mark",
+        ),
+        pytest.param(
+            "北京是中国的首都。\n".encode("utf-16-be"),
+            "utf-16be",
+            "北京是中国的首都。\n",
+            id="utf-16-cjk-without-a-mark",
+        ),
+        pytest.param(
             f"<?xml version='1.0' encoding='utf-8'?><p>{GREEK}</p>".encode("cp1253"),
             "windows-1253",
             GREEK.strip(),
@@ -119,6 +131,14 @@ def test_text_formats_read_the_declared_charset(
     result = extract(data, charset)
 
     assert (result.text.strip(), result.warnings) == (text.strip(), [])
+
+
+@pytest.mark.parametrize("charset", ["windows-1252", "utf-16le", "koi8-r"])
+def test_a_declaration_does_not_make_a_binary_text(charset: str) -> None:
+    binary = b"\x00\x01\x02\x03garbage\x00\xff\xfe\x10" * 64
+
+    with pytest.raises(UnsupportedFormat):
+        extract(binary, charset)
 
 
 def test_a_declaration_that_does_not_decode_is_a_warning() -> None:
