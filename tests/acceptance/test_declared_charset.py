@@ -107,6 +107,30 @@ async def test_a_charset_that_is_no_text_encoding_is_422(
     assert listed == []
 
 
+async def test_a_charset_with_a_nul_is_422_not_500(
+    client: httpx.AsyncClient,
+) -> None:
+    """A NUL made Python's codec lookup raise ValueError past the 422."""
+    boundary = "nul-in-charset"
+    body = (
+        f"--{boundary}\r\n"
+        'Content-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        "Content-Type: text/plain; charset=utf-8\x00\r\n\r\n"
+        f"words\r\n--{boundary}--\r\n"
+    ).encode()
+
+    response = await client.post(
+        "/documents",
+        content=body,
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+
+    assert (response.status_code, response.json()["errors"][0]["loc"]) == (
+        422,
+        ["file", "charset"],
+    )
+
+
 async def test_dedupe_does_not_reuse_a_result_read_in_another_charset(
     client: httpx.AsyncClient,
 ) -> None:
@@ -173,6 +197,38 @@ async def test_each_part_of_a_batch_keeps_its_own_charset(
         )
 
     assert texts == [GREEK, RUSSIAN]
+
+
+async def test_a_batch_part_with_an_unknown_charset_fails_alone(
+    client: httpx.AsyncClient,
+) -> None:
+    """
+    The whole batch was 422, and the large part before it stayed in storage,
+    owned by no document.
+    """
+    large = b"plain words\n" * 20_000  # streamed to storage, not held
+    files = [
+        ("file", ("a.txt", io.BytesIO(large), "text/plain")),
+        ("file", ("b.txt", io.BytesIO(b"words"), "text/plain; charset=klingon-8")),
+        (
+            "file",
+            (
+                "c.txt",
+                io.BytesIO(RUSSIAN.encode("koi8_r")),
+                "text/plain; charset=koi8-r",
+            ),
+        ),
+    ]
+
+    response = await client.post("/documents/batch", files=files)
+    items = response.json()["items"]
+
+    assert [item["status"] for item in items] == [202, 422, 202]
+    assert items[1]["error"]["errors"][0]["loc"] == ["file", "charset"]
+    assert [items[0]["document"]["size_bytes"], items[2]["document"]["charset"]] == [
+        len(large),
+        "koi8-r",
+    ]
 
 
 async def test_a_parsers_dry_run_reads_the_upload_in_its_charset(

@@ -155,7 +155,16 @@ class _StreamingForm:
                 422, "validation", f"at most {self.max_files} file(s) per request"
             )
         filename = options[b"filename"].decode("utf-8", "replace") or None
-        charset = declared_charset(self._headers.get(b"content-type", b""))
+        try:
+            charset = declared_charset(self._headers.get(b"content-type", b""))
+        except Problem as problem:
+            if self.max_files == 1:
+                raise
+            # In a batch the part fails alone, as an oversized one does, and
+            # its bytes are read past unstored: refusing the whole request
+            # left the parts before it in storage, owned by no document.
+            self._part = FilePart(filename=filename, error=problem)
+            return
         self._part = FilePart(filename=filename, charset=charset)
         if self.small_limit >= 0:
             self._held = bytearray()
@@ -203,6 +212,10 @@ class _StreamingForm:
                 part.stored, part.data = describe_small(data, self.max_bytes), data
             except TooLarge as exc:
                 part.error = Problem(413, "too-large", exc.message)
+            self._finish_part(part)
+            return
+        if self._part is not None and self._part.error is not None:
+            part, self._part = self._part, None
             self._finish_part(part)
             return
         if self._pipe is None or self._reader is None or self._part is None:

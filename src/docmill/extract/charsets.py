@@ -18,6 +18,7 @@ page decodes nearly any bytes, so a wrong one of those is obeyed.
 from __future__ import annotations
 
 import codecs
+import re
 
 from docmill.exceptions import UnknownCharset, shown
 from docmill.extract.textcodec import DecodedText, codec_name, decode, detect_bom
@@ -26,6 +27,9 @@ from docmill.extract.textcodec import DecodedText, codec_name, decode, detect_bo
 # punctuation in a name ("windows----1253" is cp1253), so a longer label
 # could still name a codec; it is refused instead of stored.
 MAX_LABEL_CHARS = 40
+
+# C0 controls but tab, line feed, form feed and carriage return, and DEL.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f]")
 
 # Codecs that Python counts as text encodings but that are not a charset a
 # file is written in: escapes of Python literals, the IDNA and Punycode
@@ -43,9 +47,17 @@ def declared_codec(label: str) -> str:
     Raises:
         UnknownCharset: Python knows no codec by that name, or only one that
             does not turn bytes into text (``base64``, ``rot13``, ``idna``),
-            or the label is longer than ``MAX_LABEL_CHARS``.
+            or the label is longer than ``MAX_LABEL_CHARS`` or holds a
+            character that no charset name has.
     """
-    if len(label.strip()) > MAX_LABEL_CHARS:
+    stripped = label.strip()
+    # A name is printable ASCII (RFC 2978); a NUL also made ``codecs.lookup``
+    # raise ValueError, which an upload's part header turned into a 500.
+    if (
+        len(stripped) > MAX_LABEL_CHARS
+        or not stripped.isascii()
+        or not stripped.isprintable()
+    ):
         raise UnknownCharset(label)
     name = codec_name(label)
     if name is None or name in _NOT_CHARSETS:
@@ -66,12 +78,53 @@ def decode_declared(
     """
     if charset and detect_bom(data) is None:
         codec = codec_name(charset)
-        if codec is not None and codec not in _NOT_CHARSETS:
+        if (
+            codec is not None
+            and codec not in _NOT_CHARSETS
+            and (not _declares_ascii(charset) or data.isascii())
+        ):
             try:
                 return DecodedText(data.decode(codec), codec)
             except (UnicodeError, LookupError):
                 pass
     return decode(data, declared=in_document)
+
+
+def reads_as_declared(head: bytes, charset: str | None) -> bool:
+    """
+    Whether the first bytes of a document decode strictly in its declared
+    ``charset`` to text: something besides whitespace, and no control
+    character but whitespace.
+
+    Sniffing tells text from binary without the declaration, and UTF-16
+    without a byte-order mark passes its test only when mostly ASCII: Greek
+    or Chinese declared ``utf-16le`` was refused as an unknown format. A
+    binary file has control bytes, which any charset reads as controls.
+    """
+    if not charset:
+        return False
+    codec = codec_name(charset)
+    if codec is None or codec in _NOT_CHARSETS:
+        return False
+    try:
+        # Not final: the head may end inside a character.
+        text = codecs.getincrementaldecoder(codec)().decode(head, final=False)
+    except (UnicodeError, LookupError):
+        return False
+    return bool(text.strip()) and _CONTROL.search(text) is None
+
+
+def _declares_ascii(label: str) -> bool:
+    """
+    Whether ``label`` names US-ASCII, which ``codec_name`` widens to cp1252
+    as browsers do. Declared with an upload it is a claim that every byte is
+    below 0x80, so a byte past it shows the claim wrong: UTF-8 text sent as
+    ``us-ascii`` was read as cp1252 mojibake ("cafÃ©") instead of detected.
+    """
+    try:
+        return codecs.lookup(label.strip().strip("\"'")).name == "ascii"
+    except LookupError:
+        return False
 
 
 def unused_charset_warning(charset: str | None, decoded: DecodedText) -> list[str]:

@@ -62,7 +62,9 @@ def extract_bytes(
 
 def _extract(source: Source, ctx: ExtractContext, name: str | None) -> ExtractionResult:
     plugin_type = _sniff_plugin(source)
-    sniffed = Sniffed(plugin_type) if plugin_type else sniff_open(source, name)
+    sniffed = (
+        Sniffed(plugin_type) if plugin_type else sniff_open(source, name, ctx.charset)
+    )
     media_type = sniffed.media_type
     if media_type == "application/x-empty":
         raise EmptyDocument("the document is empty (0 bytes)")

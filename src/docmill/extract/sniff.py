@@ -19,6 +19,7 @@ from typing import IO, NamedTuple
 
 from docmill.extract import mime
 from docmill.extract.base import Source, open_source
+from docmill.extract.charsets import reads_as_declared
 from docmill.extract.jsondoc import remember_json
 from docmill.extract.textcodec import decode, looks_like_text
 from docmill.extract.zipread import ZipArchive, read_member
@@ -132,8 +133,13 @@ class Sniffed(NamedTuple):
     data: bytes | None = None
 
 
-def sniff_open(source: Source, name: str | None = None) -> Sniffed:
-    """``sniff``, keeping a zip-based document's archive open."""
+def sniff_open(
+    source: Source, name: str | None = None, charset: str | None = None
+) -> Sniffed:
+    """
+    ``sniff``, keeping a zip-based document's archive open; bytes that fail
+    the text test but read as text in the declared ``charset`` are text.
+    """
     stream = open_source(source)
     try:
         head = stream.read(HEAD_BYTES)
@@ -149,7 +155,7 @@ def sniff_open(source: Source, name: str | None = None) -> Sniffed:
     binary = _sniff_binary(head)
     if binary is not None:
         return Sniffed(binary)
-    if not looks_like_text(head):
+    if not looks_like_text(head) and not reads_as_declared(head, charset):
         return Sniffed("application/octet-stream")
     whole = head if len(head) < HEAD_BYTES else None
     return Sniffed(_sniff_text(head, name), data=whole)
@@ -319,9 +325,12 @@ def _prose(lines: list[str], delimiter: str) -> bool:
     Whether lines of two fields split by a comma or semicolon are sentences.
 
     Prose with one comma a line passed for a two-column CSV. A line reads
-    as a sentence when it ends like one and holds words on both sides of
-    its comma: a CSV's comment column ends with a full stop too
-    ("Mary,Too expensive."), but its first field is rarely two words.
+    as a sentence when it ends like one, holds words on both sides of its
+    comma, and a space follows the comma as prose writes it: a CSV's
+    comment column ends with a full stop too ("Mary,Too expensive."), but
+    its first field is rarely two words, and where it is (a file of quotes,
+    "Mark Twain,The secret of getting ahead is getting started.", or of
+    sentence pairs) a program wrote it, with nothing after the comma.
     Most lines must read so; tabs and pipes are no prose punctuation.
     """
     sentences = 0
@@ -329,6 +338,7 @@ def _prose(lines: list[str], delimiter: str) -> bool:
         before, _, after = line.partition(delimiter)
         if (
             _SENTENCE_END.search(line)
+            and after[:1].isspace()
             and " " in before.strip()
             and " " in after.strip()
         ):

@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from docmill.exceptions import UnknownCharset
+from docmill.exceptions import UnknownCharset, UnsupportedFormat
 from docmill.extract.base import ExtractContext, ExtractionResult
 from docmill.extract.charsets import declared_codec, decode_declared
 from docmill.extract.pipeline import extract_document
@@ -35,7 +35,19 @@ def test_a_known_label_gives_its_codec(label: str, codec: str) -> None:
 
 @pytest.mark.parametrize(
     "label",
-    ["klingon-8", "base64", "rot13", "zlib", "undefined", "idna", "unicode_escape"],
+    [
+        "klingon-8",
+        "base64",
+        "rot13",
+        "zlib",
+        "undefined",
+        "idna",
+        "unicode_escape",
+        # codecs.lookup raised ValueError for these, not LookupError.
+        "utf-8\x00",
+        "\x00",
+        "utf-8\x01",
+    ],
 )
 def test_a_label_that_is_no_charset_is_refused(label: str) -> None:
     with pytest.raises(UnknownCharset):
@@ -63,6 +75,20 @@ def test_the_declaration_outranks_strict_utf8() -> None:
     assert (decoded.text, decoded.encoding) == ("Ã©", "cp1252")
 
 
+@pytest.mark.parametrize("label", ["us-ascii", "ASCII", "ansi_x3.4-1968"])
+def test_bytes_past_ascii_overrule_a_declaration_of_ascii(label: str) -> None:
+    """US-ASCII says every byte is below 0x80; UTF-8 sent so is still UTF-8."""
+    decoded = decode_declared("café crème\n".encode(), label)
+
+    assert (decoded.text, decoded.encoding) == ("café crème\n", "utf-8")
+
+
+def test_ascii_bytes_declared_ascii_read_as_declared() -> None:
+    decoded = decode_declared(b"plain words\n", "us-ascii")
+
+    assert (decoded.text, decoded.encoding) == ("plain words\n", "cp1252")
+
+
 @pytest.mark.parametrize(
     ("data", "charset", "text"),
     [
@@ -80,6 +106,18 @@ def test_the_declaration_outranks_strict_utf8() -> None:
             id="json",
         ),
         pytest.param(
+            "Γειά σου κόσμε, καλημέρα\n".encode("utf-16-le"),
+            "utf-16le",
+            "Γειά σου κόσμε, καλημέρα\n",
+            id="utf-16-without-a-mark",
+        ),
+        pytest.param(
+            "北京是中国的首都。\n".encode("utf-16-be"),
+            "utf-16be",
+            "北京是中国的首都。\n",
+            id="utf-16-cjk-without-a-mark",
+        ),
+        pytest.param(
             f"<?xml version='1.0' encoding='utf-8'?><p>{GREEK}</p>".encode("cp1253"),
             "windows-1253",
             GREEK.strip(),
@@ -93,6 +131,14 @@ def test_text_formats_read_the_declared_charset(
     result = extract(data, charset)
 
     assert (result.text.strip(), result.warnings) == (text.strip(), [])
+
+
+@pytest.mark.parametrize("charset", ["windows-1252", "utf-16le", "koi8-r"])
+def test_a_declaration_does_not_make_a_binary_text(charset: str) -> None:
+    binary = b"\x00\x01\x02\x03garbage\x00\xff\xfe\x10" * 64
+
+    with pytest.raises(UnsupportedFormat):
+        extract(binary, charset)
 
 
 def test_a_declaration_that_does_not_decode_is_a_warning() -> None:

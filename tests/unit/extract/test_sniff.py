@@ -84,6 +84,30 @@ THUNDERBIRD_HEADERS = (
             mime.CSV,
             id="csv-two-word-fields",
         ),
+        pytest.param(
+            b"author,quote\n"
+            b"Albert Einstein,Imagination is more important than knowledge.\n"
+            b"Mark Twain,The secret of getting ahead is getting started.\n"
+            b"Oscar Wilde,Be yourself because everyone else is taken.\n",
+            None,
+            mime.CSV,
+            id="csv-of-quotes",
+        ),
+        pytest.param(
+            b"I am happy.,Je suis heureux.\n"
+            b"The cat sleeps.,Le chat dort.\n"
+            b"Good morning everyone.,Bonjour tout le monde.\n",
+            None,
+            mime.CSV,
+            id="csv-of-sentence-pairs",
+        ),
+        pytest.param(
+            b"How do I reset my password?;Click the link on the login page.\n"
+            b"Can I change my email?;Yes in your account settings.\n",
+            None,
+            mime.CSV,
+            id="semicolon-csv-of-questions",
+        ),
         pytest.param(b"# Title\n\n- one\n- two\n", None, mime.MARKDOWN, id="markdown"),
         pytest.param(b"just words\n", "notes.md", mime.MARKDOWN, id="md-name"),
         pytest.param(b"1. one\n2. two\n", None, mime.MARKDOWN, id="md-numbered"),
