@@ -221,6 +221,61 @@ async def test_draining_worker_waits_for_its_fetches(settings: Settings) -> None
     assert [row.status for row in rows] == ["completed", "completed"]
 
 
+async def test_a_fetched_document_is_next_for_a_slot(
+    settings: Settings, tmp_path: Any
+) -> None:
+    """
+    Its start is written before the fetch, so a fetched document waiting
+    behind local ones that rank after it would be charged an attempt if the
+    worker died meanwhile: it goes first.
+    """
+    if settings.database_url.startswith("postgresql"):
+        pytest.skip(
+            "PostgreSQL's worker keeps fewer claims waiting a slot: it claims "
+            "the URL only once no local document waits, so the order checked "
+            "here does not arise"
+        )
+    gate = tmp_path / "gate"
+    changed = settings.model_copy(
+        update={"extractor_plugins": ["docmill.testing"], **SLOW_FETCH}
+    )
+    routes = {"/doc": lambda h: h.answer(200, b"fetched words")}
+    with local_server(routes) as server:
+        async with opened(changed) as services:
+            # The first holds the slot; the child takes two behind it, and
+            # the rest wait for the slot while the URL is fetched.
+            contents = [f"DOCMILL-TEST-WAIT {gate}\nheld".encode()]
+            contents += [f"local words {n}".encode() for n in range(5)]
+            local = []
+            for content in contents:
+                stored = await put_bytes(services.storage, content, 1000)
+                local.append(
+                    await services.store.create(
+                        NewDocument(
+                            "upload", stored.sha256, stored.size_bytes, stored.key
+                        )
+                    )
+                )
+            url = await services.store.create(
+                NewDocument("url", "", 0, "", source_url=server.url("/doc"))
+            )
+            async with running(services, changed) as worker:
+                worker.wake()
+                deadline = time.monotonic() + 30
+                while url not in (waiting := [c.document_id for c in worker._ready]):
+                    assert time.monotonic() < deadline, "the URL was never fetched"
+                    await asyncio.sleep(0.02)
+                gate.touch()
+                for document_id in [*local, url]:
+                    await until_row(
+                        services, document_id, lambda r: r.status == "completed"
+                    )
+
+    # What the slot takes next, in order.
+    assert waiting == [url, *local[-len(waiting) + 1 :]]
+    assert len(waiting) > 1
+
+
 @asynccontextmanager
 async def opened(settings: Settings) -> AsyncIterator[Any]:
     """The store and storage of ``settings``, on an upgraded database."""

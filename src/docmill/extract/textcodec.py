@@ -57,6 +57,10 @@ _CONTROL_BYTES = bytes(b for b in range(0x20) if b not in b"\t\n\r\x0c\x1b")
 # be in a short UTF-8 text with a NUL among them.
 _CONTROL_SHARE = 0.01
 _STRAY_CONTROLS = 2
+# cpio's portable headers (newc, crc, odc) are ASCII digits, and an archive of
+# text files pads its names and members with a few NULs each: valid UTF-8 with
+# fewer control bytes than the share above allows.
+_CPIO_MAGIC = (b"070701", b"070702", b"070707")
 
 # charset-normalizer's sampling (``from_bytes``'s ``steps`` and
 # ``chunk_size``), and how far back ``_whole_chunks`` looks for a place to
@@ -717,7 +721,8 @@ def looks_like_text(data: bytes) -> bool:
     # and other control bytes by the dozen.
     nul = b"\x00" in sample
     if nul and (
-        _controls(sample) > max(len(sample) * _CONTROL_SHARE, _STRAY_CONTROLS)
+        sample.startswith(_CPIO_MAGIC)
+        or _controls(sample) > max(len(sample) * _CONTROL_SHARE, _STRAY_CONTROLS)
         or not sample.translate(None, _CONTROL_BYTES).strip()
     ):
         return False

@@ -435,8 +435,13 @@ class Worker:
         for claim in claims:
             self._held.setdefault(claim.token, _Held(claim))
             (urls if claim.source_url else local).append(claim)
-        # Slots take the most urgent first, as the queue would hand them out.
-        self._ready = collections.deque(sorted([*self._ready, *local], key=claim_rank))
+        # Slots take the most urgent first, as the queue would hand them out,
+        # but a fetched document first of all (see the end of _fetch_stage).
+        fetched = [claim for claim in self._ready if self._started(claim)]
+        waiting = [claim for claim in self._ready if not self._started(claim)]
+        self._ready = collections.deque(
+            [*fetched, *sorted([*waiting, *local], key=claim_rank)]
+        )
         if urls:
             self._to_fetch = collections.deque(
                 sorted([*self._to_fetch, *urls], key=claim_rank)
@@ -1279,9 +1284,14 @@ class Worker:
             # One step, no await: a lost lease now finds it waiting.
             entry.claim = fetched
             entry.task = None
-            self._ready = collections.deque(
-                sorted([*self._ready, fetched], key=claim_rank)
-            )
+            # Next for a slot, behind only those fetched before it: its
+            # attempt counts from the start written above, so each moment
+            # it waits is one in which this worker's death would charge it
+            # a crash (reclaim cannot tell it was never read).
+            place = 0
+            while place < len(self._ready) and self._started(self._ready[place]):
+                place += 1
+            self._ready.insert(place, fetched)
         finally:
             task = asyncio.current_task()
             assert task is not None

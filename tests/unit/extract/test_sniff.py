@@ -147,6 +147,31 @@ def test_a_tar_archive_of_text_is_not_text() -> None:
     assert sniff(buffer.getvalue()) == "application/octet-stream"
 
 
+def _cpio_newc(members: dict[str, bytes]) -> bytes:
+    def padded(data: bytes) -> bytes:
+        return data + b"\x00" * (-len(data) % 4)
+
+    archive = b""
+    for number, (name, body) in enumerate({**members, "TRAILER!!!": b""}.items()):
+        encoded = name.encode() + b"\x00"
+        # magic, then 13 hex fields: inode, mode, uid, gid, links, mtime,
+        # size, device major/minor, rdev major/minor, name size, checksum.
+        fields = [number + 1, 0o100644, 0, 0, 1, 0, len(body), 0, 0, 0, 0]
+        fields += [len(encoded), 0]
+        header = b"070701" + b"".join(b"%08X" % field for field in fields)
+        archive += padded(header + encoded) + padded(body)
+    return archive
+
+
+def test_a_cpio_archive_of_text_is_not_text() -> None:
+    # Valid UTF-8 with a few NULs a member: fewer control bytes than a
+    # hundredth, so only its magic tells it from text with stray NULs.
+    body = b"a line of notes, long enough to be prose\n" * 10
+    data = _cpio_newc({f"notes-{n}.txt": body for n in range(20)})
+    assert data.count(b"\x00") < len(data) / 100
+    assert sniff(data) == "application/octet-stream"
+
+
 def test_utf16_text_without_a_mark_is_text() -> None:
     assert sniff("plain words, nothing else\n".encode("utf-16-le")) == mime.TEXT
 
