@@ -1652,9 +1652,8 @@ class JobStore:
         expired = (Document.lease_expires_at < now) | Document.lease_expires_at.is_(
             None
         )
-        return await self._recover(
-            expired, now, "its worker stopped renewing its lease"
-        )
+        why = "its worker stopped renewing its lease"
+        return await self._recover(expired, now, why, why)
 
     async def reclaim_from_dead_workers(self, host: str) -> int:
         """
@@ -1685,9 +1684,17 @@ class JobStore:
             Document.worker_id.in_(dead),
             utcnow(),
             "its worker process exited while reading it",
+            "its worker process exited",
         )
 
-    async def _recover(self, held: Any, now: datetime, why: str) -> int:
+    async def _recover(
+        self, held: Any, now: datetime, why: str, why_unstarted: str
+    ) -> int:
+        """
+        Requeue or quarantine the started documents ``held`` selects, and
+        give back those only held for a slot; ``why`` says why for the
+        first, ``why_unstarted`` for the others, which nobody read.
+        """
         unstarted = (
             (Document.status == PENDING) & Document.claim_token.is_not(None) & held
         )
@@ -1734,7 +1741,7 @@ class JobStore:
             logger.info(
                 "gave back %d document(s) held for a slot but never started: %s",
                 unheld.rowcount,
-                why,
+                why_unstarted,
                 extra={"action": "claims_released", "count": unheld.rowcount},
             )
         if count or unheld.rowcount:
