@@ -452,6 +452,34 @@ async def test_malformed_multipart_is_422(client: httpx.AsyncClient) -> None:
     assert response.status_code == 422
 
 
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        pytest.param('form-data; name="file"', id="no-filename"),
+        pytest.param('form-data; name="file"; filename=""', id="empty-filename"),
+    ],
+)
+async def test_file_part_without_a_filename_is_the_document(
+    client: httpx.AsyncClient, disposition: str
+) -> None:
+    """As a JSON text has none, an upload needs no name."""
+    body = (
+        f"--zz\r\nContent-Disposition: {disposition}\r\n\r\n"
+        "a nameless note\r\n--zz--\r\n"
+    ).encode()
+
+    created = await client.post(
+        "/documents",
+        content=body,
+        headers={"content-type": "multipart/form-data; boundary=zz"},
+    )
+    shown = await wait_final(client, created.json()["id"])
+    text = await client.get(f"/documents/{created.json()['id']}/text")
+
+    assert (created.status_code, shown["filename"]) == (202, None)
+    assert text.text == "a nameless note"
+
+
 async def test_small_upload_is_kept_with_its_row_not_as_a_file(
     client: httpx.AsyncClient, settings: Any
 ) -> None:

@@ -56,7 +56,8 @@ _SUBMIT_BODY = {
                             "type": "string",
                             "format": "binary",
                             "description": "The document. The only part that may "
-                            "carry a filename: a file in any other part is 422. "
+                            "carry a filename, which it may also go without: "
+                            "a file in any other part is 422. "
                             "A `charset` in its Content-Type (`text/plain; "
                             "charset=windows-1253`) is the text's encoding, "
                             "tried after a byte-order mark and before "
