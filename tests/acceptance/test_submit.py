@@ -252,6 +252,27 @@ async def test_reprocess_into_a_full_queue_is_429(make_client: MakeClient) -> No
     assert (response.headers["retry-after"], shown["status"]) == ("10", "cancelled")
 
 
+async def test_reprocess_without_its_original_is_410_and_keeps_the_result(
+    make_client: MakeClient,
+) -> None:
+    """Queued anyway, it ended failed `original_missing`, its text lost."""
+    client = await make_client()
+    services: Any = client.app.state.services  # type: ignore[attr-defined]
+    created = (await upload(client, b"read once, kept")).json()
+    await wait_final(client, created["id"])
+    await services.storage.delete((await services.store.get(created["id"])).storage_key)
+
+    response = await client.post(f"/documents/{created['id']}/reprocess")
+    shown = (await client.get(f"/documents/{created['id']}")).json()
+    text = await client.get(f"/documents/{created['id']}/text")
+
+    assert (response.status_code, response.json()["type"]) == (
+        410,
+        "urn:docmill:problem:original-missing",
+    )
+    assert (shown["status"], text.text) == ("completed", "read once, kept")
+
+
 async def test_original_comes_back_with_its_content_type(
     client: httpx.AsyncClient,
 ) -> None:
