@@ -600,6 +600,26 @@ class JobStore:
             "charset": new.charset,
         }
 
+    async def would_queue(self, new: NewDocument) -> bool:
+        """
+        Whether submitting ``new`` now would queue a document: not when its
+        Idempotency-Key was used before (a replay, or a conflict answered
+        409), nor when ``dedupe`` finds a completed document with its bytes.
+
+        A read outside the submitting transaction, for a caller deciding
+        whether a place is needed; ``submit`` decides again as it writes.
+        """
+        async with self.engine.connect() as connection:
+            if new.idempotency_key is not None:
+                try:
+                    if await self._idempotent_document(connection, new):
+                        return False
+                except IdempotencyConflict:
+                    return False
+            if new.dedupe and new.sha256:
+                return await self._completed_twin(connection, new) is None
+        return True
+
     async def _idempotent_document(
         self, connection: Any, new: NewDocument
     ) -> str | None:
