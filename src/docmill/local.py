@@ -128,13 +128,19 @@ def _run(
         finished += 1
         try:
             _emit(record, output_format, include_text)
-        except UnicodeEncodeError as exc:
-            # Nothing of the record was written (it goes out in one write):
-            # its file is reported failed and the run goes on.
-            kept = ("path", "path_bytes", "sha256")
-            record = {key: record[key] for key in kept if key in record}
-            record |= _unwritable(exc)
-            _emit(record, output_format, include_text)
+        except UnicodeEncodeError:
+            # Nothing of the record was written (it goes out in one write).
+            # The name and messages are docmill's words, and go out escaped;
+            # the document's text goes out as it is or not at all, so a
+            # file whose text the output cannot hold is reported failed and
+            # the run goes on.
+            try:
+                _emit(record, output_format, include_text, escaped=True)
+            except UnicodeEncodeError as exc:
+                kept = ("path", "path_bytes", "sha256")
+                record = {key: record[key] for key in kept if key in record}
+                record |= _unwritable(exc)
+                _emit(record, output_format, include_text, escaped=True)
         if record["status"] == "failed":
             failures += 1
         if progress is not None:
@@ -385,7 +391,19 @@ def _sha256(path: Path) -> str:
     return str(digest.hexdigest())
 
 
-def _emit(record: dict[str, Any], output_format: str, include_text: bool) -> None:
+def _emit(
+    record: dict[str, Any],
+    output_format: str,
+    include_text: bool,
+    *,
+    escaped: bool = False,
+) -> None:
+    """
+    Write ``record`` to stdout in one write.
+
+    ``escaped`` writes everything but the result's text and fields in a form
+    any output encoding holds: JSON escapes, or backslash escapes in text.
+    """
     result = record.get("result")
     if output_format == "json":
         # Imported here, as hashlib is, so that the import runs while the
@@ -397,15 +415,39 @@ def _emit(record: dict[str, Any], output_format: str, include_text: bool) -> Non
             for key in ("text", "markdown", "pages"):
                 result.pop(key, None)
             record = record | {"result": result}
-        line = json.dumps(record, ensure_ascii=False) + "\n"
+        if escaped:
+            line = _escaped_json(record) + "\n"
+        else:
+            line = json.dumps(record, ensure_ascii=False) + "\n"
     else:
-        line = f"==> {record['path']} <==\n"
+        line = _shown(f"==> {record['path']} <==\n", escaped)
         if result is None:
             error = record["error"]
-            line += f"[failed: {error['code']}: {error['message']}]\n\n"
+            failed = f"[failed: {error['code']}: {error['message']}]\n\n"
+            line += _shown(failed, escaped)
         elif output_format == "markdown" and result.get("markdown") is not None:
             line += result["markdown"].rstrip("\n") + "\n\n"
         else:
             line += result["text"].rstrip("\n") + "\n\n"
     sys.stdout.write(line)
     sys.stdout.flush()
+
+
+def _escaped_json(record: dict[str, Any]) -> str:
+    """``record`` as JSON, ASCII but for its result, which comes last."""
+    import json
+
+    about = {key: value for key, value in record.items() if key != "result"}
+    line = json.dumps(about)
+    if "result" not in record:
+        return line
+    result = json.dumps(record["result"], ensure_ascii=False)
+    return f'{line[:-1]}, "result": {result}}}'
+
+
+def _shown(text: str, escaped: bool) -> str:
+    """``text`` with what stdout's encoding lacks backslash-escaped, if asked."""
+    if not escaped:
+        return text
+    encoding = sys.stdout.encoding or "utf-8"
+    return text.encode(encoding, "backslashreplace").decode(encoding)

@@ -122,6 +122,9 @@ class Storage(Protocol):
             OriginalMissing: no original has this key.
         """
 
+    async def has(self, key: str) -> bool:
+        """Whether an original is stored under ``key``, without reading it."""
+
     async def delete(self, key: str) -> None: ...
 
     async def sweep_staging(self, max_age_seconds: float) -> SweepReport:
@@ -482,6 +485,11 @@ class LocalStorage:
         else:
             raise OriginalMissing(key)
 
+    async def has(self, key: str) -> bool:
+        if self._file(key).exists():
+            return True
+        return self.database is not None and await self.database.has(key)
+
     async def delete(self, key: str) -> None:
         self._file(key).unlink(missing_ok=True)
         if self.database is not None:
@@ -681,6 +689,10 @@ class DatabaseStorage:
             yield path
         finally:
             _remove_scratch(path)
+
+    async def has(self, key: str) -> bool:
+        blob, _ = _blob_reads()
+        return await self.reads.first(blob, key=key) is not None
 
     async def _copy_large(self, key: str, chunk_count: int, copy: IO[bytes]) -> None:
         _, chunk = _blob_reads()

@@ -350,6 +350,36 @@ def test_extract_reports_a_result_stdout_cannot_take_per_file(tmp_path: Path) ->
     assert "Traceback" not in done.stderr
 
 
+def test_extract_escapes_a_name_stdout_cannot_take(tmp_path: Path) -> None:
+    """The name is docmill's to escape; the text stays exactly as read."""
+    (tmp_path / "ü.txt").write_text("plain", encoding="utf-8")
+    (tmp_path / "é.txt").write_text("café", encoding="utf-8")
+    environment = {**os.environ, "PYTHONIOENCODING": "ascii"}
+
+    done, outcomes = extract_outcomes(["extract", str(tmp_path)], environment)
+
+    assert (outcomes, done.returncode) == (["unwritable", "completed"], 1)
+    assert "Traceback" not in done.stderr
+    assert done.stderr.endswith(": 1 completed, 1 failed\n")
+    assert f'"path": "{tmp_path}/\\u00fc.txt"' in done.stdout
+
+
+def test_extract_text_escapes_a_name_in_its_header(tmp_path: Path) -> None:
+    (tmp_path / "ü.txt").write_text("plain", encoding="utf-8")
+    environment = {**os.environ, "PYTHONIOENCODING": "ascii"}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "docmill.cli", "extract", "-f", "text", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
+
+    assert done.stdout == f"==> {tmp_path}/\\xfc.txt <==\nplain\n\n"
+    assert done.returncode == 0
+
+
 def test_extract_names_a_file_whose_name_is_not_utf8(tmp_path: Path) -> None:
     (tmp_path / os.fsdecode(b"bad\xff.txt")).write_text("odd name")
 

@@ -77,6 +77,26 @@ async def test_dry_run_reports_where_each_rule_matched(
     assert body["matches"]["line_items"] == {"pages": [1, 2], "rows": 60}
 
 
+async def test_dry_run_of_a_nameless_file_part_says_what_is_wrong(
+    client: httpx.AsyncClient,
+) -> None:
+    """It was told there was no `file` part at all."""
+    await client.post("/parsers", json=pdf_invoice().rules)
+    body = (
+        '--zz\r\nContent-Disposition: form-data; name="file"\r\n\r\n'
+        "INV-2024-0042\r\n--zz--\r\n"
+    )
+
+    response = await client.post(
+        "/parsers/acme-invoices/test",
+        content=body.encode(),
+        headers={"content-type": "multipart/form-data; boundary=zz"},
+    )
+
+    assert response.status_code == 422
+    assert "has no filename" in response.json()["detail"]
+
+
 async def test_dry_run_and_parse_on_a_stored_document(
     client: httpx.AsyncClient,
 ) -> None:

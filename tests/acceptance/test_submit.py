@@ -252,6 +252,27 @@ async def test_reprocess_into_a_full_queue_is_429(make_client: MakeClient) -> No
     assert (response.headers["retry-after"], shown["status"]) == ("10", "cancelled")
 
 
+async def test_reprocess_without_its_original_is_410_and_keeps_the_result(
+    make_client: MakeClient,
+) -> None:
+    """Queued anyway, it ended failed `original_missing`, its text lost."""
+    client = await make_client()
+    services: Any = client.app.state.services  # type: ignore[attr-defined]
+    created = (await upload(client, b"read once, kept")).json()
+    await wait_final(client, created["id"])
+    await services.storage.delete((await services.store.get(created["id"])).storage_key)
+
+    response = await client.post(f"/documents/{created['id']}/reprocess")
+    shown = (await client.get(f"/documents/{created['id']}")).json()
+    text = await client.get(f"/documents/{created['id']}/text")
+
+    assert (response.status_code, response.json()["type"]) == (
+        410,
+        "urn:docmill:problem:original-missing",
+    )
+    assert (shown["status"], text.text) == ("completed", "read once, kept")
+
+
 async def test_original_comes_back_with_its_content_type(
     client: httpx.AsyncClient,
 ) -> None:
@@ -413,6 +434,82 @@ async def test_batch_past_max_pending_is_refused_whole(
     assert len((await client.get("/documents")).json()["items"]) == 1
 
 
+async def test_full_queue_answers_a_replay_of_an_idempotency_key(
+    make_client: MakeClient,
+) -> None:
+    """Only new work waits for room; a replay queues nothing."""
+    client = await make_client(max_pending=1, workers=0)
+    headers = {"Idempotency-Key": "ik1"}
+    first = await upload(client, b"fills the queue", headers=headers)
+
+    again = await upload(client, b"fills the queue", headers=headers)
+
+    assert (again.status_code, again.headers["idempotent-replayed"]) == (202, "true")
+    assert again.json()["id"] == first.json()["id"]
+
+
+async def test_full_queue_refuses_new_work_under_a_new_key(
+    make_client: MakeClient,
+) -> None:
+    client = await make_client(max_pending=1, workers=0)
+    await upload(client, b"fills the queue", headers={"Idempotency-Key": "ik1"})
+
+    response = await upload(client, b"new work", headers={"Idempotency-Key": "ik2"})
+
+    assert (response.status_code, response.json()["type"]) == (
+        429,
+        "urn:docmill:problem:queue-full",
+    )
+    assert len((await client.get("/documents")).json()["items"]) == 1
+
+
+async def test_full_queue_answers_a_dedupe_hit(
+    make_client: MakeClient, tmp_path: Any
+) -> None:
+    """The twin's result is reused: a place in the queue is not needed."""
+    client = await make_client(max_pending=1, workers=1)
+    twin = (await upload(client, b"already read")).json()
+    await wait_final(client, twin["id"])
+    gate = tmp_path / "gate"
+    busy = (await upload(client, f"DOCMILL-TEST-WAIT {gate}\n".encode())).json()
+    try:
+        await wait_status(client, busy["id"], "processing")
+        filler = await upload(client, b"fills the queue")
+        plain = await upload(client, b"already read")
+
+        hit = await upload(client, b"already read", dedupe="true")
+    finally:
+        gate.touch()
+
+    assert (filler.status_code, plain.status_code) == (202, 429)
+    assert (hit.status_code, hit.json()["duplicate_of"]) == (202, twin["id"])
+
+
+async def test_full_queue_answers_a_replayed_batch(make_client: MakeClient) -> None:
+    client = await make_client(max_pending=2, workers=0)
+    items = [{"content": f"item {n}"} for n in range(2)]
+    headers = {"Idempotency-Key": "batch-1"}
+    first = await client.post(
+        "/documents/batch", json={"items": items}, headers=headers
+    )
+
+    again = await client.post(
+        "/documents/batch", json={"items": items}, headers=headers
+    )
+
+    ids = [[i["document"]["id"] for i in r.json()["items"]] for r in (first, again)]
+    assert (again.status_code, ids[1]) == (200, ids[0])
+
+
+async def wait_status(client: httpx.AsyncClient, document_id: str, status: str) -> None:
+    for _ in range(600):
+        shown = (await client.get(f"/documents/{document_id}")).json()
+        if shown["status"] == status:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"document {document_id} never became {status}")
+
+
 async def test_unreachable_database_answers_503_not_429(
     make_client: MakeClient,
 ) -> None:
@@ -450,6 +547,34 @@ async def test_malformed_multipart_is_422(client: httpx.AsyncClient) -> None:
     )
 
     assert response.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "disposition",
+    [
+        pytest.param('form-data; name="file"', id="no-filename"),
+        pytest.param('form-data; name="file"; filename=""', id="empty-filename"),
+    ],
+)
+async def test_file_part_without_a_filename_is_the_document(
+    client: httpx.AsyncClient, disposition: str
+) -> None:
+    """As a JSON text has none, an upload needs no name."""
+    body = (
+        f"--zz\r\nContent-Disposition: {disposition}\r\n\r\n"
+        "a nameless note\r\n--zz--\r\n"
+    ).encode()
+
+    created = await client.post(
+        "/documents",
+        content=body,
+        headers={"content-type": "multipart/form-data; boundary=zz"},
+    )
+    shown = await wait_final(client, created.json()["id"])
+    text = await client.get(f"/documents/{created.json()['id']}/text")
+
+    assert (created.status_code, shown["filename"]) == (202, None)
+    assert text.text == "a nameless note"
 
 
 async def test_small_upload_is_kept_with_its_row_not_as_a_file(

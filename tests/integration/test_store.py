@@ -561,6 +561,25 @@ async def test_held_document_of_a_dead_worker_goes_back_unblamed(
     assert (await store.claim_next("w:2")).attempt == 1
 
 
+async def test_held_documents_of_a_dead_worker_are_logged_as_never_read(
+    store: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The line once said they were given back unstarted "while reading it"."""
+    await queue_document(store)
+    await store.claim_batch(_local_id(999999999), 1)
+    caplog.set_level("INFO", logger="docmill.queue.store")
+
+    await store.reclaim_from_dead_workers("testhost")
+
+    released = [
+        r for r in caplog.records if getattr(r, "action", None) == "claims_released"
+    ]
+    assert [r.getMessage() for r in released] == [
+        "gave back 1 document(s) held for a slot but never started: "
+        "its worker process exited"
+    ]
+
+
 async def test_started_document_of_a_dead_worker_is_still_blamed(
     store: Any,
 ) -> None:

@@ -135,7 +135,10 @@ class _StreamingForm:
             self._headers.get(b"content-disposition", b"")
         )
         name = options.get(b"name", b"").decode("utf-8", "replace")
-        if b"filename" not in options:
+        # A `file` part is the document even without a filename (curl's
+        # -F 'file=<report.txt' sends none), as a JSON text has none: it
+        # was read as a form field and the upload refused as having no file.
+        if b"filename" not in options and name != FILE_PART:
             if len(self.form.fields) >= MAX_FIELDS:
                 raise Problem(422, "validation", "too many form fields")
             self._field_name = name
@@ -154,7 +157,7 @@ class _StreamingForm:
             raise Problem(
                 422, "validation", f"at most {self.max_files} file(s) per request"
             )
-        filename = options[b"filename"].decode("utf-8", "replace") or None
+        filename = options.get(b"filename", b"").decode("utf-8", "replace") or None
         try:
             charset = declared_charset(self._headers.get(b"content-type", b""))
         except Problem as problem:

@@ -314,6 +314,14 @@ async def _test_upload(request: Request, record: ParserRecord) -> ParseOut:
     settings = request.app.state.services.settings
     async with request.form(max_files=1, max_fields=4) as form:
         upload = form.get("file")
+        if isinstance(upload, str):
+            # Read as text by Starlette, its bytes are no longer the file's.
+            raise Problem(
+                422,
+                "validation",
+                "the `file` part has no filename, so it arrived as a text "
+                "field: send it as a file (curl -F file=@report.pdf)",
+            )
         if not isinstance(upload, UploadFile):
             raise Problem(422, "validation", "the upload has no `file` part")
         charset = declared_charset(upload.headers.get("content-type", ""))

@@ -56,7 +56,8 @@ _SUBMIT_BODY = {
                             "type": "string",
                             "format": "binary",
                             "description": "The document. The only part that may "
-                            "carry a filename: a file in any other part is 422. "
+                            "carry a filename, which it may also go without: "
+                            "a file in any other part is 422. "
                             "A `charset` in its Content-Type (`text/plain; "
                             "charset=windows-1253`) is the text's encoding, "
                             "tried after a byte-order mark and before "
@@ -454,6 +455,10 @@ async def cancel_document(document_id: str, request: Request) -> DocumentOut:
     response_model=DocumentOut,
     responses={
         409: {"description": "Not final yet"},
+        410: {
+            "description": "The stored original is gone (`original-missing`); "
+            "the document is left as it was"
+        },
         429: {"description": "As many documents are waiting as the queue takes"},
     },
     tags=["documents"],
@@ -466,7 +471,17 @@ async def reprocess_document(
     original (after an upgrade, say), with a fresh set of attempts.
     """
     services = _services(request)
-    await _owned_row(request, document_id)
+    row = await _owned_row(request, document_id)
+    # Queued without its original, a completed document would end failed
+    # (original_missing) and lose the text it had. One deleted after this
+    # check still ends that way; the worker is where that is settled.
+    if row.storage_key and not await services.storage.has(row.storage_key):
+        raise Problem(
+            410,
+            "original-missing",
+            f"the original of {document_id!r} is gone, so it cannot be "
+            "read again; the document is left as it was",
+        )
     try:
         status = await services.store.reprocess(document_id)
     except QueueFull as exc:

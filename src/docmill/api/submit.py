@@ -5,6 +5,12 @@ Both paths share the same rules. The queue's depth is checked first (429
 with ``Retry-After`` past ``DOCMILL_MAX_PENDING``), uploads stream straight
 to storage, an ``Idempotency-Key`` makes a repeated request return the first
 document, and ``dedupe`` reuses a completed result for the same bytes.
+
+A full queue refuses new work only: a replay of an ``Idempotency-Key`` and
+a dedupe hit queue nothing, so they are answered as they would be with room.
+Whether a submission is one of those is known only once its body is read,
+so a full queue still reads a submission that carries a key or might ask
+for dedupe before refusing it.
 """
 
 from __future__ import annotations
@@ -119,12 +125,18 @@ class PendingGauge:
             recount.exception()
 
 
-async def check_capacity(services: Any) -> None:
-    """Refuse new work while the queue is deeper than ``max_pending``."""
+async def capacity_refusal(services: Any) -> Problem | None:
+    """
+    The 429 to answer new work with while the queue is deeper than
+    ``max_pending``; None while there is room.
+
+    Returned rather than raised: the caller refuses with it once the
+    submission turns out to be new work (see ``may_queue_nothing``).
+    """
     limit = services.settings.max_pending
     gauge: PendingGauge = services.pending
     if not limit or not gauge.needs_count(limit):
-        return
+        return None
     if gauge.near(limit):
         pending = await services.store.count_pending(up_to=limit)
         gauge.count(pending)
@@ -133,7 +145,16 @@ async def check_capacity(services: Any) -> None:
             lambda: services.store.count_pending(up_to=limit)
         )
     if pending >= limit:
-        raise queue_full(limit, pending)
+        return queue_full(limit, pending)
+    return None
+
+
+def may_queue_nothing(new: NewDocument) -> bool:
+    """
+    Whether ``new`` could be answered without queueing anything: a key's
+    replay, or a dedupe hit. The store tells which, in its transaction.
+    """
+    return new.idempotency_key is not None or (new.dedupe and bool(new.sha256))
 
 
 def queue_full(limit: int, pending: int, detail: str | None = None) -> Problem:
@@ -339,7 +360,7 @@ async def accept_single(request: Request) -> Submitted:
     settings = services.settings
     owner = auth.owner(request)
     key = idempotency_key(request)
-    await check_capacity(services)
+    refusal = await capacity_refusal(services)
     declared = request.headers.get("content-length", "")
     limit = settings.max_upload_bytes + FORM_OVERHEAD_BYTES
     if declared.isdigit() and int(declared) > limit:
@@ -381,6 +402,9 @@ async def accept_single(request: Request) -> Submitted:
             "send a multipart/form-data upload with a `file` field, or JSON "
             "with a `content` or `url` field",
         )
+    if refusal is not None and not may_queue_nothing(new):
+        await discard_unused(services, new.storage_key)
+        raise refusal
     return await queue_new(services, new)
 
 
@@ -477,7 +501,7 @@ async def submit_batch(request: Request) -> BatchOut:
     services = services_of(request)
     owner = auth.owner(request)
     key = idempotency_key(request)
-    await check_capacity(services)
+    refusal = await capacity_refusal(services)
     content_type = request.headers.get("content-type", "")
     outcomes: list[NewDocument | Problem] = []
     if content_type.startswith("multipart/form-data"):
@@ -550,7 +574,7 @@ async def submit_batch(request: Request) -> BatchOut:
             "send multipart/form-data with `file` parts, or JSON with `items`",
         )
 
-    await check_batch_room(services, outcomes)
+    await check_batch_room(services, outcomes, refusal)
     answers = []
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, NewDocument):
@@ -573,11 +597,17 @@ async def submit_batch(request: Request) -> BatchOut:
 
 
 async def check_batch_room(
-    services: Any, outcomes: list[NewDocument | Problem]
+    services: Any, outcomes: list[NewDocument | Problem], refusal: Problem | None
 ) -> None:
     """
-    Refuse a whole batch whose documents would carry the queue past
+    Refuse a whole batch whose new documents would carry the queue past
     ``max_pending``, removing the originals it stored.
+
+    ``refusal`` is the early count's answer (``capacity_refusal``): with
+    it, a batch none of whose items can be a replay or a dedupe hit is
+    refused without a second count. Only items that would queue a
+    document need a place; which of the others are replays or hits the
+    store is asked only when the batch does not fit otherwise.
 
     A batch that fits here can still meet a full queue item by item when
     other submissions race it: each insert checks again in its transaction,
@@ -587,16 +617,28 @@ async def check_batch_room(
     new = [outcome for outcome in outcomes if isinstance(outcome, NewDocument)]
     if not limit or not new:
         return
-    pending = await services.store.count_pending(up_to=limit)
-    services.pending.count(pending)
-    if pending + len(new) <= limit:
-        return
+    needing = new
+    if refusal is None or any(may_queue_nothing(document) for document in new):
+        pending = await services.store.count_pending(up_to=limit)
+        services.pending.count(pending)
+        if pending + len(new) <= limit:
+            return
+        needing = [
+            document
+            for document in new
+            if not may_queue_nothing(document)
+            or await services.store.would_queue(document)
+        ]
+        if pending + len(needing) <= limit:
+            return
+    else:
+        pending = int(refusal.extensions["pending"])
     for document in new:
         await discard_unused(services, document.storage_key)
     raise queue_full(
         limit,
         pending,
-        f"the batch's {len(new)} documents would carry the queue past its "
+        f"the batch's {len(needing)} new documents would carry the queue past its "
         f"limit of {limit} ({pending} are waiting); retry after the time in "
         "Retry-After",
     )

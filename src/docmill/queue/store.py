@@ -600,6 +600,26 @@ class JobStore:
             "charset": new.charset,
         }
 
+    async def would_queue(self, new: NewDocument) -> bool:
+        """
+        Whether submitting ``new`` now would queue a document: not when its
+        Idempotency-Key was used before (a replay, or a conflict answered
+        409), nor when ``dedupe`` finds a completed document with its bytes.
+
+        A read outside the submitting transaction, for a caller deciding
+        whether a place is needed; ``submit`` decides again as it writes.
+        """
+        async with self.engine.connect() as connection:
+            if new.idempotency_key is not None:
+                try:
+                    if await self._idempotent_document(connection, new):
+                        return False
+                except IdempotencyConflict:
+                    return False
+            if new.dedupe and new.sha256:
+                return await self._completed_twin(connection, new) is None
+        return True
+
     async def _idempotent_document(
         self, connection: Any, new: NewDocument
     ) -> str | None:
@@ -1652,9 +1672,8 @@ class JobStore:
         expired = (Document.lease_expires_at < now) | Document.lease_expires_at.is_(
             None
         )
-        return await self._recover(
-            expired, now, "its worker stopped renewing its lease"
-        )
+        why = "its worker stopped renewing its lease"
+        return await self._recover(expired, now, why, why)
 
     async def reclaim_from_dead_workers(self, host: str) -> int:
         """
@@ -1685,9 +1704,17 @@ class JobStore:
             Document.worker_id.in_(dead),
             utcnow(),
             "its worker process exited while reading it",
+            "its worker process exited",
         )
 
-    async def _recover(self, held: Any, now: datetime, why: str) -> int:
+    async def _recover(
+        self, held: Any, now: datetime, why: str, why_unstarted: str
+    ) -> int:
+        """
+        Requeue or quarantine the started documents ``held`` selects, and
+        give back those only held for a slot; ``why`` says why for the
+        first, ``why_unstarted`` for the others, which nobody read.
+        """
         unstarted = (
             (Document.status == PENDING) & Document.claim_token.is_not(None) & held
         )
@@ -1734,7 +1761,7 @@ class JobStore:
             logger.info(
                 "gave back %d document(s) held for a slot but never started: %s",
                 unheld.rowcount,
-                why,
+                why_unstarted,
                 extra={"action": "claims_released", "count": unheld.rowcount},
             )
         if count or unheld.rowcount:

@@ -315,12 +315,21 @@ class Worker:
         def on_notify(*_args: object) -> None:
             self._queued()
 
+        # Said once per outage, not at every try: a database down for a
+        # minute wrote a hundred of the same warning per process.
+        lost = False
         while True:
             try:
                 async with self.store.engine.connect() as connection:
                     raw = await connection.get_raw_connection()
                     driver: Any = raw.driver_connection
                     await driver.add_listener(NOTIFY_CHANNEL, on_notify)
+                    if lost:
+                        lost = False
+                        logger.info(
+                            "LISTEN connection is back",
+                            extra={"action": "listen_restored"},
+                        )
                     try:
                         while not driver.is_closed():
                             await asyncio.sleep(1.0)
@@ -330,7 +339,12 @@ class Worker:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.warning("LISTEN connection lost; polling until it is back")
+                if not lost:
+                    lost = True
+                    logger.warning(
+                        "LISTEN connection lost; polling until it is back",
+                        extra={"action": "listen_lost"},
+                    )
             await asyncio.sleep(self.settings.poll_seconds)
 
     async def _maintain(self) -> None:
