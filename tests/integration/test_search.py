@@ -373,6 +373,7 @@ async def both_stores(
         pytest.param("cafe", ["cafe"], id="accent-in-text"),
         pytest.param("resume", ["resume"], id="accents-in-text"),
         pytest.param("RÉSUMÉ", ["resume"], id="accents-in-query"),
+        pytest.param("re\u0301sume\u0301", ["resume"], id="combining-accents-in-query"),
         pytest.param("大阪は晴れ", ["japanese"], id="japanese-between-stops"),
         pytest.param("東京都の天気 晴れ", [], id="japanese-inside-a-run"),
         pytest.param("ΕΛΛΗΝΙΚΆ", ["greek"], id="greek-capitals"),
