@@ -209,9 +209,13 @@ async def grow(
             if contents:
                 await connection.execute(insert(DocumentContent.__table__), contents)
                 if await has_search(connection):
+                    statement, words = await search_insert(connection)
                     await connection.execute(
-                        await search_insert(connection),
-                        [{"id": c["document_id"], "body": c["text"]} for c in contents],
+                        statement,
+                        [
+                            {"id": c["document_id"], **words(c["text"])}
+                            for c in contents
+                        ],
                     )
             if fields:
                 if not await has_column(
@@ -247,26 +251,44 @@ async def has_column(connection: Any, table: str, name: str) -> bool:
     return bool(await connection.run_sync(_check))
 
 
-async def search_insert(connection: Any) -> Any:
-    """The statement ``docmill.queue.search.index_texts`` sends, for many rows."""
+async def search_insert(connection: Any) -> tuple[Any, Any]:
+    """
+    The statement ``docmill.queue.search.index_texts`` sends, for many rows,
+    and what it binds of a text besides the document's id.
+    """
     from sqlalchemy import inspect, text
 
+    def _body(body: str) -> dict[str, Any]:
+        return {"body": body}
+
     if connection.dialect.name != "sqlite":
-        return text(
+        from docmill.queue import search
+
+        if hasattr(search, "text_words"):
+            # Migration 0012: the entry holds SQLite's words, made here.
+            return search.POSTGRES_INDEX, lambda body: {
+                "words": search.text_words(body)
+            }
+        statement = text(
             "INSERT INTO document_search (document_id, body) "
             "VALUES (:id, strip(to_tsvector('simple', :body)))"
         )
+        return statement, _body
 
     def _columns(sync: Any) -> set[str]:
         return {column["name"] for column in inspect(sync).get_columns("documents")}
 
     if "seq" in await connection.run_sync(_columns):
         # Migration 0006: the entry's rowid is the document's queue number.
-        return text(
+        statement = text(
             "INSERT INTO document_search (rowid, body) "
             "SELECT seq, :body FROM documents WHERE id = :id"
         )
-    return text("INSERT INTO document_search (document_id, body) VALUES (:id, :body)")
+        return statement, _body
+    statement = text(
+        "INSERT INTO document_search (document_id, body) VALUES (:id, :body)"
+    )
+    return statement, _body
 
 
 class Recorder:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
+from docmill.api.app import build_services
 from docmill.db.engine import create_engine, write_transaction
 from docmill.db.migrate import upgrade
 from docmill.queue import search
 from docmill.queue.store import JobStore, NewDocument
+from docmill.settings import Settings
+from tests.conftest import reset_postgres
 from tests.support import add_later_columns, downgrade, insert_old_document
 
 pytestmark = pytest.mark.anyio
@@ -315,3 +320,151 @@ async def test_migration_0008_downgrades_to_an_index_with_its_text(
         await engine.dispose()
 
     assert found == [ids[2], ids[0]]
+
+
+# Texts as a user's documents had them, by label, oldest first.
+WORDS_AS_WRITTEN = {
+    "invoice": "Invoice INV-2024-0042, due in March.",
+    "reminder": "Reminder: INV-2024-0042 is unpaid.",
+    "next invoice": "Invoice INV-2024-0043.",
+    "mail": "Questions to bob@example.com please.",
+    "other mail": "Or to bob@example.org.",
+    "part": "Part ABC-123 ships today.",
+    "cafe": "Le café est fermé.",
+    "resume": "Mon résumé, deux pages.",
+    "japanese": "東京都の天気。大阪は晴れ。",
+    "greek": "Ελληνικά κείμενα",
+}
+
+
+@pytest.fixture
+async def both_stores(
+    tmp_path: Path, postgres_url: str
+) -> AsyncIterator[dict[str, JobStore]]:
+    """A store on SQLite and one on PostgreSQL, each holding WORDS_AS_WRITTEN."""
+    await reset_postgres(postgres_url)
+    urls = {
+        "sqlite": f"sqlite+aiosqlite:///{tmp_path / 'docmill.db'}",
+        "postgres": postgres_url,
+    }
+    services = [
+        build_services(Settings(data_dir=tmp_path / name, database_url=url))
+        for name, url in urls.items()
+    ]
+    try:
+        for service in services:
+            await upgrade(service.engine)
+        yield {
+            name: service.store for name, service in zip(urls, services, strict=True)
+        }
+    finally:
+        for service in services:
+            await service.engine.dispose()
+            await service.store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        pytest.param("INV-2024-0042", ["reminder", "invoice"], id="hyphenated-code"),
+        pytest.param("bob@example.com", ["mail"], id="mail-address"),
+        pytest.param("ABC 123", ["part"], id="code-in-two-words"),
+        pytest.param("cafe", ["cafe"], id="accent-in-text"),
+        pytest.param("resume", ["resume"], id="accents-in-text"),
+        pytest.param("RÉSUMÉ", ["resume"], id="accents-in-query"),
+        pytest.param("re\u0301sume\u0301", ["resume"], id="combining-accents-in-query"),
+        pytest.param("大阪は晴れ", ["japanese"], id="japanese-between-stops"),
+        pytest.param("東京都の天気 晴れ", [], id="japanese-inside-a-run"),
+        pytest.param("ΕΛΛΗΝΙΚΆ", ["greek"], id="greek-capitals"),
+    ],
+)
+async def test_both_databases_find_the_same_documents(
+    both_stores: dict[str, JobStore], q: str, expected: list[str]
+) -> None:
+    """
+    A word is a run of letters and digits, case folded, without diacritics,
+    on PostgreSQL as on SQLite (whose FTS5 tokenizer sets the rule).
+    """
+    found = {}
+    for name, store in both_stores.items():
+        labels = {
+            await indexed(store, body): label
+            for label, body in WORDS_AS_WRITTEN.items()
+        }
+        found[name] = [labels[row.id] for row in await store.list(q=q)]
+
+    assert found == {"sqlite": expected, "postgres": expected}
+
+
+async def test_migration_0012_rebuilds_entries_by_the_shared_rule(
+    database_url: str,
+) -> None:
+    """
+    Entries PostgreSQL's parser made (before 0012) hold SQLite's words after
+    the upgrade, and the parser's again after the downgrade.
+    """
+    engine = create_engine(database_url)
+    try:
+        await upgrade(engine, "0011")
+        store = JobStore(engine)
+        ids = [await indexed(store, body) for body in WORDS_AS_WRITTEN.values()]
+        await make_entries_as_0011_did(engine)
+        before = await entries(engine)
+
+        await upgrade(engine)
+        found = [[row.id for row in await store.list(q=q)] for q in ("cafe", "bob")]
+        upgraded = await entries(engine)
+        await downgrade(engine, "0011")
+        downgraded = await entries(engine)
+    finally:
+        await engine.dispose()
+
+    rebuilt = {
+        document_id: sorted(search.text_words(body))
+        for document_id, body in zip(ids, WORDS_AS_WRITTEN.values(), strict=True)
+    }
+    if engine.dialect.name == "sqlite":
+        rebuilt = before  # SQLite's index keeps its words
+    assert (found, upgraded, downgraded) == (
+        [[ids[6]], [ids[4], ids[3]]],
+        rebuilt,
+        before,
+    )
+
+
+async def make_entries_as_0011_did(engine: Any) -> None:
+    if engine.dialect.name == "sqlite":
+        return  # SQLite's entries were made by the rule 0012 shares
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                "UPDATE document_search SET body = strip(to_tsvector('simple', "
+                "document_contents.text)) FROM document_contents "
+                "WHERE document_contents.document_id = document_search.document_id"
+            )
+        )
+
+
+async def entries(engine: Any) -> dict[str, list[str]]:
+    """Each PostgreSQL entry's words; on SQLite, the index's words."""
+    async with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            await connection.execute(
+                text(
+                    "CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_words "
+                    "USING fts5vocab(main, document_search, 'row')"
+                )
+            )
+            words = await connection.execute(
+                text("SELECT term FROM temp.search_words ORDER BY term")
+            )
+            return {"": list(words.scalars())}
+        rows = await connection.execute(
+            text(
+                'SELECT document_id, array_agg(word ORDER BY word COLLATE "C") '
+                "FROM document_search, unnest(tsvector_to_array(body)) AS word "
+                "GROUP BY document_id"
+            )
+        )
+        return {document_id: words for document_id, words in rows.all()}

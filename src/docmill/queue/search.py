@@ -3,10 +3,12 @@ Full-text search over extracted text.
 
 The index lives in ``document_search``, whose shape differs by database: an
 FTS5 table on SQLite, a ``tsvector`` column with a GIN index on PostgreSQL
-(migrations 0004, 0006 and 0008). Both use a language-neutral tokenizer (no
-stemming), so a document in any language is found by its words as written.
-Queries are plain words, all of which must occur; no query syntax reaches
-the engine, so no input can make a search fail.
+(migrations 0004, 0006 and 0008). Both hold the same words, by SQLite's
+rule (``text_words``): a word is a run of letters and digits, case folded,
+Latin diacritics removed, no stemming, so a document in any language is found by
+its words as written. Queries are plain words split by the same rule, all
+of which must occur; no query syntax reaches the engine, so no input can
+make a search fail.
 
 A search lists matches newest first, and its first page must not cost more
 as matches grow. On SQLite an entry's rowid is its document's ``seq`` (the
@@ -19,7 +21,8 @@ goes.
 
 from __future__ import annotations
 
-import re
+import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -28,6 +31,7 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
+    cast,
     column,
     func,
     literal,
@@ -37,17 +41,22 @@ from sqlalchemy import (
     text,
     tuple_,
 )
+from sqlalchemy.dialects.postgresql import TSQUERY
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from docmill.db.models import Document
 
 # PostgreSQL refuses a tsvector over 1 MiB; the first half million characters
-# stay well below that even for text of unique words. SQLite takes the same
-# cut so both databases find the same documents.
+# stay well below that even for text of unique words in alphabetic scripts.
+# SQLite takes the same cut so both databases find the same documents.
+# TODO: not below it for Chinese or Japanese, three bytes a character and a
+# word from one punctuation mark to the next: 500,000 characters of random
+# ideographs, a comma every 6-16, make an entry of 1.38 MB (1.56 MB by
+# PostgreSQL's parser before 0012), which PostgreSQL refuses, so the
+# document's result cannot be written there. Cutting the words at the limit
+# would fix it, at the price of words PostgreSQL then does not find.
 INDEXED_CHARS = 500_000
-
-_WORD = re.compile(r"\w+", re.UNICODE)
 
 # The search schema, which the models do not describe: SQLite's FTS5 table
 # and documents.seq (migration 0006), and PostgreSQL's table.
@@ -62,8 +71,97 @@ WINDOW_PER_ROW = 20
 FEW_MATCHES = 5_000
 
 
+# SQLite's index splits text by this rule (migration 0004); PostgreSQL's
+# entries and both databases' queries take their words from it too.
+TOKENIZER = "unicode61 remove_diacritics 2"
+
+# The longest word PostgreSQL takes into a tsvector or a tsquery, in bytes
+# of UTF-8; SQLite has no limit, so a longer word (a hex dump, say) is found
+# on SQLite only.
+POSTGRES_WORD_BYTES = 2047
+
+QUERY_WORDS = 32
+
+
+class _Splitter(threading.local):
+    """
+    Empty in-memory FTS5 tables, one set per thread, that split a text into
+    words exactly as SQLite's index does: with the same tokenizer and the
+    same Unicode tables, those of the SQLite library Python links.
+
+    The rule is not written again in Python because SQLite's tables are its
+    own (an older Unicode than Python's, Greek and Cyrillic accents kept,
+    code points it does not know taken as letters): a copy made from
+    Python's ``unicodedata`` would split words differently at 3,262
+    assigned code points and fold 1,844 others differently (SQLite 3.40,
+    Unicode 14).
+    """
+
+    def __init__(self) -> None:
+        self.connection = sqlite3.connect(":memory:", isolation_level=None)
+        # Contentless and without positions: only the distinct words are
+        # read back, from the vocabulary.
+        self.connection.execute(
+            "CREATE VIRTUAL TABLE text USING fts5(body, content='', "
+            f"detail=none, columnsize=0, tokenize='{TOKENIZER}')"
+        )
+        self.connection.execute(
+            "CREATE VIRTUAL TABLE text_words USING fts5vocab(text, 'row')"
+        )
+        # With positions, for a query's words in the order typed.
+        self.connection.execute(
+            "CREATE VIRTUAL TABLE query USING fts5(body, content='', "
+            f"columnsize=0, tokenize='{TOKENIZER}')"
+        )
+        self.connection.execute(
+            "CREATE VIRTUAL TABLE query_words USING fts5vocab(query, 'instance')"
+        )
+
+    def text_words(self, body: str) -> list[str]:
+        # One string: a row per word cost a fifth more. No word holds a space.
+        joined = self._read(
+            "text",
+            body,
+            "SELECT group_concat(term, ' ') FROM text_words "
+            f"WHERE length(CAST(term AS BLOB)) <= {POSTGRES_WORD_BYTES}",
+        )
+        return joined[0][0].split(" ") if joined[0][0] else []
+
+    def query_words(self, q: str) -> list[str]:
+        rows = self._read("query", q, "SELECT term FROM query_words ORDER BY offset")
+        return [term for (term,) in rows]
+
+    def _read(self, table: str, body: str, words: str) -> list[Any]:
+        # Indexed in a transaction that is rolled back, so the tables stay
+        # empty and the next text starts from nothing.
+        self.connection.execute("BEGIN")
+        try:
+            self.connection.execute(
+                f"INSERT INTO {table} (rowid, body) VALUES (1, ?)", (body,)
+            )
+            return self.connection.execute(words).fetchall()
+        finally:
+            self.connection.execute("ROLLBACK")
+
+
+_SPLITTER = _Splitter()
+
+
+def text_words(body: str) -> list[str]:
+    """
+    The distinct words of ``body`` as SQLite's index holds them, but for
+    those longer than PostgreSQL takes: what PostgreSQL's entry holds.
+    """
+    return _SPLITTER.text_words(body)
+
+
 def query_words(q: str) -> list[str]:
-    return _WORD.findall(q)[:32]
+    """The distinct words of a query, in the order typed, at most 32."""
+    return list(dict.fromkeys(_SPLITTER.query_words(q)))[:QUERY_WORDS]
+
+
+def _fits_postgres(word: str) -> bool:
+    return len(word.encode()) <= POSTGRES_WORD_BYTES
 
 
 async def index_texts(connection: Any, texts: Sequence[tuple[str, str]]) -> None:
@@ -80,15 +178,21 @@ async def index_texts(connection: Any, texts: Sequence[tuple[str, str]]) -> None
         await connection.execute(SQLITE_INDEX, sqlite_index_parameters(texts))
         return
     await connection.execute(
-        text(
-            "INSERT INTO document_search (document_id, body) "
-            "VALUES (:id, strip(to_tsvector('simple', :body)))"
-        ),
+        POSTGRES_INDEX,
         [
-            {"id": document_id, "body": body[:INDEXED_CHARS]}
+            {"id": document_id, "words": text_words(body[:INDEXED_CHARS])}
             for document_id, body in texts
         ],
     )
+
+
+# The words go in as they are: PostgreSQL's parser (to_tsvector) would split
+# them again by its own rule. A tsvector without positions, as phrases are
+# never searched.
+POSTGRES_INDEX = text(
+    "INSERT INTO document_search (document_id, body) "
+    "VALUES (:id, array_to_tsvector(CAST(:words AS text[])))"
+)
 
 
 # Also run on its own by the job store's one-hop SQLite writer.
@@ -157,7 +261,10 @@ async def newest_matches(
     if connection.dialect.name == "sqlite":
         page = _newest_sqlite(query, words, before).limit(limit)
         return await _all(connection, page)
-    return await _newest_postgres(connection, query, " ".join(words), before, limit)
+    if not all(map(_fits_postgres, words)):
+        # No entry holds such a word.
+        return []
+    return await _newest_postgres(connection, query, words, before, limit)
 
 
 def _newest_sqlite(
@@ -199,7 +306,7 @@ def _sqlite_position(before: tuple[datetime, str]) -> Any:
 async def _newest_postgres(
     connection: AsyncConnection,
     query: Select[Any],
-    words: str,
+    words: list[str],
     before: tuple[datetime, str] | None,
     limit: int,
 ) -> Sequence[Row[Any]]:
@@ -219,7 +326,7 @@ async def _newest_postgres(
        all from the GIN index and sort them;
     3. else, walk every document in scope by date, as in 1.
     """
-    tsquery = func.plainto_tsquery(literal_column("'simple'"), words)
+    tsquery = cast(literal(_tsquery_text(words), String), TSQUERY)
     newest = query.order_by(Document.created_at.desc(), Document.id.desc())
     if before is not None:
         newest = newest.where(older_than(before))
@@ -251,6 +358,17 @@ async def _newest_postgres(
     else:
         page = newest.where(_entry_of(Document.id).op("@@")(tsquery))
     return await _all(connection, page.limit(limit))
+
+
+def _tsquery_text(words: list[str]) -> str:
+    """
+    Every word, as a quoted lexeme: taken as it is, not parsed again by
+    PostgreSQL's rule (plainto_tsquery would). SQLite's words hold neither
+    quote nor backslash, but an escape costs nothing against a tokenizer
+    option that would let one through.
+    """
+    quoted = (word.replace("\\", "\\\\").replace("'", "''") for word in words)
+    return " & ".join(f"'{word}'" for word in quoted)
 
 
 async def _all(connection: AsyncConnection, query: Select[Any]) -> Sequence[Row[Any]]:
