@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -335,6 +336,28 @@ WORDS_AS_WRITTEN = {
     "japanese": "東京都の天気。大阪は晴れ。",
     "greek": "Ελληνικά κείμενα",
 }
+
+
+async def test_a_long_text_of_chinese_words_is_stored_and_found(store: Any) -> None:
+    """
+    Its words came to more than PostgreSQL takes in an entry (1.38 MB), and
+    the refused entry failed the whole result.
+    """
+    chance = random.Random(7)
+    runs: list[str] = []
+    written = 0
+    while written < search.INDEXED_CHARS:
+        length = chance.randint(6, 16)
+        runs.append("".join(chr(chance.randint(0x4E00, 0x9FFF)) for _ in range(length)))
+        written += length + 1
+    body = "\uff0c".join(runs)  # a fullwidth comma
+    assert len("".join(set(runs)).encode()) > search.POSTGRES_ENTRY_BYTES
+
+    document_id = await indexed(store, body)
+    first_in_term_order = min(search.text_words(body))
+
+    assert (await store.get(document_id)).status == "completed"
+    assert [row.id for row in await store.list(q=first_in_term_order)] == [document_id]
 
 
 @pytest.fixture

@@ -50,13 +50,17 @@ from docmill.db.models import Document
 # PostgreSQL refuses a tsvector over 1 MiB; the first half million characters
 # stay well below that even for text of unique words in alphabetic scripts.
 # SQLite takes the same cut so both databases find the same documents.
-# TODO: not below it for Chinese or Japanese, three bytes a character and a
-# word from one punctuation mark to the next: 500,000 characters of random
-# ideographs, a comma every 6-16, make an entry of 1.38 MB (1.56 MB by
-# PostgreSQL's parser before 0012), which PostgreSQL refuses, so the
-# document's result cannot be written there. Cutting the words at the limit
-# would fix it, at the price of words PostgreSQL then does not find.
 INDEXED_CHARS = 500_000
+# Not below it for Chinese or Japanese, three bytes a character and a word
+# from one punctuation mark to the next: 500,000 characters of random
+# ideographs, a comma every 6-16, make 1.38 MB of words, and an entry
+# PostgreSQL refused failed the document's whole result. PostgreSQL's entry
+# keeps the words, in SQLite's term order, up to its limit for the words'
+# bytes (1 MiB less one), so such a text is stored and found by most of its
+# words there, by all of them on SQLite. Indexing fewer characters of such
+# texts on both databases would keep the two alike, at the price of words
+# neither finds.
+POSTGRES_ENTRY_BYTES = (1 << 20) - 1
 
 # The search schema, which the models do not describe: SQLite's FTS5 table
 # and documents.seq (migration 0006), and PostgreSQL's table.
@@ -125,7 +129,17 @@ class _Splitter(threading.local):
             "SELECT group_concat(term, ' ') FROM text_words "
             f"WHERE length(CAST(term AS BLOB)) <= {POSTGRES_WORD_BYTES}",
         )
-        return joined[0][0].split(" ") if joined[0][0] else []
+        if not joined[0][0]:
+            return []
+        words: list[str] = joined[0][0].split(" ")
+        if len(joined[0][0]) * 4 <= POSTGRES_ENTRY_BYTES:
+            return words  # however many bytes a character, the words fit
+        room = POSTGRES_ENTRY_BYTES
+        for count, word in enumerate(words):
+            room -= len(word.encode())
+            if room < 0:
+                return words[:count]
+        return words
 
     def query_words(self, q: str) -> list[str]:
         rows = self._read("query", q, "SELECT term FROM query_words ORDER BY offset")
