@@ -1164,7 +1164,9 @@ class Worker:
         while True:
             try:
                 outcome = await write()
-            except LeaseLost:
+            except (LeaseLost, asyncio.CancelledError):
+                # Lost, or cancelled by a stop past its grace: either way no
+                # longer this worker's to wait for (nor to pause claims).
                 self._unstored.discard(claim.token)
                 raise
             except Exception as exc:
