@@ -250,6 +250,14 @@ class Settings(BaseSettings):
     fetch_max_redirects: int = Field(
         5, ge=0, description="Most redirects followed when fetching a URL."
     )
+    fetch_concurrency: int = Field(
+        8,
+        ge=1,
+        description=(
+            "Submitted URLs one worker fetches at once, apart from its "
+            "extraction slots."
+        ),
+    )
     fetch_allow_networks: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description=(

@@ -13,15 +13,21 @@ this process queues a document or the poll interval passes, and makes a held
 claim give way to a more urgent document. One heartbeat task renews the
 leases of every document the worker holds and notices those it lost.
 
+A URL submission never reaches a slot as such: the claimer hands it to a
+fetch task of its own (at most ``DOCMILL_FETCH_CONCURRENCY`` at once), which
+records its start, downloads the original and attaches it; the document
+then waits for a slot as a local one, its start already counted. So a slot
+only ever reads local bytes, and a slow server holds a fetch, not a slot.
+
 A kill of the child (timeout, crash, lost lease) takes the queued documents
 with it unread: they go to a fresh child, in their order, their attempts not
 counted twice. A queued document whose claim is lost, or that stopping gives
 back, is never read: the child is stopped when it answers the one before.
 
 Shutdown (``stop``) stops claiming at once, gives back the documents claimed
-ahead, lets running extractions finish for a grace period, then kills the
-rest and releases their documents (queued ones too) so another worker takes
-them without waiting for the lease to run out.
+ahead and those being fetched, lets running extractions finish for a grace
+period, then kills the rest and releases their documents (queued ones too)
+so another worker takes them without waiting for the lease to run out.
 """
 
 from __future__ import annotations
@@ -97,13 +103,17 @@ class _GivenBack(Exception):
 
 
 class _Held:
-    """A claim this worker holds: waiting for a slot, or being read by one."""
+    """
+    A claim this worker holds: waiting for a fetch or a slot, being fetched,
+    or being read by a slot.
+    """
 
     def __init__(self, claim: Claim) -> None:
         self.claim = claim
         self.progress: dict[str, Any] = {}
         self.reported: dict[str, Any] = {}
-        # The slot's task while it reads the document; None while it waits.
+        # The fetch task or slot task working on the document; None while
+        # it waits.
         self.task: asyncio.Task[Any] | None = None
         # Whether the start is recorded (the document shows processing).
         self.started = False
@@ -172,6 +182,10 @@ class Worker:
         # Slots wait on this for a claim (or for the queue to run dry).
         self._claims_changed = asyncio.Condition()
         self._ready: collections.deque[Claim] = collections.deque()
+        # URL claims waiting for a fetch task, most urgent first, and the
+        # fetch tasks running (see _fetch_stage).
+        self._to_fetch: collections.deque[Claim] = collections.deque()
+        self._fetches: dict[asyncio.Task[None], _Held] = {}
         self._held: dict[str, _Held] = {}
         self._dry = False
         self._draining = False
@@ -254,6 +268,9 @@ class Worker:
             self._stopping.set()
             self._wakeup.set()
             await asyncio.gather(claimer, return_exceptions=True)
+            # Before the waiting claims go back: a fetch that ends now puts
+            # its document among them.
+            await asyncio.shield(self._stop_fetches())
             for task in helpers:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -278,12 +295,16 @@ class Worker:
         slots = [slot for slot in self._slots if not slot.done()]
         logger.info(
             "worker %s stopping: no new claims; %d running document(s) get %gs "
-            "to finish",
+            "to finish; %d fetch(es) given back",
             self.worker_id,
             self._busy,
             grace,
+            len(self._fetches),
             extra={"action": "worker_stopping", "worker_id": self.worker_id},
         )
+        # No grace for a fetch: no slot would take its document now, and
+        # another worker fetches it again from the start at no charge.
+        await self._stop_fetches()
         if not slots:
             return
         _done, pending = await asyncio.wait(slots, timeout=grace)
@@ -379,8 +400,16 @@ class Worker:
                     )
                 continue
             self._wakeup.clear()
-            want = per_slot * self.concurrency - len(self._ready)
-            if len(self._ready) >= low:
+            # URL claims waiting for a fetch task count as waiting claims,
+            # so a queue of URLs does not have this worker hold them all;
+            # those being fetched do not, or slots would wait on them.
+            # Known gap: a local document behind more URLs than the fetch tasks
+            # and these places take still waits for fetches to end, since
+            # a claim takes documents in queue order whatever they are; a
+            # claim of URLs apart, up to the free fetch tasks, would not.
+            waiting = len(self._ready) + len(self._to_fetch)
+            want = per_slot * self.concurrency - waiting
+            if waiting >= low:
                 if self._news or self._looked_at + self.settings.poll_seconds <= (
                     time.monotonic()
                 ):
@@ -429,10 +458,22 @@ class Worker:
         )
 
     def _hold(self, claims: Sequence[Claim]) -> None:
+        local: list[Claim] = []
+        urls: list[Claim] = []
         for claim in claims:
             self._held.setdefault(claim.token, _Held(claim))
+            (urls if claim.source_url else local).append(claim)
         # Slots take the most urgent first, as the queue would hand them out.
-        self._ready = collections.deque(sorted([*self._ready, *claims], key=claim_rank))
+        self._ready = collections.deque(sorted([*self._ready, *local], key=claim_rank))
+        if urls:
+            self._to_fetch = collections.deque(
+                sorted([*self._to_fetch, *urls], key=claim_rank)
+            )
+            self._start_fetches()
+
+    def _started(self, claim: Claim) -> bool:
+        entry = self._held.get(claim.token)
+        return entry is not None and entry.started
 
     async def _make_way(self) -> None:
         """
@@ -451,7 +492,8 @@ class Worker:
         # or retries that come due, are seen within one, as a claim is.
         self._news = False
         self._looked_at = time.monotonic()
-        waiting = list(self._ready)
+        # A fetched document has started: it is not a hold to give back.
+        waiting = [claim for claim in self._ready if not self._started(claim)]
         if not waiting:
             return
         try:
@@ -465,7 +507,9 @@ class Worker:
             return
         # Out of the slots' reach meanwhile: a slot must not start a claim
         # that the swap gives back (nor, draining, think the queue empty).
-        self._ready.clear()
+        self._ready = collections.deque(
+            claim for claim in self._ready if self._started(claim)
+        )
         self._swapping = True
         try:
             taken, given_back = await self.store.claim_ahead_of(self.worker_id, waiting)
@@ -491,7 +535,14 @@ class Worker:
             return (
                 bool(self._ready)
                 or self._stopping.is_set()
-                or (drain and self._dry and self._busy == 0 and not self._swapping)
+                or (
+                    drain
+                    and self._dry
+                    and self._busy == 0
+                    and not self._swapping
+                    and not self._fetches
+                    and not self._to_fetch
+                )
             )
 
         self._idle_slots += 1
@@ -507,11 +558,15 @@ class Worker:
         return claim
 
     async def _release_waiting(self) -> None:
-        """Give back the documents claimed ahead that no slot started."""
-        while self._ready:
-            claim = self._ready.popleft()
-            self._held.pop(claim.token, None)
-            await self._release(claim)
+        """
+        Give back the documents claimed ahead that no slot took: fetched
+        ones too, their attempt uncounted and their original kept.
+        """
+        for waiting in (self._ready, self._to_fetch):
+            while waiting:
+                claim = waiting.popleft()
+                self._held.pop(claim.token, None)
+                await self._release(claim)
 
     # -- leases --------------------------------------------------------------
 
@@ -563,12 +618,14 @@ class Worker:
             self._lost_tokens.add(token)
             entry.task.cancel()
             return
-        with contextlib.suppress(ValueError):
-            self._ready.remove(entry.claim)
+        for waiting in (self._ready, self._to_fetch):
+            with contextlib.suppress(ValueError):
+                waiting.remove(entry.claim)
         self._wakeup.set()  # the claimer may refill its place
         logger.warning(
-            "document %s dropped before it started: cancelled, deleted or taken over",
+            "document %s dropped %s: cancelled, deleted or taken over",
             entry.claim.document_id,
+            "while it waited for a slot" if entry.started else "before it started",
             extra=_fields("lease_lost", entry.claim),
         )
 
@@ -656,8 +713,7 @@ class Worker:
     def _take_ahead(self, depth: int) -> _Reading | None:
         """
         A claimed document to queue in the child behind the ``depth`` it
-        holds already, unless an idle slot needs it, or it is a URL (its
-        start and download come before its child may have it).
+        holds already, unless an idle slot needs it.
 
         A second one is taken only while each other slot could still find
         one waiting: at the end of a burst, a document queued deep in one
@@ -670,7 +726,7 @@ class Worker:
         spare = len(self._ready) - self._idle_slots
         if depth:
             spare -= self.concurrency - 1
-        if spare <= 0 or self._stopping.is_set() or self._ready[0].source_url:
+        if spare <= 0 or self._stopping.is_set():
             return None
         claim = self._ready.popleft()
         self._wakeup.set()
@@ -701,8 +757,7 @@ class Worker:
         reading.entry.task = asyncio.current_task()
         try:
             if reading.start is None:
-                if not await self._hand_over(reading, child):
-                    return None
+                await self._hand_over(reading, child)
             elif not reading.in_child(child):
                 await self._send_again(reading, child)
             await self._fill_child(child, queued)
@@ -718,7 +773,7 @@ class Worker:
         except _LocalTrouble as exc:
             await self._put_back(reading, exc)
             return None
-        except (ExtractionError, StorageError, FetchError) as exc:
+        except (ExtractionError, StorageError) as exc:
             # No longer held: a lost lease now must not cancel this slot.
             self._held.pop(reading.claim.token, None)
             await self._begin_next(queued, child)
@@ -767,31 +822,19 @@ class Worker:
         await self._begin_next(queued, child)
         return task
 
-    async def _hand_over(self, reading: _Reading, child: ExtractionChild) -> bool:
-        """
-        Start ``reading`` and send it to the (idle) child; False when it
-        ended here, its claim lost before a download.
-        """
+    async def _hand_over(self, reading: _Reading, child: ExtractionChild) -> None:
+        """Start ``reading`` and send it to the (idle) child."""
         claim = reading.claim
-        logger.info(
-            "document %s processing on %s (attempt %d)",
-            claim.document_id,
-            self.worker_id,
-            claim.attempt,
-            extra=_fields("document_claimed", claim),
-        )
+        assert claim.source_url is None, "a URL goes to the fetch stage"
+        if not reading.entry.started:
+            _log_processing(claim, self.worker_id)
         # The start is written while the child already reads: nothing this
-        # process does with the document (fetch, result, failure) happens
-        # before it has committed, so a crash of this process before then
-        # cannot have been the document's doing.
+        # process does with the document (result, failure) happens before
+        # it has committed, so a crash of this process before then cannot
+        # have been the document's doing.
         reading.taken = time.perf_counter()
         reading.start = asyncio.create_task(self._start(reading.entry))
         try:
-            if claim.source_url:
-                if not await reading.start:
-                    self._held.pop(claim.token, None)
-                    return False
-                reading.claim = await self._fetch(claim)
             if reading.source is None:
                 reading.source = await self._original(reading)
         except OSError as exc:
@@ -803,7 +846,6 @@ class Worker:
             tag=reading.claim.token,
             charset=reading.claim.charset,
         )
-        return True
 
     async def _send_again(self, reading: _Reading, child: ExtractionChild) -> None:
         """
@@ -923,29 +965,28 @@ class Worker:
             return
         if not ahead.in_child(child):
             return
-        logger.info(
-            "document %s processing on %s (attempt %d)",
-            ahead.claim.document_id,
-            self.worker_id,
-            ahead.claim.attempt,
-            extra=_fields("document_claimed", ahead.claim),
-        )
+        if not ahead.entry.started:
+            _log_processing(ahead.claim, self.worker_id)
         ahead.start = asyncio.create_task(self._start(ahead.entry))
         ahead.since = asyncio.get_running_loop().time()
         ahead.taken = time.perf_counter()
 
     async def _put_back(self, reading: _Reading, exc: _LocalTrouble) -> None:
+        """Give back a document whose original could not be had here."""
+        self._held.pop(reading.claim.token, None)
+        await asyncio.shield(reading.original.aclose())
+        if reading.start is not None:
+            await asyncio.shield(_settled(reading.start))
+        await self._give_back_local(reading.claim, exc)
+
+    async def _give_back_local(self, claim: Claim, exc: Exception) -> None:
         """
         Release a document this worker could not handle for a local reason
         (a full or failing data disk): it is not the document's fault, so
         its attempt is not counted, and claiming pauses until the data dir
         takes a write (see ``_claim_ahead``).
         """
-        claim = reading.claim
         self._held.pop(claim.token, None)
-        await asyncio.shield(reading.original.aclose())
-        if reading.start is not None:
-            await asyncio.shield(_settled(reading.start))
         if not self._local_trouble:
             self._local_trouble = True
             # Most often a full or failing data disk; an OSError of the
@@ -998,7 +1039,7 @@ class Worker:
         await self._done_with_one(self._draining)
 
     async def _fail(
-        self, reading: _Reading, exc: ExtractionError | StorageError | FetchError
+        self, reading: _Reading, exc: ExtractionError | StorageError
     ) -> None:
         """Record a failure once the start has committed; never raises."""
         claim = reading.claim
@@ -1024,6 +1065,8 @@ class Worker:
         Record the start; False if the claim was lost before it (the
         heartbeat then stops the slot's work, or the slot sees False first).
         """
+        if entry.started:
+            return True  # by the fetch stage
         try:
             entry.parser = await self.store.start(entry.claim)
         except LeaseLost:
@@ -1260,6 +1303,132 @@ class Worker:
         )
         return True
 
+    # -- fetching ------------------------------------------------------------
+
+    def _start_fetches(self) -> None:
+        """Give URL claims waiting for a fetch task one, within the bound."""
+        while (
+            self._to_fetch
+            and len(self._fetches) < self.settings.fetch_concurrency
+            and not self._stopping.is_set()
+        ):
+            claim = self._to_fetch.popleft()
+            entry = self._held.get(claim.token)
+            if entry is None:
+                continue  # lost while it waited
+            task = asyncio.create_task(self._fetch_stage(entry))
+            entry.task = task
+            self._fetches[task] = entry
+            task.add_done_callback(self._fetch_cancelled_early)
+            self._wakeup.set()  # its place among the waiting claims is free
+
+    def _fetch_cancelled_early(self, task: asyncio.Task[None]) -> None:
+        # A fetch task cancelled before its first step ran none of its own
+        # cleanup (a task that ran has left the bound already).
+        entry = self._fetches.pop(task, None)
+        if entry is None:
+            return
+        self._lost_tokens.discard(entry.claim.token)
+        self._start_fetches()
+
+    async def _stop_fetches(self) -> None:
+        """End every fetch; each gives its document back uncounted."""
+        fetches = list(self._fetches.items())
+        for task, _entry in fetches:
+            # Once: a second cancel would cut short the first's give-back
+            # (``stop`` and the end of ``run`` both come here).
+            if not task.cancelling():
+                task.cancel()
+        await asyncio.gather(
+            *(task for task, _entry in fetches), return_exceptions=True
+        )
+        for task, entry in fetches:
+            # Cancelled before it began, it could not give its claim back.
+            if not task.cancelled():
+                continue
+            if self._held.pop(entry.claim.token, None) is not None:
+                await self._release(entry.claim)
+
+    async def _fetch_stage(self, entry: _Held) -> None:
+        """
+        Start a URL submission, fetch its original and attach it, then have
+        it wait for a slot as a local document, its start counted.
+
+        The start commits before the first request, as a slot's does before
+        a result: a crash of this process during a fetch then counts
+        against the document, as it did when a slot fetched, so a URL that
+        crashes its worker every time ends as ``worker_crash``. Failures
+        are recorded as a slot records them. A lost claim cancels this task (see
+        ``_drop``) and nothing more is written; stopping cancels it too, and
+        the document goes back uncounted.
+        """
+        claim = entry.claim
+        taken = time.perf_counter()
+        _log_processing(claim, self.worker_id)
+        start = asyncio.create_task(self._start(entry))
+        try:
+            try:
+                if not await asyncio.shield(start):
+                    self._held.pop(claim.token, None)
+                    return
+                fetched = await self._fetch(claim)
+            except asyncio.CancelledError:
+                self._held.pop(claim.token, None)
+                if self._lost(claim):
+                    await asyncio.shield(_settled(start))
+                    return
+                await asyncio.shield(self._give_back_fetch(claim, start))
+                raise
+            except (ExtractionError, StorageError, FetchError) as exc:
+                self._held.pop(claim.token, None)
+                code, message, retryable = _failure(exc)
+                # Stopping must not cut the write short: the document would
+                # be left processing, to its lease.
+                await asyncio.shield(
+                    self._record_failure(claim, code, message, retryable, taken)
+                )
+                return
+            except LeaseLost:
+                self._held.pop(claim.token, None)
+                logger.warning(
+                    "document %s fetched, then dropped: cancelled, deleted or "
+                    "taken over",
+                    claim.document_id,
+                    extra=_fields("lease_lost", claim),
+                )
+                return
+            except OSError as exc:
+                await self._give_back_local(claim, exc)
+                return
+            except Exception:
+                # As in a slot: the document is left to its lease, which
+                # must then stop being renewed.
+                self._held.pop(claim.token, None)
+                logger.exception(
+                    "document %s: unexpected error; left to its lease",
+                    claim.document_id,
+                )
+                return
+            # One step, no await: a lost lease now finds it waiting.
+            entry.claim = fetched
+            entry.task = None
+            self._ready = collections.deque(
+                sorted([*self._ready, fetched], key=claim_rank)
+            )
+        finally:
+            task = asyncio.current_task()
+            assert task is not None
+            # Out of the bound before the slots look: a draining slot ends
+            # when no fetch is left.
+            self._fetches.pop(task, None)
+            self._start_fetches()
+            await self._notify_slots()
+
+    async def _give_back_fetch(self, claim: Claim, start: asyncio.Task[bool]) -> None:
+        # Whichever the start got to, the release undoes it.
+        await _settled(start)
+        await self._release(claim)
+
     async def _fetch(self, claim: Claim) -> Claim:
         """Download a URL submission's original; the claim, now naming it."""
         assert claim.source_url is not None
@@ -1357,6 +1526,16 @@ async def _settled(start: asyncio.Task[bool]) -> None:
         await start
     except Exception:
         logger.exception("could not record a document's start")
+
+
+def _log_processing(claim: Claim, worker_id: str) -> None:
+    logger.info(
+        "document %s processing on %s (attempt %d)",
+        claim.document_id,
+        worker_id,
+        claim.attempt,
+        extra=_fields("document_claimed", claim),
+    )
 
 
 def _failure(
