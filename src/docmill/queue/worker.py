@@ -1385,7 +1385,7 @@ class Worker:
                 # Stopping must not cut the write short: the document would
                 # be left processing, to its lease.
                 await asyncio.shield(
-                    self._record_failure(claim, code, message, retryable, taken)
+                    self._record_failure(claim, entry, code, message, retryable, taken)
                 )
                 return
             except LeaseLost:
