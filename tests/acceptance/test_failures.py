@@ -284,9 +284,11 @@ async def test_urgent_document_overtakes_one_claimed_ahead(
 
 
 def _deadlock() -> Exception:
-    from sqlalchemy.exc import OperationalError
+    # As SQLAlchemy's asyncpg dialect raises PostgreSQL's 40P01: a plain
+    # DBAPIError, not the OperationalError of a database out of reach.
+    from sqlalchemy.exc import DBAPIError
 
-    return OperationalError("UPDATE attempts", {}, Exception("deadlock detected"))
+    return DBAPIError("UPDATE attempts", {}, Exception("deadlock detected"))
 
 
 async def test_result_write_that_meets_a_deadlock_is_tried_again(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import sqlite3
 from http import HTTPStatus
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlalchemy.exc import OperationalError as SQLAlchemyOperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
 
-from docmill.db.errors import unavailable
+from docmill.db.errors import disk_full, unavailable, unwritable
 from docmill.exceptions import (
     SHOWN_CHARS,
     DocumentNotFound,
@@ -178,6 +179,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ConnectionError)
     @app.exception_handler(TimeoutError)
     async def _database_down(request: Request, exc: Exception) -> JSONResponse:
+        if disk_full(exc):
+            return _no_room(request, exc)
         # A database that cannot be reached is the service's trouble, not the
         # caller's: 503, never the 429 that means "you are sending too much".
         logger.warning(
@@ -199,7 +202,15 @@ def install(app: FastAPI) -> None:
         # overloaded PostgreSQL, a killed backend) comes back from asyncpg
         # as a driver error that SQLAlchemy does not class as operational.
         assert isinstance(exc, SQLAlchemyDBAPIError)
-        if unavailable(exc):
+        if unavailable(exc) or disk_full(exc):
+            return await _database_down(request, exc)
+        raise exc
+
+    @app.exception_handler(sqlite3.Error)
+    async def _sqlite_refused(request: Request, exc: Exception) -> JSONResponse:
+        # The SQLite writer's own connection (group commits, results)
+        # raises the driver's errors unwrapped.
+        if unwritable(exc):
             return await _database_down(request, exc)
         raise exc
 
@@ -219,13 +230,7 @@ def install(app: FastAPI) -> None:
             extra={"action": "storage_" + failure},
         )
         if failure == "full":
-            return problem_response(
-                request,
-                507,
-                "insufficient-storage",
-                "the server has no room to store the document; retry later",
-                {"Retry-After": str(STORAGE_RETRY_SECONDS)},
-            )
+            return _insufficient_storage(request)
         return problem_response(
             request,
             503,
@@ -255,6 +260,29 @@ def install(app: FastAPI) -> None:
         return problem_response(
             request, exc.status_code, slug, str(exc.detail), headers
         )
+
+
+def _no_room(request: Request, exc: Exception) -> JSONResponse:
+    """
+    The database's disk is full: a 507 as for a full data directory, since
+    the same request passes once an operator frees room, not in seconds.
+    """
+    logger.error(
+        "database full: %s",
+        str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__,
+        extra={"action": "database_full"},
+    )
+    return _insufficient_storage(request)
+
+
+def _insufficient_storage(request: Request) -> JSONResponse:
+    return problem_response(
+        request,
+        507,
+        "insufficient-storage",
+        "the server has no room to store the document; retry later",
+        {"Retry-After": str(STORAGE_RETRY_SECONDS)},
+    )
 
 
 _METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -73,6 +74,67 @@ def _refused_database(error: BaseException, pg: Any) -> bool:
     if severity is not None:
         return bool(severity == "FATAL")
     return "not currently accepting connections" in str(error)
+
+
+# SQLite's primary result codes that say the file cannot take a write just
+# now (busy or locked past the timeout, a failing or full disk, a file that
+# cannot be opened), not that docmill asked for something wrong.
+_SQLITE_REFUSALS = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+    }
+)
+# PostgreSQL's SQLSTATE for a full disk (class 53, insufficient resources).
+_PG_DISK_FULL = "53100"
+
+
+def disk_full(error: BaseException | None) -> bool:
+    """
+    Whether ``error``, or what it wraps, is the database out of room:
+    SQLite's ``SQLITE_FULL`` ("database or disk is full"), raised by the
+    writer's own connection or through SQLAlchemy, or PostgreSQL's
+    ``disk_full`` (53100).
+    """
+    return any(
+        _sqlite_code(cause) == sqlite3.SQLITE_FULL
+        or getattr(cause, "sqlstate", None) == _PG_DISK_FULL
+        for cause in _causes(error)
+    )
+
+
+def unwritable(error: BaseException) -> bool:
+    """
+    Whether ``error`` is the store refusing a write for a reason of its own
+    (out of room, unreachable, busy past its timeout), which passes without
+    anything changed in what was written: the write is worth repeating.
+    """
+    return (
+        unavailable(error)
+        or disk_full(error)
+        or _sqlite_code(error) in _SQLITE_REFUSALS
+    )
+
+
+def _sqlite_code(error: BaseException | None) -> int | None:
+    """The primary result code of a sqlite3 error (None for anything else)."""
+    if not isinstance(error, sqlite3.Error):
+        return None
+    code = getattr(error, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def _causes(error: BaseException | None) -> list[BaseException]:
+    """``error``, the driver error SQLAlchemy wrapped, and their causes."""
+    found: list[BaseException] = []
+    while error is not None and all(error is not seen for seen in found):
+        found.append(error)
+        orig = getattr(error, "orig", None)
+        error = orig if isinstance(orig, BaseException) else error.__cause__
+    return found
 
 
 def log_failure(logger: logging.Logger, message: str, error: BaseException) -> None:

@@ -40,12 +40,12 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 
-from docmill.db.errors import log_failure
+from docmill.db.errors import log_failure, unwritable
 from docmill.exceptions import (
     ExtractionError,
     FetchError,
@@ -67,8 +67,13 @@ from docmill.webhooks import DeliveryLoop
 
 logger = logging.getLogger(__name__)
 
-# Pauses between tries of a result write that met a transient database error.
+# Pauses between tries of a result write that met another database error
+# (a deadlock, say): a few, then the document is left to its lease.
 _STORE_RETRY_DELAYS = (0.1, 0.5, 2.0)
+# The first and the longest pause between tries of a result or failure
+# that the store refused for a reason of its own (see Worker._until_stored).
+_UNSTORED_FIRST_SECONDS = 0.5
+_UNSTORED_MOST_SECONDS = 5.0
 # Results a slot may have waiting for their write while its child reads on.
 _STORING_PER_SLOT = 2
 # Documents a slot keeps queued in its child behind the one it reads. With
@@ -86,8 +91,15 @@ _WAITING_PER_SLOT_ELSEWHERE = 2
 _LOCAL_RETRY_SECONDS = 5.0
 
 
+T = TypeVar("T")
+
+
 class _LocalTrouble(Exception):
     """This worker could not write or read a local file for a document."""
+
+
+class _GivenBack(Exception):
+    """A result that waited for the store was dropped, its document released."""
 
 
 class _Held:
@@ -179,6 +191,9 @@ class Worker:
         self._draining = False
         # Set while the data dir refuses writes: no claims until it takes one.
         self._local_trouble = False
+        # Claim tokens of documents whose result or failure the store
+        # refused (full, unreachable): no claims while there are any.
+        self._unstored: set[str] = set()
         self._swapping = False
         self._slots: list[asyncio.Task[None]] = []
         self._busy = 0
@@ -351,6 +366,12 @@ class Worker:
         interval = min(self.settings.lease_seconds / 2, 5.0)
         while True:
             await asyncio.sleep(interval)
+            if self._unstored:
+                # A lease of its own may have run out in an outage of the
+                # database; the store back, this worker renews it and stores
+                # the result rather than take it from itself and count the
+                # attempt. Other workers' recovery still can (design.md).
+                continue
             try:
                 await self.store.reclaim_expired()
             except Exception as exc:
@@ -384,6 +405,13 @@ class Worker:
         while not self._stopping.is_set():
             if self._local_trouble:
                 await self._until_writable()
+                continue
+            if self._unstored:
+                # What it claimed now would wait for the store as well.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(
+                        self._stopping.wait(), self.settings.poll_seconds
+                    )
                 continue
             self._wakeup.clear()
             # URL claims waiting for a fetch task count as waiting claims,
@@ -1040,7 +1068,7 @@ class Worker:
             if await reading.start:
                 code, message, retryable = _failure(exc)
                 await self._record_failure(
-                    claim, code, message, retryable, reading.taken
+                    claim, reading.entry, code, message, retryable, reading.taken
                 )
         except Exception:
             # One document's trouble (a database error while its failure
@@ -1114,7 +1142,7 @@ class Worker:
             self._held.pop(claim.token, None)
             observe_extraction(payload["mime_type"], time.perf_counter() - started)
             try:
-                parser = await self._complete(claim, payload)
+                parser = await self._complete(claim, entry, payload)
             except LeaseLost:
                 logger.warning(
                     "document %s result discarded: lease lost before it was stored",
@@ -1122,8 +1150,19 @@ class Worker:
                     extra=_fields("lease_lost", claim),
                 )
                 return
+            except _GivenBack:
+                return
             except UnstorableResult as exc:
-                await self._record_failure(claim, exc.code, exc.message, False, started)
+                await self._record_failure(
+                    claim, entry, exc.code, exc.message, False, started
+                )
+                return
+            except Exception:
+                logger.exception(
+                    "document %s: its result could not be stored; left to its lease",
+                    claim.document_id,
+                    extra=_fields("result_not_stored", claim),
+                )
                 return
             logger.info(
                 "document %s completed on %s in %.0f ms",
@@ -1144,35 +1183,129 @@ class Worker:
         finally:
             await self._done_with_one(self._draining)
 
-    async def _complete(self, claim: Claim, payload: dict[str, Any]) -> Any:
-        """
-        Store the result, trying again after a transient database error.
-
-        PostgreSQL can end the transaction as a deadlock victim (a cancel or
-        a lease reclaim locks ``attempts`` before ``documents``, a completion
-        the other way round), and a connection can drop. The write is fenced
-        by the claim token, so repeating it is safe: if the first try did
-        commit, the repeat finds no claim and says LeaseLost.
-        """
+    async def _complete(
+        self, claim: Claim, entry: _Held, payload: dict[str, Any]
+    ) -> Any:
+        """Store the result (see ``_until_stored``)."""
         field = _unencodable_field(payload)
         if field is not None:
             # Either database refuses it (SQLite's JSON columns took it
             # escaped, and every read of it then failed): no retry, and no
             # lease expiry, can store it.
             raise UnstorableResult(claim.document_id, field)
-        for delay in _STORE_RETRY_DELAYS:
+        return await self._until_stored(
+            claim, entry, lambda: self.store.complete(claim, payload), "result"
+        )
+
+    async def _until_stored(
+        self,
+        claim: Claim,
+        entry: _Held,
+        write: Callable[[], Awaitable[T]],
+        what: str,
+    ) -> T:
+        """
+        Run ``write``, a document's result or failure, until it commits.
+
+        The store refusing it for a reason of its own (a full disk, a
+        database that cannot be reached) is not the document's doing: the
+        document is held again, so the heartbeat renews its lease, and the
+        write is tried again with backoff for as long as the claim is ours,
+        claiming paused meanwhile. A stop gives it back uncounted
+        (``_GivenBack``); a lost claim raises LeaseLost, nothing written.
+
+        Another database error is tried again a few times: PostgreSQL can
+        end the transaction as a deadlock victim (a cancel or a lease
+        reclaim locks ``attempts`` before ``documents``, a completion the
+        other way round). Each write is fenced by the claim token, so
+        repeating it is safe: if a try did commit, the next finds no claim
+        and says LeaseLost.
+        """
+        retried = 0
+        pause = _UNSTORED_FIRST_SECONDS
+        while True:
             try:
-                return await self.store.complete(claim, payload)
-            except DBAPIError as exc:
+                outcome = await write()
+            except (LeaseLost, asyncio.CancelledError):
+                # Lost, or cancelled by a stop past its grace: either way no
+                # longer this worker's to wait for (nor to pause claims).
+                self._unstored.discard(claim.token)
+                raise
+            except Exception as exc:
+                if unwritable(exc):
+                    await self._wait_for_store(claim, entry, exc, what, pause)
+                    pause = min(pause * 2, _UNSTORED_MOST_SECONDS)
+                    continue
+                if not isinstance(exc, DBAPIError) or retried == len(
+                    _STORE_RETRY_DELAYS
+                ):
+                    self._unstored.discard(claim.token)
+                    raise
+                delay = _STORE_RETRY_DELAYS[retried]
+                retried += 1
                 logger.warning(
-                    "document %s result not stored (%s); trying again in %.1f s",
+                    "document %s %s not stored (%s); trying again in %.1f s",
                     claim.document_id,
+                    what,
                     type(exc.orig or exc).__name__,
                     delay,
                     extra=_fields("store_retry", claim),
                 )
                 await asyncio.sleep(delay)
-        return await self.store.complete(claim, payload)
+                continue
+            self._stored(claim)
+            return outcome
+
+    async def _wait_for_store(
+        self, claim: Claim, entry: _Held, exc: Exception, what: str, pause: float
+    ) -> None:
+        """
+        Hold a document whose ``what`` the store refused for ``pause``
+        seconds, its lease renewed; give it back if the worker stops.
+        """
+        if claim.token not in self._unstored:
+            self._unstored.add(claim.token)
+            logger.error(
+                "document %s: its %s could not be stored (%s: %s); it is kept, "
+                "its lease renewed, and tried again until the store takes it; "
+                "worker %s claims nothing meanwhile",
+                claim.document_id,
+                what,
+                type(exc).__name__,
+                str(exc).splitlines()[0][:200] if str(exc) else "",
+                self.worker_id,
+                extra=_fields("result_unstored", claim),
+            )
+        self._held[claim.token] = entry
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), pause)
+        except asyncio.CancelledError:
+            self._held.pop(claim.token, None)
+            self._unstored.discard(claim.token)
+            if self._lost(claim):
+                raise LeaseLost(claim.document_id) from None
+            await asyncio.shield(self._release(claim, f"its {what} not stored"))
+            raise
+        if self._held.pop(claim.token, None) is None or not self._stopping.is_set():
+            return
+        # Stopping: the result would be lost with the process anyway; given
+        # back, the document is read again elsewhere, its attempt uncounted.
+        self._unstored.discard(claim.token)
+        await self._release(claim, f"at shutdown, its {what} not stored")
+        raise _GivenBack(claim.document_id)
+
+    def _stored(self, claim: Claim) -> None:
+        """A write for ``claim`` committed: claiming resumes if it waited."""
+        if claim.token not in self._unstored:
+            return
+        self._unstored.discard(claim.token)
+        if not self._unstored:
+            logger.info(
+                "worker %s: the store takes writes again; claiming resumes",
+                self.worker_id,
+                extra={"action": "store_recovered", "worker_id": self.worker_id},
+            )
 
     def _lost(self, claim: Claim) -> bool:
         """Whether the heartbeat cancelled this claim's work for a lost lease."""
@@ -1271,7 +1404,7 @@ class Worker:
                 # Stopping must not cut the write short: the document would
                 # be left processing, to its lease.
                 await asyncio.shield(
-                    self._record_failure(claim, code, message, retryable, taken)
+                    self._record_failure(claim, entry, code, message, retryable, taken)
                 )
                 return
             except LeaseLost:
@@ -1344,17 +1477,30 @@ class Worker:
         )
 
     async def _record_failure(
-        self, claim: Claim, code: str, message: str, retryable: bool, started: float
+        self,
+        claim: Claim,
+        entry: _Held,
+        code: str,
+        message: str,
+        retryable: bool,
+        started: float,
     ) -> None:
         elapsed_ms = (time.perf_counter() - started) * 1000
         try:
-            outcome = await self.store.fail(claim, code, message, retryable)
+            outcome = await self._until_stored(
+                claim,
+                entry,
+                lambda: self.store.fail(claim, code, message, retryable),
+                "failure",
+            )
         except LeaseLost:
             logger.warning(
                 "document %s failure discarded: lease lost",
                 claim.document_id,
                 extra=_fields("lease_lost", claim),
             )
+            return
+        except _GivenBack:
             return
         if outcome.final:
             # A file that is corrupt, empty, encrypted or too large is the
