@@ -276,6 +276,43 @@ async def test_a_fetched_document_is_next_for_a_slot(
     assert len(waiting) > 1
 
 
+async def test_stopping_waits_for_a_failed_fetch_to_be_recorded(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    A stop that came while a fetch's failure was being written left the
+    write running on its own: the store closed under it (the document stayed
+    processing, to its lease) and its error surfaced in no one's hands.
+    """
+    changed = settings.model_copy(update=SLOW_FETCH)
+    writing = asyncio.Event()
+
+    async def slow_fail(*args: Any, **kwargs: Any) -> Any:
+        writing.set()
+        await asyncio.sleep(0.5)
+        return await real_fail(*args, **kwargs)
+
+    routes = {"/gone": lambda h: h.answer(404, b"not here")}
+    with local_server(routes) as server:
+        async with opened(changed) as services:
+            real_fail = services.store.fail
+            monkeypatch.setattr(services.store, "fail", slow_fail)
+            document_id = await services.store.create(
+                NewDocument("url", "", 0, "", source_url=server.url("/gone"))
+            )
+            async with running(services, changed) as worker:
+                worker.wake()
+                await asyncio.wait_for(writing.wait(), 30)
+                await worker.stop(0)
+                row = await services.store.get(document_id)
+
+    assert (row.status, row.attempts, row.error_code) == (
+        "failed",
+        1,
+        "fetch_failed",
+    )
+
+
 @asynccontextmanager
 async def opened(settings: Settings) -> AsyncIterator[Any]:
     """The store and storage of ``settings``, on an upgraded database."""

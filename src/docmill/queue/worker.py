@@ -1402,10 +1402,18 @@ class Worker:
                 self._held.pop(claim.token, None)
                 code, message, retryable = _failure(exc)
                 # Stopping must not cut the write short: the document would
-                # be left processing, to its lease.
-                await asyncio.shield(
+                # be left processing, to its lease. Nor may it go on alone:
+                # stopping waits for this task, then closes the store, which
+                # the write would meet closed, its error read by no one.
+                recording = asyncio.create_task(
                     self._record_failure(claim, entry, code, message, retryable, taken)
                 )
+                try:
+                    await asyncio.shield(recording)
+                except asyncio.CancelledError:
+                    with contextlib.suppress(Exception):
+                        await recording
+                    raise
                 return
             except LeaseLost:
                 self._held.pop(claim.token, None)
