@@ -11,22 +11,21 @@ import asyncio
 import io
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from docmill.api.app import build_services, create_app
+from docmill.api.app import build_services
 from docmill.db.migrate import upgrade
 from docmill.queue import worker as worker_module
 from docmill.queue.store import GroupCommit, JobStore, NewDocument
 from docmill.queue.worker import Worker
 from docmill.settings import Settings
 from docmill.storage import put_bytes
-from tests.support import wait_final
+from tests.support import app_client, wait_final
 
 pytestmark = pytest.mark.anyio
 
@@ -91,15 +90,8 @@ def client_with(
     monkeypatch.setattr(worker_module, "_UNSTORED_FIRST_SECONDS", 0.05, raising=False)
     monkeypatch.setattr(worker_module, "_UNSTORED_MOST_SECONDS", 0.2, raising=False)
 
-    @asynccontextmanager
-    async def make(**overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(settings.model_copy(update=overrides))
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(
-                transport=transport, base_url="http://docmill.test"
-            ) as client:
-                yield client
+    def make(**overrides: Any) -> Any:
+        return app_client(settings.model_copy(update=overrides))
 
     return make
 
