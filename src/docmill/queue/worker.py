@@ -479,8 +479,7 @@ class Worker:
             (urls if claim.source_url else local).append(claim)
         # Slots take the most urgent first, as the queue would hand them out,
         # but a fetched document first of all (see the end of _fetch_stage).
-        fetched = [claim for claim in self._ready if self._started(claim)]
-        waiting = [claim for claim in self._ready if not self._started(claim)]
+        fetched, waiting = self._fetched_and_waiting()
         self._ready = collections.deque(
             [*fetched, *sorted([*waiting, *local], key=claim_rank)]
         )
@@ -493,6 +492,17 @@ class Worker:
     def _started(self, claim: Claim) -> bool:
         entry = self._held.get(claim.token)
         return entry is not None and entry.started
+
+    def _fetched_and_waiting(self) -> tuple[list[Claim], list[Claim]]:
+        """
+        The claims waiting for a slot, in their order: those the fetch stage
+        started, which stay first, and the others, which are still holds.
+        """
+        fetched: list[Claim] = []
+        waiting: list[Claim] = []
+        for claim in self._ready:
+            (fetched if self._started(claim) else waiting).append(claim)
+        return fetched, waiting
 
     async def _make_way(self) -> None:
         """
@@ -512,7 +522,7 @@ class Worker:
         self._news = False
         self._looked_at = time.monotonic()
         # A fetched document has started: it is not a hold to give back.
-        waiting = [claim for claim in self._ready if not self._started(claim)]
+        _fetched, waiting = self._fetched_and_waiting()
         if not waiting:
             return
         try:
@@ -526,9 +536,8 @@ class Worker:
             return
         # Out of the slots' reach meanwhile: a slot must not start a claim
         # that the swap gives back (nor, draining, think the queue empty).
-        self._ready = collections.deque(
-            claim for claim in self._ready if self._started(claim)
-        )
+        fetched, _waiting = self._fetched_and_waiting()
+        self._ready = collections.deque(fetched)
         self._swapping = True
         try:
             taken, given_back = await self.store.claim_ahead_of(self.worker_id, waiting)
@@ -1443,10 +1452,8 @@ class Worker:
             # attempt counts from the start written above, so each moment
             # it waits is one in which this worker's death would charge it
             # a crash (reclaim cannot tell it was never read).
-            place = 0
-            while place < len(self._ready) and self._started(self._ready[place]):
-                place += 1
-            self._ready.insert(place, fetched)
+            ahead, waiting = self._fetched_and_waiting()
+            self._ready = collections.deque([*ahead, fetched, *waiting])
         finally:
             task = asyncio.current_task()
             assert task is not None
