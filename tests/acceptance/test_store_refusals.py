@@ -87,8 +87,8 @@ class Refusing:
 def client_with(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> Callable[..., Any]:
-    monkeypatch.setattr(worker_module, "_UNSTORED_FIRST_SECONDS", 0.05, raising=False)
-    monkeypatch.setattr(worker_module, "_UNSTORED_MOST_SECONDS", 0.2, raising=False)
+    monkeypatch.setattr(worker_module, "_UNSTORED_FIRST_SECONDS", 0.05)
+    monkeypatch.setattr(worker_module, "_UNSTORED_MOST_SECONDS", 0.2)
 
     def make(**overrides: Any) -> Any:
         return app_client(settings.model_copy(update=overrides))
@@ -195,7 +195,7 @@ async def test_failure_refused_by_the_store_is_recorded_as_itself(
 async def test_stopping_gives_back_a_document_whose_result_waits_uncounted(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(worker_module, "_UNSTORED_FIRST_SECONDS", 0.05, raising=False)
+    monkeypatch.setattr(worker_module, "_UNSTORED_FIRST_SECONDS", 0.05)
     refusing = Refusing(monkeypatch, "complete", _disk_full(settings))
     services = build_services(settings)
     await upgrade(services.engine)
